@@ -1,0 +1,84 @@
+import { z } from "zod";
+import { AdminUserPatch, Jwks, LoginBody, RefreshBody, RegisterBody, RegisterReply, TokenPair, User } from "./auth.ts";
+import { AdminGrantBody, CreditPackage, Credits, LedgerEntry, RateDecision, PurchaseReply } from "./billing.ts";
+import { Caller, Pagination, Tier, Uuid, page } from "./common.ts";
+import { CreateUploadBody, DownloadUrl, FileObject, ListFilesQuery, UploadTicket } from "./files.ts";
+import { ServiceHealth } from "./health.ts";
+import { CancelReply, CreateJobBody, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
+
+const method = <Req extends z.ZodType, Res extends z.ZodType>(req: Req, res: Res) => ({ req, res });
+const Empty = z.object({});
+const health = method(Empty, ServiceHealth);
+
+/**
+ * Every internal request/reply method, by service. Subject: `svc.<service>.<method>`.
+ * Both sides parse with these schemas: the caller its reply, the service its request.
+ */
+export const rpc = {
+  auth: {
+    health,
+    register: method(RegisterBody, RegisterReply),
+    login: method(LoginBody, TokenPair),
+    refresh: method(RefreshBody, TokenPair),
+    logout: method(z.object({ refresh_token: z.string().optional() }), z.object({ revoked: z.number().int() })),
+    me: method(Empty, User),
+    jwks: method(Empty, Jwks),
+    listUsers: method(Pagination, page(User)),
+    updateUser: method(AdminUserPatch.extend({ user_id: Uuid }), User),
+    stats: method(Empty, z.object({ total_users: z.number().int(), users_today: z.number().int() })),
+  },
+  billing: {
+    health,
+    openAccount: method(z.object({ user_id: Uuid, credits: z.number().int().nonnegative() }), z.object({ credits: z.number().int() })),
+    balance: method(z.object({ user_id: Uuid, tier: Tier }), Credits),
+    ledger: method(Pagination.extend({ user_id: Uuid }), page(LedgerEntry)),
+    reserve: method(z.object({ user_id: Uuid, job_id: Uuid, amount: z.number().int().nonnegative() }), z.object({ balance: z.number().int() })),
+    capture: method(z.object({ job_id: Uuid }), z.object({ state: z.enum(["captured", "released", "none"]) })),
+    release: method(z.object({ job_id: Uuid }), z.object({ state: z.enum(["captured", "released", "none"]), refunded: z.number().int() })),
+    rate: method(z.object({ user_id: Uuid, tier: Tier, bucket: z.string() }), RateDecision),
+    purchase: method(z.object({ user_id: Uuid, package: CreditPackage, payment_method: z.string() }), PurchaseReply),
+    grant: method(AdminGrantBody.extend({ user_id: Uuid }), z.object({ credits: z.number().int() })),
+  },
+  storage: {
+    health,
+    createUpload: method(CreateUploadBody.extend({ max_bytes: z.number().int() }), UploadTicket),
+    confirmUpload: method(z.object({ file_id: Uuid }), FileObject),
+    createIngest: method(
+      z.object({ filename: z.string(), content_type: z.string(), project_id: Uuid.optional(), max_bytes: z.number().int() }),
+      z.object({ file_id: Uuid, ingest_url: z.string() }),
+    ),
+    getFile: method(z.object({ file_id: Uuid }), FileObject),
+    listFiles: method(ListFilesQuery, page(FileObject)),
+    downloadUrl: method(z.object({ file_id: Uuid }), DownloadUrl),
+    deleteFile: method(z.object({ file_id: Uuid }), z.object({ deleted: z.literal(true) })),
+    stats: method(Empty, z.object({ total_files: z.number().int(), total_bytes: z.number().int() })),
+  },
+  job: {
+    health,
+    create: method(z.object({ body: CreateJobBody, idempotency_key: IdempotencyKey.optional() }), z.object({ job: Job, created: z.boolean() })),
+    get: method(z.object({ job_id: Uuid }), Job),
+    list: method(ListJobsQuery, page(Job)),
+    cancel: method(z.object({ job_id: Uuid }), CancelReply),
+    estimate: method(CreateJobBody.pick({ type: true, input: true }), Estimate),
+    stats: method(
+      Empty,
+      z.object({ active_jobs: z.number().int(), completed_jobs_today: z.number().int(), average_processing_time_minutes: z.number().nullable() }),
+    ),
+  },
+} as const;
+
+export type Rpc = typeof rpc;
+export type RpcService = keyof Rpc;
+export type RpcMethod<S extends RpcService> = keyof Rpc[S] & string;
+export type RpcReq<S extends RpcService, M extends RpcMethod<S>> = Rpc[S][M] extends { req: infer R extends z.ZodType } ? z.input<R> : never;
+export type RpcReqParsed<S extends RpcService, M extends RpcMethod<S>> = Rpc[S][M] extends { req: infer R extends z.ZodType } ? z.output<R> : never;
+export type RpcRes<S extends RpcService, M extends RpcMethod<S>> = Rpc[S][M] extends { res: infer R extends z.ZodType } ? z.output<R> : never;
+
+/** The envelope every internal request travels in. */
+export const RpcRequest = z.object({ request_id: z.string(), caller: Caller.nullable(), body: z.unknown() });
+export type RpcRequest = z.infer<typeof RpcRequest>;
+export const RpcReply = z.union([
+  z.object({ ok: z.literal(true), data: z.unknown() }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }) }),
+]);
+export type RpcReply = z.infer<typeof RpcReply>;

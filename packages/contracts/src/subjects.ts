@@ -1,0 +1,19 @@
+/** NATS subject names: one place, dotted lower case. */
+export const subjects = {
+  rpc: (service: string, method: string) => `svc.${service}.${method}`,
+  jobRun: (queue: string, type: string) => `jobs.run.${queue}.${type}`,
+  jobRunQueue: (queue: string) => `jobs.run.${queue}.>`,
+  jobEvents: (jobId: string) => `jobs.events.${jobId}`,
+  jobEventsAll: "jobs.events.>",
+  jobCancel: (jobId: string) => `jobs.cancel.${jobId}`,
+  jobCancelAll: "jobs.cancel.>",
+} as const;
+
+export const streams = {
+  jobs: { name: "JOBS", subjects: ["jobs.run.>"] },
+  jobEvents: { name: "JOB_EVENTS", subjects: ["jobs.events.>"] },
+} as const;
+
+export const serviceNames = ["auth", "job", "storage", "billing"] as const;
+export type ServiceName = (typeof serviceNames)[number];
+export const workerNames = ["worker-image", "worker-video", "worker-audio"] as const;

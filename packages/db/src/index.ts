@@ -1,0 +1,38 @@
+import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import { migrate } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+import { fileURLToPath } from "node:url";
+
+export type Db = PostgresJsDatabase<Record<string, never>>;
+
+export interface DbHandle {
+  db: Db;
+  sql: postgres.Sql;
+  close: () => Promise<void>;
+}
+
+/** One pool per process; `max` stays small because every service holds its own. */
+export function createDb(url: string, opts: { max?: number } = {}): DbHandle {
+  const sql = postgres(url, { max: opts.max ?? 10, onnotice: () => {} });
+  const db = drizzle(sql);
+  return { db, sql, close: () => sql.end({ timeout: 5 }) };
+}
+
+export const migrationsFolder = fileURLToPath(new URL("../drizzle", import.meta.url));
+
+/**
+ * Applies the committed SQL migrations; a no-op when they are applied already.
+ * An advisory lock lets every service call it at start without racing the others.
+ */
+export async function runMigrations(url: string): Promise<void> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql`select pg_advisory_lock(727274)`;
+    await migrate(drizzle(sql), { migrationsFolder, migrationsSchema: "public" });
+    await sql`select pg_advisory_unlock(727274)`;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+export { sql as sqlTag, eq, and, or, desc, asc, inArray, count, isNull, gt, lt } from "drizzle-orm";

@@ -1,0 +1,32 @@
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runMigrations } from "./index.ts";
+import { createTestDatabase } from "./testing.ts";
+
+describe("migrations", () => {
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  beforeAll(async () => {
+    db = await createTestDatabase("migrate");
+  });
+  afterAll(async () => db.drop());
+
+  it("apply to an empty database, creating one schema per service", async () => {
+    await runMigrations(db.url);
+    const sql = postgres(db.url, { max: 1 });
+    const schemas = await sql`select schema_name from information_schema.schemata where schema_name in ('auth','billing','jobs','storage') order by 1`;
+    const tables = await sql`select table_schema || '.' || table_name as t from information_schema.tables where table_schema in ('auth','billing','jobs','storage') order by 1`;
+    await sql.end();
+    expect(schemas.map((r) => r.schema_name)).toEqual(["auth", "billing", "jobs", "storage"]);
+    expect(tables.map((r) => r.t)).toEqual(expect.arrayContaining(["auth.users", "billing.ledger", "jobs.jobs", "storage.files"]));
+  });
+
+  it("re-apply as a no-op, also when several services migrate at once", async () => {
+    const sql = postgres(db.url, { max: 1 });
+    const before = await sql`select count(*)::int as n from public.__drizzle_migrations`;
+    await Promise.all([runMigrations(db.url), runMigrations(db.url), runMigrations(db.url)]);
+    const after = await sql`select count(*)::int as n from public.__drizzle_migrations`;
+    await sql.end();
+    expect(after[0]!.n).toBe(before[0]!.n);
+    expect(after[0]!.n).toBeGreaterThan(0);
+  });
+});

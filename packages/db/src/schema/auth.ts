@@ -1,0 +1,38 @@
+import { index, jsonb, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
+
+export const auth = pgSchema("auth");
+
+export const users = auth.table("users", {
+  id: uuid("id").primaryKey(),
+  email: text("email").notNull().unique(),
+  passwordHash: text("password_hash").notNull(),
+  fullName: text("full_name").notNull(),
+  role: text("role", { enum: ["user", "admin"] }).notNull().default("user"),
+  tier: text("tier", { enum: ["free", "pro", "enterprise"] }).notNull().default("free"),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  lastLogin: timestamp("last_login", { withTimezone: true }),
+});
+
+/** Refresh tokens are stored hashed; a family is one login's chain of rotations. */
+export const refreshTokens = auth.table(
+  "refresh_tokens",
+  {
+    id: uuid("id").primaryKey(),
+    userId: uuid("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    familyId: uuid("family_id").notNull(),
+    tokenHash: text("token_hash").notNull().unique(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    usedAt: timestamp("used_at", { withTimezone: true }),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [index("refresh_tokens_family_idx").on(t.familyId), index("refresh_tokens_user_idx").on(t.userId)],
+);
+
+/** Ed25519 signing keys; the newest signs, all published keys verify. */
+export const signingKeys = auth.table("signing_keys", {
+  kid: text("kid").primaryKey(),
+  privateJwk: jsonb("private_jwk").notNull(),
+  publicJwk: jsonb("public_jwk").notNull(),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+});

@@ -1,0 +1,39 @@
+import { index, integer, jsonb, pgSchema, real, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+
+export const jobsSchema = pgSchema("jobs");
+
+export const jobs = jobsSchema.table(
+  "jobs",
+  {
+    id: uuid("id").primaryKey(),
+    userId: uuid("user_id").notNull(),
+    projectId: uuid("project_id"),
+    type: text("type").notNull(),
+    queue: text("queue").notNull(),
+    status: text("status", { enum: ["queued", "running", "succeeded", "failed", "canceled"] }).notNull(),
+    progress: real("progress").notNull().default(0),
+    stage: text("stage"),
+    stages: jsonb("stages").$type<{ name: string; status: string }[]>().notNull(),
+    input: jsonb("input").$type<Record<string, unknown>>().notNull(),
+    result: jsonb("result").$type<Record<string, unknown>>(),
+    error: jsonb("error").$type<{ code: string; message: string }>(),
+    credits: integer("credits").notNull(),
+    creditState: text("credit_state", { enum: ["reserved", "captured", "released"] }).notNull().default("reserved"),
+    attempts: integer("attempts").notNull().default(0),
+    /** How many times Postgres handed the job to the broker; part of the dedup id. */
+    dispatchCount: integer("dispatch_count").notNull().default(0),
+    dispatchedAt: timestamp("dispatched_at", { withTimezone: true }),
+    lastEventSeq: integer("last_event_seq").notNull().default(0),
+    idempotencyKey: text("idempotency_key"),
+    requestHash: text("request_hash"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    startedAt: timestamp("started_at", { withTimezone: true }),
+    completedAt: timestamp("completed_at", { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex("jobs_user_idempotency_uq").on(t.userId, t.idempotencyKey),
+    index("jobs_user_created_idx").on(t.userId, t.createdAt),
+    index("jobs_status_idx").on(t.status, t.dispatchedAt),
+  ],
+);

@@ -1,0 +1,23 @@
+import { bigint, index, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
+
+export const storage = pgSchema("storage");
+
+export const files = storage.table(
+  "files",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id").notNull(),
+    projectId: uuid("project_id"),
+    jobId: uuid("job_id"),
+    folder: text("folder", { enum: ["input", "output"] }).notNull(),
+    filename: text("filename").notNull(),
+    contentType: text("content_type").notNull(),
+    declaredSize: bigint("declared_size", { mode: "number" }),
+    size: bigint("size", { mode: "number" }).notNull().default(0),
+    status: text("status", { enum: ["pending", "ready", "rejected"] }).notNull().default("pending"),
+    storageKey: text("storage_key").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    confirmedAt: timestamp("confirmed_at", { withTimezone: true }),
+  },
+  (t) => [index("files_owner_idx").on(t.ownerId, t.folder, t.createdAt)],
+);

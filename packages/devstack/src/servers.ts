@@ -1,0 +1,104 @@
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import postgres from "postgres";
+import { portOpen, waitFor } from "./wait.ts";
+
+export interface Server {
+  url: string;
+  stop: () => Promise<void>;
+}
+
+const isRoot = () => process.getuid?.() === 0;
+
+/** Runs a command as the `postgres` user when we are root (Postgres refuses to run as root). */
+function asPostgres(cmd: string, args: string[]): [string, string[]] {
+  return isRoot() ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args];
+}
+
+function chownTree(dir: string) {
+  if (isRoot()) execFileSync("chown", ["-R", "postgres:postgres", dir]);
+}
+
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM", graceMs = 10_000): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", () => (clearTimeout(t), resolve()));
+    child.kill(signal);
+  });
+}
+
+/**
+ * A Postgres server of our own in `dataDir` (initialised on first use, kept after),
+ * listening on 127.0.0.1:`port`, with trust auth for the local `postgres` user.
+ */
+export async function startPostgres(opts: { pgBin: string; dataDir: string; port: number; database: string; fast?: boolean; log?: (l: string) => void }): Promise<Server> {
+  const { pgBin, dataDir, port } = opts;
+  const socketDir = join(dataDir, "..", `pg-socket-${port}`);
+  mkdirSync(socketDir, { recursive: true });
+  chownTree(socketDir);
+  if (!existsSync(join(dataDir, "PG_VERSION"))) {
+    mkdirSync(dataDir, { recursive: true });
+    chownTree(dataDir);
+    const [cmd, args] = asPostgres(join(pgBin, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"]);
+    execFileSync(cmd, args, { stdio: "ignore" });
+  }
+  const settings = ["-p", String(port), "-k", socketDir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"];
+  if (opts.fast) settings.push("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off");
+  const [cmd, args] = asPostgres(join(pgBin, "postgres"), ["-D", dataDir, ...settings]);
+  const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
+  const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  await waitFor(
+    "postgres",
+    async () => {
+      if (child.exitCode !== null) throw new Error(`postgres exited: ${stderr}`);
+      const sql = postgres(adminUrl, { max: 1, connect_timeout: 2, onnotice: () => {} });
+      try {
+        await sql`select 1`;
+        return true;
+      } finally {
+        await sql.end();
+      }
+    },
+    30_000,
+    200,
+  );
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  const [exists] = await sql`select 1 from pg_database where datname = ${opts.database}`;
+  if (!exists) await sql.unsafe(`create database ${opts.database}`);
+  await sql.end();
+  return { url: `postgres://postgres@127.0.0.1:${port}/${opts.database}`, stop: () => stopChild(child, "SIGINT") };
+}
+
+/** `nats-server -js` with its store in `storeDir`. */
+export async function startNats(opts: { storeDir: string; port: number }): Promise<Server> {
+  mkdirSync(opts.storeDir, { recursive: true });
+  const child = spawn("nats-server", ["-js", "-sd", opts.storeDir, "-a", "127.0.0.1", "-p", String(opts.port)], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
+  await waitFor("nats-server", async () => {
+    if (child.exitCode !== null) throw new Error(`nats-server exited: ${stderr}`);
+    return portOpen(opts.port);
+  });
+  return { url: `nats://127.0.0.1:${opts.port}`, stop: () => stopChild(child) };
+}
+
+/** s3rver, an S3-compatible server, for the storage driver's tests. */
+export async function startS3rver(opts: { dir: string; port: number; bucket: string }): Promise<Server & { bucket: string }> {
+  mkdirSync(opts.dir, { recursive: true });
+  const { default: S3rver } = (await import("s3rver" as string)) as { default: new (o: object) => { run(): Promise<unknown>; close(): Promise<void> } };
+  const corsConfig = `<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod><AllowedMethod>PUT</AllowedMethod><AllowedHeader>*</AllowedHeader></CORSRule></CORSConfiguration>`;
+  const server = new S3rver({
+    port: opts.port,
+    address: "127.0.0.1",
+    directory: opts.dir,
+    silent: true,
+    configureBuckets: [{ name: opts.bucket, configs: [corsConfig] }],
+  });
+  await server.run();
+  writeFileSync(join(opts.dir, ".cutroom"), "s3rver data\n");
+  return { url: `http://127.0.0.1:${opts.port}`, bucket: opts.bucket, stop: () => server.close() };
+}

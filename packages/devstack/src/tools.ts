@@ -1,0 +1,38 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+
+const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+
+/** Finds Postgres server binaries: $PG_BIN, else the newest /usr/lib/postgresql/<v>/bin. */
+export function findPgBin(): string | undefined {
+  if (process.env.PG_BIN && existsSync(`${process.env.PG_BIN}/postgres`)) return process.env.PG_BIN;
+  const root = "/usr/lib/postgresql";
+  if (!existsSync(root)) return undefined;
+  const versions = readdirSync(root)
+    .filter((v) => existsSync(`${root}/${v}/bin/postgres`))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions[0] ? `${root}/${versions[0]}/bin` : undefined;
+}
+
+/**
+ * Makes sure nats-server, ffmpeg/ffprobe and Postgres are present, installing the missing
+ * ones from Debian's packages when we are root; otherwise fails saying what to install.
+ */
+export function ensureTools(log: (line: string) => void = console.log): { pgBin: string } {
+  const missing: string[] = [];
+  if (!has("nats-server")) missing.push("nats-server");
+  if (!has("ffmpeg") || !has("ffprobe")) missing.push("ffmpeg");
+  if (!findPgBin()) missing.push("postgresql");
+  if (missing.length > 0) {
+    const isRoot = process.getuid?.() === 0;
+    if (!isRoot || !has("apt-get")) {
+      throw new Error(`missing tools: ${missing.join(", ")}. Install them (Debian: apt-get install -y ${missing.join(" ")}) and run again.`);
+    }
+    log(`installing ${missing.join(", ")} from Debian packages…`);
+    execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
+    execFileSync("apt-get", ["install", "-y", "-qq", ...missing], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  }
+  const pgBin = findPgBin();
+  if (!pgBin) throw new Error("Postgres server binaries not found; set PG_BIN to the folder holding `postgres` and `initdb`");
+  return { pgBin };
+}

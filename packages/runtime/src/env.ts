@@ -1,0 +1,26 @@
+import { z } from "zod";
+
+/** Variables every process reads. Defaults serve the embedded stack that `npm start` brings up. */
+export const BaseEnv = z.object({
+  /** NATS server; the embedded stack runs `nats-server -js` here. */
+  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /** pino level: trace, debug, info, warn, error, fatal, silent. */
+  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** How long a caller waits for another service before answering 503. */
+  RPC_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+});
+
+export const DbEnv = z.object({
+  /** The one Postgres database; each service keeps to its own schema in it. */
+  DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:55432/cutroom"),
+});
+
+/** Parses the environment once at start; exits naming each bad variable. */
+export function loadEnv<S extends z.ZodObject>(schema: S, source: NodeJS.ProcessEnv = process.env): z.output<S> {
+  const parsed = schema.safeParse(source);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) {
+    console.error(`config: ${issue.path.join(".")}: ${issue.message}`);
+  }
+  process.exit(1);
+}

@@ -1,0 +1,6 @@
+export * from "./env.ts";
+export * from "./logger.ts";
+export * from "./nats.ts";
+export * from "./rpc.ts";
+export * from "./health.ts";
+export * from "./shutdown.ts";

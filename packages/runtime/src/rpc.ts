@@ -1,0 +1,128 @@
+import { randomUUID } from "node:crypto";
+import {
+  AppError,
+  RpcReply,
+  RpcRequest,
+  errorStatus,
+  rpc,
+  subjects,
+  zodDetails,
+  type Caller,
+  type ErrorCode,
+  type RpcMethod,
+  type RpcReq,
+  type RpcReqParsed,
+  type RpcRes,
+  type RpcService,
+} from "@cutroom/contracts";
+import type { NatsConnection, Msg } from "@nats-io/transport-node";
+import type { z } from "zod";
+import type { Logger } from "./logger.ts";
+
+export interface RpcContext {
+  requestId: string;
+  /** The end user on whose behalf the call is made; null for system calls. */
+  caller: Caller | null;
+  log: Logger;
+}
+
+export type RpcHandlers<S extends RpcService> = {
+  [M in RpcMethod<S>]: (body: RpcReqParsed<S, M>, ctx: RpcContext) => Promise<RpcRes<S, M>>;
+};
+
+export interface RpcServer {
+  /** Stops taking requests and waits for the ones in flight. */
+  drain: () => Promise<void>;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Answers `svc.<service>.<method>` in a queue group, so replicas share the load.
+ * Parses each request with its contract; errors go back as codes, never as stack traces.
+ */
+export function serveRpc<S extends RpcService>(nc: NatsConnection, service: S, handlers: RpcHandlers<S>, log: Logger): RpcServer {
+  const sub = nc.subscribe(subjects.rpc(service, "*"), { queue: `svc.${service}` });
+  const inflight = new Set<Promise<void>>();
+  const methods = rpc[service] as Record<string, { req: z.ZodType; res: z.ZodType }>;
+
+  const handle = async (msg: Msg) => {
+    const method = msg.subject.slice(`svc.${service}.`.length);
+    let requestId = "unknown";
+    let reply: RpcReply;
+    try {
+      const envelope = RpcRequest.parse(msg.json());
+      requestId = envelope.request_id;
+      const contract = methods[method];
+      const handler = (handlers as Record<string, (b: unknown, c: RpcContext) => Promise<unknown>>)[method];
+      if (!contract || !handler) throw new AppError("NOT_FOUND", `unknown method ${service}.${method}`);
+      const body = contract.req.safeParse(envelope.body);
+      if (!body.success) throw new AppError("INVALID_INPUT", "request failed validation", zodDetails(body.error));
+      const ctx: RpcContext = { requestId, caller: envelope.caller, log: log.child({ request_id: requestId, rpc: method }) };
+      reply = { ok: true, data: await handler(body.data, ctx) };
+    } catch (err) {
+      if (err instanceof AppError) {
+        reply = { ok: false, error: { code: err.code, message: err.message, details: err.details } };
+      } else {
+        log.error({ err, request_id: requestId, rpc: method }, "rpc handler failed");
+        reply = { ok: false, error: { code: "INTERNAL", message: "internal error" } };
+      }
+    }
+    if (msg.reply) msg.respond(encoder.encode(JSON.stringify(reply)));
+  };
+
+  (async () => {
+    for await (const msg of sub) {
+      const p = handle(msg).finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+  })().catch((err) => log.error({ err }, "rpc subscription ended"));
+
+  return {
+    drain: async () => {
+      await sub.drain();
+      await Promise.allSettled([...inflight]);
+    },
+  };
+}
+
+export interface CallContext {
+  requestId?: string;
+  caller?: Caller | null;
+}
+
+export interface RpcClient {
+  call<S extends RpcService, M extends RpcMethod<S>>(service: S, method: M, body: RpcReq<S, M>, ctx?: CallContext): Promise<RpcRes<S, M>>;
+}
+
+/**
+ * Calls another service. A service that is down answers 503 at once (no responders)
+ * or after `timeoutMs`, never a hang.
+ */
+export function createRpcClient(nc: NatsConnection, opts: { timeoutMs: number }): RpcClient {
+  return {
+    async call(service, method, body, ctx = {}) {
+      const envelope: RpcRequest = { request_id: ctx.requestId ?? randomUUID(), caller: ctx.caller ?? null, body };
+      let raw: Msg;
+      try {
+        raw = await nc.request(subjects.rpc(service, method), encoder.encode(JSON.stringify(envelope)), { timeout: opts.timeoutMs });
+      } catch (err) {
+        throw new AppError("SERVICE_UNAVAILABLE", `${service} service is unavailable`, { service, reason: errorName(err) });
+      }
+      const reply = RpcReply.parse(raw.json());
+      if (!reply.ok) {
+        const code = (reply.error.code in errorStatus ? reply.error.code : "INTERNAL") as ErrorCode;
+        throw new AppError(code, reply.error.message, reply.error.details);
+      }
+      const contract = (rpc[service] as Record<string, { res: z.ZodType }>)[method]!;
+      return contract.res.parse(reply.data) as never;
+    },
+  };
+}
+
+function errorName(err: unknown): string {
+  const e = err as { name?: string; code?: string; message?: string };
+  if (/no responders/i.test(e?.message ?? "") || e?.code === "503") return "no_responders";
+  if (/timeout/i.test(e?.message ?? "") || e?.name === "TimeoutError") return "timeout";
+  return e?.name ?? "error";
+}

@@ -1,0 +1,30 @@
+import type { Logger } from "./logger.ts";
+
+/**
+ * On SIGTERM or SIGINT: run the closers in order (stop taking work, finish what is in
+ * flight, close connections), then exit. A second signal, or the deadline, exits at once.
+ */
+export function onShutdown(log: Logger, closers: Array<() => Promise<unknown>>, deadlineMs = 15_000): void {
+  let closing = false;
+  const close = async (signal: string) => {
+    if (closing) process.exit(1);
+    closing = true;
+    log.info({ signal }, "shutting down");
+    const timer = setTimeout(() => {
+      log.error("shutdown deadline passed, exiting");
+      process.exit(1);
+    }, deadlineMs);
+    timer.unref();
+    for (const closer of closers) {
+      try {
+        await closer();
+      } catch (err) {
+        log.error({ err }, "error while shutting down");
+      }
+    }
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void close("SIGTERM"));
+  process.once("SIGINT", () => void close("SIGINT"));
+}

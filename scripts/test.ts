@@ -1,0 +1,38 @@
+// `npm test`: starts throwaway Postgres, nats-server -js and s3rver, runs every test, stops them.
+import { spawn } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { ensureTools, freePort, startNats, startPostgres, startS3rver } from "@cutroom/devstack";
+
+const root = join(import.meta.dirname, "..");
+const runDir = join(root, ".data", `test-${process.pid}`);
+mkdirSync(runDir, { recursive: true });
+
+const { pgBin } = ensureTools();
+const [pgPort, natsPort, s3Port] = [await freePort(), await freePort(), await freePort()];
+const [pg, nats, s3] = await Promise.all([
+  startPostgres({ pgBin, dataDir: join(runDir, "pg"), port: pgPort, database: "cutroom", fast: true }),
+  startNats({ storeDir: join(runDir, "nats"), port: natsPort }),
+  startS3rver({ dir: join(runDir, "s3"), port: s3Port, bucket: "cutroom-test" }),
+]);
+
+const env = {
+  ...process.env,
+  DATABASE_URL: pg.url,
+  NATS_URL: nats.url,
+  S3_ENDPOINT: s3.url,
+  S3_BUCKET: s3.bucket,
+  S3_REGION: "us-east-1",
+  S3_ACCESS_KEY_ID: "S3RVER",
+  S3_SECRET_ACCESS_KEY: "S3RVER",
+  CUTROOM_TEST_DIR: runDir,
+  LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+};
+
+const vitest = join(root, "node_modules", ".bin", "vitest");
+const child = spawn(vitest, ["run", ...process.argv.slice(2)], { cwd: root, env, stdio: "inherit" });
+const code: number = await new Promise((resolve) => child.once("exit", (c, sig) => resolve(c ?? (sig ? 1 : 0))));
+
+await Promise.allSettled([pg.stop(), nats.stop(), s3.stop()]);
+if (code === 0 && !process.env.CUTROOM_KEEP_TEST_DATA) rmSync(runDir, { recursive: true, force: true });
+process.exit(code);
