@@ -1,0 +1,89 @@
+import { randomUUID } from "node:crypto";
+import { createRpcClient, serveRpc, type RpcClient } from "@cutroom/runtime";
+import { createMigratedDb, silentLogger, startTestNats } from "@cutroom/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createBillingHandlers } from "./app.ts";
+
+describe("billing over NATS on a real Postgres", () => {
+  let db: Awaited<ReturnType<typeof createMigratedDb>>;
+  let nats: Awaited<ReturnType<typeof startTestNats>>;
+  let billing: RpcClient;
+
+  beforeAll(async () => {
+    db = await createMigratedDb("billing");
+    nats = await startTestNats();
+    const nc = await nats.connect();
+    serveRpc(nc, "billing", createBillingHandlers({ db: db.db }), silentLogger());
+    billing = createRpcClient(await nats.connect(), { timeoutMs: 2000 });
+  });
+  afterAll(async () => {
+    await nats?.stop();
+    await db?.close();
+  });
+
+  const newAccount = async (credits = 100) => {
+    const user_id = randomUUID();
+    await billing.call("billing", "openAccount", { user_id, credits });
+    return user_id;
+  };
+  const balance = (user_id: string) => billing.call("billing", "balance", { user_id, tier: "free" });
+
+  it("opens an account once, with its sign-up grant on the ledger", async () => {
+    const user = await newAccount(100);
+    await billing.call("billing", "openAccount", { user_id: user, credits: 100 });
+    expect((await balance(user)).credits).toBe(100);
+    const ledger = await billing.call("billing", "ledger", { user_id: user, limit: 20, offset: 0 });
+    expect(ledger.data.map((e) => [e.kind, e.amount])).toEqual([["grant", 100]]);
+  });
+
+  it("reserves once per job, then captures exactly once even when told twice", async () => {
+    const user = await newAccount(100);
+    const job = randomUUID();
+    await billing.call("billing", "reserve", { user_id: user, job_id: job, amount: 30 });
+    await billing.call("billing", "reserve", { user_id: user, job_id: job, amount: 30 });
+    expect(await balance(user)).toMatchObject({ credits: 70, reserved: 30 });
+    const results = await Promise.all([1, 2, 3].map(() => billing.call("billing", "capture", { job_id: job })));
+    expect(results.every((r) => r.state === "captured")).toBe(true);
+    expect(await balance(user)).toMatchObject({ credits: 70, reserved: 0 });
+    // A release after the capture refunds nothing.
+    expect(await billing.call("billing", "release", { job_id: job })).toEqual({ state: "captured", refunded: 0 });
+    expect((await balance(user)).credits).toBe(70);
+  });
+
+  it("releases a reservation once, however many concurrent releases arrive", async () => {
+    const user = await newAccount(50);
+    const job = randomUUID();
+    await billing.call("billing", "reserve", { user_id: user, job_id: job, amount: 40 });
+    const results = await Promise.all([1, 2, 3, 4].map(() => billing.call("billing", "release", { job_id: job })));
+    expect(results.map((r) => r.refunded).sort()).toEqual([0, 0, 0, 40]);
+    expect(await balance(user)).toMatchObject({ credits: 50, reserved: 0 });
+  });
+
+  it("refuses a reservation larger than the balance with INSUFFICIENT_CREDITS, and never overdraws under concurrency", async () => {
+    const user = await newAccount(100);
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 8 }, () => billing.call("billing", "reserve", { user_id: user, job_id: randomUUID(), amount: 30 })),
+    );
+    expect(attempts.filter((a) => a.status === "fulfilled")).toHaveLength(3);
+    const refused = attempts.find((a) => a.status === "rejected") as PromiseRejectedResult;
+    expect(refused.reason).toMatchObject({ code: "INSUFFICIENT_CREDITS", status: 402 });
+    expect(await balance(user)).toMatchObject({ credits: 10, reserved: 90 });
+  });
+
+  it("counts job creations per minute and refuses past the tier's limit", async () => {
+    const user = randomUUID();
+    const decisions = [];
+    for (let i = 0; i < 11; i++) decisions.push(await billing.call("billing", "rate", { user_id: user, tier: "free", bucket: "jobs.create" }));
+    expect(decisions[0]).toMatchObject({ allowed: true, limit: 10, remaining: 9 });
+    expect(decisions[9]).toMatchObject({ allowed: true, remaining: 0 });
+    expect(decisions[10]).toMatchObject({ allowed: false, remaining: 0 });
+    expect(decisions[10]!.reset).toBeGreaterThan(Date.now() / 1000);
+  });
+
+  it("answers a malformed request with INVALID_INPUT and field details", async () => {
+    await expect(billing.call("billing", "reserve", { user_id: "nope", job_id: randomUUID(), amount: -1 } as never)).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      details: { fields: expect.arrayContaining([expect.objectContaining({ path: "user_id" })]) },
+    });
+  });
+});

@@ -1,0 +1,15 @@
+import { createDb, runMigrations } from "@cutroom/db";
+import { connectNats, createLogger, onShutdown, serveRpc } from "@cutroom/runtime";
+import { createBillingHandlers } from "./app.ts";
+import { readEnv } from "./env.ts";
+
+const env = readEnv();
+const log = createLogger("billing-service", env.LOG_LEVEL);
+
+await runMigrations(env.DATABASE_URL);
+const { db, close: closeDb } = createDb(env.DATABASE_URL);
+const nc = await connectNats(env.NATS_URL, "billing-service", log);
+const server = serveRpc(nc, "billing", createBillingHandlers({ db }), log);
+
+onShutdown(log, [server.drain, () => nc.drain(), closeDb]);
+log.info("ready");
