@@ -64,3 +64,16 @@ export const JobDispatch = z.object({
   dispatch: z.number().int().describe("how many times Postgres has handed this job to the broker"),
 });
 export type JobDispatch = z.infer<typeof JobDispatch>;
+
+/**
+ * job-service's answer to a worker that received a dispatch. `run: false` means ack and
+ * drop the message (the job is finished, canceled, or another worker holds a live lease).
+ */
+export const ClaimReply = z.object({
+  run: z.boolean(),
+  reason: z.string().optional(),
+  job: z
+    .object({ id: Uuid, user_id: Uuid, type: z.string(), input: z.record(z.string(), z.unknown()), attempt: z.number().int() })
+    .optional(),
+});
+export type ClaimReply = z.infer<typeof ClaimReply>;

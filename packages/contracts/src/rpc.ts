@@ -4,7 +4,7 @@ import { AdminGrantBody, CreditPackage, Credits, LedgerEntry, RateDecision, Purc
 import { Caller, Pagination, Tier, Uuid, page } from "./common.ts";
 import { CreateUploadBody, DownloadUrl, FileObject, ListFilesQuery, UploadTicket } from "./files.ts";
 import { ServiceHealth } from "./health.ts";
-import { CancelReply, CreateJobBody, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
+import { CancelReply, ClaimReply, CreateJobBody, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
 
 const method = <Req extends z.ZodType, Res extends z.ZodType>(req: Req, res: Res) => ({ req, res });
 const Empty = z.object({});
@@ -52,6 +52,13 @@ export const rpc = {
     downloadUrl: method(z.object({ file_id: Uuid }), DownloadUrl),
     deleteFile: method(z.object({ file_id: Uuid }), z.object({ deleted: z.literal(true) })),
     stats: method(Empty, z.object({ total_files: z.number().int(), total_bytes: z.number().int() })),
+    // Worker-facing (system calls, caller null): bytes move only through short-lived signed URLs.
+    inputUrl: method(
+      z.object({ owner_id: Uuid, file_id: Uuid }),
+      z.object({ url: z.string(), expires_at: z.string(), filename: z.string(), content_type: z.string(), size: z.number().int() }),
+    ),
+    createOutput: method(z.object({ owner_id: Uuid, job_id: Uuid, filename: z.string(), content_type: z.string() }), UploadTicket),
+    confirmOutput: method(z.object({ owner_id: Uuid, file_id: Uuid }), FileObject),
   },
   job: {
     health,
@@ -60,6 +67,8 @@ export const rpc = {
     list: method(ListJobsQuery, page(Job)),
     cancel: method(z.object({ job_id: Uuid }), CancelReply),
     estimate: method(CreateJobBody.pick({ type: true, input: true }), Estimate),
+    // Worker-facing: the gate every delivery passes before work starts (see ClaimReply).
+    claim: method(z.object({ job_id: Uuid, dispatch: z.number().int(), worker: z.string() }), ClaimReply),
     stats: method(
       Empty,
       z.object({ active_jobs: z.number().int(), completed_jobs_today: z.number().int(), average_processing_time_minutes: z.number().nullable() }),

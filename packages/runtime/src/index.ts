@@ -4,3 +4,4 @@ export * from "./nats.ts";
 export * from "./rpc.ts";
 export * from "./health.ts";
 export * from "./shutdown.ts";
+export * from "./job-events.ts";

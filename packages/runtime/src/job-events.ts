@@ -1,0 +1,79 @@
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { JobEvent, streams, subjects, type JobEventInput } from "@cutroom/contracts";
+import type { NatsConnection } from "@nats-io/transport-node";
+
+const WRONG_LAST_SEQUENCE = 10071;
+
+export interface JobEventPublisher {
+  /** Publishes the next event of a job, with its per-job `seq`; resolves once JetStream stored it. */
+  publish: (jobId: string, event: JobEventInput) => Promise<JobEvent>;
+}
+
+/**
+ * Every publisher of a job's events (job-service, any worker, a redelivered worker) shares one
+ * gap-free `seq`: each publish says which stream sequence it expects last on the job's subject,
+ * and on a mismatch re-reads the last stored event and tries again. The broker is the arbiter.
+ */
+export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
+  const js: JetStreamClient = jetstream(nc);
+  let jsm: JetStreamManager | undefined;
+  const last = new Map<string, { streamSeq: number; seq: number }>();
+
+  const readLast = async (jobId: string) => {
+    jsm ??= await jetstreamManager(nc);
+    const stored = await jsm.streams.getMessage(streams.jobEvents.name, { last_by_subj: subjects.jobEvents(jobId) }).catch((err) => {
+      if (/no message found|not found/i.test((err as Error).message)) return null;
+      throw err;
+    });
+    const state = stored ? { streamSeq: stored.seq, seq: JobEvent.parse(stored.json()).seq } : { streamSeq: 0, seq: 0 };
+    last.set(jobId, state);
+    return state;
+  };
+
+  // Publishes of one job from this process go one at a time; other processes are arbitrated by the broker.
+  const queues = new Map<string, Promise<unknown>>();
+  const publishOne = async (jobId: string, input: JobEventInput): Promise<JobEvent> => {
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const prev = last.get(jobId) ?? (await readLast(jobId));
+        const event = JobEvent.parse({ ...input, job_id: jobId, seq: prev.seq + 1, timestamp: new Date().toISOString() });
+        try {
+          const ack = await js.publish(subjects.jobEvents(jobId), JSON.stringify(event), { expect: { lastSubjectSequence: prev.streamSeq } });
+          last.set(jobId, { streamSeq: ack.seq, seq: event.seq });
+          if (event.type === "result" || event.type === "error") last.delete(jobId);
+          return event;
+        } catch (err) {
+          const code = (err as { api_error?: { err_code?: number }; code?: number }).api_error?.err_code;
+          if (code !== WRONG_LAST_SEQUENCE && !/wrong last sequence/i.test((err as Error).message)) throw err;
+          await readLast(jobId);
+        }
+      }
+      throw new Error(`could not publish an event for job ${jobId}: too much contention`);
+  };
+
+  return {
+    publish(jobId, input) {
+      const next = (queues.get(jobId) ?? Promise.resolve()).catch(() => {}).then(() => publishOne(jobId, input));
+      queues.set(jobId, next);
+      void next.finally(() => queues.get(jobId) === next && queues.delete(jobId)).catch(() => {});
+      return next;
+    },
+  };
+}
+
+/** Reads the stored events of one job with `seq` greater than `since`, oldest first. */
+export async function readJobEvents(nc: NatsConnection, jobId: string, since = 0): Promise<JobEvent[]> {
+  const jsm = await jetstreamManager(nc);
+  const subject = subjects.jobEvents(jobId);
+  const info = await jsm.streams.info(streams.jobEvents.name, { subjects_filter: subject });
+  const count = info.state.subjects?.[subject] ?? 0;
+  if (count === 0) return [];
+  const consumer = await jetstream(nc).consumers.get(streams.jobEvents.name, { filter_subjects: subject });
+  const events: JobEvent[] = [];
+  const batch = await consumer.fetch({ max_messages: count, expires: 2000 });
+  for await (const m of batch) {
+    const e = JobEvent.parse(m.json());
+    if (e.seq > since) events.push(e);
+    if (m.info.pending === 0) break;
+  }
+  return events;
+}
