@@ -1,0 +1,67 @@
+import formbody from "@fastify/formbody";
+import multipart from "@fastify/multipart";
+import websocket from "@fastify/websocket";
+import type { Logger, NatsConnection, RpcClient } from "@cutroom/runtime";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import { randomUUID } from "node:crypto";
+import { authPlugin, type TokenVerifier } from "./plugins/auth.ts";
+import { errorsPlugin } from "./plugins/errors.ts";
+import { metricsPlugin } from "./plugins/metrics.ts";
+import { openapiPlugin } from "./plugins/openapi.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { authRoutes } from "./routes/auth.ts";
+import { billingRoutes } from "./routes/billing.ts";
+import { fileRoutes } from "./routes/files.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { jobRoutes } from "./routes/jobs.ts";
+import { storageProxy } from "./routes/storage-proxy.ts";
+
+export interface GatewayDeps {
+  rpc: RpcClient;
+  nc: NatsConnection;
+  verifier: TokenVerifier;
+  log: Logger;
+  storageUrl: string;
+  bodyLimit?: number;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The public HTTP surface: plugins (errors, auth, docs, metrics), then the routes under /api/v1. */
+export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: deps.bodyLimit ?? 1024 * 1024,
+    requestIdLogLabel: "request_id",
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    disableRequestLogging: false,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  await app.register(errorsPlugin);
+  await app.register(metricsPlugin);
+  await app.register(openapiPlugin);
+  await app.register(formbody);
+  await app.register(multipart);
+  await app.register(websocket);
+  await app.register(authPlugin, { verifier: deps.verifier });
+
+  await app.register(healthRoutes, deps);
+  await app.register(storageProxy, { target: deps.storageUrl });
+  await app.register(
+    async (api) => {
+      await api.register(authRoutes, deps);
+      await api.register(fileRoutes, deps);
+      await api.register(jobRoutes, deps);
+      await api.register(billingRoutes, deps);
+      await api.register(adminRoutes, deps);
+    },
+    { prefix: "/api/v1" },
+  );
+  return app;
+}

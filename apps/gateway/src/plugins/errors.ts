@@ -1,0 +1,65 @@
+import { AppError, zodDetails, type ErrorEnvelope } from "@cutroom/contracts";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import { z } from "zod";
+
+export function envelope(err: AppError, requestId: string): ErrorEnvelope {
+  return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}), request_id: requestId } };
+}
+
+export function sendError(reply: FastifyReply, err: AppError) {
+  return reply.code(err.status).type("application/json").send(envelope(err, reply.request.id));
+}
+
+/** Maps Fastify's own errors (parsing, limits, validation) onto our codes. */
+function toAppError(err: FastifyError, req: FastifyRequest): AppError | undefined {
+  if (err instanceof AppError) return err;
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = err.validationContext ?? "body";
+    const fields = err.validation.map((v) => ({
+      path: [where, ...String(v.instancePath ?? "").split("/").filter(Boolean)].join("."),
+      message: v.message ?? "invalid",
+      code: (v.params as { issue?: { code?: string } })?.issue?.code ?? v.keyword,
+    }));
+    return new AppError("INVALID_INPUT", `request ${where} failed validation`, { fields });
+  }
+  if (err instanceof z.ZodError) return new AppError("INVALID_INPUT", "request failed validation", zodDetails(err));
+  switch (err.code) {
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return new AppError("UNSUPPORTED_MEDIA_TYPE", `content type ${req.headers["content-type"] ?? "(none)"} is not accepted here`);
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+    case "FST_REQ_FILE_TOO_LARGE":
+    case "FST_FILES_LIMIT":
+      return new AppError("PAYLOAD_TOO_LARGE", err.message);
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_INVALID_MULTIPART_CONTENT_TYPE":
+    case "FST_ERR_VALIDATION":
+      return new AppError("BAD_REQUEST", err.message);
+  }
+  if (err instanceof SyntaxError || (err.statusCode === 400 && !err.code?.startsWith("FST_ERR_RESPONSE"))) {
+    return new AppError("BAD_REQUEST", err.message);
+  }
+  if (err.statusCode === 413) return new AppError("PAYLOAD_TOO_LARGE", err.message);
+  if (err.statusCode === 415) return new AppError("UNSUPPORTED_MEDIA_TYPE", err.message);
+  if (err.statusCode === 404) return new AppError("NOT_FOUND", err.message);
+  return undefined;
+}
+
+/** One envelope for every error, the request id echoed in `x-request-id`. */
+export const errorsPlugin = fp(async (app: FastifyInstance) => {
+  app.addHook("onSend", async (req, reply) => {
+    reply.header("x-request-id", req.id);
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, new AppError("NOT_FOUND", `no route for ${req.method} ${req.url.split("?")[0]}`)));
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const known = toAppError(err, req);
+    if (known) {
+      if (known.status >= 500) req.log.warn({ err: known }, "request failed");
+      return sendError(reply, known);
+    }
+    req.log.error({ err }, "unexpected error");
+    return sendError(reply, new AppError("INTERNAL", "internal error"));
+  });
+});

@@ -1,0 +1,73 @@
+import { AppError, CancelReply, CreateJobBody, Estimate, IdempotencyKey, Job, JobTypeName, ListJobsQuery, Uuid, describeJobType, jobTypes, page } from "@cutroom/contracts";
+import type { RpcClient } from "@cutroom/runtime";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { callCtx } from "../context.ts";
+
+const IdParams = z.object({ id: Uuid });
+const jobTypeList = (Object.keys(jobTypes) as JobTypeName[]).map(describeJobType);
+
+export async function jobRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient }) {
+  const app = base.withTypeProvider<ZodTypeProvider>();
+  const tags = ["jobs"];
+
+  app.get(
+    "/job-types",
+    { schema: { tags, description: "Every job type: its input JSON Schema, stages, presets and cost model." } },
+    async () => ({ data: jobTypeList }),
+  );
+
+  app.post(
+    "/jobs",
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        description: "Enqueue a job. Send an Idempotency-Key header to make retries safe. Limited per tier per minute (X-RateLimit-* headers).",
+        headers: z.object({ "idempotency-key": IdempotencyKey.optional() }),
+        body: CreateJobBody,
+        response: { 202: Job },
+      },
+    },
+    async (req, reply) => {
+      const caller = req.caller!;
+      const rate = await rpc.call("billing", "rate", { user_id: caller.user_id, tier: caller.tier, bucket: "jobs.create" }, callCtx(req));
+      setRateHeaders(reply, rate);
+      if (!rate.allowed) {
+        reply.header("retry-after", Math.max(1, rate.reset - Math.floor(Date.now() / 1000)));
+        throw new AppError("RATE_LIMITED", `the ${caller.tier} tier allows ${rate.limit} new jobs per minute`, { limit: rate.limit, reset: rate.reset });
+      }
+      const { job, created } = await rpc.call("job", "create", { body: req.body, idempotency_key: req.headers["idempotency-key"] }, callCtx(req));
+      if (!created) reply.header("idempotent-replayed", "true");
+      reply.code(202);
+      return job;
+    },
+  );
+
+  app.post(
+    "/jobs/estimate",
+    { onRequest: app.authenticate, schema: { tags, body: CreateJobBody.pick({ type: true, input: true }), response: { 200: Estimate } } },
+    async (req) => rpc.call("job", "estimate", req.body, callCtx(req)),
+  );
+
+  app.get("/jobs", { onRequest: app.authenticate, schema: { tags, querystring: ListJobsQuery, response: { 200: page(Job) } } }, async (req) =>
+    rpc.call("job", "list", req.query, callCtx(req)),
+  );
+
+  app.get("/jobs/:id", { onRequest: app.authenticate, schema: { tags, params: IdParams, response: { 200: Job } } }, async (req) =>
+    rpc.call("job", "get", { job_id: req.params.id }, callCtx(req)),
+  );
+
+  app.post(
+    "/jobs/:id/cancel",
+    { onRequest: app.authenticate, schema: { tags, description: "Cancel a queued or running job; its reserved credits come back.", params: IdParams, response: { 200: CancelReply } } },
+    async (req) => rpc.call("job", "cancel", { job_id: req.params.id }, callCtx(req)),
+  );
+}
+
+function setRateHeaders(reply: FastifyReply, rate: { limit: number; remaining: number; reset: number }) {
+  reply.header("x-ratelimit-limit", rate.limit);
+  reply.header("x-ratelimit-remaining", rate.remaining);
+  reply.header("x-ratelimit-reset", rate.reset);
+}
