@@ -1,0 +1,206 @@
+// fluent-ffmpeg is archived upstream: every ffmpeg/ffprobe call in Cutroom goes through this
+// module, so it can be replaced (e.g. by a plain child_process.spawn) without touching workers.
+import ffmpeg from "fluent-ffmpeg";
+import type { FfmpegCommand } from "fluent-ffmpeg";
+
+export type { FfmpegCommand };
+
+export interface RunOptions {
+  /** Aborting kills ffmpeg with SIGKILL and rejects with an AbortError. */
+  signal?: AbortSignal;
+  /** Percent done, 0–100, never decreasing; 100 once ffmpeg exits cleanly. */
+  onProgress?: (percent: number) => void;
+  /** Length of the output in seconds: ffmpeg reports how far it got as a time, not a percent. */
+  durationSec?: number;
+}
+
+export class FfmpegError extends Error {
+  override name = "FfmpegError";
+  constructor(
+    message: string,
+    readonly stderr: string,
+  ) {
+    super(message);
+  }
+}
+
+const abortError = () => new DOMException("ffmpeg was aborted", "AbortError");
+export const isAbortError = (err: unknown) => err instanceof Error && err.name === "AbortError";
+
+const progressLine = /^\s*(frame|size)=/;
+const LOG_LINES_KEPT = 400;
+
+/** Runs one ffmpeg command built on a fresh FfmpegCommand; resolves with its log (stderr). */
+export function runFfmpeg(build: (cmd: FfmpegCommand) => unknown, opts: RunOptions = {}): Promise<{ stderr: string }> {
+  const { signal, onProgress, durationSec } = opts;
+  if (signal?.aborted) return Promise.reject(abortError());
+
+  const cmd = ffmpeg();
+  build(cmd);
+  const log: string[] = [];
+  let reported = 0;
+  const report = (percent: number) => {
+    const p = Math.round(Math.min(100, Math.max(0, percent)) * 10) / 10;
+    if (p <= reported) return;
+    reported = p;
+    onProgress?.(p);
+  };
+
+  return new Promise((resolve, reject) => {
+    const kill = () => cmd.kill("SIGKILL");
+    const cleanup = () => signal?.removeEventListener("abort", kill);
+    signal?.addEventListener("abort", kill, { once: true });
+
+    cmd.on("start", () => {
+      if (signal?.aborted) kill();
+    });
+    cmd.on("stderr", (line: string) => {
+      if (!progressLine.test(line)) {
+        log.push(line);
+        if (log.length > LOG_LINES_KEPT) log.shift();
+        return;
+      }
+      const t = /time=(-?\d+):(\d+):(\d+(?:\.\d+)?)/.exec(line);
+      if (t && durationSec && durationSec > 0) {
+        const seconds = Number(t[1]) * 3600 + Number(t[2]) * 60 + Number(t[3]);
+        report((seconds / durationSec) * 100);
+      }
+    });
+    cmd.on("end", () => {
+      cleanup();
+      report(100);
+      resolve({ stderr: log.join("\n") });
+    });
+    cmd.on("error", (err: Error) => {
+      cleanup();
+      if (signal?.aborted) return reject(abortError());
+      const tail = log.slice(-12).join("\n");
+      reject(new FfmpegError(`${err.message.split("\n")[0]}\n${tail}`, log.join("\n")));
+    });
+    cmd.run();
+  });
+}
+
+export interface MediaStream {
+  type: "video" | "audio" | "subtitle" | "data" | "attachment" | "unknown";
+  codec: string | null;
+  width: number | null;
+  height: number | null;
+  fps: number | null;
+  sample_rate: number | null;
+  channels: number | null;
+}
+
+export interface ProbeResult {
+  /** Seconds, or null when the container does not say. */
+  duration: number | null;
+  format: string;
+  streams: MediaStream[];
+}
+
+const num = (v: unknown): number | null => {
+  const n = Number(v);
+  return v === undefined || v === null || v === "N/A" || !Number.isFinite(n) ? null : n;
+};
+const rate = (r: string | undefined): number | null => {
+  const [a, b] = (r ?? "").split("/").map(Number);
+  return a && b ? Math.round((a / b) * 1000) / 1000 : null;
+};
+
+/** What ffprobe says about a file; rejects with an FfmpegError when it is not media at all. */
+export function probe(path: string): Promise<ProbeResult> {
+  return new Promise((resolve, reject) => {
+    ffmpeg.ffprobe(path, (err, data) => {
+      if (err) return reject(new FfmpegError(`ffprobe failed: ${String(err.message).split("\n")[0]}`, String(err.message)));
+      const streams = data.streams.map(
+        (s): MediaStream => ({
+          type: (["video", "audio", "subtitle", "data", "attachment"].includes(s.codec_type ?? "") ? s.codec_type : "unknown") as MediaStream["type"],
+          codec: s.codec_name ?? null,
+          width: num(s.width),
+          height: num(s.height),
+          fps: s.codec_type === "video" ? (rate(s.avg_frame_rate) ?? rate(s.r_frame_rate)) : null,
+          sample_rate: num(s.sample_rate),
+          channels: num(s.channels),
+        }),
+      );
+      const duration = num(data.format.duration) ?? num(data.streams.find((s) => num(s.duration) !== null)?.duration);
+      resolve({ duration, format: data.format.format_name ?? "unknown", streams });
+    });
+  });
+}
+
+const dbValue = (log: string, label: string): number => {
+  const m = new RegExp(`${label}: (-?inf|-?[\\d.]+)`).exec(log);
+  if (!m) return Number.NaN;
+  return m[1] === "-inf" ? -Infinity : m[1] === "inf" ? Infinity : Number(m[1]);
+};
+
+export interface AudioStats {
+  /** Overall RMS level, dBFS. */
+  rmsDb: number;
+  peakDb: number;
+  /** astats' noise floor: the quietest short-window peak, dBFS (-Infinity for digital silence). */
+  noiseFloorDb: number;
+  /** EBU R128 integrated loudness, LUFS (-70 when the window is too short or silent). */
+  loudnessLufs: number;
+}
+
+/** Level statistics of the first audio stream, optionally of a window of it. */
+export async function measureAudio(
+  path: string,
+  window: { startSec?: number; durationSec?: number } = {},
+  signal?: AbortSignal,
+): Promise<AudioStats> {
+  const { stderr } = await runFfmpeg(
+    (cmd) => {
+      const inputOptions = [];
+      if (window.startSec !== undefined) inputOptions.push("-ss", String(window.startSec));
+      if (window.durationSec !== undefined) inputOptions.push("-t", String(window.durationSec));
+      cmd
+        .input(path)
+        .inputOptions(inputOptions)
+        .outputOptions(["-map", "0:a:0"])
+        .audioFilters([
+          "astats=measure_perchannel=none:measure_overall=RMS_level+Peak_level+Noise_floor",
+          "ebur128=framelog=verbose",
+        ])
+        .format("null")
+        .output("-");
+    },
+    { signal },
+  );
+  const loudness = /Integrated loudness:\s*\n?.*?I:\s*(-?[\d.]+) LUFS/s.exec(stderr);
+  return {
+    rmsDb: dbValue(stderr, "RMS level dB"),
+    peakDb: dbValue(stderr, "Peak level dB"),
+    noiseFloorDb: dbValue(stderr, "Noise floor dB"),
+    loudnessLufs: loudness ? Number(loudness[1]) : Number.NaN,
+  };
+}
+
+export interface FrameStats {
+  /** Mean luma, 0–255. */
+  yavg: number;
+  /** Mean Cb and Cr, 128 = neutral; warmer pictures have a higher Cr and a lower Cb. */
+  uavg: number;
+  vavg: number;
+  /** Mean saturation (chroma distance from neutral). */
+  satavg: number;
+}
+
+/** signalstats of the single frame shown at `atSec`, in 8-bit units. */
+export async function measureFrame(path: string, atSec = 0, signal?: AbortSignal): Promise<FrameStats> {
+  const { stderr } = await runFfmpeg(
+    (cmd) =>
+      cmd
+        .input(path)
+        .inputOptions(["-ss", String(atSec)])
+        .outputOptions(["-map", "0:v:0", "-frames:v", "1"])
+        .videoFilters(["signalstats", "metadata=mode=print"])
+        .format("null")
+        .output("-"),
+    { signal },
+  );
+  const stat = (key: string) => Number(new RegExp(`lavfi\\.signalstats\\.${key}=(-?[\\d.]+)`).exec(stderr)?.[1] ?? Number.NaN);
+  return { yavg: stat("YAVG"), uavg: stat("UAVG"), vavg: stat("VAVG"), satavg: stat("SATAVG") };
+}
