@@ -1,0 +1,183 @@
+import { randomUUID } from "node:crypto";
+import {
+  AppError,
+  getJobType,
+  isAppError,
+  jobTypes,
+  subjects,
+  toPage,
+  zodDetails,
+  type Caller,
+  type JobTypeDefinition,
+} from "@cutroom/contracts";
+import { sqlTag as sql, type Db } from "@cutroom/db";
+import { runChecks, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
+import { jetstream } from "@nats-io/jetstream";
+import { settleCredits } from "./credits.ts";
+import { dispatchJob } from "./dispatch.ts";
+import {
+  cancelJob,
+  getJobByIdempotencyKey,
+  getUserJob,
+  insertJob,
+  jobStats,
+  listJobs,
+  toJob,
+  type JobRow,
+} from "./job-store.ts";
+import { requestHash } from "./request-hash.ts";
+
+export interface JobDeps {
+  db: Db;
+  nc: NatsConnection;
+  /** Calls storage (file checks) and billing (credits). */
+  rpc: RpcClient;
+  events: JobEventPublisher;
+  log: Logger;
+}
+
+/** job-service: enqueues jobs (credits reserved, input checked), keeps their records, cancels them. */
+export function createJobHandlers({ db, nc, rpc, events, log }: JobDeps): RpcHandlers<"job"> {
+  const js = jetstream(nc);
+
+  const publishEvent = async (jobId: string, event: Parameters<JobEventPublisher["publish"]>[1]) => {
+    // Clients lose a live update, not the job: the row is the record and GET shows it.
+    await events.publish(jobId, event).catch((err) => log.warn({ err, job_id: jobId }, "could not publish a job event"));
+  };
+
+  return {
+    health: async () => runChecks("job", { database: () => db.execute(sql`select 1`), nats: () => nc.rtt() }),
+
+    create: async ({ body, idempotency_key }, ctx) => {
+      const caller = requireCaller(ctx);
+      const { type, input } = parseInput(body.type, body.input);
+      const hash = requestHash(body);
+      if (idempotency_key) {
+        const earlier = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key);
+        if (earlier) return replay(earlier, hash);
+      }
+      await checkInputFiles(rpc, type, input, ctx);
+
+      const id = randomUUID();
+      const credits = type.cost.estimate(input);
+      const callCtx = { requestId: ctx.requestId, caller };
+      await rpc.call("billing", "reserve", { user_id: caller.user_id, job_id: id, amount: credits }, callCtx);
+      let row: JobRow | null;
+      try {
+        row = await insertJob(db, {
+          id,
+          userId: caller.user_id,
+          projectId: body.project_id ?? null,
+          type: body.type,
+          queue: type.queue,
+          status: "queued",
+          stages: type.stages.map((name) => ({ name, status: "pending" })),
+          input,
+          credits,
+          creditState: "reserved",
+          idempotencyKey: idempotency_key ?? null,
+          requestHash: idempotency_key ? hash : null,
+        });
+      } catch (err) {
+        await rpc.call("billing", "release", { job_id: id }, callCtx).catch((e) => ctx.log.error({ err: e, job_id: id }, "could not release an orphan reservation"));
+        throw err;
+      }
+      if (!row) {
+        // Another request with the same key won the insert: give back what this one reserved.
+        await rpc.call("billing", "release", { job_id: id }, callCtx);
+        const winner = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key!);
+        if (!winner) throw new Error(`job insert conflicted but no job holds key ${idempotency_key}`);
+        return replay(winner, hash);
+      }
+
+      await publishEvent(id, { type: "status", status: "queued" });
+      try {
+        await dispatchJob(js, db, row);
+      } catch (err) {
+        // The job stays queued with dispatched_at null; the reconciler dispatches it.
+        ctx.log.warn({ err, job_id: id }, "could not dispatch the job; the reconciler will");
+      }
+      return { job: toJob(row), created: true };
+    },
+
+    get: async ({ job_id }, ctx) => {
+      const row = await getUserJob(db, requireCaller(ctx).user_id, job_id);
+      if (!row) throw new AppError("NOT_FOUND", "job not found");
+      return toJob(row);
+    },
+
+    list: async (query, ctx) => {
+      const { rows, total } = await listJobs(db, requireCaller(ctx).user_id, query);
+      return toPage(rows.map(toJob), total, query);
+    },
+
+    cancel: async ({ job_id }, ctx) => {
+      const caller = requireCaller(ctx);
+      const error = { code: "CANCELED", message: "canceled by the user" };
+      const canceled = await cancelJob(db, caller.user_id, job_id, error);
+      if (!canceled) {
+        const row = await getUserJob(db, caller.user_id, job_id);
+        if (!row) throw new AppError("NOT_FOUND", "job not found");
+        throw new AppError("INVALID_STATE", `the job is ${row.status} and can no longer be canceled`, { status: row.status });
+      }
+      // Core NATS, not JetStream: only a worker running the job right now needs to hear it.
+      nc.publish(subjects.jobCancel(job_id), JSON.stringify({ job_id }));
+      const { row, refunded } = await settleCredits(db, rpc, canceled, { requestId: ctx.requestId, caller });
+      await publishEvent(job_id, { type: "error", status: "canceled", error });
+      return { job: toJob(row), credits_refunded: refunded };
+    },
+
+    estimate: async ({ type: name, input }) => {
+      const { type, input: parsed } = parseInput(name, input);
+      return { type: name, credits: type.cost.estimate(parsed), description: type.cost.describe };
+    },
+
+    claim: async () => {
+      throw new AppError("SERVICE_UNAVAILABLE", "claiming jobs is not built yet");
+    },
+
+    stats: async (_body, ctx) => {
+      if (ctx.caller?.role !== "admin") throw new AppError("FORBIDDEN", "admins only");
+      return jobStats(db);
+    },
+  };
+}
+
+function requireCaller(ctx: RpcContext): Caller {
+  if (!ctx.caller) throw new AppError("UNAUTHORIZED", "sign in to use jobs");
+  return ctx.caller;
+}
+
+/** Looks the type up in the registry and parses the input with its schema (defaults applied). */
+function parseInput(name: string, input: unknown): { type: JobTypeDefinition; input: Record<string, unknown> } {
+  const type = getJobType(name);
+  if (!type) throw new AppError("INVALID_INPUT", `unknown job type ${name}`, { type: name, known_types: Object.keys(jobTypes) });
+  const parsed = type.input.safeParse(input);
+  if (!parsed.success) throw new AppError("INVALID_INPUT", `input is not valid for ${name}`, zodDetails(parsed.error));
+  return { type, input: parsed.data as Record<string, unknown> };
+}
+
+/** The answer to a repeated idempotency key: the same job for the same request, 409 for another. */
+function replay(row: JobRow, hash: string) {
+  if (row.requestHash !== hash) {
+    throw new AppError("IDEMPOTENCY_CONFLICT", "this idempotency key was already used with a different request");
+  }
+  return { job: toJob(row), created: false };
+}
+
+/** Every file the input names must be a ready file of the caller; storage answers with the caller's rights. */
+async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: Record<string, unknown>, ctx: RpcContext) {
+  for (const field of type.fileFields) {
+    const fileId = input[field];
+    if (typeof fileId !== "string") continue;
+    const file = await rpc.call("storage", "getFile", { file_id: fileId }, { requestId: ctx.requestId, caller: ctx.caller }).catch((err) => {
+      if (isAppError(err) && err.code === "NOT_FOUND") {
+        throw new AppError("INVALID_INPUT", `${field} names no file of yours`, { field, file_id: fileId, reason: "file not found" });
+      }
+      throw err;
+    });
+    if (file.status !== "ready") {
+      throw new AppError("INVALID_INPUT", `${field} names a file that is not ready (${file.status})`, { field, file_id: fileId, reason: "file not ready" });
+    }
+  }
+}

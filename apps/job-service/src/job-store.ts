@@ -1,0 +1,104 @@
+import type { Job, JobError, ListJobsQuery } from "@cutroom/contracts";
+import { and, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
+import { jobs } from "@cutroom/db/jobs";
+
+export type JobRow = typeof jobs.$inferSelect;
+export type NewJob = typeof jobs.$inferInsert;
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+/** The pool or an open transaction: the reconciler calls these with the rows it has locked. */
+export type Conn = Db | Tx;
+
+/** The public shape of a row. */
+export function toJob(row: JobRow): Job {
+  return {
+    id: row.id,
+    type: row.type,
+    status: row.status,
+    progress: row.progress,
+    stage: row.stage,
+    stages: row.stages as Job["stages"],
+    input: row.input,
+    result: (row.result as Job["result"]) ?? null,
+    error: row.error ?? null,
+    credits: { amount: row.credits, state: row.creditState },
+    attempts: row.attempts,
+    project_id: row.projectId,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+    started_at: row.startedAt?.toISOString() ?? null,
+    completed_at: row.completedAt?.toISOString() ?? null,
+  };
+}
+
+/** Inserts a job; null when (user, idempotency key) is taken already. */
+export async function insertJob(db: Db, job: NewJob): Promise<JobRow | null> {
+  const [row] = await db.insert(jobs).values(job).onConflictDoNothing().returning();
+  return row ?? null;
+}
+
+export async function getJob(db: Db, id: string): Promise<JobRow | null> {
+  const [row] = await db.select().from(jobs).where(eq(jobs.id, id));
+  return row ?? null;
+}
+
+export async function getUserJob(db: Db, userId: string, id: string): Promise<JobRow | null> {
+  const [row] = await db.select().from(jobs).where(and(eq(jobs.id, id), eq(jobs.userId, userId)));
+  return row ?? null;
+}
+
+export async function getJobByIdempotencyKey(db: Db, userId: string, key: string): Promise<JobRow | null> {
+  const [row] = await db.select().from(jobs).where(and(eq(jobs.userId, userId), eq(jobs.idempotencyKey, key)));
+  return row ?? null;
+}
+
+export async function listJobs(db: Db, userId: string, q: ListJobsQuery) {
+  const where = and(
+    eq(jobs.userId, userId),
+    q.status ? eq(jobs.status, q.status) : undefined,
+    q.type ? eq(jobs.type, q.type) : undefined,
+    q.project_id ? eq(jobs.projectId, q.project_id) : undefined,
+  );
+  const [rows, counted] = await Promise.all([
+    db.select().from(jobs).where(where).orderBy(desc(jobs.createdAt), desc(jobs.id)).limit(q.limit).offset(q.offset),
+    db.select({ total: sql<number>`count(*)::int` }).from(jobs).where(where),
+  ]);
+  return { rows, total: counted[0]?.total ?? 0 };
+}
+
+/** Records that dispatch number `dispatch` reached the broker; a stale writer changes nothing. */
+export async function markDispatched(db: Conn, id: string, dispatch: number): Promise<void> {
+  await db
+    .update(jobs)
+    .set({ dispatchCount: dispatch, dispatchedAt: sql`now()` })
+    .where(and(eq(jobs.id, id), sql`${jobs.dispatchCount} < ${dispatch}`));
+}
+
+/** Cancels a queued or running job of the user; null when there is none in those states. */
+export async function cancelJob(db: Db, userId: string, id: string, error: JobError): Promise<JobRow | null> {
+  const [row] = await db
+    .update(jobs)
+    .set({ status: "canceled", error, completedAt: sql`now()`, updatedAt: sql`now()` })
+    .where(and(eq(jobs.id, id), eq(jobs.userId, userId), inArray(jobs.status, ["queued", "running"])))
+    .returning();
+  return row ?? null;
+}
+
+export async function setCreditState(db: Db, id: string, state: JobRow["creditState"]): Promise<JobRow | null> {
+  const [row] = await db.update(jobs).set({ creditState: state, updatedAt: sql`now()` }).where(eq(jobs.id, id)).returning();
+  return row ?? null;
+}
+
+export async function jobStats(db: Db) {
+  const [row] = await db
+    .select({
+      active: sql<number>`count(*) filter (where ${jobs.status} in ('queued', 'running'))::int`,
+      completedToday: sql<number>`count(*) filter (where ${jobs.status} = 'succeeded' and ${jobs.completedAt} >= date_trunc('day', now()))::int`,
+      averageSeconds: sql<number | null>`(avg(extract(epoch from ${jobs.completedAt} - ${jobs.startedAt})) filter (where ${jobs.status} = 'succeeded'))::float8`,
+    })
+    .from(jobs);
+  return {
+    active_jobs: row?.active ?? 0,
+    completed_jobs_today: row?.completedToday ?? 0,
+    average_processing_time_minutes: row?.averageSeconds == null ? null : Math.round((row.averageSeconds / 60) * 100) / 100,
+  };
+}

@@ -1,0 +1,196 @@
+import { randomUUID } from "node:crypto";
+import { JobDispatch, subjects, type Caller } from "@cutroom/contracts";
+import { readJobEvents } from "@cutroom/runtime";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getJob } from "./job-store.ts";
+import { startJobStack, type JobStack } from "./test-stack.ts";
+
+describe("job-service: enqueue and records, on real Postgres and NATS", () => {
+  let stack: JobStack;
+  beforeAll(async () => {
+    stack = await startJobStack();
+  });
+  afterAll(async () => stack?.stop());
+
+  const create = (caller: Caller, body: { type: string; input: Record<string, unknown>; project_id?: string }, idempotency_key?: string) =>
+    stack.client.call("job", "create", { body, idempotency_key }, { caller });
+
+  it("queues a job: reserves its credits and puts exactly one dispatch on the JOBS stream", async () => {
+    const user = await stack.newUser(100);
+    const file_id = stack.addFile(user);
+    const { job, created } = await create(user, { type: "video.color-grade", input: { file_id, exposure: 0.5 } });
+
+    expect(created).toBe(true);
+    expect(job).toMatchObject({
+      type: "video.color-grade",
+      status: "queued",
+      progress: 0,
+      stages: [
+        { name: "fetch", status: "pending" },
+        { name: "grade", status: "pending" },
+        { name: "upload", status: "pending" },
+      ],
+      credits: { amount: 25, state: "reserved" },
+      input: { file_id, exposure: 0.5, preset: "Filmic", saturation: 100 },
+      attempts: 0,
+    });
+    expect(await stack.balance(user)).toMatchObject({ credits: 75, reserved: 25 });
+
+    expect(await stack.queued("video", "video.color-grade")).toBe(1);
+    const stored = await stack.jsm.streams.getMessage("JOBS", { last_by_subj: subjects.jobRun("video", "video.color-grade") });
+    expect(JobDispatch.parse(stored!.json())).toEqual({ job_id: job.id, user_id: user.user_id, type: "video.color-grade", input: job.input, dispatch: 1 });
+    const row = await getJob(stack.db.db, job.id);
+    expect(row).toMatchObject({ dispatchCount: 1, dispatchedAt: expect.any(Date) });
+
+    const events = await readJobEvents(await stack.nats.connect(), job.id);
+    expect(events).toMatchObject([{ seq: 1, type: "status", status: "queued" }]);
+  });
+
+  it("returns the same job for a repeated idempotency key, even when the requests race, and reserves once", async () => {
+    const user = await stack.newUser(100);
+    const file_id = stack.addFile(user);
+    const key = `key-${randomUUID()}`;
+    const replies = await Promise.all(
+      Array.from({ length: 5 }, () => create(user, { type: "image.resize", input: { file_id, width: 320, format: "png" } }, key)),
+    );
+    expect(new Set(replies.map((r) => r.job.id)).size).toBe(1);
+    expect(replies.filter((r) => r.created)).toHaveLength(1);
+    // The same body with its keys in another order is the same request.
+    const again = await create(user, { input: { format: "png", width: 320, file_id }, type: "image.resize" } as never, key);
+    expect(again).toMatchObject({ created: false, job: { id: replies[0]!.job.id } });
+    expect(await stack.balance(user)).toMatchObject({ credits: 99, reserved: 1 });
+    expect((await stack.client.call("job", "list", { limit: 20, offset: 0 }, { caller: user })).total).toBe(1);
+  });
+
+  it("answers 409 IDEMPOTENCY_CONFLICT when a key is reused with a different body", async () => {
+    const user = await stack.newUser(100);
+    const file_id = stack.addFile(user);
+    await create(user, { type: "image.resize", input: { file_id, width: 320 } }, "k1");
+    await expect(create(user, { type: "image.resize", input: { file_id, width: 640 } }, "k1")).rejects.toMatchObject({
+      code: "IDEMPOTENCY_CONFLICT",
+      status: 409,
+    });
+    // Keys belong to a user: another user's "k1" is a new job.
+    const other = await stack.newUser(100);
+    const otherFile = stack.addFile(other);
+    expect((await create(other, { type: "image.resize", input: { file_id: otherFile, width: 640 } }, "k1")).created).toBe(true);
+  });
+
+  it("answers 422 with details for an unknown type, a bad input and a file that is not the caller's, reserving nothing", async () => {
+    const user = await stack.newUser(100);
+    const mine = stack.addFile(user);
+    const theirs = stack.addFile(await stack.newUser());
+
+    await expect(create(user, { type: "video.teleport", input: { file_id: mine } })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      status: 422,
+      details: { type: "video.teleport", known_types: expect.arrayContaining(["image.resize", "video.color-grade"]) },
+    });
+    await expect(create(user, { type: "image.resize", input: { file_id: mine, quality: 500 } })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      details: { fields: expect.arrayContaining([expect.objectContaining({ path: "quality" }), expect.objectContaining({ path: "width" })]) },
+    });
+    await expect(create(user, { type: "image.resize", input: { file_id: theirs, width: 10 } })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      details: { field: "file_id", file_id: theirs, reason: "file not found" },
+    });
+    const lut = randomUUID();
+    await expect(create(user, { type: "video.color-grade", input: { file_id: mine, lut_file_id: lut } })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      details: { field: "lut_file_id", file_id: lut, reason: "file not found" },
+    });
+    const pending = stack.addFile(user, "pending");
+    await expect(create(user, { type: "image.thumbnail", input: { file_id: pending } })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      details: { field: "file_id", reason: "file not ready" },
+    });
+    expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+  });
+
+  it("answers 402 INSUFFICIENT_CREDITS when the credits run out, and queues nothing", async () => {
+    const user = await stack.newUser(30);
+    const file_id = stack.addFile(user);
+    await create(user, { type: "video.color-grade", input: { file_id } });
+    await expect(create(user, { type: "video.color-grade", input: { file_id } })).rejects.toMatchObject({ code: "INSUFFICIENT_CREDITS", status: 402 });
+    expect((await stack.client.call("job", "list", { limit: 20, offset: 0 }, { caller: user })).total).toBe(1);
+  });
+
+  it("refunds the reserved credits when a queued job is canceled, tells the workers, and answers 409 to a second cancel", async () => {
+    const user = await stack.newUser(100);
+    const file_id = stack.addFile(user);
+    const { job } = await create(user, { type: "audio.cleanup", input: { file_id } });
+    const listener = await stack.nats.connect();
+    const heard = new Promise<string>((resolve) => listener.subscribe(subjects.jobCancel(job.id), { max: 1, callback: (_e, m) => resolve(m.subject) }));
+    await listener.flush();
+
+    const reply = await stack.client.call("job", "cancel", { job_id: job.id }, { caller: user });
+    expect(reply).toMatchObject({
+      credits_refunded: 5,
+      job: { status: "canceled", error: { code: "CANCELED" }, credits: { amount: 5, state: "released" }, completed_at: expect.any(String) },
+    });
+    expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+    expect(await heard).toBe(subjects.jobCancel(job.id));
+    const events = await readJobEvents(await stack.nats.connect(), job.id);
+    expect(events.at(-1)).toMatchObject({ type: "error", status: "canceled", error: { code: "CANCELED" } });
+
+    await expect(stack.client.call("job", "cancel", { job_id: job.id }, { caller: user })).rejects.toMatchObject({ code: "INVALID_STATE", status: 409 });
+    expect(await stack.balance(user)).toMatchObject({ credits: 100 });
+  });
+
+  it("keeps each user's jobs to themselves: another user's job is NOT_FOUND", async () => {
+    const owner = await stack.newUser();
+    const { job } = await create(owner, { type: "image.thumbnail", input: { file_id: stack.addFile(owner) } });
+    const stranger = await stack.newUser();
+    await expect(stack.client.call("job", "get", { job_id: job.id }, { caller: stranger })).rejects.toMatchObject({ code: "NOT_FOUND", status: 404 });
+    await expect(stack.client.call("job", "cancel", { job_id: job.id }, { caller: stranger })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    expect((await stack.client.call("job", "list", { limit: 20, offset: 0 }, { caller: stranger })).data).toEqual([]);
+    expect(await stack.client.call("job", "get", { job_id: job.id }, { caller: owner })).toMatchObject({ id: job.id, status: "queued" });
+    await expect(stack.client.call("job", "get", { job_id: job.id })).rejects.toMatchObject({ code: "UNAUTHORIZED", status: 401 });
+  });
+
+  it("lists the caller's jobs newest first, filtered by status, type and project, a page at a time", async () => {
+    const user = await stack.newUser();
+    const file_id = stack.addFile(user);
+    const project_id = randomUUID();
+    const a = (await create(user, { type: "image.resize", input: { file_id, width: 10 } })).job;
+    const b = (await create(user, { type: "image.thumbnail", input: { file_id }, project_id })).job;
+    const c = (await create(user, { type: "image.resize", input: { file_id, width: 20 }, project_id })).job;
+    await stack.client.call("job", "cancel", { job_id: a.id }, { caller: user });
+    const list = (q: Record<string, unknown>) => stack.client.call("job", "list", { limit: 20, offset: 0, ...q }, { caller: user });
+
+    expect((await list({})).data.map((j) => j.id)).toEqual([c.id, b.id, a.id]);
+    expect((await list({ type: "image.resize" })).data.map((j) => j.id)).toEqual([c.id, a.id]);
+    expect((await list({ status: "canceled" })).data.map((j) => j.id)).toEqual([a.id]);
+    expect((await list({ project_id })).data.map((j) => j.id)).toEqual([c.id, b.id]);
+    expect(await list({ limit: 2, offset: 0 })).toMatchObject({ total: 3, limit: 2, offset: 0, has_more: true, data: [{ id: c.id }, { id: b.id }] });
+    expect(await list({ limit: 2, offset: 2 })).toMatchObject({ total: 3, has_more: false, data: [{ id: a.id }] });
+  });
+
+  it("estimates a job's credits from its input without queueing it", async () => {
+    const file_id = randomUUID();
+    expect(await stack.client.call("job", "estimate", { type: "video.color-grade", input: { file_id, lut_file_id: randomUUID() } })).toEqual({
+      type: "video.color-grade",
+      credits: 30,
+      description: "25 credits per video, 30 with a LUT",
+    });
+    await expect(stack.client.call("job", "estimate", { type: "image.resize", input: { file_id } })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+  });
+
+  it("shows job stats to admins only", async () => {
+    const user = await stack.newUser();
+    await expect(stack.client.call("job", "stats", {}, { caller: user })).rejects.toMatchObject({ code: "FORBIDDEN", status: 403 });
+    await create(user, { type: "image.resize", input: { file_id: stack.addFile(user), width: 10 } });
+    const admin = await stack.newUser(100, "admin");
+    const stats = await stack.client.call("job", "stats", {}, { caller: admin });
+    expect(stats.active_jobs).toBeGreaterThan(0);
+    expect(stats).toMatchObject({ completed_jobs_today: 0, average_processing_time_minutes: null });
+  });
+
+  it("reports its database and NATS as up", async () => {
+    expect(await stack.client.call("job", "health", {})).toMatchObject({
+      status: "up",
+      service: "job",
+      checks: { database: { status: "up" }, nats: { status: "up" } },
+    });
+  });
+});
