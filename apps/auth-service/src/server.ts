@@ -1,0 +1,24 @@
+import { createDb, runMigrations } from "@cutroom/db";
+import { connectNats, createLogger, createRpcClient, onShutdown, serveRpc } from "@cutroom/runtime";
+import { createAuthHandlers, loadSigningKey } from "./app.ts";
+import { readEnv } from "./env.ts";
+
+const env = readEnv();
+const log = createLogger("auth-service", env.LOG_LEVEL);
+
+await runMigrations(env.DATABASE_URL);
+const { db, close: closeDb } = createDb(env.DATABASE_URL);
+const signingKey = await loadSigningKey(db);
+const nc = await connectNats(env.NATS_URL, "auth-service", log);
+const handlers = createAuthHandlers({
+  db,
+  rpc: createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS }),
+  signingKey,
+  accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+  refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
+  adminEmails: env.BOOTSTRAP_ADMIN_EMAILS,
+});
+const server = serveRpc(nc, "auth", handlers, log);
+
+onShutdown(log, [server.drain, () => nc.drain(), closeDb]);
+log.info({ kid: signingKey.kid }, "ready");
