@@ -16,11 +16,14 @@ import { fileRoutes } from "./routes/files.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { storageProxy } from "./routes/storage-proxy.ts";
+import { realtimeRoutes } from "./routes/realtime.ts";
+import type { EventHub } from "./realtime/event-hub.ts";
 
 export interface GatewayDeps {
   rpc: RpcClient;
   nc: NatsConnection;
   verifier: TokenVerifier;
+  hub: EventHub;
   log: Logger;
   storageUrl: string;
   bodyLimit?: number;
@@ -48,11 +51,12 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   await app.register(openapiPlugin);
   await app.register(formbody);
   await app.register(multipart);
-  await app.register(websocket);
+  await app.register(websocket, { options: { handleProtocols: (protocols) => (protocols.has("bearer") ? "bearer" : false) } });
   await app.register(authPlugin, { verifier: deps.verifier });
 
   await app.register(healthRoutes, deps);
   await app.register(storageProxy, { target: deps.storageUrl });
+  await app.register(realtimeRoutes, deps);
   await app.register(
     async (api) => {
       await api.register(authRoutes, deps);

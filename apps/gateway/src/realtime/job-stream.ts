@@ -1,0 +1,74 @@
+import { isTerminalEvent, terminalStatuses, type Caller, type Job, type JobEvent } from "@cutroom/contracts";
+import { readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
+import type { EventHub } from "./event-hub.ts";
+
+export type StreamItem = { type: "snapshot"; job: Job } | JobEvent;
+
+/**
+ * Follows one job for one client: the snapshot first, then the stored events after `since`
+ * (or, when the job has ended, its terminal event), then live events, in seq order with
+ * no gaps or repeats. Live events are buffered while the replay is read, so none slip between.
+ * Throws NOT_FOUND (AppError) when the job is not the caller's.
+ */
+export async function followJob(opts: {
+  rpc: RpcClient;
+  nc: NatsConnection;
+  hub: EventHub;
+  caller: Caller;
+  requestId: string;
+  jobId: string;
+  since?: number;
+  send: (item: StreamItem) => void;
+  onEnd: () => void;
+}): Promise<() => void> {
+  let lastSeq = opts.since ?? 0;
+  let replaying = true;
+  let ended = false;
+  const buffered: JobEvent[] = [];
+
+  const deliver = (e: JobEvent) => {
+    if (ended || e.seq <= lastSeq) return;
+    lastSeq = e.seq;
+    opts.send(e);
+    if (isTerminalEvent(e)) {
+      ended = true;
+      stop();
+      opts.onEnd();
+    }
+  };
+  const stop = opts.hub.listen(opts.jobId, (e) => (replaying ? buffered.push(e) : deliver(e)));
+
+  try {
+    const job = await opts.rpc.call("job", "get", { job_id: opts.jobId }, { requestId: opts.requestId, caller: opts.caller });
+    opts.send({ type: "snapshot", job });
+    const stored = await readJobEvents(opts.nc, opts.jobId, opts.since ?? 0);
+    if (opts.since !== undefined) {
+      for (const e of stored) deliver(e);
+    } else {
+      // A fresh watcher gets live events only, but always the ending if there already is one.
+      const terminal = stored.find(isTerminalEvent);
+      if (terminal) {
+        lastSeq = terminal.seq - 1;
+        deliver(terminal);
+      } else {
+        lastSeq = stored.at(-1)?.seq ?? 0;
+      }
+    }
+    // Events older than the stream keeps: the snapshot alone tells the job has ended.
+    if (!ended && terminalStatuses.includes(job.status) && !buffered.some(isTerminalEvent)) {
+      ended = true;
+      stop();
+      opts.onEnd();
+      return () => {};
+    }
+    replaying = false;
+    for (const e of buffered.sort((a, b) => a.seq - b.seq)) deliver(e);
+  } catch (err) {
+    stop();
+    throw err;
+  }
+  return () => {
+    ended = true;
+    stop();
+  };
+}

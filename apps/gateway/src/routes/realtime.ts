@@ -1,0 +1,189 @@
+import { AppError, Uuid, isAppError, type Caller } from "@cutroom/contracts";
+import type { NatsConnection, RpcClient } from "@cutroom/runtime";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import type { WebSocket } from "ws";
+import { z } from "zod";
+import { bearerToken, verifyOrThrow, type TokenVerifier } from "../plugins/auth.ts";
+import type { EventHub } from "../realtime/event-hub.ts";
+import { followJob, type StreamItem } from "../realtime/job-stream.ts";
+
+interface Deps {
+  rpc: RpcClient;
+  nc: NatsConnection;
+  hub: EventHub;
+  verifier: TokenVerifier;
+}
+
+const PING_EVERY_MS = 20_000;
+const POLICY_VIOLATION = 1008;
+const BEARER_PROTOCOL = "bearer";
+
+/** WebSocket clients pass the token as a header, an `access_token` query parameter, or a subprotocol ["bearer", token]. */
+function wsToken(req: FastifyRequest): string | undefined {
+  const header = bearerToken(req);
+  if (header) return header;
+  const query = (req.query as { access_token?: string }).access_token;
+  if (query) return query;
+  const protocols = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
+  const i = protocols.indexOf(BEARER_PROTOCOL);
+  return i >= 0 ? protocols[i + 1] : undefined;
+}
+
+async function wsCaller(req: FastifyRequest, verifier: TokenVerifier): Promise<Caller> {
+  const token = wsToken(req);
+  if (!token) throw new AppError("UNAUTHORIZED", "a Bearer access token is required");
+  return verifyOrThrow(verifier, token);
+}
+
+function keepAlive(socket: WebSocket) {
+  let alive = true;
+  socket.on("pong", () => (alive = true));
+  const timer = setInterval(() => {
+    if (!alive) return socket.terminate();
+    alive = false;
+    socket.ping();
+  }, PING_EVERY_MS);
+  socket.on("close", () => clearInterval(timer));
+}
+
+const send = (socket: WebSocket, payload: unknown) => {
+  if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(payload));
+};
+const closeReason = (err: unknown) => (isAppError(err) ? `${err.code}: ${err.message}` : "internal error").slice(0, 120);
+
+const ClientMessage = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("subscribe_job"), job_id: Uuid, since: z.number().int().min(0).optional() }),
+  z.object({ type: z.literal("unsubscribe_job"), job_id: Uuid }),
+  z.object({ type: z.literal("ping") }),
+]);
+
+export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
+  const app = base.withTypeProvider<ZodTypeProvider>();
+  const { rpc, nc, hub, verifier } = deps;
+
+  // One job: snapshot, then its events; closes normally after the terminal event.
+  app.get(
+    "/ws/jobs/:id",
+    { websocket: true, schema: { hide: true, params: z.object({ id: z.string() }), querystring: z.object({ since: z.coerce.number().int().min(0).optional(), access_token: z.string().optional() }) } },
+    async (socket, req) => {
+      keepAlive(socket);
+      let stop: (() => void) | undefined;
+      socket.on("close", () => stop?.());
+      socket.on("message", (raw) => {
+        const msg = ClientMessage.safeParse(safeJson(raw.toString()));
+        if (msg.success && msg.data.type === "ping") send(socket, { type: "pong" });
+      });
+      try {
+        const caller = await wsCaller(req, verifier);
+        const id = Uuid.safeParse(req.params.id);
+        if (!id.success) throw new AppError("NOT_FOUND", "job not found");
+        stop = await followJob({
+          rpc,
+          nc,
+          hub,
+          caller,
+          requestId: req.id,
+          jobId: id.data,
+          since: req.query.since,
+          send: (item) => send(socket, item),
+          onEnd: () => socket.close(1000, "job finished"),
+        });
+        if (socket.readyState !== socket.OPEN) stop();
+      } catch (err) {
+        socket.close(POLICY_VIOLATION, closeReason(err));
+      }
+    },
+  );
+
+  // Many jobs on one socket: subscribe_job / unsubscribe_job / ping.
+  app.get("/ws", { websocket: true, schema: { hide: true } }, async (socket, req) => {
+    keepAlive(socket);
+    const subscriptions = new Map<string, () => void>();
+    socket.on("close", () => subscriptions.forEach((stop) => stop()));
+    let caller: Caller;
+    try {
+      caller = await wsCaller(req, verifier);
+    } catch (err) {
+      return socket.close(POLICY_VIOLATION, closeReason(err));
+    }
+    socket.on("message", async (raw) => {
+      const parsed = ClientMessage.safeParse(safeJson(raw.toString()));
+      if (!parsed.success) return send(socket, { type: "error", code: "INVALID_INPUT", message: "expected subscribe_job, unsubscribe_job or ping" });
+      const msg = parsed.data;
+      if (msg.type === "ping") return send(socket, { type: "pong" });
+      if (msg.type === "unsubscribe_job") {
+        subscriptions.get(msg.job_id)?.();
+        subscriptions.delete(msg.job_id);
+        return send(socket, { type: "unsubscribed", job_id: msg.job_id });
+      }
+      if (subscriptions.has(msg.job_id)) return;
+      subscriptions.set(msg.job_id, () => {});
+      try {
+        const stop = await followJob({
+          rpc,
+          nc,
+          hub,
+          caller,
+          requestId: req.id,
+          jobId: msg.job_id,
+          since: msg.since,
+          send: (item: StreamItem) => send(socket, item.type === "snapshot" ? { ...item, job_id: msg.job_id } : item),
+          onEnd: () => subscriptions.delete(msg.job_id),
+        });
+        if (subscriptions.has(msg.job_id)) subscriptions.set(msg.job_id, stop);
+      } catch (err) {
+        subscriptions.delete(msg.job_id);
+        send(socket, { type: "error", job_id: msg.job_id, code: isAppError(err) ? err.code : "INTERNAL", message: isAppError(err) ? err.message : "internal error" });
+      }
+    });
+  });
+
+  // The same events as Server-Sent Events; `Last-Event-ID` (or ?since) resumes.
+  app.get(
+    "/api/v1/jobs/:id/events",
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ["jobs"],
+        description: "Server-Sent Events: `snapshot`, then each job event with `id: <seq>`. Send Last-Event-ID to resume.",
+        params: z.object({ id: Uuid }),
+        querystring: z.object({ since: z.coerce.number().int().min(0).optional() }),
+      },
+    },
+    async (req, reply) => {
+      const lastEventId = Number(req.headers["last-event-id"]);
+      const since = Number.isInteger(lastEventId) && lastEventId >= 0 ? lastEventId : req.query.since;
+      const lines: string[] = [];
+      let raw: typeof reply.raw | undefined;
+      const write = (item: StreamItem) => {
+        const chunk = item.type === "snapshot" ? `event: snapshot\ndata: ${JSON.stringify(item)}\n\n` : `id: ${item.seq}\nevent: ${item.type}\ndata: ${JSON.stringify(item)}\n\n`;
+        if (raw) raw.write(chunk);
+        else lines.push(chunk);
+      };
+      let ended = false;
+      const stop = await followJob({ rpc, nc, hub, caller: req.caller!, requestId: req.id, jobId: req.params.id, since, send: write, onEnd: () => {
+        ended = true;
+        raw?.end();
+      } });
+      reply.hijack();
+      raw = reply.raw;
+      raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", "x-request-id": req.id });
+      for (const l of lines) raw.write(l);
+      if (ended) return raw.end();
+      const heartbeat = setInterval(() => raw!.write(": keep-alive\n\n"), 15_000);
+      raw.on("close", () => {
+        clearInterval(heartbeat);
+        stop();
+      });
+    },
+  );
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
