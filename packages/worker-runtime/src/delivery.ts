@@ -1,0 +1,171 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { JobDispatch, JobResult, getJobType, subjects, type ClaimReply, type JobError } from "@cutroom/contracts";
+import type { JobEventPublisher, Logger, NatsConnection, RpcClient } from "@cutroom/runtime";
+import type { JsMsg } from "@nats-io/jetstream";
+import { createJobContext } from "./job-context.ts";
+import { isJobFailure, JobFailure } from "./job-failure.ts";
+import type { AnyJobHandler, JobContext, JobOutput } from "./types.ts";
+
+export interface DeliveryDeps {
+  nc: NatsConnection;
+  rpc: RpcClient;
+  events: JobEventPublisher;
+  log: Logger;
+  /** Who claims the job: `<name>-<pid>`. */
+  workerId: string;
+  handlers: Readonly<Record<string, AnyJobHandler>>;
+  ackWaitMs: number;
+  maxAttempts: number;
+  tmpRoot: string;
+  /** Abort controllers of the jobs running now, so a stopping worker can give them back. */
+  running: Set<AbortController>;
+}
+
+/** How one delivery ends; `settle` turns each into exactly one ack, nak or term. */
+export type Outcome =
+  | { kind: "dropped"; reason: string }
+  | { kind: "succeeded"; result: JobResult }
+  | { kind: "failed"; error: JobError; cause?: unknown }
+  | { kind: "retry"; delayMs: number; cause: unknown; notice?: string }
+  | { kind: "canceled" }
+  | { kind: "released" };
+
+class JobCanceled extends Error {}
+class WorkerStopping extends Error {}
+export const stoppingReason = () => new WorkerStopping("the worker is shutting down");
+
+/** Delay before the next attempt after a transient failure: 1 s, 4 s, 16 s, at most 30 s. */
+export const retryDelayMs = (attempt: number) => Math.min(30_000, 1000 * 4 ** (attempt - 1));
+
+/** Handles one JetStream message from start to its single ack, nak or term. Never throws. */
+export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<void> {
+  let dispatch: JobDispatch;
+  try {
+    dispatch = JobDispatch.parse(msg.json());
+  } catch (err) {
+    deps.log.error({ err, subject: msg.subject, seq: msg.seq }, "dropping an unparsable dispatch");
+    msg.term();
+    return;
+  }
+  const log = deps.log.child({ job_id: dispatch.job_id, dispatch: dispatch.dispatch, delivery: msg.info.deliveryCount });
+  const heartbeat = setInterval(() => msg.working(), Math.max(250, Math.floor(deps.ackWaitMs / 3)));
+  const controller = new AbortController();
+  // Subscribed before the claim: a cancel landing between claim and handler start still aborts.
+  const cancelSub = deps.nc.subscribe(subjects.jobCancel(dispatch.job_id), {
+    max: 1,
+    callback: () => controller.abort(new JobCanceled("the job was canceled")),
+  });
+  deps.running.add(controller);
+  try {
+    const outcome = await runDelivery(msg, dispatch, controller.signal, deps, log);
+    await settle(msg, dispatch.job_id, outcome, deps, log);
+  } catch (err) {
+    log.error({ err }, "could not settle the delivery; it will be redelivered");
+    msg.nak(retryDelayMs(msg.info.deliveryCount));
+  } finally {
+    clearInterval(heartbeat);
+    cancelSub.unsubscribe();
+    deps.running.delete(controller);
+  }
+}
+
+async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSignal, deps: DeliveryDeps, log: Logger): Promise<Outcome> {
+  let claim: ClaimReply;
+  try {
+    claim = await deps.rpc.call("job", "claim", { job_id: dispatch.job_id, dispatch: dispatch.dispatch, worker: deps.workerId });
+  } catch (err) {
+    // job-service is down or slow: wait a whole ack period rather than burn attempts in seconds.
+    return { kind: "retry", delayMs: deps.ackWaitMs, cause: err };
+  }
+  if (!claim.run || !claim.job) return { kind: "dropped", reason: claim.reason ?? "the claim was refused" };
+
+  const job = claim.job;
+  const tmpDir = await mkdtemp(join(deps.tmpRoot, `job-${job.id}-`));
+  try {
+    const result = await runHandler(
+      { id: job.id, userId: job.user_id, type: job.type, attempt: job.attempt, dispatch: dispatch.dispatch },
+      job.input,
+      tmpDir,
+      signal,
+      deps,
+      log,
+    );
+    // A cancel that arrives as the handler finishes still wins: job-service has already told the owner.
+    if (signal.reason instanceof JobCanceled) return { kind: "canceled" };
+    return { kind: "succeeded", result };
+  } catch (err) {
+    if (signal.aborted) return signal.reason instanceof JobCanceled ? { kind: "canceled" } : { kind: "released" };
+    if (isJobFailure(err)) return { kind: "failed", error: { code: err.code, message: err.message }, cause: err };
+    const attempt = msg.info.deliveryCount;
+    if (attempt < deps.maxAttempts) {
+      const delayMs = retryDelayMs(attempt);
+      return { kind: "retry", delayMs, cause: err, notice: `attempt ${attempt} of ${deps.maxAttempts} failed; retrying in ${Math.round(delayMs / 1000)} s` };
+    }
+    return { kind: "failed", error: { code: "WORKER_ERROR", message: `processing failed after ${attempt} attempts` }, cause: err };
+  } finally {
+    await rm(tmpDir, { recursive: true, force: true }).catch((err) => log.warn({ err, tmpDir }, "could not remove the job's temp dir"));
+  }
+}
+
+async function runHandler(
+  job: Parameters<typeof createJobContext>[0]["job"],
+  rawInput: Record<string, unknown>,
+  tmpDir: string,
+  signal: AbortSignal,
+  deps: DeliveryDeps,
+  log: Logger,
+): Promise<JobResult> {
+  const definition = getJobType(job.type);
+  const handler = deps.handlers[job.type];
+  if (!definition || !handler) throw new JobFailure("UNKNOWN_JOB_TYPE", `this worker does not run ${job.type} jobs`);
+  const input = definition.input.safeParse(rawInput);
+  if (!input.success) throw new JobFailure("INVALID_INPUT", `the job's input failed validation: ${input.error.issues[0]?.message ?? "invalid"}`);
+
+  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, signal, tmpDir });
+  try {
+    log.info({ type: job.type, attempt: job.attempt }, "job started");
+    const output = await (handler as (ctx: JobContext) => Promise<JobOutput>)(ctx);
+    const result = JobResult.safeParse(output);
+    if (!result.success) throw new Error(`${job.type} handler returned an invalid result: ${result.error.message}`);
+    return result.data;
+  } finally {
+    await close();
+  }
+}
+
+/** Publishes what the owner must learn, then acknowledges the message the matching way. */
+async function settle(msg: JsMsg, jobId: string, outcome: Outcome, deps: DeliveryDeps, log: Logger): Promise<void> {
+  switch (outcome.kind) {
+    case "dropped":
+      log.info({ reason: outcome.reason }, "claim refused; dropping the delivery");
+      msg.ack();
+      return;
+    case "succeeded":
+      await deps.events.publish(jobId, { type: "result", status: "succeeded", result: outcome.result });
+      msg.ack();
+      log.info({ files: outcome.result.files.length }, "job succeeded");
+      return;
+    case "failed":
+      log.warn({ err: outcome.cause, code: outcome.error.code }, "job failed");
+      await deps.events.publish(jobId, { type: "error", status: "failed", error: outcome.error });
+      // No reason string: nats-server before 2.11 does not recognise "+TERM <reason>" as a term.
+      msg.term();
+      return;
+    case "retry":
+      log.warn({ err: outcome.cause, delay_ms: outcome.delayMs }, "attempt failed; will retry");
+      if (outcome.notice) {
+        await deps.events.publish(jobId, { type: "log", level: "warn", message: outcome.notice }).catch((err) => log.warn({ err }, "could not publish the retry notice"));
+      }
+      msg.nak(outcome.delayMs);
+      return;
+    case "canceled":
+      log.info("job canceled; stopped working on it");
+      msg.term();
+      return;
+    case "released":
+      log.info("giving the job back for another worker");
+      msg.nak();
+      return;
+  }
+}

@@ -1,0 +1,93 @@
+import { extname, join } from "node:path";
+import { isAppError, type JobEventInput, type JobTypeDefinition } from "@cutroom/contracts";
+import type { JobEventPublisher, Logger, RpcClient } from "@cutroom/runtime";
+import { JobFailure } from "./job-failure.ts";
+import { createProgressReporter } from "./progress.ts";
+import { downloadToFile, uploadFile } from "./transfer.ts";
+import type { JobContext } from "./types.ts";
+
+export interface JobContextDeps {
+  rpc: RpcClient;
+  events: JobEventPublisher;
+  logger: Logger;
+  job: JobContext["job"];
+  definition: JobTypeDefinition;
+  input: unknown;
+  signal: AbortSignal;
+  tmpDir: string;
+}
+
+// Storage answers these when the file itself is the problem: retrying cannot help.
+const unusableInput = new Set(["NOT_FOUND", "FORBIDDEN", "INVALID_INPUT", "INVALID_STATE", "BAD_REQUEST"]);
+
+/** Builds what a handler sees. `close` stops the progress throttle before the final event goes out. */
+export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close: () => Promise<void> } {
+  const { rpc, events, logger, job, definition, signal, tmpDir } = deps;
+  let currentStage: string | undefined;
+
+  // Progress, stage and log events are best effort: a lost one must not fail the job.
+  const emit = (event: JobEventInput) => {
+    events.publish(job.id, event).catch((err) => logger.warn({ err, event: event.type }, "could not publish a job event"));
+  };
+  const progress = createProgressReporter((percent) =>
+    events.publish(job.id, { type: "progress", progress: percent, ...(currentStage ? { stage: currentStage } : {}) }),
+  );
+
+  const ctx: JobContext = {
+    job,
+    input: deps.input,
+    signal,
+    tmpDir,
+    logger,
+    log: {
+      info(message) {
+        logger.info(message);
+        emit({ type: "log", level: "info", message });
+      },
+      warn(message) {
+        logger.warn(message);
+        emit({ type: "log", level: "warn", message });
+      },
+    },
+    progress: progress.report,
+
+    async stage(name, fn) {
+      if (!definition.stages.includes(name)) throw new Error(`"${name}" is not a stage of ${job.type} (${definition.stages.join(", ")})`);
+      currentStage = name;
+      emit({ type: "stage", stage: name, status: "running" });
+      try {
+        const value = await fn();
+        emit({ type: "stage", stage: name, status: "done" });
+        return value;
+      } catch (err) {
+        if (!signal.aborted) emit({ type: "stage", stage: name, status: "failed" });
+        throw err;
+      }
+    },
+
+    async fetchInput(fileId) {
+      const file = await rpc.call("storage", "inputUrl", { owner_id: job.userId, file_id: fileId }).catch((err) => {
+        if (isAppError(err) && unusableInput.has(err.code)) throw new JobFailure("INPUT_UNAVAILABLE", `input file ${fileId}: ${err.message}`);
+        throw err;
+      });
+      const path = join(tmpDir, `input-${fileId}${safeExtension(file.filename)}`);
+      const size = await downloadToFile(file.url, path, signal);
+      if (size !== file.size) throw new Error(`input ${fileId} arrived with ${size} of ${file.size} bytes`);
+      return { path, filename: file.filename, contentType: file.content_type, size };
+    },
+
+    async uploadOutput(localPath, filename, contentType) {
+      const ticket = await rpc.call("storage", "createOutput", { owner_id: job.userId, job_id: job.id, filename, content_type: contentType });
+      await uploadFile(ticket, localPath, contentType, signal);
+      const file = await rpc.call("storage", "confirmOutput", { owner_id: job.userId, file_id: ticket.file_id });
+      return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };
+    },
+  };
+  return { ctx, close: progress.stop };
+}
+
+/** Keeps the input's extension (ffmpeg and sharp sniff by it) but nothing else from a user-chosen name. */
+function safeExtension(filename: string): string {
+  const ext = extname(filename).toLowerCase();
+  return /^\.[a-z0-9]{1,10}$/.test(ext) ? ext : "";
+}

@@ -1,0 +1,29 @@
+import type { Queue } from "@cutroom/contracts";
+import { connectNats, createLogger, ensureStreams, onShutdown } from "@cutroom/runtime";
+import { readWorkerEnv } from "./env.ts";
+import { serveWorkerHealth } from "./health.ts";
+import { assertHandlers, startWorker, type WorkerOptions } from "./worker.ts";
+
+// Running jobs get this long to finish on SIGTERM before they are handed back to the queue.
+const SHUTDOWN_GRACE_MS = 10_000;
+
+/** A worker process from start to stop: what each worker's src/server.ts calls. */
+export async function runWorker<Q extends Queue>(opts: WorkerOptions<Q>): Promise<void> {
+  assertHandlers(opts.queue, opts.handlers);
+  const env = readWorkerEnv();
+  const log = createLogger(opts.name, env.LOG_LEVEL);
+
+  const nc = await connectNats(env.NATS_URL, opts.name, log);
+  await ensureStreams(nc);
+  const worker = await startWorker(nc, log, opts, {
+    concurrency: env.WORKER_CONCURRENCY,
+    ackWaitMs: env.JOB_ACK_WAIT_MS,
+    maxAttempts: env.JOB_MAX_ATTEMPTS,
+    tmpDir: env.WORKER_TMP_DIR,
+    rpcTimeoutMs: env.RPC_TIMEOUT_MS,
+  });
+  const health = serveWorkerHealth(nc, opts.name, opts.queue, worker, log);
+
+  onShutdown(log, [() => worker.stop({ graceMs: SHUTDOWN_GRACE_MS }), health.drain, () => nc.drain()], SHUTDOWN_GRACE_MS + 5000);
+  log.info({ queue: opts.queue, concurrency: env.WORKER_CONCURRENCY }, "ready");
+}

@@ -1,0 +1,53 @@
+import type { JobInput, JobTypeName, Queue, ResultFile as ResultFileSchema, jobTypes } from "@cutroom/contracts";
+import type { Logger } from "@cutroom/runtime";
+import type { z } from "zod";
+
+export type ResultFile = z.output<typeof ResultFileSchema>;
+
+/** A job input downloaded into the job's temp dir. */
+export interface InputFile {
+  path: string;
+  filename: string;
+  contentType: string;
+  size: number;
+}
+
+/** What a handler returns: the files it uploaded plus any measurements worth showing. */
+export interface JobOutput {
+  files: ResultFile[];
+  [measurement: string]: unknown;
+}
+
+/** Everything a handler may touch: it never sees NATS, storage credentials or the database. */
+export interface JobContext<I = unknown> {
+  job: { id: string; userId: string; type: string; attempt: number; dispatch: number };
+  /** The job's input, parsed with its registry schema (defaults applied). */
+  input: I;
+  /** Aborted when the job is canceled or the worker must give it up; pass it to every await. */
+  signal: AbortSignal;
+  /** A directory of this run's own, removed when the job ends however it ends. */
+  tmpDir: string;
+  /** Log lines the job's owner sees as `log` events; they also go to the worker's own log. */
+  log: { info: (message: string) => void; warn: (message: string) => void };
+  /** The worker's internal log, with the job id: for details the owner must not see. */
+  logger: Logger;
+  /** Overall progress in percent (0–100); throttled, never goes backwards. */
+  progress: (percent: number) => void;
+  /** Runs one of the job type's stages, publishing when it starts, ends or fails. */
+  stage: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
+  /** Downloads one of the owner's files into `tmpDir` through a short-lived signed URL. */
+  fetchInput: (fileId: string) => Promise<InputFile>;
+  /** Uploads a local file as an output of this job and returns it as a result file. */
+  uploadOutput: (localPath: string, filename: string, contentType: string) => Promise<ResultFile>;
+}
+
+export type JobHandler<T extends JobTypeName = JobTypeName> = (ctx: JobContext<JobInput<T>>) => Promise<JobOutput>;
+
+/** Any handler, whatever its input type: what the runtime stores and looks up by job type. */
+export type AnyJobHandler = (ctx: JobContext<never>) => Promise<JobOutput>;
+
+/** The job types the registry routes to one queue. */
+export type JobTypeOf<Q extends Queue> = { [T in JobTypeName]: (typeof jobTypes)[T]["queue"] extends Q ? T : never }[JobTypeName];
+
+/** One handler per job type of the queue: the compiler and the start-up check both insist. */
+export type QueueHandlers<Q extends Queue> = { [T in JobTypeOf<Q>]: JobHandler<T> };

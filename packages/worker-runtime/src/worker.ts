@@ -1,0 +1,113 @@
+import { mkdir } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { jobTypes, streams, type JobTypeName, type Queue } from "@cutroom/contracts";
+import { createEventPublisher, createRpcClient, type Logger, type NatsConnection } from "@cutroom/runtime";
+import { jetstream, type ConsumerMessages } from "@nats-io/jetstream";
+import { consumerName, ensureWorkerConsumer } from "./consumer.ts";
+import { handleDelivery, stoppingReason, type DeliveryDeps } from "./delivery.ts";
+import type { AnyJobHandler, QueueHandlers } from "./types.ts";
+
+export interface WorkerOptions<Q extends Queue> {
+  /** The process name, e.g. worker-image: used for the claim id and the health subject. */
+  name: string;
+  queue: Q;
+  handlers: QueueHandlers<Q>;
+}
+
+export interface WorkerConfig {
+  concurrency: number;
+  ackWaitMs: number;
+  maxAttempts: number;
+  tmpDir: string;
+  rpcTimeoutMs: number;
+}
+
+export interface Worker {
+  /** Jobs running now, and the most this process runs at once. */
+  load: () => { inFlight: number; concurrency: number };
+  /**
+   * Stops pulling, lets running jobs finish for up to `graceMs`, then aborts the rest, which
+   * are handed back (nak) for another worker. Resolves when every message is settled.
+   */
+  stop: (opts?: { graceMs?: number }) => Promise<void>;
+}
+
+/** Refuses to start unless the handlers are exactly the registry's job types for this queue. */
+export function assertHandlers(queue: Queue, handlers: Record<string, unknown>): void {
+  const expected = (Object.keys(jobTypes) as JobTypeName[]).filter((t) => jobTypes[t].queue === queue);
+  const missing = expected.filter((t) => typeof handlers[t] !== "function");
+  const unknown = Object.keys(handlers).filter((t) => !expected.includes(t as JobTypeName));
+  if (missing.length > 0) throw new Error(`queue ${queue}: no handler for ${missing.join(", ")}`);
+  if (unknown.length > 0) throw new Error(`queue ${queue}: handlers for job types it does not run: ${unknown.join(", ")}`);
+}
+
+// Long enough that an idle worker does not hammer the server, short enough to notice a lost pull.
+const PULL_EXPIRES_MS = 5000;
+
+/**
+ * The consumer loop: pulls at most `concurrency` messages at a time from the queue's durable
+ * consumer and hands each to `handleDelivery`, which settles it exactly once.
+ */
+export async function startWorker<Q extends Queue>(nc: NatsConnection, log: Logger, opts: WorkerOptions<Q>, config: WorkerConfig): Promise<Worker> {
+  assertHandlers(opts.queue, opts.handlers);
+  await mkdir(config.tmpDir, { recursive: true });
+  await ensureWorkerConsumer(nc, opts.queue, config);
+  const consumer = await jetstream(nc).consumers.get(streams.jobs.name, consumerName(opts.queue));
+
+  const deps: DeliveryDeps = {
+    nc,
+    rpc: createRpcClient(nc, { timeoutMs: config.rpcTimeoutMs }),
+    events: createEventPublisher(nc),
+    log,
+    workerId: `${opts.name}-${process.pid}`,
+    handlers: opts.handlers as Record<string, AnyJobHandler>,
+    ackWaitMs: config.ackWaitMs,
+    maxAttempts: config.maxAttempts,
+    tmpRoot: config.tmpDir,
+    running: new Set(),
+  };
+  const inFlight = new Set<Promise<void>>();
+  let stopping = false;
+  let batch: ConsumerMessages | undefined;
+
+  const pullLoop = async () => {
+    while (!stopping) {
+      if (inFlight.size >= config.concurrency) {
+        await Promise.race(inFlight);
+        continue;
+      }
+      try {
+        batch = await consumer.fetch({ max_messages: config.concurrency - inFlight.size, expires: PULL_EXPIRES_MS });
+        for await (const msg of batch) {
+          if (stopping) {
+            msg.nak();
+            continue;
+          }
+          const p: Promise<void> = handleDelivery(msg, deps).finally(() => inFlight.delete(p));
+          inFlight.add(p);
+        }
+      } catch (err) {
+        if (stopping) break;
+        log.warn({ err }, "pulling jobs failed; trying again");
+        await sleep(1000);
+      }
+    }
+  };
+  const loop = pullLoop();
+
+  return {
+    load: () => ({ inFlight: inFlight.size, concurrency: config.concurrency }),
+    async stop({ graceMs = 10_000 } = {}) {
+      stopping = true;
+      await batch?.close();
+      await loop;
+      const finished = Promise.allSettled([...inFlight]);
+      const timer = sleep(graceMs, "deadline", { ref: false });
+      if ((await Promise.race([finished, timer])) === "deadline") {
+        log.warn({ jobs: inFlight.size }, "jobs still running at the shutdown deadline; handing them back");
+        for (const controller of deps.running) controller.abort(stoppingReason());
+      }
+      await finished;
+    },
+  };
+}
