@@ -4,4 +4,4 @@ export { JobFailure, isJobFailure } from "./job-failure.ts";
 export { WorkerEnv, readWorkerEnv } from "./env.ts";
 export { serveWorkerHealth } from "./health.ts";
 export { createReplicateProvider, type ModelProvider } from "./providers/replicate.ts";
-export type { InputFile, JobContext, JobHandler, JobOutput, JobTypeOf, QueueHandlers, ResultFile } from "./types.ts";
+export type { InputFile, JobContext, JobHandler, JobHandlers, JobOutput, ResultFile } from "./types.ts";

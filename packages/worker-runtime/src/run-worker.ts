@@ -1,4 +1,3 @@
-import type { Queue } from "@cutroom/contracts";
 import { connectNats, createLogger, ensureStreams, onShutdown } from "@cutroom/runtime";
 import { readWorkerEnv } from "./env.ts";
 import { serveWorkerHealth } from "./health.ts";
@@ -8,7 +7,7 @@ import { assertHandlers, startWorker, type WorkerOptions } from "./worker.ts";
 const SHUTDOWN_GRACE_MS = 10_000;
 
 /** A worker process from start to stop: what each worker's src/server.ts calls. */
-export async function runWorker<Q extends Queue>(opts: WorkerOptions<Q>): Promise<void> {
+export async function runWorker(opts: WorkerOptions): Promise<void> {
   assertHandlers(opts.queue, opts.handlers);
   const env = readWorkerEnv();
   const log = createLogger(opts.name, env.LOG_LEVEL);

@@ -1,4 +1,4 @@
-import type { JobInput, JobTypeName, Queue, ResultFile as ResultFileSchema, jobTypes } from "@cutroom/contracts";
+import type { JobInput, JobTypeName, ResultFile as ResultFileSchema } from "@cutroom/contracts";
 import type { Logger } from "@cutroom/runtime";
 import type { z } from "zod";
 
@@ -46,8 +46,8 @@ export type JobHandler<T extends JobTypeName = JobTypeName> = (ctx: JobContext<J
 /** Any handler, whatever its input type: what the runtime stores and looks up by job type. */
 export type AnyJobHandler = (ctx: JobContext<never>) => Promise<JobOutput>;
 
-/** The job types the registry routes to one queue. */
-export type JobTypeOf<Q extends Queue> = { [T in JobTypeName]: (typeof jobTypes)[T]["queue"] extends Q ? T : never }[JobTypeName];
-
-/** One handler per job type of the queue: the compiler and the start-up check both insist. */
-export type QueueHandlers<Q extends Queue> = { [T in JobTypeOf<Q>]: JobHandler<T> };
+/**
+ * Handlers by job type, each typed with its own input. The registry does not keep each type's
+ * queue as a literal, so which types a queue must handle is checked at start-up instead.
+ */
+export type JobHandlers = { [T in JobTypeName]?: JobHandler<T> };

@@ -5,13 +5,13 @@ import { createEventPublisher, createRpcClient, type Logger, type NatsConnection
 import { jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import { consumerName, ensureWorkerConsumer } from "./consumer.ts";
 import { handleDelivery, stoppingReason, type DeliveryDeps } from "./delivery.ts";
-import type { AnyJobHandler, QueueHandlers } from "./types.ts";
+import type { AnyJobHandler, JobHandlers } from "./types.ts";
 
-export interface WorkerOptions<Q extends Queue> {
+export interface WorkerOptions {
   /** The process name, e.g. worker-image: used for the claim id and the health subject. */
   name: string;
-  queue: Q;
-  handlers: QueueHandlers<Q>;
+  queue: Queue;
+  handlers: JobHandlers;
 }
 
 export interface WorkerConfig {
@@ -48,7 +48,7 @@ const PULL_EXPIRES_MS = 5000;
  * The consumer loop: pulls at most `concurrency` messages at a time from the queue's durable
  * consumer and hands each to `handleDelivery`, which settles it exactly once.
  */
-export async function startWorker<Q extends Queue>(nc: NatsConnection, log: Logger, opts: WorkerOptions<Q>, config: WorkerConfig): Promise<Worker> {
+export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerOptions, config: WorkerConfig): Promise<Worker> {
   assertHandlers(opts.queue, opts.handlers);
   await mkdir(config.tmpDir, { recursive: true });
   await ensureWorkerConsumer(nc, opts.queue, config);

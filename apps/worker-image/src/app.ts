@@ -1,0 +1,32 @@
+import { basename, extname, join } from "node:path";
+import type { JobContext, JobHandlers, JobOutput } from "@cutroom/worker-runtime";
+import { contentTypes, extensions, resizeImage, type ResizeOptions } from "./resize.ts";
+
+type ImageJobInput = Omit<ResizeOptions, "quality"> & { file_id: string; quality?: number };
+
+// Thumbnails take no quality from the client; this keeps them small without visible blocks.
+const THUMBNAIL_QUALITY = 75;
+
+/** worker-image: image.resize and image.thumbnail, both fetch → process → upload. */
+export function createImageHandlers(): JobHandlers {
+  return {
+    "image.resize": (ctx) => processImage(ctx),
+    "image.thumbnail": (ctx) => processImage(ctx),
+  };
+}
+
+async function processImage(ctx: JobContext<ImageJobInput>): Promise<JobOutput> {
+  const { file_id, width, height, fit, format, quality = THUMBNAIL_QUALITY } = ctx.input;
+  const input = await ctx.stage("fetch", () => ctx.fetchInput(file_id));
+  ctx.progress(30);
+
+  const outputPath = join(ctx.tmpDir, `output.${extensions[format]}`);
+  const image = await ctx.stage("process", () => resizeImage(input.path, outputPath, { width, height, fit, format, quality }));
+  ctx.progress(70);
+
+  const filename = `${basename(input.filename, extname(input.filename)) || "image"}.${extensions[format]}`;
+  const file = await ctx.stage("upload", () => ctx.uploadOutput(image.path, filename, contentTypes[format]));
+  ctx.progress(100);
+
+  return { files: [file], width: image.width, height: image.height, format: image.format, size: image.size };
+}

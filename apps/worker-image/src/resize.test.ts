@@ -1,0 +1,74 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resizeImage } from "./resize.ts";
+
+describe("resizeImage with sharp", () => {
+  let dir: string;
+  let photo: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "resize-"));
+    // A 640×480 gradient-ish png: enough detail that encoders have real work to do.
+    photo = join(dir, "photo.png");
+    const { data, info } = await sharp({ create: { width: 640, height: 480, channels: 3, background: "#3366cc" } })
+      .composite([{ input: { create: { width: 320, height: 240, channels: 3, background: "#ffcc00" } }, top: 60, left: 80 }])
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    await sharp(data, { raw: info }).png().toFile(photo);
+  });
+  afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+  it("crops to exactly the box asked for with fit cover, as a jpeg", async () => {
+    const out = await resizeImage(photo, join(dir, "cover.jpg"), { width: 200, height: 200, fit: "cover", format: "jpeg", quality: 80 });
+    const meta = await sharp(out.path).metadata();
+    expect([meta.width, meta.height, meta.format]).toEqual([200, 200, "jpeg"]);
+    expect(out).toMatchObject({ width: 200, height: 200, format: "jpeg" });
+    expect(out.size).toBeGreaterThan(0);
+  });
+
+  it("keeps the aspect ratio inside the box with fit inside, as a webp", async () => {
+    const out = await resizeImage(photo, join(dir, "inside.webp"), { width: 320, height: 320, fit: "inside", format: "webp", quality: 80 });
+    const meta = await sharp(out.path).metadata();
+    expect([meta.width, meta.height, meta.format]).toEqual([320, 240, "webp"]);
+  });
+
+  it("scales by width alone when no height is given, as a png", async () => {
+    const out = await resizeImage(photo, join(dir, "width.png"), { width: 160, fit: "cover", format: "png", quality: 80 });
+    const meta = await sharp(out.path).metadata();
+    expect([meta.width, meta.height, meta.format]).toEqual([160, 120, "png"]);
+  });
+
+  it("encodes avif (an AV1 image in a HEIF container)", async () => {
+    const out = await resizeImage(photo, join(dir, "small.avif"), { width: 64, height: 48, fit: "fill", format: "avif", quality: 50 });
+    const meta = await sharp(out.path).metadata();
+    expect([meta.width, meta.height, meta.format, meta.compression]).toEqual([64, 48, "heif", "av1"]);
+  });
+
+  it("gives lower quality settings smaller files", async () => {
+    const high = await resizeImage(photo, join(dir, "q95.jpg"), { width: 640, fit: "cover", format: "jpeg", quality: 95 });
+    const low = await resizeImage(photo, join(dir, "q20.jpg"), { width: 640, fit: "cover", format: "jpeg", quality: 20 });
+    expect(low.size).toBeLessThan(high.size);
+  });
+
+  it("refuses bytes that are not an image with INVALID_MEDIA, not to be retried", async () => {
+    const junk = join(dir, "junk.png");
+    await writeFile(junk, "this is plainly not a png file");
+    await expect(resizeImage(junk, join(dir, "never.jpg"), { width: 10, fit: "cover", format: "jpeg", quality: 80 })).rejects.toMatchObject({
+      name: "JobFailure",
+      code: "INVALID_MEDIA",
+      retryable: false,
+    });
+  });
+
+  it("refuses a truncated image with INVALID_MEDIA", async () => {
+    const whole = await sharp(photo).jpeg().toBuffer();
+    const truncated = join(dir, "truncated.jpg");
+    await writeFile(truncated, whole.subarray(0, Math.floor(whole.length / 2)));
+    await expect(resizeImage(truncated, join(dir, "never2.jpg"), { width: 10, fit: "cover", format: "jpeg", quality: 80 })).rejects.toMatchObject({
+      code: "INVALID_MEDIA",
+    });
+  });
+});
