@@ -78,7 +78,7 @@ describe("accounts and tokens", () => {
     // The classic confusion attack: HS256 keyed with the server's own public key.
     const jwks = await api.get("/auth/jwks");
     const pub = jwks.body.keys[0] as JWK;
-    const pem = await exportSPKI((await importJWK(pub, "EdDSA")) as CryptoKey);
+    const pem = await exportSPKI((await importJWK(pub, "EdDSA")) as never);
     const hs = await new SignJWT(payload).setProtectedHeader({ alg: "HS256", kid: pub.kid }).sign(new TextEncoder().encode(pem));
     expectEnvelope(await api.get("/auth/me", hs), 401);
 

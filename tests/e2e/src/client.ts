@@ -11,11 +11,11 @@ export function createClient(baseUrl: string) {
   const request = async <T = any>(
     method: string,
     path: string,
-    opts: { token?: string; json?: unknown; form?: Record<string, string>; body?: BodyInit; headers?: Record<string, string> } = {},
+    opts: { token?: string; json?: unknown; form?: Record<string, string>; body?: NonNullable<RequestInit["body"]>; headers?: Record<string, string> } = {},
   ): Promise<Reply<T>> => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-    let body: BodyInit | undefined = opts.body;
+    let body: NonNullable<RequestInit["body"]> | undefined = opts.body;
     if (opts.json !== undefined) {
       headers["content-type"] = "application/json";
       body = JSON.stringify(opts.json);
