@@ -1,0 +1,202 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { Readable } from "node:stream";
+import { fileTypeFromBuffer } from "file-type";
+import { AppError, toPage, type Caller, type FileObject } from "@cutroom/contracts";
+import { sqlTag as sql, type Db } from "@cutroom/db";
+import { runChecks, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
+import type { StorageDriver } from "./drivers/driver.ts";
+import {
+  deleteFileRow,
+  fileStats,
+  getFileRow,
+  getOwnedFile,
+  insertPendingFile,
+  listReadyFiles,
+  markReady,
+  markRejected,
+  toFileObject,
+  upsertOutputFile,
+  type FileRow,
+} from "./files.ts";
+import { acceptsContent } from "./media-check.ts";
+import type { Signer } from "./signed-token.ts";
+
+export interface StorageDeps {
+  db: Db;
+  driver: StorageDriver;
+  /** Signs ingest tokens (the fs driver signs its URLs with the same secret). */
+  signer: Signer;
+  /** Where the gateway reaches our data plane, e.g. http://127.0.0.1:8001. */
+  internalUrl: string;
+}
+
+/** Signed URLs and tickets live this long. */
+const urlTtlSec = 15 * 60;
+/** Enough leading bytes for file-type to recognise every format it knows. */
+const sniffBytes = 64 * 1024;
+
+/** storage-service: file records in Postgres, bytes behind a driver, moved only through signed URLs. */
+export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage"> {
+  const { db, driver, signer } = deps;
+
+  const ownedFile = async (ctx: RpcContext, fileId: string) => {
+    const row = await getOwnedFile(db, callerOf(ctx).user_id, fileId);
+    if (!row) throw new AppError("NOT_FOUND", "file not found", { file_id: fileId });
+    return row;
+  };
+
+  return {
+    health: async () => runChecks("storage", { database: () => db.execute(sql`select 1`), [driver.name]: () => driver.check() }),
+
+    createUpload: async ({ filename, content_type, size, project_id, max_bytes }, ctx) => {
+      const caller = callerOf(ctx);
+      if (size > max_bytes) throw new AppError("PAYLOAD_TOO_LARGE", `the file is larger than your limit of ${max_bytes} bytes`, { size, max_bytes });
+      const row = await insertPendingFile(db, { id: randomUUID(), ownerId: caller.user_id, projectId: project_id, folder: "input", filename, contentType: content_type, declaredSize: size });
+      return uploadTicket(driver, row, size);
+    },
+
+    confirmUpload: async ({ file_id }, ctx) => {
+      const row = await ownedFile(ctx, file_id);
+      if (row.status === "ready") return toFileObject(row);
+      if (row.status === "rejected") throw new AppError("INVALID_STATE", "this upload was rejected; start a new one", { file_id });
+      return finaliseUpload(deps, row);
+    },
+
+    createIngest: async ({ filename, content_type, project_id, max_bytes }, ctx) => {
+      const caller = callerOf(ctx);
+      const row = await insertPendingFile(db, { id: randomUUID(), ownerId: caller.user_id, projectId: project_id, folder: "input", filename, contentType: content_type });
+      const token = signer.sign({ op: "ingest", key: row.id, exp: Date.now() + urlTtlSec * 1000, max: max_bytes, ct: content_type });
+      return { file_id: row.id, ingest_url: `${deps.internalUrl}/storage/ingest/${token}` };
+    },
+
+    getFile: async ({ file_id }, ctx) => toFileObject(await ownedFile(ctx, file_id)),
+
+    listFiles: async (q, ctx) => {
+      const { rows, total } = await listReadyFiles(db, callerOf(ctx).user_id, q);
+      return toPage(rows.map(toFileObject), total, q);
+    },
+
+    downloadUrl: async ({ file_id }, ctx) => {
+      const row = await ownedFile(ctx, file_id);
+      if (row.status !== "ready") throw new AppError("INVALID_STATE", "the file is not uploaded yet", { file_id, status: row.status });
+      return signedDownload(driver, row);
+    },
+
+    deleteFile: async ({ file_id }, ctx) => {
+      const row = await ownedFile(ctx, file_id);
+      // Bytes first: if that fails the record stays, and the call can be retried.
+      await driver.delete(row.storageKey);
+      await deleteFileRow(db, row.id);
+      return { deleted: true as const };
+    },
+
+    stats: async (_body, ctx) => {
+      if (callerOf(ctx).role !== "admin") throw new AppError("FORBIDDEN", "admins only");
+      return fileStats(db);
+    },
+
+    inputUrl: async ({ owner_id, file_id }) => {
+      const row = await getOwnedFile(db, owner_id, file_id);
+      if (!row || row.status !== "ready") throw new AppError("NOT_FOUND", "input file not found", { file_id });
+      const { url, expires_at } = await signedDownload(driver, row);
+      return { url, expires_at, filename: row.filename, content_type: row.contentType, size: row.size };
+    },
+
+    createOutput: async ({ owner_id, job_id, filename, content_type }) => {
+      const row = await upsertOutputFile(db, { id: outputFileId(job_id, filename), ownerId: owner_id, jobId: job_id, filename, contentType: content_type });
+      if (!row) throw new AppError("CONFLICT", "this output belongs to another user", { job_id });
+      return uploadTicket(driver, row);
+    },
+
+    confirmOutput: async ({ owner_id, file_id }) => {
+      const row = await getOwnedFile(db, owner_id, file_id);
+      if (!row || row.folder !== "output") throw new AppError("NOT_FOUND", "output file not found", { file_id });
+      if (row.status === "ready") return toFileObject(row);
+      const size = await driver.size(row.storageKey);
+      if (size === undefined) throw new AppError("INVALID_STATE", "nothing uploaded yet", { file_id });
+      return toFileObject(await markReady(db, row.id, size));
+    },
+  };
+}
+
+export type IngestReceiver = (token: string, body: Readable, contentLength?: number) => Promise<FileObject>;
+
+/**
+ * The data plane's `PUT /storage/ingest/:token`: the gateway streams a multipart upload of unknown
+ * length here; it goes straight into the driver and is then confirmed like any upload.
+ */
+export function createIngestReceiver(deps: StorageDeps): IngestReceiver {
+  return async (token, body, contentLength) => {
+    const claims = deps.signer.verify(token, "ingest");
+    const row = await getFileRow(deps.db, claims.key);
+    if (!row) throw new AppError("NOT_FOUND", "file not found");
+    if (row.status !== "pending") throw new AppError("INVALID_STATE", "this upload is already finished", { file_id: row.id, status: row.status });
+    const maxBytes = claims.max ?? Number.POSITIVE_INFINITY;
+    try {
+      if (contentLength !== undefined && contentLength > maxBytes) {
+        throw new AppError("PAYLOAD_TOO_LARGE", `the file is larger than your limit of ${maxBytes} bytes`, { size: contentLength, max_bytes: maxBytes });
+      }
+      await deps.driver.putStream(row.storageKey, body, { maxBytes, contentType: row.contentType });
+    } catch (err) {
+      if (err instanceof AppError && err.code === "PAYLOAD_TOO_LARGE") await markRejected(deps.db, row.id);
+      throw err;
+    }
+    return finaliseUpload(deps, row);
+  };
+}
+
+/**
+ * Checks the stored bytes against what was declared (size, then magic bytes) and marks the file
+ * ready; a file that fails is marked rejected and its bytes deleted.
+ */
+async function finaliseUpload({ db, driver }: StorageDeps, row: FileRow): Promise<FileObject> {
+  const size = await driver.size(row.storageKey);
+  if (size === undefined) throw new AppError("INVALID_STATE", "nothing uploaded yet", { file_id: row.id });
+  const reject = async (error: AppError) => {
+    await markRejected(db, row.id);
+    await driver.delete(row.storageKey);
+    throw error;
+  };
+  if (row.declaredSize !== null && size > row.declaredSize) {
+    return reject(new AppError("PAYLOAD_TOO_LARGE", "more bytes arrived than were declared", { size, declared_size: row.declaredSize }));
+  }
+  if (row.declaredSize !== null && size < row.declaredSize) {
+    return reject(new AppError("INVALID_INPUT", "fewer bytes arrived than were declared", { size, declared_size: row.declaredSize }));
+  }
+  const detected = (await fileTypeFromBuffer(await driver.readHead(row.storageKey, sniffBytes)))?.mime;
+  if (!acceptsContent(row.contentType, detected)) {
+    return reject(
+      new AppError("UNSUPPORTED_MEDIA_TYPE", `the bytes are not ${row.contentType}`, { declared: row.contentType, detected: detected ?? null }),
+    );
+  }
+  return toFileObject(await markReady(db, row.id, size));
+}
+
+async function uploadTicket(driver: StorageDriver, row: FileRow, size?: number) {
+  const { url, headers } = await driver.presignPut(row.storageKey, { contentType: row.contentType, size, expiresInSec: urlTtlSec });
+  return { file_id: row.id, upload_url: url, method: "PUT" as const, headers, expires_at: expiresAt() };
+}
+
+async function signedDownload(driver: StorageDriver, row: FileRow) {
+  const url = await driver.presignGet(row.storageKey, { expiresInSec: urlTtlSec, filename: row.filename, contentType: row.contentType });
+  return { url, expires_at: expiresAt() };
+}
+
+const expiresAt = () => new Date(Date.now() + urlTtlSec * 1000).toISOString();
+
+function callerOf(ctx: RpcContext): Caller {
+  if (!ctx.caller) throw new AppError("UNAUTHORIZED", "this call needs a signed-in caller");
+  return ctx.caller;
+}
+
+/**
+ * A job's output is named by (job, filename), so a re-run writes the same file instead of a
+ * second one: a UUID (version 8, RFC 9562) made of the first 16 bytes of their SHA-256.
+ */
+export function outputFileId(jobId: string, filename: string): string {
+  const b = createHash("sha256").update(`cutroom-output\n${jobId}\n${filename}`).digest().subarray(0, 16);
+  b[6] = (b[6]! & 0x0f) | 0x80;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = b.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}

@@ -1,0 +1,53 @@
+import { Transform, type Readable } from "node:stream";
+import { AppError } from "@cutroom/contracts";
+
+/** Where bytes live. Keys are `<owner>/<file_id>`; the database says what they mean. */
+export interface StorageDriver {
+  readonly name: "fs" | "s3";
+  /** Stores a stream under `key` and returns its size; past `maxBytes` it throws PAYLOAD_TOO_LARGE and leaves nothing behind. */
+  putStream(key: string, body: Readable, opts: { maxBytes: number; contentType?: string }): Promise<number>;
+  /** Up to the first `n` bytes of an object (fewer when it is shorter). */
+  readHead(key: string, n: number): Promise<Buffer>;
+  /** The object's size, or undefined when there is none. */
+  size(key: string): Promise<number | undefined>;
+  /** Removes the object; removing a missing one is fine. */
+  delete(key: string): Promise<void>;
+  /**
+   * A URL a client PUTs the bytes to, with the headers it must send. With `size`, a bigger body is
+   * refused (fs: 413 mid-stream; s3: the signed content-length no longer matches); without it
+   * (worker outputs, whose size is unknown up front) any size is taken.
+   */
+  presignPut(key: string, opts: { contentType: string; size?: number; expiresInSec: number }): Promise<{ url: string; headers: Record<string, string> }>;
+  /** A URL anyone holding it can download the object from, until it expires. */
+  presignGet(key: string, opts: { expiresInSec: number; filename: string; contentType: string }): Promise<string>;
+  /** Throws when the driver cannot store objects right now (for health). */
+  check(): Promise<void>;
+}
+
+/** Passes bytes through while counting them; fails with PAYLOAD_TOO_LARGE once there are more than `maxBytes`. */
+export function limitBytes(maxBytes: number): Transform & { bytes: () => number } {
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      if (bytes > maxBytes) done(tooLarge(maxBytes));
+      else done(null, chunk);
+    },
+  });
+  return Object.assign(counter, { bytes: () => bytes });
+}
+
+export const tooLarge = (maxBytes: number) => new AppError("PAYLOAD_TOO_LARGE", `the body is larger than ${maxBytes} bytes`, { max_bytes: maxBytes });
+
+/** Keys are ours (`<uuid>/<uuid>`), but a driver still refuses anything that could climb out of its root. */
+export function assertSafeKey(key: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/.test(key) || key.split("/").includes("..")) {
+    throw new AppError("INVALID_INPUT", "invalid storage key");
+  }
+}
+
+/** `attachment` with an ASCII fallback and the exact UTF-8 name (RFC 6266). */
+export function contentDisposition(filename: string): string {
+  const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
+}

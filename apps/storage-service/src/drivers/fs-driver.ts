@@ -1,0 +1,96 @@
+import { randomUUID } from "node:crypto";
+import { createReadStream, createWriteStream, type ReadStream } from "node:fs";
+import { mkdir, open, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Signer, TokenClaims } from "../signed-token.ts";
+import { assertSafeKey, limitBytes, type StorageDriver } from "./driver.ts";
+
+/**
+ * Objects as files under `dir`. Its signed URLs point at this service's own data plane
+ * (`<publicUrl>/blob/<token>`, see http.ts), which checks the token and streams to or from here.
+ */
+export class FsDriver implements StorageDriver {
+  readonly name = "fs";
+  private readonly tmpDir: string;
+
+  constructor(private readonly opts: { dir: string; publicUrl: string; signer: Signer }) {
+    this.tmpDir = join(opts.dir, ".tmp");
+  }
+
+  async putStream(key: string, body: Readable, { maxBytes }: { maxBytes: number }): Promise<number> {
+    const target = this.pathOf(key);
+    await mkdir(this.tmpDir, { recursive: true });
+    // A temp file renamed into place: readers never see half an object, a failed upload leaves nothing.
+    const tmp = join(this.tmpDir, randomUUID());
+    const counter = limitBytes(maxBytes);
+    try {
+      await pipeline(body, counter, createWriteStream(tmp));
+      await mkdir(dirname(target), { recursive: true });
+      await rename(tmp, target);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return counter.bytes();
+  }
+
+  async readHead(key: string, n: number): Promise<Buffer> {
+    const file = await open(this.pathOf(key), "r");
+    try {
+      const buf = Buffer.alloc(n);
+      const { bytesRead } = await file.read(buf, 0, n, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await file.close();
+    }
+  }
+
+  async size(key: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.pathOf(key))).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+
+  async presignPut(key: string, { contentType, size, expiresInSec }: { contentType: string; size?: number; expiresInSec: number }) {
+    assertSafeKey(key);
+    const token = this.opts.signer.sign({ op: "put", key, exp: Date.now() + expiresInSec * 1000, max: size, ct: contentType });
+    return { url: `${this.opts.publicUrl}/blob/${token}`, headers: { "content-type": contentType } };
+  }
+
+  async presignGet(key: string, { expiresInSec, filename, contentType }: { expiresInSec: number; filename: string; contentType: string }) {
+    assertSafeKey(key);
+    const token = this.opts.signer.sign({ op: "get", key, exp: Date.now() + expiresInSec * 1000, ct: contentType, fn: filename });
+    return `${this.opts.publicUrl}/blob/${token}`;
+  }
+
+  async check(): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+    const probe = join(this.tmpDir, `health-${randomUUID()}`);
+    await writeFile(probe, "ok");
+    await rm(probe);
+  }
+
+  /** The claims of one of our signed URLs (FORBIDDEN when forged or expired); the data plane's gate. */
+  verify(token: string, op: "put" | "get"): TokenClaims {
+    return this.opts.signer.verify(token, op);
+  }
+
+  /** A stream of bytes `start..end` (inclusive) of an object, for the data plane's GET. */
+  openRead(key: string, range?: { start: number; end: number }): ReadStream {
+    return createReadStream(this.pathOf(key), range);
+  }
+
+  private pathOf(key: string): string {
+    assertSafeKey(key);
+    return join(this.opts.dir, key);
+  }
+}

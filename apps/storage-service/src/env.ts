@@ -1,0 +1,35 @@
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { BaseEnv, DbEnv, loadEnv } from "@cutroom/runtime";
+
+export const Env = BaseEnv.extend(DbEnv.shape)
+  .extend({
+    /** Where bytes live: fs (a directory this service serves itself) or s3 (any S3-compatible store). */
+    STORAGE_DRIVER: z.enum(["fs", "s3"]).default("fs"),
+    /** fs driver: the directory objects are kept under (default: the repo's .data/storage). */
+    STORAGE_DIR: z.string().default(fileURLToPath(new URL("../../../.data/storage", import.meta.url))),
+    /** Port of the HTTP data plane: fs signed URLs (/storage/blob/*) and the gateway's upload stream (/storage/ingest/*). */
+    STORAGE_PORT: z.coerce.number().int().min(0).max(65535).default(8001),
+    /** Interface the data plane listens on; 0.0.0.0 in a container. */
+    STORAGE_HOST: z.string().default("127.0.0.1"),
+    /** Public base of fs signed URLs; the gateway proxies /storage/* unchanged to STORAGE_PORT. */
+    STORAGE_PUBLIC_URL: z.url().default("http://127.0.0.1:8000/storage").transform((u) => u.replace(/\/+$/, "")),
+    /** Base the gateway reaches this data plane at to stream multipart uploads in (ingest URLs). */
+    STORAGE_INTERNAL_URL: z.url().default("http://127.0.0.1:8001").transform((u) => u.replace(/\/+$/, "")),
+    /** HMAC key of signed URLs and ingest tokens. Random per start by default: replicas must share one, or a URL signed by one is refused by another. */
+    STORAGE_URL_SECRET: z.string().min(16).default(() => randomBytes(32).toString("hex")),
+    /** s3 driver: endpoint of an S3-compatible server (MinIO, R2, s3rver); unset means AWS itself. */
+    S3_ENDPOINT: z.url().optional(),
+    /** s3 driver: region the bucket is in. */
+    S3_REGION: z.string().default("us-east-1"),
+    /** s3 driver: the bucket every object goes into (required with STORAGE_DRIVER=s3). */
+    S3_BUCKET: z.string().optional(),
+    /** s3 driver: access key; unset means the SDK's default credential chain (instance role, ~/.aws). */
+    S3_ACCESS_KEY_ID: z.string().optional(),
+    /** s3 driver: the access key's secret. */
+    S3_SECRET_ACCESS_KEY: z.string().optional(),
+  })
+  .refine((env) => env.STORAGE_DRIVER !== "s3" || env.S3_BUCKET, { path: ["S3_BUCKET"], message: "is required when STORAGE_DRIVER=s3" });
+export type Env = z.output<typeof Env>;
+export const readEnv = () => loadEnv(Env);

@@ -1,0 +1,114 @@
+import { kindOf, type FileKind, type FileObject, type Folder } from "@cutroom/contracts";
+import { and, count, desc, eq, sqlTag as sql, type Db } from "@cutroom/db";
+import { files } from "@cutroom/db/storage";
+
+/** The rows of storage.files, as plain queries. */
+export type FileRow = typeof files.$inferSelect;
+
+export const storageKey = (ownerId: string, fileId: string) => `${ownerId}/${fileId}`;
+
+export async function insertPendingFile(
+  db: Db,
+  f: { id: string; ownerId: string; projectId?: string; folder: Folder; filename: string; contentType: string; declaredSize?: number },
+): Promise<FileRow> {
+  const [row] = await db
+    .insert(files)
+    .values({ ...f, projectId: f.projectId ?? null, declaredSize: f.declaredSize ?? null, storageKey: storageKey(f.ownerId, f.id) })
+    .returning();
+  return row!;
+}
+
+/** A job's output file: the same (job, filename) always lands on the same row, put back to pending for the new bytes. */
+export async function upsertOutputFile(db: Db, f: { id: string; ownerId: string; jobId: string; filename: string; contentType: string }): Promise<FileRow | undefined> {
+  const [row] = await db
+    .insert(files)
+    .values({ ...f, folder: "output", storageKey: storageKey(f.ownerId, f.id) })
+    .onConflictDoUpdate({
+      target: files.id,
+      set: { contentType: f.contentType, status: "pending", size: 0, confirmedAt: null },
+      setWhere: eq(files.ownerId, f.ownerId),
+    })
+    .returning();
+  return row;
+}
+
+export async function getFileRow(db: Db, id: string): Promise<FileRow | undefined> {
+  const [row] = await db.select().from(files).where(eq(files.id, id));
+  return row;
+}
+
+/** The file when `ownerId` owns it; another user's file is simply not there. */
+export async function getOwnedFile(db: Db, ownerId: string, id: string): Promise<FileRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(files)
+    .where(and(eq(files.id, id), eq(files.ownerId, ownerId)));
+  return row;
+}
+
+export async function listReadyFiles(
+  db: Db,
+  ownerId: string,
+  q: { folder?: Folder; kind?: FileKind; project_id?: string; limit: number; offset: number },
+): Promise<{ rows: FileRow[]; total: number }> {
+  const where = and(
+    eq(files.ownerId, ownerId),
+    eq(files.status, "ready"),
+    q.folder ? eq(files.folder, q.folder) : undefined,
+    q.project_id ? eq(files.projectId, q.project_id) : undefined,
+    q.kind ? kindFilter(q.kind) : undefined,
+  );
+  const [rows, [totals]] = await Promise.all([
+    db.select().from(files).where(where).orderBy(desc(files.createdAt), desc(files.id)).limit(q.limit).offset(q.offset),
+    db.select({ n: count() }).from(files).where(where),
+  ]);
+  return { rows, total: totals?.n ?? 0 };
+}
+
+// Kind is derived from the content type (kindOf), so the filter mirrors it in SQL.
+function kindFilter(kind: FileKind) {
+  if (kind !== "other") return sql`split_part(${files.contentType}, '/', 1) = ${kind}`;
+  return sql`split_part(${files.contentType}, '/', 1) not in ('image', 'video', 'audio')`;
+}
+
+/** pending → ready; a row confirmed concurrently (already ready) is returned as it is. */
+export async function markReady(db: Db, id: string, size: number): Promise<FileRow> {
+  const [row] = await db
+    .update(files)
+    .set({ status: "ready", size, confirmedAt: new Date() })
+    .where(and(eq(files.id, id), eq(files.status, "pending")))
+    .returning();
+  return row ?? (await getFileRow(db, id))!;
+}
+
+export async function markRejected(db: Db, id: string): Promise<void> {
+  await db.update(files).set({ status: "rejected" }).where(eq(files.id, id));
+}
+
+export async function deleteFileRow(db: Db, id: string): Promise<void> {
+  await db.delete(files).where(eq(files.id, id));
+}
+
+export async function fileStats(db: Db): Promise<{ total_files: number; total_bytes: number }> {
+  const [row] = await db
+    .select({ n: count(), bytes: sql<string>`coalesce(sum(${files.size}), 0)` })
+    .from(files)
+    .where(eq(files.status, "ready"));
+  return { total_files: row?.n ?? 0, total_bytes: Number(row?.bytes ?? 0) };
+}
+
+export function toFileObject(row: FileRow): FileObject {
+  return {
+    id: row.id,
+    filename: row.filename,
+    content_type: row.contentType,
+    kind: kindOf(row.contentType),
+    // Until confirmed, the size a client declared is the best we know.
+    size: row.status === "ready" ? row.size : (row.declaredSize ?? row.size),
+    folder: row.folder,
+    status: row.status,
+    project_id: row.projectId,
+    job_id: row.jobId,
+    created_at: row.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,122 @@
+import { randomUUID } from "node:crypto";
+import { PassThrough } from "node:stream";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import { AppError, errorStatus, type ErrorCode, type ErrorEnvelope } from "@cutroom/contracts";
+import type { Logger } from "@cutroom/runtime";
+import type { IngestReceiver } from "./app.ts";
+import { contentDisposition } from "./drivers/driver.ts";
+import type { FsDriver } from "./drivers/fs-driver.ts";
+
+type Routes = (app: FastifyInstance) => void;
+
+/**
+ * The data plane: bytes in and out over HTTP, authorised only by signed tokens in the path.
+ * Bodies are never parsed or buffered; each route streams `request.raw` itself.
+ */
+export function buildHttp(log: Logger, routes: Routes[]): FastifyInstance {
+  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, requestIdHeader: "x-request-id", genReqId: () => randomUUID(), disableRequestLogging: true,
+    // Tokens carry their claims (a filename among them), so they are longer than fastify's 100 characters.
+    maxParamLength: 4096,
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", (_req, _payload, done) => done(null));
+
+  app.setErrorHandler((err, req, reply) => {
+    const fastifyStatus = (err as { statusCode?: number }).statusCode;
+    const error =
+      err instanceof AppError
+        ? err
+        : fastifyStatus && fastifyStatus < 500
+          ? new AppError(codeFor(fastifyStatus), (err as Error).message)
+          : undefined;
+    if (!error) req.log.error({ err, request_id: req.id }, "request failed");
+    const body: ErrorEnvelope = {
+      error: { code: error?.code ?? "INTERNAL", message: error?.message ?? "internal error", details: error?.details, request_id: req.id },
+    };
+    // The client may still be sending: discard the rest, so it can read this answer.
+    if (!req.raw.readableEnded) req.raw.resume();
+    return reply.status(error?.status ?? 500).send(body);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send({ error: { code: "NOT_FOUND", message: `no route ${req.method} ${req.url.split("/").slice(0, 3).join("/")}`, request_id: req.id } }),
+  );
+
+  for (const register of routes) register(app);
+  return app;
+}
+
+/** The fs driver's signed URLs: `PUT` stores an upload, `GET` serves a download (with single byte ranges). */
+export const blobRoutes =
+  (driver: FsDriver): Routes =>
+  (app) => {
+    app.put<{ Params: { token: string } }>("/storage/blob/:token", async (req, reply) => {
+      const claims = driver.verify(req.params.token, "put");
+      const type = req.headers["content-type"]?.split(";")[0]?.trim().toLowerCase();
+      if (claims.ct && type !== claims.ct) throw new AppError("FORBIDDEN", `content-type must be ${claims.ct}, as signed`);
+      const maxBytes = claims.max ?? Number.POSITIVE_INFINITY;
+      const declared = contentLength(req);
+      if (declared !== undefined && declared > maxBytes) {
+        throw new AppError("PAYLOAD_TOO_LARGE", `the body is larger than the signed ${maxBytes} bytes`, { size: declared, max_bytes: maxBytes });
+      }
+      const size = await driver.putStream(claims.key, bodyOf(req), { maxBytes });
+      return reply.status(200).send({ size });
+    });
+
+    app.get<{ Params: { token: string } }>("/storage/blob/:token", async (req, reply) => {
+      const claims = driver.verify(req.params.token, "get");
+      const size = await driver.size(claims.key);
+      if (size === undefined) throw new AppError("NOT_FOUND", "object not found");
+      reply.header("content-type", claims.ct ?? "application/octet-stream");
+      reply.header("content-disposition", contentDisposition(claims.fn ?? claims.key.split("/").pop()!));
+      reply.header("accept-ranges", "bytes");
+      const range = parseRange(req.headers.range, size);
+      if (range === "unsatisfiable") {
+        return reply.status(416).header("content-range", `bytes */${size}`).send({ error: { code: "BAD_REQUEST", message: "range not satisfiable", request_id: req.id } });
+      }
+      if (range) {
+        reply.status(206).header("content-range", `bytes ${range.start}-${range.end}/${size}`).header("content-length", range.end - range.start + 1);
+        return reply.send(driver.openRead(claims.key, range));
+      }
+      reply.header("content-length", size);
+      return reply.send(size === 0 ? "" : driver.openRead(claims.key));
+    });
+  };
+
+/** The gateway streams multipart uploads of unknown length here; the answer is the confirmed file. */
+export const ingestRoutes =
+  (ingest: IngestReceiver): Routes =>
+  (app) => {
+    app.put<{ Params: { token: string } }>("/storage/ingest/:token", async (req, reply) => {
+      const file = await ingest(req.params.token, bodyOf(req), contentLength(req));
+      return reply.status(201).send(file);
+    });
+  };
+
+/**
+ * The request body as a stream of its own: a driver that fails destroys this one, not the
+ * socket, so the error answer can still reach the client.
+ */
+function bodyOf(req: FastifyRequest): PassThrough {
+  const body = new PassThrough();
+  req.raw.pipe(body);
+  body.once("close", () => req.raw.unpipe(body));
+  return body;
+}
+
+function contentLength(req: FastifyRequest): number | undefined {
+  const raw = req.headers["content-length"];
+  return raw === undefined ? undefined : Number(raw);
+}
+
+/** One `bytes=a-b`, `bytes=a-` or `bytes=-n` range; anything else is served whole. */
+function parseRange(header: string | undefined, size: number): { start: number; end: number } | "unsatisfiable" | undefined {
+  const m = header?.match(/^bytes=(\d*)-(\d*)$/);
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  const [start, end] = m[1] === "" ? [Math.max(0, size - Number(m[2])), size - 1] : [Number(m[1]), m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1)];
+  return start > end || start >= size ? "unsatisfiable" : { start, end };
+}
+
+function codeFor(status: number): ErrorCode {
+  const match = (Object.entries(errorStatus) as Array<[ErrorCode, number]>).find(([, s]) => s === status);
+  return match?.[0] ?? "BAD_REQUEST";
+}

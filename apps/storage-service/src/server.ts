@@ -1,0 +1,28 @@
+import { createDb, runMigrations } from "@cutroom/db";
+import { connectNats, createLogger, onShutdown, serveRpc } from "@cutroom/runtime";
+import { createIngestReceiver, createStorageHandlers, type StorageDeps } from "./app.ts";
+import { FsDriver } from "./drivers/fs-driver.ts";
+import { S3Driver } from "./drivers/s3-driver.ts";
+import { readEnv } from "./env.ts";
+import { blobRoutes, buildHttp, ingestRoutes } from "./http.ts";
+import { createSigner } from "./signed-token.ts";
+
+const env = readEnv();
+const log = createLogger("storage-service", env.LOG_LEVEL);
+
+await runMigrations(env.DATABASE_URL);
+const { db, close: closeDb } = createDb(env.DATABASE_URL);
+const signer = createSigner(env.STORAGE_URL_SECRET);
+const driver =
+  env.STORAGE_DRIVER === "s3"
+    ? new S3Driver({ endpoint: env.S3_ENDPOINT, region: env.S3_REGION, bucket: env.S3_BUCKET!, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY })
+    : new FsDriver({ dir: env.STORAGE_DIR, publicUrl: env.STORAGE_PUBLIC_URL, signer });
+const deps: StorageDeps = { db, driver, signer, internalUrl: env.STORAGE_INTERNAL_URL };
+
+const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver)] : [])]);
+await http.listen({ port: env.STORAGE_PORT, host: env.STORAGE_HOST });
+const nc = await connectNats(env.NATS_URL, "storage-service", log);
+const server = serveRpc(nc, "storage", createStorageHandlers(deps), log);
+
+onShutdown(log, [server.drain, () => http.close(), () => nc.drain(), closeDb]);
+log.info({ driver: driver.name, port: env.STORAGE_PORT }, "ready");
