@@ -89,6 +89,8 @@ export interface MediaStream {
   fps: number | null;
   sample_rate: number | null;
   channels: number | null;
+  /** A still picture such as an mp3's cover art, not moving video. */
+  attached_pic: boolean;
 }
 
 export interface ProbeResult {
@@ -121,6 +123,7 @@ export function probe(path: string): Promise<ProbeResult> {
           fps: s.codec_type === "video" ? (rate(s.avg_frame_rate) ?? rate(s.r_frame_rate)) : null,
           sample_rate: num(s.sample_rate),
           channels: num(s.channels),
+          attached_pic: s.disposition?.attached_pic === 1,
         }),
       );
       const duration = num(data.format.duration) ?? num(data.streams.find((s) => num(s.duration) !== null)?.duration);
@@ -196,7 +199,7 @@ export async function measureFrame(path: string, atSec = 0, signal?: AbortSignal
         .input(path)
         .inputOptions(["-ss", String(atSec)])
         .outputOptions(["-map", "0:v:0", "-frames:v", "1"])
-        .videoFilters(["signalstats", "metadata=mode=print"])
+        .videoFilters(["format=yuv444p", "signalstats", "metadata=mode=print"])
         .format("null")
         .output("-"),
     { signal },

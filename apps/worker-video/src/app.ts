@@ -1,0 +1,31 @@
+import { basename, extname, join } from "node:path";
+import type { JobHandlers } from "@cutroom/worker-runtime";
+import { colorGrade } from "./color-grade.ts";
+
+/** The video queue's job handlers: fetch the inputs, grade with ffmpeg, upload the result. */
+export function createVideoHandlers(): JobHandlers {
+  return {
+    async "video.color-grade"(ctx) {
+      const { file_id, lut_file_id, ...options } = ctx.input;
+      const [video, lut] = await ctx.stage("fetch", () =>
+        Promise.all([ctx.fetchInput(file_id), lut_file_id ? ctx.fetchInput(lut_file_id) : undefined]),
+      );
+
+      const outputPath = join(ctx.tmpDir, "graded.mp4");
+      const graded = await ctx.stage("grade", () =>
+        colorGrade({
+          inputPath: video.path,
+          outputPath,
+          lutPath: lut?.path,
+          options,
+          signal: ctx.signal,
+          onProgress: (p) => ctx.progress(5 + p * 0.9),
+        }),
+      );
+
+      const name = `${basename(video.filename, extname(video.filename))}-graded.mp4`;
+      const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, name, "video/mp4"));
+      return { files: [file], ...graded };
+    },
+  };
+}
