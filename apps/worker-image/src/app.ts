@@ -26,7 +26,6 @@ async function processImage(ctx: JobContext<ImageJobInput>): Promise<JobOutput> 
 
   const filename = `${basename(input.filename, extname(input.filename)) || "image"}.${extensions[format]}`;
   const file = await ctx.stage("upload", () => ctx.uploadOutput(image.path, filename, contentTypes[format]));
-  ctx.progress(100);
 
   return { files: [file], width: image.width, height: image.height, format: image.format, size: image.size };
 }
