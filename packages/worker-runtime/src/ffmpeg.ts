@@ -142,8 +142,10 @@ export interface AudioStats {
   /** Overall RMS level, dBFS. */
   rmsDb: number;
   peakDb: number;
-  /** astats' noise floor: the quietest short-window peak, dBFS (-Infinity for digital silence). */
+  /** astats' noise floor: the quietest 50 ms window's peak, dBFS (-Infinity for digital silence). */
   noiseFloorDb: number;
+  /** The quietest 50 ms window's RMS, dBFS: the level of the background between sounds. */
+  rmsTroughDb: number;
   /** EBU R128 integrated loudness, LUFS (-70 when the window is too short or silent). */
   loudnessLufs: number;
 }
@@ -164,7 +166,7 @@ export async function measureAudio(
         .inputOptions(inputOptions)
         .outputOptions(["-map", "0:a:0"])
         .audioFilters([
-          "astats=measure_perchannel=none:measure_overall=RMS_level+Peak_level+Noise_floor",
+          "astats=measure_perchannel=none:measure_overall=RMS_level+RMS_trough+Peak_level+Noise_floor",
           "ebur128=framelog=verbose",
         ])
         .format("null")
@@ -177,6 +179,7 @@ export async function measureAudio(
     rmsDb: dbValue(stderr, "RMS level dB"),
     peakDb: dbValue(stderr, "Peak level dB"),
     noiseFloorDb: dbValue(stderr, "Noise floor dB"),
+    rmsTroughDb: dbValue(stderr, "RMS trough dB"),
     loudnessLufs: loudness ? Number(loudness[1]) : Number.NaN,
   };
 }

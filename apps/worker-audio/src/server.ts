@@ -1,0 +1,4 @@
+import { runWorker } from "@cutroom/worker-runtime";
+import { createAudioHandlers } from "./app.ts";
+
+await runWorker({ name: "worker-audio", queue: "audio", handlers: createAudioHandlers() });
