@@ -16,7 +16,7 @@ export function createAudioHandlers(): JobHandlers {
         cleanupAudio({ inputPath: input.path, outputPath, options, signal: ctx.signal, onProgress: (p) => ctx.progress(5 + p * 0.9) }),
       );
 
-      const name = `${basename(input.filename, extname(input.filename))}-cleaned.${options.format}`;
+      const name = `${basename(input.filename, extname(input.filename)) || "audio"}-cleaned.${options.format}`;
       const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, name, contentTypes[options.format]));
       return { files: [file], ...cleaned };
     },

@@ -23,7 +23,7 @@ export function createVideoHandlers(): JobHandlers {
         }),
       );
 
-      const name = `${basename(video.filename, extname(video.filename))}-graded.mp4`;
+      const name = `${basename(video.filename, extname(video.filename)) || "video"}-graded.mp4`;
       const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, name, "video/mp4"));
       return { files: [file], ...graded };
     },
