@@ -46,7 +46,7 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
   };
 
   return {
-    health: async () => runChecks("storage", { database: () => db.execute(sql`select 1`), [driver.name]: () => driver.check() }),
+    health: async () => runChecks("storage", { database: () => db.execute(sql`select 1`), storage: () => driver.check() }),
 
     createUpload: async ({ filename, content_type, size, project_id, max_bytes }, ctx) => {
       const caller = callerOf(ctx);

@@ -14,9 +14,12 @@ type Routes = (app: FastifyInstance) => void;
  * Bodies are never parsed or buffered; each route streams `request.raw` itself.
  */
 export function buildHttp(log: Logger, routes: Routes[]): FastifyInstance {
-  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, requestIdHeader: "x-request-id", genReqId: () => randomUUID(), disableRequestLogging: true,
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    requestIdHeader: "x-request-id",
+    genReqId: () => randomUUID(),
     // Tokens carry their claims (a filename among them), so they are longer than fastify's 100 characters.
-    maxParamLength: 4096,
+    routerOptions: { maxParamLength: 4096 },
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_req, _payload, done) => done(null));
@@ -94,12 +97,16 @@ export const ingestRoutes =
 
 /**
  * The request body as a stream of its own: a driver that fails destroys this one, not the
- * socket, so the error answer can still reach the client.
+ * socket, so the error answer can still reach the client. A client that goes away mid-body
+ * fails it, so the driver drops what it had rather than wait forever.
  */
 function bodyOf(req: FastifyRequest): PassThrough {
   const body = new PassThrough();
   req.raw.pipe(body);
   body.once("close", () => req.raw.unpipe(body));
+  req.raw.once("close", () => {
+    if (!req.raw.complete) body.destroy(new AppError("BAD_REQUEST", "the upload was interrupted"));
+  });
   return body;
 }
 

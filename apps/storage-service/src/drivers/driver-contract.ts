@@ -41,7 +41,7 @@ export function describeDriverContract(
       const { res, bytes: back } = await download(await driver.presignGet(key, { expiresInSec: 60, filename: "clip.mp4", contentType: "video/mp4" }));
       expect(res.status).toBe(200);
       expect(sha256(back)).toBe(sha256(bytes));
-    });
+    }, 30_000);
 
     it("takes an upload to a presigned PUT URL and serves it from a presigned GET URL with its name and type", async () => {
       const bytes = randomBytes(300_000);
@@ -102,7 +102,7 @@ export function describeDriverContract(
         await expect(driver.putStream(key, streamOf(randomBytes(size)), { maxBytes: max })).rejects.toMatchObject({ code: "PAYLOAD_TOO_LARGE", status: 413 });
         expect(await driver.size(key)).toBeUndefined();
       }
-    });
+    }, 30_000);
 
     it.skipIf(!server.verifiesSignatures)("refuses a signed URL that was tampered with", async () => {
       const key = newKey();

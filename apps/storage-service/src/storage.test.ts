@@ -1,0 +1,385 @@
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Caller, ErrorEnvelope, FileObject, RpcMethod, RpcReq, UploadTicket } from "@cutroom/contracts";
+import { freePort } from "@cutroom/devstack";
+import { createRpcClient, serveRpc, type RpcClient } from "@cutroom/runtime";
+import { createMigratedDb, silentLogger, startTestNats } from "@cutroom/testing";
+import type { FastifyInstance } from "fastify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createIngestReceiver, createStorageHandlers, outputFileId, type StorageDeps } from "./app.ts";
+import type { StorageDriver } from "./drivers/driver.ts";
+import { FsDriver } from "./drivers/fs-driver.ts";
+import { S3Driver } from "./drivers/s3-driver.ts";
+import { Env } from "./env.ts";
+import { blobRoutes, buildHttp, ingestRoutes } from "./http.ts";
+import { createSigner } from "./signed-token.ts";
+
+const ffmpeg = (...args: string[]) => execFileSync("ffmpeg", ["-v", "error", ...args, "pipe:1"], { maxBuffer: 64 * 1024 * 1024 });
+const png = ffmpeg("-f", "lavfi", "-i", "color=c=red:s=32x32", "-frames:v", "1", "-c:v", "png", "-f", "image2pipe");
+const mp4 = ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x64:rate=10", "-t", "1", "-pix_fmt", "yuv420p", "-movflags", "frag_keyframe+empty_moov", "-f", "mp4");
+const lut = Buffer.from("TITLE \"warm\"\nLUT_3D_SIZE 2\n0 0 0\n1 0 0\n0 1 0\n1 1 0\n0 0 1\n1 0 1\n0 1 1\n1 1 1\n");
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const newUser = (role: Caller["role"] = "user"): Caller => ({ user_id: randomUUID(), role, tier: "free" });
+
+/** storage-service as it runs: handlers over NATS, the data plane listening, a real driver and Postgres. */
+async function startStorage(makeDriver: (ctx: { port: number; signer: ReturnType<typeof createSigner> }) => StorageDriver) {
+  const db = await createMigratedDb("storage");
+  const nats = await startTestNats();
+  const port = await freePort();
+  const signer = createSigner(randomBytes(32).toString("hex"));
+  const driver = makeDriver({ port, signer });
+  const deps: StorageDeps = { db: db.db, driver, signer, internalUrl: `http://127.0.0.1:${port}` };
+  const http = buildHttp(silentLogger(), [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver)] : [])]);
+  await http.listen({ port, host: "127.0.0.1" });
+  serveRpc(await nats.connect(), "storage", createStorageHandlers(deps), silentLogger());
+  const rpc = createRpcClient(await nats.connect(), { timeoutMs: 5000 });
+  return {
+    db,
+    driver,
+    rpc,
+    stop: async () => {
+      await http.close();
+      await nats.stop();
+      await db.close();
+    },
+  };
+}
+
+/** Calls storage as `caller` (null: a system call, as workers make). */
+const as =
+  (rpc: RpcClient, caller: Caller | null) =>
+  <M extends RpcMethod<"storage">>(method: M, body: RpcReq<"storage", M>) =>
+    rpc.call("storage", method, body, { caller });
+
+const put = (ticket: UploadTicket, body: Buffer) => fetch(ticket.upload_url, { method: "PUT", headers: ticket.headers, body });
+
+/** A PUT whose body is streamed in chunks (no content-length), as the gateway streams a multipart upload. */
+function streamPut(url: string, chunks: AsyncIterable<Buffer>, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: "PUT", headers: { "content-type": "application/octet-stream", ...headers } }, async (res) => {
+      const parts: Buffer[] = [];
+      for await (const part of res) parts.push(part as Buffer);
+      const text = Buffer.concat(parts).toString();
+      resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined });
+    });
+    req.on("error", reject);
+    // The server may answer (413) before the body is through; the answer is what counts.
+    pipeline(Readable.from(chunks), req).catch(() => {});
+  });
+}
+
+async function* chunksOf(bytes: Buffer, size = 1024 * 1024) {
+  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+}
+
+describe("storage-service with the fs driver", () => {
+  let s: Awaited<ReturnType<typeof startStorage>>;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "storage-"));
+    s = await startStorage(({ port, signer }) => new FsDriver({ dir, publicUrl: `http://127.0.0.1:${port}/storage`, signer }));
+  });
+  afterAll(async () => {
+    await s?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The fs driver's temp files: uploads still arriving. */
+  const inFlight = () => {
+    const tmp = join(dir, ".tmp");
+    return existsSync(tmp) ? readdirSync(tmp).map((f) => join(tmp, f)) : [];
+  };
+
+  /** createUpload → PUT → confirmUpload, as a client does it. */
+  const upload = async (caller: Caller, bytes: Buffer, contentType: string, extra: Record<string, unknown> = {}) => {
+    const call = as(s.rpc, caller);
+    const ticket: UploadTicket = await call("createUpload", { filename: "f.bin", content_type: contentType, size: bytes.length, max_bytes: 10_000_000, ...extra });
+    expect((await put(ticket, bytes)).status).toBe(200);
+    return (await call("confirmUpload", { file_id: ticket.file_id })) as FileObject;
+  };
+
+  it("uploads through a signed URL, confirms it, and gives the same bytes back", async () => {
+    const call = as(s.rpc, newUser());
+    const ticket: UploadTicket = await call("createUpload", { filename: "red dot.png", content_type: "image/png", size: png.length, max_bytes: 1_000_000 });
+    expect(ticket).toMatchObject({ method: "PUT", headers: { "content-type": "image/png" } });
+    expect(new Date(ticket.expires_at).getTime()).toBeGreaterThan(Date.now() + 14 * 60_000);
+    expect(await call("getFile", { file_id: ticket.file_id })).toMatchObject({ status: "pending", folder: "input" });
+
+    expect((await put(ticket, png)).status).toBe(200);
+    const file: FileObject = await call("confirmUpload", { file_id: ticket.file_id });
+    expect(file).toMatchObject({ id: ticket.file_id, filename: "red dot.png", kind: "image", size: png.length, status: "ready", folder: "input" });
+    // Confirming twice changes nothing.
+    expect(await call("confirmUpload", { file_id: ticket.file_id })).toEqual(file);
+
+    const { url } = await call("downloadUrl", { file_id: file.id });
+    const res = await fetch(url);
+    expect(res.headers.get("content-type")).toBe("image/png");
+    expect(res.headers.get("content-disposition")).toContain('filename="red dot.png"');
+    expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(sha256(png));
+  });
+
+  it("refuses to start an upload larger than the caller's limit with 413", async () => {
+    const call = as(s.rpc, newUser());
+    await expect(call("createUpload", { filename: "big.mp4", content_type: "video/mp4", size: 2001, max_bytes: 2000 })).rejects.toMatchObject({
+      code: "PAYLOAD_TOO_LARGE",
+      status: 413,
+      details: { size: 2001, max_bytes: 2000 },
+    });
+  });
+
+  it("answers 413 in the error envelope when more bytes are sent than were declared, and keeps none", async () => {
+    const call = as(s.rpc, newUser());
+    const ticket: UploadTicket = await call("createUpload", { filename: "a.bin", content_type: "application/octet-stream", size: 1000, max_bytes: 1_000_000 });
+
+    const res = await put(ticket, randomBytes(1001));
+    expect(res.status).toBe(413);
+    const { error } = (await res.json()) as ErrorEnvelope;
+    expect(error).toMatchObject({ code: "PAYLOAD_TOO_LARGE", details: { max_bytes: 1000 } });
+    expect(error.request_id).toEqual(expect.any(String));
+
+    // Streamed without a length, it is cut off once it passes the signed size.
+    const streamed = await streamPut(ticket.upload_url, chunksOf(randomBytes(3 * 1024 * 1024), 64 * 1024), ticket.headers);
+    expect(streamed).toMatchObject({ status: 413, body: { error: { code: "PAYLOAD_TOO_LARGE" } } });
+
+    await expect(call("confirmUpload", { file_id: ticket.file_id })).rejects.toMatchObject({ code: "INVALID_STATE", message: "nothing uploaded yet" });
+  });
+
+  it("keeps nothing of an upload the client abandons halfway, and the ticket still works", async () => {
+    const call = as(s.rpc, newUser());
+    const bytes = randomBytes(2 * 1024 * 1024);
+    const ticket = await call("createUpload", { filename: "a.bin", content_type: "application/octet-stream", size: bytes.length, max_bytes: 10_000_000 });
+    const req = request(ticket.upload_url, { method: "PUT", headers: { ...ticket.headers, "content-length": String(bytes.length) } });
+    req.on("error", () => {});
+    req.write(bytes.subarray(0, 1024 * 1024));
+    while (inFlight().length === 0) await sleep(10);
+    req.destroy();
+    const deadline = Date.now() + 5000;
+    while (inFlight().length > 0 && Date.now() < deadline) await sleep(20);
+    expect(inFlight()).toEqual([]);
+    await expect(call("confirmUpload", { file_id: ticket.file_id })).rejects.toMatchObject({ code: "INVALID_STATE" });
+
+    expect((await put(ticket, bytes)).status).toBe(200);
+    expect(await call("confirmUpload", { file_id: ticket.file_id })).toMatchObject({ status: "ready", size: bytes.length });
+  });
+
+  it("rejects an upload with fewer bytes than declared", async () => {
+    const call = as(s.rpc, newUser());
+    const ticket: UploadTicket = await call("createUpload", { filename: "a.bin", content_type: "application/octet-stream", size: 1000, max_bytes: 1_000_000 });
+    expect((await put(ticket, randomBytes(999))).status).toBe(200);
+    await expect(call("confirmUpload", { file_id: ticket.file_id })).rejects.toMatchObject({ code: "INVALID_INPUT", details: { size: 999, declared_size: 1000 } });
+    expect(await call("getFile", { file_id: ticket.file_id })).toMatchObject({ status: "rejected" });
+  });
+
+  it("rejects a 'PNG' that is really text or a video with 415, and deletes it", async () => {
+    const caller = newUser();
+    const call = as(s.rpc, caller);
+    for (const [bytes, detected] of [
+      [Buffer.from("hello, I am not a picture\n".repeat(10)), null],
+      [mp4, "video/mp4"],
+    ] as const) {
+      const ticket: UploadTicket = await call("createUpload", { filename: "pic.png", content_type: "image/png", size: bytes.length, max_bytes: 1_000_000 });
+      expect((await put(ticket, bytes)).status).toBe(200);
+      await expect(call("confirmUpload", { file_id: ticket.file_id })).rejects.toMatchObject({
+        code: "UNSUPPORTED_MEDIA_TYPE",
+        status: 415,
+        details: { declared: "image/png", detected },
+      });
+      expect(await call("getFile", { file_id: ticket.file_id })).toMatchObject({ status: "rejected" });
+      expect(await s.driver.size(`${caller.user_id}/${ticket.file_id}`)).toBeUndefined();
+      await expect(call("downloadUrl", { file_id: ticket.file_id })).rejects.toMatchObject({ code: "INVALID_STATE" });
+      await expect(call("confirmUpload", { file_id: ticket.file_id })).rejects.toMatchObject({ code: "INVALID_STATE" });
+    }
+  });
+
+  it("accepts a video in another container than declared, a LUT as text/plain and anything as octet-stream", async () => {
+    const caller = newUser();
+    expect(await upload(caller, mp4, "video/quicktime")).toMatchObject({ status: "ready", kind: "video" });
+    expect(await upload(caller, lut, "text/plain")).toMatchObject({ status: "ready", kind: "other" });
+    expect(await upload(caller, png, "application/octet-stream")).toMatchObject({ status: "ready", kind: "other" });
+    await expect(upload(caller, png, "text/plain")).rejects.toMatchObject({ code: "UNSUPPORTED_MEDIA_TYPE" });
+  });
+
+  it("treats another user's file as not found, never as forbidden", async () => {
+    const owner = newUser();
+    const file = await upload(owner, png, "image/png");
+    const other = as(s.rpc, newUser());
+    for (const method of ["getFile", "downloadUrl", "deleteFile", "confirmUpload"] as const) {
+      await expect(other(method, { file_id: file.id })).rejects.toMatchObject({ code: "NOT_FOUND", status: 404 });
+    }
+    expect((await other("listFiles", { limit: 20, offset: 0 })).total).toBe(0);
+    expect(await as(s.rpc, owner)("getFile", { file_id: file.id })).toMatchObject({ status: "ready" });
+  });
+
+  it("lists only ready files, newest first, filtered by folder, kind and project, in pages", async () => {
+    const caller = newUser();
+    const call = as(s.rpc, caller);
+    const project = randomUUID();
+    const inputs = [];
+    for (let i = 0; i < 3; i++) inputs.push(await upload(caller, png, "image/png", i === 0 ? { project_id: project } : {}));
+    await call("createUpload", { filename: "never.png", content_type: "image/png", size: 10, max_bytes: 100 }); // stays pending
+    const job = randomUUID();
+    const system = as(s.rpc, null);
+    for (const name of ["out-1.mp4", "out-2.mp4"]) {
+      const ticket: UploadTicket = await system("createOutput", { owner_id: caller.user_id, job_id: job, filename: name, content_type: "video/mp4" });
+      expect((await put(ticket, mp4)).status).toBe(200);
+      await system("confirmOutput", { owner_id: caller.user_id, file_id: ticket.file_id });
+    }
+
+    const first = await call("listFiles", { folder: "input", limit: 2, offset: 0 });
+    expect(first).toMatchObject({ total: 3, limit: 2, offset: 0, has_more: true });
+    expect(first.data.map((f: FileObject) => f.id)).toEqual([inputs[2]!.id, inputs[1]!.id]);
+    const second = await call("listFiles", { folder: "input", limit: 2, offset: 2 });
+    expect(second).toMatchObject({ total: 3, has_more: false });
+    expect(second.data.map((f: FileObject) => f.id)).toEqual([inputs[0]!.id]);
+
+    const outputs = await call("listFiles", { folder: "output", limit: 20, offset: 0 });
+    expect(outputs.data.map((f: FileObject) => f.filename)).toEqual(["out-2.mp4", "out-1.mp4"]);
+    expect(outputs.data.every((f: FileObject) => f.job_id === job && f.kind === "video")).toBe(true);
+    expect((await call("listFiles", { kind: "video", limit: 20, offset: 0 })).total).toBe(2);
+    expect((await call("listFiles", { kind: "image", limit: 20, offset: 0 })).total).toBe(3);
+    expect((await call("listFiles", { project_id: project, limit: 20, offset: 0 })).data.map((f: FileObject) => f.id)).toEqual([inputs[0]!.id]);
+  });
+
+  it("deletes a file's record and its bytes", async () => {
+    const caller = newUser();
+    const call = as(s.rpc, caller);
+    const file = await upload(caller, png, "image/png");
+    const { url } = await call("downloadUrl", { file_id: file.id });
+    expect(await call("deleteFile", { file_id: file.id })).toEqual({ deleted: true });
+    await expect(call("getFile", { file_id: file.id })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    expect((await fetch(url)).status).toBe(404);
+  });
+
+  it("gives file totals to admins only", async () => {
+    await upload(newUser(), png, "image/png");
+    const stats = await as(s.rpc, newUser("admin"))("stats", {});
+    expect(stats.total_files).toBeGreaterThan(0);
+    expect(stats.total_bytes).toBeGreaterThanOrEqual(png.length);
+    await expect(as(s.rpc, newUser())("stats", {})).rejects.toMatchObject({ code: "FORBIDDEN" });
+  });
+
+  it("streams a 20 MB ingest to disk while it is still arriving, then confirms it", async () => {
+    const call = as(s.rpc, newUser());
+    const { file_id, ingest_url } = await call("createIngest", { filename: "big.bin", content_type: "application/octet-stream", max_bytes: 64 * 1024 * 1024 });
+    const bytes = randomBytes(20 * 1024 * 1024);
+    // Half the body goes out, then the client waits until most of it is on the server's disk.
+    // A server that buffered the whole body first would never get there, and this test would fail.
+    const onDisk = () => inFlight().reduce((sum, f) => sum + statSync(f).size, 0);
+    async function* body() {
+      yield* chunksOf(bytes.subarray(0, 10 * 1024 * 1024));
+      const deadline = Date.now() + 10_000;
+      while (onDisk() < 6 * 1024 * 1024) {
+        if (Date.now() > deadline) throw new Error(`only ${onDisk()} bytes reached the disk while the upload was in flight`);
+        await sleep(20);
+      }
+      yield* chunksOf(bytes.subarray(10 * 1024 * 1024));
+    }
+    const res = await streamPut(ingest_url, body());
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ id: file_id, size: bytes.length, status: "ready", filename: "big.bin" });
+    const { url } = await call("downloadUrl", { file_id });
+    expect(sha256(Buffer.from(await (await fetch(url)).arrayBuffer()))).toBe(sha256(bytes));
+    expect((await streamPut(ingest_url, chunksOf(png))).status).toBe(409); // an ingest URL works once
+   }, 30_000);
+
+  it("answers an ingest past the size limit with 413 and one of the wrong type with 415, keeping neither", async () => {
+    const caller = newUser();
+    const call = as(s.rpc, caller);
+    const big = await call("createIngest", { filename: "big.bin", content_type: "application/octet-stream", max_bytes: 1024 * 1024 });
+    const tooBig = await streamPut(big.ingest_url, chunksOf(randomBytes(3 * 1024 * 1024), 64 * 1024));
+    expect(tooBig).toMatchObject({ status: 413, body: { error: { code: "PAYLOAD_TOO_LARGE", details: { max_bytes: 1024 * 1024 } } } });
+    expect(await call("getFile", { file_id: big.file_id })).toMatchObject({ status: "rejected" });
+
+    const fake = await call("createIngest", { filename: "x.png", content_type: "image/png", max_bytes: 1024 * 1024 });
+    const wrong = await streamPut(fake.ingest_url, chunksOf(Buffer.from("plain text, not a PNG")));
+    expect(wrong).toMatchObject({ status: 415, body: { error: { code: "UNSUPPORTED_MEDIA_TYPE", details: { declared: "image/png", detected: null } } } });
+    for (const id of [big.file_id, fake.file_id]) expect(await s.driver.size(`${caller.user_id}/${id}`)).toBeUndefined();
+    expect((await streamPut(big.ingest_url.replace(/.$/, "x"), chunksOf(png))).status).toBe(403);
+  });
+
+  it("gives workers a signed input URL only for a ready file of the job's owner", async () => {
+    const owner = newUser();
+    const file = await upload(owner, mp4, "video/mp4");
+    const system = as(s.rpc, null);
+    const input = await system("inputUrl", { owner_id: owner.user_id, file_id: file.id });
+    expect(input).toMatchObject({ filename: "f.bin", content_type: "video/mp4", size: mp4.length });
+    expect(sha256(Buffer.from(await (await fetch(input.url)).arrayBuffer()))).toBe(sha256(mp4));
+    await expect(system("inputUrl", { owner_id: randomUUID(), file_id: file.id })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    const pending: UploadTicket = await as(s.rpc, owner)("createUpload", { filename: "p.png", content_type: "image/png", size: 10, max_bytes: 100 });
+    await expect(system("inputUrl", { owner_id: owner.user_id, file_id: pending.file_id })).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("writes a re-run job's output to the same file instead of a second one", async () => {
+    const owner = newUser();
+    const system = as(s.rpc, null);
+    const job = randomUUID();
+    const output = { owner_id: owner.user_id, job_id: job, filename: "graded.mp4", content_type: "video/mp4" };
+    const first: UploadTicket = await system("createOutput", output);
+    expect(first.file_id).toBe(outputFileId(job, "graded.mp4"));
+    expect((await system("createOutput", { ...output, filename: "other.mp4" })).file_id).not.toBe(first.file_id);
+    await expect(system("confirmOutput", { owner_id: owner.user_id, file_id: first.file_id })).rejects.toMatchObject({ code: "INVALID_STATE" });
+    await put(first, mp4.subarray(0, 1000));
+    expect(await system("confirmOutput", { owner_id: owner.user_id, file_id: first.file_id })).toMatchObject({ status: "ready", size: 1000, folder: "output", job_id: job });
+
+    // The re-run: same id, back to pending until its own bytes are confirmed.
+    const again: UploadTicket = await system("createOutput", output);
+    expect(again.file_id).toBe(first.file_id);
+    await put(again, mp4);
+    expect(await system("confirmOutput", { owner_id: owner.user_id, file_id: again.file_id })).toMatchObject({ status: "ready", size: mp4.length });
+    const outputs = await as(s.rpc, owner)("listFiles", { folder: "output", limit: 20, offset: 0 });
+    expect(outputs.data.filter((f: FileObject) => f.filename === "graded.mp4")).toHaveLength(1);
+    await expect(system("confirmOutput", { owner_id: randomUUID(), file_id: first.file_id })).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("reports the database and the storage directory as up", async () => {
+    const health = await as(s.rpc, null)("health", {});
+    expect(health).toMatchObject({ status: "up", service: "storage", checks: { database: { status: "up" }, storage: { status: "up" } } });
+  });
+});
+
+const env = Env.parse(process.env);
+describe.skipIf(!env.S3_ENDPOINT || !env.S3_BUCKET)("storage-service with the s3 driver", () => {
+  let s: Awaited<ReturnType<typeof startStorage>>;
+  beforeAll(async () => {
+    s = await startStorage(
+      () =>
+        new S3Driver({ endpoint: env.S3_ENDPOINT, region: env.S3_REGION, bucket: env.S3_BUCKET!, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY }),
+    );
+  });
+  afterAll(async () => s?.stop());
+
+  it("uploads straight to S3, confirms, and downloads the same bytes", async () => {
+    const call = as(s.rpc, newUser());
+    const ticket: UploadTicket = await call("createUpload", { filename: "clip.mp4", content_type: "video/mp4", size: mp4.length, max_bytes: 1_000_000 });
+    expect(new URL(ticket.upload_url).origin).toBe(new URL(env.S3_ENDPOINT!).origin);
+    expect((await put(ticket, mp4)).status).toBe(200);
+    expect(await call("confirmUpload", { file_id: ticket.file_id })).toMatchObject({ status: "ready", size: mp4.length, kind: "video" });
+    const { url } = await call("downloadUrl", { file_id: ticket.file_id });
+    expect(sha256(Buffer.from(await (await fetch(url)).arrayBuffer()))).toBe(sha256(mp4));
+  });
+
+  it("rejects at confirm with 413 an object bigger than declared that S3 let through, and deletes it", async () => {
+    const caller = newUser();
+    const call = as(s.rpc, caller);
+    const ticket: UploadTicket = await call("createUpload", { filename: "a.png", content_type: "image/png", size: png.length, max_bytes: 1_000_000 });
+    // Real S3 refuses this PUT (content-length is signed); s3rver takes it, so confirm must catch it.
+    await s.driver.putStream(`${caller.user_id}/${ticket.file_id}`, Readable.from([png, Buffer.alloc(10)]), { maxBytes: 1_000_000 });
+    await expect(call("confirmUpload", { file_id: ticket.file_id })).rejects.toMatchObject({ code: "PAYLOAD_TOO_LARGE", details: { size: png.length + 10, declared_size: png.length } });
+    expect(await s.driver.size(`${caller.user_id}/${ticket.file_id}`)).toBeUndefined();
+  });
+
+  it("streams an ingest into S3 and confirms it", async () => {
+    const call = as(s.rpc, newUser());
+    const { file_id, ingest_url } = await call("createIngest", { filename: "clip.mp4", content_type: "video/mp4", max_bytes: 10_000_000 });
+    const res = await streamPut(ingest_url, chunksOf(mp4, 4096));
+    expect(res).toMatchObject({ status: 201, body: { id: file_id, size: mp4.length, status: "ready" } });
+  });
+});
