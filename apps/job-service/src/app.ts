@@ -17,6 +17,8 @@ import { settleCredits } from "./credits.ts";
 import { dispatchJob } from "./dispatch.ts";
 import {
   cancelJob,
+  claimJob,
+  getJob,
   getJobByIdempotencyKey,
   getUserJob,
   insertJob,
@@ -25,6 +27,7 @@ import {
   toJob,
   type JobRow,
 } from "./job-store.ts";
+import type { Timing } from "./env.ts";
 import { requestHash } from "./request-hash.ts";
 
 export interface JobDeps {
@@ -34,10 +37,15 @@ export interface JobDeps {
   rpc: RpcClient;
   events: JobEventPublisher;
   log: Logger;
+  timing: Timing;
 }
 
-/** job-service: enqueues jobs (credits reserved, input checked), keeps their records, cancels them. */
-export function createJobHandlers({ db, nc, rpc, events, log }: JobDeps): RpcHandlers<"job"> {
+/**
+ * job-service: enqueues jobs (credits reserved, input checked), keeps their records, cancels them,
+ * and gates every delivery to a worker with a claim. The events consumer and the reconciler
+ * (events-consumer.ts, reconciler.ts) keep the records current and the broker honest.
+ */
+export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps): RpcHandlers<"job"> {
   const js = jetstream(nc);
 
   const publishEvent = async (jobId: string, event: Parameters<JobEventPublisher["publish"]>[1]) => {
@@ -122,9 +130,16 @@ export function createJobHandlers({ db, nc, rpc, events, log }: JobDeps): RpcHan
       }
       // Core NATS, not JetStream: only a worker running the job right now needs to hear it.
       nc.publish(subjects.jobCancel(job_id), JSON.stringify({ job_id }));
-      const { row, refunded } = await settleCredits(db, rpc, canceled, { requestId: ctx.requestId, caller });
+      let row = canceled;
+      try {
+        row = await settleCredits(db, rpc, canceled, { requestId: ctx.requestId, caller });
+      } catch (err) {
+        // The job is canceled either way; the reconciler releases the credits once billing answers.
+        ctx.log.warn({ err, job_id }, "could not release the credits of a canceled job");
+      }
       await publishEvent(job_id, { type: "error", status: "canceled", error });
-      return { job: toJob(row), credits_refunded: refunded };
+      // Billing releases a reservation whole and once; the events consumer may have been the one to do it.
+      return { job: toJob(row), credits_refunded: row.creditState === "released" ? row.credits : 0 };
     },
 
     estimate: async ({ type: name, input }) => {
@@ -132,8 +147,17 @@ export function createJobHandlers({ db, nc, rpc, events, log }: JobDeps): RpcHan
       return { type: name, credits: type.cost.estimate(parsed), description: type.cost.describe };
     },
 
-    claim: async () => {
-      throw new AppError("SERVICE_UNAVAILABLE", "claiming jobs is not built yet");
+    claim: async ({ job_id, dispatch, worker }, ctx) => {
+      const claimed = await claimJob(db, job_id, dispatch, timing.leaseMs);
+      if (!claimed) {
+        const row = await getJob(db, job_id);
+        if (!row) return { run: false, reason: "not found" };
+        return { run: false, reason: row.status === "running" ? "leased" : row.status };
+      }
+      ctx.log.info({ job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
+      await publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}` });
+      const { id, userId: user_id, type, input, attempts: attempt } = claimed;
+      return { run: true, job: { id, user_id, type, input, attempt } };
     },
 
     stats: async (_body, ctx) => {

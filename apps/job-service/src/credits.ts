@@ -6,12 +6,12 @@ import { setCreditState, type JobRow } from "./job-store.ts";
  * Settles a finished job's reservation: capture on success, release otherwise. Billing settles
  * a job once, so calling this again (a redelivered event, a retry) refunds or charges nothing more.
  */
-export async function settleCredits(db: Db, rpc: RpcClient, row: JobRow, ctx: CallContext = {}): Promise<{ row: JobRow; refunded: number }> {
+export async function settleCredits(db: Db, rpc: RpcClient, row: JobRow, ctx: CallContext = {}): Promise<JobRow> {
   const reply =
     row.status === "succeeded"
-      ? { ...(await rpc.call("billing", "capture", { job_id: row.id }, ctx)), refunded: 0 }
+      ? await rpc.call("billing", "capture", { job_id: row.id }, ctx)
       : await rpc.call("billing", "release", { job_id: row.id }, ctx);
   // "none": billing holds nothing for the job, so there is nothing left to give back.
   const state = reply.state === "captured" ? "captured" : "released";
-  return { row: (await setCreditState(db, row.id, state)) ?? row, refunded: reply.refunded };
+  return (await setCreditState(db, row.id, state)) ?? row;
 }

@@ -1,5 +1,31 @@
 import { BaseEnv, DbEnv, loadEnv } from "@cutroom/runtime";
+import { z } from "zod";
 
-export const Env = BaseEnv.extend(DbEnv.shape);
+const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+export const Env = BaseEnv.extend(DbEnv.shape).extend({
+  /** How often each replica compares Postgres (the truth) with what the broker holds. */
+  RECONCILE_INTERVAL_MS: ms(5000),
+  /** How long a dispatched job may go unclaimed, or a dead worker's job unreclaimed, before it is re-dispatched (if the broker lost its message). */
+  REDISPATCH_AFTER_MS: ms(30_000),
+  /** How long a worker holds a job after its claim or its last event; past that another worker may take it over. */
+  JOB_LEASE_MS: ms(60_000),
+});
 export type Env = ReturnType<typeof Env.parse>;
 export const readEnv = () => loadEnv(Env);
+
+/** Every timing the lifecycle depends on, in one place so tests can make them short. */
+export interface Timing {
+  reconcileIntervalMs: number;
+  redispatchAfterMs: number;
+  leaseMs: number;
+  /** A new job's own first dispatch gets this long before the reconciler does it instead. */
+  dispatchGraceMs: number;
+}
+
+export const timingFrom = (env: Env): Timing => ({
+  reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
+  redispatchAfterMs: env.REDISPATCH_AFTER_MS,
+  leaseMs: env.JOB_LEASE_MS,
+  dispatchGraceMs: 3000,
+});

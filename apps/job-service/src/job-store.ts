@@ -1,6 +1,7 @@
-import type { Job, JobError, ListJobsQuery } from "@cutroom/contracts";
-import { and, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
+import type { Job, JobError, JobEvent, ListJobsQuery } from "@cutroom/contracts";
+import { and, asc, desc, eq, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
+import { applyEvent } from "./apply-event.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
 export type NewJob = typeof jobs.$inferInsert;
@@ -86,6 +87,92 @@ export async function cancelJob(db: Db, userId: string, id: string, error: JobEr
 export async function setCreditState(db: Db, id: string, state: JobRow["creditState"]): Promise<JobRow | null> {
   const [row] = await db.update(jobs).set({ creditState: state, updatedAt: sql`now()` }).where(eq(jobs.id, id)).returning();
   return row ?? null;
+}
+
+const fromNow = (ms: number) => sql`now() + make_interval(secs => ${ms / 1000})`;
+const ago = (ms: number) => sql`now() - make_interval(secs => ${ms / 1000})`;
+
+/**
+ * The one gate before work starts: a queued job, or a running one whose holder is gone, moves to
+ * running under a fresh lease. The holder is gone when its lease ran out (it died) or when the very
+ * dispatch it claimed comes back: JetStream redelivers a message only after a nak (a retry, a
+ * shutdown) or a missed ack deadline. Null when the job is not claimable.
+ */
+export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: number): Promise<JobRow | null> {
+  const [row] = await db
+    .update(jobs)
+    .set({
+      status: "running",
+      attempts: sql`${jobs.attempts} + 1`,
+      startedAt: sql`coalesce(${jobs.startedAt}, now())`,
+      leaseUntil: fromNow(leaseMs),
+      claimedDispatch: dispatch,
+      updatedAt: sql`now()`,
+    })
+    .where(
+      and(
+        eq(jobs.id, id),
+        or(
+          eq(jobs.status, "queued"),
+          and(eq(jobs.status, "running"), or(sql`coalesce(${jobs.leaseUntil}, '-infinity') < now()`, eq(jobs.claimedDispatch, dispatch))),
+        ),
+      ),
+    )
+    .returning();
+  return row ?? null;
+}
+
+/** Applies one job event to its row (see applyEvent); an event from a running job's worker extends its lease. */
+export async function applyEventToJob(db: Db, event: JobEvent, leaseMs: number): Promise<JobRow | null> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx.select().from(jobs).where(eq(jobs.id, event.job_id)).for("update");
+    if (!row) return null;
+    const patch = applyEvent(row, event, new Date());
+    if (!patch) return row;
+    const status = patch.status ?? row.status;
+    const [updated] = await tx
+      .update(jobs)
+      .set({ ...patch, updatedAt: sql`now()`, ...(status === "running" ? { leaseUntil: fromNow(leaseMs) } : {}) })
+      .where(eq(jobs.id, row.id))
+      .returning();
+    return updated ?? null;
+  });
+}
+
+/** Queued jobs that never reached the broker (the publish at enqueue failed), locked for this replica. */
+export function lockUndispatchedJobs(tx: Tx, graceMs: number, limit = 100) {
+  return tx
+    .select()
+    .from(jobs)
+    .where(and(eq(jobs.status, "queued"), isNull(jobs.dispatchedAt), sql`${jobs.createdAt} < ${ago(graceMs)}`))
+    .orderBy(asc(jobs.createdAt))
+    .limit(limit)
+    .for("update", { skipLocked: true });
+}
+
+/** Jobs waiting longer than they should: queued long after dispatch, or running long past their lease. */
+export function lockOverdueJobs(tx: Tx, overdueMs: number, limit = 100) {
+  return tx
+    .select()
+    .from(jobs)
+    .where(
+      or(
+        and(eq(jobs.status, "queued"), sql`${jobs.dispatchedAt} < ${ago(overdueMs)}`),
+        and(eq(jobs.status, "running"), sql`coalesce(${jobs.leaseUntil}, '-infinity') < ${ago(overdueMs)}`),
+      ),
+    )
+    .orderBy(asc(jobs.createdAt))
+    .limit(limit)
+    .for("update", { skipLocked: true });
+}
+
+/** Finished jobs whose credits are still held: a settle that failed (billing was down) is retried from here. */
+export function listUnsettledJobs(db: Db, graceMs: number, limit = 100) {
+  return db
+    .select()
+    .from(jobs)
+    .where(and(inArray(jobs.status, ["succeeded", "failed", "canceled"]), eq(jobs.creditState, "reserved"), sql`${jobs.completedAt} < ${ago(graceMs)}`))
+    .limit(limit);
 }
 
 export async function jobStats(db: Db) {

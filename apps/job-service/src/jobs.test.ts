@@ -17,7 +17,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("queues a job: reserves its credits and puts exactly one dispatch on the JOBS stream", async () => {
     const user = await stack.newUser(100);
-    const file_id = stack.addFile(user);
+    const file_id = await stack.addFile(user);
     const { job, created } = await create(user, { type: "video.color-grade", input: { file_id, exposure: 0.5 } });
 
     expect(created).toBe(true);
@@ -48,7 +48,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("returns the same job for a repeated idempotency key, even when the requests race, and reserves once", async () => {
     const user = await stack.newUser(100);
-    const file_id = stack.addFile(user);
+    const file_id = await stack.addFile(user);
     const key = `key-${randomUUID()}`;
     const replies = await Promise.all(
       Array.from({ length: 5 }, () => create(user, { type: "image.resize", input: { file_id, width: 320, format: "png" } }, key)),
@@ -64,7 +64,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("answers 409 IDEMPOTENCY_CONFLICT when a key is reused with a different body", async () => {
     const user = await stack.newUser(100);
-    const file_id = stack.addFile(user);
+    const file_id = await stack.addFile(user);
     await create(user, { type: "image.resize", input: { file_id, width: 320 } }, "k1");
     await expect(create(user, { type: "image.resize", input: { file_id, width: 640 } }, "k1")).rejects.toMatchObject({
       code: "IDEMPOTENCY_CONFLICT",
@@ -72,14 +72,14 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
     });
     // Keys belong to a user: another user's "k1" is a new job.
     const other = await stack.newUser(100);
-    const otherFile = stack.addFile(other);
+    const otherFile = await stack.addFile(other);
     expect((await create(other, { type: "image.resize", input: { file_id: otherFile, width: 640 } }, "k1")).created).toBe(true);
   });
 
   it("answers 422 with details for an unknown type, a bad input and a file that is not the caller's, reserving nothing", async () => {
     const user = await stack.newUser(100);
-    const mine = stack.addFile(user);
-    const theirs = stack.addFile(await stack.newUser());
+    const mine = await stack.addFile(user);
+    const theirs = await stack.addFile(await stack.newUser());
 
     await expect(create(user, { type: "video.teleport", input: { file_id: mine } })).rejects.toMatchObject({
       code: "INVALID_INPUT",
@@ -99,7 +99,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
       code: "INVALID_INPUT",
       details: { field: "lut_file_id", file_id: lut, reason: "file not found" },
     });
-    const pending = stack.addFile(user, "pending");
+    const pending = await stack.addFile(user, "pending");
     await expect(create(user, { type: "image.thumbnail", input: { file_id: pending } })).rejects.toMatchObject({
       code: "INVALID_INPUT",
       details: { field: "file_id", reason: "file not ready" },
@@ -109,7 +109,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("answers 402 INSUFFICIENT_CREDITS when the credits run out, and queues nothing", async () => {
     const user = await stack.newUser(30);
-    const file_id = stack.addFile(user);
+    const file_id = await stack.addFile(user);
     await create(user, { type: "video.color-grade", input: { file_id } });
     await expect(create(user, { type: "video.color-grade", input: { file_id } })).rejects.toMatchObject({ code: "INSUFFICIENT_CREDITS", status: 402 });
     expect((await stack.client.call("job", "list", { limit: 20, offset: 0 }, { caller: user })).total).toBe(1);
@@ -117,7 +117,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("refunds the reserved credits when a queued job is canceled, tells the workers, and answers 409 to a second cancel", async () => {
     const user = await stack.newUser(100);
-    const file_id = stack.addFile(user);
+    const file_id = await stack.addFile(user);
     const { job } = await create(user, { type: "audio.cleanup", input: { file_id } });
     const listener = await stack.nats.connect();
     const heard = new Promise<string>((resolve) => listener.subscribe(subjects.jobCancel(job.id), { max: 1, callback: (_e, m) => resolve(m.subject) }));
@@ -139,7 +139,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("keeps each user's jobs to themselves: another user's job is NOT_FOUND", async () => {
     const owner = await stack.newUser();
-    const { job } = await create(owner, { type: "image.thumbnail", input: { file_id: stack.addFile(owner) } });
+    const { job } = await create(owner, { type: "image.thumbnail", input: { file_id: await stack.addFile(owner) } });
     const stranger = await stack.newUser();
     await expect(stack.client.call("job", "get", { job_id: job.id }, { caller: stranger })).rejects.toMatchObject({ code: "NOT_FOUND", status: 404 });
     await expect(stack.client.call("job", "cancel", { job_id: job.id }, { caller: stranger })).rejects.toMatchObject({ code: "NOT_FOUND" });
@@ -150,7 +150,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("lists the caller's jobs newest first, filtered by status, type and project, a page at a time", async () => {
     const user = await stack.newUser();
-    const file_id = stack.addFile(user);
+    const file_id = await stack.addFile(user);
     const project_id = randomUUID();
     const a = (await create(user, { type: "image.resize", input: { file_id, width: 10 } })).job;
     const b = (await create(user, { type: "image.thumbnail", input: { file_id }, project_id })).job;
@@ -179,7 +179,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
   it("shows job stats to admins only", async () => {
     const user = await stack.newUser();
     await expect(stack.client.call("job", "stats", {}, { caller: user })).rejects.toMatchObject({ code: "FORBIDDEN", status: 403 });
-    await create(user, { type: "image.resize", input: { file_id: stack.addFile(user), width: 10 } });
+    await create(user, { type: "image.resize", input: { file_id: await stack.addFile(user), width: 10 } });
     const admin = await stack.newUser(100, "admin");
     const stats = await stack.client.call("job", "stats", {}, { caller: admin });
     expect(stats.active_jobs).toBeGreaterThan(0);

@@ -1,9 +1,13 @@
 import { createDb, runMigrations } from "@cutroom/db";
 import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, onShutdown, serveRpc } from "@cutroom/runtime";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createJobHandlers } from "./app.ts";
-import { readEnv } from "./env.ts";
+import { readEnv, timingFrom } from "./env.ts";
+import { startEventsConsumer } from "./events-consumer.ts";
+import { startReconciler } from "./reconciler.ts";
 
 const env = readEnv();
+const timing = timingFrom(env);
 const log = createLogger("job-service", env.LOG_LEVEL);
 
 await runMigrations(env.DATABASE_URL);
@@ -11,7 +15,10 @@ const { db, close: closeDb } = createDb(env.DATABASE_URL);
 const nc = await connectNats(env.NATS_URL, "job-service", log);
 await ensureStreams(nc);
 const rpc = createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS });
-const server = serveRpc(nc, "job", createJobHandlers({ db, nc, rpc, events: createEventPublisher(nc), log }), log);
 
-onShutdown(log, [server.drain, () => nc.drain(), closeDb]);
+const server = serveRpc(nc, "job", createJobHandlers({ db, nc, rpc, events: createEventPublisher(nc), log, timing }), log);
+const consumer = await startEventsConsumer({ db, nc, rpc, log, timing });
+const reconciler = startReconciler({ db, js: jetstream(nc), jsm: await jetstreamManager(nc), rpc, log, timing });
+
+onShutdown(log, [reconciler.stop, server.drain, consumer.stop, () => nc.drain(), closeDb]);
 log.info("ready");

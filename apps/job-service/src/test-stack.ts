@@ -1,25 +1,37 @@
 import { randomUUID } from "node:crypto";
 import { createBillingHandlers } from "@cutroom/billing-service";
-import { AppError, subjects, type Caller, type FileObject } from "@cutroom/contracts";
-import { createEventPublisher, createRpcClient, serveRpc, type NatsConnection, type RpcHandlers } from "@cutroom/runtime";
+import { subjects, type Caller } from "@cutroom/contracts";
+import type { Db } from "@cutroom/db";
+import { files } from "@cutroom/db/storage";
+import { createEventPublisher, createRpcClient, serveRpc, type NatsConnection } from "@cutroom/runtime";
+import { createStorageHandlers, type StorageDeps } from "@cutroom/storage-service";
 import { createMigratedDb, silentLogger, startTestNats } from "@cutroom/testing";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createJobHandlers } from "./app.ts";
+import { Env, timingFrom, type Timing } from "./env.ts";
+import { startEventsConsumer } from "./events-consumer.ts";
+import { startReconciler } from "./reconciler.ts";
 
 /**
- * job-service on a real Postgres and nats-server, with the real billing handlers beside it.
- * Test-only: each test file starts its own.
+ * job-service on a real Postgres and nats-server, with the real billing and storage handlers beside it.
+ * Test-only: each test file starts its own. `lifecycle` also runs the events consumer and the reconciler.
  */
-export async function startJobStack() {
+export async function startJobStack(opts: { timing?: Partial<Timing>; lifecycle?: boolean } = {}) {
+  const timing: Timing = { ...timingFrom(Env.parse({})), ...opts.timing };
   const db = await createMigratedDb("jobs");
   const nats = await startTestNats();
   const log = silentLogger();
-  serveRpc(await nats.connect(), "billing", createBillingHandlers({ db: db.db }), log);
-  const storage = serveFiles(await nats.connect());
+  const billingNc = await nats.connect();
+  const serveBilling = () => serveRpc(billingNc, "billing", createBillingHandlers({ db: db.db }), log);
+  let billing = serveBilling();
+  const storage = serveFiles(await nats.connect(), db.db);
 
   const nc = await nats.connect();
-  const deps = { db: db.db, nc, rpc: createRpcClient(nc, { timeoutMs: 5000 }), events: createEventPublisher(nc), log };
+  const deps = { db: db.db, nc, rpc: createRpcClient(nc, { timeoutMs: 5000 }), events: createEventPublisher(nc), log, timing };
   serveRpc(nc, "job", createJobHandlers(deps), log);
+  const lifecycle = opts.lifecycle
+    ? [await startEventsConsumer(deps), startReconciler({ ...deps, js: jetstream(nc), jsm: await jetstreamManager(nc) })]
+    : [];
 
   const client = createRpcClient(await nats.connect(), { timeoutMs: 5000 });
   const jsm = await jetstreamManager(await nats.connect());
@@ -37,6 +49,13 @@ export async function startJobStack() {
       await client.call("billing", "openAccount", { user_id: caller.user_id, credits });
       return caller;
     },
+    /** Stops billing until the returned function is called. */
+    billingDown: async () => {
+      await billing.drain();
+      return () => {
+        billing = serveBilling();
+      };
+    },
     balance: (caller: Caller) => client.call("billing", "balance", { user_id: caller.user_id, tier: caller.tier }),
     /** How many messages the JOBS work queue holds for one type's subject. */
     queued: async (queue: string, type: string) => {
@@ -45,6 +64,7 @@ export async function startJobStack() {
       return info.state.subjects?.[subject] ?? 0;
     },
     stop: async () => {
+      for (const part of lifecycle) await part.stop();
       await nats.stop();
       await db.close();
     },
@@ -52,33 +72,27 @@ export async function startJobStack() {
 }
 
 /**
- * TODO: serve the real storage-service (createStorageHandlers in apps/storage-service) once it is usable;
- * it was still being written when these tests were, so this answers `getFile` the way it will: owner only.
+ * The real storage handlers on the same database. Their input files are recorded straight in
+ * storage's table as an upload would leave them: getFile reads only the record, never the bytes.
  */
-function serveFiles(nc: NatsConnection) {
-  const files = new Map<string, { owner: string; file: FileObject }>();
-  const getFile: RpcHandlers<"storage">["getFile"] = async ({ file_id }, ctx) => {
-    const entry = files.get(file_id);
-    if (!entry || entry.owner !== ctx.caller?.user_id) throw new AppError("NOT_FOUND", "file not found");
-    return entry.file;
-  };
-  serveRpc(nc, "storage", { getFile } as Partial<RpcHandlers<"storage">> as RpcHandlers<"storage">, silentLogger());
+function serveFiles(nc: NatsConnection, db: Db) {
+  const noBytes = new Proxy({}, { get: () => () => Promise.reject(new Error("job-service tests never move file bytes")) });
+  const deps = { db, driver: noBytes, signer: noBytes, internalUrl: "http://127.0.0.1:1" } as unknown as StorageDeps;
+  serveRpc(nc, "storage", createStorageHandlers(deps), silentLogger());
   return {
-    addFile: (owner: Caller, status: FileObject["status"] = "ready") => {
+    addFile: async (owner: Caller, status: "pending" | "ready" = "ready") => {
       const id = randomUUID();
-      const file: FileObject = {
+      await db.insert(files).values({
         id,
-        filename: "in.png",
-        content_type: "image/png",
-        kind: "image",
-        size: 1234,
+        ownerId: owner.user_id,
         folder: "input",
+        filename: "in.png",
+        contentType: "image/png",
+        declaredSize: 1234,
+        size: status === "ready" ? 1234 : 0,
         status,
-        project_id: null,
-        job_id: null,
-        created_at: new Date().toISOString(),
-      };
-      files.set(id, { owner: owner.user_id, file });
+        storageKey: `${owner.user_id}/${id}`,
+      });
       return id;
     },
   };

@@ -92,6 +92,8 @@ CREATE TABLE "jobs"."jobs" (
 	"attempts" integer DEFAULT 0 NOT NULL,
 	"dispatch_count" integer DEFAULT 0 NOT NULL,
 	"dispatched_at" timestamp with time zone,
+	"lease_until" timestamp with time zone,
+	"claimed_dispatch" integer,
 	"last_event_seq" integer DEFAULT 0 NOT NULL,
 	"idempotency_key" text,
 	"request_hash" text,

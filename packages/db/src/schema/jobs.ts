@@ -23,6 +23,10 @@ export const jobs = jobsSchema.table(
     /** How many times Postgres handed the job to the broker; part of the dedup id. */
     dispatchCount: integer("dispatch_count").notNull().default(0),
     dispatchedAt: timestamp("dispatched_at", { withTimezone: true }),
+    /** Until when the worker running the job holds it; its events extend it, and a later claim may take over. */
+    leaseUntil: timestamp("lease_until", { withTimezone: true }),
+    /** The dispatch the lease holder claimed: JetStream redelivers that message only once its holder let go of it. */
+    claimedDispatch: integer("claimed_dispatch"),
     lastEventSeq: integer("last_event_seq").notNull().default(0),
     idempotencyKey: text("idempotency_key"),
     requestHash: text("request_hash"),

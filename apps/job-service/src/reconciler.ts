@@ -1,0 +1,75 @@
+import { streams, subjects } from "@cutroom/contracts";
+import type { Db } from "@cutroom/db";
+import type { Logger, RpcClient } from "@cutroom/runtime";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { settleCredits } from "./credits.ts";
+import { dispatchJob } from "./dispatch.ts";
+import type { Timing } from "./env.ts";
+import { listUnsettledJobs, lockOverdueJobs, lockUndispatchedJobs } from "./job-store.ts";
+
+export interface ReconcilerDeps {
+  db: Db;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  rpc: RpcClient;
+  log: Logger;
+  timing: Timing;
+}
+
+/**
+ * Postgres is the truth and JetStream may lose messages: every replica runs this loop, and row locks
+ * taken with `skip locked` keep two replicas off the same job.
+ */
+export function startReconciler(deps: ReconcilerDeps): { stop: () => Promise<void> } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let current: Promise<void> = Promise.resolve();
+  const tick = () => {
+    current = reconcile(deps)
+      .catch((err) => deps.log.error({ err }, "reconcile pass failed"))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, deps.timing.reconcileIntervalMs);
+      });
+  };
+  timer = setTimeout(tick, deps.timing.reconcileIntervalMs);
+  return {
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await current;
+    },
+  };
+}
+
+/** One pass: dispatch what never reached the broker, re-dispatch what it lost, settle what billing missed. */
+export async function reconcile({ db, js, jsm, rpc, log, timing }: ReconcilerDeps): Promise<void> {
+  await db.transaction(async (tx) => {
+    for (const row of await lockUndispatchedJobs(tx, timing.dispatchGraceMs)) {
+      const dispatch = await dispatchJob(js, tx, row);
+      log.warn({ job_id: row.id, dispatch }, "dispatched a job whose first publish never reached the broker");
+    }
+  });
+
+  await db.transaction(async (tx) => {
+    // Counts taken before this pass re-dispatches anything: zero means every overdue job of the subject was lost.
+    const held = new Map<string, number>();
+    for (const row of await lockOverdueJobs(tx, timing.redispatchAfterMs)) {
+      const subject = subjects.jobRun(row.queue, row.type);
+      if (!held.has(subject)) held.set(subject, await messagesOn(jsm, subject));
+      // A work-queue stream keeps a message until a worker acks it, so any message may still be this job's.
+      if (held.get(subject)! > 0) continue;
+      const dispatch = await dispatchJob(js, tx, row);
+      log.warn({ job_id: row.id, status: row.status, dispatch }, "re-dispatched a job the broker no longer holds");
+    }
+  });
+
+  for (const row of await listUnsettledJobs(db, timing.dispatchGraceMs)) {
+    await settleCredits(db, rpc, row);
+    log.warn({ job_id: row.id, status: row.status }, "settled the credits of a finished job");
+  }
+}
+
+async function messagesOn(jsm: JetStreamManager, subject: string): Promise<number> {
+  const info = await jsm.streams.info(streams.jobs.name, { subjects_filter: subject });
+  return info.state.subjects?.[subject] ?? 0;
+}
