@@ -1,5 +1,5 @@
 import { createDb, runMigrations } from "@cutroom/db";
-import { connectNats, createLogger, createRpcClient, onShutdown, serveRpc } from "@cutroom/runtime";
+import { connectNats, createLogger, createRpcClient, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
 import { createAuthHandlers, loadSigningKey } from "./app.ts";
 import { readEnv } from "./env.ts";
 
@@ -21,4 +21,4 @@ const handlers = createAuthHandlers({
 const server = serveRpc(nc, "auth", handlers, log);
 
 onShutdown(log, [server.drain, () => nc.drain(), closeDb]);
-log.info({ kid: signingKey.kid }, "ready");
+announceReady(log, { kid: signingKey.kid });

@@ -1,5 +1,5 @@
 import { createDb, runMigrations } from "@cutroom/db";
-import { connectNats, createLogger, onShutdown, serveRpc } from "@cutroom/runtime";
+import { connectNats, createLogger, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
 import { createBillingHandlers } from "./app.ts";
 import { readEnv } from "./env.ts";
 
@@ -12,4 +12,4 @@ const nc = await connectNats(env.NATS_URL, "billing-service", log);
 const server = serveRpc(nc, "billing", createBillingHandlers({ db }), log);
 
 onShutdown(log, [server.drain, () => nc.drain(), closeDb]);
-log.info("ready");
+announceReady(log);

@@ -1,4 +1,4 @@
-import { connectNats, createLogger, createRpcClient, onShutdown } from "@cutroom/runtime";
+import { connectNats, createLogger, createRpcClient, announceReady, onShutdown } from "@cutroom/runtime";
 import { buildApp } from "./app.ts";
 import { readEnv } from "./env.ts";
 import { createTokenVerifier } from "./plugins/auth.ts";
@@ -18,4 +18,4 @@ const app = await buildApp({ rpc, nc, verifier, hub, log, storageUrl: env.STORAG
 await app.listen({ port: env.PORT, host: env.HOST });
 
 onShutdown(log, [() => app.close(), async () => hub.close(), () => nc.drain()]);
-log.info({ url: `http://localhost:${env.PORT}` }, "ready");
+announceReady(log, { url: `http://localhost:${env.PORT}` });

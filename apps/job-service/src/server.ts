@@ -1,5 +1,5 @@
 import { createDb, runMigrations } from "@cutroom/db";
-import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, onShutdown, serveRpc } from "@cutroom/runtime";
+import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createJobHandlers } from "./app.ts";
 import { readEnv, timingFrom } from "./env.ts";
@@ -21,4 +21,4 @@ const consumer = await startEventsConsumer({ db, nc, rpc, log, timing });
 const reconciler = startReconciler({ db, js: jetstream(nc), jsm: await jetstreamManager(nc), rpc, log, timing });
 
 onShutdown(log, [reconciler.stop, server.drain, consumer.stop, () => nc.drain(), closeDb]);
-log.info("ready");
+announceReady(log);

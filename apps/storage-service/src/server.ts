@@ -1,5 +1,5 @@
 import { createDb, runMigrations } from "@cutroom/db";
-import { connectNats, createLogger, onShutdown, serveRpc } from "@cutroom/runtime";
+import { connectNats, createLogger, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
 import { createIngestReceiver, createStorageHandlers, type StorageDeps } from "./app.ts";
 import { FsDriver } from "./drivers/fs-driver.ts";
 import { S3Driver } from "./drivers/s3-driver.ts";
@@ -25,4 +25,4 @@ const nc = await connectNats(env.NATS_URL, "storage-service", log);
 const server = serveRpc(nc, "storage", createStorageHandlers(deps), log);
 
 onShutdown(log, [server.drain, () => http.close(), () => nc.drain(), closeDb]);
-log.info({ driver: driver.name, port: env.STORAGE_PORT }, "ready");
+announceReady(log, { driver: driver.name, port: env.STORAGE_PORT });

@@ -26,7 +26,7 @@ export interface ServiceSet {
 
 /**
  * Runs each app as its own process (`node --import tsx src/server.ts`), as in production.
- * A service counts as started when it logs `ready`. Output goes to `logDir/<app>.log`,
+ * A service counts as started when it announces `ready` over the IPC channel. Output goes to `logDir/<app>.log`,
  * and to `echo` when given (npm start prints it).
  */
 export async function startServices(opts: {
@@ -45,7 +45,7 @@ export async function startServices(opts: {
     const child = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
       cwd,
       env: { ...process.env, ...opts.env, ...extraEnv },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
     children.set(app, child);
     let log = logs.get(app);
@@ -53,11 +53,13 @@ export async function startServices(opts: {
     let ready = false;
     let exited = false;
     child.once("exit", () => (exited = true));
+    child.on("message", (m) => {
+      if ((m as { type?: string })?.type === "ready") ready = true;
+    });
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream }).on("line", (line) => {
         log!.write(line + "\n");
         opts.echo?.(app, line);
-        if (!ready && line.includes('"msg":"ready"')) ready = true;
       });
     }
     await waitFor(`${app} to be ready (see ${join(opts.logDir, `${app}.log`)})`, async () => {

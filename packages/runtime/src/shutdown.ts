@@ -28,3 +28,15 @@ export function onShutdown(log: Logger, closers: Array<() => Promise<unknown>>, 
   process.once("SIGTERM", () => void close("SIGTERM"));
   process.once("SIGINT", () => void close("SIGINT"));
 }
+
+/**
+ * Says the process now serves: a `ready` log line, and a message to the parent process when it
+ * started us with an IPC channel (the devstack waits for that, whatever the log level).
+ */
+export function announceReady(log: Logger, fields: Record<string, unknown> = {}): void {
+  log.info(fields, "ready");
+  if (process.send) {
+    process.send({ type: "ready", ...fields });
+    process.channel?.unref();
+  }
+}

@@ -1,4 +1,4 @@
-import { connectNats, createLogger, ensureStreams, onShutdown } from "@cutroom/runtime";
+import { connectNats, createLogger, ensureStreams, announceReady, onShutdown } from "@cutroom/runtime";
 import { readWorkerEnv } from "./env.ts";
 import { serveWorkerHealth } from "./health.ts";
 import { assertHandlers, startWorker, type WorkerOptions } from "./worker.ts";
@@ -24,5 +24,5 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const health = serveWorkerHealth(nc, opts.name, opts.queue, worker, log);
 
   onShutdown(log, [() => worker.stop({ graceMs: SHUTDOWN_GRACE_MS }), health.drain, () => nc.drain()], SHUTDOWN_GRACE_MS + 5000);
-  log.info({ queue: opts.queue, concurrency: env.WORKER_CONCURRENCY }, "ready");
+  announceReady(log, { queue: opts.queue, concurrency: env.WORKER_CONCURRENCY });
 }
