@@ -302,7 +302,8 @@ describe("storage-service with the fs driver", () => {
     const wrong = await streamPut(fake.ingest_url, chunksOf(Buffer.from("plain text, not a PNG")));
     expect(wrong).toMatchObject({ status: 415, body: { error: { code: "UNSUPPORTED_MEDIA_TYPE", details: { declared: "image/png", detected: null } } } });
     for (const id of [big.file_id, fake.file_id]) expect(await s.driver.size(`${caller.user_id}/${id}`)).toBeUndefined();
-    expect((await streamPut(big.ingest_url.replace(/.$/, "x"), chunksOf(png))).status).toBe(403);
+    const forged = big.ingest_url.slice(0, -1) + (big.ingest_url.endsWith("a") ? "b" : "a");
+    expect((await streamPut(forged, chunksOf(png))).status).toBe(403);
   });
 
   it("gives workers a signed input URL only for a ready file of the job's owner", async () => {
