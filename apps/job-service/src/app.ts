@@ -18,6 +18,7 @@ import { dispatchJob } from "./dispatch.ts";
 import {
   cancelJob,
   claimJob,
+  finishJob,
   getJob,
   getJobByIdempotencyKey,
   getUserJob,
@@ -158,6 +159,23 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
       await publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}` });
       const { id, userId: user_id, type, input, attempts: attempt } = claimed;
       return { run: true, job: { id, user_id, type, input, attempt } };
+    },
+
+    // The row and the credits first, the event last: a client that sees the ending finds it recorded.
+    finish: async ({ job_id, dispatch, outcome }, ctx) => {
+      const finished = await finishJob(db, job_id, dispatch, outcome);
+      let row = finished ?? (await getJob(db, job_id));
+      if (!row) throw new AppError("NOT_FOUND", "job not found");
+      // Not ours to finish (canceled meanwhile), unless this is a retry of a report already recorded.
+      if (!finished && row.status !== outcome.status) return { applied: false, status: row.status };
+      if (row.creditState === "reserved") row = await settleCredits(db, rpc, row, { requestId: ctx.requestId });
+      const event =
+        outcome.status === "succeeded"
+          ? ({ type: "result", status: "succeeded", result: outcome.result } as const)
+          : ({ type: "error", status: "failed", error: outcome.error } as const);
+      await events.publish(job_id, event, { unlessEnded: true });
+      ctx.log.info({ job_id, status: row.status, credits: row.creditState }, "job finished");
+      return { applied: true, status: row.status };
     },
 
     stats: async (_body, ctx) => {

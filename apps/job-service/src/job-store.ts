@@ -1,4 +1,4 @@
-import type { Job, JobError, JobEvent, ListJobsQuery } from "@cutroom/contracts";
+import type { FinishBody, Job, JobError, JobEvent, ListJobsQuery } from "@cutroom/contracts";
 import { and, asc, desc, eq, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
 import { applyEvent } from "./apply-event.ts";
@@ -118,6 +118,23 @@ export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: nu
         ),
       ),
     )
+    .returning();
+  return row ?? null;
+}
+
+/**
+ * Records the outcome reported by the worker holding the claim; null when the job is no longer
+ * running under that dispatch (canceled meanwhile, or finished by an earlier report).
+ */
+export async function finishJob(db: Db, id: string, dispatch: number, outcome: FinishBody["outcome"]): Promise<JobRow | null> {
+  const patch =
+    outcome.status === "succeeded"
+      ? { status: "succeeded" as const, result: outcome.result, progress: 100, stage: null }
+      : { status: "failed" as const, error: outcome.error };
+  const [row] = await db
+    .update(jobs)
+    .set({ ...patch, completedAt: sql`now()`, updatedAt: sql`now()` })
+    .where(and(eq(jobs.id, id), eq(jobs.status, "running"), eq(jobs.claimedDispatch, dispatch)))
     .returning();
   return row ?? null;
 }

@@ -38,6 +38,42 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
     return JobDispatch.parse(stored!.json());
   };
 
+  it("records a finished job and captures its credits before the owner hears of it, once however often the worker reports", async () => {
+    const user = await stack.newUser();
+    const job = await enqueue(user);
+    await claim(job.id, "w1", 1);
+    const files = [{ file_id: randomUUID(), filename: "out.mp4", content_type: "video/mp4", size: 10 }];
+    const outcome = { status: "succeeded" as const, result: { files } };
+    // When the terminal event is visible, the row and the ledger already say so.
+    const seen = new Promise<unknown>((resolve) => {
+      const sub = stack.deps.nc.subscribe(subjects.jobEvents(job.id), {
+        callback: (_e, m) => {
+          if (JobEvent.parse(m.json()).type !== "result") return;
+          sub.unsubscribe();
+          void Promise.all([row(job.id), stack.balance(user)]).then(([r, balance]) => resolve({ row: r, balance }));
+        },
+      });
+    });
+    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: true, status: "succeeded" });
+    expect(await seen).toMatchObject({ row: { status: "succeeded", creditState: "captured", progress: 100 }, balance: { credits: 75, reserved: 0 } });
+    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: true, status: "succeeded" });
+    const events = await readJobEvents(await stack.nats.connect(), job.id);
+    expect(events.filter((e) => e.type === "result")).toHaveLength(1);
+    const ledger = await stack.client.call("billing", "ledger", { user_id: user.user_id, limit: 20, offset: 0 });
+    expect(ledger.data.filter((e) => e.kind === "capture")).toHaveLength(1);
+  });
+
+  it("does not let a worker finish a job that was canceled meanwhile: the credits stay refunded", async () => {
+    const user = await stack.newUser();
+    const job = await enqueue(user);
+    await claim(job.id, "w1", 1);
+    await stack.client.call("job", "cancel", { job_id: job.id }, { caller: user });
+    const outcome = { status: "succeeded" as const, result: { files: [] } };
+    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: false, status: "canceled" });
+    expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+    expect(await row(job.id)).toMatchObject({ status: "canceled", creditState: "released" });
+  });
+
   it("lets the first worker claim a queued job and tells a worker holding another copy of it that it is leased", async () => {
     const user = await stack.newUser();
     const job = await enqueue(user);
@@ -123,7 +159,7 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
 
     const done = await stack.client.call("job", "get", { job_id: job.id }, { caller: user });
     expect(done).toMatchObject({ status: "succeeded", progress: 100, result: { files }, credits: { amount: 25, state: "captured" }, completed_at: expect.any(String) });
-    expect((await row(job.id)).lastEventSeq).toBe(result.seq);
+    expect((await row(job.id)).lastEventSeq).toBe(result!.seq);
     expect(await stack.balance(user)).toMatchObject({ credits: 75, reserved: 0 });
     const ledger = await stack.client.call("billing", "ledger", { user_id: user.user_id, limit: 20, offset: 0 });
     expect(ledger.data.filter((e) => e.kind === "capture")).toHaveLength(1);

@@ -77,3 +77,15 @@ export const ClaimReply = z.object({
     .optional(),
 });
 export type ClaimReply = z.infer<typeof ClaimReply>;
+
+/** A worker's final word on a job it claimed: job-service records it, settles credits, then tells the owner. */
+export const FinishBody = z.object({
+  job_id: Uuid,
+  dispatch: z.number().int(),
+  outcome: z.discriminatedUnion("status", [
+    z.object({ status: z.literal("succeeded"), result: JobResult }),
+    z.object({ status: z.literal("failed"), error: JobError }),
+  ]),
+});
+export const FinishReply = z.object({ applied: z.boolean(), status: JobStatus });
+export type FinishBody = z.infer<typeof FinishBody>;

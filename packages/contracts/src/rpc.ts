@@ -4,7 +4,7 @@ import { AdminGrantBody, CreditPackage, Credits, LedgerEntry, RateDecision, Purc
 import { Caller, Pagination, Tier, Uuid, page } from "./common.ts";
 import { CreateUploadBody, DownloadUrl, FileObject, ListFilesQuery, UploadTicket } from "./files.ts";
 import { ServiceHealth } from "./health.ts";
-import { CancelReply, ClaimReply, CreateJobBody, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
+import { CancelReply, ClaimReply, CreateJobBody, FinishBody, FinishReply, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
 
 const method = <Req extends z.ZodType, Res extends z.ZodType>(req: Req, res: Res) => ({ req, res });
 const Empty = z.object({});
@@ -69,6 +69,7 @@ export const rpc = {
     estimate: method(CreateJobBody.pick({ type: true, input: true }), Estimate),
     // Worker-facing: the gate every delivery passes before work starts (see ClaimReply).
     claim: method(z.object({ job_id: Uuid, dispatch: z.number().int(), worker: z.string() }), ClaimReply),
+    finish: method(FinishBody, FinishReply),
     stats: method(
       Empty,
       z.object({ active_jobs: z.number().int(), completed_jobs_today: z.number().int(), average_processing_time_minutes: z.number().nullable() }),

@@ -1,5 +1,5 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
 import { portOpen, waitFor } from "./wait.ts";
@@ -70,7 +70,34 @@ export async function startPostgres(opts: { pgBin: string; dataDir: string; port
   const [exists] = await sql`select 1 from pg_database where datname = ${opts.database}`;
   if (!exists) await sql.unsafe(`create database ${opts.database}`);
   await sql.end();
-  return { url: `postgres://postgres@127.0.0.1:${port}/${opts.database}`, stop: () => stopChild(child, "SIGINT") };
+  return { url: `postgres://postgres@127.0.0.1:${port}/${opts.database}`, stop: () => stopPostgres(dataDir, child) };
+}
+
+/**
+ * Fast shutdown, signalled to the postmaster itself: when we are root, `child` is only the
+ * `runuser` wrapper, which does not pass signals on.
+ */
+async function stopPostgres(dataDir: string, child: ChildProcess): Promise<void> {
+  const pidFile = join(dataDir, "postmaster.pid");
+  const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").split("\n")[0]) : NaN;
+  if (Number.isInteger(pid) && pid > 0) {
+    try {
+      process.kill(pid, "SIGINT");
+      await waitFor("postgres to stop", async () => !isAlive(pid), 20_000, 50);
+    } catch {
+      if (isAlive(pid)) process.kill(pid, "SIGKILL");
+    }
+  }
+  await stopChild(child, "SIGINT", 2_000);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `nats-server -js` with its store in `storeDir`. */

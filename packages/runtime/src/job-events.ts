@@ -1,13 +1,18 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { JobEvent, streams, subjects, type JobEventInput } from "@cutroom/contracts";
+import { JobEvent, isTerminalEvent, streams, subjects, type JobEventInput } from "@cutroom/contracts";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 const WRONG_LAST_SEQUENCE = 10071;
 
 export interface JobEventPublisher {
-  /** Publishes the next event of a job, with its per-job `seq`; resolves once JetStream stored it. */
-  publish: (jobId: string, event: JobEventInput) => Promise<JobEvent>;
+  /**
+   * Publishes the next event of a job, with its per-job `seq`; resolves once JetStream stored it.
+   * With `unlessEnded`, nothing is published (null) when the job's last stored event is terminal.
+   */
+  publish: (jobId: string, event: JobEventInput, opts?: { unlessEnded?: boolean }) => Promise<JobEvent | null>;
 }
+
+const CACHE_LIMIT = 10_000;
 
 /**
  * Every publisher of a job's events (job-service, any worker, a redelivered worker) shares one
@@ -17,7 +22,13 @@ export interface JobEventPublisher {
 export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
   const js: JetStreamClient = jetstream(nc);
   let jsm: JetStreamManager | undefined;
-  const last = new Map<string, { streamSeq: number; seq: number }>();
+  const last = new Map<string, { streamSeq: number; seq: number; ended: boolean }>();
+  const remember = (jobId: string, state: { streamSeq: number; seq: number; ended: boolean }) => {
+    last.delete(jobId);
+    last.set(jobId, state);
+    // Jobs that end without a terminal event from this process would otherwise stay forever.
+    if (last.size > CACHE_LIMIT) last.delete(last.keys().next().value!);
+  };
 
   const readLast = async (jobId: string) => {
     jsm ??= await jetstreamManager(nc);
@@ -25,21 +36,22 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
       if (/no message found|not found/i.test((err as Error).message)) return null;
       throw err;
     });
-    const state = stored ? { streamSeq: stored.seq, seq: JobEvent.parse(stored.json()).seq } : { streamSeq: 0, seq: 0 };
-    last.set(jobId, state);
+    const event = stored ? JobEvent.parse(stored.json()) : undefined;
+    const state = event ? { streamSeq: stored!.seq, seq: event.seq, ended: isTerminalEvent(event) } : { streamSeq: 0, seq: 0, ended: false };
+    remember(jobId, state);
     return state;
   };
 
   // Publishes of one job from this process go one at a time; other processes are arbitrated by the broker.
   const queues = new Map<string, Promise<unknown>>();
-  const publishOne = async (jobId: string, input: JobEventInput): Promise<JobEvent> => {
+  const publishOne = async (jobId: string, input: JobEventInput, unlessEnded: boolean): Promise<JobEvent | null> => {
       for (let attempt = 0; attempt < 20; attempt++) {
         const prev = last.get(jobId) ?? (await readLast(jobId));
+        if (unlessEnded && prev.ended) return null;
         const event = JobEvent.parse({ ...input, job_id: jobId, seq: prev.seq + 1, timestamp: new Date().toISOString() });
         try {
           const ack = await js.publish(subjects.jobEvents(jobId), JSON.stringify(event), { expect: { lastSubjectSequence: prev.streamSeq } });
-          last.set(jobId, { streamSeq: ack.seq, seq: event.seq });
-          if (event.type === "result" || event.type === "error") last.delete(jobId);
+          remember(jobId, { streamSeq: ack.seq, seq: event.seq, ended: isTerminalEvent(event) });
           return event;
         } catch (err) {
           const code = (err as { api_error?: { err_code?: number }; code?: number }).api_error?.err_code;
@@ -51,8 +63,8 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
   };
 
   return {
-    publish(jobId, input) {
-      const next = (queues.get(jobId) ?? Promise.resolve()).catch(() => {}).then(() => publishOne(jobId, input));
+    publish(jobId, input, opts = {}) {
+      const next = (queues.get(jobId) ?? Promise.resolve()).catch(() => {}).then(() => publishOne(jobId, input, opts.unlessEnded ?? false));
       queues.set(jobId, next);
       void next.finally(() => queues.get(jobId) === next && queues.delete(jobId)).catch(() => {});
       return next;

@@ -1,6 +1,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { JobDispatch, JobResult, getJobType, subjects, type ClaimReply, type JobError } from "@cutroom/contracts";
+import { JobDispatch, JobResult, getJobType, isAppError, subjects, type ClaimReply, type FinishBody, type JobError } from "@cutroom/contracts";
 import type { JobEventPublisher, Logger, NatsConnection, RpcClient } from "@cutroom/runtime";
 import type { JsMsg } from "@nats-io/jetstream";
 import { createJobContext } from "./job-context.ts";
@@ -59,7 +59,7 @@ export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<vo
   deps.running.add(controller);
   try {
     const outcome = await runDelivery(msg, dispatch, controller.signal, deps, log);
-    await settle(msg, dispatch.job_id, outcome, deps, log);
+    await settle(msg, dispatch.job_id, dispatch.dispatch, outcome, deps, log);
   } catch (err) {
     log.error({ err }, "could not settle the delivery; it will be redelivered");
     msg.nak(retryDelayMs(msg.info.deliveryCount));
@@ -135,20 +135,20 @@ async function runHandler(
 }
 
 /** Publishes what the owner must learn, then acknowledges the message the matching way. */
-async function settle(msg: JsMsg, jobId: string, outcome: Outcome, deps: DeliveryDeps, log: Logger): Promise<void> {
+async function settle(msg: JsMsg, jobId: string, dispatch: number, outcome: Outcome, deps: DeliveryDeps, log: Logger): Promise<void> {
   switch (outcome.kind) {
     case "dropped":
       log.info({ reason: outcome.reason }, "claim refused; dropping the delivery");
       msg.ack();
       return;
     case "succeeded":
-      await deps.events.publish(jobId, { type: "result", status: "succeeded", result: outcome.result });
+      await finish(deps, jobId, dispatch, { status: "succeeded", result: outcome.result });
       msg.ack();
       log.info({ files: outcome.result.files.length }, "job succeeded");
       return;
     case "failed":
       log.warn({ err: outcome.cause, code: outcome.error.code }, "job failed");
-      await deps.events.publish(jobId, { type: "error", status: "failed", error: outcome.error });
+      await finish(deps, jobId, dispatch, { status: "failed", error: outcome.error });
       // No reason string: nats-server before 2.11 does not recognise "+TERM <reason>" as a term.
       msg.term();
       return;
@@ -167,5 +167,21 @@ async function settle(msg: JsMsg, jobId: string, outcome: Outcome, deps: Deliver
       log.info("giving the job back for another worker");
       msg.nak();
       return;
+  }
+}
+
+/**
+ * Reports the outcome to job-service, which records it, settles the credits and tells the owner.
+ * A short outage is waited out here; a longer one throws, and the message is redelivered.
+ */
+async function finish(deps: DeliveryDeps, jobId: string, dispatch: number, outcome: FinishBody["outcome"]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await deps.rpc.call("job", "finish", { job_id: jobId, dispatch, outcome });
+      return;
+    } catch (err) {
+      if (attempt >= 4 || !(isAppError(err) && err.code === "SERVICE_UNAVAILABLE")) throw err;
+      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+    }
   }
 }

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AppError, isTerminalEvent, subjects, type ClaimReply, type FileObject, type JobEvent } from "@cutroom/contracts";
-import { readJobEvents, serveRpc, type NatsConnection, type RpcHandlers } from "@cutroom/runtime";
+import { createEventPublisher, readJobEvents, serveRpc, type NatsConnection, type RpcHandlers } from "@cutroom/runtime";
 import { silentLogger, startTestNats } from "@cutroom/testing";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -309,6 +309,7 @@ async function serveStandIns(conn: NatsConnection) {
   const objects = new Map<string, Buffer>();
   const uploadHeaders = new Map<string, IncomingMessage["headers"]>();
   const log = silentLogger();
+  const events = createEventPublisher(conn);
 
   const http: Server = createServer(async (req, res) => {
     const id = req.url!.slice("/objects/".length);
@@ -369,6 +370,11 @@ async function serveStandIns(conn: NatsConnection) {
       if (!j || j.refuse) return { run: false, reason: j?.refuse ?? "unknown job" };
       const attempt = claims.filter((c) => c.job_id === body.job_id).length;
       return { run: true, job: { id: body.job_id, user_id: owner, type: TYPE, input: j.input, attempt } };
+    },
+    finish: async ({ job_id, outcome }) => {
+      const event = outcome.status === "succeeded" ? { type: "result" as const, ...outcome } : { type: "error" as const, ...outcome };
+      await events.publish(job_id, event, { unlessEnded: true });
+      return { applied: true, status: outcome.status };
     },
   };
   serveRpc(conn, "storage", storage as RpcHandlers<"storage">, log);

@@ -101,13 +101,12 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
     keepAlive(socket);
     const subscriptions = new Map<string, () => void>();
     socket.on("close", () => subscriptions.forEach((stop) => stop()));
-    let caller: Caller;
-    try {
-      caller = await wsCaller(req, verifier);
-    } catch (err) {
-      return socket.close(POLICY_VIOLATION, closeReason(err));
-    }
+    // Listen before verifying the token: a client may send right after the socket opens.
+    const authenticated = wsCaller(req, verifier);
+    authenticated.catch((err) => socket.close(POLICY_VIOLATION, closeReason(err)));
     socket.on("message", async (raw) => {
+      const caller = await authenticated.catch(() => undefined);
+      if (!caller) return;
       const parsed = ClientMessage.safeParse(safeJson(raw.toString()));
       if (!parsed.success) return send(socket, { type: "error", code: "INVALID_INPUT", message: "expected subscribe_job, unsubscribe_job or ping" });
       const msg = parsed.data;
