@@ -2,3 +2,4 @@ export * from "./tools.ts";
 export * from "./wait.ts";
 export * from "./servers.ts";
 export * from "./services.ts";
+export * from "./stack.ts";
