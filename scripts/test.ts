@@ -1,10 +1,25 @@
 // `npm test`: starts throwaway Postgres, nats-server -js and s3rver, runs every test, stops them.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ensureTools, freePort, startNats, startPostgres, startS3rver } from "@cutroom/devstack";
 
 const root = join(import.meta.dirname, "..");
+const args = process.argv.slice(2);
+
+// The whole suite typechecks first; a filtered run (`npm test -- apps/gateway`) skips it for speed.
+if (args.length === 0) {
+  console.log("typechecking every package…");
+  const tc = spawnSync(join(root, "node_modules", ".bin", "turbo"), ["run", "typecheck", "--output-logs=errors-only"], {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, TURBO_TELEMETRY_DISABLED: "1" },
+  });
+  if (tc.status !== 0) {
+    console.error("typecheck failed");
+    process.exit(1);
+  }
+}
 const runDir = join(root, ".data", `test-${process.pid}`);
 mkdirSync(runDir, { recursive: true });
 
@@ -30,7 +45,7 @@ const env = {
 };
 
 const vitest = join(root, "node_modules", ".bin", "vitest");
-const child = spawn(vitest, ["run", ...process.argv.slice(2)], { cwd: root, env, stdio: "inherit" });
+const child = spawn(vitest, ["run", ...args], { cwd: root, env, stdio: "inherit" });
 const code: number = await new Promise((resolve) => child.once("exit", (c, sig) => resolve(c ?? (sig ? 1 : 0))));
 
 await Promise.allSettled([pg.stop(), nats.stop(), s3.stop()]);

@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runMigrations } from "./index.ts";
-import { createTestDatabase } from "@cutroom/testing";
+import { createTestDatabase } from "@cutroom/devstack";
 
 describe("migrations", () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;

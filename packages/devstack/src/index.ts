@@ -3,3 +3,4 @@ export * from "./wait.ts";
 export * from "./servers.ts";
 export * from "./services.ts";
 export * from "./stack.ts";
+export * from "./database.ts";

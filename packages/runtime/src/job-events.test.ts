@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { startTestNats } from "@cutroom/testing";
+import { startNatsForTest as startTestNats } from "./test-nats.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEventPublisher, readJobEvents } from "./job-events.ts";
 

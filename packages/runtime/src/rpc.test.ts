@@ -1,4 +1,4 @@
-import { startTestNats } from "@cutroom/testing";
+import { startNatsForTest as startTestNats } from "./test-nats.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRpcClient } from "./rpc.ts";
 
