@@ -13,7 +13,7 @@ const log = createLogger("job-service", env.LOG_LEVEL);
 await runMigrations(env.DATABASE_URL);
 const { db, close: closeDb } = createDb(env.DATABASE_URL);
 const nc = await connectNats(env.NATS_URL, "job-service", log);
-await ensureStreams(nc);
+await ensureStreams(nc, { replicas: env.NATS_STREAM_REPLICAS });
 const rpc = createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS });
 
 const server = serveRpc(nc, "job", createJobHandlers({ db, nc, rpc, events: createEventPublisher(nc), log, timing }), log);

@@ -6,6 +6,8 @@ export const BaseEnv = z.object({
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   /** pino level: trace, debug, info, warn, error, fatal, silent. */
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** Copies of each JetStream stream: 1 on one machine, 3 on the production cluster (infra/nats). */
+  NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   /** How long a caller waits for another service before answering 503. */
   RPC_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
 });

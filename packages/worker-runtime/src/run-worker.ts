@@ -13,7 +13,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const log = createLogger(opts.name, env.LOG_LEVEL);
 
   const nc = await connectNats(env.NATS_URL, opts.name, log);
-  await ensureStreams(nc);
+  await ensureStreams(nc, { replicas: env.NATS_STREAM_REPLICAS });
   const worker = await startWorker(nc, log, opts, {
     concurrency: env.WORKER_CONCURRENCY,
     ackWaitMs: env.JOB_ACK_WAIT_MS,
