@@ -1,54 +1,48 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient, expectEnvelope, type Client } from "./client.ts";
+import { describe, expect, it } from "vitest";
+import { expectEnvelope } from "./client.ts";
 import { makePng } from "./media.ts";
-import { startStack, type Stack } from "./stack.ts";
+import { useStack } from "./stack.ts";
 
-let stack: Stack;
-let api: Client;
-beforeAll(async () => {
-  stack = await startStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "gateway"] });
-  api = createClient(stack.url);
-});
-afterAll(async () => stack?.stop());
+const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "gateway"] });
 
 describe("uploads and files", () => {
   it("uploads through a signed URL, confirms from the bytes, lists and downloads the same bytes", async () => {
-    const { token } = await api.signUp();
+    const { token } = await ctx.api.signUp();
     const png = await makePng();
-    const confirmed = await api.upload(token, "frame.png", "image/png", png);
+    const confirmed = await ctx.api.upload(token, "frame.png", "image/png", png);
     expect(confirmed.status).toBe(200);
     const file = confirmed.body.file;
     expect(file).toMatchObject({ filename: "frame.png", content_type: "image/png", size: png.byteLength, folder: "input", status: "ready" });
 
-    const list = await api.get("/files?folder=input", token);
+    const list = await ctx.api.get("/files?folder=input", token);
     expect(list.body).toMatchObject({ total: 1, limit: 20, offset: 0, has_more: false });
     expect(list.body.data[0].id).toBe(file.id);
 
-    const link = await api.get(`/files/${file.id}/download-url`, token);
+    const link = await ctx.api.get(`/files/${file.id}/download-url`, token);
     expect(link.status).toBe(200);
     const downloaded = new Uint8Array(await (await fetch(link.body.url)).arrayBuffer());
     expect(Buffer.compare(Buffer.from(downloaded), Buffer.from(png))).toBe(0);
   });
 
   it("takes a multipart upload, streamed to storage", async () => {
-    const { token } = await api.signUp();
+    const { token } = await ctx.api.signUp();
     const png = await makePng(200, 100);
     const form = new FormData();
     form.append("file", new Blob([png], { type: "image/png" }), "poster.png");
-    const res = await fetch(`${stack.url}/api/v1/files`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${ctx.stack.url}/api/v1/files`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: form });
     expect(res.status).toBe(201);
     const { file } = (await res.json()) as { file: { id: string; size: number; status: string; content_type: string } };
     expect(file).toMatchObject({ size: png.byteLength, status: "ready", content_type: "image/png" });
-    const link = await api.get(`/files/${file.id}/download-url`, token);
+    const link = await ctx.api.get(`/files/${file.id}/download-url`, token);
     const bytes = Buffer.from(await (await fetch(link.body.url)).arrayBuffer());
     expect(bytes.equals(Buffer.from(png))).toBe(true);
   });
 
   it("pages through files with limit and offset", async () => {
-    const { token } = await api.signUp();
-    for (let i = 0; i < 3; i++) await api.upload(token, `f${i}.png`, "image/png", await makePng(10 + i, 10));
-    const first = await api.get("/files?limit=2&offset=0", token);
-    const second = await api.get("/files?limit=2&offset=2", token);
+    const { token } = await ctx.api.signUp();
+    for (let i = 0; i < 3; i++) await ctx.api.upload(token, `f${i}.png`, "image/png", await makePng(10 + i, 10));
+    const first = await ctx.api.get("/files?limit=2&offset=0", token);
+    const second = await ctx.api.get("/files?limit=2&offset=2", token);
     expect(first.body).toMatchObject({ total: 3, has_more: true });
     expect(first.body.data).toHaveLength(2);
     expect(second.body).toMatchObject({ total: 3, has_more: false });
@@ -56,37 +50,37 @@ describe("uploads and files", () => {
   });
 
   it("refuses an upload larger than the tier allows with 413", async () => {
-    const { token } = await api.signUp();
-    const big = await api.post("/uploads", { filename: "huge.mp4", content_type: "video/mp4", size: 600 * 1024 * 1024 }, token);
+    const { token } = await ctx.api.signUp();
+    const big = await ctx.api.post("/uploads", { filename: "huge.mp4", content_type: "video/mp4", size: 600 * 1024 * 1024 }, token);
     expectEnvelope(big, 413, "PAYLOAD_TOO_LARGE");
   });
 
   it("refuses bytes that contradict the declared content type with 415, and keeps nothing", async () => {
-    const { token } = await api.signUp();
+    const { token } = await ctx.api.signUp();
     const text = new TextEncoder().encode("this is certainly not a PNG image, just some words\n".repeat(10));
-    const res = await api.upload(token, "fake.png", "image/png", text);
+    const res = await ctx.api.upload(token, "fake.png", "image/png", text);
     expectEnvelope(res, 415, "UNSUPPORTED_MEDIA_TYPE");
-    const list = await api.get("/files", token);
+    const list = await ctx.api.get("/files", token);
     expect(list.body.total).toBe(0);
   });
 
   it("never shows one user's files to another: reading, downloading or deleting them is 404", async () => {
-    const alice = await api.signUp();
-    const bob = await api.signUp();
-    const { body } = await api.upload(alice.token, "mine.png", "image/png", await makePng());
+    const alice = await ctx.api.signUp();
+    const bob = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(alice.token, "mine.png", "image/png", await makePng());
     const id = body.file.id;
-    expectEnvelope(await api.get(`/files/${id}`, bob.token), 404, "NOT_FOUND");
-    expectEnvelope(await api.get(`/files/${id}/download-url`, bob.token), 404);
-    expectEnvelope(await api.delete(`/files/${id}`, bob.token), 404);
-    expect((await api.get("/files", bob.token)).body.total).toBe(0);
-    expect((await api.get(`/files/${id}`, alice.token)).status).toBe(200);
+    expectEnvelope(await ctx.api.get(`/files/${id}`, bob.token), 404, "NOT_FOUND");
+    expectEnvelope(await ctx.api.get(`/files/${id}/download-url`, bob.token), 404);
+    expectEnvelope(await ctx.api.delete(`/files/${id}`, bob.token), 404);
+    expect((await ctx.api.get("/files", bob.token)).body.total).toBe(0);
+    expect((await ctx.api.get(`/files/${id}`, alice.token)).status).toBe(200);
   });
 
   it("deletes a file: it is gone from the list and its id answers 404", async () => {
-    const { token } = await api.signUp();
-    const { body } = await api.upload(token, "bye.png", "image/png", await makePng());
-    expect((await api.delete(`/files/${body.file.id}`, token)).status).toBe(204);
-    expectEnvelope(await api.get(`/files/${body.file.id}`, token), 404);
-    expect((await api.get("/files", token)).body.total).toBe(0);
+    const { token } = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(token, "bye.png", "image/png", await makePng());
+    expect((await ctx.api.delete(`/files/${body.file.id}`, token)).status).toBe(204);
+    expectEnvelope(await ctx.api.get(`/files/${body.file.id}`, token), 404);
+    expect((await ctx.api.get("/files", token)).body.total).toBe(0);
   });
 });

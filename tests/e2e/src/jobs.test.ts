@@ -1,27 +1,21 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient, expectEnvelope, type Client } from "./client.ts";
+import { describe, expect, it } from "vitest";
+import { expectEnvelope } from "./client.ts";
 import { makePng, makeVideo } from "./media.ts";
-import { startStack, type Stack } from "./stack.ts";
+import { useStack } from "./stack.ts";
 
 // No workers in this stack: jobs stay queued, so what is asserted here is the API's own doing.
-let stack: Stack;
-let api: Client;
-beforeAll(async () => {
-  stack = await startStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "gateway"] });
-  api = createClient(stack.url);
-});
-afterAll(async () => stack?.stop());
+const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "gateway"] });
 
 async function userWithImage() {
-  const user = await api.signUp();
-  const { body } = await api.upload(user.token, "in.png", "image/png", await makePng());
+  const user = await ctx.api.signUp();
+  const { body } = await ctx.api.upload(user.token, "in.png", "image/png", await makePng());
   return { ...user, fileId: body.file.id as string };
 }
 
 describe("job types", () => {
   it("lists every registered type with its input schema, presets and cost", async () => {
-    const res = await api.get("/job-types");
+    const res = await ctx.api.get("/job-types");
     expect(res.status).toBe(200);
     const byType = Object.fromEntries(res.body.data.map((t: { type: string }) => [t.type, t]));
     expect(Object.keys(byType)).toEqual(expect.arrayContaining(["image.resize", "image.thumbnail", "video.color-grade", "audio.cleanup"]));
@@ -37,92 +31,92 @@ describe("job types", () => {
 describe("jobs", () => {
   it("enqueues a job: 202 with the job, stored and readable, its credits reserved", async () => {
     const u = await userWithImage();
-    const res = await api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width: 32, format: "webp" } }, u.token);
+    const res = await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width: 32, format: "webp" } }, u.token);
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ type: "image.resize", status: "queued", progress: 0, result: null, error: null, credits: { amount: 1, state: "reserved" } });
     expect(res.body.input).toMatchObject({ width: 32, format: "webp", fit: "cover" });
-    const got = await api.get(`/jobs/${res.body.id}`, u.token);
+    const got = await ctx.api.get(`/jobs/${res.body.id}`, u.token);
     expect(got.body.id).toBe(res.body.id);
-    expect((await api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 99, reserved: 1, tier: "free" });
+    expect((await ctx.api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 99, reserved: 1, tier: "free" });
   });
 
   it("makes retries safe with Idempotency-Key: same body → same job, other body → 409", async () => {
     const u = await userWithImage();
     const key = randomUUID();
     const body = { type: "image.resize", input: { file_id: u.fileId, width: 16 } };
-    const a = await api.post("/jobs", body, u.token, { "idempotency-key": key });
-    const b = await api.post("/jobs", body, u.token, { "idempotency-key": key });
+    const a = await ctx.api.post("/jobs", body, u.token, { "idempotency-key": key });
+    const b = await ctx.api.post("/jobs", body, u.token, { "idempotency-key": key });
     expect(a.status).toBe(202);
     expect(b.status).toBe(202);
     expect(b.body.id).toBe(a.body.id);
-    const other = await api.post("/jobs", { ...body, input: { ...body.input, width: 17 } }, u.token, { "idempotency-key": key });
+    const other = await ctx.api.post("/jobs", { ...body, input: { ...body.input, width: 17 } }, u.token, { "idempotency-key": key });
     expectEnvelope(other, 409, "IDEMPOTENCY_CONFLICT");
-    expect((await api.get("/jobs", u.token)).body.total).toBe(1);
-    expect((await api.get("/billing/credits", u.token)).body.credits).toBe(99);
+    expect((await ctx.api.get("/jobs", u.token)).body.total).toBe(1);
+    expect((await ctx.api.get("/billing/credits", u.token)).body.credits).toBe(99);
   });
 
   it("checks the input against the type's schema: 422 with the offending fields", async () => {
     const u = await userWithImage();
-    const bad = await api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width: -5, format: "bmp" } }, u.token);
+    const bad = await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width: -5, format: "bmp" } }, u.token);
     expectEnvelope(bad, 422, "INVALID_INPUT");
     const paths = bad.body.error.details.fields.map((f: { path: string }) => f.path);
     expect(paths).toEqual(expect.arrayContaining(["width", "format"]));
-    expectEnvelope(await api.post("/jobs", { type: "video.teleport", input: {} }, u.token), 422);
-    expectEnvelope(await api.post("/jobs", { type: "image.resize", input: { file_id: randomUUID(), width: 10 } }, u.token), 422);
-    expect((await api.get("/billing/credits", u.token)).body.credits).toBe(100);
+    expectEnvelope(await ctx.api.post("/jobs", { type: "video.teleport", input: {} }, u.token), 422);
+    expectEnvelope(await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: randomUUID(), width: 10 } }, u.token), 422);
+    expect((await ctx.api.get("/billing/credits", u.token)).body.credits).toBe(100);
   });
 
   it("refuses a job with 402 INSUFFICIENT_CREDITS once the credits run out", async () => {
-    const u = await api.signUp();
-    const { body } = await api.upload(u.token, "clip.mp4", "video/mp4", makeVideo());
-    const enqueue = () => api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id, preset: "Warm" } }, u.token);
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "clip.mp4", "video/mp4", makeVideo());
+    const enqueue = () => ctx.api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id, preset: "Warm" } }, u.token);
     for (let i = 0; i < 4; i++) expect((await enqueue()).status).toBe(202);
     const refused = await enqueue();
     expectEnvelope(refused, 402, "INSUFFICIENT_CREDITS");
     expect(refused.body.error.details).toMatchObject({ required: 25, available: 0 });
-    expect((await api.get("/jobs", u.token)).body.total).toBe(4);
+    expect((await ctx.api.get("/jobs", u.token)).body.total).toBe(4);
   });
 
   it("cancels a queued job and gives its credits back; cancelling again is 409", async () => {
-    const u = await api.signUp();
-    const { body } = await api.upload(u.token, "clip.mp4", "video/mp4", makeVideo());
-    const job = await api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id } }, u.token);
-    expect((await api.get("/billing/credits", u.token)).body.credits).toBe(75);
-    const cancel = await api.post(`/jobs/${job.body.id}/cancel`, {}, u.token);
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "clip.mp4", "video/mp4", makeVideo());
+    const job = await ctx.api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id } }, u.token);
+    expect((await ctx.api.get("/billing/credits", u.token)).body.credits).toBe(75);
+    const cancel = await ctx.api.post(`/jobs/${job.body.id}/cancel`, {}, u.token);
     expect(cancel.status).toBe(200);
     expect(cancel.body).toMatchObject({ credits_refunded: 25, job: { status: "canceled", credits: { state: "released" } } });
-    expect((await api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 100, reserved: 0 });
-    expectEnvelope(await api.post(`/jobs/${job.body.id}/cancel`, {}, u.token), 409);
-    const ledger = await api.get("/billing/ledger", u.token);
+    expect((await ctx.api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 100, reserved: 0 });
+    expectEnvelope(await ctx.api.post(`/jobs/${job.body.id}/cancel`, {}, u.token), 409);
+    const ledger = await ctx.api.get("/billing/ledger", u.token);
     expect(ledger.body.data.map((e: { kind: string }) => e.kind)).toEqual(expect.arrayContaining(["grant", "reserve", "release"]));
   });
 
   it("filters and pages the job list", async () => {
     const u = await userWithImage();
-    for (const width of [10, 20, 30]) await api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width } }, u.token);
-    await api.post("/jobs", { type: "image.thumbnail", input: { file_id: u.fileId } }, u.token);
-    const thumbs = await api.get("/jobs?type=image.thumbnail", u.token);
+    for (const width of [10, 20, 30]) await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width } }, u.token);
+    await ctx.api.post("/jobs", { type: "image.thumbnail", input: { file_id: u.fileId } }, u.token);
+    const thumbs = await ctx.api.get("/jobs?type=image.thumbnail", u.token);
     expect(thumbs.body.total).toBe(1);
-    const page = await api.get("/jobs?status=queued&limit=3&offset=0", u.token);
+    const page = await ctx.api.get("/jobs?status=queued&limit=3&offset=0", u.token);
     expect(page.body).toMatchObject({ total: 4, limit: 3, has_more: true });
-    expect((await api.get("/jobs?status=succeeded", u.token)).body.total).toBe(0);
-    expectEnvelope(await api.get("/jobs?status=exploded", u.token), 422);
+    expect((await ctx.api.get("/jobs?status=succeeded", u.token)).body.total).toBe(0);
+    expectEnvelope(await ctx.api.get("/jobs?status=exploded", u.token), 422);
   });
 
   it("never shows one user's jobs to another: reading or cancelling them is 404", async () => {
     const alice = await userWithImage();
-    const bob = await api.signUp();
-    const job = await api.post("/jobs", { type: "image.resize", input: { file_id: alice.fileId, width: 8 } }, alice.token);
-    expectEnvelope(await api.get(`/jobs/${job.body.id}`, bob.token), 404);
-    expectEnvelope(await api.post(`/jobs/${job.body.id}/cancel`, {}, bob.token), 404);
-    expect((await api.get("/jobs", bob.token)).body.total).toBe(0);
+    const bob = await ctx.api.signUp();
+    const job = await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: alice.fileId, width: 8 } }, alice.token);
+    expectEnvelope(await ctx.api.get(`/jobs/${job.body.id}`, bob.token), 404);
+    expectEnvelope(await ctx.api.post(`/jobs/${job.body.id}/cancel`, {}, bob.token), 404);
+    expect((await ctx.api.get("/jobs", bob.token)).body.total).toBe(0);
     // Nor can Bob run a job on Alice's file.
-    expectEnvelope(await api.post("/jobs", { type: "image.resize", input: { file_id: alice.fileId, width: 8 } }, bob.token), 422);
+    expectEnvelope(await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: alice.fileId, width: 8 } }, bob.token), 422);
   });
 
   it("limits job creation per tier per minute: 429 with X-RateLimit headers", { timeout: 90_000 }, async () => {
     const u = await userWithImage();
-    const enqueue = () => api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width: 8 } }, u.token);
+    const enqueue = () => ctx.api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width: 8 } }, u.token);
     // Windows are whole minutes: start early in one so all 11 requests land in the same window.
     const intoMinute = Date.now() % 60_000;
     if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 200));

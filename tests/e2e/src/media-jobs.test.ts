@@ -1,42 +1,35 @@
 import sharp from "sharp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient, type Client } from "./client.ts";
+import { describe, expect, it } from "vitest";
 import { ffprobe, makeNoisyAudio, makePng, makeVideo, meanColour, rmsDb } from "./media.ts";
-import { startStack, type Stack } from "./stack.ts";
+import { useStack } from "./stack.ts";
 import { eventsOf, expectGapFree, expectProgressNeverBackwards, watchJob } from "./watch.ts";
 
-let stack: Stack;
-let api: Client;
-beforeAll(async () => {
-  stack = await startStack();
-  api = createClient(stack.url);
-});
-afterAll(async () => stack?.stop());
+const ctx = useStack();
 
 /** Upload, enqueue, follow the WebSocket to the end; checks the event stream's invariants. */
 async function runJob(token: string, type: string, input: Record<string, unknown>) {
-  const job = await api.post("/jobs", { type, input }, token);
+  const job = await ctx.api.post("/jobs", { type, input }, token);
   expect(job.status, JSON.stringify(job.body)).toBe(202);
-  const watched = await watchJob(stack.url, token, job.body.id, { since: 0, timeoutMs: 120_000 });
+  const watched = await watchJob(ctx.stack.url, token, job.body.id, { since: 0, timeoutMs: 120_000 });
   expect(watched.closeCode).toBe(1000);
   expect(watched.messages[0].type).toBe("snapshot");
   const events = eventsOf(watched);
   expectGapFree(events);
   expectProgressNeverBackwards(events);
-  const final = (await api.get(`/jobs/${job.body.id}`, token)).body;
+  const final = (await ctx.api.get(`/jobs/${job.body.id}`, token)).body;
   return { id: job.body.id as string, events, terminal: events.at(-1), final };
 }
 
 async function download(token: string, fileId: string): Promise<Uint8Array> {
-  const link = await api.get(`/files/${fileId}/download-url`, token);
+  const link = await ctx.api.get(`/files/${fileId}/download-url`, token);
   expect(link.status).toBe(200);
   return new Uint8Array(await (await fetch(link.body.url)).arrayBuffer());
 }
 
 describe("media jobs, end to end", () => {
   it("resizes an image with sharp: the output has the asked size and format", async () => {
-    const u = await api.signUp();
-    const { body } = await api.upload(u.token, "photo.png", "image/png", await makePng(640, 480));
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "photo.png", "image/png", await makePng(640, 480));
     const run = await runJob(u.token, "image.resize", { file_id: body.file.id, width: 320, height: 200, fit: "fill", format: "webp" });
     expect(run.terminal).toMatchObject({ type: "result", status: "succeeded" });
     expect(run.final).toMatchObject({ status: "succeeded", progress: 100, credits: { state: "captured" } });
@@ -46,23 +39,23 @@ describe("media jobs, end to end", () => {
     expect(out).toMatchObject({ content_type: "image/webp" });
     const meta = await sharp(Buffer.from(await download(u.token, out.file_id))).metadata();
     expect([meta.width, meta.height, meta.format]).toEqual([320, 200, "webp"]);
-    const outputs = await api.get("/files?folder=output", u.token);
+    const outputs = await ctx.api.get("/files?folder=output", u.token);
     expect(outputs.body.data.map((f: { id: string }) => f.id)).toContain(out.file_id);
-    expect((await api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 99, reserved: 0 });
+    expect((await ctx.api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 99, reserved: 0 });
   });
 
   it("makes a thumbnail", async () => {
-    const u = await api.signUp();
-    const { body } = await api.upload(u.token, "big.png", "image/png", await makePng(800, 600));
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "big.png", "image/png", await makePng(800, 600));
     const run = await runJob(u.token, "image.thumbnail", { file_id: body.file.id, width: 128, height: 128, format: "png" });
     const meta = await sharp(Buffer.from(await download(u.token, run.final.result.files[0].file_id))).metadata();
     expect([meta.width, meta.height, meta.format]).toEqual([128, 128, "png"]);
   });
 
   it("colour-grades a video with ffmpeg: same duration, H.264, audio kept, colours changed", async () => {
-    const u = await api.signUp();
+    const u = await ctx.api.signUp();
     const clip = makeVideo(2, "320x240");
-    const { body } = await api.upload(u.token, "clip.mp4", "video/mp4", clip);
+    const { body } = await ctx.api.upload(u.token, "clip.mp4", "video/mp4", clip);
     const run = await runJob(u.token, "video.color-grade", { file_id: body.file.id, preset: "Warm", exposure: 0.5, saturation: 160, contrast: 20 });
     expect(run.final.status, JSON.stringify(run.final.error)).toBe("succeeded");
     expect(run.events.filter((e) => e.type === "progress").length).toBeGreaterThan(1);
@@ -79,9 +72,9 @@ describe("media jobs, end to end", () => {
   });
 
   it("cleans up noisy audio: the noise drops relative to the signal", async () => {
-    const u = await api.signUp();
+    const u = await ctx.api.signUp();
     const noisy = makeNoisyAudio(2, 2);
-    const { body } = await api.upload(u.token, "take.wav", "audio/wav", noisy);
+    const { body } = await ctx.api.upload(u.token, "take.wav", "audio/wav", noisy);
     const run = await runJob(u.token, "audio.cleanup", { file_id: body.file.id, preset: "Heavy Denoise", aggression: 80, format: "wav" });
     expect(run.final.status, JSON.stringify(run.final.error)).toBe("succeeded");
     const clean = await download(u.token, run.final.result.files[0].file_id);
@@ -92,12 +85,12 @@ describe("media jobs, end to end", () => {
   });
 
   it("fails a job whose input is not an image with a clear code, and gives the credits back", async () => {
-    const u = await api.signUp();
-    const { body } = await api.upload(u.token, "clip.mp4", "video/mp4", makeVideo(1));
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "clip.mp4", "video/mp4", makeVideo(1));
     const run = await runJob(u.token, "image.resize", { file_id: body.file.id, width: 10 });
     expect(run.terminal).toMatchObject({ type: "error", status: "failed", error: { code: "INVALID_MEDIA" } });
     expect(run.final).toMatchObject({ status: "failed", error: { code: "INVALID_MEDIA" }, credits: { state: "released" } });
     expect(run.final.attempts).toBe(1);
-    expect((await api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 100, reserved: 0 });
+    expect((await ctx.api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 100, reserved: 0 });
   });
 });

@@ -4,22 +4,15 @@ import { connect } from "@nats-io/transport-node";
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient, type Client } from "./client.ts";
+import { describe, expect, it } from "vitest";
 import { makePng, makeVideo } from "./media.ts";
-import { startStack, type Stack } from "./stack.ts";
+import { useStack } from "./stack.ts";
 import { eventsOf, expectGapFree, watchJob } from "./watch.ts";
 
 // Short timings so that redelivery and reconciliation happen within a test's patience.
-let stack: Stack;
-let api: Client;
-beforeAll(async () => {
-  stack = await startStack({
+const ctx = useStack({
     env: { JOB_ACK_WAIT_MS: "3000", JOB_LEASE_MS: "3000", RECONCILE_INTERVAL_MS: "500", REDISPATCH_AFTER_MS: "2000", WORKER_CONCURRENCY: "2" },
   });
-  api = createClient(stack.url);
-});
-afterAll(async () => stack?.stop());
 
 const longVideo = () => makeVideo(30, "640x360");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -34,34 +27,34 @@ function ffmpegRunningFor(jobId: string): boolean {
 
 describe("live progress and resilience", () => {
   it("closes with 1008 when the job is someone else's or does not exist, for any way of passing the token", async () => {
-    const alice = await api.signUp();
-    const bob = await api.signUp();
-    const { body } = await api.upload(alice.token, "a.png", "image/png", await makePng());
-    const job = await api.post("/jobs", { type: "image.resize", input: { file_id: body.file.id, width: 8 } }, alice.token);
+    const alice = await ctx.api.signUp();
+    const bob = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(alice.token, "a.png", "image/png", await makePng());
+    const job = await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: body.file.id, width: 8 } }, alice.token);
     for (const auth of ["header", "query", "protocol"] as const) {
-      expect((await watchJob(stack.url, bob.token, job.body.id, { auth })).closeCode).toBe(1008);
-      expect((await watchJob(stack.url, alice.token, randomUUID(), { auth })).closeCode).toBe(1008);
+      expect((await watchJob(ctx.stack.url, bob.token, job.body.id, { auth })).closeCode).toBe(1008);
+      expect((await watchJob(ctx.stack.url, alice.token, randomUUID(), { auth })).closeCode).toBe(1008);
     }
-    expect((await watchJob(stack.url, "not-a-token", job.body.id)).closeCode).toBe(1008);
-    const own = await watchJob(stack.url, alice.token, job.body.id, { auth: "protocol", since: 0 });
+    expect((await watchJob(ctx.stack.url, "not-a-token", job.body.id)).closeCode).toBe(1008);
+    const own = await watchJob(ctx.stack.url, alice.token, job.body.id, { auth: "protocol", since: 0 });
     expect(own.closeCode).toBe(1000);
     // After the end: the snapshot and the terminal event, nothing missing.
-    const late = await watchJob(stack.url, alice.token, job.body.id, { auth: "query" });
+    const late = await watchJob(ctx.stack.url, alice.token, job.body.id, { auth: "query" });
     expect(late.messages.map((m) => m.type)).toEqual(["snapshot", "result"]);
     expect(late.messages[0].job.status).toBe("succeeded");
   });
 
   it("cancels a running video job: ffmpeg is stopped within 2 s, the job ends canceled, credits come back", async () => {
-    const u = await api.signUp();
-    const { body } = await api.upload(u.token, "long.mp4", "video/mp4", longVideo());
-    const job = await api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id, preset: "Cool" } }, u.token);
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "long.mp4", "video/mp4", longVideo());
+    const job = await ctx.api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id, preset: "Cool" } }, u.token);
     let canceledAt = 0;
-    const watched = await watchJob(stack.url, u.token, job.body.id, {
+    const watched = await watchJob(ctx.stack.url, u.token, job.body.id, {
       since: 0,
       onMessage: (m) => {
         if (m.type === "progress" && m.progress > 0 && !canceledAt) {
           canceledAt = Date.now();
-          void api.post(`/jobs/${job.body.id}/cancel`, {}, u.token);
+          void ctx.api.post(`/jobs/${job.body.id}/cancel`, {}, u.token);
         }
       },
     });
@@ -70,23 +63,23 @@ describe("live progress and resilience", () => {
     let stopped = false;
     while (Date.now() - canceledAt < 2000 && !(stopped = !ffmpegRunningFor(job.body.id))) await sleep(100);
     expect(stopped).toBe(true);
-    const final = (await api.get(`/jobs/${job.body.id}`, u.token)).body;
+    const final = (await ctx.api.get(`/jobs/${job.body.id}`, u.token)).body;
     expect(final).toMatchObject({ status: "canceled", credits: { state: "released" } });
-    expect((await api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 100, reserved: 0 });
+    expect((await ctx.api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 100, reserved: 0 });
   });
 
   it("survives a worker killed with SIGKILL mid-job: delivered again, one success, credits captured once", async () => {
-    const u = await api.signUp();
-    const { body } = await api.upload(u.token, "long.mp4", "video/mp4", makeVideo(12, "640x360"));
-    const job = await api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id, preset: "Filmic" } }, u.token);
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "long.mp4", "video/mp4", makeVideo(12, "640x360"));
+    const job = await ctx.api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id, preset: "Filmic" } }, u.token);
     let killed: Promise<void> | undefined;
-    const watched = await watchJob(stack.url, u.token, job.body.id, {
+    const watched = await watchJob(ctx.stack.url, u.token, job.body.id, {
       since: 0,
       timeoutMs: 120_000,
       onMessage: (m) => {
         if (m.type === "progress" && m.progress > 5 && !killed) {
-          killed = stack.services.stop("worker-video", "SIGKILL").then(async () => {
-            await stack.services.start("worker-video");
+          killed = ctx.stack.services.stop("worker-video", "SIGKILL").then(async () => {
+            await ctx.stack.services.start("worker-video");
           });
         }
       },
@@ -95,56 +88,56 @@ describe("live progress and resilience", () => {
     const events = eventsOf(watched);
     expectGapFree(events);
     expect(events.filter((e) => e.type === "result")).toHaveLength(1);
-    const final = (await api.get(`/jobs/${job.body.id}`, u.token)).body;
+    const final = (await ctx.api.get(`/jobs/${job.body.id}`, u.token)).body;
     expect(final).toMatchObject({ status: "succeeded", credits: { state: "captured" } });
     expect(final.attempts).toBeGreaterThanOrEqual(2);
-    const ledger = (await api.get("/billing/ledger?limit=100", u.token)).body.data.filter((e: { job_id: string }) => e.job_id === job.body.id);
+    const ledger = (await ctx.api.get("/billing/ledger?limit=100", u.token)).body.data.filter((e: { job_id: string }) => e.job_id === job.body.id);
     expect(ledger.map((e: { kind: string }) => e.kind).sort()).toEqual(["capture", "reserve"]);
-    expect((await api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 75, reserved: 0 });
+    expect((await ctx.api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 75, reserved: 0 });
   });
 
   it("dispatches again a job the broker lost", async () => {
-    const u = await api.signUp();
-    const { body } = await api.upload(u.token, "p.png", "image/png", await makePng());
-    await stack.services.stop("worker-image");
-    const job = await api.post("/jobs", { type: "image.resize", input: { file_id: body.file.id, width: 12 } }, u.token);
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "p.png", "image/png", await makePng());
+    await ctx.stack.services.stop("worker-image");
+    const job = await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: body.file.id, width: 12 } }, u.token);
     // The broker loses the message (as a crash before its fsync would).
-    const nc = await connect({ servers: stack.natsUrl });
+    const nc = await connect({ servers: ctx.stack.natsUrl });
     const jsm = await jetstreamManager(nc);
     await jsm.streams.purge("JOBS");
     expect((await jsm.streams.info("JOBS")).state.messages).toBe(0);
-    await stack.services.start("worker-image");
-    const watched = await watchJob(stack.url, u.token, job.body.id, { since: 0 });
+    await ctx.stack.services.start("worker-image");
+    const watched = await watchJob(ctx.stack.url, u.token, job.body.id, { since: 0 });
     await nc.close();
     expect(eventsOf(watched).at(-1)).toMatchObject({ type: "result", status: "succeeded" });
-    const sql = postgres(stack.databaseUrl, { max: 1 });
+    const sql = postgres(ctx.stack.databaseUrl, { max: 1 });
     const [row] = await sql`select dispatch_count from jobs.jobs where id = ${job.body.id}`;
     await sql.end();
     expect(row!.dispatch_count).toBeGreaterThanOrEqual(2);
   });
 
   it("lets a client that reconnects with `since` miss nothing", async () => {
-    const u = await api.signUp();
-    const { body } = await api.upload(u.token, "mid.mp4", "video/mp4", makeVideo(8, "320x240"));
-    const job = await api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id } }, u.token);
-    const first = await watchJob(stack.url, u.token, job.body.id, {
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "mid.mp4", "video/mp4", makeVideo(8, "320x240"));
+    const job = await ctx.api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id } }, u.token);
+    const first = await watchJob(ctx.stack.url, u.token, job.body.id, {
       since: 0,
       onMessage: (m, ws) => {
         if (m.type === "progress") ws.close();
       },
     });
     const seen = eventsOf(first);
-    const rest = await watchJob(stack.url, u.token, job.body.id, { since: seen.at(-1).seq });
+    const rest = await watchJob(ctx.stack.url, u.token, job.body.id, { since: seen.at(-1).seq });
     const all = [...seen, ...eventsOf(rest)];
     expectGapFree(all);
     expect(all.at(-1)).toMatchObject({ type: "result" });
   });
 
   it("multiplexes several jobs on one WebSocket, with ping/pong", async () => {
-    const u = await api.signUp();
-    const { body } = await api.upload(u.token, "m.png", "image/png", await makePng());
-    const jobs = await Promise.all([10, 20].map(async (width) => (await api.post("/jobs", { type: "image.resize", input: { file_id: body.file.id, width } }, u.token)).body.id as string));
-    const ws = new WebSocket(`${stack.url.replace("http", "ws")}/ws`, { headers: { authorization: `Bearer ${u.token}` } });
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "m.png", "image/png", await makePng());
+    const jobs = await Promise.all([10, 20].map(async (width) => (await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: body.file.id, width } }, u.token)).body.id as string));
+    const ws = new WebSocket(`${ctx.stack.url.replace("http", "ws")}/ws`, { headers: { authorization: `Bearer ${u.token}` } });
     const got: any[] = [];
     await new Promise<void>((resolve, reject) => {
       ws.on("open", () => {
@@ -168,12 +161,12 @@ describe("live progress and resilience", () => {
   });
 
   it("streams the same events as SSE and resumes from Last-Event-ID", async () => {
-    const u = await api.signUp();
-    const { body } = await api.upload(u.token, "s.png", "image/png", await makePng());
-    const job = await api.post("/jobs", { type: "image.resize", input: { file_id: body.file.id, width: 9 } }, u.token);
-    await watchJob(stack.url, u.token, job.body.id, { since: 0 });
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "s.png", "image/png", await makePng());
+    const job = await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: body.file.id, width: 9 } }, u.token);
+    await watchJob(ctx.stack.url, u.token, job.body.id, { since: 0 });
     const read = async (headers: Record<string, string>) => {
-      const res = await fetch(`${stack.url}/api/v1/jobs/${job.body.id}/events`, { headers: { authorization: `Bearer ${u.token}`, ...headers } });
+      const res = await fetch(`${ctx.stack.url}/api/v1/jobs/${job.body.id}/events`, { headers: { authorization: `Bearer ${u.token}`, ...headers } });
       expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
       return (await res.text()).split("\n\n").filter(Boolean).map((block) => Object.fromEntries(block.split("\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)])));
     };

@@ -1,3 +1,5 @@
+import { afterAll, beforeAll } from "vitest";
+import { createClient, type Client } from "./client.ts";
 import { startStack as startDevStack, type AppName, type Stack } from "@cutroom/devstack";
 import { createTestDatabase } from "@cutroom/testing";
 
@@ -23,4 +25,15 @@ export async function startStack(opts: { apps?: readonly AppName[]; env?: Record
       await db.drop();
     },
   };
+}
+
+/** Starts the stack before this file's tests and stops it after; `ctx` fills in once started. */
+export function useStack(opts: Parameters<typeof startStack>[0] = {}) {
+  const ctx = {} as { stack: Stack; api: Client };
+  beforeAll(async () => {
+    ctx.stack = await startStack(opts);
+    ctx.api = createClient(ctx.stack.url);
+  });
+  afterAll(async () => ctx.stack?.stop());
+  return ctx;
 }
