@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AppError, isTerminalEvent, subjects, type ClaimReply, type FileObject, type JobEvent } from "@cutroom/contracts";
-import { createEventPublisher, readJobEvents, serveRpc, type NatsConnection, type RpcHandlers } from "@cutroom/runtime";
-import { silentLogger, startTestNats } from "@cutroom/testing";
+import { isTerminalEvent, subjects, type Caller, type JobEvent } from "@cutroom/contracts";
+import { createRpcClient, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
+import { createMigratedDb, silentLogger, startTestNats, startTestServices } from "@cutroom/testing";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { serveWorkerHealth } from "./health.ts";
@@ -16,58 +15,78 @@ import type { JobContext, JobOutput } from "./types.ts";
 import { startWorker, type Worker, type WorkerConfig } from "./worker.ts";
 
 /*
- * The consumer loop on a real nats-server. job-service's claim and storage-service's signed URLs
- * were still being written, so `svc.job.claim` and the three worker-facing storage methods are
- * answered below by small stand-ins that keep to the contracts, with a plain HTTP server for the URLs.
+ * The consumer loop against the real job-service (claims, finish, events consumer), storage-service
+ * (fs driver, its own data plane for signed URLs) and billing-service, each its own process on this
+ * file's database and nats-server. Only the handler is the test's: it stands in for sharp.
  */
 
 type Behaviour = (ctx: JobContext<{ file_id: string }>) => Promise<JobOutput>;
+interface Enqueued {
+  id: string;
+  owner: Caller;
+  fileId: string;
+}
 
 const TYPE = "image.resize";
-const owner = randomUUID();
+const CREDITS = 10;
 const config: WorkerConfig = { concurrency: 3, ackWaitMs: 1500, maxAttempts: 2, tmpDir: "", rpcTimeoutMs: 2000 };
 
+let db: Awaited<ReturnType<typeof createMigratedDb>>;
 let nats: Awaited<ReturnType<typeof startTestNats>>;
+let services: Awaited<ReturnType<typeof startTestServices>>;
 let nc: NatsConnection;
 let js: JetStreamClient;
 let jsm: JetStreamManager;
+let client: RpcClient;
 let worker: Worker;
-let stand: Awaited<ReturnType<typeof serveStandIns>>;
 
+// Each job has an owner of its own, so the handler can look up what to do before the job id is known.
 const behaviours = new Map<string, Behaviour>();
 const calls = new Map<string, number>();
 const handler = async (ctx: JobContext<{ file_id: string }>) => {
   calls.set(ctx.job.id, (calls.get(ctx.job.id) ?? 0) + 1);
-  return behaviours.get(ctx.job.id)!(ctx);
+  return behaviours.get(ctx.job.userId)!(ctx);
 };
 const handlers = { "image.resize": handler, "image.thumbnail": handler };
 
 beforeAll(async () => {
   config.tmpDir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "worker-tmp-"));
-  nats = await startTestNats();
+  [db, nats] = await Promise.all([createMigratedDb("worker"), startTestNats()]);
+  services = await startTestServices({ databaseUrl: db.url, natsUrl: nats.url, apps: ["billing-service", "storage-service", "job-service"] });
   nc = await nats.connect();
   js = jetstream(nc);
   jsm = await jetstreamManager(nc);
-  stand = await serveStandIns(await nats.connect());
+  client = createRpcClient(nc, { timeoutMs: 5000 });
   worker = await startWorker(await nats.connect(), silentLogger(), { name: "worker-test", queue: "image", handlers }, config);
 });
 afterAll(async () => {
   await worker?.stop({ graceMs: 0 });
-  stand?.http.close();
+  await services?.stop();
   await nats?.stop();
+  await db?.close();
   await rm(config.tmpDir, { recursive: true, force: true });
 });
 
-/** Publishes a dispatch the way job-service does; the stand-in claim answers for it. */
-async function enqueue(behaviour: Behaviour, opts: { refuse?: string; fileId?: string } = {}): Promise<string> {
-  const jobId = randomUUID();
-  const input = { file_id: opts.fileId ?? stand.inputFileId, width: 64 };
-  stand.jobs.set(jobId, { input, refuse: opts.refuse });
-  behaviours.set(jobId, behaviour);
-  const dispatch = { job_id: jobId, user_id: owner, type: TYPE, input, dispatch: 1 };
-  await js.publish(subjects.jobRun("image", TYPE), JSON.stringify(dispatch), { msgID: `${jobId}:1` });
-  return jobId;
+/** A new user with CREDITS credits uploads "hello pixel" (createUpload → PUT → confirmUpload) and asks for a resize of it. */
+async function enqueue(behaviour: Behaviour): Promise<Enqueued> {
+  const owner: Caller = { user_id: randomUUID(), role: "user", tier: "free" };
+  await client.call("billing", "openAccount", { user_id: owner.user_id, credits: CREDITS });
+  const bytes = Buffer.from("hello pixel");
+  const ticket = await client.call("storage", "createUpload", { filename: "hello.txt", content_type: "text/plain", size: bytes.length, max_bytes: 1_000_000 }, { caller: owner });
+  const put = await fetch(ticket.upload_url, { method: ticket.method, headers: ticket.headers, body: bytes });
+  expect(put.status).toBe(200);
+  await client.call("storage", "confirmUpload", { file_id: ticket.file_id }, { caller: owner });
+
+  behaviours.set(owner.user_id, behaviour);
+  const { job } = await client.call("job", "create", { body: { type: TYPE, input: { file_id: ticket.file_id, width: 64 } } }, { caller: owner });
+  return { id: job.id, owner, fileId: ticket.file_id };
 }
+
+const getJob = (job: Enqueued) => client.call("job", "get", { job_id: job.id }, { caller: job.owner });
+const balance = async (job: Enqueued) => {
+  const { credits, reserved } = await client.call("billing", "balance", { user_id: job.owner.user_id, tier: job.owner.tier });
+  return { credits, reserved };
+};
 
 async function terminalEvent(jobId: string, timeout = 10_000): Promise<{ events: JobEvent[]; last: JobEvent }> {
   return vi.waitFor(
@@ -81,13 +100,15 @@ async function terminalEvent(jobId: string, timeout = 10_000): Promise<{ events:
   );
 }
 
+/** The claims job-service granted: each one announces the job running on a worker. */
+const claimsOf = (events: JobEvent[]) => events.flatMap((e) => (e.type === "status" && e.status === "running" ? [e.message] : []));
 const queued = async () => (await jsm.streams.info("JOBS")).state.messages;
 const untilQueueEmpty = () => vi.waitFor(async () => expect(await queued()).toBe(0), { timeout: 10_000, interval: 100 });
 const tmpLeft = () => readdir(config.tmpDir);
 
-describe("worker runtime on a real nats-server", () => {
-  it("fetches the input, uploads the output, reports stages and the result, then acks", async () => {
-    const jobId = await enqueue(async (ctx) => {
+describe("worker runtime against the real job-service and storage-service", () => {
+  it("fetches the input, uploads the output, reports stages and the result, then acks and charges once", async () => {
+    const job = await enqueue(async (ctx) => {
       const input = await ctx.stage("fetch", () => ctx.fetchInput(ctx.input.file_id));
       ctx.log.info("fetched");
       const out = join(ctx.tmpDir, "out.txt");
@@ -96,11 +117,8 @@ describe("worker runtime on a real nats-server", () => {
       return { files: [file], letters: input.size };
     });
 
-    const { events, last } = await terminalEvent(jobId);
+    const { events, last } = await terminalEvent(job.id);
     expect(last).toMatchObject({ type: "result", status: "succeeded", result: { letters: 11, files: [{ filename: "out.txt", content_type: "text/plain", size: 11 }] } });
-    const fileId = (last as Extract<JobEvent, { type: "result" }>).result.files[0]!.file_id;
-    expect(stand.objects.get(fileId)?.toString()).toBe("HELLO PIXEL");
-    expect(stand.uploadHeaders.get(fileId)?.["content-length"]).toBe("11");
     expect(events.filter((e) => e.type === "stage").map((e) => `${e.stage}:${e.status}`)).toEqual([
       "fetch:running",
       "fetch:done",
@@ -110,89 +128,121 @@ describe("worker runtime on a real nats-server", () => {
       "upload:done",
     ]);
     expect(events).toContainEqual(expect.objectContaining({ type: "log", message: "fetched" }));
-    expect(stand.claims.filter((c) => c.job_id === jobId)).toEqual([{ job_id: jobId, dispatch: 1, worker: `worker-test-${process.pid}` }]);
+    expect(claimsOf(events)).toEqual([`attempt 1 on worker-test-${process.pid}`]);
+
+    const fileId = (last as Extract<JobEvent, { type: "result" }>).result.files[0]!.file_id;
+    const output = await client.call("storage", "getFile", { file_id: fileId }, { caller: job.owner });
+    expect(output).toMatchObject({ folder: "output", job_id: job.id, status: "ready", size: 11 });
+    const { url } = await client.call("storage", "downloadUrl", { file_id: fileId }, { caller: job.owner });
+    expect(await (await fetch(url)).text()).toBe("HELLO PIXEL");
+
+    expect(await getJob(job)).toMatchObject({ status: "succeeded", progress: 100, attempts: 1, credits: { amount: 1, state: "captured" } });
+    expect(await balance(job)).toEqual({ credits: CREDITS - 1, reserved: 0 });
     await untilQueueEmpty();
     expect(await tmpLeft()).toEqual([]);
   });
 
-  it("drops a delivery the claim refuses without running the handler or publishing anything", async () => {
-    const jobId = await enqueue(async () => ({ files: [] }), { refuse: "job already finished" });
-    await vi.waitFor(() => expect(stand.claims.some((c) => c.job_id === jobId)).toBe(true));
+  it("drops a second delivery of a finished job without running it, publishing anything or charging again", async () => {
+    const job = await enqueue(async () => ({ files: [] }));
+    await terminalEvent(job.id);
+    const before = { events: await readJobEvents(nc, job.id), balance: await balance(job) };
+
+    // The broker hands the dispatch out again, as it does when an ack is lost; the claim refuses it.
+    const { input } = await getJob(job);
+    const dispatch = { job_id: job.id, user_id: job.owner.user_id, type: TYPE, input, dispatch: 1 };
+    await js.publish(subjects.jobRun("image", TYPE), JSON.stringify(dispatch), { msgID: `${job.id}:again` });
     await untilQueueEmpty();
-    expect(calls.get(jobId)).toBeUndefined();
-    expect(await readJobEvents(nc, jobId)).toEqual([]);
+
+    expect(calls.get(job.id)).toBe(1);
+    expect(await readJobEvents(nc, job.id)).toEqual(before.events);
+    expect(await balance(job)).toEqual(before.balance);
+    expect(await getJob(job)).toMatchObject({ status: "succeeded", attempts: 1 });
   });
 
-  it("fails a job at once on a JobFailure, with its code, and never runs it again", async () => {
-    const jobId = await enqueue(async (ctx) => {
+  it("fails a job at once on a JobFailure, with its code, refunds it, and never runs it again", async () => {
+    const job = await enqueue(async (ctx) => {
       await writeFile(join(ctx.tmpDir, "partial.bin"), "half");
       throw new JobFailure("INVALID_MEDIA", "not an image");
     });
-    const { last } = await terminalEvent(jobId);
+    const { last } = await terminalEvent(job.id);
     expect(last).toMatchObject({ type: "error", status: "failed", error: { code: "INVALID_MEDIA", message: "not an image" } });
+    expect(await getJob(job)).toMatchObject({ status: "failed", error: { code: "INVALID_MEDIA" }, credits: { state: "released" } });
+    expect(await balance(job)).toEqual({ credits: CREDITS, reserved: 0 });
     await untilQueueEmpty();
     await sleep(config.ackWaitMs + 500);
-    expect(calls.get(jobId)).toBe(1);
+    expect(calls.get(job.id)).toBe(1);
     expect(await tmpLeft()).toEqual([]);
   });
 
-  it("fails with INPUT_UNAVAILABLE when storage no longer has the input file", async () => {
-    const jobId = await enqueue(async (ctx) => {
+  it("fails with INPUT_UNAVAILABLE when the owner deleted the input after queuing the job", async () => {
+    const job = await enqueue(async (ctx) => {
+      await client.call("storage", "deleteFile", { file_id: ctx.input.file_id }, { caller: { user_id: ctx.job.userId, role: "user", tier: "free" } });
       await ctx.fetchInput(ctx.input.file_id);
       return { files: [] };
-    }, { fileId: randomUUID() });
-    const { last } = await terminalEvent(jobId);
+    });
+    const { last } = await terminalEvent(job.id);
     expect(last).toMatchObject({ type: "error", error: { code: "INPUT_UNAVAILABLE" } });
-    expect(calls.get(jobId)).toBe(1);
+    expect(calls.get(job.id)).toBe(1);
+    expect(await balance(job)).toEqual({ credits: CREDITS, reserved: 0 });
   });
 
   it("retries a transient error after a delay and tells the owner it is retrying", async () => {
-    const jobId = await enqueue(async (ctx) => {
+    const job = await enqueue(async (ctx) => {
       if (calls.get(ctx.job.id) === 1) throw new Error("connection reset by peer");
       return { files: [], attempt: ctx.job.attempt };
     });
-    const { events, last } = await terminalEvent(jobId);
-    expect(last).toMatchObject({ type: "result", status: "succeeded" });
-    expect(calls.get(jobId)).toBe(2);
+    const { events, last } = await terminalEvent(job.id);
+    expect(last).toMatchObject({ type: "result", status: "succeeded", result: { attempt: 2 } });
+    expect(calls.get(job.id)).toBe(2);
     expect(events).toContainEqual(expect.objectContaining({ type: "log", level: "warn", message: expect.stringMatching(/attempt 1 of 2 failed; retrying/) }));
     expect(JSON.stringify(events)).not.toContain("connection reset");
+    expect(await getJob(job)).toMatchObject({ status: "succeeded", attempts: 2, credits: { state: "captured" } });
+    expect(await balance(job)).toEqual({ credits: CREDITS - 1, reserved: 0 });
     await untilQueueEmpty();
   });
 
   it("fails with WORKER_ERROR once every attempt has failed, without leaking the error", async () => {
-    const jobId = await enqueue(async () => {
+    const job = await enqueue(async () => {
       throw new Error("secret internal detail");
     });
-    const { last } = await terminalEvent(jobId);
+    const { last } = await terminalEvent(job.id);
     expect(last).toMatchObject({ type: "error", status: "failed", error: { code: "WORKER_ERROR" } });
     expect(JSON.stringify(last)).not.toContain("secret");
-    expect(calls.get(jobId)).toBe(config.maxAttempts);
+    expect(calls.get(job.id)).toBe(config.maxAttempts);
+    const row = await getJob(job);
+    expect(row).toMatchObject({ status: "failed", attempts: config.maxAttempts, error: { code: "WORKER_ERROR" } });
+    expect(JSON.stringify(row)).not.toContain("secret");
+    expect(await balance(job)).toEqual({ credits: CREDITS, reserved: 0 });
     await untilQueueEmpty();
     expect(await tmpLeft()).toEqual([]);
   });
 
   it("aborts the handler's signal within a second of a cancel, and publishes nothing itself", async () => {
     let abortedAt = 0;
-    const jobId = await enqueue(async (ctx) => {
+    const job = await enqueue(async (ctx) => {
       await writeFile(join(ctx.tmpDir, "big.tmp"), "x");
       await once(ctx.signal, "abort");
       abortedAt = Date.now();
       throw ctx.signal.reason;
     });
-    await vi.waitFor(() => expect(calls.get(jobId)).toBe(1));
+    await vi.waitFor(() => expect(calls.get(job.id)).toBe(1));
     const canceledAt = Date.now();
-    nc.publish(subjects.jobCancel(jobId));
+    expect(await client.call("job", "cancel", { job_id: job.id }, { caller: job.owner })).toMatchObject({ credits_refunded: 1 });
     await vi.waitFor(() => expect(abortedAt).toBeGreaterThan(0));
     expect(abortedAt - canceledAt).toBeLessThan(1000);
     await untilQueueEmpty();
     await vi.waitFor(async () => expect(await tmpLeft()).toEqual([]));
     await sleep(config.ackWaitMs + 500);
-    expect(calls.get(jobId)).toBe(1);
-    expect((await readJobEvents(nc, jobId)).filter(isTerminalEvent)).toEqual([]);
+    expect(calls.get(job.id)).toBe(1);
+    // Queued and claimed, then job-service's own cancel: nothing from the worker after it.
+    const events = await readJobEvents(nc, job.id);
+    expect(events.map((e) => `${e.type}:${"status" in e ? e.status : ""}`)).toEqual(["status:queued", "status:running", "error:canceled"]);
+    expect(await getJob(job)).toMatchObject({ status: "canceled", credits: { state: "released" } });
+    expect(await balance(job)).toEqual({ credits: CREDITS, reserved: 0 });
   });
 
   it("throttles progress to a few events a second that never go backwards", async () => {
-    const jobId = await enqueue(async (ctx) => {
+    const job = await enqueue(async (ctx) => {
       for (let i = 0; i <= 100; i++) {
         ctx.progress(i);
         ctx.progress(i - 5);
@@ -201,7 +251,7 @@ describe("worker runtime on a real nats-server", () => {
       return { files: [] };
     });
     const started = Date.now();
-    const { events } = await terminalEvent(jobId);
+    const { events } = await terminalEvent(job.id);
     const progress = events.flatMap((e) => (e.type === "progress" ? [e.progress] : []));
     const seconds = (Date.now() - started) / 1000;
     expect(progress.length).toBeGreaterThanOrEqual(3);
@@ -209,17 +259,19 @@ describe("worker runtime on a real nats-server", () => {
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
     expect(new Set(progress).size).toBe(progress.length);
     expect(Math.max(...progress)).toBeLessThanOrEqual(100);
+    expect(await getJob(job)).toMatchObject({ status: "succeeded", progress: 100 });
   });
 
   it("keeps a job that outlasts the ack wait from being redelivered while it runs", async () => {
-    const jobId = await enqueue(async () => {
+    const job = await enqueue(async () => {
       await sleep(config.ackWaitMs * 3);
       return { files: [] };
     });
-    const { last } = await terminalEvent(jobId);
+    const { events, last } = await terminalEvent(job.id);
     expect(last.type).toBe("result");
-    expect(calls.get(jobId)).toBe(1);
-    expect(stand.claims.filter((c) => c.job_id === jobId)).toHaveLength(1);
+    expect(calls.get(job.id)).toBe(1);
+    expect(claimsOf(events)).toHaveLength(1);
+    expect(await getJob(job)).toMatchObject({ status: "succeeded", attempts: 1 });
   });
 
   it("runs at most WORKER_CONCURRENCY jobs at once and holds no more messages than that", async () => {
@@ -227,7 +279,7 @@ describe("worker runtime on a real nats-server", () => {
     let most = 0;
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const ids = await Promise.all(
+    const jobs = await Promise.all(
       Array.from({ length: 5 }, () =>
         enqueue(async () => {
           most = Math.max(most, ++running);
@@ -242,15 +294,17 @@ describe("worker runtime on a real nats-server", () => {
     const info = await jsm.consumers.info("JOBS", "worker-image");
     expect(info.num_ack_pending).toBe(config.concurrency);
     expect(worker.load()).toEqual({ inFlight: config.concurrency, concurrency: config.concurrency });
+    const statuses = await Promise.all(jobs.map(async (j) => (await getJob(j)).status));
+    expect(statuses.filter((s) => s === "running")).toHaveLength(config.concurrency);
     release();
-    for (const id of ids) expect((await terminalEvent(id)).last.type).toBe("result");
+    for (const j of jobs) expect((await terminalEvent(j.id)).last.type).toBe("result");
     expect(most).toBe(config.concurrency);
   });
 
   it("terms a dispatch it cannot parse and carries on with the next", async () => {
     await js.publish(subjects.jobRun("image", TYPE), "{not json");
-    const jobId = await enqueue(async () => ({ files: [] }));
-    expect((await terminalEvent(jobId)).last.type).toBe("result");
+    const job = await enqueue(async () => ({ files: [] }));
+    expect((await terminalEvent(job.id)).last.type).toBe("result");
     await untilQueueEmpty();
   });
 
@@ -286,98 +340,21 @@ describe("worker runtime on a real nats-server", () => {
       }
       return { files: [], second: true };
     });
-    await vi.waitFor(() => expect([calls.get(quick), calls.get(stubborn)]).toEqual([1, 1]));
+    await vi.waitFor(() => expect([calls.get(quick.id), calls.get(stubborn.id)]).toEqual([1, 1]));
     await worker.stop({ graceMs: 1000 });
-    expect((await terminalEvent(quick)).last.type).toBe("result");
-    expect((await readJobEvents(nc, stubborn)).filter(isTerminalEvent)).toEqual([]);
+    expect((await terminalEvent(quick.id)).last.type).toBe("result");
+    expect((await readJobEvents(nc, stubborn.id)).filter(isTerminalEvent)).toEqual([]);
     expect(await queued()).toBe(1);
+    expect(await getJob(stubborn)).toMatchObject({ status: "running", credits: { state: "reserved" } });
 
     const next = await startWorker(await nats.connect(), silentLogger(), { name: "worker-next", queue: "image", handlers }, config);
     try {
-      expect((await terminalEvent(stubborn)).last).toMatchObject({ type: "result", result: { second: true } });
+      const { events, last } = await terminalEvent(stubborn.id);
+      expect(last).toMatchObject({ type: "result", result: { second: true } });
+      expect(claimsOf(events)).toEqual([`attempt 1 on worker-test-${process.pid}`, `attempt 2 on worker-next-${process.pid}`]);
+      expect(await balance(stubborn)).toEqual({ credits: CREDITS - 1, reserved: 0 });
     } finally {
       await next.stop({ graceMs: 0 });
     }
   });
 });
-
-/** job-service's claim and storage-service's worker methods, as the contracts describe them. */
-async function serveStandIns(conn: NatsConnection) {
-  const jobs = new Map<string, { input: Record<string, unknown>; refuse?: string }>();
-  const claims: Array<{ job_id: string; dispatch: number; worker: string }> = [];
-  const files = new Map<string, FileObject>();
-  const objects = new Map<string, Buffer>();
-  const uploadHeaders = new Map<string, IncomingMessage["headers"]>();
-  const log = silentLogger();
-  const events = createEventPublisher(conn);
-
-  const http: Server = createServer(async (req, res) => {
-    const id = req.url!.slice("/objects/".length);
-    if (req.method === "GET" && objects.has(id)) return res.end(objects.get(id));
-    if (req.method === "PUT") {
-      const chunks: Buffer[] = [];
-      for await (const c of req) chunks.push(c as Buffer);
-      objects.set(id, Buffer.concat(chunks));
-      uploadHeaders.set(id, req.headers);
-      return res.end();
-    }
-    res.statusCode = 404;
-    res.end();
-  });
-  http.listen(0, "127.0.0.1");
-  await once(http, "listening");
-  const base = `http://127.0.0.1:${(http.address() as { port: number }).port}/objects`;
-
-  const fileObject = (id: string, filename: string, contentType: string, size: number, jobId: string | null): FileObject => ({
-    id,
-    filename,
-    content_type: contentType,
-    kind: "other",
-    size,
-    folder: jobId ? "output" : "input",
-    status: "ready",
-    project_id: null,
-    job_id: jobId,
-    created_at: new Date().toISOString(),
-  });
-  const inputFileId = randomUUID();
-  files.set(inputFileId, fileObject(inputFileId, "hello.txt", "text/plain", 11, null));
-  objects.set(inputFileId, Buffer.from("hello pixel"));
-
-  const expires_at = () => new Date(Date.now() + 60_000).toISOString();
-  const storage: Partial<RpcHandlers<"storage">> = {
-    inputUrl: async ({ owner_id, file_id }) => {
-      const f = files.get(file_id);
-      if (!f || owner_id !== owner) throw new AppError("NOT_FOUND", "input file not found");
-      return { url: `${base}/${file_id}`, expires_at: expires_at(), filename: f.filename, content_type: f.content_type, size: f.size };
-    },
-    createOutput: async ({ job_id, filename, content_type }) => {
-      const id = randomUUID();
-      files.set(id, { ...fileObject(id, filename, content_type, 0, job_id), status: "pending" });
-      return { file_id: id, upload_url: `${base}/${id}`, method: "PUT", headers: { "content-type": content_type }, expires_at: expires_at() };
-    },
-    confirmOutput: async ({ file_id }) => {
-      const f = files.get(file_id);
-      const bytes = objects.get(file_id);
-      if (!f || !bytes) throw new AppError("INVALID_STATE", "nothing uploaded yet");
-      return { ...f, status: "ready", size: bytes.length };
-    },
-  };
-  const job: Partial<RpcHandlers<"job">> = {
-    claim: async (body): Promise<ClaimReply> => {
-      claims.push(body);
-      const j = jobs.get(body.job_id);
-      if (!j || j.refuse) return { run: false, reason: j?.refuse ?? "unknown job" };
-      const attempt = claims.filter((c) => c.job_id === body.job_id).length;
-      return { run: true, job: { id: body.job_id, user_id: owner, type: TYPE, input: j.input, attempt } };
-    },
-    finish: async ({ job_id, outcome }) => {
-      const event = outcome.status === "succeeded" ? { type: "result" as const, ...outcome } : { type: "error" as const, ...outcome };
-      await events.publish(job_id, event, { unlessEnded: true });
-      return { applied: true, status: outcome.status };
-    },
-  };
-  serveRpc(conn, "storage", storage as RpcHandlers<"storage">, log);
-  serveRpc(conn, "job", job as RpcHandlers<"job">, log);
-  return { http, jobs, claims, objects, uploadHeaders, inputFileId };
-}
