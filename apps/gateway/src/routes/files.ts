@@ -42,7 +42,11 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
     { schema: { tags, description: "multipart/form-data with one `file` part (and optional `project_id` field before it)", consumes: ["multipart/form-data"], response: { 201: FileReply } } },
     async (req, reply) => {
       const max_bytes = tierLimits[req.caller!.tier].maxFileBytes;
-      const part = await req.file({ limits: { fileSize: max_bytes, files: 1 } });
+      const part = await req.file({ limits: { fileSize: max_bytes, files: 1 } }).catch((err: Error & { statusCode?: number }) => {
+        // busboy's parse errors carry no code: a body that is not valid multipart is the client's mistake.
+        if (err instanceof AppError || (err.statusCode && err.statusCode !== 500)) throw err;
+        throw new AppError("BAD_REQUEST", `malformed multipart body: ${err.message}`);
+      });
       if (!part) throw new AppError("BAD_REQUEST", "multipart body has no file part");
       const projectField = part.fields.project_id as { value?: unknown } | undefined;
       const project_id = projectField?.value ? Uuid.parse(projectField.value) : undefined;
