@@ -1,6 +1,6 @@
 // `npm test`: starts throwaway Postgres, nats-server -js and s3rver, runs every test, stops them.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ensureTools, freePort, startNats, startPostgres, startS3rver } from "@cutroom/devstack";
 
@@ -50,4 +50,15 @@ const code: number = await new Promise((resolve) => child.once("exit", (c, sig) 
 
 await Promise.allSettled([pg.stop(), nats.stop(), s3.stop()]);
 if (code === 0 && !process.env.CUTROOM_KEEP_TEST_DATA) rmSync(runDir, { recursive: true, force: true });
+if (code !== 0) printServiceLogs(runDir);
 process.exit(code);
+
+/** After a failed run, the end of every service log the end-to-end tests left, to see what went wrong. */
+function printServiceLogs(dir: string) {
+  const logs = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".log"));
+  for (const file of logs) {
+    const lines = readFileSync(join(dir, file), "utf8").trimEnd().split("\n").slice(-25);
+    if (lines.join("").trim()) console.error(`\n--- ${file} (last ${lines.length} lines) ---\n${lines.join("\n")}`);
+  }
+  console.error(`\nservice logs and data kept in ${dir}`);
+}

@@ -55,7 +55,8 @@ export async function startStack(opts: { databaseUrl: string; apps?: readonly Ap
     stop: async () => {
       await services.stopAll();
       await nats.stop();
-      if (!process.env.CUTROOM_KEEP_TEST_DATA) rmSync(dir, { recursive: true, force: true });
+      // Under a parent dir (npm test's run dir), logs stay for a failed run to show; it removes them otherwise.
+      if (!opts.parentDir && !process.env.CUTROOM_KEEP_TEST_DATA) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
