@@ -45,7 +45,7 @@ export const colorGradeWallTime: Benchmark = {
       rows: [{ measure: `wall time, median of ${RUNS}`, cutroom: median(whole.map((w) => w.wallMs)) / 1000, peer: median(direct) / 1000, unit: "s" }],
       notes: [
         `a ${CLIP.seconds} s ${CLIP.size} testsrc2 + sine clip (H.264/AAC, ${(readFileSync(clip).byteLength / 1024 ** 2).toFixed(1)} MiB), preset ${PRESET}; the direct run uses the worker's own filter graph (gradeFilters(combineGrade(…)) from apps/worker-video) and its encoder arguments`,
-        `Cutroom from sending POST /jobs to the terminal event on WS /ws/jobs/{id}; medians by phase from the events' timestamps: ${["queued → running", "fetch", "grade", "upload", "upload → result"].map(phase).join(", ")}`,
+        `Cutroom from sending POST /jobs to the terminal event on WS /ws/jobs/{id}; medians by phase from the events' timestamps: ${["queued → running", "fetch", "grade", "upload", "upload → result"].map(phase).join(", ")}; ${phase("everything but grade")} (the grade stage holds ffmpeg and its two ffprobes)`,
       ],
     };
   },
@@ -98,6 +98,7 @@ async function runThroughStack(api: Api, baseUrl: string, token: string, fileId:
       grade: stage("grade", "done") - stage("grade", "running"),
       upload: stage("upload", "done") - stage("upload", "running"),
       "upload → result": at((e) => e.type === "result") - stage("upload", "done"),
+      "everything but grade": endedAt - sent - (stage("grade", "done") - stage("grade", "running")),
     },
   };
 }

@@ -185,13 +185,14 @@ export function cpuSpent(before: Map<string, number>): Map<string, number> {
   return new Map([...cpuTimeByProcess()].map(([name, ms]) => [name, ms - (before.get(name) ?? 0)]));
 }
 
-/** CPU ms spent by each process, per unit of work, busiest first. */
-export function cpuPerUnit(spent: Map<string, number>, units: number): string {
+/** CPU ms spent by each process (or by those `only` names), per unit of work, busiest first. */
+export function cpuPerUnit(spent: Map<string, number>, units: number, only?: string[]): string {
   return [...spent]
+    .filter(([name]) => !only || only.includes(name))
     .map(([name, ms]) => [name, ms / units] as const)
-    .filter(([, ms]) => ms >= 0.05)
+    .filter(([, ms]) => ms >= 0.01)
     .sort((a, b) => b[1] - a[1])
-    .map(([name, ms]) => `${name} ${ms.toFixed(1)}`)
+    .map(([name, ms]) => `${name} ${ms.toFixed(ms >= 1 ? 1 : 2)}`)
     .join(", ");
 }
 

@@ -6,8 +6,11 @@ import type { AddressInfo } from "node:net";
 import Fastify from "fastify";
 import { WebSocketServer } from "ws";
 
-const kind = process.argv[2];
+// The parent going away (even killed) ends the peer too.
+process.on("disconnect", () => process.exit(0));
+const tellPort = (port: number) => process.send!({ port }, undefined, undefined, (err) => err && process.exit(0));
 
+const kind = process.argv[2];
 if (kind === "fastify") {
   const app = Fastify();
   app.post("/api/v1/jobs", async (_req, reply) => {
@@ -15,7 +18,7 @@ if (kind === "fastify") {
     return { hello: "world" };
   });
   await app.listen({ host: "127.0.0.1", port: 0 });
-  process.send!({ port: (app.server.address() as AddressInfo).port });
+  tellPort((app.server.address() as AddressInfo).port);
 } else if (kind === "ws") {
   const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
   wss.on("connection", (socket, req) => {
@@ -25,10 +28,7 @@ if (kind === "fastify") {
     });
   });
   await new Promise((resolve) => wss.once("listening", resolve));
-  process.send!({ port: (wss.address() as AddressInfo).port });
+  tellPort((wss.address() as AddressInfo).port);
 } else {
   throw new Error(`unknown peer ${kind}: expected fastify or ws`);
 }
-
-// The parent going away (even killed) ends the peer too.
-process.on("disconnect", () => process.exit(0));

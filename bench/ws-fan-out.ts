@@ -120,7 +120,7 @@ export const wsFanOut: Benchmark = {
       notes: [
         `${clients} clients × ${EVENTS} events = ${c.n} Cutroom and ${r.n} peer samples; every client got every event (and one warm-up event first)`,
         `Cutroom: events published with createEventPublisher onto the stack's JetStream (send time taken before the publish); clients authenticate with a header and are live once the warm-up event reaches them all. Peer: the same event JSON sent over one WebSocket to a \`ws\` server in its own process that relays it to the others`,
-        `CPU ms per event (to ${clients} clients), Cutroom: ${cpuPerUnit(cpu.cutroom, EVENTS)}; peer: ${cpuPerUnit(cpu.peer, EVENTS)}`,
+        `CPU ms per event (to ${clients} clients), Cutroom: ${cpuPerUnit(cpu.cutroom, EVENTS)}; peer: ${cpuPerUnit(cpu.peer, EVENTS, ["bench", "peer"])}`,
         `the clients, the publisher and the timing are all in the bench process; each event waits until the previous one reached every client; open files limit ${openFilesLimit()}`,
       ],
     };
