@@ -32,12 +32,8 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
 
   const readLast = async (jobId: string) => {
     jsm ??= await jetstreamManager(nc);
-    const stored = await jsm.streams.getMessage(streams.jobEvents.name, { last_by_subj: subjects.jobEvents(jobId) }).catch((err) => {
-      if (/no message found|not found/i.test((err as Error).message)) return null;
-      throw err;
-    });
-    const event = stored ? JobEvent.parse(stored.json()) : undefined;
-    const state = event ? { streamSeq: stored!.seq, seq: event.seq, ended: isTerminalEvent(event) } : { streamSeq: 0, seq: 0, ended: false };
+    const stored = await lastStored(jsm, jobId);
+    const state = stored ? { streamSeq: stored.streamSeq, seq: stored.event.seq, ended: isTerminalEvent(stored.event) } : { streamSeq: 0, seq: 0, ended: false };
     remember(jobId, state);
     return state;
   };
@@ -70,6 +66,19 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
       return next;
     },
   };
+}
+
+async function lastStored(jsm: JetStreamManager, jobId: string): Promise<{ streamSeq: number; event: JobEvent } | null> {
+  const stored = await jsm.streams.getMessage(streams.jobEvents.name, { last_by_subj: subjects.jobEvents(jobId) }).catch((err) => {
+    if (/no message found|not found/i.test((err as Error).message)) return null;
+    throw err;
+  });
+  return stored ? { streamSeq: stored.seq, event: JobEvent.parse(stored.json()) } : null;
+}
+
+/** The last stored event of one job, or null: one direct read, no consumer. */
+export async function readLastJobEvent(nc: NatsConnection, jobId: string): Promise<JobEvent | null> {
+  return (await lastStored(await jetstreamManager(nc), jobId))?.event ?? null;
 }
 
 /** Reads the stored events of one job with `seq` greater than `since`, oldest first. */

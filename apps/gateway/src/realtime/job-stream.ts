@@ -1,5 +1,5 @@
 import { isTerminalEvent, terminalStatuses, type Caller, type Job, type JobEvent } from "@cutroom/contracts";
-import { readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
+import { readJobEvents, readLastJobEvent, type NatsConnection, type RpcClient } from "@cutroom/runtime";
 import type { EventHub } from "./event-hub.ts";
 
 export type StreamItem = { type: "snapshot"; job: Job } | JobEvent;
@@ -41,17 +41,16 @@ export async function followJob(opts: {
   try {
     const job = await opts.rpc.call("job", "get", { job_id: opts.jobId }, { requestId: opts.requestId, caller: opts.caller });
     opts.send({ type: "snapshot", job });
-    const stored = await readJobEvents(opts.nc, opts.jobId, opts.since ?? 0);
     if (opts.since !== undefined) {
-      for (const e of stored) deliver(e);
+      for (const e of await readJobEvents(opts.nc, opts.jobId, opts.since)) deliver(e);
     } else {
       // A fresh watcher gets live events only, but always the ending if there already is one.
-      const terminal = stored.find(isTerminalEvent);
-      if (terminal) {
-        lastSeq = terminal.seq - 1;
-        deliver(terminal);
+      const last = await readLastJobEvent(opts.nc, opts.jobId);
+      if (last && isTerminalEvent(last)) {
+        lastSeq = last.seq - 1;
+        deliver(last);
       } else {
-        lastSeq = stored.at(-1)?.seq ?? 0;
+        lastSeq = last?.seq ?? 0;
       }
     }
     // Events older than the stream keeps: the snapshot alone tells the job has ended.
