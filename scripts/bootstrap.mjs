@@ -18,8 +18,9 @@ const marker = join(root, "node_modules", ".package-lock.json");
 const lock = join(root, "package-lock.json");
 if (!existsSync(marker) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs)) {
   console.log("installing npm packages…");
-  const args = existsSync(lock) ? ["ci"] : ["install"];
-  const r = spawnSync("npm", [...args, "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
+  // `npm install`, not `npm ci`: it keeps to the lockfile (and every version is pinned exactly), and it
+  // does not refuse a lockfile written without the optional packages of other platforms.
+  const r = spawnSync("npm", ["install", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
   if (r.status !== 0) {
     console.error("npm install failed: see the output above.");
     process.exit(r.status ?? 1);
