@@ -21,4 +21,4 @@ const handlers = createAuthHandlers({
 const server = serveRpc(nc, "auth", handlers, log);
 
 onShutdown(log, [server.drain, () => nc.drain(), closeDb]);
-announceReady(log, { kid: signingKey.kid });
+await announceReady(log, nc, { kid: signingKey.kid });

@@ -12,4 +12,4 @@ const nc = await connectNats(env.NATS_URL, "billing-service", log);
 const server = serveRpc(nc, "billing", createBillingHandlers({ db }), log);
 
 onShutdown(log, [server.drain, () => nc.drain(), closeDb]);
-announceReady(log);
+await announceReady(log, nc);

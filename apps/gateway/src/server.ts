@@ -18,4 +18,4 @@ const app = await buildApp({ rpc, nc, verifier, hub, log, storageUrl: env.STORAG
 await app.listen({ port: env.PORT, host: env.HOST });
 
 onShutdown(log, [() => app.close(), async () => hub.close(), () => nc.drain()]);
-announceReady(log, { url: `http://localhost:${env.PORT}` });
+await announceReady(log, nc, { url: `http://localhost:${env.PORT}` });

@@ -21,4 +21,4 @@ const consumer = await startEventsConsumer({ db, nc, rpc, log, timing });
 const reconciler = startReconciler({ db, js: jetstream(nc), jsm: await jetstreamManager(nc), rpc, log, timing });
 
 onShutdown(log, [reconciler.stop, server.drain, consumer.stop, () => nc.drain(), closeDb]);
-announceReady(log);
+await announceReady(log, nc);

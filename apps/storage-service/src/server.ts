@@ -25,4 +25,4 @@ const nc = await connectNats(env.NATS_URL, "storage-service", log);
 const server = serveRpc(nc, "storage", createStorageHandlers(deps), log);
 
 onShutdown(log, [server.drain, () => http.close(), () => nc.drain(), closeDb]);
-announceReady(log, { driver: driver.name, port: env.STORAGE_PORT });
+await announceReady(log, nc, { driver: driver.name, port: env.STORAGE_PORT });

@@ -1,4 +1,5 @@
 import type { Logger } from "./logger.ts";
+import type { NatsConnection } from "./nats.ts";
 
 /**
  * On SIGTERM or SIGINT: run the closers in order (stop taking work, finish what is in
@@ -33,7 +34,9 @@ export function onShutdown(log: Logger, closers: Array<() => Promise<unknown>>, 
  * Says the process now serves: a `ready` log line, and a message to the parent process when it
  * started us with an IPC channel (the devstack waits for that, whatever the log level).
  */
-export function announceReady(log: Logger, fields: Record<string, unknown> = {}): void {
+export async function announceReady(log: Logger, nc: NatsConnection, fields: Record<string, unknown> = {}): Promise<void> {
+  // The server must have our subscriptions before anyone is told we serve, or early calls meet no responders.
+  await nc.flush();
   log.info(fields, "ready");
   if (process.send) {
     process.send({ type: "ready", ...fields });

@@ -24,5 +24,5 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const health = serveWorkerHealth(nc, opts.name, opts.queue, worker, log);
 
   onShutdown(log, [() => worker.stop({ graceMs: SHUTDOWN_GRACE_MS }), health.drain, () => nc.drain()], SHUTDOWN_GRACE_MS + 5000);
-  announceReady(log, { queue: opts.queue, concurrency: env.WORKER_CONCURRENCY });
+  await announceReady(log, nc, { queue: opts.queue, concurrency: env.WORKER_CONCURRENCY });
 }

@@ -309,7 +309,9 @@ describe("worker runtime against the real job-service and storage-service", () =
   });
 
   it("answers its health subject with nats and the consumer up, and its load", async () => {
-    serveWorkerHealth(await nats.connect(), "worker-test", "image", worker, silentLogger());
+    const conn = await nats.connect();
+    serveWorkerHealth(conn, "worker-test", "image", worker, silentLogger());
+    await conn.flush();
     const answer = (await nc.request("svc.worker-test.health", new TextEncoder().encode("{}"), { timeout: 2000 })).json();
     expect(answer).toMatchObject({
       ok: true,
