@@ -45,10 +45,13 @@ const env = {
 };
 
 const vitest = join(root, "node_modules", ".bin", "vitest");
-const child = spawn(vitest, ["run", ...args], { cwd: root, env, stdio: "inherit" });
+const report = join(runDir, "vitest.json");
+const reporters = ["--reporter=default", "--reporter=json", `--outputFile.json=${report}`];
+const child = spawn(vitest, ["run", ...reporters, ...args], { cwd: root, env, stdio: "inherit" });
 const code: number = await new Promise((resolve) => child.once("exit", (c, sig) => resolve(c ?? (sig ? 1 : 0))));
 
 await Promise.allSettled([pg.stop(), nats.stop(), s3.stop()]);
+printSummary(report);
 if (code === 0 && !process.env.CUTROOM_KEEP_TEST_DATA) rmSync(runDir, { recursive: true, force: true });
 if (code !== 0) printServiceLogs(runDir);
 process.exit(code);
@@ -61,4 +64,14 @@ function printServiceLogs(dir: string) {
     if (lines.join("").trim()) console.error(`\n--- ${file} (last ${lines.length} lines) ---\n${lines.join("\n")}`);
   }
   console.error(`\nservice logs and data kept in ${dir}`);
+}
+
+/** One plain closing line, the same whatever the runner prints: `tests: N passed, N failed, N skipped`. */
+function printSummary(file: string) {
+  try {
+    const r = JSON.parse(readFileSync(file, "utf8")) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests: number };
+    console.log(`\ntests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+  } catch {
+    console.log("\ntests: no report (vitest did not finish)");
+  }
 }
