@@ -109,15 +109,32 @@ export function createRpcClient(nc: NatsConnection, opts: { timeoutMs: number })
       } catch (err) {
         throw new AppError("SERVICE_UNAVAILABLE", `${service} service is unavailable`, { service, reason: errorName(err) });
       }
-      const reply = RpcReply.parse(raw.json());
-      if (!reply.ok) {
-        const code = (reply.error.code in errorStatus ? reply.error.code : "INTERNAL") as ErrorCode;
-        throw new AppError(code, reply.error.message, reply.error.details);
-      }
+      const reply = RpcReply.safeParse(safeJson(raw));
+      if (!reply.success) throw malformedReply(service, method);
+      if (!reply.data.ok) throw toAppError(reply.data.error);
       const contract = (rpc[service] as Record<string, { res: z.ZodType }>)[method]!;
-      return contract.res.parse(reply.data) as never;
+      const data = contract.res.safeParse(reply.data.data);
+      if (!data.success) throw malformedReply(service, method);
+      return data.data as never;
     },
   };
+}
+
+/** An error reply as an AppError; a code this version does not know becomes INTERNAL. */
+export function toAppError(error: { code: string; message: string; details?: Record<string, unknown> }): AppError {
+  const code = (error.code in errorStatus ? error.code : "INTERNAL") as ErrorCode;
+  return new AppError(code, error.message, error.details);
+}
+
+// A reply that breaks the contract is our bug, not the client's: a 500, never a 4xx with our field paths.
+const malformedReply = (service: string, method: string) => new AppError("INTERNAL", `malformed reply from ${service}.${method}`);
+
+function safeJson(msg: Msg): unknown {
+  try {
+    return msg.json();
+  } catch {
+    return undefined;
+  }
 }
 
 function errorName(err: unknown): string {

@@ -1,8 +1,7 @@
-import { AppError, zodDetails, type ErrorEnvelope } from "@cutroom/contracts";
+import { AppError, type ErrorEnvelope } from "@cutroom/contracts";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
-import { z } from "zod";
 
 export function envelope(err: AppError, requestId: string): ErrorEnvelope {
   return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}), request_id: requestId } };
@@ -24,7 +23,6 @@ function toAppError(err: FastifyError, req: FastifyRequest): AppError | undefine
     }));
     return new AppError("INVALID_INPUT", `request ${where} failed validation`, { fields });
   }
-  if (err instanceof z.ZodError) return new AppError("INVALID_INPUT", "request failed validation", zodDetails(err));
   switch (err.code) {
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return new AppError("UNSUPPORTED_MEDIA_TYPE", `content type ${req.headers["content-type"] ?? "(none)"} is not accepted here`);
@@ -38,7 +36,8 @@ function toAppError(err: FastifyError, req: FastifyRequest): AppError | undefine
     case "FST_ERR_VALIDATION":
       return new AppError("BAD_REQUEST", err.message);
   }
-  if (err instanceof SyntaxError || (err.statusCode === 400 && !err.code?.startsWith("FST_ERR_RESPONSE"))) {
+  // Only Fastify's own errors carry a 4xx statusCode; ours without one are 500s below.
+  if (err.statusCode === 400 && !err.code?.startsWith("FST_ERR_RESPONSE")) {
     return new AppError("BAD_REQUEST", err.message);
   }
   if (err.statusCode === 413) return new AppError("PAYLOAD_TOO_LARGE", err.message);

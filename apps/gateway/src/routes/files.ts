@@ -1,5 +1,5 @@
 import { AppError, CreateUploadBody, DownloadUrl, FileObject, ListFilesQuery, Uuid, page, tierLimits, type ErrorEnvelope } from "@cutroom/contracts";
-import type { RpcClient } from "@cutroom/runtime";
+import { toAppError, type RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -49,7 +49,9 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
       });
       if (!part) throw new AppError("BAD_REQUEST", "multipart body has no file part");
       const projectField = part.fields.project_id as { value?: unknown } | undefined;
-      const project_id = projectField?.value ? Uuid.parse(projectField.value) : undefined;
+      const project = Uuid.optional().safeParse(projectField?.value || undefined);
+      if (!project.success) throw new AppError("INVALID_INPUT", "project_id must be a UUID", { fields: [{ path: "project_id", message: "must be a UUID" }] });
+      const project_id = project.data;
       const ingest = await rpc.call(
         "storage",
         "createIngest",
@@ -65,14 +67,13 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
         if (part.file.truncated) throw new AppError("PAYLOAD_TOO_LARGE", `file is larger than ${max_bytes} bytes`, { max_bytes });
         throw new AppError("SERVICE_UNAVAILABLE", "storage service is unavailable", { reason: err.message });
       });
-      const body = (await res.json()) as { error?: ErrorEnvelope["error"] } & Record<string, unknown>;
+      const body = (await res.json().catch(() => undefined)) as { error?: ErrorEnvelope["error"] } | undefined;
       if (part.file.truncated) throw new AppError("PAYLOAD_TOO_LARGE", `file is larger than ${max_bytes} bytes`, { max_bytes });
-      if (!res.ok) {
-        const e = body.error;
-        throw new AppError((e?.code ?? "INTERNAL") as never, e?.message ?? "upload failed", e?.details);
-      }
+      if (!res.ok) throw body?.error ? toAppError(body.error) : new AppError("INTERNAL", `storage answered ${res.status}`);
+      const file = FileObject.safeParse(body);
+      if (!file.success) throw new AppError("INTERNAL", "malformed reply from storage ingest");
       reply.code(201);
-      return { file: FileObject.parse(body) };
+      return { file: file.data };
     },
   );
 
