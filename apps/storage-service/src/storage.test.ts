@@ -306,6 +306,15 @@ describe("storage-service with the fs driver", () => {
     expect((await streamPut(forged, chunksOf(png))).status).toBe(403);
   });
 
+  it("refuses an ingest whose client-given name has a slash or is too long, and stores its content type lower-cased", async () => {
+    const call = as(s.rpc, newUser());
+    for (const filename of ["../etc/passwd", "x".repeat(300)]) {
+      await expect(call("createIngest", { filename, content_type: "image/png", max_bytes: 1024 })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    }
+    const { file_id } = await call("createIngest", { filename: "clip.MP4", content_type: "Video/MP4", max_bytes: 1024 });
+    expect(await call("getFile", { file_id })).toMatchObject({ content_type: "video/mp4", kind: "video" });
+  });
+
   it("gives workers a signed input URL only for a ready file of the job's owner", async () => {
     const owner = newUser();
     const file = await upload(owner, mp4, "video/mp4");

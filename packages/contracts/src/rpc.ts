@@ -2,7 +2,7 @@ import { z } from "zod";
 import { AdminUserPatch, Jwks, LoginBody, RefreshBody, RegisterBody, RegisterReply, TokenPair, User } from "./auth.ts";
 import { AdminGrantBody, CreditPackage, Credits, LedgerEntry, RateDecision, PurchaseReply } from "./billing.ts";
 import { Caller, Pagination, Tier, Uuid, page } from "./common.ts";
-import { CreateUploadBody, DownloadUrl, FileObject, ListFilesQuery, UploadTicket } from "./files.ts";
+import { ContentType, CreateUploadBody, DownloadUrl, FileObject, Filename, ListFilesQuery, UploadTicket } from "./files.ts";
 import { ServiceHealth } from "./health.ts";
 import { CancelReply, ClaimReply, CreateJobBody, FinishBody, FinishReply, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
 
@@ -44,7 +44,7 @@ export const rpc = {
     createUpload: method(CreateUploadBody.extend({ max_bytes: z.number().int() }), UploadTicket),
     confirmUpload: method(z.object({ file_id: Uuid }), FileObject),
     createIngest: method(
-      z.object({ filename: z.string(), content_type: z.string(), project_id: Uuid.optional(), max_bytes: z.number().int() }),
+      z.object({ filename: Filename, content_type: ContentType, project_id: Uuid.optional(), max_bytes: z.number().int() }),
       z.object({ file_id: Uuid, ingest_url: z.string() }),
     ),
     getFile: method(z.object({ file_id: Uuid }), FileObject),
