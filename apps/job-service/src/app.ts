@@ -168,7 +168,14 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
       if (!row) throw new AppError("NOT_FOUND", "job not found");
       // Not ours to finish (canceled meanwhile), unless this is a retry of a report already recorded.
       if (!finished && row.status !== outcome.status) return { applied: false, status: row.status };
-      if (row.creditState === "reserved") row = await settleCredits(db, rpc, row, { requestId: ctx.requestId });
+      if (row.creditState === "reserved") {
+        try {
+          row = await settleCredits(db, rpc, row, { requestId: ctx.requestId });
+        } catch (err) {
+          // The ending is recorded either way; the reconciler settles the credits once billing answers.
+          ctx.log.warn({ err, job_id }, "could not settle the credits of a finished job");
+        }
+      }
       const event =
         outcome.status === "succeeded"
           ? ({ type: "result", status: "succeeded", result: outcome.result } as const)

@@ -63,6 +63,22 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
     expect(ledger.data.filter((e) => e.kind === "capture")).toHaveLength(1);
   });
 
+  it("finishes a job while billing is down: the result goes out at once, and the credits settle when billing is back", async () => {
+    const user = await stack.newUser();
+    const job = await enqueue(user);
+    await claim(job.id, "w1", 1);
+    const billingUp = await stack.billingDown();
+    const outcome = { status: "succeeded" as const, result: { files: [] } };
+    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: true, status: "succeeded" });
+    const events = await readJobEvents(await stack.nats.connect(), job.id);
+    expect(events.filter((e) => e.type === "result")).toHaveLength(1);
+    expect(await row(job.id)).toMatchObject({ status: "succeeded", creditState: "reserved" });
+
+    billingUp();
+    await vi.waitFor(async () => expect((await row(job.id)).creditState).toBe("captured"), { timeout: 5000, interval: 50 });
+    expect(await stack.balance(user)).toMatchObject({ credits: 75, reserved: 0 });
+  });
+
   it("does not let a worker finish a job that was canceled meanwhile: the credits stay refunded", async () => {
     const user = await stack.newUser();
     const job = await enqueue(user);
