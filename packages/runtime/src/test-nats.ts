@@ -6,10 +6,11 @@ import { createLogger } from "./logger.ts";
 import { connectNats, ensureStreams, type NatsConnection } from "./nats.ts";
 
 /**
- * A nats-server -js for one of runtime's own test files. Services' tests use @cutroom/testing,
- * which builds on this package; runtime cannot depend on it without a cycle.
+ * A nats-server -js of this test file's own, so files running in parallel never share subjects or
+ * streams. Starts in tens of milliseconds. Lives here (subpath "./test-nats") so runtime's own
+ * tests can use it; @cutroom/testing re-exports it as startTestNats.
  */
-export async function startNatsForTest() {
+export async function startNatsForTest(): Promise<{ url: string; connect: () => Promise<NatsConnection>; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "nats-"));
   const server = await startNats({ storeDir: dir, port: await freePort() });
   const conns: NatsConnection[] = [];
@@ -20,6 +21,7 @@ export async function startNatsForTest() {
   };
   await ensureStreams(await connect());
   return {
+    url: server.url,
     connect,
     stop: async () => {
       await Promise.allSettled(conns.map((c) => c.close()));
