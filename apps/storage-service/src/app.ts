@@ -57,6 +57,8 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
 
     confirmUpload: async ({ file_id }, ctx) => {
       const row = await ownedFile(ctx, file_id);
+      // A worker's output is confirmed by the worker (confirmOutput), never by its owner.
+      if (row.folder !== "input") throw new AppError("NOT_FOUND", "file not found", { file_id });
       if (row.status === "ready") return toFileObject(row);
       if (row.status === "rejected") throw new AppError("INVALID_STATE", "this upload was rejected; start a new one", { file_id });
       return finaliseUpload(deps, row);

@@ -349,6 +349,15 @@ describe("storage-service with the fs driver", () => {
     await expect(system("confirmOutput", { owner_id: randomUUID(), file_id: first.file_id })).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 
+  it("does not let the owner confirm a job's output that the worker is still writing", async () => {
+    const owner = newUser();
+    const ticket: UploadTicket = await as(s.rpc, null)("createOutput", { owner_id: owner.user_id, job_id: randomUUID(), filename: "out.png", content_type: "image/png" });
+    await put(ticket, Buffer.from("half an output"));
+    await expect(as(s.rpc, owner)("confirmUpload", { file_id: ticket.file_id })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    expect(await as(s.rpc, owner)("getFile", { file_id: ticket.file_id })).toMatchObject({ status: "pending", folder: "output" });
+    expect(await s.driver.size(`${owner.user_id}/${ticket.file_id}`)).toBe("half an output".length);
+  });
+
   it("reports the database and the storage directory as up", async () => {
     const health = await as(s.rpc, null)("health", {});
     expect(health).toMatchObject({ status: "up", service: "storage", checks: { database: { status: "up" }, storage: { status: "up" } } });
