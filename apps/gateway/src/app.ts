@@ -46,7 +46,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
 
   await app.register(errorsPlugin);
-  await app.register(metricsPlugin);
+  await app.register(metricsPlugin, { gauges: { cutroom_job_watchers: () => deps.hub.watchers() } });
   await app.register(openapiPlugin);
   await app.register(formbody);
   await app.register(multipart);

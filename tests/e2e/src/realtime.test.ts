@@ -160,6 +160,27 @@ describe("live progress and resilience", () => {
     }
   });
 
+  it("forgets a job watched on /ws once the client unsubscribes or leaves, even mid-subscribe", async () => {
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "w.mp4", "video/mp4", makeVideo(1));
+    const job = await ctx.api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id } }, u.token);
+    const watchers = async () => Number(/cutroom_job_watchers (\d+)/.exec((await ctx.api.request("GET", "/metrics")).body)![1]);
+    const ws = new WebSocket(`${ctx.stack.url.replace("http", "ws")}/ws`, { headers: { authorization: `Bearer ${u.token}` } });
+    const got: any[] = [];
+    ws.on("message", (d) => got.push(JSON.parse(d.toString())));
+    await new Promise((r) => ws.once("open", r));
+    // Unsubscribe in the same breath as subscribing: the snapshot must not follow, nor the listener stay.
+    ws.send(JSON.stringify({ type: "subscribe_job", job_id: job.body.id }));
+    ws.send(JSON.stringify({ type: "unsubscribe_job", job_id: job.body.id }));
+    await sleep(1000);
+    expect(got.map((m) => m.type)).toEqual(["unsubscribed"]);
+    expect(await watchers()).toBe(0);
+    ws.send(JSON.stringify({ type: "subscribe_job", job_id: job.body.id }));
+    ws.close();
+    await sleep(1000);
+    expect(await watchers()).toBe(0);
+  });
+
   it("streams the same events as SSE and resumes from Last-Event-ID", async () => {
     const u = await ctx.api.signUp();
     const { body } = await ctx.api.upload(u.token, "s.png", "image/png", await makePng());

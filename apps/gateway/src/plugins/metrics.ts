@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 
-/** Request counts and total time per route and status, in Prometheus' text format at /metrics. */
-export const metricsPlugin = fp(async (app: FastifyInstance) => {
+/** Request counts and total time per route and status, plus the given gauges, in Prometheus' text format at /metrics. */
+export const metricsPlugin = fp(async (app: FastifyInstance, opts: { gauges?: Record<string, () => number> }) => {
   const counts = new Map<string, { n: number; seconds: number }>();
   app.addHook("onResponse", async (req, reply) => {
     const route = req.routeOptions.url ?? "unmatched";
@@ -18,6 +18,7 @@ export const metricsPlugin = fp(async (app: FastifyInstance) => {
       ...[...counts].map(([k, v]) => `cutroom_http_requests_total{${k}} ${v.n}`),
       "# TYPE cutroom_http_request_seconds_total counter",
       ...[...counts].map(([k, v]) => `cutroom_http_request_seconds_total{${k}} ${v.seconds.toFixed(6)}`),
+      ...Object.entries(opts.gauges ?? {}).flatMap(([name, read]) => [`# TYPE ${name} gauge`, `${name} ${read()}`]),
     ];
     reply.type("text/plain; version=0.0.4");
     return lines.join("\n") + "\n";

@@ -99,8 +99,12 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
   // Many jobs on one socket: subscribe_job / unsubscribe_job / ping.
   app.get("/ws", { websocket: true, schema: { hide: true } }, async (socket, req) => {
     keepAlive(socket);
-    const subscriptions = new Map<string, () => void>();
-    socket.on("close", () => subscriptions.forEach((stop) => stop()));
+    // One entry per job; an entry replaced or removed while its subscription starts is stopped, not kept.
+    const subscriptions = new Map<string, { stop: () => void }>();
+    socket.on("close", () => {
+      subscriptions.forEach((entry) => entry.stop());
+      subscriptions.clear();
+    });
     // Listen before verifying the token: a client may send right after the socket opens.
     const authenticated = wsCaller(req, verifier);
     authenticated.catch((err) => socket.close(POLICY_VIOLATION, closeReason(err)));
@@ -112,12 +116,14 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
       const msg = parsed.data;
       if (msg.type === "ping") return send(socket, { type: "pong" });
       if (msg.type === "unsubscribe_job") {
-        subscriptions.get(msg.job_id)?.();
+        subscriptions.get(msg.job_id)?.stop();
         subscriptions.delete(msg.job_id);
         return send(socket, { type: "unsubscribed", job_id: msg.job_id });
       }
       if (subscriptions.has(msg.job_id)) return;
-      subscriptions.set(msg.job_id, () => {});
+      const entry = { stop: () => {} };
+      const current = () => subscriptions.get(msg.job_id) === entry;
+      subscriptions.set(msg.job_id, entry);
       try {
         const stop = await followJob({
           rpc,
@@ -127,11 +133,13 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
           requestId: req.id,
           jobId: msg.job_id,
           since: msg.since,
-          send: (item: StreamItem) => send(socket, item.type === "snapshot" ? { ...item, job_id: msg.job_id } : item),
-          onEnd: () => subscriptions.delete(msg.job_id),
+          send: (item: StreamItem) => current() && send(socket, item.type === "snapshot" ? { ...item, job_id: msg.job_id } : item),
+          onEnd: () => current() && subscriptions.delete(msg.job_id),
         });
-        if (subscriptions.has(msg.job_id)) subscriptions.set(msg.job_id, stop);
+        if (current()) entry.stop = stop;
+        else stop();
       } catch (err) {
+        if (!current()) return;
         subscriptions.delete(msg.job_id);
         send(socket, { type: "error", job_id: msg.job_id, code: isAppError(err) ? err.code : "INTERNAL", message: isAppError(err) ? err.message : "internal error" });
       }
