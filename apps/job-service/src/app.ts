@@ -139,7 +139,7 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
         ctx.log.warn({ err, job_id }, "could not release the credits of a canceled job");
       }
       await publishEvent(job_id, { type: "error", status: "canceled", error });
-      // Billing releases a reservation whole and once; the events consumer may have been the one to do it.
+      // Billing releases a reservation whole and once; when it was down, the reconciler does it later.
       return { job: toJob(row), credits_refunded: row.creditState === "released" ? row.credits : 0 };
     },
 

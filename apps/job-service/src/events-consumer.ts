@@ -1,8 +1,7 @@
-import { JobEvent, streams, terminalStatuses } from "@cutroom/contracts";
+import { JobEvent, streams } from "@cutroom/contracts";
 import type { Db } from "@cutroom/db";
-import type { Logger, NatsConnection, RpcClient } from "@cutroom/runtime";
+import type { Logger, NatsConnection } from "@cutroom/runtime";
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
-import { settleCredits } from "./credits.ts";
 import type { Timing } from "./env.ts";
 import { applyEventToJob } from "./job-store.ts";
 
@@ -11,14 +10,14 @@ const durable = "job-service";
 export interface EventsConsumerDeps {
   db: Db;
   nc: NatsConnection;
-  rpc: RpcClient;
   log: Logger;
   timing: Timing;
 }
 
 /**
  * Keeps each job row current from its events on JOB_EVENTS: one durable pull consumer shared by
- * every replica. A message is acked only once the row (and, for a finished job, billing) has it.
+ * every replica. A message is acked only once the row has it. Only stages, progress and the lease
+ * come from events; job-service itself ends a job (finish, cancel) and publishes its terminal event.
  */
 export async function startEventsConsumer(deps: EventsConsumerDeps): Promise<{ stop: () => Promise<void> }> {
   const { nc, log } = deps;
@@ -54,19 +53,10 @@ async function handle(deps: EventsConsumerDeps, msg: JsMsg) {
     return;
   }
   try {
-    await applyJobEvent(deps, event);
+    await applyEventToJob(deps.db, event, deps.timing.leaseMs);
     msg.ack();
   } catch (err) {
     deps.log.warn({ err, job_id: event.job_id, seq: event.seq }, "could not apply a job event; retrying");
     msg.nak(1000);
   }
-}
-
-/**
- * Applies an event and, when the job is finished with credits still held, settles them. A redelivered
- * event changes no row but still retries a settle that failed, and billing settles a job only once.
- */
-export async function applyJobEvent({ db, rpc, timing }: EventsConsumerDeps, event: JobEvent) {
-  const row = await applyEventToJob(db, event, timing.leaseMs);
-  if (row && terminalStatuses.includes(row.status) && row.creditState === "reserved") await settleCredits(db, rpc, row);
 }

@@ -144,12 +144,11 @@ export async function applyEventToJob(db: Db, event: JobEvent, leaseMs: number):
   return db.transaction(async (tx) => {
     const [row] = await tx.select().from(jobs).where(eq(jobs.id, event.job_id)).for("update");
     if (!row) return null;
-    const patch = applyEvent(row, event, new Date());
+    const patch = applyEvent(row, event);
     if (!patch) return row;
-    const status = patch.status ?? row.status;
     const [updated] = await tx
       .update(jobs)
-      .set({ ...patch, updatedAt: sql`now()`, ...(status === "running" ? { leaseUntil: fromNow(leaseMs) } : {}) })
+      .set({ ...patch, updatedAt: sql`now()`, ...(row.status === "running" ? { leaseUntil: fromNow(leaseMs) } : {}) })
       .where(eq(jobs.id, row.id))
       .returning();
     return updated ?? null;

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { JobDispatch, JobEvent, subjects, type Caller, type JobEventInput } from "@cutroom/contracts";
 import { createEventPublisher, ensureStreams, readJobEvents } from "@cutroom/runtime";
-import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { getJob } from "./job-store.ts";
 import { startJobStack, type JobStack } from "./test-stack.ts";
@@ -168,26 +167,28 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
     });
 
     const files = [{ file_id: randomUUID(), filename: "graded.mp4", content_type: "video/mp4", size: 1000 }];
-    const result = await worker.publish(job.id, { type: "result", status: "succeeded", result: { files } });
-    // A worker that crashed after publishing retries: the same event lands in the stream a second time.
-    await jetstream(await stack.nats.connect()).publish(subjects.jobEvents(job.id), JSON.stringify(JobEvent.parse(result)));
-    await eventsApplied();
+    const outcome = { status: "succeeded" as const, result: { files } };
+    // A worker that crashed after reporting retries: the same finish arrives a second time.
+    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: true, status: "succeeded" });
+    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: true, status: "succeeded" });
 
     const done = await stack.client.call("job", "get", { job_id: job.id }, { caller: user });
     expect(done).toMatchObject({ status: "succeeded", progress: 100, result: { files }, credits: { amount: 25, state: "captured" }, completed_at: expect.any(String) });
-    expect((await row(job.id)).lastEventSeq).toBe(result!.seq);
+    const events = await readJobEvents(await stack.nats.connect(), job.id);
+    expect(events.filter((e) => e.type === "result")).toHaveLength(1);
     expect(await stack.balance(user)).toMatchObject({ credits: 75, reserved: 0 });
     const ledger = await stack.client.call("billing", "ledger", { user_id: user.user_id, limit: 20, offset: 0 });
     expect(ledger.data.filter((e) => e.kind === "capture")).toHaveLength(1);
   });
 
-  it("releases the credits when the worker reports the job failed", async () => {
+  it("releases the credits when the worker reports the job failed, once however often it reports", async () => {
     const user = await stack.newUser(100);
     const job = await enqueue(user);
     await claim(job.id);
     await worker.publish(job.id, { type: "stage", stage: "fetch", status: "failed" });
-    await worker.publish(job.id, { type: "error", status: "failed", error: { code: "UNSUPPORTED_MEDIA", message: "not a video" } });
-    await eventsApplied();
+    const outcome = { status: "failed" as const, error: { code: "UNSUPPORTED_MEDIA", message: "not a video" } };
+    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: true, status: "failed" });
+    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: true, status: "failed" });
     expect(await stack.client.call("job", "get", { job_id: job.id }, { caller: user })).toMatchObject({
       status: "failed",
       error: { code: "UNSUPPORTED_MEDIA", message: "not a video" },
@@ -195,6 +196,25 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
       completed_at: expect.any(String),
     });
     expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+    const ledger = await stack.client.call("billing", "ledger", { user_id: user.user_id, limit: 20, offset: 0 });
+    expect(ledger.data.filter((e) => e.kind === "release")).toHaveLength(1);
+  });
+
+  it("does not end a job on a result event a worker published itself: only finish ends it", async () => {
+    const user = await stack.newUser(100);
+    const job = await enqueue(user);
+    await claim(job.id);
+    await worker.publish(job.id, { type: "result", status: "succeeded", result: { files: [] } });
+    await worker.publish(job.id, { type: "error", status: "failed", error: { code: "X", message: "old worker" } });
+    await eventsApplied();
+    expect(await stack.client.call("job", "get", { job_id: job.id }, { caller: user })).toMatchObject({
+      status: "running",
+      result: null,
+      error: null,
+      completed_at: null,
+      credits: { state: "reserved" },
+    });
+    expect(await stack.balance(user)).toMatchObject({ credits: 75, reserved: 25 });
   });
 
   it("keeps a job canceled, and charges nothing, when its worker reports a result after the cancel", async () => {

@@ -17,7 +17,7 @@ await ensureStreams(nc, { replicas: env.NATS_STREAM_REPLICAS });
 const rpc = createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS });
 
 const server = serveRpc(nc, "job", createJobHandlers({ db, nc, rpc, events: createEventPublisher(nc), log, timing }), log);
-const consumer = await startEventsConsumer({ db, nc, rpc, log, timing });
+const consumer = await startEventsConsumer({ db, nc, log, timing });
 const reconciler = startReconciler({ db, js: jetstream(nc), jsm: await jetstreamManager(nc), rpc, log, timing });
 
 onShutdown(log, [reconciler.stop, server.drain, consumer.stop, () => nc.drain(), closeDb]);

@@ -30,7 +30,7 @@ export async function startJobStack(opts: { timing?: Partial<Timing>; lifecycle?
   const deps = { db: db.db, nc, rpc: createRpcClient(nc, { timeoutMs: 5000 }), events: createEventPublisher(nc), log, timing };
   serveRpc(nc, "job", createJobHandlers(deps), log);
   const lifecycle = opts.lifecycle
-    ? [await startEventsConsumer(deps), startReconciler({ ...deps, js: jetstream(nc), jsm: await jetstreamManager(nc) })]
+    ? [await startEventsConsumer({ db: db.db, nc, log, timing }), startReconciler({ ...deps, js: jetstream(nc), jsm: await jetstreamManager(nc) })]
     : [];
 
   const client = createRpcClient(await nats.connect(), { timeoutMs: 5000 });
