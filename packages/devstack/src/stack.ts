@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNats } from "./servers.ts";
-import { startServices, type AppName, type ServiceSet } from "./services.ts";
+import { allApps, startServices, type AppName, type ServiceSet } from "./services.ts";
 import { freePort } from "./wait.ts";
 
 const root = join(import.meta.dirname, "..", "..", "..");
@@ -12,19 +12,34 @@ export interface Stack {
   databaseUrl: string;
   natsUrl: string;
   dir: string;
+  /** storage-service's fs driver folder. */
+  storageDir: string;
   services: ServiceSet;
   stop: () => Promise<void>;
 }
 
 /**
- * The whole product as separate processes, as `npm start` runs it, on the given database and a
- * nats-server and storage folder of its own, on free ports. Used by end-to-end tests and benchmarks.
+ * The whole product (or the given `apps`) as separate processes, as `npm start` runs it, on the
+ * given database, on `natsUrl` or a nats-server of its own, and a storage folder of its own, on
+ * free ports. Used by end-to-end tests, service-level tests and benchmarks.
  */
-export async function startStack(opts: { databaseUrl: string; apps?: readonly AppName[]; env?: Record<string, string>; parentDir?: string }): Promise<Stack> {
+export async function startStack(opts: {
+  databaseUrl: string;
+  /** An already running nats-server; the stack starts (and stops) its own when absent. */
+  natsUrl?: string;
+  apps?: readonly AppName[];
+  env?: Record<string, string>;
+  parentDir?: string;
+}): Promise<Stack> {
   const dir = mkdtempSync(join(opts.parentDir ?? tmpdir(), "stack-"));
-  const nats = await startNats({ storeDir: join(dir, "nats"), port: await freePort() });
+  const storageDir = join(dir, "storage");
+  const nats = opts.natsUrl ? undefined : await startNats({ storeDir: join(dir, "nats"), port: await freePort() });
+  const natsUrl = opts.natsUrl ?? nats!.url;
   const [port, storagePort] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${port}`;
+  const storageInternalUrl = `http://127.0.0.1:${storagePort}`;
+  // Without a gateway in front, signed URLs point at storage's own data plane.
+  const hasGateway = (opts.apps ?? allApps).includes("gateway");
   const services = await startServices({
     root,
     apps: opts.apps,
@@ -33,28 +48,29 @@ export async function startStack(opts: { databaseUrl: string; apps?: readonly Ap
       PORT: String(port),
       HOST: "127.0.0.1",
       DATABASE_URL: opts.databaseUrl,
-      NATS_URL: nats.url,
+      NATS_URL: natsUrl,
       STORAGE_DRIVER: "fs",
-      STORAGE_DIR: join(dir, "storage"),
+      STORAGE_DIR: storageDir,
       STORAGE_PORT: String(storagePort),
-      STORAGE_INTERNAL_URL: `http://127.0.0.1:${storagePort}`,
-      STORAGE_PUBLIC_URL: `${url}/storage`,
+      STORAGE_INTERNAL_URL: storageInternalUrl,
+      STORAGE_PUBLIC_URL: hasGateway ? `${url}/storage` : `${storageInternalUrl}/storage`,
       LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
       ...opts.env,
     },
   }).catch(async (err) => {
-    await nats.stop();
+    await nats?.stop();
     throw new Error(`${(err as Error).message}\nlogs: ${join(dir, "logs")}`);
   });
   return {
     url,
     databaseUrl: opts.databaseUrl,
-    natsUrl: nats.url,
+    natsUrl,
     dir,
+    storageDir,
     services,
     stop: async () => {
       await services.stopAll();
-      await nats.stop();
+      await nats?.stop();
       // Under a parent dir (npm test's run dir), logs stay for a failed run to show; it removes them otherwise.
       if (!opts.parentDir && !process.env.CUTROOM_KEEP_TEST_DATA) rmSync(dir, { recursive: true, force: true });
     },

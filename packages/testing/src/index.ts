@@ -2,9 +2,8 @@ import { createDb, runMigrations, type DbHandle } from "@cutroom/db";
 import { createLogger } from "@cutroom/runtime";
 import { createTestDatabase } from "@cutroom/devstack";
 
-export { createTestDatabase } from "@cutroom/devstack";
+export { createTestDatabase, startStack } from "@cutroom/devstack";
 export { startTestNats } from "./nats.ts";
-export { startTestServices } from "./services.ts";
 
 /** A migrated, empty database of this test file's own. */
 export async function createMigratedDb(prefix = "t"): Promise<DbHandle & { url: string }> {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTerminalEvent, subjects, type Caller, type JobEvent } from "@cutroom/contracts";
 import { createRpcClient, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
-import { createMigratedDb, silentLogger, startTestNats, startTestServices } from "@cutroom/testing";
+import { createMigratedDb, silentLogger, startStack, startTestNats } from "@cutroom/testing";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { serveWorkerHealth } from "./health.ts";
@@ -33,7 +33,7 @@ const config: WorkerConfig = { concurrency: 3, ackWaitMs: 1500, maxAttempts: 2, 
 
 let db: Awaited<ReturnType<typeof createMigratedDb>>;
 let nats: Awaited<ReturnType<typeof startTestNats>>;
-let services: Awaited<ReturnType<typeof startTestServices>>;
+let services: Awaited<ReturnType<typeof startStack>>;
 let nc: NatsConnection;
 let js: JetStreamClient;
 let jsm: JetStreamManager;
@@ -52,7 +52,7 @@ const handlers = { "image.resize": handler, "image.thumbnail": handler };
 beforeAll(async () => {
   config.tmpDir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "worker-tmp-"));
   [db, nats] = await Promise.all([createMigratedDb("worker"), startTestNats()]);
-  services = await startTestServices({ databaseUrl: db.url, natsUrl: nats.url, apps: ["billing-service", "storage-service", "job-service"] });
+  services = await startStack({ databaseUrl: db.url, natsUrl: nats.url, apps: ["billing-service", "storage-service", "job-service"], parentDir: process.env.CUTROOM_TEST_DIR });
   nc = await nats.connect();
   js = jetstream(nc);
   jsm = await jetstreamManager(nc);
@@ -355,6 +355,27 @@ describe("worker runtime against the real job-service and storage-service", () =
       expect(last).toMatchObject({ type: "result", result: { second: true } });
       expect(claimsOf(events)).toEqual([`attempt 1 on worker-test-${process.pid}`, `attempt 2 on worker-next-${process.pid}`]);
       expect(await balance(stubborn)).toEqual({ credits: CREDITS - 1, reserved: 0 });
+    } finally {
+      await next.stop({ graceMs: 0 });
+    }
+  });
+
+  it("stops within the grace period even when every slot holds a long job, and hands that job back", async () => {
+    const single = await startWorker(await nats.connect(), silentLogger(), { name: "worker-single", queue: "image", handlers }, { ...config, concurrency: 1 });
+    const long = await enqueue(async (ctx) => {
+      if (calls.get(ctx.job.id) === 1) await sleep(20_000, undefined, { signal: ctx.signal });
+      return { files: [], second: true };
+    });
+    await vi.waitFor(() => expect(calls.get(long.id)).toBe(1));
+    const started = Date.now();
+    await single.stop({ graceMs: 500 });
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect((await readJobEvents(nc, long.id)).filter(isTerminalEvent)).toEqual([]);
+    expect(await queued()).toBe(1);
+
+    const next = await startWorker(await nats.connect(), silentLogger(), { name: "worker-after", queue: "image", handlers }, config);
+    try {
+      expect((await terminalEvent(long.id)).last).toMatchObject({ type: "result", result: { second: true } });
     } finally {
       await next.stop({ graceMs: 0 });
     }
