@@ -19,6 +19,8 @@ describe("rpc client", () => {
   it("answers SERVICE_UNAVAILABLE after the timeout when a service hangs", async () => {
     const nc = await nats.connect();
     nc.subscribe("svc.billing.*", { callback: () => {} });
+    // The request goes out on another connection: the server must know of the subscription first.
+    await nc.flush();
     const client = createRpcClient(await nats.connect(), { timeoutMs: 300 });
     await expect(client.call("billing", "health", {})).rejects.toMatchObject({ code: "SERVICE_UNAVAILABLE", details: { reason: "timeout" } });
   });
