@@ -2,7 +2,7 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
-import { portOpen, waitFor } from "./wait.ts";
+import { GiveUp, portOpen, waitFor } from "./wait.ts";
 
 export interface Server {
   url: string;
@@ -54,7 +54,7 @@ export async function startPostgres(opts: { pgBin: string; dataDir: string; port
   await waitFor(
     "postgres",
     async () => {
-      if (child.exitCode !== null) throw new Error(`postgres exited: ${stderr}`);
+      if (child.exitCode !== null || child.signalCode !== null) throw new GiveUp(`postgres exited: ${stderr}`);
       const sql = postgres(adminUrl, { max: 1, connect_timeout: 2, onnotice: () => {} });
       try {
         await sql`select 1`;
@@ -107,7 +107,7 @@ export async function startNats(opts: { storeDir: string; port: number }): Promi
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
   await waitFor("nats-server", async () => {
-    if (child.exitCode !== null) throw new Error(`nats-server exited: ${stderr}`);
+    if (child.exitCode !== null || child.signalCode !== null) throw new GiveUp(`nats-server exited: ${stderr}`);
     return portOpen(opts.port);
   });
   return { url: `nats://127.0.0.1:${opts.port}`, stop: () => stopChild(child) };

@@ -3,7 +3,7 @@ import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { stopChild } from "./servers.ts";
-import { waitFor } from "./wait.ts";
+import { GiveUp, waitFor } from "./wait.ts";
 
 export const allApps = [
   "auth-service",
@@ -63,7 +63,7 @@ export async function startServices(opts: {
       });
     }
     await waitFor(`${app} to be ready (see ${join(opts.logDir, `${app}.log`)})`, async () => {
-      if (exited) throw new Error(`${app} exited during start`);
+      if (exited) throw new GiveUp(`${app} exited during start`);
       return ready;
     }, 60_000, 50);
     return child;

@@ -2,7 +2,10 @@ import { connect } from "node:net";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `check` until it returns truthy or `timeoutMs` passes. */
+/** Thrown by a `waitFor` check when waiting longer cannot help (the process exited): ends the wait at once. */
+export class GiveUp extends Error {}
+
+/** Polls `check` until it returns truthy or `timeoutMs` passes; a check that throws GiveUp ends it at once. */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -11,6 +14,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
       const v = await check();
       if (v) return v;
     } catch (err) {
+      if (err instanceof GiveUp) throw new Error(`gave up waiting for ${what}: ${err.message}`);
       lastError = err;
     }
     await sleep(everyMs);
