@@ -6,6 +6,7 @@ import { sqlTag as sql, type Db } from "@cutroom/db";
 import { runChecks, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import type { StorageDriver } from "./drivers/driver.ts";
 import {
+  claimIngest,
   deleteFileRow,
   fileStats,
   getFileRow,
@@ -14,6 +15,7 @@ import {
   listReadyFiles,
   markReady,
   markRejected,
+  releaseIngest,
   toFileObject,
   upsertOutputFile,
   type FileRow,
@@ -61,6 +63,7 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
       if (row.folder !== "input") throw new AppError("NOT_FOUND", "file not found", { file_id });
       if (row.status === "ready") return toFileObject(row);
       if (row.status === "rejected") throw new AppError("INVALID_STATE", "this upload was rejected; start a new one", { file_id });
+      if (row.status === "receiving") throw new AppError("INVALID_STATE", "the bytes are still arriving", { file_id });
       return finaliseUpload(deps, row);
     },
 
@@ -130,20 +133,25 @@ export type IngestReceiver = (token: string, body: Readable, contentLength?: num
 export function createIngestReceiver(deps: StorageDeps): IngestReceiver {
   return async (token, body, contentLength) => {
     const claims = deps.signer.verify(token, "ingest");
-    const row = await getFileRow(deps.db, claims.key);
-    if (!row) throw new AppError("NOT_FOUND", "file not found");
-    if (row.status !== "pending") throw new AppError("INVALID_STATE", "this upload is already finished", { file_id: row.id, status: row.status });
+    const row = await claimIngest(deps.db, claims.key);
+    if (!row) {
+      const existing = await getFileRow(deps.db, claims.key);
+      if (!existing) throw new AppError("NOT_FOUND", "file not found");
+      throw new AppError("INVALID_STATE", "this upload is already finished or under way", { file_id: existing.id, status: existing.status });
+    }
     const maxBytes = claims.max ?? Number.POSITIVE_INFINITY;
+    let size: number;
     try {
       if (contentLength !== undefined && contentLength > maxBytes) {
         throw new AppError("PAYLOAD_TOO_LARGE", `the file is larger than your limit of ${maxBytes} bytes`, { size: contentLength, max_bytes: maxBytes });
       }
-      await deps.driver.putStream(row.storageKey, body, { maxBytes, contentType: row.contentType });
+      size = await deps.driver.putStream(row.storageKey, body, { maxBytes, contentType: row.contentType });
     } catch (err) {
       if (err instanceof AppError && err.code === "PAYLOAD_TOO_LARGE") await markRejected(deps.db, row.id);
+      else await releaseIngest(deps.db, row.id);
       throw err;
     }
-    return finaliseUpload(deps, row);
+    return finaliseUpload(deps, row, size);
   };
 }
 
@@ -151,8 +159,9 @@ export function createIngestReceiver(deps: StorageDeps): IngestReceiver {
  * Checks the stored bytes against what was declared (size, then magic bytes) and marks the file
  * ready; a file that fails is marked rejected and its bytes deleted.
  */
-async function finaliseUpload({ db, driver }: StorageDeps, row: FileRow): Promise<FileObject> {
-  const size = await driver.size(row.storageKey);
+async function finaliseUpload({ db, driver }: StorageDeps, row: FileRow, knownSize?: number): Promise<FileObject> {
+  // An ingest knows what it wrote; asking the driver again would cost S3 a HEAD.
+  const size = knownSize ?? (await driver.size(row.storageKey));
   if (size === undefined) throw new AppError("INVALID_STATE", "nothing uploaded yet", { file_id: row.id });
   const reject = async (error: AppError) => {
     await markRejected(db, row.id);

@@ -1,5 +1,5 @@
 import { kindOf, type FileKind, type FileObject, type Folder } from "@cutroom/contracts";
-import { and, count, desc, eq, sqlTag as sql, type Db } from "@cutroom/db";
+import { and, count, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
 import { files } from "@cutroom/db/storage";
 
 /** The rows of storage.files, as plain queries. */
@@ -71,12 +71,33 @@ function kindFilter(kind: FileKind) {
   return sql`split_part(${files.contentType}, '/', 1) not in ('image', 'video', 'audio')`;
 }
 
-/** pending → ready; a row confirmed concurrently (already ready) is returned as it is. */
+/**
+ * pending → receiving, for one ingest PUT only: a conditional update, so of two PUTs to the same
+ * URL (on any replica) exactly one gets the row. Undefined when it is not pending.
+ */
+export async function claimIngest(db: Db, id: string): Promise<FileRow | undefined> {
+  const [row] = await db
+    .update(files)
+    .set({ status: "receiving" })
+    .where(and(eq(files.id, id), eq(files.status, "pending")))
+    .returning();
+  return row;
+}
+
+/** receiving → pending: the PUT failed part-way, so the ingest URL may be tried again. */
+export async function releaseIngest(db: Db, id: string): Promise<void> {
+  await db
+    .update(files)
+    .set({ status: "pending" })
+    .where(and(eq(files.id, id), eq(files.status, "receiving")));
+}
+
+/** pending (or receiving) → ready; a row confirmed concurrently (already ready) is returned as it is. */
 export async function markReady(db: Db, id: string, size: number): Promise<FileRow> {
   const [row] = await db
     .update(files)
     .set({ status: "ready", size, confirmedAt: new Date() })
-    .where(and(eq(files.id, id), eq(files.status, "pending")))
+    .where(and(eq(files.id, id), inArray(files.status, ["pending", "receiving"])))
     .returning();
   return row ?? (await getFileRow(db, id))!;
 }
@@ -106,7 +127,7 @@ export function toFileObject(row: FileRow): FileObject {
     // Until confirmed, the size a client declared is the best we know.
     size: row.status === "ready" ? row.size : (row.declaredSize ?? row.size),
     folder: row.folder,
-    status: row.status,
+    status: row.status === "receiving" ? "pending" : row.status,
     project_id: row.projectId,
     job_id: row.jobId,
     created_at: row.createdAt.toISOString(),

@@ -306,6 +306,25 @@ describe("storage-service with the fs driver", () => {
     expect((await streamPut(forged, chunksOf(png))).status).toBe(403);
   });
 
+  it("takes only one of two PUTs sent to the same ingest URL at once", async () => {
+    const call = as(s.rpc, newUser());
+    const { file_id, ingest_url } = await call("createIngest", { filename: "a.bin", content_type: "application/octet-stream", max_bytes: 1024 * 1024 });
+    let finish!: () => void;
+    const held = new Promise<void>((resolve) => (finish = resolve));
+    async function* slow() {
+      yield png;
+      await held;
+      yield png;
+    }
+    const first = streamPut(ingest_url, slow());
+    const deadline = Date.now() + 5000;
+    while (inFlight().length === 0 && Date.now() < deadline) await sleep(10);
+    const second = await streamPut(ingest_url, chunksOf(mp4));
+    finish();
+    expect(second.status).toBe(409);
+    expect(await first).toMatchObject({ status: 201, body: { id: file_id, size: 2 * png.length } });
+  });
+
   it("refuses an ingest whose client-given name has a slash or is too long, and stores its content type lower-cased", async () => {
     const call = as(s.rpc, newUser());
     for (const filename of ["../etc/passwd", "x".repeat(300)]) {
