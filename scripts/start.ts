@@ -11,7 +11,11 @@ const natsPort = Number(process.env.CUTROOM_NATS_PORT ?? 4222);
 const { pgBin } = ensureTools();
 const pg = await startPostgres({ pgBin, dataDir: join(data, "pg"), port: pgPort, database: "cutroom" });
 console.log(`postgres  ${pg.url}`);
-const nats = await startNats({ storeDir: join(data, "nats"), port: natsPort });
+const nats = await startNats({ storeDir: join(data, "nats"), port: natsPort }).catch(async (err) => {
+  console.error(`could not start nats-server: ${(err as Error).message}`);
+  await pg.stop();
+  process.exit(1);
+});
 console.log(`nats      ${nats.url} (JetStream)`);
 
 const quiet = process.env.LOG_LEVEL === undefined;

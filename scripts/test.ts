@@ -25,11 +25,20 @@ mkdirSync(runDir, { recursive: true });
 
 const { pgBin } = ensureTools();
 const [pgPort, natsPort, s3Port] = [await freePort(), await freePort(), await freePort()];
-const [pg, nats, s3] = await Promise.all([
+const [pgR, natsR, s3R] = await Promise.allSettled([
   startPostgres({ pgBin, dataDir: join(runDir, "pg"), port: pgPort, database: "cutroom", fast: true }),
   startNats({ storeDir: join(runDir, "nats"), port: natsPort }),
   startS3rver({ dir: join(runDir, "s3"), port: s3Port, bucket: "cutroom-test" }),
 ]);
+if (pgR.status === "rejected" || natsR.status === "rejected" || s3R.status === "rejected") {
+  // One server failed: stop the ones that did start, so none outlives this run.
+  const results = [pgR, natsR, s3R];
+  await Promise.allSettled(results.map((r) => (r.status === "fulfilled" ? r.value.stop() : undefined)));
+  const reasons = results.flatMap((r) => (r.status === "rejected" ? [(r.reason as Error).message] : []));
+  console.error(`could not start the test servers: ${reasons.join("; ")}`);
+  process.exit(1);
+}
+const [pg, nats, s3] = [pgR.value, natsR.value, s3R.value];
 
 const env = {
   ...process.env,
