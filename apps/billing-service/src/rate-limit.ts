@@ -15,7 +15,10 @@ export async function consumeRate(db: Db, userId: string, bucket: string, limit:
     returning count`);
   const count = Number(rows[0]!.count);
   if (Math.random() < 0.01) {
-    await db.execute(sql`delete from billing.rate_windows where window_start < ${new Date(now - 10 * WINDOW_MS).toISOString()}`);
+    // Only this user's bucket: the primary-key prefix, so no scan of the whole table inside a request.
+    await db.execute(sql`
+      delete from billing.rate_windows
+      where user_id = ${userId} and bucket = ${bucket} and window_start < ${new Date(now - 10 * WINDOW_MS).toISOString()}`);
   }
   return {
     allowed: count <= limit,
