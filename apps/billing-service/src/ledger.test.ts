@@ -72,6 +72,9 @@ describe("billing over NATS on a real Postgres", () => {
 
   it("counts job creations per minute and refuses past the tier's limit", async () => {
     const user = randomUUID();
+    // Windows are whole minutes: start early in one so all 11 calls land in the same window.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 200));
     const decisions = [];
     for (let i = 0; i < 11; i++) decisions.push(await billing.call("billing", "rate", { user_id: user, tier: "free", bucket: "jobs.create" }));
     expect(decisions[0]).toMatchObject({ allowed: true, limit: 10, remaining: 9 });
