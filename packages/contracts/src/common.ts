@@ -1,6 +1,8 @@
 import { z } from "zod";
 
 export const Uuid = z.uuid();
+/** Path parameters of routes on one resource: `/files/{id}`, `/jobs/{id}`, … */
+export const IdParams = z.object({ id: Uuid });
 export const Timestamp = z.string().describe("ISO 8601 date-time");
 
 export const Tier = z.enum(["free", "pro", "enterprise"]);

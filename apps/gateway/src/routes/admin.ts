@@ -1,4 +1,4 @@
-import { AdminGrantBody, AdminUserPatch, Pagination, User, Uuid, page } from "@cutroom/contracts";
+import { AdminGrantBody, AdminUserPatch, Pagination, User, page, IdParams } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -33,13 +33,13 @@ export async function adminRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClie
     rpc.call("auth", "listUsers", req.query, callCtx(req)),
   );
 
-  app.patch("/admin/users/:id", { schema: { tags, params: z.object({ id: Uuid }), body: AdminUserPatch, response: { 200: User } } }, async (req) =>
+  app.patch("/admin/users/:id", { schema: { tags, params: IdParams, body: AdminUserPatch, response: { 200: User } } }, async (req) =>
     rpc.call("auth", "updateUser", { user_id: req.params.id, ...req.body }, callCtx(req)),
   );
 
   app.post(
     "/admin/users/:id/credits",
-    { schema: { tags, params: z.object({ id: Uuid }), body: AdminGrantBody, response: { 200: z.object({ credits: z.number().int() }) } } },
+    { schema: { tags, params: IdParams, body: AdminGrantBody, response: { 200: z.object({ credits: z.number().int() }) } } },
     async (req) => rpc.call("billing", "grant", { user_id: req.params.id, ...req.body }, callCtx(req)),
   );
 }

@@ -1,4 +1,4 @@
-import { AppError, Jwks, LoginBody, LoginForm, LogoutBody, RefreshBody, RegisterBody, RegisterReply, TokenPair, User, zodDetails } from "@cutroom/contracts";
+import { Jwks, LoginBody, LoginForm, LogoutBody, RefreshBody, RegisterBody, RegisterReply, TokenPair, User } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -15,15 +15,11 @@ export async function authRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
   });
 
   // JSON {email, password}, or the OAuth2 password form (username, password) that form-based clients send.
+  const Login = z.union([LoginBody, LoginForm.transform((f) => ({ email: f.username, password: f.password }))]);
   app.post(
     "/auth/login",
-    { schema: { tags, body: z.union([LoginBody, LoginForm]).describe("JSON {email, password} or form fields username/password"), response: { 200: TokenPair } } },
-    async (req) => {
-      const isForm = req.headers["content-type"]?.startsWith("application/x-www-form-urlencoded");
-      const parsed = isForm ? LoginForm.transform((f) => ({ email: f.username, password: f.password })).safeParse(req.body) : LoginBody.safeParse(req.body);
-      if (!parsed.success) throw new AppError("INVALID_INPUT", "login needs an email and a password", zodDetails(parsed.error));
-      return rpc.call("auth", "login", parsed.data, callCtx(req));
-    },
+    { schema: { tags, body: Login.describe("JSON {email, password} or form fields username/password"), response: { 200: TokenPair } } },
+    async (req) => rpc.call("auth", "login", req.body, callCtx(req)),
   );
 
   app.post("/auth/refresh", { schema: { tags, body: RefreshBody, response: { 200: TokenPair } } }, async (req) =>

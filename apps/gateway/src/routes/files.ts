@@ -1,4 +1,4 @@
-import { AppError, CreateUploadBody, DownloadUrl, FileObject, ListFilesQuery, Uuid, page, tierLimits, type ErrorEnvelope } from "@cutroom/contracts";
+import { AppError, CreateUploadBody, UploadTicket, DownloadUrl, FileObject, ListFilesQuery, Uuid, page, tierLimits, type ErrorEnvelope, IdParams } from "@cutroom/contracts";
 import { toAppError, type RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -6,7 +6,6 @@ import { z } from "zod";
 import { callCtx } from "../context.ts";
 
 const FileReply = z.object({ file: FileObject });
-const IdParams = z.object({ id: Uuid });
 
 export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient }) {
   const app = base.withTypeProvider<ZodTypeProvider>();
@@ -20,7 +19,7 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
         tags,
         description: "Step 1 of a signed upload: PUT the bytes to upload_url with the given headers, then confirm.",
         body: CreateUploadBody,
-        response: { 201: z.object({ file_id: Uuid, upload_url: z.string(), method: z.literal("PUT"), headers: z.record(z.string(), z.string()), expires_at: z.string() }) },
+        response: { 201: UploadTicket },
       },
     },
     async (req, reply) => {

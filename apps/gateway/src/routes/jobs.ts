@@ -1,11 +1,10 @@
-import { AppError, CancelReply, CreateJobBody, Estimate, IdempotencyKey, Job, JobTypeName, ListJobsQuery, Uuid, describeJobType, jobTypes, page } from "@cutroom/contracts";
+import { AppError, CancelReply, CreateJobBody, Estimate, IdempotencyKey, Job, JobTypeName, ListJobsQuery, describeJobType, jobTypes, page, IdParams } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { callCtx } from "../context.ts";
 
-const IdParams = z.object({ id: Uuid });
 const jobTypeList = (Object.keys(jobTypes) as JobTypeName[]).map(describeJobType);
 
 export async function jobRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient }) {

@@ -1,4 +1,4 @@
-import { AppError, Uuid, isAppError, type Caller } from "@cutroom/contracts";
+import { AppError, Uuid, isAppError, type Caller, IdParams } from "@cutroom/contracts";
 import type { NatsConnection, RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -154,7 +154,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
       schema: {
         tags: ["jobs"],
         description: "Server-Sent Events: `snapshot`, then each job event with `id: <seq>`. Send Last-Event-ID to resume.",
-        params: z.object({ id: Uuid }),
+        params: IdParams,
         querystring: z.object({ since: z.coerce.number().int().min(0).optional() }),
       },
     },
