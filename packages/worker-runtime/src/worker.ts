@@ -68,12 +68,15 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
   };
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
+  let wake = () => {};
+  // Lets a loop waiting for a free slot see the stop at once, not when a job ends.
+  const stopRequested = new Promise<void>((resolve) => (wake = resolve));
   let batch: ConsumerMessages | undefined;
 
   const pullLoop = async () => {
     while (!stopping) {
       if (inFlight.size >= config.concurrency) {
-        await Promise.race(inFlight);
+        await Promise.race([...inFlight, stopRequested]);
         continue;
       }
       try {
@@ -99,10 +102,12 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
     load: () => ({ inFlight: inFlight.size, concurrency: config.concurrency }),
     async stop({ graceMs = 10_000 } = {}) {
       stopping = true;
+      wake();
+      // The grace runs from the stop call: waiting for the loop must not add to it.
+      const timer = sleep(graceMs, "deadline", { ref: false });
       await batch?.close();
       await loop;
       const finished = Promise.allSettled([...inFlight]);
-      const timer = sleep(graceMs, "deadline", { ref: false });
       if ((await Promise.race([finished, timer])) === "deadline") {
         log.warn({ jobs: inFlight.size }, "jobs still running at the shutdown deadline; handing them back");
         for (const controller of deps.running) controller.abort(stoppingReason());
