@@ -20,14 +20,20 @@ export interface JobContextDeps {
 // Storage answers these when the file itself is the problem: retrying cannot help.
 const unusableInput = new Set(["NOT_FOUND", "FORBIDDEN", "INVALID_INPUT", "INVALID_STATE", "BAD_REQUEST"]);
 
-/** Builds what a handler sees. `close` stops the progress throttle before the final event goes out. */
+/** Builds what a handler sees. `close` stops the progress throttle and waits for every event in flight, before the final event goes out. */
 export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close: () => Promise<void> } {
   const { rpc, events, logger, job, definition, signal, tmpDir } = deps;
   let currentStage: string | undefined;
 
   // Progress, stage and log events are best effort: a lost one must not fail the job.
+  // Kept until published, so close() can make sure none lands after the terminal event.
+  const pending = new Set<Promise<void>>();
   const emit = (event: JobEventInput) => {
-    events.publish(job.id, event).catch((err) => logger.warn({ err, event: event.type }, "could not publish a job event"));
+    const p: Promise<void> = events
+      .publish(job.id, event)
+      .then(() => {}, (err) => logger.warn({ err, event: event.type }, "could not publish a job event"))
+      .finally(() => pending.delete(p));
+    pending.add(p);
   };
   const progress = createProgressReporter((percent) =>
     events.publish(job.id, { type: "progress", progress: percent, ...(currentStage ? { stage: currentStage } : {}) }),
@@ -83,7 +89,11 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
       return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };
     },
   };
-  return { ctx, close: progress.stop };
+  const close = async () => {
+    await progress.stop();
+    await Promise.all([...pending]);
+  };
+  return { ctx, close };
 }
 
 /** Keeps the input's extension (ffmpeg and sharp sniff by it) but nothing else from a user-chosen name. */

@@ -142,6 +142,17 @@ describe("worker runtime against the real job-service and storage-service", () =
     expect(await tmpLeft()).toEqual([]);
   });
 
+  it("publishes every log and stage event of a job before its result, even ones sent just before the handler returns", async () => {
+    const job = await enqueue(async (ctx) => {
+      await ctx.stage("fetch", async () => {});
+      for (let i = 0; i < 200; i++) ctx.log.info(`line ${i}`);
+      return { files: [] };
+    });
+    const { events, last } = await terminalEvent(job.id);
+    expect(last).toMatchObject({ type: "result", status: "succeeded" });
+    expect(events.filter((e) => e.type === "log").map((e) => e.message)).toEqual(Array.from({ length: 200 }, (_, i) => `line ${i}`));
+  });
+
   it("drops a second delivery of a finished job without running it, publishing anything or charging again", async () => {
     const job = await enqueue(async () => ({ files: [] }));
     await terminalEvent(job.id);
