@@ -93,7 +93,8 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
       }
       if (!row) {
         // Another request with the same key won the insert: give back what this one reserved.
-        await rpc.call("billing", "release", { job_id: id }, callCtx);
+        // A failed release must not turn a valid replay into an error; the orphan is logged.
+        await rpc.call("billing", "release", { job_id: id }, callCtx).catch((e) => ctx.log.error({ err: e, job_id: id }, "could not release an orphan reservation"));
         const winner = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key!);
         if (!winner) throw new Error(`job insert conflicted but no job holds key ${idempotency_key}`);
         return replay(winner, hash);
