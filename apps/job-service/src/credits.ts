@@ -1,12 +1,11 @@
-import type { Db } from "@cutroom/db";
 import type { CallContext, RpcClient } from "@cutroom/runtime";
-import { setCreditState, type JobRow } from "./job-store.ts";
+import { setCreditState, type Conn, type JobRow } from "./job-store.ts";
 
 /**
  * Settles a finished job's reservation: capture on success, release otherwise. Billing settles
  * a job once, so calling this again (a redelivered event, a retry) refunds or charges nothing more.
  */
-export async function settleCredits(db: Db, rpc: RpcClient, row: JobRow, ctx: CallContext = {}): Promise<JobRow> {
+export async function settleCredits(db: Conn, rpc: RpcClient, row: JobRow, ctx: CallContext = {}): Promise<JobRow> {
   const reply =
     row.status === "succeeded"
       ? await rpc.call("billing", "capture", { job_id: row.id }, ctx)

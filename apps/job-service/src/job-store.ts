@@ -84,7 +84,7 @@ export async function cancelJob(db: Db, userId: string, id: string, error: JobEr
   return row ?? null;
 }
 
-export async function setCreditState(db: Db, id: string, state: JobRow["creditState"]): Promise<JobRow | null> {
+export async function setCreditState(db: Conn, id: string, state: JobRow["creditState"]): Promise<JobRow | null> {
   const [row] = await db.update(jobs).set({ creditState: state, updatedAt: sql`now()` }).where(eq(jobs.id, id)).returning();
   return row ?? null;
 }
@@ -182,13 +182,15 @@ export function lockOverdueJobs(tx: Tx, overdueMs: number, limit = 100) {
     .for("update", { skipLocked: true });
 }
 
-/** Finished jobs whose credits are still held: a settle that failed (billing was down) is retried from here. */
-export function listUnsettledJobs(db: Db, graceMs: number, limit = 100) {
-  return db
+/** Finished jobs whose credits are still held, locked for this replica: a settle that failed (billing was down) is retried from here. */
+export function lockUnsettledJobs(tx: Tx, graceMs: number, limit = 100) {
+  return tx
     .select()
     .from(jobs)
     .where(and(inArray(jobs.status, ["succeeded", "failed", "canceled"]), eq(jobs.creditState, "reserved"), sql`${jobs.completedAt} < ${ago(graceMs)}`))
-    .limit(limit);
+    .orderBy(asc(jobs.completedAt))
+    .limit(limit)
+    .for("update", { skipLocked: true });
 }
 
 export async function jobStats(db: Db) {

@@ -5,7 +5,7 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { settleCredits } from "./credits.ts";
 import { dispatchJob } from "./dispatch.ts";
 import type { Timing } from "./env.ts";
-import { listUnsettledJobs, lockOverdueJobs, lockUndispatchedJobs } from "./job-store.ts";
+import { lockOverdueJobs, lockUndispatchedJobs, lockUnsettledJobs } from "./job-store.ts";
 
 export interface ReconcilerDeps {
   db: Db;
@@ -63,10 +63,17 @@ export async function reconcile({ db, js, jsm, rpc, log, timing }: ReconcilerDep
     }
   });
 
-  for (const row of await listUnsettledJobs(db, timing.dispatchGraceMs)) {
-    await settleCredits(db, rpc, row);
-    log.warn({ job_id: row.id, status: row.status }, "settled the credits of a finished job");
-  }
+  await db.transaction(async (tx) => {
+    for (const row of await lockUnsettledJobs(tx, timing.dispatchGraceMs)) {
+      // One job's billing failure must not hold back the others; the next pass retries it.
+      try {
+        await settleCredits(tx, rpc, row);
+        log.warn({ job_id: row.id, status: row.status }, "settled the credits of a finished job");
+      } catch (err) {
+        log.warn({ err, job_id: row.id }, "could not settle the credits of a finished job; retrying next pass");
+      }
+    }
+  });
 }
 
 async function messagesOn(jsm: JetStreamManager, subject: string): Promise<number> {
