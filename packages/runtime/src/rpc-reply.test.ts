@@ -13,7 +13,11 @@ describe("rpc client facing a reply that breaks the contract", () => {
       "svc.billing.ledger": "not json at all",
       "svc.billing.reserve": JSON.stringify({ ok: false, error: { code: "FROM_THE_FUTURE", message: "new code" } }),
     };
-    nc.subscribe("svc.billing.*", { callback: (_e, m) => m.respond(replies[m.subject] ?? "{}") });
+    nc.subscribe("svc.billing.*", {
+      callback: (_e, m) => {
+        m.respond(replies[m.subject] ?? "{}");
+      },
+    });
     await nc.flush();
   });
   afterAll(async () => nats?.stop());
