@@ -2,6 +2,8 @@ import { z } from "zod";
 
 /** Variables every process reads. Defaults serve the embedded stack that `npm start` brings up. */
 export const BaseEnv = z.object({
+  /** production refuses unsafe defaults (a random signing secret, test payments); development is the embedded stack. */
+  NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
   /** NATS server; the embedded stack runs `nats-server -js` here. */
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   /** pino level: trace, debug, info, warn, error, fatal, silent. */
