@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm start` / `npm test` land here before node_modules may exist: check Node,
 // install the npm packages when they are missing or stale, then hand over to the TypeScript script.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,9 +28,12 @@ if (!existsSync(marker) || (existsSync(lock) && statSync(lock).mtimeMs > statSyn
 }
 
 const tsx = join(root, "node_modules", ".bin", "tsx");
-const r = spawnSync(tsx, [join(root, "scripts", `${command}.ts`), ...process.argv.slice(3)], {
+const child = spawn(tsx, [join(root, "scripts", `${command}.ts`), ...process.argv.slice(3)], {
   cwd: root,
   stdio: "inherit",
   env: { ...process.env, TURBO_TELEMETRY_DISABLED: "1" },
 });
-process.exit(r.status ?? (r.signal ? 1 : 0));
+// A signal sent to this process alone (a supervisor's SIGTERM, not the terminal's Ctrl-C to the
+// whole group) must still stop the stack: pass it on and leave when the script has cleaned up.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
+child.once("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

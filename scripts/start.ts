@@ -1,33 +1,54 @@
 // `npm start`: the whole stack on one machine, data kept in .data/ between runs.
-import { join } from "node:path";
-import { ensureTools, startNats, startPostgres, startServices } from "@cutroom/devstack";
+// Every port and URL follows from PORT and HOST (packages/devstack/src/start-env.ts).
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { StartEnv, assertPortsFree, ensureTools, startNats, startPostgres, startServices } from "@cutroom/devstack";
 
 const root = join(import.meta.dirname, "..");
-const data = join(root, ".data");
-const port = process.env.PORT ?? "8000";
-const pgPort = Number(process.env.CUTROOM_PG_PORT ?? 55432);
-const natsPort = Number(process.env.CUTROOM_NATS_PORT ?? 4222);
+const parsed = StartEnv.safeParse(process.env);
+if (!parsed.success) {
+  for (const issue of parsed.error.issues) console.error(`config: ${issue.path.join(".")}: ${issue.message}`);
+  process.exit(1);
+}
+const env = parsed.data;
+const data = resolve(env.CUTROOM_DATA_DIR ?? join(root, ".data"));
+const { ports, publicUrl } = env;
+
+await assertPortsFree(ports, env.HOST).catch((err: Error) => {
+  console.error(`cannot start: ${err.message}`);
+  process.exit(1);
+});
 
 const { pgBin } = ensureTools();
-const pg = await startPostgres({ pgBin, dataDir: join(data, "pg"), port: pgPort, database: "cutroom" });
+const pg = await startPostgres({ pgBin, dataDir: join(data, "pg"), port: ports.CUTROOM_PG_PORT, database: "cutroom" }).catch((err: Error) => {
+  console.error(`could not start postgres: ${err.message}`);
+  process.exit(1);
+});
 console.log(`postgres  ${pg.url}`);
-const nats = await startNats({ storeDir: join(data, "nats"), port: natsPort }).catch(async (err) => {
+const nats = await startNats({ storeDir: join(data, "nats"), port: ports.CUTROOM_NATS_PORT }).catch(async (err) => {
   console.error(`could not start nats-server: ${(err as Error).message}`);
   await pg.stop();
   process.exit(1);
 });
 console.log(`nats      ${nats.url} (JetStream)`);
 
-const quiet = process.env.LOG_LEVEL === undefined;
+const quiet = env.LOG_LEVEL === undefined;
 const services = await startServices({
   root,
   logDir: join(data, "logs"),
   env: {
-    PORT: port,
+    NODE_ENV: "development",
+    PORT: String(ports.PORT),
+    HOST: env.HOST,
     DATABASE_URL: pg.url,
     NATS_URL: nats.url,
     STORAGE_DIR: join(data, "storage"),
-    LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
+    STORAGE_PORT: String(ports.STORAGE_PORT),
+    STORAGE_INTERNAL_URL: `http://127.0.0.1:${ports.STORAGE_PORT}`,
+    STORAGE_PUBLIC_URL: `${publicUrl}/storage`,
+    STORAGE_URL_SECRET: storageSecret(data),
+    LOG_LEVEL: env.LOG_LEVEL ?? "info",
   },
   echo: quiet ? undefined : (app, line) => console.log(`[${app}] ${line}`),
 }).catch(async (err) => {
@@ -37,7 +58,8 @@ const services = await startServices({
   process.exit(1);
 });
 
-console.log(`\nCutroom is up: http://localhost:${port}   (API /api/v1, docs /docs, health /health)`);
+const exposed = env.HOST === "127.0.0.1" || env.HOST === "localhost" || env.HOST === "::1" ? "this machine only; HOST=0.0.0.0 to expose" : `bound to ${env.HOST}`;
+console.log(`\nCutroom is up: ${publicUrl}   (API /api/v1, docs /docs, health /health; ${exposed})`);
 console.log(`logs in ${join(data, "logs")}; Ctrl-C stops everything.\n`);
 
 let stopping = false;
@@ -52,3 +74,13 @@ const stop = async () => {
 };
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);
+
+/** The signing key of storage URLs, made once and kept with the data, so URLs survive a restart. */
+function storageSecret(dir: string): string {
+  const file = join(dir, "storage-url-secret");
+  if (!existsSync(file)) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(file, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+  }
+  return readFileSync(file, "utf8").trim();
+}

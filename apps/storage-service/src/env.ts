@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { BaseEnv, DbEnv, loadEnv } from "@cutroom/runtime";
@@ -17,8 +16,8 @@ export const Env = BaseEnv.extend(DbEnv.shape)
     STORAGE_PUBLIC_URL: z.url().default("http://127.0.0.1:8000/storage").transform((u) => u.replace(/\/+$/, "")),
     /** Base the gateway reaches this data plane at to stream multipart uploads in (ingest URLs). */
     STORAGE_INTERNAL_URL: z.url().default("http://127.0.0.1:8001").transform((u) => u.replace(/\/+$/, "")),
-    /** HMAC key of signed URLs and ingest tokens. Random per start by default: replicas must share one, or a URL signed by one is refused by another. */
-    STORAGE_URL_SECRET: z.string().min(16).default(() => randomBytes(32).toString("hex")),
+    /** HMAC key of signed URLs and ingest tokens; replicas must share it. Required in production; `npm start` keeps one in its data dir; otherwise random per start. */
+    STORAGE_URL_SECRET: z.string().min(16).optional(),
     /** s3 driver: endpoint of an S3-compatible server (MinIO, R2, s3rver); unset means AWS itself. */
     S3_ENDPOINT: z.url().optional(),
     /** s3 driver: region the bucket is in. */
@@ -30,6 +29,11 @@ export const Env = BaseEnv.extend(DbEnv.shape)
     /** s3 driver: the access key's secret. */
     S3_SECRET_ACCESS_KEY: z.string().optional(),
   })
-  .refine((env) => env.STORAGE_DRIVER !== "s3" || env.S3_BUCKET, { path: ["S3_BUCKET"], message: "is required when STORAGE_DRIVER=s3" });
+  .refine((env) => env.STORAGE_DRIVER !== "s3" || env.S3_BUCKET, { path: ["S3_BUCKET"], message: "is required when STORAGE_DRIVER=s3" })
+  // A random key per process breaks every URL at a restart and between replicas: fine for a test, never in production.
+  .refine((env) => env.NODE_ENV !== "production" || env.STORAGE_URL_SECRET, {
+    path: ["STORAGE_URL_SECRET"],
+    message: "is required when NODE_ENV=production (e.g. `openssl rand -hex 32`, the same on every replica)",
+  });
 export type Env = z.output<typeof Env>;
 export const readEnv = () => loadEnv(Env);

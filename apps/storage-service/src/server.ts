@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { createDb, runMigrations } from "@cutroom/db";
 import { connectNats, createLogger, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
 import { createIngestReceiver, createStorageHandlers, type StorageDeps } from "./app.ts";
@@ -12,7 +13,8 @@ const log = createLogger("storage-service", env.LOG_LEVEL);
 
 await runMigrations(env.DATABASE_URL);
 const { db, close: closeDb } = createDb(env.DATABASE_URL);
-const signer = createSigner(env.STORAGE_URL_SECRET);
+if (!env.STORAGE_URL_SECRET) log.warn("STORAGE_URL_SECRET is not set: signed URLs will not survive a restart or work across replicas");
+const signer = createSigner(env.STORAGE_URL_SECRET ?? randomBytes(32).toString("hex"));
 const driver =
   env.STORAGE_DRIVER === "s3"
     ? new S3Driver({ endpoint: env.S3_ENDPOINT, region: env.S3_REGION, bucket: env.S3_BUCKET!, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY })

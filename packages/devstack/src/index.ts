@@ -4,3 +4,4 @@ export * from "./servers.ts";
 export * from "./services.ts";
 export * from "./stack.ts";
 export * from "./database.ts";
+export * from "./start-env.ts";

@@ -1,5 +1,5 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
 import { GiveUp, portOpen, waitFor } from "./wait.ts";
@@ -42,7 +42,13 @@ export async function startPostgres(opts: { pgBin: string; dataDir: string; port
     mkdirSync(dataDir, { recursive: true });
     chownTree(dataDir);
     const [cmd, args] = asPostgres(join(pgBin, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"]);
-    execFileSync(cmd, args, { stdio: "ignore" });
+    try {
+      execFileSync(cmd, args, { stdio: "pipe" });
+    } catch (err) {
+      const out = String((err as { stderr?: Buffer }).stderr ?? "").trim();
+      const hint = isRoot() ? ` (initdb runs as the postgres user: every folder above ${dataDir} must be searchable by it)` : "";
+      throw new Error(`initdb failed${hint}: ${out || (err as Error).message}`);
+    }
   }
   const settings = ["-p", String(port), "-k", socketDir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"];
   if (opts.fast) settings.push("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off");
@@ -57,7 +63,9 @@ export async function startPostgres(opts: { pgBin: string; dataDir: string; port
       if (child.exitCode !== null || child.signalCode !== null) throw new GiveUp(`postgres exited: ${stderr}`);
       const sql = postgres(adminUrl, { max: 1, connect_timeout: 2, onnotice: () => {} });
       try {
-        await sql`select 1`;
+        // The server on this port must be ours (another stack's Postgres may hold the port).
+        const [row] = await sql`select current_setting('data_directory') as dir`;
+        if (realpathSync(row!.dir as string) !== realpathSync(dataDir)) throw new GiveUp(`port ${port} is served by another Postgres (${row!.dir as string})`);
         return true;
       } finally {
         await sql.end();
@@ -105,10 +113,15 @@ export async function startNats(opts: { storeDir: string; port: number }): Promi
   mkdirSync(opts.storeDir, { recursive: true });
   const child = spawn("nats-server", ["-js", "-sd", opts.storeDir, "-a", "127.0.0.1", "-p", String(opts.port)], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
-  child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
+  let ready = false;
+  child.stderr!.on("data", (d) => {
+    stderr = (stderr + d).slice(-4000);
+    // Our own server's word, not an open port: a port held by another stack's server must not count.
+    if (stderr.includes("Server is ready")) ready = true;
+  });
   await waitFor("nats-server", async () => {
-    if (child.exitCode !== null || child.signalCode !== null) throw new GiveUp(`nats-server exited: ${stderr}`);
-    return portOpen(opts.port);
+    if (child.exitCode !== null || child.signalCode !== null) throw new GiveUp(`nats-server exited: ${stderr.trim().split("\n").slice(-3).join(" ")}`);
+    return ready && (await portOpen(opts.port));
   });
   return { url: `nats://127.0.0.1:${opts.port}`, stop: () => stopChild(child) };
 }

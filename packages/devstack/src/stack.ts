@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -54,6 +55,7 @@ export async function startStack(opts: {
       STORAGE_PORT: String(storagePort),
       STORAGE_INTERNAL_URL: storageInternalUrl,
       STORAGE_PUBLIC_URL: hasGateway ? `${url}/storage` : `${storageInternalUrl}/storage`,
+      STORAGE_URL_SECRET: randomBytes(32).toString("hex"),
       LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
       ...opts.env,
     },

@@ -42,3 +42,29 @@ export async function freePort(): Promise<number> {
     srv.once("error", reject);
   });
 }
+
+/** True when nothing listens on `port` at `host`: we could bind it ourselves. */
+export async function portFree(port: number, host = "127.0.0.1"): Promise<boolean> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Fails, naming the port and the variable that moves it, when any of `ports` is taken:
+ * a second stack must not quietly join the first one's servers.
+ */
+export async function assertPortsFree(ports: Record<string, number>, host = "127.0.0.1"): Promise<void> {
+  const hosts = [...new Set(["127.0.0.1", host])];
+  for (const [name, port] of Object.entries(ports)) {
+    for (const h of hosts) {
+      if (!(await portFree(port, h))) {
+        const hint = name === "PORT" ? "set PORT to a free port" : `set ${name}, or PORT to move the whole stack (e.g. PORT=9000 npm start)`;
+        throw new Error(`port ${port} (${name}) is in use on ${h}: another program or Cutroom stack listens there; ${hint}`);
+      }
+    }
+  }
+}
