@@ -70,6 +70,11 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
       const id = randomUUID();
       const credits = type.cost.estimate(input);
       const callCtx = { requestId: ctx.requestId, caller };
+      // The per-minute slot is taken last: a 422 or an idempotent replay costs none.
+      const rate = await rpc.call("billing", "rate", { user_id: caller.user_id, tier: caller.tier, bucket: "jobs.create" }, callCtx);
+      if (!rate.allowed) {
+        throw new AppError("RATE_LIMITED", `the ${caller.tier} tier allows ${rate.limit} new jobs per minute`, { limit: rate.limit, remaining: 0, reset: rate.reset });
+      }
       await rpc.call("billing", "reserve", { user_id: caller.user_id, job_id: id, amount: credits }, callCtx);
       let row: JobRow | null;
       try {
@@ -107,7 +112,7 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
         // The job stays queued with dispatched_at null; the reconciler dispatches it.
         ctx.log.warn({ err, job_id: id }, "could not dispatch the job; the reconciler will");
       }
-      return { job: toJob(row), created: true };
+      return { job: toJob(row), created: true, rate };
     },
 
     get: async ({ job_id }, ctx) => {

@@ -8,6 +8,16 @@ export function envelope(err: AppError, requestId: string): ErrorEnvelope {
 }
 
 export function sendError(reply: FastifyReply, err: AppError) {
+  // A limit's window end (unix seconds, in any service's RATE_LIMITED details) tells the client when to come back.
+  const details = err.details as { limit?: unknown; reset?: unknown } | undefined;
+  if (err.code === "RATE_LIMITED" && typeof details?.reset === "number") {
+    reply.header("retry-after", Math.max(1, details.reset - Math.floor(Date.now() / 1000)));
+    if (typeof details.limit === "number") {
+      reply.header("x-ratelimit-limit", details.limit);
+      reply.header("x-ratelimit-remaining", 0);
+      reply.header("x-ratelimit-reset", details.reset);
+    }
+  }
   return reply.code(err.status).type("application/json").send(envelope(err, reply.request.id));
 }
 

@@ -30,14 +30,8 @@ export async function jobRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient
       },
     },
     async (req, reply) => {
-      const caller = req.caller!;
-      const rate = await rpc.call("billing", "rate", { user_id: caller.user_id, tier: caller.tier, bucket: "jobs.create" }, callCtx(req));
-      setRateHeaders(reply, rate);
-      if (!rate.allowed) {
-        reply.header("retry-after", Math.max(1, rate.reset - Math.floor(Date.now() / 1000)));
-        throw new AppError("RATE_LIMITED", `the ${caller.tier} tier allows ${rate.limit} new jobs per minute`, { limit: rate.limit, reset: rate.reset });
-      }
-      const { job, created } = await rpc.call("job", "create", { body: req.body, idempotency_key: req.headers["idempotency-key"] }, callCtx(req));
+      const { job, created, rate } = await rpc.call("job", "create", { body: req.body, idempotency_key: req.headers["idempotency-key"] }, callCtx(req));
+      if (rate) setRateHeaders(reply, rate);
       if (!created) reply.header("idempotent-replayed", "true");
       reply.code(202);
       return job;
