@@ -16,9 +16,10 @@ export async function ensureWorkerConsumer(nc: NatsConnection, queue: Queue, opt
   const tunable: Partial<ConsumerConfig> = {
     ack_wait: nanos(opts.ackWaitMs),
     max_deliver: opts.maxAttempts,
-    // Redelivery after a worker died mid-job (no ack, no nak) waits longer each time. The server
-    // takes backoff[0] as the ack wait, and wants fewer steps than deliveries.
-    backoff: Array.from({ length: opts.maxAttempts - 1 }, (_, i) => nanos(opts.ackWaitMs * (i + 1))),
+    // No `backoff`: with one, nats-server 2.9 adds (backoff[n] - ack_wait) to every nak(delay) of the
+    // n-th redelivery (a 4 s retry became 34 s), so the delay a worker announces was not the one applied.
+    // Undefined rather than absent, so an update also clears the backoff of a consumer made before.
+    backoff: undefined,
   };
   try {
     await jsm.consumers.info(streams.jobs.name, name);

@@ -17,6 +17,7 @@ export interface DeliveryDeps {
   handlers: Readonly<Record<string, AnyJobHandler>>;
   ackWaitMs: number;
   maxAttempts: number;
+  retryBaseMs: number;
   tmpRoot: string;
   /** Abort controllers of the jobs running now, so a stopping worker can give them back. */
   running: Set<AbortController>;
@@ -35,8 +36,11 @@ class JobCanceled extends Error {}
 class WorkerStopping extends Error {}
 export const stoppingReason = () => new WorkerStopping("the worker is shutting down");
 
-/** Delay before the next attempt after a transient failure: 1 s, 4 s, 16 s, at most 30 s. */
-export const retryDelayMs = (attempt: number) => Math.min(30_000, 1000 * 4 ** (attempt - 1));
+/** Delay before the next attempt after a transient failure: with a 1 s base 1 s, 4 s, 16 s, at most 30 s. */
+export const retryDelayMs = (attempt: number, baseMs: number) => Math.min(30_000, baseMs * 4 ** (attempt - 1));
+
+/** 500 → "0.5", 4000 → "4": what the owner reads must be the delay applied, not a rounding of it. */
+const seconds = (ms: number) => String(Math.round(ms / 100) / 10);
 
 /** Handles one JetStream message from start to its single ack, nak or term. Never throws. */
 export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<void> {
@@ -62,7 +66,7 @@ export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<vo
     await settle(msg, dispatch.job_id, dispatch.dispatch, outcome, deps, log);
   } catch (err) {
     log.error({ err }, "could not settle the delivery; it will be redelivered");
-    msg.nak(retryDelayMs(msg.info.deliveryCount));
+    msg.nak(retryDelayMs(msg.info.deliveryCount, deps.retryBaseMs));
   } finally {
     clearInterval(heartbeat);
     cancelSub.unsubscribe();
@@ -99,8 +103,8 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
     if (isJobFailure(err)) return { kind: "failed", error: { code: err.code, message: err.message }, cause: err };
     const attempt = msg.info.deliveryCount;
     if (attempt < deps.maxAttempts) {
-      const delayMs = retryDelayMs(attempt);
-      return { kind: "retry", delayMs, cause: err, notice: `attempt ${attempt} of ${deps.maxAttempts} failed; retrying in ${Math.round(delayMs / 1000)} s` };
+      const delayMs = retryDelayMs(attempt, deps.retryBaseMs);
+      return { kind: "retry", delayMs, cause: err, notice: `attempt ${attempt} of ${deps.maxAttempts} failed; retrying in ${seconds(delayMs)} s` };
     }
     return { kind: "failed", error: { code: "WORKER_ERROR", message: `processing failed after ${attempt} attempts` }, cause: err };
   } finally {

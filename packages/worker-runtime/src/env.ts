@@ -9,6 +9,8 @@ export const WorkerEnv = BaseEnv.extend({
   JOB_ACK_WAIT_MS: z.coerce.number().int().min(1000).default(30_000),
   /** Deliveries of one dispatch before the job is failed for good (the consumer's max_deliver). */
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+  /** Delay before the first retry of a transiently failed job; each next one is 4× longer, at most 30 s. */
+  JOB_RETRY_BASE_MS: z.coerce.number().int().min(100).max(30_000).default(1000),
   /** Where each job gets its own scratch directory, removed when the job ends. */
   WORKER_TMP_DIR: z.string().min(1).default(tmpdir()),
   /** Token for the Replicate model API; only job types that call a hosted model need it. */

@@ -18,6 +18,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     concurrency: env.WORKER_CONCURRENCY,
     ackWaitMs: env.JOB_ACK_WAIT_MS,
     maxAttempts: env.JOB_MAX_ATTEMPTS,
+    retryBaseMs: env.JOB_RETRY_BASE_MS,
     tmpDir: env.WORKER_TMP_DIR,
     rpcTimeoutMs: env.RPC_TIMEOUT_MS,
   });

@@ -29,7 +29,7 @@ interface Enqueued {
 
 const TYPE = "image.resize";
 const CREDITS = 10;
-const config: WorkerConfig = { concurrency: 3, ackWaitMs: 1500, maxAttempts: 2, tmpDir: "", rpcTimeoutMs: 2000 };
+const config: WorkerConfig = { concurrency: 3, ackWaitMs: 1500, maxAttempts: 2, retryBaseMs: 1000, tmpDir: "", rpcTimeoutMs: 2000 };
 
 let db: Awaited<ReturnType<typeof createMigratedDb>>;
 let nats: Awaited<ReturnType<typeof startTestNats>>;

@@ -18,6 +18,8 @@ export interface WorkerConfig {
   concurrency: number;
   ackWaitMs: number;
   maxAttempts: number;
+  /** Delay before the first retry after a transient failure; each next one is 4× longer, at most 30 s. */
+  retryBaseMs: number;
   tmpDir: string;
   rpcTimeoutMs: number;
 }
@@ -63,6 +65,7 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
     handlers: opts.handlers as Record<string, AnyJobHandler>,
     ackWaitMs: config.ackWaitMs,
     maxAttempts: config.maxAttempts,
+    retryBaseMs: config.retryBaseMs,
     tmpRoot: config.tmpDir,
     running: new Set(),
   };

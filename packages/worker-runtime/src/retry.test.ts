@@ -1,0 +1,119 @@
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isTerminalEvent, type Caller, type JobEvent } from "@cutroom/contracts";
+import { createRpcClient, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
+import { createMigratedDb, silentLogger, startStack, startTestNats } from "@cutroom/testing";
+import { AckPolicy, jetstreamManager } from "@nats-io/jetstream";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { ensureWorkerConsumer } from "./consumer.ts";
+import type { JobContext } from "./types.ts";
+import { startWorker, type Worker, type WorkerConfig } from "./worker.ts";
+
+/*
+ * Retry timing against a real nats-server and the real job-service: what the owner is told
+ * ("retrying in N s") must be when the next attempt really starts. Its own file, so the
+ * consumer's settings (ack wait, attempts) are this test's alone.
+ */
+
+// An ack wait well above the retry delays, so a redelivery that waits for it instead stands out.
+const config: WorkerConfig = { concurrency: 2, ackWaitMs: 4000, maxAttempts: 3, retryBaseMs: 500, tmpDir: "", rpcTimeoutMs: 2000 };
+
+let db: Awaited<ReturnType<typeof createMigratedDb>>;
+let nats: Awaited<ReturnType<typeof startTestNats>>;
+let services: Awaited<ReturnType<typeof startStack>>;
+let nc: NatsConnection;
+let client: RpcClient;
+let worker: Worker;
+
+/** When each attempt of a job started and, if it failed, when it threw. */
+const attempts = new Map<string, { startedAt: number; failedAt?: number }[]>();
+const handler = async (ctx: JobContext<unknown>) => {
+  const list = attempts.get(ctx.job.id) ?? [];
+  attempts.set(ctx.job.id, list);
+  const attempt = { startedAt: Date.now() } as { startedAt: number; failedAt?: number };
+  list.push(attempt);
+  if (list.length < 3) {
+    attempt.failedAt = Date.now();
+    throw new Error("connection reset by peer");
+  }
+  return { files: [], attempt: ctx.job.attempt };
+};
+
+beforeAll(async () => {
+  config.tmpDir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "worker-retry-"));
+  [db, nats] = await Promise.all([createMigratedDb("retry"), startTestNats()]);
+  services = await startStack({ databaseUrl: db.url, natsUrl: nats.url, apps: ["billing-service", "storage-service", "job-service"], parentDir: process.env.CUTROOM_TEST_DIR });
+  nc = await nats.connect();
+  client = createRpcClient(nc, { timeoutMs: 5000 });
+  worker = await startWorker(await nats.connect(), silentLogger(), { name: "worker-retry", queue: "image", handlers: { "image.resize": handler, "image.thumbnail": handler } }, config);
+});
+afterAll(async () => {
+  await worker?.stop({ graceMs: 0 });
+  await services?.stop();
+  await nats?.stop();
+  await db?.close();
+  await rm(config.tmpDir, { recursive: true, force: true });
+});
+
+async function enqueue(): Promise<string> {
+  const owner: Caller = { user_id: randomUUID(), role: "user", tier: "free" };
+  await client.call("billing", "openAccount", { user_id: owner.user_id, credits: 10 });
+  const bytes = Buffer.from("hello pixel");
+  const ticket = await client.call("storage", "createUpload", { filename: "hello.txt", content_type: "text/plain", size: bytes.length, max_bytes: 1_000_000 }, { caller: owner });
+  expect((await fetch(ticket.upload_url, { method: ticket.method, headers: ticket.headers, body: bytes })).status).toBe(200);
+  await client.call("storage", "confirmUpload", { file_id: ticket.file_id }, { caller: owner });
+  const { job } = await client.call("job", "create", { body: { type: "image.resize", input: { file_id: ticket.file_id, width: 64 } } }, { caller: owner });
+  return job.id;
+}
+
+describe("retry notices", () => {
+  it("starts each next attempt after exactly the delay the retry notice announced", async () => {
+    const jobId = await enqueue();
+    const events: JobEvent[] = await vi.waitFor(
+      async () => {
+        const all = await readJobEvents(nc, jobId);
+        if (!all.some(isTerminalEvent)) throw new Error("no terminal event yet");
+        return all;
+      },
+      { timeout: 30_000, interval: 100 },
+    );
+    expect(events.at(-1)).toMatchObject({ type: "result", status: "succeeded", result: { attempt: 3 } });
+
+    const notices = events.flatMap((e) => (e.type === "log" && e.level === "warn" ? [e.message] : []));
+    const announcedMs = notices.map((message, i) => {
+      const match = /^attempt (\d) of 3 failed; retrying in ([\d.]+) s$/.exec(message);
+      expect(match, message).not.toBeNull();
+      expect(Number(match![1])).toBe(i + 1);
+      return Number(match![2]) * 1000;
+    });
+    expect(announcedMs).toEqual([500, 2000]);
+
+    const runs = attempts.get(jobId)!;
+    expect(runs).toHaveLength(3);
+    for (const [i, announced] of announcedMs.entries()) {
+      const gap = runs[i + 1]!.startedAt - runs[i]!.failedAt!;
+      // Never early; late only by the claim round trip and a loaded machine's scheduling.
+      expect(gap, `attempt ${i + 2} started ${gap} ms after attempt ${i + 1} failed; announced ${announced} ms`).toBeGreaterThanOrEqual(announced - 50);
+      expect(gap, `attempt ${i + 2} started ${gap} ms after attempt ${i + 1} failed; announced ${announced} ms`).toBeLessThanOrEqual(announced + 1000 + announced / 4);
+    }
+  }, 40_000);
+
+  it("clears the backoff a consumer made by an earlier version still carries, which would stretch every retry", async () => {
+    const jsm = await jetstreamManager(nc);
+    const seconds = (n: number) => n * 1_000_000_000;
+    await jsm.consumers.add("JOBS", {
+      durable_name: "worker-audio",
+      filter_subject: "jobs.run.audio.>",
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: seconds(30),
+      max_deliver: 3,
+      backoff: [seconds(30), seconds(60)],
+    });
+    await ensureWorkerConsumer(nc, "audio", { ackWaitMs: 30_000, maxAttempts: 3 });
+    const { config: after } = await jsm.consumers.info("JOBS", "worker-audio");
+    expect(after.backoff ?? []).toEqual([]);
+    expect(after).toMatchObject({ ack_wait: seconds(30), max_deliver: 3 });
+  });
+});
