@@ -3,16 +3,23 @@ import type { Db } from "@cutroom/db";
 import { runChecks, type RpcHandlers } from "@cutroom/runtime";
 import { sqlTag as sql } from "@cutroom/db";
 import { getAccount, grant, listLedger, openAccount, recordPurchase, reserve, settle } from "./ledger.ts";
-import { consumeRate } from "./rate-limit.ts";
+import { consumeRate, throttleKey } from "./rate-limit.ts";
 
 export interface BillingDeps {
   db: Db;
+  /** Whether the offline `test` provider may add credits without payment (BILLING_TEST_PURCHASES). */
+  testPurchases?: boolean;
 }
 
 /** billing-service: the credit ledger, tiers and their limits, purchases, rate windows. */
-export function createBillingHandlers({ db }: BillingDeps): RpcHandlers<"billing"> {
+export function createBillingHandlers({ db, testPurchases = false }: BillingDeps): RpcHandlers<"billing"> {
   return {
-    health: async () => runChecks("billing", { database: () => db.execute(sql`select 1`) }),
+    health: async () => {
+      const health = await runChecks("billing", { database: () => db.execute(sql`select 1`) });
+      // Free credits for anyone who asks: an operator must see it on /health, not find out from the ledger.
+      if (testPurchases) health.checks.test_purchases = { status: "up" };
+      return health;
+    },
 
     openAccount: async ({ user_id, credits }) => openAccount(db, user_id, credits),
 
@@ -39,11 +46,20 @@ export function createBillingHandlers({ db }: BillingDeps): RpcHandlers<"billing
 
     rate: async ({ user_id, tier, bucket }) => {
       if (bucket !== "jobs.create") throw new AppError("INVALID_INPUT", `unknown rate bucket ${bucket}`);
-      return consumeRate(db, user_id, bucket, tierLimits[tier].jobsPerMinute);
+      return consumeRate(db, { key: user_id, bucket, limit: tierLimits[tier].jobsPerMinute });
     },
+
+    throttle: async ({ bucket, key, limit, window_seconds, cost }) =>
+      consumeRate(db, { key: throttleKey(key), bucket, limit, windowMs: window_seconds * 1000, cost }),
 
     // The offline `test` provider: payment always succeeds. Stripe would sit behind the same call.
     purchase: async ({ user_id, package: pkg, payment_method }) => {
+      if (payment_method !== "test") throw new AppError("INVALID_INPUT", `unknown payment method ${payment_method}`, { payment_method });
+      if (!testPurchases) {
+        throw new AppError("FORBIDDEN", "purchases with the offline test provider are turned off on this server (BILLING_TEST_PURCHASES)", {
+          payment_method,
+        });
+      }
       const offer = creditPackages[pkg];
       const { id, available } = await recordPurchase(db, { userId: user_id, package: pkg, credits: offer.credits, amount: offer.amount, currency: offer.currency, provider: payment_method });
       return { transaction_id: id, credits_added: offer.credits, new_balance: available, amount_paid: offer.amount, currency: offer.currency };

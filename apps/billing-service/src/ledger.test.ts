@@ -83,6 +83,35 @@ describe("billing over NATS on a real Postgres", () => {
     expect(decisions[10]!.reset).toBeGreaterThan(Date.now() / 1000);
   });
 
+  it("refuses test purchases unless they are turned on, and then adds the package's credits", async () => {
+    const user = await newAccount(100);
+    const buy = () => billing.call("billing", "purchase", { user_id: user, package: "credits_100", payment_method: "test" });
+    await expect(buy()).rejects.toMatchObject({ code: "FORBIDDEN", status: 403, message: expect.stringMatching(/BILLING_TEST_PURCHASES/) });
+    expect((await balance(user)).credits).toBe(100);
+    expect((await billing.call("billing", "health", {})).checks).not.toHaveProperty("test_purchases");
+
+    const handlers = createBillingHandlers({ db: db.db, testPurchases: true });
+    const ctx = { requestId: randomUUID(), caller: null, log: silentLogger() };
+    await expect(handlers.purchase({ user_id: user, package: "credits_100", payment_method: "test" }, ctx)).resolves.toMatchObject({ credits_added: 100, new_balance: 200 });
+    await expect(handlers.purchase({ user_id: user, package: "credits_100", payment_method: "card" }, ctx)).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    expect((await handlers.health({}, ctx)).checks.test_purchases).toEqual({ status: "up" });
+  });
+
+  it("throttles any key in windows of the caller's choosing, each key and bucket on its own, and gives a unit back on cost -1", async () => {
+    const email = `${randomUUID()}@example.com`;
+    const throttle = (key: string, cost: 1 | -1 = 1) => billing.call("billing", "throttle", { bucket: "auth.login.account", key, limit: 3, window_seconds: 900, cost });
+    const decisions = [];
+    for (let i = 0; i < 4; i++) decisions.push(await throttle(email));
+    expect(decisions.map((d) => [d.allowed, d.remaining])).toEqual([[true, 2], [true, 1], [true, 0], [false, 0]]);
+    // A 15-minute window ends on a quarter hour.
+    expect(decisions[3]!.reset % 900).toBe(0);
+    expect(decisions[3]!.reset - Date.now() / 1000).toBeLessThanOrEqual(900);
+    expect(await throttle(email, -1)).toMatchObject({ allowed: true, remaining: 0 });
+    expect(await throttle(email, -1)).toMatchObject({ allowed: true, remaining: 1 });
+    expect(await throttle(`other-${email}`)).toMatchObject({ allowed: true, remaining: 2 });
+    expect(await billing.call("billing", "throttle", { bucket: "auth.register.address", key: email, limit: 3, window_seconds: 3600, cost: 1 })).toMatchObject({ remaining: 2 });
+  });
+
   it("answers a malformed request with INVALID_INPUT and field details", async () => {
     await expect(billing.call("billing", "reserve", { user_id: "nope", job_id: randomUUID(), amount: -1 } as never)).rejects.toMatchObject({
       code: "INVALID_INPUT",

@@ -9,7 +9,8 @@ const log = createLogger("billing-service", env.LOG_LEVEL);
 await runMigrations(env.DATABASE_URL);
 const { db, close: closeDb } = createDb(env.DATABASE_URL);
 const nc = await connectNats(env.NATS_URL, "billing-service", log);
-const server = serveRpc(nc, "billing", createBillingHandlers({ db }), log);
+if (env.BILLING_TEST_PURCHASES) log.warn("BILLING_TEST_PURCHASES is on: POST /billing/purchases adds credits without payment");
+const server = serveRpc(nc, "billing", createBillingHandlers({ db, testPurchases: env.BILLING_TEST_PURCHASES }), log);
 
 onShutdown(log, [server.drain, () => nc.drain(), closeDb]);
 await announceReady(log, nc);

@@ -36,6 +36,18 @@ export const rpc = {
     capture: method(z.object({ job_id: Uuid }), z.object({ state: z.enum(["captured", "released", "none"]) })),
     release: method(z.object({ job_id: Uuid }), z.object({ state: z.enum(["captured", "released", "none"]), refunded: z.number().int() })),
     rate: method(z.object({ user_id: Uuid, tier: Tier, bucket: z.string() }), RateDecision),
+    // A fixed window with the caller's own limit, keyed by any string (an email, an address): auth's sign-in throttle.
+    // A cost of -1 gives back one unit taken earlier in the same window (a sign-in that turned out right).
+    throttle: method(
+      z.object({
+        bucket: z.string().min(1).max(64),
+        key: z.string().min(1).max(320),
+        limit: z.number().int().positive(),
+        window_seconds: z.number().int().positive().max(86_400),
+        cost: z.union([z.literal(1), z.literal(-1)]).default(1),
+      }),
+      RateDecision,
+    ),
     purchase: method(z.object({ user_id: Uuid, package: CreditPackage, payment_method: z.string() }), PurchaseReply),
     grant: method(AdminGrantBody.extend({ user_id: Uuid }), z.object({ credits: z.number().int() })),
   },
@@ -85,7 +97,13 @@ export type RpcReqParsed<S extends RpcService, M extends RpcMethod<S>> = Rpc[S][
 export type RpcRes<S extends RpcService, M extends RpcMethod<S>> = Rpc[S][M] extends { res: infer R extends z.ZodType } ? z.output<R> : never;
 
 /** The envelope every internal request travels in. */
-export const RpcRequest = z.object({ request_id: z.string(), caller: Caller.nullable(), body: z.unknown() });
+export const RpcRequest = z.object({
+  request_id: z.string(),
+  caller: Caller.nullable(),
+  /** The end user's network address as the gateway saw it (throttles sign-in per address); absent for system calls. */
+  client_ip: z.string().max(64).nullable().optional(),
+  body: z.unknown(),
+});
 export type RpcRequest = z.infer<typeof RpcRequest>;
 export const RpcReply = z.union([
   z.object({ ok: z.literal(true), data: z.unknown() }),

@@ -19,6 +19,16 @@ export const DbEnv = z.object({
   DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:55432/cutroom"),
 });
 
+/** A yes/no variable: true/false, 1/0 or yes/no (z.coerce.boolean would read "false" as true). */
+export const envFlag = (fallback: boolean) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false", "1", "0", "yes", "no"]))
+    .transform((v) => v === "true" || v === "1" || v === "yes")
+    .default(fallback);
+
 /** Parses the environment once at start; exits naming each bad variable. */
 export function loadEnv<S extends z.ZodObject>(schema: S, source: NodeJS.ProcessEnv = process.env): z.output<S> {
   const parsed = schema.safeParse(source);

@@ -23,6 +23,8 @@ export interface RpcContext {
   requestId: string;
   /** The end user on whose behalf the call is made; null for system calls. */
   caller: Caller | null;
+  /** The end user's address, when the call started at the gateway. */
+  clientIp?: string | null;
   log: Logger;
 }
 
@@ -58,7 +60,7 @@ export function serveRpc<S extends RpcService>(nc: NatsConnection, service: S, h
       if (!contract || !handler) throw new AppError("NOT_FOUND", `unknown method ${service}.${method}`);
       const body = contract.req.safeParse(envelope.body);
       if (!body.success) throw new AppError("INVALID_INPUT", "request failed validation", zodDetails(body.error));
-      const ctx: RpcContext = { requestId, caller: envelope.caller, log: log.child({ request_id: requestId, rpc: method }) };
+      const ctx: RpcContext = { requestId, caller: envelope.caller, clientIp: envelope.client_ip ?? null, log: log.child({ request_id: requestId, rpc: method }) };
       reply = { ok: true, data: await handler(body.data, ctx) };
     } catch (err) {
       if (err instanceof AppError) {
@@ -89,6 +91,8 @@ export function serveRpc<S extends RpcService>(nc: NatsConnection, service: S, h
 export interface CallContext {
   requestId?: string;
   caller?: Caller | null;
+  /** The end user's address (the gateway's `req.ip`), for per-address throttles. */
+  clientIp?: string | null;
 }
 
 export interface RpcClient {
@@ -102,7 +106,7 @@ export interface RpcClient {
 export function createRpcClient(nc: NatsConnection, opts: { timeoutMs: number }): RpcClient {
   return {
     async call(service, method, body, ctx = {}) {
-      const envelope: RpcRequest = { request_id: ctx.requestId ?? randomUUID(), caller: ctx.caller ?? null, body };
+      const envelope: RpcRequest = { request_id: ctx.requestId ?? randomUUID(), caller: ctx.caller ?? null, client_ip: ctx.clientIp ?? null, body };
       let raw: Msg;
       try {
         raw = await nc.request(subjects.rpc(service, method), encoder.encode(JSON.stringify(envelope)), { timeout: opts.timeoutMs });

@@ -54,7 +54,10 @@ export async function healthRoutes(base: FastifyInstance, { rpc, nc }: { rpc: Rp
       if (a && "checks" in a && a.checks[check]) return a.checks[check]!;
       return { status: "down", error: `${owner} did not report ${check}` };
     };
-    const checks = { nats: natsCheck, database: dependency("job", "database"), storage: dependency("storage", "storage") };
+    const checks: Record<string, Check> = { nats: natsCheck, database: dependency("job", "database"), storage: dependency("storage", "storage") };
+    // billing reports test_purchases only when free credits are on: shown here so an operator sees it.
+    const billing = byName.billing;
+    if (billing && "checks" in billing && billing.checks.test_purchases) checks.test_purchases = billing.checks.test_purchases;
     const allUp = [...Object.values(checks), ...Object.values(services)].every((c) => c.status === "up");
     reply.code(allUp ? 200 : 503);
     return { status: allUp ? ("ok" as const) : ("degraded" as const), checks, services };
