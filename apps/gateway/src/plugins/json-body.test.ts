@@ -1,0 +1,38 @@
+import Fastify from "fastify";
+import { describe, expect, it } from "vitest";
+import { errorsPlugin } from "./errors.ts";
+import { jsonBodyPlugin, jsonProblem } from "./json-body.ts";
+
+async function echoApp() {
+  const app = Fastify();
+  await app.register(errorsPlugin);
+  await app.register(jsonBodyPlugin);
+  app.post("/echo", async (req) => req.body);
+  return app;
+}
+
+describe("JSON bodies", () => {
+  it("refuses a body nested 5,000 levels deep with 400 in the envelope", async () => {
+    const app = await echoApp();
+    const deep = "[".repeat(5000) + "]".repeat(5000);
+    const res = await app.inject({ method: "POST", url: "/echo", headers: { "content-type": "application/json" }, payload: `{"input":${deep}}` });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ code: "BAD_REQUEST", message: expect.stringContaining("nested more than") });
+  });
+
+  it("refuses a NUL character in any string or key, naming where", async () => {
+    const app = await echoApp();
+    const res = await app.inject({ method: "POST", url: "/echo", headers: { "content-type": "application/json" }, payload: JSON.stringify({ full_name: "Ada\u0000" }) });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.message).toBe("body.full_name contains a NUL character");
+    expect(jsonProblem({ a: [{ ["k\0"]: 1 }] })).toMatch(/NUL/);
+  });
+
+  it("keeps accepting ordinary bodies, and still refuses prototype poisoning", async () => {
+    const app = await echoApp();
+    const ok = await app.inject({ method: "POST", url: "/echo", headers: { "content-type": "application/json" }, payload: JSON.stringify({ a: { b: [1, "é", null] } }) });
+    expect(ok.json()).toEqual({ a: { b: [1, "é", null] } });
+    const poisoned = await app.inject({ method: "POST", url: "/echo", headers: { "content-type": "application/json" }, payload: '{"__proto__":{"admin":true}}' });
+    expect(poisoned.statusCode).toBe(400);
+  });
+});
