@@ -1,4 +1,5 @@
-import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { basename } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { randomUUID } from "node:crypto";
@@ -17,12 +18,22 @@ const ctx = useStack({
 const longVideo = () => makeVideo(30, "640x360");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function ffmpegRunningFor(jobId: string): boolean {
-  try {
-    return execFileSync("pgrep", ["-f", `ffmpeg.*${jobId}`]).toString().trim().length > 0;
-  } catch {
-    return false;
-  }
+/**
+ * Live ffmpeg processes working on the job (their arguments name its temp dir `job-<id>-…`), read
+ * from /proc rather than pgrep, whose absence or failure looked like "no ffmpeg". A zombie has an
+ * empty cmdline, so a killed but unreaped ffmpeg counts as stopped; no /proc throws, failing the test.
+ */
+function ffmpegPidsFor(jobId: string): number[] {
+  return readdirSync("/proc").flatMap((entry) => {
+    if (!/^\d+$/.test(entry)) return [];
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+    } catch {
+      return []; // exited while we looked
+    }
+    return basename(argv[0] ?? "") === "ffmpeg" && argv.some((arg) => arg.includes(jobId)) ? [Number(entry)] : [];
+  });
 }
 
 describe("live progress and resilience", () => {
@@ -49,20 +60,35 @@ describe("live progress and resilience", () => {
     const { body } = await ctx.api.upload(u.token, "long.mp4", "video/mp4", longVideo());
     const job = await ctx.api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id, preset: "Cool" } }, u.token);
     let canceledAt = 0;
+    let beforeCancel: number[] = [];
+    let stopped: Promise<{ afterMs: number; left: number[] }> | undefined;
+    // Polled from the cancel on, apart from the watch, so a late terminal event cannot hide a slow kill.
+    const untilFfmpegGone = async () => {
+      let left = ffmpegPidsFor(job.body.id);
+      while (left.length > 0 && Date.now() - canceledAt < 5000) {
+        await sleep(50);
+        left = ffmpegPidsFor(job.body.id);
+      }
+      return { afterMs: Date.now() - canceledAt, left };
+    };
     const watched = await watchJob(ctx.stack.url, u.token, job.body.id, {
       since: 0,
       onMessage: (m) => {
         if (m.type === "progress" && m.progress > 0 && !canceledAt) {
+          beforeCancel = ffmpegPidsFor(job.body.id);
           canceledAt = Date.now();
           void ctx.api.post(`/jobs/${job.body.id}/cancel`, {}, u.token);
+          stopped = untilFfmpegGone();
         }
       },
     });
     expect(canceledAt).toBeGreaterThan(0);
+    // Otherwise "gone after the cancel" proves nothing.
+    expect(beforeCancel, "ffmpeg was running for the job before the cancel").not.toEqual([]);
     expect(eventsOf(watched).at(-1)).toMatchObject({ type: "error", status: "canceled" });
-    let stopped = false;
-    while (Date.now() - canceledAt < 2000 && !(stopped = !ffmpegRunningFor(job.body.id))) await sleep(100);
-    expect(stopped).toBe(true);
+    const { afterMs, left } = await stopped!;
+    expect(left, `ffmpeg still running ${afterMs} ms after the cancel`).toEqual([]);
+    expect(afterMs, "ms from the cancel until ffmpeg was gone").toBeLessThanOrEqual(2000);
     const final = (await ctx.api.get(`/jobs/${job.body.id}`, u.token)).body;
     expect(final).toMatchObject({ status: "canceled", credits: { state: "released" } });
     expect((await ctx.api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 100, reserved: 0 });
