@@ -5,6 +5,7 @@ import { runChecks, type RpcClient, type RpcContext, type RpcHandlers } from "@c
 import { checkPassword, hashPassword } from "./passwords.ts";
 import { findRefreshToken, issueRefreshToken, revokeAllForUser, revokeFamily, rotateRefreshToken } from "./refresh-tokens.ts";
 import { listPublicJwks, signAccessToken, type SigningKey } from "./signing-keys.ts";
+import { createThrottle, type ThrottleLimits } from "./throttle.ts";
 import { countUsers, deleteUser, getUser, getUserByEmail, insertUser, listUsers, recordLogin, updateUser, type UserRow } from "./users.ts";
 
 export { loadSigningKey } from "./signing-keys.ts";
@@ -18,12 +19,15 @@ export interface AuthDeps {
   refreshTokenTtlSeconds: number;
   /** Lower-case emails that register as admins. */
   adminEmails: readonly string[];
+  /** Sign-in and sign-up limits per account and per client address. */
+  throttle: ThrottleLimits;
 }
 
 /** auth-service: accounts, passwords, access tokens (EdDSA JWTs) and rotating refresh tokens. */
 export function createAuthHandlers(deps: AuthDeps): RpcHandlers<"auth"> {
   const { db, rpc, signingKey, accessTokenTtlSeconds, refreshTokenTtlSeconds } = deps;
   const adminEmails = new Set(deps.adminEmails.map((e) => e.toLowerCase()));
+  const throttle = createThrottle(rpc, deps.throttle);
 
   const tokenPair = async (user: UserRow, refreshToken: string) => ({
     access_token: await signAccessToken(signingKey, user, accessTokenTtlSeconds),
@@ -49,6 +53,7 @@ export function createAuthHandlers(deps: AuthDeps): RpcHandlers<"auth"> {
     health: async () => runChecks("auth", { database: () => db.execute(sql`select 1`) }),
 
     register: async ({ email, password, full_name }, ctx) => {
+      await throttle.register(ctx);
       const role = adminEmails.has(email) ? "admin" : "user";
       const user = await insertUser(db, { email, passwordHash: await hashPassword(password), fullName: full_name, role });
       if (!user) throw new AppError("EMAIL_TAKEN", "an account with this email already exists");
@@ -62,16 +67,19 @@ export function createAuthHandlers(deps: AuthDeps): RpcHandlers<"auth"> {
       }
     },
 
-    login: async ({ email, password }) => {
+    login: async ({ email, password }, ctx) => {
+      await throttle.login(email, ctx);
       const user = await getUserByEmail(db, email);
       const ok = await checkPassword(user?.passwordHash ?? null, password);
       if (!user || !ok) throw new AppError("INVALID_CREDENTIALS", "email or password is incorrect");
+      await throttle.loginSucceeded(email, ctx);
       await recordLogin(db, user.id);
       // Each login starts a new refresh-token family.
       return tokenPair(user, await issueRefreshToken(db, user.id, randomUUID(), refreshTokenTtlSeconds));
     },
 
     refresh: async ({ refresh_token }, ctx) => {
+      await throttle.refresh(ctx);
       const rotation = await rotateRefreshToken(db, refresh_token, refreshTokenTtlSeconds);
       if (rotation.status === "reused") {
         ctx.log.warn({ user_id: rotation.userId, family_id: rotation.familyId, revoked: rotation.revoked }, "refresh token reused: family revoked");

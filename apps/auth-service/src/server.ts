@@ -17,6 +17,13 @@ const handlers = createAuthHandlers({
   accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
   refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
   adminEmails: env.BOOTSTRAP_ADMIN_EMAILS,
+  throttle: {
+    loginFailuresPerAccount: env.AUTH_LOGIN_FAILURES_PER_ACCOUNT,
+    loginFailuresWindowSeconds: env.AUTH_LOGIN_FAILURES_WINDOW_SECONDS,
+    loginsPerAddressPerMinute: env.AUTH_LOGINS_PER_ADDRESS_PER_MINUTE,
+    registrationsPerAddressPerHour: env.AUTH_REGISTRATIONS_PER_ADDRESS_PER_HOUR,
+    refreshesPerAddressPerMinute: env.AUTH_REFRESHES_PER_ADDRESS_PER_MINUTE,
+  },
 });
 const server = serveRpc(nc, "auth", handlers, log);
 

@@ -4,6 +4,7 @@ import { createRpcClient, serveRpc, type CallContext } from "@cutroom/runtime";
 import { createMigratedDb, silentLogger, startTestNats } from "@cutroom/testing";
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from "jose";
 import { createAuthHandlers, loadSigningKey, type AuthDeps } from "./app.ts";
+import { defaultThrottleLimits, type ThrottleLimits } from "./throttle.ts";
 
 export const PASSWORD = "correct horse battery staple";
 
@@ -11,7 +12,7 @@ export const PASSWORD = "correct horse battery staple";
  * Test fixture: a database and nats-server of the test file's own, with the real billing and
  * auth handlers served on it, and a client that calls them as the gateway would.
  */
-export async function startAuthStack(opts: { adminEmails?: string[] } = {}) {
+export async function startAuthStack(opts: { adminEmails?: string[]; throttle?: Partial<ThrottleLimits> } = {}) {
   const database = await createMigratedDb("auth");
   const nats = await startTestNats();
   const nc = await nats.connect();
@@ -24,6 +25,7 @@ export async function startAuthStack(opts: { adminEmails?: string[] } = {}) {
     accessTokenTtlSeconds: 900,
     refreshTokenTtlSeconds: 3600,
     adminEmails: opts.adminEmails ?? [],
+    throttle: { ...defaultThrottleLimits, ...opts.throttle },
   };
   serveRpc(nc, "auth", createAuthHandlers(deps), log);
   const client = createRpcClient(await nats.connect(), { timeoutMs: 10_000 });

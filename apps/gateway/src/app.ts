@@ -27,6 +27,10 @@ export interface GatewayDeps {
   log: Logger;
   storageUrl: string;
   bodyLimit?: number;
+  /** Which proxies' X-Forwarded-For to believe for the client address (TRUST_PROXY); none by default. */
+  trustProxy?: boolean | string;
+  /** A bearer token that may read /metrics besides admins (METRICS_TOKEN). */
+  metricsToken?: string;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -36,6 +40,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
+    trustProxy: deps.trustProxy ?? false,
     logController: new LogController({ requestIdLogLabel: "request_id" }),
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
@@ -46,7 +51,10 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
 
   await app.register(errorsPlugin);
-  await app.register(metricsPlugin, { gauges: { cutroom_job_watchers: () => deps.hub.watchers() } });
+  await app.register(metricsPlugin, {
+    token: deps.metricsToken,
+    gauges: { cutroom_job_watchers: { help: "WebSocket and SSE clients watching a job", read: () => deps.hub.watchers() } },
+  });
   await app.register(openapiPlugin);
   await app.register(formbody);
   await app.register(multipart);

@@ -10,6 +10,18 @@ export const Env = BaseEnv.extend({
   STORAGE_INTERNAL_URL: z.string().url().default("http://127.0.0.1:8001"),
   /** Largest JSON body accepted, in bytes. */
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** Whose X-Forwarded-For gives the client address (sign-in throttles): false, true (any sender: only behind a proxy that overwrites it), or proxy addresses/CIDRs, comma-separated. */
+  TRUST_PROXY: z
+    .string()
+    .trim()
+    .default("false")
+    .transform((v): boolean | string => (v === "false" || v === "" ? false : v === "true" ? true : v)),
+  /** A separate listener serving /metrics without authentication; unset, metrics are only on the API port, for admins. */
+  METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  /** Interface of that listener: keep it private. */
+  METRICS_HOST: z.string().default("127.0.0.1"),
+  /** A bearer token a scraper may send to read /metrics on the API port (admins' access tokens work too). */
+  METRICS_TOKEN: z.string().min(16).optional(),
 });
 export type Env = z.output<typeof Env>;
 export const readEnv = () => loadEnv(Env);

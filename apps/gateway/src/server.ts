@@ -2,6 +2,7 @@ import { connectNats, createLogger, createRpcClient, announceReady, onShutdown }
 import { buildApp } from "./app.ts";
 import { readEnv } from "./env.ts";
 import { createTokenVerifier } from "./plugins/auth.ts";
+import { serveMetrics } from "./plugins/metrics.ts";
 import { createEventHub } from "./realtime/event-hub.ts";
 
 const env = readEnv();
@@ -14,8 +15,11 @@ const verifier = createTokenVerifier(rpc);
 await verifier.refresh().catch((err) => log.warn({ err: (err as Error).message }, "auth keys not available yet"));
 
 const hub = createEventHub(nc, log);
-const app = await buildApp({ rpc, nc, verifier, hub, log, storageUrl: env.STORAGE_INTERNAL_URL, bodyLimit: env.BODY_LIMIT_BYTES });
+const app = await buildApp({ rpc, nc, verifier, hub, log, storageUrl: env.STORAGE_INTERNAL_URL, bodyLimit: env.BODY_LIMIT_BYTES, trustProxy: env.TRUST_PROXY, metricsToken: env.METRICS_TOKEN });
 await app.listen({ port: env.PORT, host: env.HOST });
 
-onShutdown(log, [() => app.close(), async () => hub.close(), () => nc.drain()]);
+const metrics = env.METRICS_PORT ? await serveMetrics(app.metrics, { port: env.METRICS_PORT, host: env.METRICS_HOST }) : undefined;
+if (metrics) log.info({ port: metrics.port, host: env.METRICS_HOST }, "metrics listener up");
+
+onShutdown(log, [() => app.close(), async () => metrics?.close(), async () => hub.close(), () => nc.drain()]);
 await announceReady(log, nc, { url: `http://localhost:${env.PORT}` });

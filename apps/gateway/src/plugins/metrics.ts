@@ -1,26 +1,99 @@
-import type { FastifyInstance } from "fastify";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { bearerToken } from "./auth.ts";
 
-/** Request counts and total time per route and status, plus the given gauges, in Prometheus' text format at /metrics. */
-export const metricsPlugin = fp(async (app: FastifyInstance, opts: { gauges?: Record<string, () => number> }) => {
-  const counts = new Map<string, { n: number; seconds: number }>();
-  app.addHook("onResponse", async (req, reply) => {
-    const route = req.routeOptions.url ?? "unmatched";
-    const key = `method="${req.method}",route="${route}",status="${reply.statusCode}"`;
-    const entry = counts.get(key) ?? { n: 0, seconds: 0 };
-    entry.n += 1;
-    entry.seconds += reply.elapsedTime / 1000;
-    counts.set(key, entry);
+declare module "fastify" {
+  interface FastifyInstance {
+    metrics: Registry;
+  }
+}
+
+export interface MetricsOptions {
+  /** Gauges read at each scrape, by metric name. */
+  gauges?: Record<string, { help: string; read: () => number }>;
+  /** A bearer token that may read /metrics besides admins' access tokens (METRICS_TOKEN). */
+  token?: string;
+}
+
+/**
+ * Prometheus metrics: requests and their durations per route, method and status, the process's
+ * own (CPU, memory, event loop, GC) and the given gauges. On the API port /metrics is for admins
+ * (or the METRICS_TOKEN bearer): route names and traffic are not for everyone.
+ */
+export const metricsPlugin = fp(async (app: FastifyInstance, opts: MetricsOptions) => {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const labelNames = ["method", "route", "status"] as const;
+  const requests = new Counter({ name: "cutroom_http_requests_total", help: "HTTP requests answered", labelNames, registers: [registry] });
+  const duration = new Histogram({
+    name: "cutroom_http_request_duration_seconds",
+    help: "Time to answer an HTTP request (for WebSockets and SSE: the whole stream)",
+    labelNames,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
   });
-  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
-    const lines = [
-      "# TYPE cutroom_http_requests_total counter",
-      ...[...counts].map(([k, v]) => `cutroom_http_requests_total{${k}} ${v.n}`),
-      "# TYPE cutroom_http_request_seconds_total counter",
-      ...[...counts].map(([k, v]) => `cutroom_http_request_seconds_total{${k}} ${v.seconds.toFixed(6)}`),
-      ...Object.entries(opts.gauges ?? {}).flatMap(([name, read]) => [`# TYPE ${name} gauge`, `${name} ${read()}`]),
-    ];
-    reply.type("text/plain; version=0.0.4");
-    return lines.join("\n") + "\n";
+  for (const [name, gauge] of Object.entries(opts.gauges ?? {})) {
+    new Gauge({
+      name,
+      help: gauge.help,
+      registers: [registry],
+      collect() {
+        this.set(gauge.read());
+      },
+    });
+  }
+  app.decorate("metrics", registry);
+
+  app.addHook("onResponse", async (req, reply) => {
+    // The route pattern, never the raw URL: ids and tokens would make a series per request.
+    const labels = { method: req.method, route: req.routeOptions.url ?? "unmatched", status: String(reply.statusCode) };
+    requests.inc(labels);
+    duration.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  const isMetricsToken = opts.token ? sameSecret(opts.token) : () => false;
+  const authorize = async (req: FastifyRequest) => {
+    const token = bearerToken(req);
+    if (token && isMetricsToken(token)) return;
+    await app.requireAdmin(req);
+  };
+  app.get("/metrics", { schema: { hide: true }, onRequest: authorize }, async (_req, reply) => {
+    reply.type(registry.contentType);
+    return registry.metrics();
   });
 });
+
+/** A constant-time comparison with the configured secret (digests, so lengths never differ). */
+function sameSecret(secret: string) {
+  const expected = createHash("sha256").update(secret).digest();
+  return (given: string) => timingSafeEqual(createHash("sha256").update(given).digest(), expected);
+}
+
+/**
+ * /metrics without authentication on a listener of its own (METRICS_PORT), for a scraper on a
+ * private interface (METRICS_HOST); everything else there is 404.
+ */
+export async function serveMetrics(registry: Registry, opts: { port: number; host: string }) {
+  const server = createServer((req, res) => {
+    if (req.method !== "GET" || req.url?.split("?")[0] !== "/metrics") {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+      () => res.writeHead(500, { "content-type": "text/plain" }).end("metrics unavailable\n"),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
