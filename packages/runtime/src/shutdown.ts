@@ -8,12 +8,12 @@ import type { NatsConnection } from "./nats.ts";
 export function onShutdown(log: Logger, closers: Array<() => Promise<unknown>>, deadlineMs = 15_000): void {
   let closing = false;
   const close = async (signal: string) => {
-    if (closing) process.exit(1);
+    if (closing) return hardExit();
     closing = true;
     log.info({ signal }, "shutting down");
     const timer = setTimeout(() => {
       log.error("shutdown deadline passed, exiting");
-      process.exit(1);
+      hardExit();
     }, deadlineMs);
     timer.unref();
     for (const closer of closers) {
@@ -26,8 +26,17 @@ export function onShutdown(log: Logger, closers: Array<() => Promise<unknown>>, 
     log.info("stopped");
     process.exit(0);
   };
-  process.once("SIGTERM", () => void close("SIGTERM"));
-  process.once("SIGINT", () => void close("SIGINT"));
+  process.on("SIGTERM", () => void close("SIGTERM"));
+  process.on("SIGINT", () => void close("SIGINT"));
+}
+
+/**
+ * Ends the process now. Not process.exit: it waits for native work in flight (a sharp encode
+ * kept a worker alive 40 s past its deadline), SIGKILL does not.
+ */
+function hardExit(): never {
+  process.kill(process.pid, "SIGKILL");
+  throw new Error("unreachable");
 }
 
 /**
