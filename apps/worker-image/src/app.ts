@@ -1,6 +1,7 @@
 import { basename, extname, join } from "node:path";
 import type { JobContext, JobHandlers, JobOutput } from "@cutroom/worker-runtime";
-import { contentTypes, extensions, resizeImage, type ResizeOptions } from "./resize.ts";
+import type { ImageEngine } from "./image-engine.ts";
+import { contentTypes, extensions, type ResizeOptions } from "./resize.ts";
 
 type ImageJobInput = Omit<ResizeOptions, "quality"> & { file_id: string; quality?: number };
 
@@ -8,20 +9,20 @@ type ImageJobInput = Omit<ResizeOptions, "quality"> & { file_id: string; quality
 const THUMBNAIL_QUALITY = 75;
 
 /** worker-image: image.resize and image.thumbnail, both fetch → process → upload. */
-export function createImageHandlers(): JobHandlers {
+export function createImageHandlers(engine: ImageEngine): JobHandlers {
   return {
-    "image.resize": (ctx) => processImage(ctx),
-    "image.thumbnail": (ctx) => processImage(ctx),
+    "image.resize": (ctx) => processImage(engine, ctx),
+    "image.thumbnail": (ctx) => processImage(engine, ctx),
   };
 }
 
-async function processImage(ctx: JobContext<ImageJobInput>): Promise<JobOutput> {
+async function processImage(engine: ImageEngine, ctx: JobContext<ImageJobInput>): Promise<JobOutput> {
   const { file_id, width, height, fit, format, quality = THUMBNAIL_QUALITY } = ctx.input;
   const input = await ctx.stage("fetch", () => ctx.fetchInput(file_id));
   ctx.progress(30);
 
   const outputPath = join(ctx.tmpDir, `output.${extensions[format]}`);
-  const image = await ctx.stage("process", () => resizeImage(input.path, outputPath, { width, height, fit, format, quality }));
+  const image = await ctx.stage("process", () => engine.resize(input.path, outputPath, { width, height, fit, format, quality }, ctx.signal));
   ctx.progress(70);
 
   const filename = `${basename(input.filename, extname(input.filename)) || "image"}.${extensions[format]}`;

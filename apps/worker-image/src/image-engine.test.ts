@@ -1,0 +1,62 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createImageEngine } from "./image-engine.ts";
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe("the image engine (sharp in child processes)", () => {
+  const engine = createImageEngine();
+  let dir: string;
+  let photo: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "engine-"));
+    photo = join(dir, "photo.png");
+    await sharp({ create: { width: 64, height: 48, channels: 3, background: "#3366cc" } }).png().toFile(photo);
+  });
+  afterAll(async () => {
+    engine.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("resizes as resizeImage does, and reuses a warm process for the next job", async () => {
+    const out = await engine.resize(photo, join(dir, "a.webp"), { width: 32, height: 24, fit: "fill", format: "webp", quality: 80 }, new AbortController().signal);
+    expect(out).toMatchObject({ width: 32, height: 24, format: "webp" });
+    const [pid] = engine.pids();
+    await engine.resize(photo, join(dir, "b.png"), { width: 16, fit: "cover", format: "png", quality: 80 }, new AbortController().signal);
+    expect(engine.pids()).toEqual([pid]);
+  });
+
+  it("keeps INVALID_MEDIA a JobFailure across the process boundary", async () => {
+    const junk = join(dir, "junk.png");
+    await writeFile(junk, "not an image");
+    await expect(engine.resize(junk, join(dir, "x.jpg"), { width: 10, fit: "cover", format: "jpeg", quality: 80 }, new AbortController().signal)).rejects.toMatchObject({
+      name: "JobFailure",
+      code: "INVALID_MEDIA",
+    });
+  });
+
+  it("stops a huge encode at once when its job is canceled: the rejection is immediate and the process is gone", async () => {
+    const controller = new AbortController();
+    // 8000×8000 AVIF at the slowest effort: a minute of CPU and gigabytes if left alone.
+    const work = engine.resize(photo, join(dir, "huge.avif"), { width: 8000, height: 8000, fit: "fill", format: "avif", quality: 90 }, controller.signal);
+    await new Promise((r) => setTimeout(r, 1500));
+    const busy = engine.pids();
+    expect(busy.length).toBeGreaterThan(0);
+    const started = Date.now();
+    controller.abort(new Error("canceled"));
+    await expect(work).rejects.toThrow("canceled");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(busy.filter(alive)).toEqual([]);
+  }, 30_000);
+});

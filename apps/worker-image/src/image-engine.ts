@@ -1,0 +1,89 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { JobFailure } from "@cutroom/worker-runtime";
+import type { EngineRequest } from "./engine-process.ts";
+import type { ResizedImage, ResizeOptions } from "./resize.ts";
+
+type Reply = { id: number; ok: true; result: ResizedImage } | { id: number; ok: false; error: { failure: boolean; code?: string; message: string } };
+
+export interface ImageEngine {
+  /** Runs resizeImage in a child process; an abort kills that process at once (CPU and memory back). */
+  resize(inputPath: string, outputPath: string, opts: ResizeOptions, signal: AbortSignal): Promise<ResizedImage>;
+  /** Starts one process ahead of the first job (loading sharp takes about a second). */
+  warm(): Promise<void>;
+  /** Pids of the engine processes alive now (idle or busy). */
+  pids(): number[];
+  /** Kills every engine process. */
+  close(): void;
+}
+
+/**
+ * A small pool of sharp processes, one per job in flight, kept warm between jobs (sharp loads once).
+ * Idle processes beyond `maxIdle` are ended.
+ */
+export function createImageEngine(opts: { maxIdle?: number } = {}): ImageEngine {
+  const maxIdle = opts.maxIdle ?? 2;
+  const idle: ChildProcess[] = [];
+  const all = new Set<ChildProcess>();
+  let nextId = 1;
+
+  const spawnChild = async (): Promise<ChildProcess> => {
+    const child = fork(new URL("./engine-process.ts", import.meta.url), [], { execArgv: ["--import", "tsx"], serialization: "json", stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    all.add(child);
+    child.once("exit", () => {
+      all.delete(child);
+      const i = idle.indexOf(child);
+      if (i >= 0) idle.splice(i, 1);
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once("message", () => resolve());
+      child.once("exit", (code, sig) => reject(new Error(`the image process exited at start (${sig ?? code})`)));
+    });
+    return child;
+  };
+
+  return {
+    async resize(inputPath, outputPath, resizeOpts, signal) {
+      signal.throwIfAborted();
+      const child = idle.pop() ?? (await spawnChild());
+      const id = nextId++;
+      return new Promise<ResizedImage>((resolve, reject) => {
+        const cleanup = () => {
+          signal.removeEventListener("abort", onAbort);
+          child.off("message", onMessage);
+          child.off("exit", onExit);
+        };
+        const onAbort = () => {
+          cleanup();
+          child.kill("SIGKILL");
+          reject(signal.reason);
+        };
+        const onExit = (code: number | null, sig: NodeJS.Signals | null) => {
+          cleanup();
+          reject(new Error(`the image process died (${sig ?? `exit ${code}`})`));
+        };
+        const onMessage = (reply: Reply) => {
+          if (reply.id !== id) return;
+          cleanup();
+          if (idle.length < maxIdle) idle.push(child);
+          else child.kill();
+          if (reply.ok) return resolve(reply.result);
+          const { failure, code, message } = reply.error;
+          reject(failure ? new JobFailure(code ?? "INVALID_MEDIA", message) : Object.assign(new Error(message), { code }));
+        };
+        if (signal.aborted) return onAbort();
+        signal.addEventListener("abort", onAbort, { once: true });
+        child.on("message", onMessage);
+        child.once("exit", onExit);
+        child.send({ id, inputPath, outputPath, opts: resizeOpts } satisfies EngineRequest);
+      });
+    },
+    async warm() {
+      if (idle.length === 0) idle.push(await spawnChild());
+    },
+    pids: () => [...all].flatMap((c) => (c.pid ? [c.pid] : [])),
+    close() {
+      for (const c of all) c.kill("SIGKILL");
+      idle.length = 0;
+    },
+  };
+}
