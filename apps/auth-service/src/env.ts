@@ -11,16 +11,16 @@ export const Env = BaseEnv.extend(DbEnv.shape).extend({
     .string()
     .default("")
     .transform((s) => s.split(",").map((e) => e.trim().toLowerCase()).filter(Boolean)),
-  // Sign-in throttling (429 with Retry-After); 0 turns a limit off. Addresses are the gateway's view (TRUST_PROXY).
-  /** Failed sign-ins one account (email) may have per window before every sign-in to it waits. */
+  // Sign-in throttling answers 429 with Retry-After. Addresses are as the gateway sees them (its TRUST_PROXY).
+  /** Failed sign-ins one account (email) may have per window before every sign-in to it waits; 0 turns it off. */
   AUTH_LOGIN_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(0).default(10),
-  /** That window, in seconds. */
+  /** The window of AUTH_LOGIN_FAILURES_PER_ACCOUNT, in seconds. */
   AUTH_LOGIN_FAILURES_WINDOW_SECONDS: z.coerce.number().int().positive().max(86_400).default(15 * 60),
-  /** Sign-in attempts, right or wrong, one client address may make per minute. */
+  /** Sign-in attempts, right or wrong, one client address may make per minute; 0 turns it off. */
   AUTH_LOGINS_PER_ADDRESS_PER_MINUTE: z.coerce.number().int().min(0).default(30),
-  /** Registrations one client address may make per hour. */
+  /** Registrations one client address may make per hour; 0 turns it off. */
   AUTH_REGISTRATIONS_PER_ADDRESS_PER_HOUR: z.coerce.number().int().min(0).default(10),
-  /** Token refreshes one client address may make per minute. */
+  /** Token refreshes one client address may make per minute; 0 turns it off. */
   AUTH_REFRESHES_PER_ADDRESS_PER_MINUTE: z.coerce.number().int().min(0).default(60),
 });
 export type Env = z.output<typeof Env>;
