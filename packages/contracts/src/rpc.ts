@@ -74,7 +74,8 @@ export const rpc = {
   },
   job: {
     health,
-    create: method(z.object({ body: CreateJobBody, idempotency_key: IdempotencyKey.optional() }), z.object({ job: Job, created: z.boolean() })),
+    // `rate` is the per-minute window after this request; absent on an idempotent replay, which takes no slot.
+    create: method(z.object({ body: CreateJobBody, idempotency_key: IdempotencyKey.optional() }), z.object({ job: Job, created: z.boolean(), rate: RateDecision.optional() })),
     get: method(z.object({ job_id: Uuid }), Job),
     list: method(ListJobsQuery, page(Job)),
     cancel: method(z.object({ job_id: Uuid }), CancelReply),

@@ -65,6 +65,10 @@ export function serveRpc<S extends RpcService>(nc: NatsConnection, service: S, h
     } catch (err) {
       if (err instanceof AppError) {
         reply = { ok: false, error: { code: err.code, message: err.message, details: err.details } };
+      } else if (isDatabaseUnavailable(err)) {
+        // An outage is a 503 the client may retry, not our bug.
+        log.warn({ err, request_id: requestId, rpc: method }, "the database is unavailable");
+        reply = { ok: false, error: { code: "SERVICE_UNAVAILABLE", message: `${service} service cannot reach its database`, details: { service } } };
       } else {
         log.error({ err, request_id: requestId, rpc: method }, "rpc handler failed");
         reply = { ok: false, error: { code: "INTERNAL", message: "internal error" } };
@@ -145,5 +149,18 @@ function errorName(err: unknown): string {
   const e = err as { name?: string; code?: string; message?: string };
   if (/no responders/i.test(e?.message ?? "") || e?.code === "503") return "no_responders";
   if (/timeout/i.test(e?.message ?? "") || e?.name === "TimeoutError") return "timeout";
-  return e?.name ?? "error";
+  return "unreachable";
+}
+
+// postgres.js connection failures, and Postgres refusing work while it starts, stops or is full.
+const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT", "57P01", "57P02", "57P03", "53300"]);
+
+/** Whether `err` (or its cause, as drizzle wraps driver errors) means the database cannot be reached right now. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === "string" && UNAVAILABLE_CODES.has(e.code)) return true;
+    const errors = (e as { errors?: unknown[] }).errors;
+    if (Array.isArray(errors) && errors.some((x) => isDatabaseUnavailable(x))) return true;
+  }
+  return false;
 }
