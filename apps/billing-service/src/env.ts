@@ -1,5 +1,5 @@
 import { BaseEnv, DbEnv, envFlag, loadEnv } from "@cutroom/runtime";
-import { z } from "zod";
+import type { z } from "zod";
 
 export const Env = BaseEnv.extend(DbEnv.shape)
   .extend({
