@@ -2,7 +2,7 @@ import { createDb, runMigrations, type DbHandle } from "@cutroom/db";
 import { createLogger } from "@cutroom/runtime";
 import { createTestDatabase } from "@cutroom/devstack";
 
-export { createTestDatabase, startStack } from "@cutroom/devstack";
+export { createTestDatabase, freePort, startStack } from "@cutroom/devstack";
 export { startTestNats } from "./nats.ts";
 
 /** A migrated, empty database of this test file's own. */

@@ -4,6 +4,7 @@ import { JobDispatch, JobResult, getJobType, isAppError, subjects, type ClaimRep
 import type { JobEventPublisher, Logger, NatsConnection, RpcClient } from "@cutroom/runtime";
 import type { JsMsg } from "@nats-io/jetstream";
 import { createJobContext } from "./job-context.ts";
+import { TransferError } from "./transfer.ts";
 import { isJobFailure, JobFailure } from "./job-failure.ts";
 import type { AnyJobHandler, JobContext, JobOutput } from "./types.ts";
 
@@ -106,7 +107,9 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
       const delayMs = retryDelayMs(attempt, deps.retryBaseMs);
       return { kind: "retry", delayMs, cause: err, notice: `attempt ${attempt} of ${deps.maxAttempts} failed; retrying in ${seconds(delayMs)} s` };
     }
-    return { kind: "failed", error: { code: "WORKER_ERROR", message: `processing failed after ${attempt} attempts` }, cause: err };
+    // The last attempt's cause, when it is one we can name to the owner (storage unreachable, say).
+    const cause = err instanceof TransferError ? `: ${err.message}` : "";
+    return { kind: "failed", error: { code: "WORKER_ERROR", message: `processing failed after ${attempt} attempts${cause}` }, cause: err };
   } finally {
     await rm(tmpDir, { recursive: true, force: true }).catch((err) => log.warn({ err, tmpDir }, "could not remove the job's temp dir"));
   }

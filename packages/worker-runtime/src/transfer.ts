@@ -4,12 +4,30 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 
+/**
+ * A transfer to or from storage failed. Its message is safe to show the job's owner (no internal
+ * names), so that a job that fails for it says why instead of a bare WORKER_ERROR.
+ */
+export class TransferError extends Error {
+  override name = "TransferError";
+}
+
+/** "connection refused", "HTTP 403": what went wrong, in words an API user can act on. */
+function why(err: unknown): string {
+  const code = (err as { cause?: { code?: string } })?.cause?.code ?? (err as { code?: string })?.code;
+  const words: Record<string, string> = { ECONNREFUSED: "connection refused", ENOTFOUND: "host not found", ECONNRESET: "connection reset", ETIMEDOUT: "timed out", UND_ERR_CONNECT_TIMEOUT: "timed out" };
+  return (code && words[code]) ?? "network error";
+}
+
 /** Streams a signed GET URL into a file, never holding the whole body in memory. Returns its size. */
 export async function downloadToFile(url: string, path: string, signal: AbortSignal): Promise<number> {
-  const res = await fetch(url, { signal });
+  const res = await fetch(url, { signal }).catch((err) => {
+    if (signal.aborted) throw err;
+    throw new TransferError(`could not download the input file from storage (${why(err)})`, { cause: err });
+  });
   if (!res.ok || !res.body) {
     await res.body?.cancel();
-    throw new Error(`input download answered HTTP ${res.status}`);
+    throw new TransferError(`could not download the input file from storage (HTTP ${res.status})`);
   }
   await pipeline(Readable.fromWeb(res.body as WebReadableStream), createWriteStream(path), { signal });
   return (await stat(path)).size;
@@ -32,8 +50,11 @@ export async function uploadFile(
     body: Readable.toWeb(createReadStream(path)) as ReadableStream,
     duplex: "half",
     signal,
+  } as RequestInit).catch((err) => {
+    if (signal.aborted) throw err;
+    throw new TransferError(`could not upload the output file to storage (${why(err)})`, { cause: err });
   });
   await res.arrayBuffer().catch(() => {});
-  if (!res.ok) throw new Error(`output upload answered HTTP ${res.status}`);
+  if (!res.ok) throw new TransferError(`could not upload the output file to storage (HTTP ${res.status})`);
   return size;
 }

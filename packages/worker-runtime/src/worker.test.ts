@@ -6,12 +6,13 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTerminalEvent, subjects, type Caller, type JobEvent } from "@cutroom/contracts";
 import { createRpcClient, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
-import { createMigratedDb, silentLogger, startStack, startTestNats } from "@cutroom/testing";
+import { createMigratedDb, freePort, silentLogger, startStack, startTestNats } from "@cutroom/testing";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { serveWorkerHealth } from "./health.ts";
 import { JobFailure } from "./job-failure.ts";
 import type { JobContext, JobOutput } from "./types.ts";
+import { downloadToFile } from "./transfer.ts";
 import { startWorker, type Worker, type WorkerConfig } from "./worker.ts";
 
 /*
@@ -226,6 +227,19 @@ describe("worker runtime against the real job-service and storage-service", () =
     expect(await balance(job)).toEqual({ credits: CREDITS, reserved: 0 });
     await untilQueueEmpty();
     expect(await tmpLeft()).toEqual([]);
+  });
+
+  it("says why in the failure when storage could not be reached on every attempt", async () => {
+    // A signed URL whose host refuses connections, as when the stack signed URLs for a port nobody serves.
+    const closed = await freePort();
+    const job = await enqueue((ctx) => downloadToFile(`http://127.0.0.1:${closed}/storage/blob/x`, join(ctx.tmpDir, "in"), ctx.signal).then(() => ({ files: [] })));
+    const { last } = await terminalEvent(job.id);
+    expect(last).toMatchObject({
+      type: "error",
+      status: "failed",
+      error: { code: "WORKER_ERROR", message: `processing failed after ${config.maxAttempts} attempts: could not download the input file from storage (connection refused)` },
+    });
+    await untilQueueEmpty();
   });
 
   it("aborts the handler's signal within a second of a cancel, and publishes nothing itself", async () => {
