@@ -1,3 +1,4 @@
+import cors from "@fastify/cors";
 import formbody from "@fastify/formbody";
 import multipart from "@fastify/multipart";
 import websocket from "@fastify/websocket";
@@ -31,7 +32,12 @@ export interface GatewayDeps {
   trustProxy?: boolean | string;
   /** A bearer token that may read /metrics besides admins (METRICS_TOKEN). */
   metricsToken?: string;
+  /** Browser origins allowed to call the API (CORS_ORIGINS); any by default. */
+  corsOrigins?: "*" | string[];
 }
+
+/** Response headers a browser client may read: request ids, rate limits, idempotent replays. */
+const exposedHeaders = ["x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after", "idempotent-replayed"];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -51,6 +57,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
 
   await app.register(errorsPlugin);
+  // No credentials: the API takes bearer tokens, never cookies. Preflights are cached for 10 minutes.
+  await app.register(cors, { origin: deps.corsOrigins ?? "*", methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], exposedHeaders, maxAge: 600 });
   await app.register(metricsPlugin, {
     token: deps.metricsToken,
     gauges: { cutroom_job_watchers: { help: "WebSocket and SSE clients watching a job", read: () => deps.hub.watchers() } },

@@ -21,7 +21,7 @@ const driver =
     : new FsDriver({ dir: env.STORAGE_DIR, publicUrl: env.STORAGE_PUBLIC_URL, signer });
 const deps: StorageDeps = { db, driver, signer, internalUrl: env.STORAGE_INTERNAL_URL };
 
-const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver)] : [])]);
+const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver)] : [])], { corsOrigins: env.CORS_ORIGINS });
 await http.listen({ port: env.STORAGE_PORT, host: env.STORAGE_HOST });
 const nc = await connectNats(env.NATS_URL, "storage-service", log);
 const server = serveRpc(nc, "storage", createStorageHandlers(deps), log);

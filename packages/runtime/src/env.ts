@@ -6,6 +6,10 @@ export const BaseEnv = z.object({
   NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
   /** NATS server; the embedded stack runs `nats-server -js` here. */
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /** This app's NATS user (its permissions: packages/contracts/src/nats-permissions.ts); unset connects without auth. npm start sets it. */
+  NATS_USER: z.string().min(1).optional(),
+  /** NATS_USER's password. */
+  NATS_PASSWORD: z.string().min(1).optional(),
   /** pino level: trace, debug, info, warn, error, fatal, silent. */
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /** Copies of each JetStream stream: 1 on one machine, 3 on the production cluster (infra/nats). */

@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { freePort } from "@cutroom/devstack";
 import { describe, expect, it } from "vitest";
 import { expectEnvelope } from "./client.ts";
@@ -8,9 +10,10 @@ const metricsPort = await freePort();
 const METRICS_TOKEN = `scraper-${randomUUID()}`;
 
 // Behind a trusted proxy (TRUST_PROXY), X-Forwarded-For says who the client is: each test speaks from addresses of its own.
+// At info, every request is logged, so the logs test sees what an operator's logs would hold.
 const ctx = useStack({
   apps: ["auth-service", "billing-service", "gateway"],
-  env: { TRUST_PROXY: "true", AUTH_LOGINS_PER_ADDRESS_PER_MINUTE: "12", METRICS_PORT: String(metricsPort), METRICS_TOKEN },
+  env: { TRUST_PROXY: "true", AUTH_LOGINS_PER_ADDRESS_PER_MINUTE: "12", METRICS_PORT: String(metricsPort), METRICS_TOKEN, LOG_LEVEL: "info" },
 });
 
 const login = (email: string, password: string, from: string) => ctx.api.post("/auth/login", { email, password }, undefined, { "x-forwarded-for": from });
@@ -58,6 +61,22 @@ describe("test purchases", () => {
     expect(bought.status).toBe(201);
     expect(bought.body).toMatchObject({ credits_added: 100, new_balance: 200 });
     expect((await ctx.api.request("GET", "/health")).body.checks.test_purchases).toMatchObject({ status: "up" });
+  });
+});
+
+describe("logs", () => {
+  it("never hold an access token or a signed storage token, only a placeholder", async () => {
+    const user = await ctx.api.signUp();
+    const signed = `v1.${randomUUID()}.signature`;
+    await fetch(`${ctx.stack.url}/api/v1/jobs/${randomUUID()}/events?access_token=${user.token}`);
+    await fetch(`${ctx.stack.url}/storage/blob/${signed}`);
+    await ctx.api.get("/auth/me", user.token);
+    await new Promise((r) => setTimeout(r, 300));
+    const log = readFileSync(join(ctx.stack.dir, "logs", "gateway.log"), "utf8");
+    expect(log).toContain("access_token=[redacted]");
+    expect(log).toContain("/storage/blob/[redacted]");
+    expect(log).not.toContain(user.token);
+    expect(log).not.toContain(signed);
   });
 });
 
