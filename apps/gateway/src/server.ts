@@ -8,7 +8,7 @@ import { createEventHub } from "./realtime/event-hub.ts";
 const env = readEnv();
 const log = createLogger("gateway", env.LOG_LEVEL);
 
-const nc = await connectNats(env.NATS_URL, "gateway", log);
+const nc = await connectNats(env, "gateway", log);
 const rpc = createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS });
 const verifier = createTokenVerifier(rpc);
 // The auth key is fetched now if auth-service is up, else on the first request that needs it.

@@ -23,7 +23,7 @@ const deps: StorageDeps = { db, driver, signer, internalUrl: env.STORAGE_INTERNA
 
 const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver)] : [])], { corsOrigins: env.CORS_ORIGINS });
 await http.listen({ port: env.STORAGE_PORT, host: env.STORAGE_HOST });
-const nc = await connectNats(env.NATS_URL, "storage-service", log);
+const nc = await connectNats(env, "storage-service", log);
 const server = serveRpc(nc, "storage", createStorageHandlers(deps), log);
 
 onShutdown(log, [server.drain, () => http.close(), () => nc.drain(), closeDb]);

@@ -128,7 +128,7 @@ describe("live progress and resilience", () => {
     await ctx.stack.services.stop("worker-image");
     const job = await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: body.file.id, width: 12 } }, u.token);
     // The broker loses the message (as a crash before its fsync would).
-    const nc = await connect({ servers: ctx.stack.natsUrl });
+    const nc = await connect(ctx.stack.natsOptions());
     const jsm = await jetstreamManager(nc);
     await jsm.streams.purge("JOBS");
     expect((await jsm.streams.info("JOBS")).state.messages).toBe(0);
