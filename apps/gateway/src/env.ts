@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { BaseEnv, loadEnv } from "@cutroom/runtime";
+import { BaseEnv, envOrigins, loadEnv } from "@cutroom/runtime";
 
 export const Env = BaseEnv.extend({
   /** Where the public HTTP API listens. */
@@ -10,6 +10,8 @@ export const Env = BaseEnv.extend({
   STORAGE_INTERNAL_URL: z.string().url().default("http://127.0.0.1:8001"),
   /** Largest JSON body accepted, in bytes. */
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** Browser origins allowed by CORS: * (any; the API takes bearer tokens, not cookies) or a comma-separated list of origins. */
+  CORS_ORIGINS: envOrigins("*"),
   /** Whose X-Forwarded-For gives the client address (sign-in throttles): false, true (any sender: only behind a proxy that overwrites it), or proxy addresses/CIDRs, comma-separated. */
   TRUST_PROXY: z
     .string()

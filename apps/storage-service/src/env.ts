@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { BaseEnv, DbEnv, loadEnv } from "@cutroom/runtime";
+import { BaseEnv, DbEnv, envOrigins, loadEnv } from "@cutroom/runtime";
 
 export const Env = BaseEnv.extend(DbEnv.shape)
   .extend({
@@ -16,6 +16,8 @@ export const Env = BaseEnv.extend(DbEnv.shape)
     STORAGE_PUBLIC_URL: z.url().default("http://127.0.0.1:8000/storage").transform((u) => u.replace(/\/+$/, "")),
     /** Base the gateway reaches this data plane at to stream multipart uploads in (ingest URLs). */
     STORAGE_INTERNAL_URL: z.url().default("http://127.0.0.1:8001").transform((u) => u.replace(/\/+$/, "")),
+    /** Browser origins that may GET/PUT signed URLs (CORS), as the gateway's CORS_ORIGINS: * or a comma-separated list. */
+    CORS_ORIGINS: envOrigins("*"),
     /** HMAC key of signed URLs and ingest tokens; replicas must share it. Required in production; `npm start` keeps one in its data dir; otherwise random per start. */
     STORAGE_URL_SECRET: z.string().min(16).optional(),
     /** s3 driver: endpoint of an S3-compatible server (MinIO, R2, s3rver); unset means AWS itself. */

@@ -1,3 +1,4 @@
+import cors from "@fastify/cors";
 import { randomUUID } from "node:crypto";
 import { PassThrough } from "node:stream";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
@@ -11,9 +12,10 @@ type Routes = (app: FastifyInstance) => void;
 
 /**
  * The data plane: bytes in and out over HTTP, authorised only by signed tokens in the path.
- * Bodies are never parsed or buffered; each route streams `request.raw` itself.
+ * Bodies are never parsed or buffered; each route streams `request.raw` itself. Browsers reach
+ * signed URLs from the allowed `corsOrigins` (any by default: the token in the path is the only credential).
  */
-export function buildHttp(log: Logger, routes: Routes[]): FastifyInstance {
+export function buildHttp(log: Logger, routes: Routes[], { corsOrigins = "*" }: { corsOrigins?: "*" | string[] } = {}): FastifyInstance {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     requestIdHeader: "x-request-id",
@@ -23,6 +25,13 @@ export function buildHttp(log: Logger, routes: Routes[]): FastifyInstance {
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_req, _payload, done) => done(null));
+  // Registered before the routes, so its hook covers them; a download's name and range are readable by the page.
+  app.register(cors, {
+    origin: corsOrigins,
+    methods: ["GET", "HEAD", "PUT"],
+    exposedHeaders: ["content-disposition", "content-range", "accept-ranges", "content-length", "x-request-id"],
+    maxAge: 600,
+  });
 
   app.setErrorHandler((err, req, reply) => {
     const fastifyStatus = (err as { statusCode?: number }).statusCode;
