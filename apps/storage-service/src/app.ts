@@ -20,7 +20,7 @@ import {
   upsertOutputFile,
   type FileRow,
 } from "./files.ts";
-import { acceptsContent } from "./media-check.ts";
+import { acceptsContent, storedContentType } from "./media-check.ts";
 import type { Signer } from "./signed-token.ts";
 
 export interface StorageDeps {
@@ -180,7 +180,7 @@ async function finaliseUpload({ db, driver }: StorageDeps, row: FileRow, knownSi
       new AppError("UNSUPPORTED_MEDIA_TYPE", `the bytes are not ${row.contentType}`, { declared: row.contentType, detected: detected ?? null }),
     );
   }
-  return toFileObject(await markReady(db, row.id, size));
+  return toFileObject(await markReady(db, row.id, size, storedContentType(row.contentType, detected)));
 }
 
 async function uploadTicket(driver: StorageDriver, row: FileRow, size?: number) {

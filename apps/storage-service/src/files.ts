@@ -92,11 +92,14 @@ export async function releaseIngest(db: Db, id: string): Promise<void> {
     .where(and(eq(files.id, id), eq(files.status, "receiving")));
 }
 
-/** pending (or receiving) → ready; a row confirmed concurrently (already ready) is returned as it is. */
-export async function markReady(db: Db, id: string, size: number): Promise<FileRow> {
+/**
+ * pending (or receiving) → ready, with the content type the bytes showed when given; a row
+ * confirmed concurrently (already ready) is returned as it is.
+ */
+export async function markReady(db: Db, id: string, size: number, contentType?: string): Promise<FileRow> {
   const [row] = await db
     .update(files)
-    .set({ status: "ready", size, confirmedAt: new Date() })
+    .set({ status: "ready", size, confirmedAt: new Date(), ...(contentType ? { contentType } : {}) })
     .where(and(eq(files.id, id), inArray(files.status, ["pending", "receiving"])))
     .returning();
   return row ?? (await getFileRow(db, id))!;

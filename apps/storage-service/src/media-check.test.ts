@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { acceptsContent } from "./media-check.ts";
+import { acceptsContent, storedContentType } from "./media-check.ts";
 
 describe("acceptsContent", () => {
   it("takes media whose bytes are of the declared kind, even in another format", () => {
@@ -24,5 +24,19 @@ describe("acceptsContent", () => {
     expect(acceptsContent("text/plain", "image/png")).toBe(false);
     expect(acceptsContent("application/octet-stream", "video/mp4")).toBe(true);
     expect(acceptsContent("application/octet-stream", undefined)).toBe(true);
+  });
+});
+
+describe("storedContentType", () => {
+  it("takes the type the bytes show when the client declared only a generic binary type", () => {
+    expect(storedContentType("application/octet-stream", "video/mp4")).toBe("video/mp4");
+    expect(storedContentType("binary/octet-stream", "image/png")).toBe("image/png");
+    expect(storedContentType("", "audio/mpeg")).toBe("audio/mpeg");
+  });
+
+  it("keeps a specific declared type, and a generic one whose bytes are unknown", () => {
+    expect(storedContentType("video/quicktime", "video/mp4")).toBe("video/quicktime");
+    expect(storedContentType("text/plain", undefined)).toBe("text/plain");
+    expect(storedContentType("application/octet-stream", undefined)).toBe("application/octet-stream");
   });
 });

@@ -19,3 +19,11 @@ export function acceptsContent(declared: string, detected: string | undefined): 
   if (top === "text") return !detected || !media.has(topOf(detected));
   return true;
 }
+
+/** Types that say only "some bytes": curl sends application/octet-stream for an .mp4, S3 clients binary/octet-stream. */
+const generic = new Set(["", "application/octet-stream", "binary/octet-stream"]);
+
+/** The content type a file is kept as: what the bytes show when the declared type was generic, else the declared one. */
+export function storedContentType(declared: string, detected: string | undefined): string {
+  return detected && generic.has(declared.split(";")[0]!.trim().toLowerCase()) ? detected : declared;
+}

@@ -203,8 +203,40 @@ describe("storage-service with the fs driver", () => {
     const caller = newUser();
     expect(await upload(caller, mp4, "video/quicktime")).toMatchObject({ status: "ready", kind: "video" });
     expect(await upload(caller, lut, "text/plain")).toMatchObject({ status: "ready", kind: "other" });
-    expect(await upload(caller, png, "application/octet-stream")).toMatchObject({ status: "ready", kind: "other" });
+    expect(await upload(caller, randomBytes(2048), "application/octet-stream")).toMatchObject({ status: "ready", kind: "other", content_type: "application/octet-stream" });
     await expect(upload(caller, png, "text/plain")).rejects.toMatchObject({ code: "UNSUPPORTED_MEDIA_TYPE" });
+  });
+
+  it("keeps the type the bytes show when only a generic binary type was declared, for a signed upload and an ingest", async () => {
+    const caller = newUser();
+    const call = as(s.rpc, caller);
+    expect(await upload(caller, png, "application/octet-stream")).toMatchObject({ status: "ready", kind: "image", content_type: "image/png" });
+    const signed = await upload(caller, mp4, "binary/octet-stream");
+    expect(signed).toMatchObject({ status: "ready", kind: "video", content_type: "video/mp4" });
+    const { ingest_url, file_id } = await call("createIngest", { filename: "clip.mp4", content_type: "application/octet-stream", max_bytes: 10_000_000 });
+    expect(await streamPut(ingest_url, chunksOf(mp4))).toMatchObject({ status: 201, body: { kind: "video", content_type: "video/mp4" } });
+    const { url } = await call("downloadUrl", { file_id });
+    expect((await fetch(url)).headers.get("content-type")).toBe("video/mp4");
+    expect((await call("listFiles", { kind: "video", limit: 10, offset: 0 })).data.map((f: FileObject) => f.id)).toEqual([file_id, signed.id]);
+  });
+
+  it("answers browsers' CORS preflights on signed URLs for the configured origins only", async () => {
+    const origin = "https://app.example.com";
+    const http = buildHttp(silentLogger(), [blobRoutes(s.driver as FsDriver)], { corsOrigins: [origin] });
+    try {
+      const preflight = (from: string) =>
+        http.inject({ method: "OPTIONS", url: "/storage/blob/any-token", headers: { origin: from, "access-control-request-method": "PUT", "access-control-request-headers": "content-type" } });
+      const allowed = await preflight(origin);
+      expect(allowed.statusCode).toBe(204);
+      expect(allowed.headers["access-control-allow-origin"]).toBe(origin);
+      expect(allowed.headers["access-control-allow-methods"]).toMatch(/PUT/);
+      expect((await preflight("https://evil.example.net")).headers["access-control-allow-origin"]).toBeUndefined();
+      const get = await http.inject({ method: "GET", url: "/storage/blob/forged", headers: { origin } });
+      expect(get.statusCode).toBe(403);
+      expect(get.headers["access-control-allow-origin"]).toBe(origin);
+    } finally {
+      await http.close();
+    }
   });
 
   it("treats another user's file as not found, never as forbidden", async () => {
