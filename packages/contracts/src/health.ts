@@ -10,3 +10,11 @@ export const Health = z.object({
   checks: z.record(z.string(), Check),
   services: z.record(z.string(), Check),
 });
+
+/** GET /health/live: the process is up and serving. */
+export const Liveness = z.object({ status: z.literal("ok") });
+/** GET /health/ready: whether this gateway can serve API traffic, and if not, what it lacks. */
+export const Readiness = z.object({
+  status: z.enum(["ready", "not_ready"]),
+  missing: z.array(z.string()).describe("nats and the services that did not answer; empty when ready"),
+});

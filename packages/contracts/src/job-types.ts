@@ -137,8 +137,21 @@ export function getJobType(name: string): JobTypeDefinition | undefined {
   return Object.hasOwn(jobTypes, name) ? (jobTypes as Record<string, JobTypeDefinition>)[name] : undefined;
 }
 
+/** The public description of a job type, as GET /job-types lists it. */
+export const JobTypeDescription = z.object({
+  type: JobTypeName,
+  queue: Queue,
+  title: z.string(),
+  description: z.string(),
+  stages: z.array(z.string()),
+  input_schema: z.record(z.string(), z.unknown()).describe("JSON Schema of the job's input"),
+  presets: z.record(z.string(), z.unknown()).nullable().describe("named starting points for the input, when the type has any"),
+  cost: z.object({ description: z.string() }),
+});
+export type JobTypeDescription = z.infer<typeof JobTypeDescription>;
+
 /** The public description of a job type, with its input as JSON Schema. */
-export function describeJobType(name: JobTypeName) {
+export function describeJobType(name: JobTypeName): JobTypeDescription {
   const t = jobTypes[name] as JobTypeDefinition;
   return {
     type: name,

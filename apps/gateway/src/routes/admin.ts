@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { callCtx } from "../context.ts";
+import { bodyErrors, errorResponses } from "../plugins/openapi.ts";
 
 const AdminStats = z.object({
   total_users: z.number().int(),
@@ -19,8 +20,9 @@ export async function adminRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClie
   const app = base.withTypeProvider<ZodTypeProvider>();
   const tags = ["admin"];
   app.addHook("onRequest", app.requireAdmin);
+  const adminErrors = [401, 403, 503] as const;
 
-  app.get("/admin/stats", { schema: { tags, response: { 200: AdminStats } } }, async (req) => {
+  app.get("/admin/stats", { schema: { tags, operationId: "getAdminStats", summary: "Users, jobs and storage totals", response: { 200: AdminStats, ...errorResponses(...adminErrors) } } }, async (req) => {
     const [users, jobs, storage] = await Promise.all([
       rpc.call("auth", "stats", {}, callCtx(req)),
       rpc.call("job", "stats", {}, callCtx(req)),
@@ -29,17 +31,28 @@ export async function adminRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClie
     return { ...users, ...jobs, total_files: storage.total_files, total_storage_gb: Math.round((storage.total_bytes / 1024 ** 3) * 1000) / 1000 };
   });
 
-  app.get("/admin/users", { schema: { tags, querystring: Pagination, response: { 200: page(User) } } }, async (req) =>
+  app.get("/admin/users", { schema: { tags, operationId: "listUsers", summary: "Every user, in pages", querystring: Pagination, response: { 200: page(User), ...errorResponses(...adminErrors, 422) } } }, async (req) =>
     rpc.call("auth", "listUsers", req.query, callCtx(req)),
   );
 
-  app.patch("/admin/users/:id", { schema: { tags, params: IdParams, body: AdminUserPatch, response: { 200: User } } }, async (req) =>
-    rpc.call("auth", "updateUser", { user_id: req.params.id, ...req.body }, callCtx(req)),
+  app.patch(
+    "/admin/users/:id",
+    { schema: { tags, operationId: "updateUser", summary: "Change a user's role or tier", params: IdParams, body: AdminUserPatch, response: { 200: User, ...errorResponses(...adminErrors, ...bodyErrors, 404) } } },
+    async (req) => rpc.call("auth", "updateUser", { user_id: req.params.id, ...req.body }, callCtx(req)),
   );
 
   app.post(
     "/admin/users/:id/credits",
-    { schema: { tags, params: IdParams, body: AdminGrantBody, response: { 200: z.object({ credits: z.number().int() }) } } },
+    {
+      schema: {
+        tags,
+        operationId: "grantCredits",
+        summary: "Give a user credits",
+        params: IdParams,
+        body: AdminGrantBody,
+        response: { 200: z.object({ credits: z.number().int() }), ...errorResponses(...adminErrors, ...bodyErrors, 404) },
+      },
+    },
     async (req) => rpc.call("billing", "grant", { user_id: req.params.id, ...req.body }, callCtx(req)),
   );
 }

@@ -4,8 +4,13 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { callCtx } from "../context.ts";
+import { authErrors, bodyErrors, errorResponses } from "../plugins/openapi.ts";
 
 const FileReply = z.object({ file: FileObject });
+const MultipartUpload = z.object({
+  project_id: Uuid.optional().describe("a project to file it under; send this field before the file part"),
+  file: z.file().describe("the bytes; a generic part type (application/octet-stream) is replaced by the type the bytes show"),
+});
 
 export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient }) {
   const app = base.withTypeProvider<ZodTypeProvider>();
@@ -17,9 +22,11 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
     {
       schema: {
         tags,
+        operationId: "createUpload",
+        summary: "Start a signed upload: a URL to PUT the bytes to",
         description: "Step 1 of a signed upload: PUT the bytes to upload_url with the given headers, then confirm.",
         body: CreateUploadBody,
-        response: { 201: UploadTicket },
+        response: { 201: UploadTicket, ...errorResponses(...authErrors, ...bodyErrors) },
       },
     },
     async (req, reply) => {
@@ -31,14 +38,35 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
 
   app.post(
     "/uploads/:id/confirm",
-    { schema: { tags, description: "Checks the uploaded size and the real content type from the bytes.", params: IdParams, response: { 200: FileReply } } },
+    {
+      schema: {
+        tags,
+        operationId: "confirmUpload",
+        summary: "Finish a signed upload once the bytes are PUT",
+        description: "Checks the uploaded size and the real content type from the bytes.",
+        params: IdParams,
+        response: { 200: FileReply, ...errorResponses(...authErrors, 404, 409, 413, 415, 422) },
+      },
+    },
     async (req) => ({ file: await rpc.call("storage", "confirmUpload", { file_id: req.params.id }, callCtx(req)) }),
   );
 
   // Streams the file part straight through to storage-service: never held whole in memory.
   app.post(
     "/files",
-    { schema: { tags, description: "multipart/form-data with one `file` part (and optional `project_id` field before it)", consumes: ["multipart/form-data"], response: { 201: FileReply } } },
+    {
+      schema: {
+        tags,
+        operationId: "uploadFile",
+        summary: "Upload a file in one multipart request",
+        description: "multipart/form-data with one `file` part (and an optional `project_id` field before it), streamed to storage.",
+        consumes: ["multipart/form-data"],
+        body: MultipartUpload,
+        response: { 201: FileReply, ...errorResponses(...authErrors, 400, 413, 415, 422) },
+      },
+      // The parts are streamed by the handler, never parsed up front: the body schema only documents them.
+      validatorCompiler: () => () => true,
+    },
     async (req, reply) => {
       const max_bytes = tierLimits[req.caller!.tier].maxFileBytes;
       const part = await req.file({ limits: { fileSize: max_bytes, files: 1 } }).catch((err: Error & { statusCode?: number }) => {
@@ -76,19 +104,31 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
     },
   );
 
-  app.get("/files", { schema: { tags, querystring: ListFilesQuery, response: { 200: page(FileObject) } } }, async (req) =>
-    rpc.call("storage", "listFiles", req.query, callCtx(req)),
+  app.get(
+    "/files",
+    { schema: { tags, operationId: "listFiles", summary: "The caller's ready files, newest first", querystring: ListFilesQuery, response: { 200: page(FileObject), ...errorResponses(...authErrors, 422) } } },
+    async (req) => rpc.call("storage", "listFiles", req.query, callCtx(req)),
   );
 
-  app.get("/files/:id", { schema: { tags, params: IdParams, response: { 200: FileReply } } }, async (req) => ({
+  app.get("/files/:id", { schema: { tags, operationId: "getFile", summary: "One file", params: IdParams, response: { 200: FileReply, ...errorResponses(...authErrors, 404, 422) } } }, async (req) => ({
     file: await rpc.call("storage", "getFile", { file_id: req.params.id }, callCtx(req)),
   }));
 
-  app.get("/files/:id/download-url", { schema: { tags, params: IdParams, response: { 200: DownloadUrl } } }, async (req) =>
-    rpc.call("storage", "downloadUrl", { file_id: req.params.id }, callCtx(req)),
+  app.get(
+    "/files/:id/download-url",
+    {
+      schema: {
+        tags,
+        operationId: "getFileDownloadUrl",
+        summary: "A signed URL to download a file's bytes",
+        params: IdParams,
+        response: { 200: DownloadUrl, ...errorResponses(...authErrors, 404, 409, 422) },
+      },
+    },
+    async (req) => rpc.call("storage", "downloadUrl", { file_id: req.params.id }, callCtx(req)),
   );
 
-  app.delete("/files/:id", { schema: { tags, params: IdParams, response: { 204: z.null() } } }, async (req, reply) => {
+  app.delete("/files/:id", { schema: { tags, operationId: "deleteFile", summary: "Delete a file and its bytes", params: IdParams, response: { 204: z.null(), ...errorResponses(...authErrors, 404, 422) } } }, async (req, reply) => {
     await rpc.call("storage", "deleteFile", { file_id: req.params.id }, callCtx(req));
     return reply.code(204).send(null);
   });

@@ -1,9 +1,10 @@
-import { Health, RpcReply, ServiceHealth, serviceNames, workerNames, type Check } from "@cutroom/contracts";
+import { Health, Liveness, Readiness, RpcReply, ServiceHealth, serviceNames, workerNames, type Check } from "@cutroom/contracts";
 import { withTimeout, type NatsConnection, type RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
+import { publicRoute } from "../plugins/openapi.ts";
 
 const TIMEOUT_MS = 2000;
 
@@ -23,43 +24,90 @@ async function askHealth(nc: NatsConnection, rpc: RpcClient, name: string): Prom
   }
 }
 
+/** A round trip to the NATS server; bounded, since a reconnecting client would otherwise wait. */
+async function checkNats(nc: NatsConnection): Promise<Check> {
+  const started = performance.now();
+  return withTimeout(nc.rtt(), TIMEOUT_MS)
+    .then((ms) => ({ status: "up" as const, latency_ms: Math.round(ms) }))
+    .catch((err: Error) => ({ status: "down" as const, error: err.message, latency_ms: Math.round(performance.now() - started) }));
+}
+
+const answered = (a: ServiceHealth | Check) => "service" in a;
+
 export async function healthRoutes(base: FastifyInstance, { rpc, nc }: { rpc: RpcClient; nc: NatsConnection }) {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const tags = ["health"];
 
-  app.get("/", { schema: { tags, response: { 200: z.object({ name: z.string(), api: z.string(), docs: z.string(), health: z.string() }) } } }, async () => ({
+  const Index = z.object({ name: z.string(), api: z.string(), docs: z.string(), health: z.string() });
+  app.get("/", { schema: { tags, operationId: "getIndex", summary: "Where the API, its docs and health are", ...publicRoute, response: { 200: Index } } }, async () => ({
     name: "cutroom",
     api: "/api/v1",
     docs: "/docs",
     health: "/health",
   }));
 
-  app.get("/health", { schema: { tags, description: "Each dependency and service; 503 when any is down.", response: { 200: Health, 503: Health } } }, async (_req, reply) => {
-    const names = [...serviceNames, ...workerNames];
-    const started = performance.now();
-    const natsCheck: Check = await nc
-      .rtt()
-      .then((ms) => ({ status: "up" as const, latency_ms: Math.round(ms) }))
-      .catch((err: Error) => ({ status: "down" as const, error: err.message, latency_ms: Math.round(performance.now() - started) }));
-    const answers = await Promise.all(names.map((n) => askHealth(nc, rpc, n)));
-    const services: Record<string, Check> = {};
-    names.forEach((n, i) => {
-      const a = answers[i]!;
-      services[n] = "service" in a ? { status: a.status, ...(a.status === "down" ? { error: JSON.stringify(a.checks) } : {}) } : a;
-    });
-    const byName = Object.fromEntries(names.map((n, i) => [n, answers[i]!]));
-    // Dependencies as their owners see them: the database through job-service, storage through storage-service.
-    const dependency = (owner: string, check: string): Check => {
-      const a = byName[owner];
-      if (a && "checks" in a && a.checks[check]) return a.checks[check]!;
-      return { status: "down", error: `${owner} did not report ${check}` };
-    };
-    const checks: Record<string, Check> = { nats: natsCheck, database: dependency("job", "database"), storage: dependency("storage", "storage") };
-    // billing reports test_purchases only when free credits are on: shown here so an operator sees it.
-    const billing = byName.billing;
-    if (billing && "checks" in billing && billing.checks.test_purchases) checks.test_purchases = billing.checks.test_purchases;
-    const allUp = [...Object.values(checks), ...Object.values(services)].every((c) => c.status === "up");
-    reply.code(allUp ? 200 : 503);
-    return { status: allUp ? ("ok" as const) : ("degraded" as const), checks, services };
-  });
+  app.get(
+    "/health/live",
+    { schema: { tags, operationId: "getLiveness", summary: "Liveness: 200 while the process serves requests", ...publicRoute, response: { 200: Liveness } } },
+    async () => ({ status: "ok" as const }),
+  );
+
+  // Workers do not count: a gateway whose video workers are down still serves the API, and
+  // pulling it from the load balancer would not bring them back.
+  app.get(
+    "/health/ready",
+    {
+      schema: {
+        tags,
+        operationId: "getReadiness",
+        summary: "Readiness: 200 when NATS and the auth, job, storage and billing services answer",
+        ...publicRoute,
+        response: { 200: Readiness, 503: { description: "Not ready: `missing` names what does not answer", content: { "application/json": { schema: Readiness } } } },
+      },
+    },
+    async (_req, reply) => {
+      const [nats, ...answers] = await Promise.all([checkNats(nc), ...serviceNames.map((n) => askHealth(nc, rpc, n))]);
+      const missing = [...(nats.status === "up" ? [] : ["nats"]), ...serviceNames.filter((_, i) => !answered(answers[i]!))];
+      reply.code(missing.length ? 503 : 200);
+      return { status: missing.length ? ("not_ready" as const) : ("ready" as const), missing };
+    },
+  );
+
+  app.get(
+    "/health",
+    {
+      schema: {
+        tags,
+        operationId: "getHealth",
+        summary: "Each dependency, service and worker kind, as an operator reads it",
+        description: "Each dependency and service; 503 when any is down. Load balancers want /health/ready instead.",
+        ...publicRoute,
+        response: { 200: Health, 503: { description: "Something is down (a worker kind, perhaps)", content: { "application/json": { schema: Health } } } },
+      },
+    },
+    async (_req, reply) => {
+      const names = [...serviceNames, ...workerNames];
+      const natsCheck = await checkNats(nc);
+      const answers = await Promise.all(names.map((n) => askHealth(nc, rpc, n)));
+      const services: Record<string, Check> = {};
+      names.forEach((n, i) => {
+        const a = answers[i]!;
+        services[n] = "service" in a ? { status: a.status, ...(a.status === "down" ? { error: JSON.stringify(a.checks) } : {}) } : a;
+      });
+      const byName = Object.fromEntries(names.map((n, i) => [n, answers[i]!]));
+      // Dependencies as their owners see them: the database through job-service, storage through storage-service.
+      const dependency = (owner: string, check: string): Check => {
+        const a = byName[owner];
+        if (a && "checks" in a && a.checks[check]) return a.checks[check]!;
+        return { status: "down", error: `${owner} did not report ${check}` };
+      };
+      const checks: Record<string, Check> = { nats: natsCheck, database: dependency("job", "database"), storage: dependency("storage", "storage") };
+      // billing reports test_purchases only when free credits are on: shown here so an operator sees it.
+      const billing = byName.billing;
+      if (billing && "checks" in billing && billing.checks.test_purchases) checks.test_purchases = billing.checks.test_purchases;
+      const allUp = [...Object.values(checks), ...Object.values(services)].every((c) => c.status === "up");
+      reply.code(allUp ? 200 : 503);
+      return { status: allUp ? ("ok" as const) : ("degraded" as const), checks, services };
+    },
+  );
 }

@@ -1,9 +1,10 @@
-import { AppError, CancelReply, CreateJobBody, Estimate, IdempotencyKey, Job, JobTypeName, ListJobsQuery, describeJobType, jobTypes, page, IdParams } from "@cutroom/contracts";
+import { AppError, CancelReply, CreateJobBody, Estimate, IdempotencyKey, Job, JobTypeDescription, JobTypeName, ListJobsQuery, describeJobType, jobTypes, page, IdParams } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { callCtx } from "../context.ts";
+import { authErrors, bodyErrors, errorResponses, publicRoute } from "../plugins/openapi.ts";
 
 const jobTypeList = (Object.keys(jobTypes) as JobTypeName[]).map(describeJobType);
 
@@ -13,7 +14,16 @@ export async function jobRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient
 
   app.get(
     "/job-types",
-    { schema: { tags, description: "Every job type: its input JSON Schema, stages, presets and cost model." } },
+    {
+      schema: {
+        tags,
+        operationId: "listJobTypes",
+        summary: "The job types this server runs",
+        description: "Every job type: its input JSON Schema, stages, presets and cost model.",
+        ...publicRoute,
+        response: { 200: z.object({ data: z.array(JobTypeDescription) }) },
+      },
+    },
     async () => ({ data: jobTypeList }),
   );
 
@@ -23,10 +33,12 @@ export async function jobRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient
       onRequest: app.authenticate,
       schema: {
         tags,
+        operationId: "createJob",
+        summary: "Enqueue a job (credits are reserved now)",
         description: "Enqueue a job. Send an Idempotency-Key header to make retries safe. Limited per tier per minute (X-RateLimit-* headers).",
         headers: z.object({ "idempotency-key": IdempotencyKey.optional() }),
         body: CreateJobBody,
-        response: { 202: Job },
+        response: { 202: Job, ...errorResponses(...authErrors, ...bodyErrors, 402, 409, 429) },
       },
     },
     async (req, reply) => {
@@ -40,21 +52,50 @@ export async function jobRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient
 
   app.post(
     "/jobs/estimate",
-    { onRequest: app.authenticate, schema: { tags, body: CreateJobBody.pick({ type: true, input: true }), response: { 200: Estimate } } },
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        operationId: "estimateJob",
+        summary: "What a job would cost, without enqueueing it",
+        body: CreateJobBody.pick({ type: true, input: true }),
+        response: { 200: Estimate, ...errorResponses(...authErrors, ...bodyErrors) },
+      },
+    },
     async (req) => rpc.call("job", "estimate", req.body, callCtx(req)),
   );
 
-  app.get("/jobs", { onRequest: app.authenticate, schema: { tags, querystring: ListJobsQuery, response: { 200: page(Job) } } }, async (req) =>
-    rpc.call("job", "list", req.query, callCtx(req)),
+  app.get(
+    "/jobs",
+    {
+      onRequest: app.authenticate,
+      schema: { tags, operationId: "listJobs", summary: "The caller's jobs, newest first", querystring: ListJobsQuery, response: { 200: page(Job), ...errorResponses(...authErrors, 422) } },
+    },
+    async (req) => rpc.call("job", "list", req.query, callCtx(req)),
   );
 
-  app.get("/jobs/:id", { onRequest: app.authenticate, schema: { tags, params: IdParams, response: { 200: Job } } }, async (req) =>
-    rpc.call("job", "get", { job_id: req.params.id }, callCtx(req)),
+  app.get(
+    "/jobs/:id",
+    {
+      onRequest: app.authenticate,
+      schema: { tags, operationId: "getJob", summary: "One job: status, progress, result, credits", params: IdParams, response: { 200: Job, ...errorResponses(...authErrors, 404, 422) } },
+    },
+    async (req) => rpc.call("job", "get", { job_id: req.params.id }, callCtx(req)),
   );
 
   app.post(
     "/jobs/:id/cancel",
-    { onRequest: app.authenticate, schema: { tags, description: "Cancel a queued or running job; its reserved credits come back.", params: IdParams, response: { 200: CancelReply } } },
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        operationId: "cancelJob",
+        summary: "Cancel a queued or running job",
+        description: "Cancel a queued or running job; its reserved credits come back.",
+        params: IdParams,
+        response: { 200: CancelReply, ...errorResponses(...authErrors, 404, 409, 422) },
+      },
+    },
     async (req) => rpc.call("job", "cancel", { job_id: req.params.id }, callCtx(req)),
   );
 }

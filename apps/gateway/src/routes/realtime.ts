@@ -5,6 +5,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { WebSocket } from "ws";
 import { z } from "zod";
 import { bearerToken, verifyOrThrow, type TokenVerifier } from "../plugins/auth.ts";
+import { authErrors, errorResponses } from "../plugins/openapi.ts";
 import type { EventHub } from "../realtime/event-hub.ts";
 import { followJob, type StreamItem } from "../realtime/job-stream.ts";
 
@@ -19,19 +20,22 @@ const PING_EVERY_MS = 20_000;
 const POLICY_VIOLATION = 1008;
 const BEARER_PROTOCOL = "bearer";
 
+/** The header, else an `access_token` query parameter: browsers' EventSource and WebSocket cannot set headers. */
+function headerOrQueryToken(req: FastifyRequest): string | undefined {
+  const query = (req.query as { access_token?: unknown }).access_token;
+  return bearerToken(req) ?? (typeof query === "string" && query ? query : undefined);
+}
+
 /** WebSocket clients pass the token as a header, an `access_token` query parameter, or a subprotocol ["bearer", token]. */
 function wsToken(req: FastifyRequest): string | undefined {
-  const header = bearerToken(req);
-  if (header) return header;
-  const query = (req.query as { access_token?: string }).access_token;
-  if (query) return query;
+  const token = headerOrQueryToken(req);
+  if (token) return token;
   const protocols = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
   const i = protocols.indexOf(BEARER_PROTOCOL);
   return i >= 0 ? protocols[i + 1] : undefined;
 }
 
-async function wsCaller(req: FastifyRequest, verifier: TokenVerifier): Promise<Caller> {
-  const token = wsToken(req);
+async function callerOf(token: string | undefined, verifier: TokenVerifier): Promise<Caller> {
   if (!token) throw new AppError("UNAUTHORIZED", "a Bearer access token is required");
   return verifyOrThrow(verifier, token);
 }
@@ -75,7 +79,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
         if (msg.success && msg.data.type === "ping") send(socket, { type: "pong" });
       });
       try {
-        const caller = await wsCaller(req, verifier);
+        const caller = await callerOf(wsToken(req), verifier);
         const id = Uuid.safeParse(req.params.id);
         if (!id.success) throw new AppError("NOT_FOUND", "job not found");
         stop = await followJob({
@@ -106,7 +110,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
       subscriptions.clear();
     });
     // Listen before verifying the token: a client may send right after the socket opens.
-    const authenticated = wsCaller(req, verifier);
+    const authenticated = callerOf(wsToken(req), verifier);
     authenticated.catch((err) => socket.close(POLICY_VIOLATION, closeReason(err)));
     socket.on("message", async (raw) => {
       const caller = await authenticated.catch(() => undefined);
@@ -150,12 +154,22 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
   app.get(
     "/api/v1/jobs/:id/events",
     {
-      onRequest: app.authenticate,
+      onRequest: async (req) => {
+        req.caller = await callerOf(headerOrQueryToken(req), verifier);
+      },
       schema: {
         tags: ["jobs"],
-        description: "Server-Sent Events: `snapshot`, then each job event with `id: <seq>`. Send Last-Event-ID to resume.",
+        operationId: "streamJobEvents",
+        summary: "A job's events as Server-Sent Events",
+        description:
+          "Server-Sent Events: `snapshot`, then each job event with `id: <seq>`. Send Last-Event-ID to resume. A browser's EventSource, which cannot set headers, passes the token as `?access_token=`.",
+        security: [{ bearer: [] }, { accessTokenQuery: [] }],
         params: IdParams,
-        querystring: z.object({ since: z.coerce.number().int().min(0).optional() }),
+        querystring: z.object({ since: z.coerce.number().int().min(0).optional(), access_token: z.string().optional() }),
+        response: {
+          200: { description: "The event stream", content: { "text/event-stream": { schema: z.string() } } },
+          ...errorResponses(...authErrors, 404, 422),
+        },
       },
     },
     async (req, reply) => {
@@ -175,9 +189,14 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
       } });
       reply.hijack();
       raw = reply.raw;
+      // The headers set so far (CORS among them) go out too: the raw response bypasses the reply.
+      for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) raw.setHeader(name, value);
       raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", "x-request-id": req.id });
       for (const l of lines) raw.write(l);
-      if (ended) return raw.end();
+      if (ended) {
+        raw.end();
+        return;
+      }
       const heartbeat = setInterval(() => raw!.write(": keep-alive\n\n"), 15_000);
       raw.on("close", () => {
         clearInterval(heartbeat);
