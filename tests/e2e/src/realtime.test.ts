@@ -225,4 +225,21 @@ describe("live progress and resilience", () => {
     const resumed = await read({ "last-event-id": String(ids.at(-2)) });
     expect(resumed.slice(1).map((b) => Number(b.id))).toEqual([ids.at(-1)]);
   });
+
+  it("takes the token as an access_token query parameter on SSE, as a browser's EventSource must, across origins", async () => {
+    const u = await ctx.api.signUp();
+    const { body } = await ctx.api.upload(u.token, "q.png", "image/png", await makePng());
+    const job = await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: body.file.id, width: 7 } }, u.token);
+    await watchJob(ctx.stack.url, u.token, job.body.id, { since: 0 });
+    const events = `${ctx.stack.url}/api/v1/jobs/${job.body.id}/events`;
+    const res = await fetch(`${events}?access_token=${encodeURIComponent(u.token)}`, { headers: { origin: "https://app.example.com" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    const text = await res.text();
+    expect(text).toMatch(/^event: snapshot$/m);
+    expect(text).toMatch(/^event: result$/m);
+    expect((await fetch(`${events}?access_token=not-a-token`)).status).toBe(401);
+    expect((await fetch(events)).status).toBe(401);
+  });
 });
