@@ -31,7 +31,7 @@ export const jsonBodyPlugin = fp(async (app: FastifyInstance) => {
   const parse = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
-    parse(req, body, (err, value) => {
+    parse(req, body as string, (err, value) => {
       if (err) return done(err);
       const problem = jsonProblem(value);
       done(problem ? new AppError("BAD_REQUEST", problem) : null, value);
