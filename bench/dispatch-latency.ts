@@ -27,7 +27,7 @@ export const dispatchLatency: Benchmark = {
   async run({ stack, api, adminToken, log }) {
     const user = await api.enterpriseUser(adminToken, 1_000);
     const fileId = await api.upload(user.token, "in.png", "image/png", makePng());
-    const nc = await connect({ servers: stack.natsUrl, name: "bench" });
+    const nc = await connect({ ...stack.natsOptions(), name: "bench" });
     try {
       // Core NATS subscribers see every message on these subjects, alongside the streams that store them.
       const timelines = new Map<string, Timeline>();

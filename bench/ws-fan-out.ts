@@ -52,7 +52,7 @@ export const wsFanOut: Benchmark = {
     const fileId = await api.upload(user.token, "in.png", "image/png", makePng());
     // No workers in this stack: the job stays queued while we publish events for it.
     const job = await api.expect(202, "enqueue", api.call("POST", "/jobs", { token: user.token, json: { type: "image.resize", input: { file_id: fileId, width: 32 } } }));
-    const nc = await connect({ servers: stack.natsUrl, name: "bench" });
+    const nc = await connect({ ...stack.natsOptions(), name: "bench" });
     const publisher = createEventPublisher(nc);
 
     const cpu = { cutroom: new Map<string, number>(), peer: new Map<string, number>() };

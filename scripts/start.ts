@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { StartEnv, assertPortsFree, ensureTools, startNats, startPostgres, startServices } from "@cutroom/devstack";
+import { StartEnv, assertPortsFree, createNatsLogins, ensureTools, startNats, startPostgres, startServices } from "@cutroom/devstack";
 
 const root = join(import.meta.dirname, "..");
 const parsed = StartEnv.safeParse(process.env);
@@ -26,17 +26,20 @@ const pg = await startPostgres({ pgBin, dataDir: join(data, "pg"), port: ports.C
   process.exit(1);
 });
 console.log(`postgres  ${pg.url}`);
-const nats = await startNats({ storeDir: join(data, "nats"), port: ports.CUTROOM_NATS_PORT }).catch(async (err) => {
+// A NATS user per app, limited to its subjects; the passwords are kept with the data.
+const natsLoginsFile = join(data, "nats-logins.json");
+const nats = await startNats({ storeDir: join(data, "nats"), port: ports.CUTROOM_NATS_PORT, logins: createNatsLogins(natsLoginsFile), logFile: join(data, "logs", "nats-server.log") }).catch(async (err) => {
   console.error(`could not start nats-server: ${(err as Error).message}`);
   await pg.stop();
   process.exit(1);
 });
-console.log(`nats      ${nats.url} (JetStream)`);
+console.log(`nats      ${nats.url} (JetStream; a user per app, logins in ${natsLoginsFile})`);
 
 const quiet = env.LOG_LEVEL === undefined;
 const services = await startServices({
   root,
   logDir: join(data, "logs"),
+  natsLogins: nats.logins,
   env: {
     NODE_ENV: "development",
     PORT: String(ports.PORT),

@@ -9,7 +9,7 @@ const log = createLogger("auth-service", env.LOG_LEVEL);
 await runMigrations(env.DATABASE_URL);
 const { db, close: closeDb } = createDb(env.DATABASE_URL);
 const signingKey = await loadSigningKey(db);
-const nc = await connectNats(env.NATS_URL, "auth-service", log);
+const nc = await connectNats(env, "auth-service", log);
 const handlers = createAuthHandlers({
   db,
   rpc: createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS }),

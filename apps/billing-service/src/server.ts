@@ -8,7 +8,7 @@ const log = createLogger("billing-service", env.LOG_LEVEL);
 
 await runMigrations(env.DATABASE_URL);
 const { db, close: closeDb } = createDb(env.DATABASE_URL);
-const nc = await connectNats(env.NATS_URL, "billing-service", log);
+const nc = await connectNats(env, "billing-service", log);
 if (env.BILLING_TEST_PURCHASES) log.warn("BILLING_TEST_PURCHASES is on: POST /billing/purchases adds credits without payment");
 const server = serveRpc(nc, "billing", createBillingHandlers({ db, testPurchases: env.BILLING_TEST_PURCHASES }), log);
 

@@ -12,7 +12,7 @@ const log = createLogger("job-service", env.LOG_LEVEL);
 
 await runMigrations(env.DATABASE_URL);
 const { db, close: closeDb } = createDb(env.DATABASE_URL);
-const nc = await connectNats(env.NATS_URL, "job-service", log);
+const nc = await connectNats(env, "job-service", log);
 await ensureStreams(nc, { replicas: env.NATS_STREAM_REPLICAS });
 const rpc = createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS });
 

@@ -9,3 +9,4 @@ export * from "./events.ts";
 export * from "./subjects.ts";
 export * from "./health.ts";
 export * from "./rpc.ts";
+export * from "./nats-permissions.ts";

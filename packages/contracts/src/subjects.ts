@@ -14,6 +14,12 @@ export const streams = {
   jobEvents: { name: "JOB_EVENTS", subjects: ["jobs.events.>"] },
 } as const;
 
+/** Durable consumers on JOBS: one per worker queue, shared by that worker's replicas. */
+export const consumers = {
+  worker: (queue: string) => `worker-${queue}`,
+} as const;
+
 export const serviceNames = ["auth", "job", "storage", "billing"] as const;
 export type ServiceName = (typeof serviceNames)[number];
 export const workerNames = ["worker-image", "worker-video", "worker-audio"] as const;
+export type WorkerName = (typeof workerNames)[number];

@@ -1,7 +1,8 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import postgres from "postgres";
+import { natsAuthConfig, type NatsLogins } from "./nats-auth.ts";
 import { GiveUp, portOpen, waitFor } from "./wait.ts";
 
 export interface Server {
@@ -108,10 +109,24 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** `nats-server -js` with its store in `storeDir`. */
-export async function startNats(opts: { storeDir: string; port: number }): Promise<Server> {
+/**
+ * `nats-server -js` with its store in `storeDir`. With `logins`, only those users get in, each
+ * app with its own permissions: the config goes to `<storeDir>.conf`, rewritten at each start.
+ */
+export async function startNats(opts: { storeDir: string; port: number; logins?: NatsLogins; logFile?: string }): Promise<Server & { logins?: NatsLogins }> {
   mkdirSync(opts.storeDir, { recursive: true });
-  const child = spawn("nats-server", ["-js", "-sd", opts.storeDir, "-a", "127.0.0.1", "-p", String(opts.port)], { stdio: ["ignore", "ignore", "pipe"] });
+  const args = ["-js", "-sd", opts.storeDir, "-a", "127.0.0.1", "-p", String(opts.port)];
+  if (opts.logins) {
+    const configFile = `${opts.storeDir}.conf`;
+    writeFileSync(configFile, natsAuthConfig(opts.logins), { mode: 0o600 });
+    args.push("-c", configFile);
+  }
+  const child = spawn("nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });
+  // The server's own account of refused connections and permission violations.
+  if (opts.logFile) {
+    mkdirSync(dirname(opts.logFile), { recursive: true });
+    child.stderr!.pipe(createWriteStream(opts.logFile, { flags: "a" }));
+  }
   let stderr = "";
   let ready = false;
   child.stderr!.on("data", (d) => {
@@ -123,7 +138,7 @@ export async function startNats(opts: { storeDir: string; port: number }): Promi
     if (child.exitCode !== null || child.signalCode !== null) throw new GiveUp(`nats-server exited: ${stderr.trim().split("\n").slice(-3).join(" ")}`);
     return ready && (await portOpen(opts.port));
   });
-  return { url: `nats://127.0.0.1:${opts.port}`, stop: () => stopChild(child) };
+  return { url: `nats://127.0.0.1:${opts.port}`, logins: opts.logins, stop: () => stopChild(child) };
 }
 
 /** s3rver, an S3-compatible server, for the storage driver's tests. */

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
+import type { NatsLogin } from "./nats-auth.ts";
 import { stopChild } from "./servers.ts";
 import { GiveUp, waitFor } from "./wait.ts";
 
@@ -35,16 +36,23 @@ export async function startServices(opts: {
   apps?: readonly AppName[];
   logDir: string;
   echo?: (app: AppName, line: string) => void;
+  /** Each app connects to NATS as its own user (NATS_USER/NATS_PASSWORD); absent: without auth. */
+  natsLogins?: Record<AppName, NatsLogin>;
 }): Promise<ServiceSet> {
   mkdirSync(opts.logDir, { recursive: true });
   const children = new Map<AppName, ChildProcess>();
   const logs = new Map<AppName, WriteStream>();
 
+  const natsEnv = (app: AppName): Record<string, string> => {
+    const login = opts.natsLogins?.[app];
+    return login ? { NATS_USER: login.user, NATS_PASSWORD: login.password } : {};
+  };
+
   const start = async (app: AppName, extraEnv: Record<string, string> = {}) => {
     const cwd = join(opts.root, "apps", app);
     const child = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
       cwd,
-      env: { ...process.env, ...opts.env, ...extraEnv },
+      env: { ...process.env, ...opts.env, ...natsEnv(app), ...extraEnv },
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
     children.set(app, child);

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createNatsLogins, natsConnectOptions, type NatsLoginName, type NatsLogins } from "./nats-auth.ts";
 import { startNats } from "./servers.ts";
 import { allApps, startServices, type AppName, type ServiceSet } from "./services.ts";
 import { freePort } from "./wait.ts";
@@ -12,6 +13,10 @@ export interface Stack {
   url: string;
   databaseUrl: string;
   natsUrl: string;
+  /** Every NATS user's login when the stack runs its own nats-server (always with auth); absent on a given `natsUrl`. */
+  natsLogins?: NatsLogins;
+  /** nats.js `connect()` options as one of the stack's NATS users, the admin by default. */
+  natsOptions: (as?: NatsLoginName) => { servers: string; user?: string; pass?: string; inboxPrefix?: string };
   dir: string;
   /** storage-service's fs driver folder. */
   storageDir: string;
@@ -21,8 +26,9 @@ export interface Stack {
 
 /**
  * The whole product (or the given `apps`) as separate processes, as `npm start` runs it, on the
- * given database, on `natsUrl` or a nats-server of its own, and a storage folder of its own, on
- * free ports. Used by end-to-end tests, service-level tests and benchmarks.
+ * given database, on `natsUrl` or a nats-server of its own (with a NATS user per app, as
+ * `npm start`), and a storage folder of its own, on free ports. Used by end-to-end tests,
+ * service-level tests and benchmarks.
  */
 export async function startStack(opts: {
   databaseUrl: string;
@@ -34,7 +40,7 @@ export async function startStack(opts: {
 }): Promise<Stack> {
   const dir = mkdtempSync(join(opts.parentDir ?? tmpdir(), "stack-"));
   const storageDir = join(dir, "storage");
-  const nats = opts.natsUrl ? undefined : await startNats({ storeDir: join(dir, "nats"), port: await freePort() });
+  const nats = opts.natsUrl ? undefined : await startNats({ storeDir: join(dir, "nats"), port: await freePort(), logins: createNatsLogins(), logFile: join(dir, "logs", "nats-server.log") });
   const natsUrl = opts.natsUrl ?? nats!.url;
   const [port, storagePort] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${port}`;
@@ -45,6 +51,7 @@ export async function startStack(opts: {
     root,
     apps: opts.apps,
     logDir: join(dir, "logs"),
+    natsLogins: nats?.logins,
     env: {
       PORT: String(port),
       HOST: "127.0.0.1",
@@ -67,6 +74,8 @@ export async function startStack(opts: {
     url,
     databaseUrl: opts.databaseUrl,
     natsUrl,
+    natsLogins: nats?.logins,
+    natsOptions: (as) => natsConnectOptions(natsUrl, nats?.logins, as),
     dir,
     storageDir,
     services,

@@ -1,10 +1,10 @@
-import { streams, subjects, type Queue } from "@cutroom/contracts";
+import { consumers, streams, subjects, type Queue } from "@cutroom/contracts";
 import type { NatsConnection } from "@cutroom/runtime";
 import { AckPolicy, jetstreamManager, type ConsumerConfig } from "@nats-io/jetstream";
 
 const nanos = (ms: number) => ms * 1_000_000;
 
-export const consumerName = (queue: Queue) => `worker-${queue}`;
+export const consumerName = (queue: Queue) => consumers.worker(queue);
 
 /**
  * Creates or updates the durable pull consumer every replica of a queue's worker shares.

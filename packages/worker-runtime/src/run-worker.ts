@@ -1,4 +1,4 @@
-import { connectNats, createLogger, ensureStreams, announceReady, onShutdown } from "@cutroom/runtime";
+import { connectNats, createLogger, waitForStreams, announceReady, onShutdown } from "@cutroom/runtime";
 import { readWorkerEnv } from "./env.ts";
 import { serveWorkerHealth } from "./health.ts";
 import { assertHandlers, startWorker, type WorkerOptions } from "./worker.ts";
@@ -12,8 +12,9 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const env = readWorkerEnv();
   const log = createLogger(opts.name, env.LOG_LEVEL);
 
-  const nc = await connectNats(env.NATS_URL, opts.name, log);
-  await ensureStreams(nc, { replicas: env.NATS_STREAM_REPLICAS });
+  const nc = await connectNats(env, opts.name, log);
+  // job-service makes the streams; a worker's NATS user may only read them.
+  await waitForStreams(nc, log);
   const worker = await startWorker(nc, log, opts, {
     concurrency: env.WORKER_CONCURRENCY,
     ackWaitMs: env.JOB_ACK_WAIT_MS,

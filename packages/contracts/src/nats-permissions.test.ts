@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { natsPermissions, natsUserNames, type NatsUserName } from "./nats-permissions.ts";
+import { rpc } from "./rpc.ts";
+import { subjects } from "./subjects.ts";
+
+/** NATS subject matching: `*` is one token, a trailing `>` one or more. */
+function matches(pattern: string, subject: string): boolean {
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === ">") return s.length > i;
+    if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false;
+  }
+  return p.length === s.length;
+}
+const mayPublish = (app: NatsUserName, subject: string) => natsPermissions[app].publish.some((p) => matches(p, subject));
+const maySubscribe = (app: NatsUserName, subject: string) => natsPermissions[app].subscribe.some((p) => matches(p, subject));
+const whoPublishes = (subject: string) => natsUserNames.filter((a) => mayPublish(a, subject));
+const jobId = "0b6f3e0c-5d1e-4a8e-9b3e-2f7d2c1a9e10";
+
+describe("NATS permissions", () => {
+  it("lets only the gateway grant credits or buy them", () => {
+    expect(whoPublishes("svc.billing.grant")).toEqual(["gateway"]);
+    expect(whoPublishes("svc.billing.purchase")).toEqual(["gateway"]);
+  });
+
+  it("lets workers claim and finish jobs and reach storage through signed URLs, nothing of billing or auth", () => {
+    for (const w of ["worker-image", "worker-video", "worker-audio"] as const) {
+      expect(mayPublish(w, "svc.job.claim")).toBe(true);
+      expect(mayPublish(w, "svc.job.finish")).toBe(true);
+      expect(mayPublish(w, "svc.storage.createOutput")).toBe(true);
+      for (const denied of ["svc.billing.grant", "svc.billing.release", "svc.auth.updateUser", "svc.job.create", "svc.job.cancel", "svc.storage.deleteFile"]) {
+        expect(mayPublish(w, denied), `${w} → ${denied}`).toBe(false);
+      }
+    }
+  });
+
+  it("lets only job-service dispatch jobs, cancel them or change the streams", () => {
+    expect(whoPublishes(subjects.jobRun("image", "image.resize"))).toEqual(["job-service"]);
+    expect(whoPublishes(subjects.jobCancel(jobId))).toEqual(["job-service"]);
+    for (const api of ["$JS.API.STREAM.UPDATE.JOBS", "$JS.API.STREAM.PURGE.JOBS", "$JS.API.STREAM.DELETE.JOB_EVENTS", "$JS.API.CONSUMER.DELETE.JOBS.worker-image"]) {
+      expect(whoPublishes(api), api).toEqual(["job-service"]);
+    }
+  });
+
+  it("keeps each worker to its own queue's consumer", () => {
+    expect(mayPublish("worker-image", "$JS.API.CONSUMER.MSG.NEXT.JOBS.worker-image")).toBe(true);
+    expect(mayPublish("worker-image", "$JS.API.CONSUMER.MSG.NEXT.JOBS.worker-video")).toBe(false);
+    expect(mayPublish("worker-image", "$JS.API.CONSUMER.CREATE.JOBS.worker-image.jobs.run.image.>")).toBe(true);
+    expect(mayPublish("worker-image", "$JS.API.CONSUMER.CREATE.JOBS.worker-image.jobs.run.>")).toBe(false);
+    expect(mayPublish("worker-image", "$JS.ACK.JOBS.worker-image.1.2.3.4.5")).toBe(true);
+    expect(mayPublish("worker-image", "$JS.ACK.JOBS.worker-video.1.2.3.4.5")).toBe(false);
+  });
+
+  it("serves each service's subjects only from that service", () => {
+    for (const service of Object.keys(rpc)) {
+      const servers = natsUserNames.filter((a) => maySubscribe(a, subjects.rpc(service, "health")));
+      expect(servers, service).toEqual([`${service}-service`]);
+    }
+    expect(natsUserNames.filter((a) => maySubscribe(a, "svc.worker-video.health"))).toEqual(["worker-video"]);
+  });
+
+  it("lets no app read another app's replies", () => {
+    for (const app of natsUserNames) {
+      const readers = natsUserNames.filter((a) => maySubscribe(a, `_INBOX_${app}.abc.1`) || maySubscribe(a, "_INBOX.abc.1"));
+      expect(readers, app).toEqual([app]);
+    }
+  });
+
+  it("has a caller for every RPC method", () => {
+    for (const [service, methods] of Object.entries(rpc)) {
+      for (const method of Object.keys(methods)) expect(whoPublishes(subjects.rpc(service, method)), `${service}.${method}`).not.toEqual([]);
+    }
+  });
+});

@@ -1,0 +1,109 @@
+import type { Queue } from "./job-types.ts";
+import type { RpcMethod, RpcService } from "./rpc.ts";
+import { consumers, streams, subjects, type WorkerName } from "./subjects.ts";
+
+/**
+ * Who may publish and subscribe to what on NATS: one NATS user per app, so that reaching the
+ * broker is not enough to call billing or end a job (docs/adr/011-nats-users-per-app.md).
+ * Every subject comes from the helpers the code itself uses; nats-server enforces the lists.
+ */
+export interface NatsPermissions {
+  publish: string[];
+  subscribe: string[];
+  /** May answer the requests it receives, on their reply subjects only (nats-server `allow_responses`). */
+  allowResponses: boolean;
+}
+
+export const natsUserNames = ["gateway", "auth-service", "billing-service", "storage-service", "job-service", "worker-image", "worker-video", "worker-audio"] as const;
+export type NatsUserName = (typeof natsUserNames)[number];
+
+/**
+ * Each app's own reply subjects. With one shared `_INBOX.>`, any app could subscribe to every
+ * reply, tokens from auth.login among them; a prefix per app keeps replies to their asker.
+ */
+export const natsInboxPrefix = (app: string) => `_INBOX_${app}`;
+
+export const workerQueues: Record<WorkerName, Queue> = { "worker-image": "image", "worker-video": "video", "worker-audio": "audio" };
+
+const calls = <S extends RpcService>(service: S, methods: readonly RpcMethod<S>[]) => methods.map((m) => subjects.rpc(service, m));
+const serves = (service: string) => subjects.rpc(service, "*");
+const jsApi = (...tokens: string[]) => ["$JS.API", ...tokens].join(".");
+const JS_ACCOUNT_INFO = jsApi("INFO");
+
+function user(app: NatsUserName, p: { publish?: string[]; subscribe?: string[]; serves?: boolean }): NatsPermissions {
+  return {
+    publish: p.publish ?? [],
+    subscribe: [...(p.subscribe ?? []), `${natsInboxPrefix(app)}.>`],
+    allowResponses: p.serves ?? false,
+  };
+}
+
+function worker(name: WorkerName): NatsPermissions {
+  const consumer = consumers.worker(workerQueues[name]);
+  return user(name, {
+    publish: [
+      ...calls("job", ["claim", "finish"]),
+      ...calls("storage", ["inputUrl", "createOutput", "confirmOutput"]),
+      subjects.jobEvents("*"),
+      JS_ACCOUNT_INFO,
+      // Reads the streams job-service made; never creates or changes them.
+      jsApi("STREAM.INFO", streams.jobs.name),
+      jsApi("STREAM.INFO", streams.jobEvents.name),
+      // The last event of a job, for the next event's seq.
+      jsApi("STREAM.MSG.GET", streams.jobEvents.name),
+      // Its own durable consumer only, and only with its own queue's filter (the filter is part of the subject).
+      jsApi("CONSUMER.CREATE", streams.jobs.name, consumer, subjects.jobRunQueue(workerQueues[name])),
+      jsApi("CONSUMER.INFO", streams.jobs.name, consumer),
+      jsApi("CONSUMER.MSG.NEXT", streams.jobs.name, consumer),
+      `$JS.ACK.${streams.jobs.name}.${consumer}.>`,
+    ],
+    subscribe: [subjects.jobCancel("*"), subjects.rpc(name, "health")],
+    serves: true,
+  });
+}
+
+export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
+  // The only app that speaks for end users, so the only caller of the user-facing methods.
+  gateway: user("gateway", {
+    publish: [
+      ...calls("auth", ["health", "register", "login", "refresh", "logout", "me", "jwks", "listUsers", "updateUser", "stats"]),
+      ...calls("billing", ["health", "balance", "ledger", "purchase", "grant"]),
+      ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats"]),
+      ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats"]),
+      ...Object.keys(workerQueues).map((w) => subjects.rpc(w, "health")),
+      // Replays a job's stored events: reads JOB_EVENTS through short-lived ordered consumers.
+      JS_ACCOUNT_INFO,
+      jsApi("STREAM.INFO", streams.jobEvents.name),
+      jsApi("STREAM.MSG.GET", streams.jobEvents.name),
+      jsApi("CONSUMER.CREATE", streams.jobEvents.name, ">"),
+      jsApi("CONSUMER.INFO", streams.jobEvents.name, "*"),
+      jsApi("CONSUMER.MSG.NEXT", streams.jobEvents.name, "*"),
+      jsApi("CONSUMER.DELETE", streams.jobEvents.name, "*"),
+    ],
+    subscribe: [subjects.jobEventsAll],
+  }),
+  "auth-service": user("auth-service", {
+    publish: calls("billing", ["balance", "openAccount", "throttle"]),
+    subscribe: [serves("auth")],
+    serves: true,
+  }),
+  "billing-service": user("billing-service", { subscribe: [serves("billing")], serves: true }),
+  "storage-service": user("storage-service", { subscribe: [serves("storage")], serves: true }),
+  // Owns the streams (creates and updates them at start) and its events consumer: the whole JetStream API.
+  "job-service": user("job-service", {
+    publish: [
+      ...calls("billing", ["rate", "reserve", "capture", "release"]),
+      ...calls("storage", ["getFile"]),
+      subjects.jobRunQueue("*"),
+      subjects.jobEvents("*"),
+      subjects.jobCancel("*"),
+      jsApi(">"),
+      `$JS.ACK.${streams.jobEvents.name}.>`,
+    ],
+    subscribe: [serves("job")],
+    serves: true,
+  }),
+  "worker-image": worker("worker-image"),
+  "worker-video": worker("worker-video"),
+  "worker-audio": worker("worker-audio"),
+};
