@@ -8,6 +8,7 @@ import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod
 import { randomUUID } from "node:crypto";
 import { authPlugin, type TokenVerifier } from "./plugins/auth.ts";
 import { errorsPlugin } from "./plugins/errors.ts";
+import { jsonBodyPlugin } from "./plugins/json-body.ts";
 import { metricsPlugin } from "./plugins/metrics.ts";
 import { openapiPlugin } from "./plugins/openapi.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -64,6 +65,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     gauges: { cutroom_job_watchers: { help: "WebSocket and SSE clients watching a job", read: () => deps.hub.watchers() } },
   });
   await app.register(openapiPlugin);
+  await app.register(jsonBodyPlugin);
   await app.register(formbody);
   await app.register(multipart);
   await app.register(websocket, { options: { handleProtocols: (protocols) => (protocols.has("bearer") ? "bearer" : false) } });

@@ -33,6 +33,24 @@ export const envFlag = (fallback: boolean) =>
     .transform((v) => v === "true" || v === "1" || v === "yes")
     .default(fallback);
 
+const isOrigin = (o: string) => URL.canParse(o) && new URL(o).origin === o;
+
+/**
+ * Browser origins CORS lets in: `*` for any (the API takes bearer tokens, never cookies), or a
+ * comma-separated list of origins such as `https://app.example.com,http://localhost:5173`.
+ */
+export const envOrigins = (fallback: string) =>
+  z
+    .string()
+    .trim()
+    .default(fallback)
+    .transform((v, ctx): "*" | string[] => {
+      if (v === "*") return "*";
+      const origins = v.split(",").map((o) => o.trim().replace(/\/+$/, "")).filter(Boolean);
+      for (const o of origins) if (!isOrigin(o)) ctx.addIssue({ code: "custom", message: `${o} is not an origin (scheme://host[:port]) nor *` });
+      return origins;
+    });
+
 /** Parses the environment once at start; exits naming each bad variable. */
 export function loadEnv<S extends z.ZodObject>(schema: S, source: NodeJS.ProcessEnv = process.env): z.output<S> {
   const parsed = schema.safeParse(source);
