@@ -4,7 +4,7 @@ import { fileTypeFromBuffer } from "file-type";
 import { AppError, toPage, type Caller, type FileObject } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { runChecks, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
-import type { StorageDriver } from "./drivers/driver.ts";
+import type { Audience, StorageDriver } from "./drivers/driver.ts";
 import {
   claimIngest,
   deleteFileRow,
@@ -103,14 +103,14 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
     inputUrl: async ({ owner_id, file_id }) => {
       const row = await getOwnedFile(db, owner_id, file_id);
       if (!row || row.status !== "ready") throw new AppError("NOT_FOUND", "input file not found", { file_id });
-      const { url, expires_at } = await signedDownload(driver, row);
+      const { url, expires_at } = await signedDownload(driver, row, "worker");
       return { url, expires_at, filename: row.filename, content_type: row.contentType, size: row.size };
     },
 
     createOutput: async ({ owner_id, job_id, filename, content_type }) => {
       const row = await upsertOutputFile(db, { id: outputFileId(job_id, filename), ownerId: owner_id, jobId: job_id, filename, contentType: content_type });
       if (!row) throw new AppError("CONFLICT", "this output belongs to another user", { job_id });
-      return uploadTicket(driver, row);
+      return uploadTicket(driver, row, undefined, "worker");
     },
 
     confirmOutput: async ({ owner_id, file_id }) => {
@@ -183,13 +183,13 @@ async function finaliseUpload({ db, driver }: StorageDeps, row: FileRow, knownSi
   return toFileObject(await markReady(db, row.id, size, storedContentType(row.contentType, detected)));
 }
 
-async function uploadTicket(driver: StorageDriver, row: FileRow, size?: number) {
-  const { url, headers } = await driver.presignPut(row.storageKey, { contentType: row.contentType, size, expiresInSec: urlTtlSec });
+async function uploadTicket(driver: StorageDriver, row: FileRow, size?: number, audience: Audience = "client") {
+  const { url, headers } = await driver.presignPut(row.storageKey, { contentType: row.contentType, size, expiresInSec: urlTtlSec, audience });
   return { file_id: row.id, upload_url: url, method: "PUT" as const, headers, expires_at: expiresAt() };
 }
 
-async function signedDownload(driver: StorageDriver, row: FileRow) {
-  const url = await driver.presignGet(row.storageKey, { expiresInSec: urlTtlSec, filename: row.filename, contentType: row.contentType });
+async function signedDownload(driver: StorageDriver, row: FileRow, audience: Audience = "client") {
+  const url = await driver.presignGet(row.storageKey, { expiresInSec: urlTtlSec, filename: row.filename, contentType: row.contentType, audience });
   return { url, expires_at: expiresAt() };
 }
 

@@ -22,6 +22,8 @@ export const Env = BaseEnv.extend(DbEnv.shape)
     STORAGE_URL_SECRET: z.string().min(16).optional(),
     /** s3 driver: endpoint of an S3-compatible server (MinIO, R2, s3rver); unset means AWS itself. */
     S3_ENDPOINT: z.url().optional(),
+    /** s3 driver: the endpoint signed into URLs handed to clients, when they reach S3 at another address than this service does (Docker: http://localhost:8333, not the service name); unset means S3_ENDPOINT. Workers get URLs for S3_ENDPOINT. */
+    S3_PUBLIC_ENDPOINT: z.url().optional(),
     /** s3 driver: region the bucket is in. */
     S3_REGION: z.string().default("us-east-1"),
     /** s3 driver: the bucket every object goes into (required with STORAGE_DRIVER=s3). */

@@ -17,7 +17,7 @@ if (!env.STORAGE_URL_SECRET) log.warn("STORAGE_URL_SECRET is not set: signed URL
 const signer = createSigner(env.STORAGE_URL_SECRET ?? randomBytes(32).toString("hex"));
 const driver =
   env.STORAGE_DRIVER === "s3"
-    ? new S3Driver({ endpoint: env.S3_ENDPOINT, region: env.S3_REGION, bucket: env.S3_BUCKET!, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY })
+    ? new S3Driver({ endpoint: env.S3_ENDPOINT, publicEndpoint: env.S3_PUBLIC_ENDPOINT, region: env.S3_REGION, bucket: env.S3_BUCKET!, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY })
     : new FsDriver({ dir: env.STORAGE_DIR, publicUrl: env.STORAGE_PUBLIC_URL, signer });
 const deps: StorageDeps = { db, driver, signer, internalUrl: env.STORAGE_INTERNAL_URL };
 

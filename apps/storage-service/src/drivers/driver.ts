@@ -1,6 +1,12 @@
 import { Transform, type Readable } from "node:stream";
 import { AppError } from "@cutroom/contracts";
 
+/**
+ * Who a signed URL is for: a client outside the deployment, or a worker inside it. A driver
+ * reached at another address from outside (S3 behind Docker's port mapping) signs each for its own.
+ */
+export type Audience = "client" | "worker";
+
 /** Where bytes live. Keys are `<owner>/<file_id>`; the database says what they mean. */
 export interface StorageDriver {
   readonly name: "fs" | "s3";
@@ -17,9 +23,9 @@ export interface StorageDriver {
    * refused (fs: 413 mid-stream; s3: the signed content-length no longer matches); without it
    * (worker outputs, whose size is unknown up front) any size is taken.
    */
-  presignPut(key: string, opts: { contentType: string; size?: number; expiresInSec: number }): Promise<{ url: string; headers: Record<string, string> }>;
+  presignPut(key: string, opts: { contentType: string; size?: number; expiresInSec: number; audience?: Audience }): Promise<{ url: string; headers: Record<string, string> }>;
   /** A URL anyone holding it can download the object from, until it expires. */
-  presignGet(key: string, opts: { expiresInSec: number; filename: string; contentType: string }): Promise<string>;
+  presignGet(key: string, opts: { expiresInSec: number; filename: string; contentType: string; audience?: Audience }): Promise<string>;
   /** Throws when the driver cannot store objects right now (for health). */
   check(): Promise<void>;
 }

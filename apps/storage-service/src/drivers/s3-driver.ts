@@ -10,10 +10,13 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { pipeline, type Readable } from "node:stream";
-import { assertSafeKey, contentDisposition, limitBytes, type StorageDriver } from "./driver.ts";
+import { assertSafeKey, contentDisposition, limitBytes, type Audience, type StorageDriver } from "./driver.ts";
 
 export interface S3Config {
+  /** Where this service reaches S3; workers, inside the deployment too, get URLs for it. */
   endpoint?: string;
+  /** Where clients reach S3, when that differs (Docker: localhost:<published port>, not the service name); signed into their URLs. */
+  publicEndpoint?: string;
   region: string;
   bucket: string;
   accessKeyId?: string;
@@ -24,19 +27,28 @@ export interface S3Config {
 export class S3Driver implements StorageDriver {
   readonly name = "s3";
   private readonly client: S3Client;
+  /** Signs clients' URLs. The host is part of a SigV4 signature, so it cannot be swapped in afterwards. */
+  private readonly publicSigner: S3Client;
   private readonly bucket: string;
 
   constructor(config: S3Config) {
     this.bucket = config.bucket;
-    this.client = new S3Client({
-      endpoint: config.endpoint,
-      region: config.region,
-      forcePathStyle: true,
-      credentials: config.accessKeyId && config.secretAccessKey ? { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey } : undefined,
-      // The SDK's default streaming checksums (aws-chunked bodies) are stored corrupted by s3rver and some other S3 clones.
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-    });
+    const clientFor = (endpoint: string | undefined) =>
+      new S3Client({
+        endpoint,
+        region: config.region,
+        forcePathStyle: true,
+        credentials: config.accessKeyId && config.secretAccessKey ? { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey } : undefined,
+        // The SDK's default streaming checksums (aws-chunked bodies) are stored corrupted by s3rver and some other S3 clones.
+        requestChecksumCalculation: "WHEN_REQUIRED",
+        responseChecksumValidation: "WHEN_REQUIRED",
+      });
+    this.client = clientFor(config.endpoint);
+    this.publicSigner = config.publicEndpoint ? clientFor(config.publicEndpoint) : this.client;
+  }
+
+  private signerFor(audience: Audience = "client"): S3Client {
+    return audience === "worker" ? this.client : this.publicSigner;
   }
 
   async putStream(key: string, body: Readable, { maxBytes, contentType }: { maxBytes: number; contentType?: string }): Promise<number> {
@@ -82,18 +94,18 @@ export class S3Driver implements StorageDriver {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
 
-  async presignPut(key: string, { contentType, size, expiresInSec }: { contentType: string; size?: number; expiresInSec: number }) {
+  async presignPut(key: string, { contentType, size, expiresInSec, audience }: { contentType: string; size?: number; expiresInSec: number; audience?: Audience }) {
     assertSafeKey(key);
     // content-length is signed too, so S3 itself refuses a body of another size.
     const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: contentType, ContentLength: size });
-    const url = await getSignedUrl(this.client, command, { expiresIn: expiresInSec, signableHeaders: new Set(["content-type", ...(size === undefined ? [] : ["content-length"])]) });
+    const url = await getSignedUrl(this.signerFor(audience), command, { expiresIn: expiresInSec, signableHeaders: new Set(["content-type", ...(size === undefined ? [] : ["content-length"])]) });
     return { url, headers: { "content-type": contentType } };
   }
 
-  async presignGet(key: string, { expiresInSec, filename, contentType }: { expiresInSec: number; filename: string; contentType: string }) {
+  async presignGet(key: string, { expiresInSec, filename, contentType, audience }: { expiresInSec: number; filename: string; contentType: string; audience?: Audience }) {
     assertSafeKey(key);
     const command = new GetObjectCommand({ Bucket: this.bucket, Key: key, ResponseContentType: contentType, ResponseContentDisposition: contentDisposition(filename) });
-    return getSignedUrl(this.client, command, { expiresIn: expiresInSec });
+    return getSignedUrl(this.signerFor(audience), command, { expiresIn: expiresInSec });
   }
 
   async check(): Promise<void> {
@@ -102,6 +114,7 @@ export class S3Driver implements StorageDriver {
 
   close(): void {
     this.client.destroy();
+    if (this.publicSigner !== this.client) this.publicSigner.destroy();
   }
 }
 
