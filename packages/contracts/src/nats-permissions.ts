@@ -4,7 +4,7 @@ import { consumers, streams, subjects, type WorkerName } from "./subjects.ts";
 
 /**
  * Who may publish and subscribe to what on NATS: one NATS user per app, so that reaching the
- * broker is not enough to call billing or end a job (docs/adr/011-nats-users-per-app.md).
+ * broker is not enough to call billing or end a job (docs/adr/013-nats-users-per-app.md).
  * Every subject comes from the helpers the code itself uses; nats-server enforces the lists.
  */
 export interface NatsPermissions {
