@@ -7,6 +7,7 @@ import { runChecks, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import type { Audience, StorageDriver } from "./drivers/driver.ts";
 import {
   claimIngest,
+  claimSignedPut,
   deleteFileRow,
   fileStats,
   getFileRow,
@@ -15,6 +16,7 @@ import {
   listReadyFiles,
   markReady,
   markRejected,
+  moveFile,
   releaseIngest,
   toFileObject,
   upsertOutputFile,
@@ -61,10 +63,7 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
       const row = await ownedFile(ctx, file_id);
       // A worker's output is confirmed by the worker (confirmOutput), never by its owner.
       if (row.folder !== "input") throw new AppError("NOT_FOUND", "file not found", { file_id });
-      if (row.status === "ready") return toFileObject(row);
-      if (row.status === "rejected") throw new AppError("INVALID_STATE", "this upload was rejected; start a new one", { file_id });
-      if (row.status === "receiving") throw new AppError("INVALID_STATE", "the bytes are still arriving", { file_id });
-      return finaliseUpload(deps, row);
+      return confirmSignedUpload(deps, row, (claimed) => finaliseUpload(deps, claimed));
     },
 
     createIngest: async ({ filename, content_type, project_id, max_bytes }, ctx) => {
@@ -116,11 +115,58 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
     confirmOutput: async ({ owner_id, file_id }) => {
       const row = await getOwnedFile(db, owner_id, file_id);
       if (!row || row.folder !== "output") throw new AppError("NOT_FOUND", "output file not found", { file_id });
-      if (row.status === "ready") return toFileObject(row);
-      const size = await driver.size(row.storageKey);
-      if (size === undefined) throw new AppError("INVALID_STATE", "nothing uploaded yet", { file_id });
-      return toFileObject(await markReady(db, row.id, size));
+      return confirmSignedUpload(deps, row, async (claimed) => {
+        const size = await driver.size(claimed.storageKey);
+        if (size === undefined) throw new AppError("INVALID_STATE", "nothing uploaded yet", { file_id });
+        return toFileObject(await markReady(db, claimed.id, size));
+      });
     },
+  };
+}
+
+/**
+ * Confirm of a signed upload: the row is claimed first (so two confirms, or a confirm and a PUT, never
+ * interleave), then the driver puts the bytes out of the upload URL's reach, then `finish` checks them.
+ * A confirm that fails without a verdict (nothing uploaded yet, storage unreachable) gives the row back.
+ */
+async function confirmSignedUpload(deps: StorageDeps, row: FileRow, finish: (claimed: FileRow) => Promise<FileObject>): Promise<FileObject> {
+  if (row.status === "ready") return toFileObject(row);
+  if (row.status === "rejected") throw new AppError("INVALID_STATE", "this upload was rejected; start a new one", { file_id: row.id });
+  const claimed = row.status === "receiving" ? undefined : await moveFile(deps.db, row.id, row.status, "receiving");
+  if (!claimed) {
+    const now = await getFileRow(deps.db, row.id);
+    if (now?.status === "ready") return toFileObject(now);
+    throw new AppError("INVALID_STATE", "the bytes are still arriving, or another confirm is checking them", { file_id: row.id });
+  }
+  try {
+    await deps.driver.commitUpload(claimed.storageKey);
+    return await finish(claimed);
+  } catch (err) {
+    await moveFile(deps.db, row.id, "receiving", row.status);
+    throw err;
+  }
+}
+
+export type SignedPutReceiver = (key: string, body: Readable, maxBytes: number) => Promise<number>;
+
+/**
+ * The fs data plane's `PUT /storage/blob/:token`: a ticket's URL stores bytes once, and only while its
+ * file is pending (a conditional update claims the row, as an ingest does). A second PUT, or one after
+ * confirm, is refused, so a confirmed file (perhaps a queued job's input) never changes under its owner.
+ * A PUT that fails part-way keeps nothing and gives the ticket back.
+ */
+export function createSignedPutReceiver(deps: StorageDeps): SignedPutReceiver {
+  return async (key, body, maxBytes) => {
+    const row = await claimSignedPut(deps.db, key);
+    if (!row) throw new AppError("INVALID_STATE", "this upload URL was used already, or its file is confirmed or rejected; start a new upload");
+    try {
+      const size = await deps.driver.putStream(key, body, { maxBytes });
+      await moveFile(deps.db, row.id, "receiving", "uploaded");
+      return size;
+    } catch (err) {
+      await releaseIngest(deps.db, row.id);
+      throw err;
+    }
   };
 }
 

@@ -6,6 +6,8 @@ import { files } from "@cutroom/db/storage";
 export type FileRow = typeof files.$inferSelect;
 
 export const storageKey = (ownerId: string, fileId: string) => `${ownerId}/${fileId}`;
+/** The file a storage key belongs to (its last part), to find the row by primary key. */
+const fileIdOfKey = (key: string) => key.slice(key.lastIndexOf("/") + 1);
 
 export async function insertPendingFile(
   db: Db,
@@ -84,7 +86,30 @@ export async function claimIngest(db: Db, id: string): Promise<FileRow | undefin
   return row;
 }
 
-/** receiving → pending: the PUT failed part-way, so the ingest URL may be tried again. */
+/**
+ * pending → receiving for the one signed PUT a ticket allows, found by the key it was signed for:
+ * a second PUT, or one after confirm, finds the row in another state. Undefined then.
+ */
+export async function claimSignedPut(db: Db, key: string): Promise<FileRow | undefined> {
+  const [row] = await db
+    .update(files)
+    .set({ status: "receiving" })
+    .where(and(eq(files.id, fileIdOfKey(key)), eq(files.storageKey, key), eq(files.status, "pending")))
+    .returning();
+  return row;
+}
+
+/** `from` → `to` as a conditional update: of two calls racing for the row, exactly one moves it. Undefined when it was not in `from`. */
+export async function moveFile(db: Db, id: string, from: FileRow["status"], to: FileRow["status"]): Promise<FileRow | undefined> {
+  const [row] = await db
+    .update(files)
+    .set({ status: to })
+    .where(and(eq(files.id, id), eq(files.status, from)))
+    .returning();
+  return row;
+}
+
+/** receiving → pending: the PUT failed part-way, so the ingest or signed URL may be tried again. */
 export async function releaseIngest(db: Db, id: string): Promise<void> {
   await db
     .update(files)
@@ -93,14 +118,14 @@ export async function releaseIngest(db: Db, id: string): Promise<void> {
 }
 
 /**
- * pending (or receiving) → ready, with the content type the bytes showed when given; a row
+ * pending (or receiving, uploaded) → ready, with the content type the bytes showed when given; a row
  * confirmed concurrently (already ready) is returned as it is.
  */
 export async function markReady(db: Db, id: string, size: number, contentType?: string): Promise<FileRow> {
   const [row] = await db
     .update(files)
     .set({ status: "ready", size, confirmedAt: new Date(), ...(contentType ? { contentType } : {}) })
-    .where(and(eq(files.id, id), inArray(files.status, ["pending", "receiving"])))
+    .where(and(eq(files.id, id), inArray(files.status, ["pending", "receiving", "uploaded"])))
     .returning();
   return row ?? (await getFileRow(db, id))!;
 }
@@ -130,7 +155,7 @@ export function toFileObject(row: FileRow): FileObject {
     // Until confirmed, the size a client declared is the best we know.
     size: row.status === "ready" ? row.size : (row.declaredSize ?? row.size),
     folder: row.folder,
-    status: row.status === "receiving" ? "pending" : row.status,
+    status: row.status === "receiving" || row.status === "uploaded" ? "pending" : row.status,
     project_id: row.projectId,
     job_id: row.jobId,
     created_at: row.createdAt.toISOString(),

@@ -4,7 +4,7 @@ import { PassThrough } from "node:stream";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import { AppError, errorStatus, type ErrorCode, type ErrorEnvelope } from "@cutroom/contracts";
 import type { Logger } from "@cutroom/runtime";
-import type { IngestReceiver } from "./app.ts";
+import type { IngestReceiver, SignedPutReceiver } from "./app.ts";
 import { contentDisposition } from "./drivers/driver.ts";
 import type { FsDriver } from "./drivers/fs-driver.ts";
 
@@ -57,9 +57,9 @@ export function buildHttp(log: Logger, routes: Routes[], { corsOrigins = "*" }: 
   return app;
 }
 
-/** The fs driver's signed URLs: `PUT` stores an upload, `GET` serves a download (with single byte ranges). */
+/** The fs driver's signed URLs: `PUT` stores an upload (once per ticket, see `receive`), `GET` serves a download (with single byte ranges). */
 export const blobRoutes =
-  (driver: FsDriver): Routes =>
+  (driver: FsDriver, receive: SignedPutReceiver): Routes =>
   (app) => {
     app.put<{ Params: { token: string } }>("/storage/blob/:token", async (req, reply) => {
       const claims = driver.verify(req.params.token, "put");
@@ -70,7 +70,7 @@ export const blobRoutes =
       if (declared !== undefined && declared > maxBytes) {
         throw new AppError("PAYLOAD_TOO_LARGE", `the body is larger than the signed ${maxBytes} bytes`, { size: declared, max_bytes: maxBytes });
       }
-      const size = await driver.putStream(claims.key, bodyOf(req), { maxBytes });
+      const size = await receive(claims.key, bodyOf(req), maxBytes);
       return reply.status(200).send({ size });
     });
 

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createDb, runMigrations } from "@cutroom/db";
 import { connectNats, createLogger, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
-import { createIngestReceiver, createStorageHandlers, type StorageDeps } from "./app.ts";
+import { createIngestReceiver, createSignedPutReceiver, createStorageHandlers, type StorageDeps } from "./app.ts";
 import { FsDriver } from "./drivers/fs-driver.ts";
 import { S3Driver } from "./drivers/s3-driver.ts";
 import { readEnv } from "./env.ts";
@@ -21,7 +21,7 @@ const driver =
     : new FsDriver({ dir: env.STORAGE_DIR, publicUrl: env.STORAGE_PUBLIC_URL, signer });
 const deps: StorageDeps = { db, driver, signer, internalUrl: env.STORAGE_INTERNAL_URL };
 
-const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver)] : [])], { corsOrigins: env.CORS_ORIGINS });
+const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver, createSignedPutReceiver(deps))] : [])], { corsOrigins: env.CORS_ORIGINS });
 await http.listen({ port: env.STORAGE_PORT, host: env.STORAGE_HOST });
 const nc = await connectNats(env, "storage-service", log);
 const server = serveRpc(nc, "storage", createStorageHandlers(deps), log);

@@ -13,7 +13,7 @@ import { createRpcClient, serveRpc, type RpcClient } from "@cutroom/runtime";
 import { createMigratedDb, silentLogger, startTestNats } from "@cutroom/testing";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createIngestReceiver, createStorageHandlers, outputFileId, type StorageDeps } from "./app.ts";
+import { createIngestReceiver, createSignedPutReceiver, createStorageHandlers, outputFileId, type StorageDeps } from "./app.ts";
 import type { StorageDriver } from "./drivers/driver.ts";
 import { FsDriver } from "./drivers/fs-driver.ts";
 import { S3Driver } from "./drivers/s3-driver.ts";
@@ -36,7 +36,7 @@ async function startStorage(makeDriver: (ctx: { port: number; signer: ReturnType
   const signer = createSigner(randomBytes(32).toString("hex"));
   const driver = makeDriver({ port, signer });
   const deps: StorageDeps = { db: db.db, driver, signer, internalUrl: `http://127.0.0.1:${port}` };
-  const http = buildHttp(silentLogger(), [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver)] : [])]);
+  const http = buildHttp(silentLogger(), [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver, createSignedPutReceiver(deps))] : [])]);
   await http.listen({ port, host: "127.0.0.1" });
   serveRpc(await nats.connect(), "storage", createStorageHandlers(deps), silentLogger());
   const rpc = createRpcClient(await nats.connect(), { timeoutMs: 5000 });
@@ -170,6 +170,25 @@ describe("storage-service with the fs driver", () => {
     expect(await call("confirmUpload", { file_id: ticket.file_id })).toMatchObject({ status: "ready", size: bytes.length });
   });
 
+  it("takes one PUT per signed upload URL and none after confirm, so a confirmed file keeps its bytes", async () => {
+    const caller = newUser();
+    const call = as(s.rpc, caller);
+    const ticket: UploadTicket = await call("createUpload", { filename: "poster.png", content_type: "image/png", size: png.length, max_bytes: 1_000_000 });
+    expect((await put(ticket, png)).status).toBe(200);
+    const twice = await put(ticket, png);
+    expect(twice.status).toBe(409);
+    expect(((await twice.json()) as ErrorEnvelope).error).toMatchObject({ code: "INVALID_STATE" });
+    expect(await call("confirmUpload", { file_id: ticket.file_id })).toMatchObject({ status: "ready", content_type: "image/png" });
+
+    // The same URL after confirm, with a playlist of the PNG's size: refused, the PNG stays.
+    const playlist = Buffer.from("#EXTM3U\n#EXT-X-VERSION:3\n".padEnd(png.length, "#"));
+    const after = await put(ticket, playlist);
+    expect(after.status).toBe(409);
+    const { url } = await call("downloadUrl", { file_id: ticket.file_id });
+    expect(sha256(Buffer.from(await (await fetch(url)).arrayBuffer()))).toBe(sha256(png));
+    expect(await call("getFile", { file_id: ticket.file_id })).toMatchObject({ status: "ready", size: png.length });
+  });
+
   it("rejects an upload with fewer bytes than declared", async () => {
     const call = as(s.rpc, newUser());
     const ticket: UploadTicket = await call("createUpload", { filename: "a.bin", content_type: "application/octet-stream", size: 1000, max_bytes: 1_000_000 });
@@ -222,7 +241,7 @@ describe("storage-service with the fs driver", () => {
 
   it("answers browsers' CORS preflights on signed URLs for the configured origins only", async () => {
     const origin = "https://app.example.com";
-    const http = buildHttp(silentLogger(), [blobRoutes(s.driver as FsDriver)], { corsOrigins: [origin] });
+    const http = buildHttp(silentLogger(), [blobRoutes(s.driver as FsDriver, async () => 0)], { corsOrigins: [origin] });
     try {
       const preflight = (from: string) =>
         http.inject({ method: "OPTIONS", url: "/storage/blob/any-token", headers: { origin: from, "access-control-request-method": "PUT", "access-control-request-headers": "content-type" } });
@@ -441,9 +460,25 @@ describe.skipIf(!env.S3_ENDPOINT || !env.S3_BUCKET)("storage-service with the s3
     const call = as(s.rpc, caller);
     const ticket: UploadTicket = await call("createUpload", { filename: "a.png", content_type: "image/png", size: png.length, max_bytes: 1_000_000 });
     // Real S3 refuses this PUT (content-length is signed); s3rver takes it, so confirm must catch it.
-    await s.driver.putStream(`${caller.user_id}/${ticket.file_id}`, Readable.from([png, Buffer.alloc(10)]), { maxBytes: 1_000_000 });
+    expect((await put(ticket, Buffer.concat([png, Buffer.alloc(10)]))).status).toBe(200);
     await expect(call("confirmUpload", { file_id: ticket.file_id })).rejects.toMatchObject({ code: "PAYLOAD_TOO_LARGE", details: { size: png.length + 10, declared_size: png.length } });
     expect(await s.driver.size(`${caller.user_id}/${ticket.file_id}`)).toBeUndefined();
+  });
+
+  it("serves the confirmed bytes even when the upload URL is used again after confirm", async () => {
+    const owner = newUser();
+    const call = as(s.rpc, owner);
+    const ticket: UploadTicket = await call("createUpload", { filename: "poster.png", content_type: "image/png", size: png.length, max_bytes: 1_000_000 });
+    expect((await put(ticket, png)).status).toBe(200);
+    expect(await call("confirmUpload", { file_id: ticket.file_id })).toMatchObject({ status: "ready", content_type: "image/png" });
+    // S3 takes the PUT (the URL is valid for minutes): what was confirmed must not change.
+    const playlist = Buffer.from("#EXTM3U\n#EXT-X-VERSION:3\n".padEnd(png.length, "#"));
+    await put(ticket, playlist);
+    const { url } = await call("downloadUrl", { file_id: ticket.file_id });
+    expect(sha256(Buffer.from(await (await fetch(url)).arrayBuffer()))).toBe(sha256(png));
+    const input = await as(s.rpc, null)("inputUrl", { owner_id: owner.user_id, file_id: ticket.file_id });
+    expect(sha256(Buffer.from(await (await fetch(input.url)).arrayBuffer()))).toBe(sha256(png));
+    expect(await call("confirmUpload", { file_id: ticket.file_id })).toMatchObject({ status: "ready", size: png.length });
   });
 
   it("streams an ingest into S3 and confirms it", async () => {

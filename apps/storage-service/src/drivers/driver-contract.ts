@@ -49,6 +49,7 @@ export function describeDriverContract(
       const put = await driver.presignPut(key, { contentType: "image/png", size: bytes.length, expiresInSec: 60 });
       const up = await fetch(put.url, { method: "PUT", headers: put.headers, body: bytes });
       expect(up.status).toBe(200);
+      await driver.commitUpload(key);
       const url = await driver.presignGet(key, { expiresInSec: 60, filename: "café poster.png", contentType: "image/png" });
       const { res, bytes: back } = await download(url);
       expect(res.status).toBe(200);

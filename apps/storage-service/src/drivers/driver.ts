@@ -24,6 +24,13 @@ export interface StorageDriver {
    * (worker outputs, whose size is unknown up front) any size is taken.
    */
   presignPut(key: string, opts: { contentType: string; size?: number; expiresInSec: number; audience?: Audience }): Promise<{ url: string; headers: Record<string, string> }>;
+  /**
+   * Makes what was PUT to `key`'s signed URL the object at `key`, where that URL cannot write any more;
+   * called once the row is claimed for confirm, before its bytes are checked. fs: nothing to do (its data
+   * plane takes one PUT per ticket, and none after confirm); s3: a copy out of the URL's prefix (S3 takes
+   * any number of PUTs until the URL expires).
+   */
+  commitUpload(key: string): Promise<void>;
   /** A URL anyone holding it can download the object from, until it expires. */
   presignGet(key: string, opts: { expiresInSec: number; filename: string; contentType: string; audience?: Audience }): Promise<string>;
   /** Throws when the driver cannot store objects right now (for health). */

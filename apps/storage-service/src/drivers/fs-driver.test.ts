@@ -14,7 +14,8 @@ describeDriverContract("fs", async () => {
   const dir = mkdtempSync(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "storage-"));
   const port = await freePort();
   const driver = new FsDriver({ dir, publicUrl: `http://127.0.0.1:${port}/storage`, signer: createSigner(randomBytes(32).toString("hex")) });
-  const http = buildHttp(silentLogger(), [blobRoutes(driver)]);
+  // No database here: the PUT goes straight to the driver (the one-PUT-per-ticket gate is tested in storage.test.ts).
+  const http = buildHttp(silentLogger(), [blobRoutes(driver, (key, body, maxBytes) => driver.putStream(key, body, { maxBytes }))]);
   await http.listen({ port, host: "127.0.0.1" });
   return {
     driver,

@@ -66,6 +66,9 @@ export class FsDriver implements StorageDriver {
     return { url: `${this.opts.publicUrl}/blob/${token}`, headers: { "content-type": contentType } };
   }
 
+  /** The data plane already lets a ticket write once, and only before confirm (see createSignedPutReceiver). */
+  async commitUpload(): Promise<void> {}
+
   async presignGet(key: string, { expiresInSec, filename, contentType }: { expiresInSec: number; filename: string; contentType: string }) {
     assertSafeKey(key);
     const token = this.opts.signer.sign({ op: "get", key, exp: Date.now() + expiresInSec * 1000, ct: contentType, fn: filename });

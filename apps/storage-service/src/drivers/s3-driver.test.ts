@@ -34,6 +34,7 @@ if (env.S3_ENDPOINT && env.S3_BUCKET) {
       const put = await driver.presignPut(key, { contentType: "text/plain", size: bytes.length, expiresInSec: 60 });
       expect(new URL(put.url).host).toBe(`localhost:${internal.port}`);
       expect((await fetch(put.url, { method: "PUT", headers: put.headers, body: bytes })).status).toBe(200);
+      await driver.commitUpload(key);
 
       const url = await driver.presignGet(key, { expiresInSec: 60, filename: "a.txt", contentType: "text/plain" });
       expect(new URL(url).host).toBe(`localhost:${internal.port}`);

@@ -1,4 +1,5 @@
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -22,6 +23,12 @@ export interface S3Config {
   accessKeyId?: string;
   secretAccessKey?: string;
 }
+
+/**
+ * Where a presigned PUT for `key` lands. S3 takes any number of PUTs until the URL expires, so
+ * confirm copies from here to `key` (commitUpload): what was checked and confirmed is out of the URL's reach.
+ */
+const incomingKey = (key: string) => `incoming/${key}`;
 
 /** Objects in one S3 bucket (AWS, MinIO, R2, s3rver). Clients PUT and GET straight to S3 through presigned URLs. */
 export class S3Driver implements StorageDriver {
@@ -91,13 +98,27 @@ export class S3Driver implements StorageDriver {
 
   async delete(key: string): Promise<void> {
     assertSafeKey(key);
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    // What an unconfirmed upload (or a PUT to a URL still valid after confirm) left goes too.
+    await Promise.all([key, incomingKey(key)].map((k) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: k }))));
+  }
+
+  async commitUpload(key: string): Promise<void> {
+    assertSafeKey(key);
+    const from = incomingKey(key);
+    try {
+      // One atomic copy (up to 5 GiB, the largest tier's file limit): the bytes confirm checks next are the ones served.
+      await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: key, CopySource: `${this.bucket}/${from}` }));
+    } catch (err) {
+      if (statusOf(err) === 404) return; // nothing was PUT: confirm finds nothing (or what an earlier confirm copied)
+      throw err;
+    }
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: from }));
   }
 
   async presignPut(key: string, { contentType, size, expiresInSec, audience }: { contentType: string; size?: number; expiresInSec: number; audience?: Audience }) {
     assertSafeKey(key);
     // content-length is signed too, so S3 itself refuses a body of another size.
-    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: contentType, ContentLength: size });
+    const command = new PutObjectCommand({ Bucket: this.bucket, Key: incomingKey(key), ContentType: contentType, ContentLength: size });
     const url = await getSignedUrl(this.signerFor(audience), command, { expiresIn: expiresInSec, signableHeaders: new Set(["content-type", ...(size === undefined ? [] : ["content-length"])]) });
     return { url, headers: { "content-type": contentType } };
   }

@@ -14,8 +14,9 @@ export const files = storage.table(
     contentType: text("content_type").notNull(),
     declaredSize: bigint("declared_size", { mode: "number" }),
     size: bigint("size", { mode: "number" }).notNull().default(0),
-    // "receiving": an ingest PUT has claimed the row and its bytes are arriving (shown to clients as pending).
-    status: text("status", { enum: ["pending", "receiving", "ready", "rejected"] }).notNull().default("pending"),
+    // "receiving": a PUT or a confirm has claimed the row (its bytes are arriving or being checked); "uploaded": the
+    // one signed PUT a ticket allows is done and confirm is awaited. Both are shown to clients as pending.
+    status: text("status", { enum: ["pending", "receiving", "uploaded", "ready", "rejected"] }).notNull().default("pending"),
     storageKey: text("storage_key").notNull(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     confirmedAt: timestamp("confirmed_at", { withTimezone: true }),
