@@ -1,5 +1,7 @@
 import { execFileSync } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -110,6 +112,32 @@ describe("probe", () => {
     const junk = join(dir, "upload.bin");
     await writeFile(junk, Buffer.from("PK\u0003\u0004 certainly not a video ".repeat(50)));
     await expect(probe(junk)).rejects.toBeInstanceOf(FfmpegError);
+  });
+
+  it("times a recording whose container does not state its duration (a browser's WebM) by its packets", async () => {
+    // Written to a pipe, as MediaRecorder does: the WebM has no duration and no cues.
+    const webm = execFileSync("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=3", "-c:a", "libopus", "-f", "webm", "pipe:1"]);
+    const file = join(dir, "recording.webm");
+    await writeFile(file, webm);
+    expect(execFileSync("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", file], { encoding: "utf8" }).trim()).toBe("N/A");
+    expect((await probe(file)).duration).toBeCloseTo(3, 1);
+  });
+
+  it("gives up on a source that does not answer within its timeout, and leaves no ffprobe behind", async () => {
+    const server = createServer(() => {}); // accepts, never answers
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/stalled.mp4`;
+    try {
+      const started = Date.now();
+      await expect(probe(url, { timeoutMs: 500 })).rejects.toThrow(/time limit/);
+      expect(Date.now() - started).toBeLessThan(3000);
+      const probes = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").filter((l) => l.startsWith("ffprobe") && l.includes(url));
+      expect(probes).toEqual([]);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
 

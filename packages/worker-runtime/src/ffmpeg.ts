@@ -1,5 +1,7 @@
 // fluent-ffmpeg is archived upstream: every ffmpeg/ffprobe call in Cutroom goes through this
 // module, so it can be replaced (e.g. by a plain child_process.spawn) without touching workers.
+// ffprobe already is: fluent-ffmpeg's cannot be stopped, and a probe must end within its timeout.
+import { spawn } from "node:child_process";
 import ffmpeg from "fluent-ffmpeg";
 import type { FfmpegCommand } from "fluent-ffmpeg";
 
@@ -109,25 +111,85 @@ const rate = (r: string | undefined): number | null => {
   return a && b ? Math.round((a / b) * 1000) / 1000 : null;
 };
 
-/** What ffprobe says about a file; rejects with an FfmpegError when it is not media at all. */
-export function probe(path: string): Promise<ProbeResult> {
+export interface ProbeOptions {
+  /** ffprobe is killed past this many ms (default 60 s): a slow or hostile source must not hold the caller. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+// Formats ffprobe reads as media that are really a still image or a text file: they have no duration.
+const stillFormats = /^(image2|tty|.*_pipe)$/;
+
+/**
+ * What ffprobe says about a file (a path or a URL); rejects with an FfmpegError when it is not media
+ * at all. A container that does not state its duration (a browser's WebM recording) is timed by
+ * reading its packets, so a duration is null only for stills and files without audio or video.
+ */
+export async function probe(source: string, opts: ProbeOptions = {}): Promise<ProbeResult> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  const data = JSON.parse(await runFfprobe(["-print_format", "json", "-show_streams", "-show_format", source], deadline, opts.signal)) as {
+    streams?: Array<Record<string, any>>;
+    format?: Record<string, any>;
+  };
+  if (!data.format) throw new FfmpegError("ffprobe failed: no format in its answer", "");
+  const streams = (data.streams ?? []).map(
+    (s): MediaStream => ({
+      type: (["video", "audio", "subtitle", "data", "attachment"].includes(s.codec_type ?? "") ? s.codec_type : "unknown") as MediaStream["type"],
+      codec: s.codec_name ?? null,
+      width: num(s.width) || null,
+      height: num(s.height) || null,
+      fps: s.codec_type === "video" ? (rate(s.avg_frame_rate) ?? rate(s.r_frame_rate)) : null,
+      sample_rate: num(s.sample_rate),
+      channels: num(s.channels),
+      attached_pic: s.disposition?.attached_pic === 1,
+    }),
+  );
+  const format = String(data.format.format_name ?? "unknown");
+  let duration = num(data.format.duration) ?? num(data.streams?.find((s) => num(s.duration) !== null)?.duration);
+  const timed = streams.findIndex((s) => s.type === "audio" || (s.type === "video" && !s.attached_pic));
+  if (duration === null && timed >= 0 && !stillFormats.test(format)) {
+    duration = await packetDuration(source, data.streams![timed]!.index as number, deadline, opts.signal);
+  }
+  return { duration, format, streams };
+}
+
+/** The end of a stream's last packet, in seconds: the length of a container that does not say. */
+async function packetDuration(source: string, streamIndex: number, deadline: number, signal?: AbortSignal): Promise<number | null> {
+  const out = await runFfprobe(["-select_streams", String(streamIndex), "-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0", source], deadline, signal);
+  let end: number | null = null;
+  for (const line of out.split("\n")) {
+    if (!line.trim()) continue;
+    const [pts, dur] = line.split(",").map(num);
+    if (pts !== null && pts !== undefined) end = Math.max(end ?? 0, pts + (dur ?? 0));
+  }
+  return end;
+}
+
+function runFfprobe(args: string[], deadline: number, signal?: AbortSignal): Promise<string> {
+  if (signal?.aborted) return Promise.reject(abortError());
   return new Promise((resolve, reject) => {
-    ffmpeg.ffprobe(path, (err, data) => {
-      if (err) return reject(new FfmpegError(`ffprobe failed: ${String(err.message).split("\n")[0]}`, String(err.message)));
-      const streams = data.streams.map(
-        (s): MediaStream => ({
-          type: (["video", "audio", "subtitle", "data", "attachment"].includes(s.codec_type ?? "") ? s.codec_type : "unknown") as MediaStream["type"],
-          codec: s.codec_name ?? null,
-          width: num(s.width),
-          height: num(s.height),
-          fps: s.codec_type === "video" ? (rate(s.avg_frame_rate) ?? rate(s.r_frame_rate)) : null,
-          sample_rate: num(s.sample_rate),
-          channels: num(s.channels),
-          attached_pic: s.disposition?.attached_pic === 1,
-        }),
-      );
-      const duration = num(data.format.duration) ?? num(data.streams.find((s) => num(s.duration) !== null)?.duration);
-      resolve({ duration, format: data.format.format_name ?? "unknown", streams });
+    const child = spawn("ffprobe", ["-v", "error", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const stdout: Buffer[] = [];
+    let stderr = "";
+    let ended: Error | undefined;
+    const stop = (err: Error) => {
+      ended ??= err;
+      child.kill("SIGKILL");
+    };
+    const onAbort = () => stop(abortError());
+    const timer = setTimeout(() => stop(new FfmpegError("ffprobe failed: it took longer than its time limit", stderr)), Math.max(0, deadline - Date.now()));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on("data", (chunk: Buffer) => {
+      if (stderr.length < 8192) stderr += chunk.toString();
+    });
+    child.once("error", (err) => stop(new FfmpegError(`ffprobe failed: ${err.message}`, stderr)));
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      if (ended) return reject(ended);
+      if (code !== 0) return reject(new FfmpegError(`ffprobe failed: ${stderr.split("\n")[0] || `exit ${code}`}`, stderr));
+      resolve(Buffer.concat(stdout).toString());
     });
   });
 }
