@@ -60,6 +60,12 @@ describe("NATS permissions", () => {
     expect(natsUserNames.filter((a) => maySubscribe(a, "svc.worker-video.health"))).toEqual(["worker-video"]);
   });
 
+  it("lets each app ask its own health with its own login, as its container healthcheck does", () => {
+    expect(whoPublishes("svc.billing.health").sort()).toEqual(["billing-service", "gateway"]);
+    expect(whoPublishes("svc.worker-audio.health").sort()).toEqual(["gateway", "worker-audio"]);
+    expect(mayPublish("worker-audio", "svc.worker-video.health")).toBe(false);
+  });
+
   it("lets no app read another app's replies", () => {
     for (const app of natsUserNames) {
       const readers = natsUserNames.filter((a) => maySubscribe(a, `_INBOX_${app}.abc.1`) || maySubscribe(a, "_INBOX.abc.1"));

@@ -30,11 +30,13 @@ const serves = (service: string) => subjects.rpc(service, "*");
 const jsApi = (...tokens: string[]) => ["$JS.API", ...tokens].join(".");
 const JS_ACCOUNT_INFO = jsApi("INFO");
 
-function user(app: NatsUserName, p: { publish?: string[]; subscribe?: string[]; serves?: boolean }): NatsPermissions {
+/** `answersAs`: the name an app answers requests under (`svc.<name>.*`), if it answers any. */
+function user(app: NatsUserName, p: { publish?: string[]; subscribe?: string[]; answersAs?: string }): NatsPermissions {
   return {
-    publish: p.publish ?? [],
+    // Its own health too: the container healthcheck asks it with the app's own login (infra/docker/healthcheck.mjs).
+    publish: [...(p.publish ?? []), ...(p.answersAs ? [subjects.rpc(p.answersAs, "health")] : [])],
     subscribe: [...(p.subscribe ?? []), `${natsInboxPrefix(app)}.>`],
-    allowResponses: p.serves ?? false,
+    allowResponses: p.answersAs !== undefined,
   };
 }
 
@@ -58,7 +60,7 @@ function worker(name: WorkerName): NatsPermissions {
       `$JS.ACK.${streams.jobs.name}.${consumer}.>`,
     ],
     subscribe: [subjects.jobCancel("*"), subjects.rpc(name, "health")],
-    serves: true,
+    answersAs: name,
   });
 }
 
@@ -85,10 +87,10 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
   "auth-service": user("auth-service", {
     publish: calls("billing", ["balance", "openAccount", "throttle"]),
     subscribe: [serves("auth")],
-    serves: true,
+    answersAs: "auth",
   }),
-  "billing-service": user("billing-service", { subscribe: [serves("billing")], serves: true }),
-  "storage-service": user("storage-service", { subscribe: [serves("storage")], serves: true }),
+  "billing-service": user("billing-service", { subscribe: [serves("billing")], answersAs: "billing" }),
+  "storage-service": user("storage-service", { subscribe: [serves("storage")], answersAs: "storage" }),
   // Owns the streams (creates and updates them at start) and its events consumer: the whole JetStream API.
   "job-service": user("job-service", {
     publish: [
@@ -101,7 +103,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       `$JS.ACK.${streams.jobEvents.name}.>`,
     ],
     subscribe: [serves("job")],
-    serves: true,
+    answersAs: "job",
   }),
   "worker-image": worker("worker-image"),
   "worker-video": worker("worker-video"),
