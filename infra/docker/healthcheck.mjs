@@ -14,9 +14,17 @@ async function checkGateway() {
 }
 
 // auth-service answers svc.auth.*; a worker answers under its own name (svc.worker-video.health).
+// With NATS users, the app's own login may ask its own health, with replies on its own inbox
+// prefix (packages/contracts/src/nats-permissions.ts).
 async function checkOverNats() {
   const name = app.endsWith("-service") ? app.slice(0, -"-service".length) : app;
-  const nc = await connect({ servers: (process.env.NATS_URL ?? "nats://127.0.0.1:4222").split(","), timeout: TIMEOUT_MS, maxReconnectAttempts: 0 });
+  const { NATS_URL = "nats://127.0.0.1:4222", NATS_USER: user, NATS_PASSWORD: pass } = process.env;
+  const nc = await connect({
+    servers: NATS_URL.split(","),
+    ...(user && pass ? { user, pass, inboxPrefix: `_INBOX_${app}` } : {}),
+    timeout: TIMEOUT_MS,
+    maxReconnectAttempts: 0,
+  });
   try {
     const msg = await nc.request(`svc.${name}.health`, JSON.stringify({ request_id: randomUUID(), caller: null, body: {} }), { timeout: TIMEOUT_MS });
     const reply = msg.json();
