@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, freemem, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
-import { ensureTools, freePort, startPostgres, startStack, type Server, type Stack } from "@cutroom/devstack";
+import { ensureTools, freePort, makeAdmin, startPostgres, startStack, type Server, type Stack } from "@cutroom/devstack";
 import postgres from "postgres";
 import { colorGradeWallTime } from "./color-grade-wall-time.ts";
 import { dispatchLatency } from "./dispatch-latency.ts";
@@ -59,11 +59,12 @@ try {
       apps: bench.apps,
       parentDir: runDir,
       // Services' logs are piped through this process: at info they would compete with the client for CPU.
-      env: { BOOTSTRAP_ADMIN_EMAILS: ADMIN_EMAIL, LOG_LEVEL: "warn" },
+      env: { LOG_LEVEL: "warn" },
     });
     log(`stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${bench.apps.join(", ")}`);
     const api = createApi(stack.url);
     await api.register(ADMIN_EMAIL);
+    await makeAdmin(stack, ADMIN_EMAIL);
     const ctx = { stack, api, adminToken: await api.login(ADMIN_EMAIL), dir: join(runDir, bench.name), log };
     mkdirSync(ctx.dir, { recursive: true });
     const result = await withTimeout(bench.run(ctx), BENCH_TIMEOUT_MS, bench.name);

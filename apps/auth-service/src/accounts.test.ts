@@ -13,7 +13,7 @@ describe("accounts, sign-in and admin methods", () => {
   let stack: AuthStack;
 
   beforeAll(async () => {
-    stack = await startAuthStack({ adminEmails: [ADMIN] });
+    stack = await startAuthStack();
   });
   afterAll(async () => stack?.stop());
 
@@ -25,6 +25,33 @@ describe("accounts, sign-in and admin methods", () => {
     const [row] = await stack.db.select().from(users).where(eq(users.id, reply.user_id));
     expect(row!.passwordHash).toMatch(/^\$argon2id\$/);
     expect(row!.role).toBe("user");
+  });
+
+  it("refuses a common password or the email itself with INVALID_INPUT on the password field, and creates no account", async () => {
+    for (const [email, password] of [["kim@example.com", "12345678"], ["kim@example.com", "Password"], ["kim.lee@example.com", "kim.lee@example.com"], ["kimberly.lee@example.com", "KIMBERLY.LEE"]]) {
+      await expect(stack.register(email!, password), password).rejects.toMatchObject({
+        code: "INVALID_INPUT",
+        status: 422,
+        details: { fields: [{ path: "password", message: expect.stringMatching(/^is too common: /) }] },
+      });
+    }
+    await expect(stack.register("kim@example.com")).resolves.toMatchObject({ credits: 100 });
+  });
+
+  it("opens new accounts with SIGNUP_CREDITS", async () => {
+    const handlers = createAuthHandlers({ ...stack.deps, signupCredits: 7 });
+    const ctx = { requestId: randomUUID(), caller: null, log: stack.log };
+    await expect(handlers.register({ email: "lena@example.com", password: PASSWORD, full_name: "Lena" }, ctx)).resolves.toMatchObject({ credits: 7 });
+    const none = createAuthHandlers({ ...stack.deps, signupCredits: 0 });
+    await expect(none.register({ email: "lou@example.com", password: PASSWORD, full_name: "Lou" }, ctx)).resolves.toMatchObject({ credits: 0 });
+    expect(await stack.client.call("auth", "me", {}, await stack.as((await stack.login("lou@example.com")).access_token))).toMatchObject({ credits: 0 });
+  });
+
+  it("makes no admin of an address that used to be in BOOTSTRAP_ADMIN_EMAILS: every registration is a user", async () => {
+    await stack.register("admin@example.com");
+    const asThem = await stack.as((await stack.login("admin@example.com")).access_token);
+    expect(asThem.caller!.role).toBe("user");
+    await expect(stack.client.call("auth", "listUsers", {}, asThem)).rejects.toMatchObject({ code: "FORBIDDEN" });
   });
 
   it("creates exactly one account when the same email registers several times at once", async () => {
@@ -90,8 +117,9 @@ describe("accounts, sign-in and admin methods", () => {
     await expect(stack.client.call("auth", "updateUser", { user_id: asIvan.caller!.user_id, role: "admin" }, asIvan)).rejects.toMatchObject(forbidden);
   });
 
-  it("makes a BOOTSTRAP_ADMIN_EMAILS user an admin who can list users, change a tier and read stats", async () => {
+  it("makes a promoted user an admin who can list users, change a tier and read stats", async () => {
     expect(await stack.register(ADMIN)).toMatchObject({ credits: 100 });
+    await stack.makeAdmin(ADMIN);
     const admin = await stack.login(ADMIN);
     const asAdmin = await stack.as(admin.access_token);
     expect(asAdmin.caller!.role).toBe("admin");

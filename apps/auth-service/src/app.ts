@@ -1,14 +1,17 @@
 import { randomUUID } from "node:crypto";
-import { AppError, isAppError, tierLimits, toPage, type Caller, type User } from "@cutroom/contracts";
+import { AppError, isAppError, toPage, type Caller, type User } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { runChecks, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
+import { assertPasswordAllowed } from "./password-policy.ts";
 import { checkPassword, hashPassword } from "./passwords.ts";
 import { findRefreshToken, issueRefreshToken, revokeAllForUser, revokeFamily, rotateRefreshToken } from "./refresh-tokens.ts";
 import { listPublicJwks, signAccessToken, type SigningKey } from "./signing-keys.ts";
 import { createThrottle, type ThrottleLimits } from "./throttle.ts";
-import { countUsers, deleteUser, getUser, getUserByEmail, insertUser, listUsers, recordLogin, updateUser, type UserRow } from "./users.ts";
+import { cutoffOf, type TokenCutoffs } from "./token-cutoffs.ts";
+import { changeUser, countUsers, deleteUser, getUser, getUserByEmail, insertUser, listUsers, recordLogin, withUserForIssue, type UserRow } from "./users.ts";
 
 export { loadSigningKey } from "./signing-keys.ts";
+export { openTokenCutoffs, republishRecentCutoffs, type TokenCutoffs } from "./token-cutoffs.ts";
 
 export interface AuthDeps {
   db: Db;
@@ -17,24 +20,57 @@ export interface AuthDeps {
   signingKey: SigningKey;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
-  /** Lower-case emails that register as admins. */
-  adminEmails: readonly string[];
+  /** Credits a new account starts with (SIGNUP_CREDITS). */
+  signupCredits: number;
   /** Sign-in and sign-up limits per account and per client address. */
   throttle: ThrottleLimits;
+  /** Tells the gateways when a user's access tokens stop counting. */
+  cutoffs: TokenCutoffs;
 }
+
+const disabled = () => new AppError("ACCOUNT_DISABLED", "this account is disabled; an administrator can enable it again");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** auth-service: accounts, passwords, access tokens (EdDSA JWTs) and rotating refresh tokens. */
 export function createAuthHandlers(deps: AuthDeps): RpcHandlers<"auth"> {
-  const { db, rpc, signingKey, accessTokenTtlSeconds, refreshTokenTtlSeconds } = deps;
-  const adminEmails = new Set(deps.adminEmails.map((e) => e.toLowerCase()));
+  const { db, rpc, signingKey, accessTokenTtlSeconds, refreshTokenTtlSeconds, cutoffs } = deps;
   const throttle = createThrottle(rpc, deps.throttle);
 
-  const tokenPair = async (user: UserRow, refreshToken: string) => ({
-    access_token: await signAccessToken(signingKey, user, accessTokenTtlSeconds),
+  /**
+   * An access token with the user's current role and tier. Gateways refuse tokens issued in the
+   * second of a change or before (whole seconds: `iat`), so right after a change this waits for
+   * the next second rather than hand out a token that would be refused.
+   */
+  const issueAccessToken = async (userId: string): Promise<string> => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const issued = await withUserForIssue<{ token: string } | { waitMs: number }>(db, userId, async (user, now) => {
+        if (!user) throw new AppError("UNAUTHORIZED", "this account no longer exists");
+        if (user.disabledAt) throw disabled();
+        const iat = Math.floor(now.getTime() / 1000);
+        const cutoff = user.tokensValidAfter ? Math.floor(user.tokensValidAfter.getTime() / 1000) : -Infinity;
+        if (iat <= cutoff) return { waitMs: (cutoff + 1) * 1000 - now.getTime() };
+        return { token: await signAccessToken(signingKey, user, accessTokenTtlSeconds, iat) };
+      });
+      if ("token" in issued) return issued.token;
+      await sleep(Math.min(issued.waitMs, 1000) + 5);
+    }
+    throw new AppError("SERVICE_UNAVAILABLE", "the account changed a moment ago; try again", { service: "auth" });
+  };
+
+  const tokenPair = async (accessToken: string, refreshToken: string) => ({
+    access_token: accessToken,
     refresh_token: refreshToken,
     token_type: "Bearer" as const,
     expires_in: accessTokenTtlSeconds,
   });
+
+  // The role in the token may be minutes old (a demoted admin's); the database's is current.
+  const requireAdmin = async (ctx: RpcContext): Promise<UserRow> => {
+    const caller = requireCaller(ctx);
+    const user = await getUser(db, caller.user_id);
+    if (!user || user.disabledAt || user.role !== "admin") throw new AppError("FORBIDDEN", "admins only");
+    return user;
+  };
 
   const creditsOf = async (user: UserRow, ctx: RpcContext) => {
     try {
@@ -54,11 +90,12 @@ export function createAuthHandlers(deps: AuthDeps): RpcHandlers<"auth"> {
 
     register: async ({ email, password, full_name }, ctx) => {
       await throttle.register(ctx);
-      const role = adminEmails.has(email) ? "admin" : "user";
-      const user = await insertUser(db, { email, passwordHash: await hashPassword(password), fullName: full_name, role });
+      assertPasswordAllowed(password, email);
+      // Every account starts as a user; admins are made by an operator (npm run admin).
+      const user = await insertUser(db, { email, passwordHash: await hashPassword(password), fullName: full_name, role: "user" });
       if (!user) throw new AppError("EMAIL_TAKEN", "an account with this email already exists");
       try {
-        const { credits } = await rpc.call("billing", "openAccount", { user_id: user.id, credits: tierLimits.free.signupCredits }, { requestId: ctx.requestId });
+        const { credits } = await rpc.call("billing", "openAccount", { user_id: user.id, credits: deps.signupCredits }, { requestId: ctx.requestId });
         return { user_id: user.id, email: user.email, tier: user.tier, credits };
       } catch (err) {
         // Without a credit account the user could never spend; undo so the same email can register again.
@@ -73,9 +110,10 @@ export function createAuthHandlers(deps: AuthDeps): RpcHandlers<"auth"> {
       const ok = await checkPassword(user?.passwordHash ?? null, password);
       if (!user || !ok) throw new AppError("INVALID_CREDENTIALS", "email or password is incorrect");
       await throttle.loginSucceeded(email, ctx);
+      const accessToken = await issueAccessToken(user.id);
       await recordLogin(db, user.id);
       // Each login starts a new refresh-token family.
-      return tokenPair(user, await issueRefreshToken(db, user.id, randomUUID(), refreshTokenTtlSeconds));
+      return tokenPair(accessToken, await issueRefreshToken(db, user.id, randomUUID(), refreshTokenTtlSeconds));
     },
 
     refresh: async ({ refresh_token }, ctx) => {
@@ -84,10 +122,19 @@ export function createAuthHandlers(deps: AuthDeps): RpcHandlers<"auth"> {
       if (rotation.status === "reused") {
         ctx.log.warn({ user_id: rotation.userId, family_id: rotation.familyId, revoked: rotation.revoked }, "refresh token reused: family revoked");
       }
-      if (rotation.status !== "rotated") throw new AppError("UNAUTHORIZED", "refresh token is invalid, expired or revoked");
-      const user = await getUser(db, rotation.userId);
-      if (!user) throw new AppError("UNAUTHORIZED", "refresh token is invalid, expired or revoked");
-      return tokenPair(user, rotation.refreshToken);
+      if (rotation.status !== "rotated") {
+        // Disabling revoked the token: say why, rather than leave the client to guess.
+        const row = await findRefreshToken(db, refresh_token);
+        if (row?.revokedAt && (await getUser(db, row.userId))?.disabledAt) throw disabled();
+        throw new AppError("UNAUTHORIZED", "refresh token is invalid, expired or revoked");
+      }
+      try {
+        return tokenPair(await issueAccessToken(rotation.userId), rotation.refreshToken);
+      } catch (err) {
+        // Disabled while this refresh was under way: its new refresh token must not outlive it.
+        if (isAppError(err) && err.code === "ACCOUNT_DISABLED") await revokeAllForUser(db, rotation.userId);
+        throw err;
+      }
     },
 
     logout: async ({ refresh_token }, ctx) => {
@@ -108,20 +155,31 @@ export function createAuthHandlers(deps: AuthDeps): RpcHandlers<"auth"> {
     jwks: async () => ({ keys: await listPublicJwks(db) }),
 
     listUsers: async (p, ctx) => {
-      requireAdmin(ctx);
+      await requireAdmin(ctx);
       const { rows, total } = await listUsers(db, p.limit, p.offset);
       return toPage(await Promise.all(rows.map((u) => withCredits(u, ctx))), total, p);
     },
 
-    updateUser: async ({ user_id, role, tier }, ctx) => {
-      requireAdmin(ctx);
-      const user = await updateUser(db, user_id, { role, tier });
-      if (!user) throw new AppError("NOT_FOUND", "no such user");
-      return withCredits(user, ctx);
+    updateUser: async ({ user_id, role, tier, disabled }, ctx) => {
+      const admin = await requireAdmin(ctx);
+      const result = await changeUser(db, user_id, { role, tier, disabled });
+      if (!result) throw new AppError("NOT_FOUND", "no such user");
+      if (result.changed) ctx.log.info({ admin_id: admin.id, user_id, role, tier, disabled }, "user changed by an admin: their tokens were revoked");
+      // Published whether or not this call changed anything, so that retrying after a failed publish reaches the gateways.
+      const cutoff = cutoffOf(result.user);
+      if (cutoff) await cutoffs.publish(user_id, cutoff);
+      return withCredits(result.user, ctx);
+    },
+
+    grantCredits: async ({ user_id, amount, note }, ctx) => {
+      const admin = await requireAdmin(ctx);
+      const granted = await rpc.call("billing", "grant", { user_id, amount, note }, { requestId: ctx.requestId, caller: ctx.caller });
+      ctx.log.info({ admin_id: admin.id, user_id, amount }, "credits granted by an admin");
+      return granted;
     },
 
     stats: async (_body, ctx) => {
-      requireAdmin(ctx);
+      await requireAdmin(ctx);
       const { total, today } = await countUsers(db);
       return { total_users: total, users_today: today };
     },
@@ -131,13 +189,6 @@ export function createAuthHandlers(deps: AuthDeps): RpcHandlers<"auth"> {
 function requireCaller(ctx: RpcContext): Caller {
   if (!ctx.caller) throw new AppError("UNAUTHORIZED", "sign in first");
   return ctx.caller;
-}
-
-// The gateway checks the role too; this keeps a direct NATS caller from skipping it.
-function requireAdmin(ctx: RpcContext): Caller {
-  const caller = requireCaller(ctx);
-  if (caller.role !== "admin") throw new AppError("FORBIDDEN", "admins only");
-  return caller;
 }
 
 function toUser(u: UserRow, credits: number): User {
@@ -150,5 +201,6 @@ function toUser(u: UserRow, credits: number): User {
     credits,
     created_at: u.createdAt.toISOString(),
     last_login: u.lastLogin?.toISOString() ?? null,
+    disabled: u.disabledAt !== null,
   };
 }

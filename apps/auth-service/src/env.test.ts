@@ -2,11 +2,20 @@ import { describe, expect, it } from "vitest";
 import { Env } from "./env.ts";
 
 describe("auth-service env", () => {
-  it("reads BOOTSTRAP_ADMIN_EMAILS as a trimmed, lower-case list and defaults the token lifetimes", () => {
-    const env = Env.parse({ BOOTSTRAP_ADMIN_EMAILS: " Root@Example.com , ops@example.com,," });
-    expect(env.BOOTSTRAP_ADMIN_EMAILS).toEqual(["root@example.com", "ops@example.com"]);
+  it("defaults the token lifetimes and the sign-up credits", () => {
+    const env = Env.parse({});
     expect(env.ACCESS_TOKEN_TTL_SECONDS).toBe(900);
     expect(env.REFRESH_TOKEN_TTL_SECONDS).toBe(30 * 24 * 60 * 60);
-    expect(Env.parse({}).BOOTSTRAP_ADMIN_EMAILS).toEqual([]);
+    expect(env.SIGNUP_CREDITS).toBe(100);
+  });
+
+  it("reads SIGNUP_CREDITS, 0 included, and refuses a negative amount", () => {
+    expect(Env.parse({ SIGNUP_CREDITS: "25" }).SIGNUP_CREDITS).toBe(25);
+    expect(Env.parse({ SIGNUP_CREDITS: "0" }).SIGNUP_CREDITS).toBe(0);
+    expect(Env.safeParse({ SIGNUP_CREDITS: "-5" }).success).toBe(false);
+  });
+
+  it("no longer reads BOOTSTRAP_ADMIN_EMAILS: registering never makes an admin", () => {
+    expect(Env.parse({ BOOTSTRAP_ADMIN_EMAILS: "root@example.com" })).not.toHaveProperty("BOOTSTRAP_ADMIN_EMAILS");
   });
 });

@@ -2,15 +2,12 @@ import { BaseEnv, DbEnv, loadEnv } from "@cutroom/runtime";
 import { z } from "zod";
 
 export const Env = BaseEnv.extend(DbEnv.shape).extend({
-  /** Lifetime of an access token (JWT); short, because a signed token cannot be revoked. */
+  /** Lifetime of an access token (JWT); short, since a client refreshes it anyway and a stolen one lasts this long. */
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().positive().default(900),
   /** Lifetime of a refresh token; each refresh rotates it and starts this clock again. */
   REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().positive().default(30 * 24 * 60 * 60),
-  /** Comma-separated emails that get role "admin" when they register: how the first admin exists. */
-  BOOTSTRAP_ADMIN_EMAILS: z
-    .string()
-    .default("")
-    .transform((s) => s.split(",").map((e) => e.trim().toLowerCase()).filter(Boolean)),
+  /** Credits a new account starts with (registration, and admins made with npm run admin); 0 for none. */
+  SIGNUP_CREDITS: z.coerce.number().int().min(0).max(1_000_000).default(100),
   // Sign-in throttling answers 429 with Retry-After. Addresses are as the gateway sees them (its TRUST_PROXY).
   /** Failed sign-ins one account (email) may have per window before every sign-in to it waits; 0 turns it off. */
   AUTH_LOGIN_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(0).default(10),

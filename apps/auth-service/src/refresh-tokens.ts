@@ -67,7 +67,7 @@ export async function revokeFamily(db: Db, familyId: string): Promise<number> {
   return rows.length;
 }
 
-export async function revokeAllForUser(db: Db, userId: string): Promise<number> {
+export async function revokeAllForUser(db: Db | Tx, userId: string): Promise<number> {
   const rows = await db
     .update(refreshTokens)
     .set({ revokedAt: new Date() })

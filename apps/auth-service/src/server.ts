@@ -1,6 +1,6 @@
 import { createDb, runMigrations } from "@cutroom/db";
 import { connectNats, createLogger, createRpcClient, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
-import { createAuthHandlers, loadSigningKey } from "./app.ts";
+import { createAuthHandlers, loadSigningKey, openTokenCutoffs, republishRecentCutoffs } from "./app.ts";
 import { readEnv } from "./env.ts";
 
 const env = readEnv();
@@ -10,13 +10,16 @@ await runMigrations(env.DATABASE_URL);
 const { db, close: closeDb } = createDb(env.DATABASE_URL);
 const signingKey = await loadSigningKey(db);
 const nc = await connectNats(env, "auth-service", log);
+const cutoffs = await openTokenCutoffs(nc, { replicas: env.NATS_STREAM_REPLICAS });
+await republishRecentCutoffs(db, cutoffs, env.ACCESS_TOKEN_TTL_SECONDS, log);
 const handlers = createAuthHandlers({
   db,
   rpc: createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS }),
   signingKey,
   accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
   refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
-  adminEmails: env.BOOTSTRAP_ADMIN_EMAILS,
+  signupCredits: env.SIGNUP_CREDITS,
+  cutoffs,
   throttle: {
     loginFailuresPerAccount: env.AUTH_LOGIN_FAILURES_PER_ACCOUNT,
     loginFailuresWindowSeconds: env.AUTH_LOGIN_FAILURES_WINDOW_SECONDS,

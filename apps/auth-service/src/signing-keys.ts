@@ -36,9 +36,8 @@ export async function listPublicJwks(db: Db) {
   return rows.map((r) => ({ ...(r.publicJwk as JWK), kid: r.kid, alg: ALG, use: "sig" }));
 }
 
-/** An access token carrying AccessClaims; `ttlSeconds` from issue to expiry. */
-export function signAccessToken(key: SigningKey, user: { id: string; role: Role; tier: Tier }, ttlSeconds: number): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
+/** An access token carrying AccessClaims, issued at `now` (unix seconds); `ttlSeconds` from issue to expiry. */
+export function signAccessToken(key: SigningKey, user: { id: string; role: Role; tier: Tier }, ttlSeconds: number, now = Math.floor(Date.now() / 1000)): Promise<string> {
   return new SignJWT({ role: user.role, tier: user.tier, typ: "access" })
     .setProtectedHeader({ alg: ALG, kid: key.kid, typ: "JWT" })
     .setSubject(user.id)

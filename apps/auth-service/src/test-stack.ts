@@ -3,7 +3,8 @@ import { AccessClaims, type Caller } from "@cutroom/contracts";
 import { createRpcClient, serveRpc, type CallContext } from "@cutroom/runtime";
 import { createMigratedDb, silentLogger, startTestNats } from "@cutroom/testing";
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from "jose";
-import { createAuthHandlers, loadSigningKey, type AuthDeps } from "./app.ts";
+import { promoteToAdmin } from "./admins.ts";
+import { createAuthHandlers, loadSigningKey, openTokenCutoffs, type AuthDeps } from "./app.ts";
 import { defaultThrottleLimits, type ThrottleLimits } from "./throttle.ts";
 
 export const PASSWORD = "correct horse battery staple";
@@ -12,7 +13,7 @@ export const PASSWORD = "correct horse battery staple";
  * Test fixture: a database and nats-server of the test file's own, with the real billing and
  * auth handlers served on it, and a client that calls them as the gateway would.
  */
-export async function startAuthStack(opts: { adminEmails?: string[]; throttle?: Partial<ThrottleLimits> } = {}) {
+export async function startAuthStack(opts: { signupCredits?: number; throttle?: Partial<ThrottleLimits> } = {}) {
   const database = await createMigratedDb("auth");
   const nats = await startTestNats();
   const nc = await nats.connect();
@@ -24,8 +25,9 @@ export async function startAuthStack(opts: { adminEmails?: string[]; throttle?: 
     signingKey: await loadSigningKey(database.db),
     accessTokenTtlSeconds: 900,
     refreshTokenTtlSeconds: 3600,
-    adminEmails: opts.adminEmails ?? [],
+    signupCredits: opts.signupCredits ?? 100,
     throttle: { ...defaultThrottleLimits, ...opts.throttle },
+    cutoffs: await openTokenCutoffs(nc),
   };
   serveRpc(nc, "auth", createAuthHandlers(deps), log);
   const client = createRpcClient(await nats.connect(), { timeoutMs: 10_000 });
@@ -41,6 +43,8 @@ export async function startAuthStack(opts: { adminEmails?: string[]; throttle?: 
   const register = (email: string, password = PASSWORD) => client.call("auth", "register", { email, password, full_name: "Test User" });
   const login = (email: string, password = PASSWORD) => client.call("auth", "login", { email, password });
   const refresh = (refresh_token: string) => client.call("auth", "refresh", { refresh_token });
+  /** What an operator's `npm run admin -- promote` does. */
+  const makeAdmin = (email: string) => promoteToAdmin(database.db, { email, signupCredits: deps.signupCredits });
 
   return {
     db: database.db,
@@ -53,6 +57,7 @@ export async function startAuthStack(opts: { adminEmails?: string[]; throttle?: 
     register,
     login,
     refresh,
+    makeAdmin,
     stop: async () => {
       await nats.stop();
       await database.close();

@@ -4,13 +4,15 @@ import { readEnv } from "./env.ts";
 import { createTokenVerifier } from "./plugins/auth.ts";
 import { serveMetrics } from "./plugins/metrics.ts";
 import { createEventHub } from "./realtime/event-hub.ts";
+import { watchTokenCutoffs } from "./token-cutoffs.ts";
 
 const env = readEnv();
 const log = createLogger("gateway", env.LOG_LEVEL);
 
 const nc = await connectNats(env, "gateway", log);
 const rpc = createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS });
-const verifier = createTokenVerifier(rpc);
+const cutoffs = watchTokenCutoffs(nc, log);
+const verifier = createTokenVerifier(rpc, cutoffs);
 // The auth key is fetched now if auth-service is up, else on the first request that needs it.
 await verifier.refresh().catch((err) => log.warn({ err: (err as Error).message }, "auth keys not available yet"));
 
@@ -21,5 +23,8 @@ await app.listen({ port: env.PORT, host: env.HOST });
 const metrics = env.METRICS_PORT ? await serveMetrics(app.metrics, { port: env.METRICS_PORT, host: env.METRICS_HOST }) : undefined;
 if (metrics) log.info({ port: metrics.port, host: env.METRICS_HOST }, "metrics listener up");
 
-onShutdown(log, [() => app.close(), async () => metrics?.close(), async () => hub.close(), () => nc.drain()]);
+onShutdown(log, [() => app.close(), async () => metrics?.close(), async () => hub.close(), () => cutoffs.stop(), () => nc.drain()]);
+// Tokens are refused (503) until the cutoffs are loaded; auth-service, up first, has made the bucket by now.
+const cutoffsLoaded = await Promise.race([cutoffs.ready.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 10_000).unref())]);
+if (!cutoffsLoaded) log.warn("token cutoffs not loaded yet: signed-in requests answer 503 until auth-service has started");
 await announceReady(log, nc, { url: `http://localhost:${env.PORT}` });

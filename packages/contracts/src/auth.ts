@@ -38,13 +38,32 @@ export const User = z.object({
   credits: z.number().int(),
   created_at: Timestamp,
   last_login: Timestamp.nullable(),
+  disabled: z.boolean().describe("a disabled user cannot sign in, and their tokens no longer work"),
 });
 export type User = z.infer<typeof User>;
 
-/** Claims of an access token (EdDSA-signed JWT). */
-export const AccessClaims = z.object({ sub: Uuid, role: Role, tier: Tier, typ: z.literal("access") });
+/** Claims of an access token (EdDSA-signed JWT); `iat` decides whether a token predates a change to its user. */
+export const AccessClaims = z.object({ sub: Uuid, role: Role, tier: Tier, typ: z.literal("access"), iat: z.number().int() });
 export type AccessClaims = z.infer<typeof AccessClaims>;
 
 export const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });
 
-export const AdminUserPatch = z.object({ role: Role.optional(), tier: Tier.optional() });
+export const AdminUserPatch = z.object({
+  role: Role.optional(),
+  tier: Tier.optional(),
+  disabled: z.boolean().optional().describe("true: the user can no longer sign in and their tokens stop working; false: they may sign in again"),
+});
+
+/**
+ * NATS KV bucket where auth-service publishes, per user id, which access tokens still count
+ * (docs/adr/015-token-cutoffs-and-operator-admins.md); gateways watch it into memory.
+ */
+export const tokenCutoffsBucket = "token-cutoffs";
+
+/** A user's entry in the token-cutoffs bucket. */
+export const TokenCutoff = z.object({
+  /** Tokens issued in this second or before no longer count (ISO 8601; seconds of `iat`). */
+  tokens_valid_after: Timestamp,
+  disabled: z.boolean(),
+});
+export type TokenCutoff = z.infer<typeof TokenCutoff>;

@@ -10,11 +10,11 @@ export type Tier = z.infer<typeof Tier>;
 export const Role = z.enum(["user", "admin"]);
 export type Role = z.infer<typeof Role>;
 
-/** Limits per tier, as in seed 004. */
-export const tierLimits: Record<Tier, { jobsPerMinute: number; concurrentJobs: number; maxFileBytes: number; signupCredits: number }> = {
-  free: { jobsPerMinute: 10, concurrentJobs: 1, maxFileBytes: 500 * 1024 ** 2, signupCredits: 100 },
-  pro: { jobsPerMinute: 60, concurrentJobs: 3, maxFileBytes: 2 * 1024 ** 3, signupCredits: 100 },
-  enterprise: { jobsPerMinute: 300, concurrentJobs: 10, maxFileBytes: 5 * 1024 ** 3, signupCredits: 100 },
+/** Limits per tier, as in seed 004. Sign-up credits are a setting of auth-service (SIGNUP_CREDITS). */
+export const tierLimits: Record<Tier, { jobsPerMinute: number; concurrentJobs: number; maxFileBytes: number }> = {
+  free: { jobsPerMinute: 10, concurrentJobs: 1, maxFileBytes: 500 * 1024 ** 2 },
+  pro: { jobsPerMinute: 60, concurrentJobs: 3, maxFileBytes: 2 * 1024 ** 3 },
+  enterprise: { jobsPerMinute: 300, concurrentJobs: 10, maxFileBytes: 5 * 1024 ** 3 },
 };
 
 export const Pagination = z.object({

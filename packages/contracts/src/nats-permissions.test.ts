@@ -19,9 +19,18 @@ const whoPublishes = (subject: string) => natsUserNames.filter((a) => mayPublish
 const jobId = "0b6f3e0c-5d1e-4a8e-9b3e-2f7d2c1a9e10";
 
 describe("NATS permissions", () => {
-  it("lets only the gateway grant credits or buy them", () => {
-    expect(whoPublishes("svc.billing.grant")).toEqual(["gateway"]);
+  it("lets only the gateway buy credits, and only auth-service grant them (after checking the admin in its database)", () => {
+    expect(whoPublishes("svc.billing.grant")).toEqual(["auth-service"]);
+    expect(whoPublishes("svc.auth.grantCredits")).toEqual(["gateway"]);
     expect(whoPublishes("svc.billing.purchase")).toEqual(["gateway"]);
+  });
+
+  it("lets only auth-service write the token cutoffs, and the gateway watch them", () => {
+    expect(whoPublishes("$KV.token-cutoffs.0b6f3e0c-5d1e-4a8e-9b3e-2f7d2c1a9e10")).toEqual(["auth-service"]);
+    expect(whoPublishes("$JS.API.STREAM.CREATE.KV_token-cutoffs")).toEqual(["auth-service", "job-service"]);
+    expect(mayPublish("gateway", "$JS.API.CONSUMER.CREATE.KV_token-cutoffs.KV_WATCHER_1")).toBe(true);
+    expect(mayPublish("gateway", "$JS.API.STREAM.PURGE.KV_token-cutoffs")).toBe(false);
+    expect(mayPublish("auth-service", "$JS.API.STREAM.DELETE.JOBS")).toBe(false);
   });
 
   it("lets workers claim and finish jobs and reach storage through signed URLs, nothing of billing or auth", () => {

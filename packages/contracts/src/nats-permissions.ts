@@ -1,3 +1,4 @@
+import { tokenCutoffsBucket } from "./auth.ts";
 import type { Queue } from "./job-types.ts";
 import type { RpcMethod, RpcService } from "./rpc.ts";
 import { consumers, streams, subjects, type WorkerName } from "./subjects.ts";
@@ -29,6 +30,8 @@ const calls = <S extends RpcService>(service: S, methods: readonly RpcMethod<S>[
 const serves = (service: string) => subjects.rpc(service, "*");
 const jsApi = (...tokens: string[]) => ["$JS.API", ...tokens].join(".");
 const JS_ACCOUNT_INFO = jsApi("INFO");
+// auth-service's token cutoffs: a KV bucket is the stream KV_<bucket> on subjects $KV.<bucket>.<key>.
+const CUTOFFS_STREAM = `KV_${tokenCutoffsBucket}`;
 
 /** `answersAs`: the name an app answers requests under (`svc.<name>.*`), if it answers any. */
 function user(app: NatsUserName, p: { publish?: string[]; subscribe?: string[]; answersAs?: string }): NatsPermissions {
@@ -68,8 +71,9 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
   // The only app that speaks for end users, so the only caller of the user-facing methods.
   gateway: user("gateway", {
     publish: [
-      ...calls("auth", ["health", "register", "login", "refresh", "logout", "me", "jwks", "listUsers", "updateUser", "stats"]),
-      ...calls("billing", ["health", "balance", "ledger", "purchase", "grant"]),
+      ...calls("auth", ["health", "register", "login", "refresh", "logout", "me", "jwks", "listUsers", "updateUser", "grantCredits", "stats"]),
+      // Not billing.grant: admins' grants go through auth.grantCredits, which reads the caller's role from its database.
+      ...calls("billing", ["health", "balance", "ledger", "purchase"]),
       ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats"]),
       ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats"]),
       ...Object.keys(workerQueues).map((w) => subjects.rpc(w, "health")),
@@ -81,11 +85,26 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       jsApi("CONSUMER.INFO", streams.jobEvents.name, "*"),
       jsApi("CONSUMER.MSG.NEXT", streams.jobEvents.name, "*"),
       jsApi("CONSUMER.DELETE", streams.jobEvents.name, "*"),
+      // Watches the token cutoffs (an ordered push consumer, flow-controlled) and reads one user's entry.
+      jsApi("STREAM.INFO", CUTOFFS_STREAM),
+      jsApi("CONSUMER.CREATE", CUTOFFS_STREAM, ">"),
+      jsApi("CONSUMER.INFO", CUTOFFS_STREAM, "*"),
+      jsApi("CONSUMER.DELETE", CUTOFFS_STREAM, "*"),
+      jsApi("STREAM.MSG.GET", CUTOFFS_STREAM),
+      jsApi("DIRECT.GET", CUTOFFS_STREAM, ">"),
+      `$JS.FC.${CUTOFFS_STREAM}.>`,
     ],
     subscribe: [subjects.jobEventsAll],
   }),
   "auth-service": user("auth-service", {
-    publish: calls("billing", ["balance", "openAccount", "throttle"]),
+    publish: [
+      ...calls("billing", ["balance", "openAccount", "throttle", "grant"]),
+      // Makes the token-cutoffs bucket at start and writes to it; no other stream.
+      JS_ACCOUNT_INFO,
+      jsApi("STREAM.INFO", CUTOFFS_STREAM),
+      jsApi("STREAM.CREATE", CUTOFFS_STREAM),
+      `$KV.${tokenCutoffsBucket}.>`,
+    ],
     subscribe: [serves("auth")],
     answersAs: "auth",
   }),

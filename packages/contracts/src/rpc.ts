@@ -25,6 +25,8 @@ export const rpc = {
     jwks: method(Empty, Jwks),
     listUsers: method(Pagination, page(User)),
     updateUser: method(AdminUserPatch.extend({ user_id: Uuid }), User),
+    // Admins' credit grants pass here, where the caller's role is read from the database, on their way to billing.grant.
+    grantCredits: method(AdminGrantBody.extend({ user_id: Uuid }), z.object({ credits: z.number().int() })),
     stats: method(Empty, z.object({ total_users: z.number().int(), users_today: z.number().int() })),
   },
   billing: {
@@ -49,6 +51,7 @@ export const rpc = {
       RateDecision,
     ),
     purchase: method(z.object({ user_id: Uuid, package: CreditPackage, payment_method: z.string() }), PurchaseReply),
+    // Reached only through auth.grantCredits (NATS permissions: auth-service alone may call it).
     grant: method(AdminGrantBody.extend({ user_id: Uuid }), z.object({ credits: z.number().int() })),
   },
   storage: {

@@ -5,4 +5,5 @@ export * from "./nats-auth.ts";
 export * from "./services.ts";
 export * from "./stack.ts";
 export * from "./database.ts";
+export * from "./admin.ts";
 export * from "./start-env.ts";

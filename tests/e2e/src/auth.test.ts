@@ -91,10 +91,12 @@ describe("accounts and tokens", () => {
     expectEnvelope(await ctx.api.get("/auth/me", expired), 401);
 
     // The same key and claims, not expired, are accepted: the refusals above are about the token, not the test.
+    // (With its issue time: a token without `iat` cannot be checked against a revocation, and is refused.)
     const fresh = await new SignJWT({ role: "user", tier: "free", typ: "access" })
       .setProtectedHeader({ alg: "EdDSA", kid: key!.kid })
       .setSubject(user_id)
       .setIssuer("cutroom")
+      .setIssuedAt()
       .setExpirationTime("5m")
       .sign(priv);
     expect((await ctx.api.get("/auth/me", fresh)).status).toBe(200);

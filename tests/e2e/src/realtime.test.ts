@@ -7,7 +7,7 @@ import postgres from "postgres";
 import WebSocket from "ws";
 import { describe, expect, it } from "vitest";
 import { makePng, makeVideo } from "./media.ts";
-import { ADMIN_EMAIL, useStack } from "./stack.ts";
+import { signUpAdmin, useStack } from "./stack.ts";
 import { eventsOf, expectGapFree, watchJob } from "./watch.ts";
 
 // Short timings so that redelivery and reconciliation happen within a test's patience.
@@ -190,7 +190,7 @@ describe("live progress and resilience", () => {
     const u = await ctx.api.signUp();
     const { body } = await ctx.api.upload(u.token, "w.mp4", "video/mp4", makeVideo(1));
     const job = await ctx.api.post("/jobs", { type: "video.color-grade", input: { file_id: body.file.id } }, u.token);
-    const admin = await ctx.api.signUp(ADMIN_EMAIL);
+    const admin = await signUpAdmin(ctx);
     const watchers = async () => Number(/cutroom_job_watchers (\d+)/.exec((await ctx.api.request("GET", "/metrics", { token: admin.token })).body)![1]);
     const ws = new WebSocket(`${ctx.stack.url.replace("http", "ws")}/ws`, { headers: { authorization: `Bearer ${u.token}` } });
     const got: any[] = [];

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { freePort } from "@cutroom/devstack";
 import { describe, expect, it } from "vitest";
 import { expectEnvelope } from "./client.ts";
-import { ADMIN_EMAIL, useStack } from "./stack.ts";
+import { signUpAdmin, useStack } from "./stack.ts";
 
 const metricsPort = await freePort();
 const METRICS_TOKEN = `scraper-${randomUUID()}`;
@@ -87,7 +87,7 @@ describe("metrics", () => {
     expectEnvelope(await ctx.api.request("GET", "/metrics", { token: user.token }), 403, "FORBIDDEN");
     expectEnvelope(await ctx.api.request("GET", "/metrics", { token: "not-the-metrics-token" }), 401, "UNAUTHORIZED");
 
-    const admin = await ctx.api.signUp(ADMIN_EMAIL);
+    const admin = await signUpAdmin(ctx);
     const res = await ctx.api.request("GET", "/metrics", { token: admin.token });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/plain/);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from "vitest";
 import { createClient, type Client } from "./client.ts";
-import { startStack as startDevStack, type AppName, type Stack } from "@cutroom/devstack";
+import { makeAdmin, startStack as startDevStack, type AppName, type Stack } from "@cutroom/devstack";
 import { createTestDatabase } from "@cutroom/testing";
 
 export type { Stack };
@@ -14,7 +14,6 @@ export async function startStack(opts: { apps?: readonly AppName[]; env?: Record
     apps: opts.apps,
     parentDir: process.env.CUTROOM_TEST_DIR,
     env: {
-      BOOTSTRAP_ADMIN_EMAILS: ADMIN_EMAIL,
       // Every test client is 127.0.0.1: per-address sign-in limits would count the whole file as one user.
       AUTH_LOGINS_PER_ADDRESS_PER_MINUTE: "1000",
       AUTH_REGISTRATIONS_PER_ADDRESS_PER_HOUR: "1000",
@@ -31,6 +30,18 @@ export async function startStack(opts: { apps?: readonly AppName[]; env?: Record
       await db.drop();
     },
   };
+}
+
+/**
+ * Signs up through the API, is made an admin as an operator makes one (`npm run admin -- promote`),
+ * and signs in again for a token that says admin.
+ */
+export async function signUpAdmin(ctx: { stack: Stack; api: Client }, email = ADMIN_EMAIL) {
+  const user = await ctx.api.signUp(email);
+  await makeAdmin(ctx.stack, email);
+  const login = await ctx.api.post("/auth/login", { email, password: user.password });
+  if (login.status !== 200) throw new Error(`admin login failed: ${login.status} ${JSON.stringify(login.body)}`);
+  return { ...user, token: login.body.access_token as string, refresh: login.body.refresh_token as string };
 }
 
 /** Starts the stack before this file's tests and stops it after; `ctx` fills in once started. */

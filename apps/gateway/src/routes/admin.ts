@@ -37,8 +37,23 @@ export async function adminRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClie
 
   app.patch(
     "/admin/users/:id",
-    { schema: { tags, operationId: "updateUser", summary: "Change a user's role or tier", params: IdParams, body: AdminUserPatch, response: { 200: User, ...errorResponses(...adminErrors, ...bodyErrors, 404) } } },
-    async (req) => rpc.call("auth", "updateUser", { user_id: req.params.id, ...req.body }, callCtx(req)),
+    {
+      schema: {
+        tags,
+        operationId: "updateUser",
+        summary: "Change a user's role or tier, or disable them",
+        description:
+          "Takes effect at once: the user's access tokens answer 401 (token revoked), and a refresh gives one with the new role and tier. Disabling also revokes their refresh tokens; a disabled user cannot sign in or use a token (403 ACCOUNT_DISABLED) until enabled again.",
+        params: IdParams,
+        body: AdminUserPatch,
+        response: { 200: User, ...errorResponses(...adminErrors, ...bodyErrors, 404) },
+      },
+    },
+    async (req) => {
+      const user = await rpc.call("auth", "updateUser", { user_id: req.params.id, ...req.body }, callCtx(req));
+      await app.userChanged(req.params.id);
+      return user;
+    },
   );
 
   app.post(
@@ -53,6 +68,7 @@ export async function adminRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClie
         response: { 200: z.object({ credits: z.number().int() }), ...errorResponses(...adminErrors, ...bodyErrors, 404) },
       },
     },
-    async (req) => rpc.call("billing", "grant", { user_id: req.params.id, ...req.body }, callCtx(req)),
+    // Through auth-service, which checks the caller is still an admin before billing grants anything.
+    async (req) => rpc.call("auth", "grantCredits", { user_id: req.params.id, ...req.body }, callCtx(req)),
   );
 }

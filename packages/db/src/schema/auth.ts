@@ -11,6 +11,10 @@ export const users = auth.table("users", {
   tier: text("tier", { enum: ["free", "pro", "enterprise"] }).notNull().default("free"),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   lastLogin: timestamp("last_login", { withTimezone: true }),
+  /** Set while the account is disabled: no sign-in, no refresh. */
+  disabledAt: timestamp("disabled_at", { withTimezone: true }),
+  /** Access tokens issued in this second or earlier no longer count (a role, tier or disabled change). */
+  tokensValidAfter: timestamp("tokens_valid_after", { withTimezone: true }),
 });
 
 /** Refresh tokens are stored hashed; a family is one login's chain of rotations. */
