@@ -4,8 +4,8 @@ import { z } from "zod";
 export const BaseEnv = z.object({
   /** production refuses unsafe defaults (a random signing secret, test payments); development is the embedded stack. */
   NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
-  /** NATS server; the embedded stack runs `nats-server -js` here. */
-  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /** NATS server; the embedded stack runs `nats-server -js` here (PORT+2). */
+  NATS_URL: z.string().default("nats://127.0.0.1:8002"),
   /** This app's NATS user (its permissions: packages/contracts/src/nats-permissions.ts); unset connects without auth. npm start sets it. */
   NATS_USER: z.string().min(1).optional(),
   /** NATS_USER's password. */
@@ -19,8 +19,8 @@ export const BaseEnv = z.object({
 });
 
 export const DbEnv = z.object({
-  /** The one Postgres database; each service keeps to its own schema in it. */
-  DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:55432/cutroom"),
+  /** The one Postgres database; each service keeps to its own schema in it. The embedded stack's is at PORT+3. */
+  DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:8003/cutroom"),
 });
 
 /** A yes/no variable: true/false, 1/0 or yes/no (z.coerce.boolean would read "false" as true). */
