@@ -4,12 +4,18 @@ import { BaseEnv, envOrigins, loadEnv } from "@cutroom/runtime";
 export const Env = BaseEnv.extend({
   /** Where the public HTTP API listens. */
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
-  /** Interface to bind; 0.0.0.0 serves other machines too. */
-  HOST: z.string().default("0.0.0.0"),
+  /** Interface to bind: localhost only by default; 0.0.0.0 serves other machines (containers set it). */
+  HOST: z.string().default("127.0.0.1"),
   /** storage-service's HTTP data plane, proxied at /storage/* for fs-driver signed URLs and streamed uploads. */
   STORAGE_INTERNAL_URL: z.string().url().default("http://127.0.0.1:8001"),
   /** Largest JSON body accepted, in bytes. */
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** The most time to receive one request whole, body included, in ms (then 408 and the connection closes); generous, since a 500 MB upload over a slow link takes long. 0 turns it off. */
+  REQUEST_TIMEOUT_MS: z.coerce.number().int().min(0).default(60 * 60_000),
+  /** A connection that sends nothing and is sent nothing for this long, in ms, is closed: a stalled request body, above all. WebSockets and event streams send every 20 s or less. 0 turns it off. */
+  REQUEST_IDLE_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
+  /** Open WebSockets (/ws, /ws/jobs/{id}) and event streams (SSE) per user on one gateway process; the next one is refused (close code 1008, or 429). */
+  WS_MAX_CONNECTIONS_PER_USER: z.coerce.number().int().positive().default(20),
   /** Browser origins allowed by CORS: * (any; the API takes bearer tokens, not cookies) or a comma-separated list of origins. */
   CORS_ORIGINS: envOrigins("*"),
   /** Whose X-Forwarded-For gives the client address (sign-in throttles): false, true (any sender: only behind a proxy that overwrites it), or proxy addresses/CIDRs, comma-separated. */
