@@ -1,14 +1,19 @@
 import { randomUUID } from "node:crypto";
 import {
   AppError,
+  describeExceeded,
+  exceededLimit,
   getJobType,
   isAppError,
+  jobLimits,
   jobTypes,
   subjects,
   toPage,
   zodDetails,
   type Caller,
+  type InputMedia,
   type JobTypeDefinition,
+  type JobWork,
 } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { runChecks, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
@@ -65,10 +70,10 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
         const earlier = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key);
         if (earlier) return replay(earlier, hash);
       }
-      await checkInputFiles(rpc, type, input, ctx);
+      const work = await sizeWork(rpc, type, input, caller, ctx);
 
       const id = randomUUID();
-      const credits = type.cost.estimate(input);
+      const credits = type.cost.estimate(input, work);
       const callCtx = { requestId: ctx.requestId, caller };
       // The per-minute slot is taken last: a 422 or an idempotent replay costs none.
       const rate = await rpc.call("billing", "rate", { user_id: caller.user_id, tier: caller.tier, bucket: "jobs.create" }, callCtx);
@@ -91,6 +96,7 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
           creditState: "reserved",
           idempotencyKey: idempotency_key ?? null,
           requestHash: idempotency_key ? hash : null,
+          tier: caller.tier,
         });
       } catch (err) {
         await rpc.call("billing", "release", { job_id: id }, callCtx).catch((e) => ctx.log.error({ err: e, job_id: id }, "could not release an orphan reservation"));
@@ -149,9 +155,12 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
       return { job: toJob(row), credits_refunded: row.creditState === "released" ? row.credits : 0 };
     },
 
-    estimate: async ({ type: name, input }) => {
+    // The same checks and number as create, so what a client is quoted is what it is charged.
+    estimate: async ({ type: name, input }, ctx) => {
+      const caller = requireCaller(ctx);
       const { type, input: parsed } = parseInput(name, input);
-      return { type: name, credits: type.cost.estimate(parsed), description: type.cost.describe };
+      const work = await sizeWork(rpc, type, parsed, caller, ctx);
+      return { type: name, credits: type.cost.estimate(parsed, work), description: type.cost.describe, work };
     },
 
     claim: async ({ job_id, dispatch, worker }, ctx) => {
@@ -164,7 +173,8 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
       ctx.log.info({ job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
       await publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}` });
       const { id, userId: user_id, type, input, attempts: attempt } = claimed;
-      return { run: true, job: { id, user_id, type, input, attempt } };
+      // A job enqueued before jobs carried a tier is held to the widest limits, which still bound it.
+      return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise") } };
     },
 
     // The row and the credits first, the event last: a client that sees the ending finds it recorded.
@@ -220,8 +230,22 @@ function replay(row: JobRow, hash: string) {
   return { job: toJob(row), created: false };
 }
 
-/** Every file the input names must be a ready file of the caller; storage answers with the caller's rights. */
-async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: Record<string, unknown>, ctx: RpcContext) {
+/**
+ * The work the input asks for, from its files' media facts, within the caller's tier: a job over a
+ * limit is refused here (422 naming the limit, the tier and the value), before any credit is reserved.
+ */
+async function sizeWork(rpc: RpcClient, type: JobTypeDefinition, input: Record<string, unknown>, caller: Caller, ctx: RpcContext): Promise<JobWork> {
+  const work = type.work(input, await checkInputFiles(rpc, type, input, ctx));
+  const over = exceededLimit(work, jobLimits(caller.tier));
+  if (over) {
+    throw new AppError("INVALID_INPUT", describeExceeded(over), { reason: "over tier limit", ...over });
+  }
+  return work;
+}
+
+/** Every file the input names must be a ready file of the caller; storage answers with the caller's rights. Returns their media facts by field. */
+async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: Record<string, unknown>, ctx: RpcContext): Promise<InputMedia> {
+  const media: Record<string, InputMedia[string]> = {};
   for (const field of type.fileFields) {
     const fileId = input[field];
     if (typeof fileId !== "string") continue;
@@ -234,5 +258,7 @@ async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: R
     if (file.status !== "ready") {
       throw new AppError("INVALID_INPUT", `${field} names a file that is not ready (${file.status})`, { field, file_id: fileId, reason: "file not ready" });
     }
+    media[field] = file.media;
   }
+  return media;
 }

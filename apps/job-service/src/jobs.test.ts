@@ -166,14 +166,96 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
     expect(await list({ limit: 2, offset: 2 })).toMatchObject({ total: 3, has_more: false, data: [{ id: a.id }] });
   });
 
-  it("estimates a job's credits from its input without queueing it", async () => {
-    const file_id = randomUUID();
-    expect(await stack.client.call("job", "estimate", { type: "video.color-grade", input: { file_id, lut_file_id: randomUUID() } })).toEqual({
+  it("estimates a job's credits from its input and its files without queueing it: the number create reserves", async () => {
+    const user = await stack.newUser(100);
+    const file_id = await stack.addFile(user, "ready", { durationSeconds: 90 });
+    const lut_file_id = await stack.addFile(user, "ready", { filename: "warm.cube", contentType: "text/plain", width: null, height: null, durationSeconds: null, frameRate: null });
+    const input = { file_id, lut_file_id };
+    expect(await stack.client.call("job", "estimate", { type: "video.color-grade", input }, { caller: user })).toEqual({
       type: "video.color-grade",
-      credits: 30,
-      description: "25 credits per video, 30 with a LUT",
+      credits: 60,
+      description: "25 credits per started minute of graded video (the frame range when given), 30 with a LUT",
+      work: { input_pixels: 640 * 480, output_pixels: 640 * 480, media_seconds: 90, output_seconds: 90 },
     });
-    await expect(stack.client.call("job", "estimate", { type: "image.resize", input: { file_id } })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    expect((await create(user, { type: "video.color-grade", input })).job.credits.amount).toBe(60);
+    await expect(stack.client.call("job", "estimate", { type: "image.resize", input: { file_id } }, { caller: user })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    await expect(stack.client.call("job", "estimate", { type: "image.resize", input: { file_id: randomUUID(), width: 10 } }, { caller: user })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      details: { reason: "file not found" },
+    });
+  });
+
+  it("refuses with 422 a tiny image asked to become 16384×16384 beyond the caller's tier, naming the limit, the tier and the value, and reserves nothing", async () => {
+    const input = (file_id: string) => ({ file_id, width: 16384, height: 16384, format: "avif" });
+    const pixel = { filename: "dot.png", contentType: "image/png", width: 1, height: 1, durationSeconds: null, frameRate: null };
+    for (const tier of ["free", "pro"] as const) {
+      const user = await stack.newUser(100, "user", tier);
+      const file_id = await stack.addFile(user, "ready", pixel);
+      const max = tier === "free" ? 4096 ** 2 : 8192 ** 2;
+      const calls = [
+        () => create(user, { type: "image.resize", input: input(file_id) }),
+        () => stack.client.call("job", "estimate", { type: "image.resize", input: input(file_id) }, { caller: user }),
+      ];
+      for (const call of calls) {
+        await expect(call()).rejects.toMatchObject({
+          code: "INVALID_INPUT",
+          status: 422,
+          message: expect.stringContaining(`${tier} tier`),
+          details: { reason: "over tier limit", limit: "max_output_pixels", tier, value: 16384 * 16384, max },
+        });
+      }
+      expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+      expect((await stack.client.call("job", "list", { limit: 20, offset: 0 }, { caller: user })).total).toBe(0);
+    }
+    // Enterprise may, and pays for the pixels: one credit per started 2048×2048.
+    const big = await stack.newUser(100, "user", "enterprise");
+    const { job } = await create(big, { type: "image.resize", input: input(await stack.addFile(big, "ready", pixel)) });
+    expect(job.credits).toEqual({ amount: 64, state: "reserved" });
+    expect(await stack.balance(big)).toMatchObject({ credits: 36, reserved: 64 });
+  });
+
+  it("refuses a video or audio input longer than the caller's tier allows", async () => {
+    const user = await stack.newUser(1000);
+    const long = await stack.addFile(user, "ready", { durationSeconds: 20 * 60 });
+    await expect(create(user, { type: "video.color-grade", input: { file_id: long } })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      details: { limit: "max_media_seconds", tier: "free", value: 1200, max: 600 },
+    });
+    await expect(create(user, { type: "audio.cleanup", input: { file_id: long } })).rejects.toMatchObject({ details: { limit: "max_media_seconds" } });
+    const pro = await stack.newUser(1000, "user", "pro");
+    expect((await create(pro, { type: "audio.cleanup", input: { file_id: await stack.addFile(pro, "ready", { durationSeconds: 20 * 60 }) } })).job.credits.amount).toBe(20);
+  });
+
+  it("reserves credits that grow with the work: an hour of video costs 60 times a second of it", async () => {
+    const user = await stack.newUser(5000, "user", "pro");
+    const grade = async (seconds: number, extra: Record<string, unknown> = {}) =>
+      (await create(user, { type: "video.color-grade", input: { file_id: await stack.addFile(user, "ready", { durationSeconds: seconds }), ...extra } })).job.credits.amount;
+    expect(await grade(1)).toBe(25);
+    expect(await grade(61)).toBe(50);
+    expect(await grade(3600)).toBe(1500);
+    // A frame range is charged for what it grades: 250 frames at 25 fps of the hour.
+    expect(await grade(3600, { frame_range: "1000-1250" })).toBe(25);
+    const image = async (width: number, height: number) =>
+      (await create(user, { type: "image.resize", input: { file_id: await stack.addFile(user), width, height } })).job.credits.amount;
+    expect(await image(2048, 2048)).toBe(1);
+    expect(await image(8192, 8192)).toBe(16);
+    expect(await stack.balance(user)).toMatchObject({ reserved: 25 + 50 + 1500 + 25 + 1 + 16 });
+  });
+
+  it("refuses with 422 a file that has no facts the job needs: an image to grade, a file stored before uploads were measured", async () => {
+    const user = await stack.newUser(100);
+    const image = await stack.addFile(user, "ready", { filename: "p.png", contentType: "image/png", width: 64, height: 48, durationSeconds: null, frameRate: null });
+    await expect(create(user, { type: "video.color-grade", input: { file_id: image } })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      details: { field: "file_id", reason: "no duration" },
+    });
+    const unmeasured = await stack.addFile(user, "ready", { width: null, height: null, durationSeconds: null, frameRate: null });
+    await expect(create(user, { type: "image.thumbnail", input: { file_id: unmeasured } })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      message: expect.stringContaining("uploaded again"),
+      details: { field: "file_id", reason: "no picture size" },
+    });
+    expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
   });
 
   it("shows job stats to admins only", async () => {

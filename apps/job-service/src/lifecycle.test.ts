@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { JobDispatch, JobEvent, subjects, type Caller, type JobEventInput } from "@cutroom/contracts";
+import { JobDispatch, JobEvent, jobLimits, subjects, type Caller, type JobEventInput } from "@cutroom/contracts";
 import { createEventPublisher, ensureStreams, readJobEvents } from "@cutroom/runtime";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { getJob } from "./job-store.ts";
@@ -94,7 +94,7 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
     const job = await enqueue(user);
     expect(await claim(job.id, "w1", 1)).toEqual({
       run: true,
-      job: { id: job.id, user_id: user.user_id, type: "video.color-grade", input: job.input, attempt: 1 },
+      job: { id: job.id, user_id: user.user_id, type: "video.color-grade", input: job.input, attempt: 1, limits: jobLimits("free") },
     });
     expect(await claim(job.id, "w2", 2)).toEqual({ run: false, reason: "leased" });
     expect(await row(job.id)).toMatchObject({ status: "running", attempts: 1, startedAt: expect.any(Date), leaseUntil: expect.any(Date) });

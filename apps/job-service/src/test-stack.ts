@@ -44,8 +44,8 @@ export async function startJobStack(opts: { timing?: Partial<Timing>; lifecycle?
     jsm,
     addFile: storage.addFile,
     /** A signed-up user with `credits` in their account. */
-    newUser: async (credits = 100, role: Caller["role"] = "user"): Promise<Caller> => {
-      const caller: Caller = { user_id: randomUUID(), role, tier: "free" };
+    newUser: async (credits = 100, role: Caller["role"] = "user", tier: Caller["tier"] = "free"): Promise<Caller> => {
+      const caller: Caller = { user_id: randomUUID(), role, tier };
       await client.call("billing", "openAccount", { user_id: caller.user_id, credits });
       return caller;
     },
@@ -71,6 +71,19 @@ export async function startJobStack(opts: { timing?: Partial<Timing>; lifecycle?
   };
 }
 
+/** A stored file as an upload leaves it, media facts included (storage measures them as it confirms). */
+export interface TestFile {
+  filename: string;
+  contentType: string;
+  width: number | null;
+  height: number | null;
+  durationSeconds: number | null;
+  frameRate: number | null;
+}
+
+/** A 10-second 640×480 clip: it has what every job type asks of its input (a picture and a duration). */
+export const testClip: TestFile = { filename: "in.mp4", contentType: "video/mp4", width: 640, height: 480, durationSeconds: 10, frameRate: 25 };
+
 /**
  * The real storage handlers on the same database. Their input files are recorded straight in
  * storage's table as an upload would leave them: getFile reads only the record, never the bytes.
@@ -80,14 +93,14 @@ function serveFiles(nc: NatsConnection, db: Db) {
   const deps = { db, driver: noBytes, signer: noBytes, internalUrl: "http://127.0.0.1:1" } as unknown as StorageDeps;
   serveRpc(nc, "storage", createStorageHandlers(deps), silentLogger());
   return {
-    addFile: async (owner: Caller, status: "pending" | "ready" = "ready") => {
+    addFile: async (owner: Caller, status: "pending" | "ready" = "ready", file: Partial<TestFile> = {}) => {
       const id = randomUUID();
       await db.insert(files).values({
         id,
         ownerId: owner.user_id,
         folder: "input",
-        filename: "in.png",
-        contentType: "image/png",
+        ...testClip,
+        ...file,
         declaredSize: 1234,
         size: status === "ready" ? 1234 : 0,
         status,

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { fileTypeFromBuffer } from "file-type";
-import { AppError, toPage, type Caller, type FileObject } from "@cutroom/contracts";
+import { AppError, kindOf, toPage, type Caller, type FileObject, type MediaFacts } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { runChecks, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import type { Audience, StorageDriver } from "./drivers/driver.ts";
@@ -23,6 +23,7 @@ import {
   type FileRow,
 } from "./files.ts";
 import { acceptsContent, storedContentType } from "./media-check.ts";
+import { createMediaProbe, UnmeasurableMedia, type MediaProbe, type ProbeSource } from "./probe.ts";
 import type { Signer } from "./signed-token.ts";
 
 export interface StorageDeps {
@@ -32,6 +33,8 @@ export interface StorageDeps {
   signer: Signer;
   /** Where the gateway reaches our data plane, e.g. http://127.0.0.1:8001. */
   internalUrl: string;
+  /** Measures media files as they become ready (default: image headers and ffprobe, 15 s at most). */
+  probe?: MediaProbe;
 }
 
 /** Signed URLs and tickets live this long. */
@@ -118,7 +121,9 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
       return confirmSignedUpload(deps, row, async (claimed) => {
         const size = await driver.size(claimed.storageKey);
         if (size === undefined) throw new AppError("INVALID_STATE", "nothing uploaded yet", { file_id });
-        return toFileObject(await markReady(db, claimed.id, size));
+        // Our own output: left unmeasured rather than refused when the probe cannot read it.
+        const media = await probeOf(deps)(kindOf(claimed.contentType), probeSource(driver, claimed.storageKey)).catch(() => undefined);
+        return toFileObject(await markReady(db, claimed.id, size, undefined, media));
       });
     },
   };
@@ -205,7 +210,8 @@ export function createIngestReceiver(deps: StorageDeps): IngestReceiver {
  * Checks the stored bytes against what was declared (size, then magic bytes) and marks the file
  * ready; a file that fails is marked rejected and its bytes deleted.
  */
-async function finaliseUpload({ db, driver }: StorageDeps, row: FileRow, knownSize?: number): Promise<FileObject> {
+async function finaliseUpload(deps: StorageDeps, row: FileRow, knownSize?: number): Promise<FileObject> {
+  const { db, driver } = deps;
   // An ingest knows what it wrote; asking the driver again would cost S3 a HEAD.
   const size = knownSize ?? (await driver.size(row.storageKey));
   if (size === undefined) throw new AppError("INVALID_STATE", "nothing uploaded yet", { file_id: row.id });
@@ -226,8 +232,21 @@ async function finaliseUpload({ db, driver }: StorageDeps, row: FileRow, knownSi
       new AppError("UNSUPPORTED_MEDIA_TYPE", `the bytes are not ${row.contentType}`, { declared: row.contentType, detected: detected ?? null }),
     );
   }
-  return toFileObject(await markReady(db, row.id, size, storedContentType(row.contentType, detected)));
+  const contentType = storedContentType(row.contentType, detected);
+  // Jobs size their work (limits, credits) from these facts, so a media file must be measurable to be kept.
+  let media: MediaFacts | undefined;
+  try {
+    media = await probeOf(deps)(kindOf(contentType), probeSource(driver, row.storageKey));
+  } catch (err) {
+    if (!(err instanceof UnmeasurableMedia)) throw err;
+    return reject(new AppError("UNSUPPORTED_MEDIA_TYPE", `the bytes are not a ${kindOf(contentType)} we can read: ${err.message}`, { declared: row.contentType, detected: detected ?? null }));
+  }
+  return toFileObject(await markReady(db, row.id, size, contentType, media));
 }
+
+const defaultProbe = createMediaProbe();
+const probeOf = (deps: StorageDeps) => deps.probe ?? defaultProbe;
+const probeSource = (driver: StorageDriver, key: string): ProbeSource => ({ head: (n) => driver.readHead(key, n), locate: () => driver.localSource(key) });
 
 async function uploadTicket(driver: StorageDriver, row: FileRow, size?: number, audience: Audience = "client") {
   const { url, headers } = await driver.presignPut(row.storageKey, { contentType: row.contentType, size, expiresInSec: urlTtlSec, audience });

@@ -18,6 +18,8 @@ export const Env = BaseEnv.extend(DbEnv.shape)
     STORAGE_INTERNAL_URL: z.url().default("http://127.0.0.1:8001").transform((u) => u.replace(/\/+$/, "")),
     /** Browser origins that may GET/PUT signed URLs (CORS), as the gateway's CORS_ORIGINS: * or a comma-separated list. */
     CORS_ORIGINS: envOrigins("*"),
+    /** How long measuring an upload's media (ffprobe for video and audio) may take, in ms, before the file is refused as unreadable; a local file takes well under a second. */
+    MEDIA_PROBE_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
     /** HMAC key of signed URLs and ingest tokens; replicas must share it. Required in production; `npm start` keeps one in its data dir; otherwise random per start. */
     STORAGE_URL_SECRET: z.string().min(16).optional(),
     /** s3 driver: endpoint of an S3-compatible server (MinIO, R2, s3rver); unset means AWS itself. */

@@ -1,4 +1,4 @@
-import { kindOf, type FileKind, type FileObject, type Folder } from "@cutroom/contracts";
+import { kindOf, type FileKind, type FileObject, type Folder, type MediaFacts } from "@cutroom/contracts";
 import { and, count, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
 import { files } from "@cutroom/db/storage";
 
@@ -121,10 +121,11 @@ export async function releaseIngest(db: Db, id: string): Promise<void> {
  * pending (or receiving, uploaded) → ready, with the content type the bytes showed when given; a row
  * confirmed concurrently (already ready) is returned as it is.
  */
-export async function markReady(db: Db, id: string, size: number, contentType?: string): Promise<FileRow> {
+export async function markReady(db: Db, id: string, size: number, contentType?: string, media?: MediaFacts): Promise<FileRow> {
+  const facts = media ? { width: media.width, height: media.height, durationSeconds: media.duration_seconds, frameRate: media.frame_rate } : {};
   const [row] = await db
     .update(files)
-    .set({ status: "ready", size, confirmedAt: new Date(), ...(contentType ? { contentType } : {}) })
+    .set({ status: "ready", size, confirmedAt: new Date(), ...(contentType ? { contentType } : {}), ...facts })
     .where(and(eq(files.id, id), inArray(files.status, ["pending", "receiving", "uploaded"])))
     .returning();
   return row ?? (await getFileRow(db, id))!;
@@ -159,5 +160,8 @@ export function toFileObject(row: FileRow): FileObject {
     project_id: row.projectId,
     job_id: row.jobId,
     created_at: row.createdAt.toISOString(),
+    ...(measured(row) ? { media: { width: row.width, height: row.height, duration_seconds: row.durationSeconds, frame_rate: row.frameRate } } : {}),
   };
 }
+
+const measured = (row: FileRow) => row.width !== null || row.durationSeconds !== null;

@@ -13,7 +13,7 @@ export function createAudioHandlers(): JobHandlers {
 
       const outputPath = join(ctx.tmpDir, `cleaned.${options.format}`);
       const cleaned = await ctx.stage("clean", () =>
-        cleanupAudio({ inputPath: input.path, outputPath, options, signal: ctx.signal, onProgress: (p) => ctx.progress(5 + p * 0.9) }),
+        cleanupAudio({ inputPath: input.path, outputPath, options, limits: ctx.limits, signal: ctx.signal, onProgress: (p) => ctx.progress(5 + p * 0.9) }),
       );
 
       const name = `${basename(input.filename, extname(input.filename)) || "audio"}-cleaned.${options.format}`;

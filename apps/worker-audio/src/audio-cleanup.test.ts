@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AudioCleanupInput } from "@cutroom/contracts";
+import { AudioCleanupInput, jobLimits, type JobLimits } from "@cutroom/contracts";
 import { isJobFailure } from "@cutroom/worker-runtime";
 import { measureAudio, probe, runFfmpeg } from "@cutroom/worker-runtime/ffmpeg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -27,11 +27,11 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-async function clean(o: Record<string, unknown> = {}, inputPath = noisy) {
+async function clean(o: Record<string, unknown> = {}, inputPath = noisy, limits: JobLimits = jobLimits("free")) {
   const options = AudioCleanupInput.parse({ file_id: crypto.randomUUID(), ...o });
   const outputPath = join(dir, `clean-${++n}.${options.format}`);
   const progress: number[] = [];
-  const result = await cleanupAudio({ inputPath, outputPath, options, onProgress: (p) => progress.push(p) });
+  const result = await cleanupAudio({ inputPath, outputPath, options, limits, onProgress: (p) => progress.push(p) });
   return { outputPath, result, progress };
 }
 
@@ -86,6 +86,13 @@ describe("audio.cleanup", () => {
       expect(result.duration).toBeCloseTo(8, 0);
       expect(result.loudness_lufs).toBeGreaterThan(loudnessTarget.I - 1.5);
     }
+  });
+
+  it("refuses audio longer than the job's limit with LIMIT_EXCEEDED before running ffmpeg", async () => {
+    const started = Date.now();
+    const err = await clean({}, noisy, { ...jobLimits("free"), max_media_seconds: 5 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: "JobFailure", code: "LIMIT_EXCEEDED", retryable: false, message: "the input lasts 8 s; at most 5 s may be processed on the free tier" });
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it("fails with INVALID_MEDIA for a video without sound and for a file that is not media", async () => {

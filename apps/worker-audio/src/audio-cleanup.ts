@@ -1,5 +1,5 @@
-import { audioCleanupPresets, type JobInput } from "@cutroom/contracts";
-import { JobFailure } from "@cutroom/worker-runtime";
+import { audioCleanupPresets, type JobInput, type JobLimits } from "@cutroom/contracts";
+import { JobFailure, checkLimits } from "@cutroom/worker-runtime";
 import { measureAudio, probe, runFfmpeg, type FfmpegCommand } from "@cutroom/worker-runtime/ffmpeg";
 
 export type CleanupOptions = Omit<JobInput<"audio.cleanup">, "file_id">;
@@ -41,6 +41,8 @@ export interface CleanupRun {
   inputPath: string;
   outputPath: string;
   options: CleanupOptions;
+  /** The job's bounds: the input's length is checked before ffmpeg starts. */
+  limits: JobLimits;
   signal?: AbortSignal;
   onProgress?: (percent: number) => void;
 }
@@ -69,6 +71,8 @@ export async function cleanupAudio(run: CleanupRun): Promise<CleanupResult> {
   });
   const audio = info.streams.find((s) => s.type === "audio");
   if (!audio) throw new JobFailure("INVALID_MEDIA", "the input has no audio stream");
+  if (info.duration === null) throw new JobFailure("INVALID_MEDIA", "the audio's length cannot be measured");
+  checkLimits(run.limits, { media_seconds: info.duration });
 
   const before = await measureAudio(run.inputPath, {}, signal);
   const chain = cleanupFilters(run.options, before.noiseFloorDb, audio.sample_rate ?? SAMPLE_RATE);

@@ -3,7 +3,7 @@ import type { JobContext, JobHandlers, JobOutput } from "@cutroom/worker-runtime
 import type { ImageEngine } from "./image-engine.ts";
 import { contentTypes, extensions, type ResizeOptions } from "./resize.ts";
 
-type ImageJobInput = Omit<ResizeOptions, "quality"> & { file_id: string; quality?: number };
+type ImageJobInput = Omit<ResizeOptions, "quality" | "limits"> & { file_id: string; quality?: number };
 
 // Thumbnails take no quality from the client; this keeps them small without visible blocks.
 const THUMBNAIL_QUALITY = 75;
@@ -22,7 +22,7 @@ async function processImage(engine: ImageEngine, ctx: JobContext<ImageJobInput>)
   ctx.progress(30);
 
   const outputPath = join(ctx.tmpDir, `output.${extensions[format]}`);
-  const image = await ctx.stage("process", () => engine.resize(input.path, outputPath, { width, height, fit, format, quality }, ctx.signal));
+  const image = await ctx.stage("process", () => engine.resize(input.path, outputPath, { width, height, fit, format, quality, limits: ctx.limits }, ctx.signal));
   ctx.progress(70);
 
   const filename = `${basename(input.filename, extname(input.filename)) || "image"}.${extensions[format]}`;

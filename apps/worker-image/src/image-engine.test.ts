@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
+import { jobLimits } from "@cutroom/contracts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createImageEngine } from "./image-engine.ts";
 
@@ -13,6 +14,9 @@ const alive = (pid: number) => {
     return false;
   }
 };
+
+// The widest tier's bounds: these tests are about resizing, not limits.
+const limits = jobLimits("enterprise");
 
 describe("the image engine (sharp in child processes)", () => {
   const engine = createImageEngine();
@@ -29,26 +33,32 @@ describe("the image engine (sharp in child processes)", () => {
   });
 
   it("resizes as resizeImage does, and reuses a warm process for the next job", async () => {
-    const out = await engine.resize(photo, join(dir, "a.webp"), { width: 32, height: 24, fit: "fill", format: "webp", quality: 80 }, new AbortController().signal);
+    const out = await engine.resize(photo, join(dir, "a.webp"), { width: 32, height: 24, fit: "fill", format: "webp", quality: 80, limits }, new AbortController().signal);
     expect(out).toMatchObject({ width: 32, height: 24, format: "webp" });
     const [pid] = engine.pids();
-    await engine.resize(photo, join(dir, "b.png"), { width: 16, fit: "cover", format: "png", quality: 80 }, new AbortController().signal);
+    await engine.resize(photo, join(dir, "b.png"), { width: 16, fit: "cover", format: "png", quality: 80, limits }, new AbortController().signal);
     expect(engine.pids()).toEqual([pid]);
   });
 
   it("keeps INVALID_MEDIA a JobFailure across the process boundary", async () => {
     const junk = join(dir, "junk.png");
     await writeFile(junk, "not an image");
-    await expect(engine.resize(junk, join(dir, "x.jpg"), { width: 10, fit: "cover", format: "jpeg", quality: 80 }, new AbortController().signal)).rejects.toMatchObject({
+    await expect(engine.resize(junk, join(dir, "x.jpg"), { width: 10, fit: "cover", format: "jpeg", quality: 80, limits }, new AbortController().signal)).rejects.toMatchObject({
       name: "JobFailure",
       code: "INVALID_MEDIA",
     });
   });
 
+  it("keeps LIMIT_EXCEEDED a JobFailure across the process boundary", async () => {
+    await expect(
+      engine.resize(photo, join(dir, "y.avif"), { width: 16384, height: 16384, fit: "fill", format: "avif", quality: 80, limits: jobLimits("free") }, new AbortController().signal),
+    ).rejects.toMatchObject({ name: "JobFailure", code: "LIMIT_EXCEEDED" });
+  });
+
   it("stops a huge encode at once when its job is canceled: the rejection is immediate and the process is gone", async () => {
     const controller = new AbortController();
     // 8000×8000 AVIF at the slowest effort: a minute of CPU and gigabytes if left alone.
-    const work = engine.resize(photo, join(dir, "huge.avif"), { width: 8000, height: 8000, fit: "fill", format: "avif", quality: 90 }, controller.signal);
+    const work = engine.resize(photo, join(dir, "huge.avif"), { width: 8000, height: 8000, fit: "fill", format: "avif", quality: 90, limits }, controller.signal);
     await new Promise((r) => setTimeout(r, 1500));
     const busy = engine.pids();
     expect(busy.length).toBeGreaterThan(0);

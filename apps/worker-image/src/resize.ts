@@ -1,5 +1,6 @@
-import sharp from "sharp";
-import { JobFailure } from "@cutroom/worker-runtime";
+import sharp, { type Metadata } from "sharp";
+import { resizedSize, type JobLimits } from "@cutroom/contracts";
+import { JobFailure, checkLimits } from "@cutroom/worker-runtime";
 
 export type ImageFormat = "jpeg" | "png" | "webp" | "avif";
 export type Fit = "cover" | "contain" | "fill" | "inside" | "outside";
@@ -11,6 +12,8 @@ export interface ResizeOptions {
   format: ImageFormat;
   /** 1–100; png ignores it (lossless). */
   quality: number;
+  /** The job's bounds: the input is measured and the output sized before anything is decoded. */
+  limits: JobLimits;
 }
 
 export interface ResizedImage {
@@ -32,14 +35,23 @@ export const extensions: Record<ImageFormat, string> = { jpeg: "jpg", png: "png"
 /**
  * Decodes the image at `inputPath`, fits it into width×height and encodes it to `outputPath`.
  * Anything sharp cannot decode is the input's fault: a JobFailure(INVALID_MEDIA), never retried.
+ * An input or output past the job's limits is refused from the header alone (LIMIT_EXCEEDED).
  */
 export async function resizeImage(inputPath: string, outputPath: string, opts: ResizeOptions): Promise<ResizedImage> {
-  const image = sharp(inputPath, { failOn: "error" });
+  let meta: Metadata;
   try {
-    await image.metadata();
+    // The header alone; with a pixel limit sharp would refuse here as if the image were damaged.
+    meta = await sharp(inputPath, { failOn: "error", limitInputPixels: false }).metadata();
   } catch (err) {
     throw new JobFailure("INVALID_MEDIA", "the input is not an image in a format we can read", { cause: err });
   }
+  // The size as displayed (EXIF orientation applied), which is what autoOrient hands resize.
+  const src = meta.autoOrient ?? { width: meta.width, height: meta.height };
+  if (!src.width || !src.height) throw new JobFailure("INVALID_MEDIA", "the input image has no size");
+  const out = resizedSize(src, opts);
+  checkLimits(opts.limits, { input_pixels: src.width * src.height, output_pixels: out.width * out.height });
+  // sharp's own pixel limit as well: it guards the decode itself.
+  const image = sharp(inputPath, { failOn: "error", limitInputPixels: opts.limits.max_input_pixels });
   const info = await image
     .autoOrient()
     .resize({ width: opts.width, height: opts.height, fit: opts.fit })

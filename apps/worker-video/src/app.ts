@@ -18,6 +18,7 @@ export function createVideoHandlers(): JobHandlers {
           outputPath,
           lutPath: lut?.path,
           options,
+          limits: ctx.limits,
           signal: ctx.signal,
           onProgress: (p) => ctx.progress(5 + p * 0.9),
         }),

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { VideoColorGradeInput } from "@cutroom/contracts";
+import { VideoColorGradeInput, jobLimits, type JobLimits } from "@cutroom/contracts";
 import { isJobFailure } from "@cutroom/worker-runtime";
 import { measureFrame, probe, runFfmpeg } from "@cutroom/worker-runtime/ffmpeg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,10 +30,10 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 const options = (o: Record<string, unknown> = {}): GradeOptions => VideoColorGradeInput.parse({ file_id: crypto.randomUUID(), ...o });
 
-async function grade(o: Record<string, unknown> = {}, extra: { inputPath?: string; lutPath?: string } = {}) {
+async function grade(o: Record<string, unknown> = {}, extra: { inputPath?: string; lutPath?: string; limits?: JobLimits } = {}) {
   const outputPath = join(dir, `graded-${++n}.mp4`);
   const progress: number[] = [];
-  const result = await colorGrade({ inputPath: clip, outputPath, options: options(o), onProgress: (p) => progress.push(p), ...extra });
+  const result = await colorGrade({ inputPath: clip, outputPath, options: options(o), limits: jobLimits("free"), onProgress: (p) => progress.push(p), ...extra });
   return { outputPath, result, progress };
 }
 
@@ -120,6 +120,15 @@ describe("video.color-grade", () => {
   it("fails with INVALID_INPUT when frame_range starts after the video ends", async () => {
     const err = await grade({ frame_range: "500-600" }).catch((e: unknown) => e);
     expect(isJobFailure(err) && err.code).toBe("INVALID_INPUT");
+  });
+
+  it("refuses a video longer, or with bigger frames, than the job's limits with LIMIT_EXCEEDED before running ffmpeg", async () => {
+    const started = Date.now();
+    const long = await grade({}, { limits: { ...jobLimits("free"), max_media_seconds: 1 } }).catch((e: unknown) => e);
+    expect(long).toMatchObject({ name: "JobFailure", code: "LIMIT_EXCEEDED", retryable: false, message: "the input lasts 2 s; at most 1 s may be processed on the free tier" });
+    const big = await grade({}, { limits: { ...jobLimits("pro"), max_output_pixels: 320 * 240 - 1 } }).catch((e: unknown) => e);
+    expect(big).toMatchObject({ code: "LIMIT_EXCEEDED", message: expect.stringContaining("pro tier") });
+    expect(Date.now() - started).toBeLessThan(1500);
   });
 
   it("fails with INVALID_MEDIA for audio-only files and for files that are not media", async () => {

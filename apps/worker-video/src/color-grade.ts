@@ -1,5 +1,5 @@
-import { colorGradePresets, type JobInput } from "@cutroom/contracts";
-import { JobFailure } from "@cutroom/worker-runtime";
+import { colorGradePresets, type JobInput, type JobLimits } from "@cutroom/contracts";
+import { JobFailure, checkLimits } from "@cutroom/worker-runtime";
 import { probe, runFfmpeg, type ProbeResult } from "@cutroom/worker-runtime/ffmpeg";
 import { assertCubeLut } from "./cube-lut.ts";
 
@@ -71,6 +71,8 @@ export interface ColorGradeRun {
   outputPath: string;
   lutPath?: string;
   options: GradeOptions;
+  /** The job's bounds: the input's length and frame size are checked before ffmpeg starts. */
+  limits: JobLimits;
   signal?: AbortSignal;
   onProgress?: (percent: number) => void;
 }
@@ -89,6 +91,9 @@ export async function colorGrade(run: ColorGradeRun): Promise<ColorGradeResult> 
   });
   const video = videoStream(info);
   if (!video) throw new JobFailure("INVALID_MEDIA", "the input has no video stream");
+  if (info.duration === null) throw new JobFailure("INVALID_MEDIA", "the video's length cannot be measured");
+  const frame = (video.width ?? 0) * (video.height ?? 0);
+  checkLimits(run.limits, { input_pixels: frame, output_pixels: frame, media_seconds: info.duration });
   const hasAudio = info.streams.some((s) => s.type === "audio");
   if (run.lutPath !== undefined) await assertCubeLut(run.lutPath);
 

@@ -11,11 +11,27 @@ export const Role = z.enum(["user", "admin"]);
 export type Role = z.infer<typeof Role>;
 
 /** Limits per tier, as in seed 004. Sign-up credits are a setting of auth-service (SIGNUP_CREDITS). */
-export const tierLimits: Record<Tier, { jobsPerMinute: number; concurrentJobs: number; maxFileBytes: number }> = {
-  free: { jobsPerMinute: 10, concurrentJobs: 1, maxFileBytes: 500 * 1024 ** 2 },
-  pro: { jobsPerMinute: 60, concurrentJobs: 3, maxFileBytes: 2 * 1024 ** 3 },
-  enterprise: { jobsPerMinute: 300, concurrentJobs: 10, maxFileBytes: 5 * 1024 ** 3 },
+export const tierLimits: Record<Tier, TierLimits> = {
+  free: { jobsPerMinute: 10, concurrentJobs: 1, maxFileBytes: 500 * 1024 ** 2, maxInputPixels: 8192 ** 2, maxOutputPixels: 4096 ** 2, maxMediaSeconds: 10 * 60 },
+  pro: { jobsPerMinute: 60, concurrentJobs: 3, maxFileBytes: 2 * 1024 ** 3, maxInputPixels: 16384 ** 2, maxOutputPixels: 8192 ** 2, maxMediaSeconds: 60 * 60 },
+  enterprise: { jobsPerMinute: 300, concurrentJobs: 10, maxFileBytes: 5 * 1024 ** 3, maxInputPixels: 16384 ** 2, maxOutputPixels: 16384 ** 2, maxMediaSeconds: 4 * 60 * 60 },
 };
+
+/**
+ * A small file can ask for a lot of work (a 126-byte PNG resized to 16384×16384), so a tier bounds
+ * the work itself too: checked at enqueue from the input files' media facts, and again by the worker.
+ */
+export interface TierLimits {
+  jobsPerMinute: number;
+  concurrentJobs: number;
+  maxFileBytes: number;
+  /** The largest picture a job may decode: an input image, or one frame of an input video. */
+  maxInputPixels: number;
+  /** The largest picture a job may write: an output image, or one frame of an output video. */
+  maxOutputPixels: number;
+  /** The longest video or audio input a job may read. */
+  maxMediaSeconds: number;
+}
 
 export const Pagination = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),

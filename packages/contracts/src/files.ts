@@ -7,8 +7,10 @@ export const FileStatus = z.enum(["pending", "ready", "rejected"]);
 export const FileKind = z.enum(["image", "video", "audio", "other"]);
 export type FileKind = z.infer<typeof FileKind>;
 
+// RFC 6838 bounds a type and a subtype at 127 characters each; a longer one is garbage, not a type.
 export const ContentType = z
   .string()
+  .max(255)
   .regex(/^[a-z]+\/[a-z0-9][a-z0-9.+-]*$/i, "must be a MIME type such as video/mp4")
   .transform((s) => s.toLowerCase());
 export const Filename = z
@@ -35,6 +37,21 @@ export const UploadTicket = z.object({
 });
 export type UploadTicket = z.infer<typeof UploadTicket>;
 
+/**
+ * What storage measured of a media file when it became ready (image dimensions from the header,
+ * video and audio with ffprobe); a field is null where it does not apply (an image has no duration).
+ * Job types size their work, and so their limits and credits, from these.
+ */
+export const MediaFacts = z
+  .object({
+    width: z.number().int().positive().nullable().describe("pixels, as displayed (EXIF orientation applied); a video's frame"),
+    height: z.number().int().positive().nullable(),
+    duration_seconds: z.number().nonnegative().nullable(),
+    frame_rate: z.number().positive().nullable().describe("a video's frames per second"),
+  })
+  .meta({ id: "MediaFacts" });
+export type MediaFacts = z.infer<typeof MediaFacts>;
+
 export const FileObject = z
   .object({
     id: Uuid,
@@ -47,6 +64,7 @@ export const FileObject = z
     project_id: Uuid.nullable(),
     job_id: Uuid.nullable(),
     created_at: Timestamp,
+    media: MediaFacts.optional().describe("measured image, video or audio facts; absent for other files and for files stored before they were measured"),
   })
   .meta({ id: "File" });
 export type FileObject = z.infer<typeof FileObject>;

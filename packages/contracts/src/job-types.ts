@@ -1,5 +1,8 @@
 import { z } from "zod";
 import { Uuid } from "./common.ts";
+import { AppError } from "./errors.ts";
+import type { MediaFacts } from "./files.ts";
+import type { JobWork } from "./jobs.ts";
 
 /** Worker queues: one JetStream consumer per worker kind. */
 export const Queue = z.enum(["image", "video", "audio"]);
@@ -7,6 +10,7 @@ export type Queue = z.infer<typeof Queue>;
 
 const ImageFormat = z.enum(["jpeg", "png", "webp", "avif"]);
 const Fit = z.enum(["cover", "contain", "fill", "inside", "outside"]);
+export type Fit = z.infer<typeof Fit>;
 
 export const ImageResizeInput = z
   .object({
@@ -72,20 +76,94 @@ export const AudioCleanupInput = z.object({
   format: z.enum(["wav", "mp3", "m4a"]).default("wav"),
 });
 
+/** Media facts of the files a job's input names, by input field (`file_id`…); undefined where a file has none. */
+export type InputMedia = Readonly<Record<string, MediaFacts | undefined>>;
+
 export interface JobTypeDefinition<S extends z.ZodType = z.ZodType> {
   queue: Queue;
   title: string;
   description: string;
   input: S;
   stages: readonly string[];
-  /** Credits reserved at enqueue; `describe` is shown to clients beside the number. */
-  cost: { estimate: (input: z.output<S>) => number; describe: string };
+  /**
+   * The work the input asks for, from its files' media facts: what the tier limits bound and the
+   * credits grow with. A fact it needs and the file lacks is an INVALID_INPUT AppError.
+   */
+  work: (input: z.output<S>, media: InputMedia) => JobWork;
+  /** Credits reserved at enqueue, from the work; `describe` says the rule to clients beside the number. */
+  cost: { estimate: (input: z.output<S>, work: JobWork) => number; describe: string };
   presets?: Record<string, unknown>;
   /** Input fields that name files the job reads: checked for ownership at enqueue. */
   fileFields: readonly string[];
 }
 
 const define = <S extends z.ZodType>(d: JobTypeDefinition<S>) => d;
+
+/**
+ * The size sharp's resize gives a `src`-sized picture: both sides as asked for cover, contain and
+ * fill; the aspect kept for inside and outside, and when only one side is given (the worker uses
+ * this very function to bound its output).
+ */
+export function resizedSize(src: { width: number; height: number }, box: { width?: number; height?: number; fit: Fit }): { width: number; height: number } {
+  const side = (n: number) => Math.max(1, Math.round(n));
+  const { width: w, height: h } = box;
+  if (w !== undefined && h !== undefined) {
+    if (box.fit !== "inside" && box.fit !== "outside") return { width: w, height: h };
+    const scale = (box.fit === "inside" ? Math.min : Math.max)(w / src.width, h / src.height);
+    return { width: side(src.width * scale), height: side(src.height * scale) };
+  }
+  if (w !== undefined) return { width: w, height: side((src.height * w) / src.width) };
+  if (h !== undefined) return { width: side((src.width * h) / src.height), height: h };
+  return { width: src.width, height: src.height };
+}
+
+const stale = "a file stored before uploads were measured must be uploaded again";
+
+function pictureOf(media: InputMedia, field: string): { width: number; height: number } {
+  const m = media[field];
+  if (!m?.width || !m.height) {
+    throw new AppError("INVALID_INPUT", `${field} names a file with no known picture size: it must be an image or a video (${stale})`, { field, reason: "no picture size" });
+  }
+  return { width: m.width, height: m.height };
+}
+
+function durationOf(media: InputMedia, field: string, kinds: string): number {
+  const seconds = media[field]?.duration_seconds;
+  if (seconds === null || seconds === undefined) {
+    throw new AppError("INVALID_INPUT", `${field} names a file with no known duration: it must be ${kinds} (${stale})`, { field, reason: "no duration" });
+  }
+  return seconds;
+}
+
+function imageWork(input: { width?: number; height?: number; fit: Fit }, media: InputMedia): JobWork {
+  const src = pictureOf(media, "file_id");
+  const out = resizedSize(src, input);
+  return { input_pixels: src.width * src.height, output_pixels: out.width * out.height, media_seconds: 0, output_seconds: 0 };
+}
+
+/** Pixels one image credit buys: a 2048×2048 picture, so every image up to that costs 1 as before. */
+export const pixelsPerImageCredit = 2048 * 2048;
+
+/** How many `unit`s `seconds` starts, at least one; timed to the nearest second, so a 60.02 s "minute" is one. */
+const startedUnits = (seconds: number, unit: number) => Math.max(1, Math.ceil(Math.round(seconds) / unit));
+const imageCost = {
+  estimate: (_input: unknown, work: JobWork) => Math.max(1, Math.ceil(work.output_pixels / pixelsPerImageCredit)),
+  describe: "1 credit per started 2048×2048 (4.2 megapixels) of output image",
+};
+
+/** The part of the video a frame range picks, in seconds, at the video's frame rate (25 when unknown, as the worker). */
+function gradedSeconds(frameRange: string | undefined, media: MediaFacts | undefined, duration: number): number {
+  if (!frameRange) return duration;
+  const [start, end] = frameRange.split("-").map(Number) as [number, number];
+  const fps = media?.frame_rate ?? 25;
+  if (start / fps >= duration) {
+    throw new AppError("INVALID_INPUT", `frame_range starts at frame ${start}, but the video has only about ${Math.round(duration * fps)} frames`, {
+      field: "frame_range",
+      reason: "past the end",
+    });
+  }
+  return Math.min(end / fps, duration) - start / fps;
+}
 
 /** The job type registry: name → queue, input schema, stages, cost model, presets. */
 export const jobTypes = {
@@ -95,7 +173,8 @@ export const jobTypes = {
     description: "Resize with sharp to the given box and encode as jpeg, png, webp or avif.",
     input: ImageResizeInput,
     stages: ["fetch", "process", "upload"],
-    cost: { estimate: () => 1, describe: "1 credit per image" },
+    work: imageWork,
+    cost: imageCost,
     fileFields: ["file_id"],
   }),
   "image.thumbnail": define({
@@ -104,7 +183,8 @@ export const jobTypes = {
     description: "A small preview image (default 256×256 webp, cover).",
     input: ImageThumbnailInput,
     stages: ["fetch", "process", "upload"],
-    cost: { estimate: () => 1, describe: "1 credit per image" },
+    work: imageWork,
+    cost: imageCost,
     fileFields: ["file_id"],
   }),
   "video.color-grade": define({
@@ -113,7 +193,16 @@ export const jobTypes = {
     description: "Preset look plus exposure/contrast/saturation, optional .cube LUT and frame range; audio kept.",
     input: VideoColorGradeInput,
     stages: ["fetch", "grade", "upload"],
-    cost: { estimate: (i) => (i.lut_file_id ? 30 : 25), describe: "25 credits per video, 30 with a LUT" },
+    work: (input, media) => {
+      const frame = pictureOf(media, "file_id");
+      const duration = durationOf(media, "file_id", "a video");
+      const pixels = frame.width * frame.height;
+      return { input_pixels: pixels, output_pixels: pixels, media_seconds: duration, output_seconds: gradedSeconds(input.frame_range, media.file_id, duration) };
+    },
+    cost: {
+      estimate: (input, work) => startedUnits(work.output_seconds, 60) * (input.lut_file_id ? 30 : 25),
+      describe: "25 credits per started minute of graded video (the frame range when given), 30 with a LUT",
+    },
     presets: colorGradePresets,
     fileFields: ["file_id", "lut_file_id"],
   }),
@@ -123,7 +212,11 @@ export const jobTypes = {
     description: "Denoise / dialogue enhance with an aggression dial, loudness normalised (EBU R128).",
     input: AudioCleanupInput,
     stages: ["fetch", "clean", "upload"],
-    cost: { estimate: () => 5, describe: "5 credits per file" },
+    work: (_input, media) => {
+      const duration = durationOf(media, "file_id", "an audio or video file");
+      return { input_pixels: 0, output_pixels: 0, media_seconds: duration, output_seconds: duration };
+    },
+    cost: { estimate: (_input, work) => startedUnits(work.media_seconds, 5 * 60) * 5, describe: "5 credits per started 5 minutes of audio" },
     presets: audioCleanupPresets,
     fileFields: ["file_id"],
   }),

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Pagination, Timestamp, Uuid } from "./common.ts";
+import { Pagination, Tier, Timestamp, Uuid, tierLimits } from "./common.ts";
 
 export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "canceled"]);
 export type JobStatus = z.infer<typeof JobStatus>;
@@ -53,7 +53,64 @@ export const ListJobsQuery = Pagination.extend({
 export type ListJobsQuery = z.infer<typeof ListJobsQuery>;
 
 export const CancelReply = z.object({ job: Job, credits_refunded: z.number().int() });
-export const Estimate = z.object({ type: z.string(), credits: z.number().int(), description: z.string() });
+
+/** The work a job asks for, sized before it runs from its input and its input files' media facts. */
+export const JobWork = z.object({
+  input_pixels: z.number().int().nonnegative().describe("pixels of the picture it decodes (an image, or one video frame); 0 for none"),
+  output_pixels: z.number().int().nonnegative().describe("pixels of the picture it writes (an image, or one video frame); 0 for none"),
+  media_seconds: z.number().nonnegative().describe("seconds of video or audio it reads (the whole input file)"),
+  output_seconds: z.number().nonnegative().describe("seconds of video or audio it writes (a frame range picks part of the input)"),
+});
+export type JobWork = z.infer<typeof JobWork>;
+
+export const Estimate = z.object({ type: z.string(), credits: z.number().int(), description: z.string(), work: JobWork });
+
+/** The bounds a worker holds a job to, whatever was checked at enqueue: its owner's tier's, as it was then. */
+export const JobLimits = z.object({
+  tier: Tier,
+  max_input_pixels: z.number().int().positive(),
+  max_output_pixels: z.number().int().positive(),
+  max_media_seconds: z.number().positive(),
+});
+export type JobLimits = z.infer<typeof JobLimits>;
+
+export function jobLimits(tier: Tier): JobLimits {
+  const l = tierLimits[tier];
+  return { tier, max_input_pixels: l.maxInputPixels, max_output_pixels: l.maxOutputPixels, max_media_seconds: l.maxMediaSeconds };
+}
+
+export interface ExceededLimit {
+  limit: "max_input_pixels" | "max_output_pixels" | "max_media_seconds";
+  value: number;
+  max: number;
+  tier: Tier;
+}
+
+/** Which of `work`'s measures (those known) is past `limits`, first found; undefined when none is. */
+export function exceededLimit(work: Partial<JobWork>, limits: JobLimits): ExceededLimit | undefined {
+  const checks = [
+    ["max_input_pixels", work.input_pixels],
+    ["max_output_pixels", work.output_pixels],
+    ["max_media_seconds", work.media_seconds],
+  ] as const;
+  for (const [limit, value] of checks) {
+    if (value !== undefined && value > limits[limit]) return { limit, value, max: limits[limit], tier: limits.tier };
+  }
+  return undefined;
+}
+
+const megapixels = (pixels: number) => `${Math.round(pixels / 1e5) / 10} megapixels`;
+
+/** The owner's words for a limit a job is past, the same at enqueue (422) and in a worker (LIMIT_EXCEEDED). */
+export function describeExceeded({ limit, value, max, tier }: ExceededLimit): string {
+  const what =
+    limit === "max_input_pixels"
+      ? `the input picture has ${megapixels(value)}; at most ${megapixels(max)} may be read`
+      : limit === "max_output_pixels"
+        ? `the output picture would have ${megapixels(value)}; at most ${megapixels(max)} may be written`
+        : `the input lasts ${Math.round(value)} s; at most ${max} s may be processed`;
+  return `${what} on the ${tier} tier`;
+}
 
 /** What job-service publishes on `jobs.run.<queue>.<type>`. */
 export const JobDispatch = z.object({
@@ -73,7 +130,7 @@ export const ClaimReply = z.object({
   run: z.boolean(),
   reason: z.string().optional(),
   job: z
-    .object({ id: Uuid, user_id: Uuid, type: z.string(), input: z.record(z.string(), z.unknown()), attempt: z.number().int() })
+    .object({ id: Uuid, user_id: Uuid, type: z.string(), input: z.record(z.string(), z.unknown()), attempt: z.number().int(), limits: JobLimits })
     .optional(),
 });
 export type ClaimReply = z.infer<typeof ClaimReply>;

@@ -1,6 +1,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { JobDispatch, JobResult, getJobType, isAppError, subjects, type ClaimReply, type FinishBody, type JobError } from "@cutroom/contracts";
+import { JobDispatch, JobResult, getJobType, isAppError, subjects, type ClaimReply, type FinishBody, type JobError, type JobLimits } from "@cutroom/contracts";
 import type { JobEventPublisher, Logger, NatsConnection, RpcClient } from "@cutroom/runtime";
 import type { JsMsg } from "@nats-io/jetstream";
 import { createJobContext } from "./job-context.ts";
@@ -91,6 +91,7 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
     const result = await runHandler(
       { id: job.id, userId: job.user_id, type: job.type, attempt: job.attempt, dispatch: dispatch.dispatch },
       job.input,
+      job.limits,
       tmpDir,
       signal,
       deps,
@@ -118,6 +119,7 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
 async function runHandler(
   job: Parameters<typeof createJobContext>[0]["job"],
   rawInput: Record<string, unknown>,
+  limits: JobLimits,
   tmpDir: string,
   signal: AbortSignal,
   deps: DeliveryDeps,
@@ -129,7 +131,7 @@ async function runHandler(
   const input = definition.input.safeParse(rawInput);
   if (!input.success) throw new JobFailure("INVALID_INPUT", `the job's input failed validation: ${input.error.issues[0]?.message ?? "invalid"}`);
 
-  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, signal, tmpDir });
+  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir });
   try {
     log.info({ type: job.type, attempt: job.attempt }, "job started");
     const output = await (handler as (ctx: JobContext) => Promise<JobOutput>)(ctx);

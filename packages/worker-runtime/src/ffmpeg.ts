@@ -127,10 +127,7 @@ const stillFormats = /^(image2|tty|.*_pipe)$/;
  */
 export async function probe(source: string, opts: ProbeOptions = {}): Promise<ProbeResult> {
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
-  const data = JSON.parse(await runFfprobe(["-print_format", "json", "-show_streams", "-show_format", source], deadline, opts.signal)) as {
-    streams?: Array<Record<string, any>>;
-    format?: Record<string, any>;
-  };
+  const data = JSON.parse(await runFfprobe(["-print_format", "json", "-show_streams", "-show_format", source], deadline, opts.signal)) as FfprobeJson;
   if (!data.format) throw new FfmpegError("ffprobe failed: no format in its answer", "");
   const streams = (data.streams ?? []).map(
     (s): MediaStream => ({
@@ -148,9 +145,27 @@ export async function probe(source: string, opts: ProbeOptions = {}): Promise<Pr
   let duration = num(data.format.duration) ?? num(data.streams?.find((s) => num(s.duration) !== null)?.duration);
   const timed = streams.findIndex((s) => s.type === "audio" || (s.type === "video" && !s.attached_pic));
   if (duration === null && timed >= 0 && !stillFormats.test(format)) {
-    duration = await packetDuration(source, data.streams![timed]!.index as number, deadline, opts.signal);
+    duration = await packetDuration(source, data.streams![timed]!.index, deadline, opts.signal);
   }
   return { duration, format, streams };
+}
+
+/** The part of ffprobe's JSON we read. */
+interface FfprobeJson {
+  streams?: Array<{
+    index: number;
+    codec_type?: string;
+    codec_name?: string;
+    width?: number;
+    height?: number;
+    avg_frame_rate?: string;
+    r_frame_rate?: string;
+    sample_rate?: string;
+    channels?: number;
+    duration?: string;
+    disposition?: { attached_pic?: number };
+  }>;
+  format?: { format_name?: string; duration?: string };
 }
 
 /** The end of a stream's last packet, in seconds: the length of a container that does not say. */

@@ -1,6 +1,6 @@
 export { runWorker } from "./run-worker.ts";
 export { startWorker, assertHandlers, type Worker, type WorkerConfig, type WorkerOptions } from "./worker.ts";
-export { JobFailure, isJobFailure } from "./job-failure.ts";
+export { JobFailure, checkLimits, isJobFailure } from "./job-failure.ts";
 export { WorkerEnv, readWorkerEnv } from "./env.ts";
 export { serveWorkerHealth } from "./health.ts";
 export { createReplicateProvider, type ModelProvider } from "./providers/replicate.ts";

@@ -1,5 +1,5 @@
 import { extname, join } from "node:path";
-import { isAppError, type JobEventInput, type JobTypeDefinition } from "@cutroom/contracts";
+import { isAppError, type JobEventInput, type JobLimits, type JobTypeDefinition } from "@cutroom/contracts";
 import type { JobEventPublisher, Logger, RpcClient } from "@cutroom/runtime";
 import { JobFailure } from "./job-failure.ts";
 import { createProgressReporter } from "./progress.ts";
@@ -13,6 +13,7 @@ export interface JobContextDeps {
   job: JobContext["job"];
   definition: JobTypeDefinition;
   input: unknown;
+  limits: JobLimits;
   signal: AbortSignal;
   tmpDir: string;
 }
@@ -42,6 +43,7 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
   const ctx: JobContext = {
     job,
     input: deps.input,
+    limits: deps.limits,
     signal,
     tmpDir,
     logger,

@@ -1,3 +1,5 @@
+import { describeExceeded, exceededLimit, type JobLimits, type JobWork } from "@cutroom/contracts";
+
 /**
  * A job that can never succeed as asked (bad media, unusable input): the job fails at once
  * with `code` and `message` shown to its owner, and the message is never redelivered.
@@ -17,3 +19,12 @@ export class JobFailure extends Error {
 }
 
 export const isJobFailure = (err: unknown): err is JobFailure => err instanceof JobFailure;
+
+/**
+ * Refuses a job whose real input is past its limits (LIMIT_EXCEEDED, never retried), whatever was
+ * checked at enqueue: call it with what the worker measured, before the heavy work starts.
+ */
+export function checkLimits(limits: JobLimits, measured: Partial<JobWork>): void {
+  const over = exceededLimit(measured, limits);
+  if (over) throw new JobFailure("LIMIT_EXCEEDED", describeExceeded(over));
+}

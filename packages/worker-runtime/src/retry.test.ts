@@ -57,11 +57,14 @@ afterAll(async () => {
   await rm(config.tmpDir, { recursive: true, force: true });
 });
 
+/** A 1×1 PNG: image jobs need an input whose picture size storage could measure. */
+const PIXEL = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAADElEQVQImWP4//8/AAX+Av5Y8msOAAAAAElFTkSuQmCC", "base64");
+
 async function enqueue(): Promise<string> {
   const owner: Caller = { user_id: randomUUID(), role: "user", tier: "free" };
   await client.call("billing", "openAccount", { user_id: owner.user_id, credits: 10 });
-  const bytes = Buffer.from("hello pixel");
-  const ticket = await client.call("storage", "createUpload", { filename: "hello.txt", content_type: "text/plain", size: bytes.length, max_bytes: 1_000_000 }, { caller: owner });
+  const bytes = PIXEL;
+  const ticket = await client.call("storage", "createUpload", { filename: "pixel.png", content_type: "image/png", size: bytes.length, max_bytes: 1_000_000 }, { caller: owner });
   expect((await fetch(ticket.upload_url, { method: ticket.method, headers: ticket.headers, body: bytes })).status).toBe(200);
   await client.call("storage", "confirmUpload", { file_id: ticket.file_id }, { caller: owner });
   const { job } = await client.call("job", "create", { body: { type: "image.resize", input: { file_id: ticket.file_id, width: 64 } } }, { caller: owner });

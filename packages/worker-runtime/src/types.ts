@@ -1,4 +1,4 @@
-import type { JobInput, JobTypeName, ResultFile as ResultFileSchema } from "@cutroom/contracts";
+import type { JobInput, JobLimits, JobTypeName, ResultFile as ResultFileSchema } from "@cutroom/contracts";
 import type { Logger } from "@cutroom/runtime";
 import type { z } from "zod";
 
@@ -23,6 +23,8 @@ export interface JobContext<I = unknown> {
   job: { id: string; userId: string; type: string; attempt: number; dispatch: number };
   /** The job's input, parsed with its registry schema (defaults applied). */
   input: I;
+  /** The bounds of the owner's tier: check the real input against them (checkLimits) before the heavy work. */
+  limits: JobLimits;
   /** Aborted when the job is canceled or the worker must give it up; pass it to every await. */
   signal: AbortSignal;
   /** A directory of this run's own, removed when the job ends however it ends. */

@@ -10,7 +10,7 @@ import { createMigratedDb, freePort, silentLogger, startStack, startTestNats } f
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { serveWorkerHealth } from "./health.ts";
-import { JobFailure } from "./job-failure.ts";
+import { JobFailure, checkLimits } from "./job-failure.ts";
 import type { JobContext, JobOutput } from "./types.ts";
 import { downloadToFile } from "./transfer.ts";
 import { startWorker, type Worker, type WorkerConfig } from "./worker.ts";
@@ -68,12 +68,15 @@ afterAll(async () => {
   await rm(config.tmpDir, { recursive: true, force: true });
 });
 
-/** A new user with CREDITS credits uploads "hello pixel" (createUpload → PUT → confirmUpload) and asks for a resize of it. */
+/** A 1×1 PNG: image jobs need an input whose picture size storage could measure. */
+const PIXEL = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAADElEQVQImWP4//8/AAX+Av5Y8msOAAAAAElFTkSuQmCC", "base64");
+
+/** A new user with CREDITS credits uploads a pixel (createUpload → PUT → confirmUpload) and asks for a resize of it. */
 async function enqueue(behaviour: Behaviour): Promise<Enqueued> {
   const owner: Caller = { user_id: randomUUID(), role: "user", tier: "free" };
   await client.call("billing", "openAccount", { user_id: owner.user_id, credits: CREDITS });
-  const bytes = Buffer.from("hello pixel");
-  const ticket = await client.call("storage", "createUpload", { filename: "hello.txt", content_type: "text/plain", size: bytes.length, max_bytes: 1_000_000 }, { caller: owner });
+  const bytes = PIXEL;
+  const ticket = await client.call("storage", "createUpload", { filename: "pixel.png", content_type: "image/png", size: bytes.length, max_bytes: 1_000_000 }, { caller: owner });
   const put = await fetch(ticket.upload_url, { method: ticket.method, headers: ticket.headers, body: bytes });
   expect(put.status).toBe(200);
   await client.call("storage", "confirmUpload", { file_id: ticket.file_id }, { caller: owner });
@@ -113,13 +116,13 @@ describe("worker runtime against the real job-service and storage-service", () =
       const input = await ctx.stage("fetch", () => ctx.fetchInput(ctx.input.file_id));
       ctx.log.info("fetched");
       const out = join(ctx.tmpDir, "out.txt");
-      await ctx.stage("process", async () => writeFile(out, (await readFile(input.path, "utf8")).toUpperCase()));
+      await ctx.stage("process", async () => writeFile(out, (await readFile(input.path)).subarray(1, 4).toString().toLowerCase()));
       const file = await ctx.stage("upload", () => ctx.uploadOutput(out, "out.txt", "text/plain"));
-      return { files: [file], letters: input.size };
+      return { files: [file], bytes: input.size };
     });
 
     const { events, last } = await terminalEvent(job.id);
-    expect(last).toMatchObject({ type: "result", status: "succeeded", result: { letters: 11, files: [{ filename: "out.txt", content_type: "text/plain", size: 11 }] } });
+    expect(last).toMatchObject({ type: "result", status: "succeeded", result: { bytes: PIXEL.length, files: [{ filename: "out.txt", content_type: "text/plain", size: 3 }] } });
     expect(events.filter((e) => e.type === "stage").map((e) => `${e.stage}:${e.status}`)).toEqual([
       "fetch:running",
       "fetch:done",
@@ -133,9 +136,9 @@ describe("worker runtime against the real job-service and storage-service", () =
 
     const fileId = (last as Extract<JobEvent, { type: "result" }>).result.files[0]!.file_id;
     const output = await client.call("storage", "getFile", { file_id: fileId }, { caller: job.owner });
-    expect(output).toMatchObject({ folder: "output", job_id: job.id, status: "ready", size: 11 });
+    expect(output).toMatchObject({ folder: "output", job_id: job.id, status: "ready", size: 3 });
     const { url } = await client.call("storage", "downloadUrl", { file_id: fileId }, { caller: job.owner });
-    expect(await (await fetch(url)).text()).toBe("HELLO PIXEL");
+    expect(await (await fetch(url)).text()).toBe("png");
 
     expect(await getJob(job)).toMatchObject({ status: "succeeded", progress: 100, attempts: 1, credits: { amount: 1, state: "captured" } });
     expect(await balance(job)).toEqual({ credits: CREDITS - 1, reserved: 0 });
@@ -184,6 +187,21 @@ describe("worker runtime against the real job-service and storage-service", () =
     await sleep(config.ackWaitMs + 500);
     expect(calls.get(job.id)).toBe(1);
     expect(await tmpLeft()).toEqual([]);
+  });
+
+  it("hands the handler its owner's tier limits, and fails a job past them with LIMIT_EXCEEDED at once, refunded", async () => {
+    const job = await enqueue(async (ctx) => {
+      expect(ctx.limits).toEqual({ tier: "free", max_input_pixels: 8192 ** 2, max_output_pixels: 4096 ** 2, max_media_seconds: 600 });
+      // What a worker measured of the real input, past what enqueue saw.
+      checkLimits(ctx.limits, { input_pixels: 1, output_pixels: 16384 * 16384 });
+      return { files: [] };
+    });
+    const { last } = await terminalEvent(job.id);
+    expect(last).toMatchObject({ type: "error", status: "failed", error: { code: "LIMIT_EXCEEDED", message: expect.stringMatching(/268\.4 megapixels.*16\.8 megapixels.*free tier/) } });
+    expect(await getJob(job)).toMatchObject({ status: "failed", attempts: 1, credits: { state: "released" } });
+    expect(await balance(job)).toEqual({ credits: CREDITS, reserved: 0 });
+    await sleep(config.ackWaitMs + 500);
+    expect(calls.get(job.id)).toBe(1);
   });
 
   it("fails with INPUT_UNAVAILABLE when the owner deleted the input after queuing the job", async () => {

@@ -1,7 +1,9 @@
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { probe } from "@cutroom/worker-runtime/ffmpeg";
 import type { StorageDriver } from "./driver.ts";
 
 /**
@@ -74,6 +76,13 @@ export function describeDriverContract(
       const res = await fetch(put.url, { method: "PUT", headers: put.headers, body: randomBytes(1001) });
       expect(res.ok).toBe(false);
       expect(await driver.size(key)).toBeUndefined();
+    });
+
+    it("gives ffprobe a source it can read the object from, to measure uploads", async () => {
+      const wav = execFileSync("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=duration=1.5", "-f", "wav", "pipe:1"]);
+      const key = newKey();
+      await driver.putStream(key, streamOf(wav), { maxBytes: wav.length, contentType: "audio/wav" });
+      expect((await probe(await driver.localSource(key), { timeoutMs: 10_000 })).duration).toBeCloseTo(1.5, 2);
     });
 
     it("reads the first bytes of an object, or all of a shorter one", async () => {

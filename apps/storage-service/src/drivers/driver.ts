@@ -31,6 +31,8 @@ export interface StorageDriver {
    * any number of PUTs until the URL expires).
    */
   commitUpload(key: string): Promise<void>;
+  /** Where a program this service runs (ffprobe) reads the object: fs its path; s3 a short-lived signed GET on this service's endpoint. */
+  localSource(key: string): Promise<string>;
   /** A URL anyone holding it can download the object from, until it expires. */
   presignGet(key: string, opts: { expiresInSec: number; filename: string; contentType: string; audience?: Audience }): Promise<string>;
   /** Throws when the driver cannot store objects right now (for health). */

@@ -69,6 +69,10 @@ export class FsDriver implements StorageDriver {
   /** The data plane already lets a ticket write once, and only before confirm (see createSignedPutReceiver). */
   async commitUpload(): Promise<void> {}
 
+  async localSource(key: string): Promise<string> {
+    return this.pathOf(key);
+  }
+
   async presignGet(key: string, { expiresInSec, filename, contentType }: { expiresInSec: number; filename: string; contentType: string }) {
     assertSafeKey(key);
     const token = this.opts.signer.sign({ op: "get", key, exp: Date.now() + expiresInSec * 1000, ct: contentType, fn: filename });

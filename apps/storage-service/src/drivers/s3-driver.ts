@@ -123,6 +123,11 @@ export class S3Driver implements StorageDriver {
     return { url, headers: { "content-type": contentType } };
   }
 
+  async localSource(key: string): Promise<string> {
+    assertSafeKey(key);
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: 300 });
+  }
+
   async presignGet(key: string, { expiresInSec, filename, contentType, audience }: { expiresInSec: number; filename: string; contentType: string; audience?: Audience }) {
     assertSafeKey(key);
     const command = new GetObjectCommand({ Bucket: this.bucket, Key: key, ResponseContentType: contentType, ResponseContentDisposition: contentDisposition(filename) });

@@ -30,6 +30,8 @@ export const jobs = jobsSchema.table(
     lastEventSeq: integer("last_event_seq").notNull().default(0),
     idempotencyKey: text("idempotency_key"),
     requestHash: text("request_hash"),
+    /** The owner's tier at enqueue: the limits the worker holds the job to (null for jobs enqueued before tiers bounded the work). */
+    tier: text("tier", { enum: ["free", "pro", "enterprise"] }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     startedAt: timestamp("started_at", { withTimezone: true }),

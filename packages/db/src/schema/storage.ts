@@ -1,4 +1,4 @@
-import { bigint, index, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, doublePrecision, index, integer, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 export const storage = pgSchema("storage");
 
@@ -20,6 +20,11 @@ export const files = storage.table(
     storageKey: text("storage_key").notNull(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     confirmedAt: timestamp("confirmed_at", { withTimezone: true }),
+    // Media facts, measured when the file became ready; null where they do not apply or for files stored before.
+    width: integer("width"),
+    height: integer("height"),
+    durationSeconds: doublePrecision("duration_seconds"),
+    frameRate: doublePrecision("frame_rate"),
   },
   (t) => [index("files_owner_idx").on(t.ownerId, t.folder, t.createdAt)],
 );
