@@ -23,6 +23,9 @@ const testVariables: Record<string, string | { setByNpmTest: true }> = {
   TEST_LOG_LEVEL: "pino level of the loggers the tests create in their own process (e.g. the worker loop under test).",
   CUTROOM_KEEP_TEST_DATA: "Set to anything to keep each run's servers' data and service logs under `.data/test-<pid>`, even when every test passed.",
   PG_BIN: "Postgres server binaries (initdb, postgres); default the newest /usr/lib/postgresql/<v>/bin.",
+  CUTROOM_TEST_SERVERS:
+    "Where the test servers come from: `embedded` (local Postgres, nats-server and s3rver), `containers` (Postgres, a 3-node NATS JetStream cluster and SeaweedFS, which checks signatures, through testcontainers) or `auto`: containers when a Docker engine answers. The run's first line says which.",
+  DOCKER_HOST: "Docker's own setting: where its engine listens (`unix://…` or `tcp://…`). Unset, npm test asks /var/run/docker.sock, then rootless Docker's and Docker Desktop's sockets.",
   DATABASE_URL: { setByNpmTest: true },
   CUTROOM_TEST_DIR: { setByNpmTest: true },
 };

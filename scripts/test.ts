@@ -1,8 +1,8 @@
-// `npm test`: starts throwaway Postgres, nats-server -js and s3rver, runs every test, stops them.
+// `npm test`: starts throwaway Postgres, NATS and S3 (local binaries and s3rver, or containers where Docker is), runs every test, stops them.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { ensureTools, freePort, startNats, startPostgres, startS3rver } from "@cutroom/devstack";
+import { chooseTestServerMode, startTestServers, testServerEnv } from "@cutroom/devstack";
 
 const root = join(import.meta.dirname, "..");
 const args = process.argv.slice(2);
@@ -20,35 +20,16 @@ if (args.length === 0) {
     process.exit(1);
   }
 }
+// The one place that decides where the servers come from; the tests see only the env below.
+const choice = await chooseTestServerMode({ ...process.env, CUTROOM_TEST_SERVERS: process.env.CUTROOM_TEST_SERVERS ?? "auto" }).catch(fail);
+console.log(`test servers: ${choice.mode} (${choice.reason})`);
 const runDir = join(root, ".data", `test-${process.pid}`);
 mkdirSync(runDir, { recursive: true });
-
-const { pgBin } = ensureTools();
-const [pgPort, natsPort, s3Port] = [await freePort(), await freePort(), await freePort()];
-const [pgR, natsR, s3R] = await Promise.allSettled([
-  startPostgres({ pgBin, dataDir: join(runDir, "pg"), port: pgPort, database: "cutroom", fast: true }),
-  startNats({ storeDir: join(runDir, "nats"), port: natsPort }),
-  startS3rver({ dir: join(runDir, "s3"), port: s3Port, bucket: "cutroom-test" }),
-]);
-if (pgR.status === "rejected" || natsR.status === "rejected" || s3R.status === "rejected") {
-  // One server failed: stop the ones that did start, so none outlives this run.
-  const results = [pgR, natsR, s3R];
-  await Promise.allSettled(results.map((r) => (r.status === "fulfilled" ? r.value.stop() : undefined)));
-  const reasons = results.flatMap((r) => (r.status === "rejected" ? [(r.reason as Error).message] : []));
-  console.error(`could not start the test servers: ${reasons.join("; ")}`);
-  process.exit(1);
-}
-const [pg, nats, s3] = [pgR.value, natsR.value, s3R.value];
+const servers = await startTestServers(choice, runDir).catch((err: Error) => fail(new Error(`could not start the test servers: ${err.message}`)));
 
 const env = {
   ...process.env,
-  DATABASE_URL: pg.url,
-  NATS_URL: nats.url,
-  S3_ENDPOINT: s3.url,
-  S3_BUCKET: s3.bucket,
-  S3_REGION: "us-east-1",
-  S3_ACCESS_KEY_ID: "S3RVER",
-  S3_SECRET_ACCESS_KEY: "S3RVER",
+  ...testServerEnv(servers),
   CUTROOM_TEST_DIR: runDir,
   LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
 };
@@ -59,11 +40,16 @@ const reporters = ["--reporter=default", "--reporter=json", `--outputFile.json=$
 const child = spawn(vitest, ["run", ...reporters, ...args], { cwd: root, env, stdio: "inherit" });
 const code: number = await new Promise((resolve) => child.once("exit", (c, sig) => resolve(c ?? (sig ? 1 : 0))));
 
-await Promise.allSettled([pg.stop(), nats.stop(), s3.stop()]);
+await servers.stop();
 printSummary(report);
 if (code === 0 && !process.env.CUTROOM_KEEP_TEST_DATA) rmSync(runDir, { recursive: true, force: true });
 if (code !== 0) printServiceLogs(runDir);
 process.exit(code);
+
+function fail(err: Error): never {
+  console.error(err.message);
+  process.exit(1);
+}
 
 /** After a failed run, the end of every service log the end-to-end tests left, to see what went wrong. */
 function printServiceLogs(dir: string) {

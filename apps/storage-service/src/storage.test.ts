@@ -435,6 +435,8 @@ describe("storage-service with the fs driver", () => {
 });
 
 const env = Env.parse(process.env);
+// npm test says whether its S3 server checks signatures (s3rver does not); see packages/devstack/src/test-servers.ts.
+const s3VerifiesSignatures = process.env.S3_VERIFIES_SIGNATURES === "1";
 describe.skipIf(!env.S3_ENDPOINT || !env.S3_BUCKET)("storage-service with the s3 driver", () => {
   let s: Awaited<ReturnType<typeof startStorage>>;
   beforeAll(async () => {
@@ -455,11 +457,11 @@ describe.skipIf(!env.S3_ENDPOINT || !env.S3_BUCKET)("storage-service with the s3
     expect(sha256(Buffer.from(await (await fetch(url)).arrayBuffer()))).toBe(sha256(mp4));
   });
 
-  it("rejects at confirm with 413 an object bigger than declared that S3 let through, and deletes it", async () => {
+  // A server that checks signatures refuses this PUT itself (content-length is signed; the driver contract tests that); s3rver takes it, so confirm must catch it.
+  it.skipIf(s3VerifiesSignatures)("rejects at confirm with 413 an object bigger than declared that S3 let through, and deletes it", async () => {
     const caller = newUser();
     const call = as(s.rpc, caller);
     const ticket: UploadTicket = await call("createUpload", { filename: "a.png", content_type: "image/png", size: png.length, max_bytes: 1_000_000 });
-    // Real S3 refuses this PUT (content-length is signed); s3rver takes it, so confirm must catch it.
     expect((await put(ticket, Buffer.concat([png, Buffer.alloc(10)]))).status).toBe(200);
     await expect(call("confirmUpload", { file_id: ticket.file_id })).rejects.toMatchObject({ code: "PAYLOAD_TOO_LARGE", details: { size: png.length + 10, declared_size: png.length } });
     expect(await s.driver.size(`${caller.user_id}/${ticket.file_id}`)).toBeUndefined();

@@ -7,3 +7,4 @@ export * from "./stack.ts";
 export * from "./database.ts";
 export * from "./admin.ts";
 export * from "./start-env.ts";
+export * from "./test-servers.ts";

@@ -14,15 +14,31 @@ export function findPgBin(): string | undefined {
   return versions[0] ? `${root}/${versions[0]}/bin` : undefined;
 }
 
+type Tool = "nats-server" | "ffmpeg" | "postgresql";
+
 /**
  * Makes sure nats-server, ffmpeg/ffprobe and Postgres are present, installing the missing
  * ones from Debian's packages when we are root; otherwise fails saying what to install.
  */
 export function ensureTools(log: (line: string) => void = console.log): { pgBin: string } {
-  const missing: string[] = [];
-  if (!has("nats-server")) missing.push("nats-server");
-  if (!has("ffmpeg") || !has("ffprobe")) missing.push("ffmpeg");
-  if (!findPgBin()) missing.push("postgresql");
+  installMissing(["nats-server", "ffmpeg", "postgresql"], log);
+  const pgBin = findPgBin();
+  if (!pgBin) throw new Error("Postgres server binaries not found; set PG_BIN to the folder holding `postgres` and `initdb`");
+  return { pgBin };
+}
+
+/** The tools the tests use beside their servers (each test file's own nats-server, ffmpeg): Postgres comes from a container. */
+export function ensureToolsBesideContainers(log: (line: string) => void = console.log): void {
+  installMissing(["nats-server", "ffmpeg"], log);
+}
+
+function installMissing(tools: Tool[], log: (line: string) => void) {
+  const present: Record<Tool, () => boolean> = {
+    "nats-server": () => has("nats-server"),
+    ffmpeg: () => has("ffmpeg") && has("ffprobe"),
+    postgresql: () => findPgBin() !== undefined,
+  };
+  const missing = tools.filter((t) => !present[t]());
   if (missing.length > 0) {
     const isRoot = process.getuid?.() === 0;
     if (!isRoot || !has("apt-get")) {
@@ -32,7 +48,4 @@ export function ensureTools(log: (line: string) => void = console.log): { pgBin:
     execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
     execFileSync("apt-get", ["install", "-y", "-qq", ...missing], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
   }
-  const pgBin = findPgBin();
-  if (!pgBin) throw new Error("Postgres server binaries not found; set PG_BIN to the folder holding `postgres` and `initdb`");
-  return { pgBin };
 }

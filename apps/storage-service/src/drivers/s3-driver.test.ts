@@ -5,8 +5,10 @@ import { Env } from "../env.ts";
 import { describeDriverContract } from "./driver-contract.ts";
 import { S3Driver } from "./s3-driver.ts";
 
-// `npm test` starts s3rver and sets S3_*; without it there is no S3 to test against.
+// `npm test` starts an S3 server and sets S3_*; without it there is no S3 to test against. It sets
+// S3_VERIFIES_SIGNATURES=1 when its server checks SigV4 (s3rver does not): see packages/devstack/src/test-servers.ts.
 const env = Env.parse(process.env);
+const verifiesSignatures = process.env.S3_VERIFIES_SIGNATURES === "1";
 if (env.S3_ENDPOINT && env.S3_BUCKET) {
   describeDriverContract("s3", async () => {
     const driver = new S3Driver({
@@ -17,12 +19,12 @@ if (env.S3_ENDPOINT && env.S3_BUCKET) {
       secretAccessKey: env.S3_SECRET_ACCESS_KEY,
     });
     return { driver, close: async () => driver.close() };
-  }, { verifiesSignatures: false });
+  }, { verifiesSignatures });
 
   // Docker: this service reaches S3 by its service name, clients by localhost and the published port.
   describe("s3 driver with a public endpoint", () => {
     const internal = new URL(env.S3_ENDPOINT!);
-    // The same s3rver under another name, so the signed URLs can be followed too.
+    // The same server under another name, so the signed URLs can be followed too.
     const publicEndpoint = `http://localhost:${internal.port}`;
     const config = { endpoint: env.S3_ENDPOINT, region: env.S3_REGION, bucket: env.S3_BUCKET!, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY };
     const driver = new S3Driver({ ...config, publicEndpoint });
@@ -65,6 +67,6 @@ if (env.S3_ENDPOINT && env.S3_BUCKET) {
   });
 } else {
   describe("s3 driver", () => {
-    it.skip("S3_ENDPOINT is not set: run with `npm test`, which starts s3rver", () => {});
+    it.skip("S3_ENDPOINT is not set: run with `npm test`, which starts an S3 server", () => {});
   });
 }
