@@ -127,7 +127,9 @@ const stillFormats = /^(image2|tty|.*_pipe)$/;
  */
 export async function probe(source: string, opts: ProbeOptions = {}): Promise<ProbeResult> {
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
-  const data = JSON.parse(await runFfprobe(["-print_format", "json", "-show_streams", "-show_format", source], deadline, opts.signal)) as FfprobeJson;
+  // The bytes are a user's: whatever they name (a playlist's segments, a reference), ffprobe reads nothing but the source's own kind.
+  const input = ["-protocol_whitelist", /^https?:\/\//.test(source) ? "http,https,tcp,tls" : "file", source];
+  const data = JSON.parse(await runFfprobe(["-print_format", "json", "-show_streams", "-show_format", ...input], deadline, opts.signal)) as FfprobeJson;
   if (!data.format) throw new FfmpegError("ffprobe failed: no format in its answer", "");
   const streams = (data.streams ?? []).map(
     (s): MediaStream => ({
@@ -145,7 +147,7 @@ export async function probe(source: string, opts: ProbeOptions = {}): Promise<Pr
   let duration = num(data.format.duration) ?? num(data.streams?.find((s) => num(s.duration) !== null)?.duration);
   const timed = streams.findIndex((s) => s.type === "audio" || (s.type === "video" && !s.attached_pic));
   if (duration === null && timed >= 0 && !stillFormats.test(format)) {
-    duration = await packetDuration(source, data.streams![timed]!.index, deadline, opts.signal);
+    duration = await packetDuration(input, data.streams![timed]!.index, deadline, opts.signal);
   }
   return { duration, format, streams };
 }
@@ -169,8 +171,8 @@ interface FfprobeJson {
 }
 
 /** The end of a stream's last packet, in seconds: the length of a container that does not say. */
-async function packetDuration(source: string, streamIndex: number, deadline: number, signal?: AbortSignal): Promise<number | null> {
-  const out = await runFfprobe(["-select_streams", String(streamIndex), "-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0", source], deadline, signal);
+async function packetDuration(input: string[], streamIndex: number, deadline: number, signal?: AbortSignal): Promise<number | null> {
+  const out = await runFfprobe(["-select_streams", String(streamIndex), "-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0", ...input], deadline, signal);
   let end: number | null = null;
   for (const line of out.split("\n")) {
     if (!line.trim()) continue;
