@@ -7,10 +7,12 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { randomUUID } from "node:crypto";
 import { authPlugin, type TokenVerifier } from "./plugins/auth.ts";
+import { connectionsPlugin } from "./plugins/connections.ts";
 import { errorsPlugin } from "./plugins/errors.ts";
 import { jsonBodyPlugin } from "./plugins/json-body.ts";
 import { metricsPlugin } from "./plugins/metrics.ts";
 import { openapiPlugin } from "./plugins/openapi.ts";
+import { securityHeadersPlugin } from "./plugins/security-headers.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { billingRoutes } from "./routes/billing.ts";
@@ -19,6 +21,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { storageProxy } from "./routes/storage-proxy.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
+import { createConnectionLimit } from "./realtime/connection-limit.ts";
 import type { EventHub } from "./realtime/event-hub.ts";
 
 export interface GatewayDeps {
@@ -35,6 +38,12 @@ export interface GatewayDeps {
   metricsToken?: string;
   /** Browser origins allowed to call the API (CORS_ORIGINS); any by default. */
   corsOrigins?: "*" | string[];
+  /** The most time to receive one request whole, body included (REQUEST_TIMEOUT_MS); 0: no limit. */
+  requestTimeoutMs?: number;
+  /** A connection silent both ways this long is closed (REQUEST_IDLE_TIMEOUT_MS); 0: never. */
+  idleTimeoutMs?: number;
+  /** Open WebSockets and event streams per user in this process (WS_MAX_CONNECTIONS_PER_USER). */
+  maxConnectionsPerUser?: number;
 }
 
 /** Response headers a browser client may read: request ids, rate limits, idempotent replays. */
@@ -44,10 +53,18 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The public HTTP surface: plugins (errors, auth, docs, metrics), then the routes under /api/v1. */
 export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
+  const requestTimeout = deps.requestTimeoutMs ?? 60 * 60_000;
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
     trustProxy: deps.trustProxy ?? false,
+    // A slow or stalled body holds a socket: stalled ones go after the idle timeout, trickling ones after
+    // the total. Uploads of big files legitimately take long, so the total is generous (see env.ts).
+    requestTimeout,
+    connectionTimeout: deps.idleTimeoutMs ?? 60_000,
+    // Node uses the shorter of the headers and request timeouts as the headers' and the longer as the
+    // whole request's, so the headers' (60 s) must not pass a short total. It checks every 30 s by default.
+    http: { requestTimeout, headersTimeout: Math.min(60_000, requestTimeout || 60_000), connectionsCheckingInterval: Math.min(30_000, Math.max(250, (requestTimeout || 30_000) / 4)) },
     logController: new LogController({ requestIdLogLabel: "request_id" }),
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
@@ -58,6 +75,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
 
   await app.register(errorsPlugin);
+  await app.register(securityHeadersPlugin);
+  await app.register(connectionsPlugin);
   // No credentials: the API takes bearer tokens, never cookies. Preflights are cached for 10 minutes.
   await app.register(cors, { origin: deps.corsOrigins ?? "*", methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], exposedHeaders, maxAge: 600 });
   await app.register(metricsPlugin, {
@@ -73,7 +92,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, deps);
   await app.register(storageProxy, { target: deps.storageUrl });
-  await app.register(realtimeRoutes, deps);
+  await app.register(realtimeRoutes, { ...deps, connections: createConnectionLimit(deps.maxConnectionsPerUser ?? 20) });
   await app.register(
     async (api) => {
       await api.register(authRoutes, deps);

@@ -5,9 +5,12 @@ export const Check = z.object({ status: CheckStatus, latency_ms: z.number().opti
 export type Check = z.infer<typeof Check>;
 export const ServiceHealth = z.object({ status: CheckStatus, service: z.string(), checks: z.record(z.string(), Check) });
 export type ServiceHealth = z.infer<typeof ServiceHealth>;
+/** A shared dependency (database, storage) as the services that use it report it: unknown when none of them answered. */
+export const DependencyCheck = Check.extend({ status: z.enum(["up", "down", "unknown"]) });
+export type DependencyCheck = z.infer<typeof DependencyCheck>;
 export const Health = z.object({
   status: z.enum(["ok", "degraded"]),
-  checks: z.record(z.string(), Check),
+  checks: z.record(z.string(), DependencyCheck),
   services: z.record(z.string(), Check),
 });
 

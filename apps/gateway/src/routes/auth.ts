@@ -5,6 +5,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { callCtx } from "../context.ts";
 import { authErrors, bodyErrors, errorResponses, publicRoute } from "../plugins/openapi.ts";
+import { noStore } from "../plugins/security-headers.ts";
 
 export async function authRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient }) {
   const app = base.withTypeProvider<ZodTypeProvider>();
@@ -41,6 +42,7 @@ export async function authRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
         body: Login.describe("JSON {email, password} or form fields username/password"),
         response: { 200: TokenPair, ...errorResponses(...bodyErrors, 401, 429, 503) },
       },
+      onSend: noStore,
     },
     async (req) => rpc.call("auth", "login", req.body, callCtx(req)),
   );
@@ -56,6 +58,7 @@ export async function authRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
         body: RefreshBody,
         response: { 200: TokenPair, ...errorResponses(...bodyErrors, 401, 429, 503) },
       },
+      onSend: noStore,
     },
     async (req) => rpc.call("auth", "refresh", req.body, callCtx(req)),
   );

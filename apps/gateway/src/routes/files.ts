@@ -5,6 +5,8 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { callCtx } from "../context.ts";
 import { authErrors, bodyErrors, errorResponses } from "../plugins/openapi.ts";
+import { noStore } from "../plugins/security-headers.ts";
+import { BodyError, readAll, requestStorage } from "../storage-http.ts";
 
 const FileReply = z.object({ file: FileObject });
 const MultipartUpload = z.object({
@@ -28,6 +30,7 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
         body: CreateUploadBody,
         response: { 201: UploadTicket, ...errorResponses(...authErrors, ...bodyErrors) },
       },
+      onSend: noStore,
     },
     async (req, reply) => {
       const max_bytes = tierLimits[req.caller!.tier].maxFileBytes;
@@ -69,7 +72,9 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
     },
     async (req, reply) => {
       const max_bytes = tierLimits[req.caller!.tier].maxFileBytes;
-      const part = await req.file({ limits: { fileSize: max_bytes, files: 1 } }).catch((err: Error & { statusCode?: number }) => {
+      // One byte past the limit gets through, so storage (which holds the limit too) sees a file too large
+      // and refuses it whole: at exactly the limit, a cut-off file would look complete and be kept.
+      const part = await req.file({ limits: { fileSize: max_bytes + 1, files: 1 } }).catch((err: Error & { statusCode?: number }) => {
         // busboy's parse errors carry no code: a body that is not valid multipart is the client's mistake.
         if (err instanceof AppError || (err.statusCode && err.statusCode !== 500)) throw err;
         throw new AppError("BAD_REQUEST", `malformed multipart body: ${err.message}`);
@@ -85,18 +90,20 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
         { filename: part.filename || "upload", content_type: part.mimetype || "application/octet-stream", project_id, max_bytes },
         callCtx(req),
       );
-      const res = await fetch(ingest.ingest_url, {
+      const { res, sentAll, abandon } = await requestStorage(ingest.ingest_url, {
         method: "PUT",
-        body: part.file as unknown as ReadableStream,
-        duplex: "half",
         headers: { "content-type": "application/octet-stream", "x-request-id": req.id },
-      } as RequestInit).catch((err: Error) => {
-        if (part.file.truncated) throw new AppError("PAYLOAD_TOO_LARGE", `file is larger than ${max_bytes} bytes`, { max_bytes });
-        throw new AppError("SERVICE_UNAVAILABLE", "storage service is unavailable", { reason: err.message });
+        body: part.file,
+        log: req.log,
+      }).catch((err: unknown) => {
+        // busboy fails the part when the body ends before it does (no closing boundary) or breaks mid-part.
+        if (err instanceof BodyError) throw new AppError("BAD_REQUEST", `malformed multipart body: ${err.message}`);
+        throw err;
       });
-      const body = (await res.json().catch(() => undefined)) as { error?: ErrorEnvelope["error"] } | undefined;
-      if (part.file.truncated) throw new AppError("PAYLOAD_TOO_LARGE", `file is larger than ${max_bytes} bytes`, { max_bytes });
-      if (!res.ok) throw body?.error ? toAppError(body.error) : new AppError("INTERNAL", `storage answered ${res.status}`);
+      const text = (await readAll(res)).toString();
+      if (!sentAll) abandon();
+      const body = safeJson(text) as { error?: ErrorEnvelope["error"] } | undefined;
+      if (res.statusCode !== 201) throw body?.error ? toAppError(body.error) : new AppError("INTERNAL", `storage answered ${res.statusCode}`);
       const file = FileObject.safeParse(body);
       if (!file.success) throw new AppError("INTERNAL", "malformed reply from storage ingest");
       reply.code(201);
@@ -124,6 +131,7 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
         params: IdParams,
         response: { 200: DownloadUrl, ...errorResponses(...authErrors, 404, 409, 422) },
       },
+      onSend: noStore,
     },
     async (req) => rpc.call("storage", "downloadUrl", { file_id: req.params.id }, callCtx(req)),
   );
@@ -132,4 +140,12 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
     await rpc.call("storage", "deleteFile", { file_id: req.params.id }, callCtx(req));
     return reply.code(204).send(null);
   });
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }

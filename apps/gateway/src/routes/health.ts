@@ -1,4 +1,4 @@
-import { Health, Liveness, Readiness, RpcReply, ServiceHealth, serviceNames, workerNames, type Check } from "@cutroom/contracts";
+import { Health, Liveness, Readiness, RpcReply, ServiceHealth, serviceNames, workerNames, type Check, type DependencyCheck } from "@cutroom/contracts";
 import { withTimeout, type NatsConnection, type RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -33,6 +33,26 @@ async function checkNats(nc: NatsConnection): Promise<Check> {
 }
 
 const answered = (a: ServiceHealth | Check) => "service" in a;
+
+/** Which services report each shared dependency: every service with a database checks it. */
+const reporters: Record<string, string[]> = { database: ["auth", "billing", "storage", "job"], storage: ["storage"] };
+
+/**
+ * A dependency as the services that use it see it: up when any of them reaches it (one service's
+ * broken pool shows as that service being down), down when all that answered say so, unknown when
+ * none answered (a service being down says nothing about the database).
+ */
+function dependency(name: string, byName: Record<string, ServiceHealth | Check>): DependencyCheck {
+  const seen = reporters[name]!.flatMap((owner) => {
+    const a = byName[owner];
+    return a && "checks" in a && a.checks[name] ? [a.checks[name]!] : [];
+  });
+  if (seen.length === 0) return { status: "unknown", error: `none of ${reporters[name]!.join(", ")} answered` };
+  return seen.find((c) => c.status === "up") ?? seen[0]!;
+}
+
+/** Anonymous callers see up, down and latencies; the reasons (internal error text) are for admins. */
+const withoutReason = <C extends { error?: string }>({ error: _error, ...check }: C): Omit<C, "error"> => check;
 
 export async function healthRoutes(base: FastifyInstance, { rpc, nc }: { rpc: RpcClient; nc: NatsConnection }) {
   const app = base.withTypeProvider<ZodTypeProvider>();
@@ -80,12 +100,13 @@ export async function healthRoutes(base: FastifyInstance, { rpc, nc }: { rpc: Rp
         tags,
         operationId: "getHealth",
         summary: "Each dependency, service and worker kind, as an operator reads it",
-        description: "Each dependency and service; 503 when any is down. Load balancers want /health/ready instead.",
+        description:
+          "Each dependency and service; 503 when any is down. A dependency no service could report on is `unknown`. Why something is down is shown to admins only (send an admin's token). Load balancers want /health/ready instead.",
         ...publicRoute,
         response: { 200: Health, 503: { description: "Something is down (a worker kind, perhaps)", content: { "application/json": { schema: Health } } } },
       },
     },
-    async (_req, reply) => {
+    async (req, reply) => {
       const names = [...serviceNames, ...workerNames];
       const natsCheck = await checkNats(nc);
       const answers = await Promise.all(names.map((n) => askHealth(nc, rpc, n)));
@@ -95,19 +116,18 @@ export async function healthRoutes(base: FastifyInstance, { rpc, nc }: { rpc: Rp
         services[n] = "service" in a ? { status: a.status, ...(a.status === "down" ? { error: JSON.stringify(a.checks) } : {}) } : a;
       });
       const byName = Object.fromEntries(names.map((n, i) => [n, answers[i]!]));
-      // Dependencies as their owners see them: the database through job-service, storage through storage-service.
-      const dependency = (owner: string, check: string): Check => {
-        const a = byName[owner];
-        if (a && "checks" in a && a.checks[check]) return a.checks[check]!;
-        return { status: "down", error: `${owner} did not report ${check}` };
-      };
-      const checks: Record<string, Check> = { nats: natsCheck, database: dependency("job", "database"), storage: dependency("storage", "storage") };
+      const checks: Record<string, DependencyCheck> = { nats: natsCheck, database: dependency("database", byName), storage: dependency("storage", byName) };
       // billing reports test_purchases only when free credits are on: shown here so an operator sees it.
       const billing = byName.billing;
       if (billing && "checks" in billing && billing.checks.test_purchases) checks.test_purchases = billing.checks.test_purchases;
       const allUp = [...Object.values(checks), ...Object.values(services)].every((c) => c.status === "up");
       reply.code(allUp ? 200 : 503);
-      return { status: allUp ? ("ok" as const) : ("degraded" as const), checks, services };
+      const status = allUp ? ("ok" as const) : ("degraded" as const);
+      // A token is optional here: a valid admin's gets the reasons, anything else the bare statuses.
+      if (req.headers.authorization) await app.authenticate(req).catch(() => {});
+      if (req.caller?.role === "admin") return { status, checks, services };
+      const bare = <C extends { error?: string }>(all: Record<string, C>) => Object.fromEntries(Object.entries(all).map(([k, c]) => [k, withoutReason(c)]));
+      return { status, checks: bare(checks), services: bare(services) };
     },
   );
 }

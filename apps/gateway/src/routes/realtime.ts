@@ -6,6 +6,7 @@ import type { WebSocket } from "ws";
 import { z } from "zod";
 import { bearerToken, verifyOrThrow, type TokenVerifier } from "../plugins/auth.ts";
 import { authErrors, errorResponses } from "../plugins/openapi.ts";
+import type { ConnectionLimit } from "../realtime/connection-limit.ts";
 import type { EventHub } from "../realtime/event-hub.ts";
 import { followJob, type StreamItem } from "../realtime/job-stream.ts";
 
@@ -14,6 +15,7 @@ interface Deps {
   nc: NatsConnection;
   hub: EventHub;
   verifier: TokenVerifier;
+  connections: ConnectionLimit;
 }
 
 const PING_EVERY_MS = 20_000;
@@ -40,6 +42,15 @@ async function callerOf(token: string | undefined, verifier: TokenVerifier): Pro
   return verifyOrThrow(verifier, token);
 }
 
+/** The socket's caller, holding one of their connection slots until it closes (RATE_LIMITED past the limit). */
+async function socketCaller(socket: WebSocket, req: FastifyRequest, { verifier, connections }: Pick<Deps, "verifier" | "connections">): Promise<Caller> {
+  const caller = await callerOf(wsToken(req), verifier);
+  const release = connections.acquire(caller.user_id);
+  socket.once("close", release);
+  if (socket.readyState === socket.CLOSED) release();
+  return caller;
+}
+
 function keepAlive(socket: WebSocket) {
   let alive = true;
   socket.on("pong", () => (alive = true));
@@ -64,7 +75,7 @@ const ClientMessage = z.discriminatedUnion("type", [
 
 export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
   const app = base.withTypeProvider<ZodTypeProvider>();
-  const { rpc, nc, hub, verifier } = deps;
+  const { rpc, nc, hub, verifier, connections } = deps;
 
   // One job: snapshot, then its events; closes normally after the terminal event.
   app.get(
@@ -79,7 +90,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
         if (msg.success && msg.data.type === "ping") send(socket, { type: "pong" });
       });
       try {
-        const caller = await callerOf(wsToken(req), verifier);
+        const caller = await socketCaller(socket, req, deps);
         const id = Uuid.safeParse(req.params.id);
         if (!id.success) throw new AppError("NOT_FOUND", "job not found");
         stop = await followJob({
@@ -110,7 +121,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
       subscriptions.clear();
     });
     // Listen before verifying the token: a client may send right after the socket opens.
-    const authenticated = callerOf(wsToken(req), verifier);
+    const authenticated = socketCaller(socket, req, deps);
     authenticated.catch((err) => socket.close(POLICY_VIOLATION, closeReason(err)));
     socket.on("message", async (raw) => {
       const caller = await authenticated.catch(() => undefined);
@@ -183,10 +194,14 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
         else lines.push(chunk);
       };
       let ended = false;
+      const release = connections.acquire(req.caller!.user_id);
       const stop = await followJob({ rpc, nc, hub, caller: req.caller!, requestId: req.id, jobId: req.params.id, since, send: write, onEnd: () => {
         ended = true;
         raw?.end();
-      } });
+      } }).catch((err: unknown) => {
+        release();
+        throw err;
+      });
       reply.hijack();
       raw = reply.raw;
       // The headers set so far (CORS among them) go out too: the raw response bypasses the reply.
@@ -195,12 +210,14 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
       for (const l of lines) raw.write(l);
       if (ended) {
         raw.end();
+        release();
         return;
       }
       const heartbeat = setInterval(() => raw!.write(": keep-alive\n\n"), 15_000);
       raw.on("close", () => {
         clearInterval(heartbeat);
         stop();
+        release();
       });
     },
   );

@@ -1,12 +1,17 @@
 import { AppError } from "@cutroom/contracts";
 import type { FastifyInstance } from "fastify";
-import { Readable } from "node:stream";
+import type { OutgoingHttpHeaders } from "node:http";
+import { BodyError, readAll, requestStorage } from "../storage-http.ts";
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"]);
+// Hop-by-hop headers are this connection's own. `expect` too: Node has answered 100-continue already,
+// and storage would wait for a body the client sends at once.
+const NOT_FORWARDED = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "expect", "te", "trailer", "proxy-authorization", "proxy-connection"]);
 
 /**
- * Forwards /storage/* to storage-service's data plane, streaming both ways, so that signed
- * URLs of the fs driver are reachable on the gateway's one public port.
+ * Forwards the fs driver's signed URLs (`/storage/blob/<token>`: GET, HEAD, PUT) to storage-service's
+ * data plane, streaming both ways, so they are reachable on the gateway's one public port. Nothing
+ * else of the data plane is: its ingest endpoint is for the gateway alone. Storage's answer (status,
+ * envelope) goes back as it is, also when it refuses a PUT before the body is through.
  */
 export async function storageProxy(app: FastifyInstance, { target }: { target: string }) {
   app.removeAllContentTypeParsers();
@@ -14,27 +19,27 @@ export async function storageProxy(app: FastifyInstance, { target }: { target: s
 
   app.route({
     method: ["GET", "PUT", "HEAD"],
-    url: "/storage/*",
+    url: "/storage/blob/*",
     schema: { hide: true },
     handler: async (req, reply) => {
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && !HOP_BY_HOP.has(k)) headers[k] = v;
-      if (req.headers["content-length"]) headers["content-length"] = req.headers["content-length"];
+      const headers: OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !NOT_FORWARDED.has(k)) headers[k] = v;
+      headers["x-request-id"] = req.id;
       const hasBody = req.method === "PUT";
-      const res = await fetch(target + req.url, {
-        method: req.method,
-        headers,
-        body: hasBody ? (Readable.toWeb(req.raw) as ReadableStream) : undefined,
-        duplex: hasBody ? "half" : undefined,
-      } as RequestInit).catch((err: Error) => {
-        throw new AppError("SERVICE_UNAVAILABLE", "storage service is unavailable", { reason: err.message });
-      });
-      reply.code(res.status);
-      res.headers.forEach((v, k) => {
-        if (!HOP_BY_HOP.has(k) && k !== "x-request-id") reply.header(k, v);
-      });
-      if (res.headers.get("content-length")) reply.header("content-length", res.headers.get("content-length")!);
-      return reply.send(res.body ? Readable.fromWeb(res.body as never) : null);
+      const { res, sentAll, abandon } = await requestStorage(target + req.url, { method: req.method, headers, body: hasBody ? req.raw : undefined, log: req.log }).catch(
+        (err: unknown) => {
+          if (err instanceof BodyError) throw new AppError("BAD_REQUEST", "the upload was interrupted");
+          throw err;
+        },
+      );
+      reply.code(res.statusCode ?? 502);
+      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !NOT_FORWARDED.has(k) && k !== "x-request-id") reply.header(k, v);
+      if (!hasBody) return reply.send(req.method === "HEAD" ? undefined : res);
+      // A PUT's answer is a small JSON body; read whole, so the connection to storage can be dropped
+      // when it answered early (the rest of the client's body is then not read: see plugins/connections.ts).
+      const body = await readAll(res);
+      if (!sentAll) abandon();
+      return reply.send(body);
     },
   });
 }
