@@ -1,4 +1,4 @@
-import { index, integer, jsonb, pgSchema, real, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { doublePrecision, index, integer, jsonb, pgSchema, real, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 export const jobsSchema = pgSchema("jobs");
 
@@ -32,6 +32,8 @@ export const jobs = jobsSchema.table(
     requestHash: text("request_hash"),
     /** The owner's tier at enqueue: the limits the worker holds the job to (null for jobs enqueued before tiers bounded the work). */
     tier: text("tier", { enum: ["free", "pro", "enterprise"] }),
+    /** What the model provider charged for the job's runs, in USD, recorded when it ends; null for jobs that ran no model. */
+    providerCostUsd: doublePrecision("provider_cost_usd"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     startedAt: timestamp("started_at", { withTimezone: true }),

@@ -1,0 +1,1 @@
+ALTER TABLE "jobs"."jobs" ADD COLUMN "provider_cost_usd" double precision;
