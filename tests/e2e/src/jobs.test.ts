@@ -102,30 +102,4 @@ describe("jobs", () => {
     expect((await ctx.api.get("/jobs?status=succeeded", u.token)).body.total).toBe(0);
     expectEnvelope(await ctx.api.get("/jobs?status=exploded", u.token), 422);
   });
-
-  it("limits job creation per tier per minute: 429 with X-RateLimit headers; invalid requests and idempotent replays take no slot", { timeout: 90_000 }, async () => {
-    const u = await userWithImage();
-    const key = randomUUID();
-    const enqueue = (i: number) =>
-      ctx.api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width: 8 } }, u.token, i === 0 ? { "idempotency-key": key } : undefined);
-    // Windows are whole minutes: start early in one so all requests land in the same window.
-    const intoMinute = Date.now() % 60_000;
-    if (intoMinute > 45_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 200));
-    for (let i = 0; i < 3; i++) expectEnvelope(await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width: -1 } }, u.token), 422);
-    const replies = [];
-    for (let i = 0; i < 11; i++) replies.push(await enqueue(i));
-    expect(new Set(replies.map((r) => r.headers.get("x-ratelimit-reset"))).size).toBe(1);
-    expect(replies.slice(0, 10).every((r) => r.status === 202)).toBe(true);
-    expect(replies.map((r) => r.headers.get("x-ratelimit-remaining")).slice(0, 10)).toEqual(["9", "8", "7", "6", "5", "4", "3", "2", "1", "0"]);
-    const limited = replies[10]!;
-    expectEnvelope(limited, 429, "RATE_LIMITED");
-    expect(limited.headers.get("x-ratelimit-limit")).toBe("10");
-    expect(limited.headers.get("x-ratelimit-remaining")).toBe("0");
-    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
-    // A client retrying its first request (same key) past the limit gets its job back, not 429.
-    const retried = await enqueue(0);
-    expect(retried.status).toBe(202);
-    expect(retried.headers.get("idempotent-replayed")).toBe("true");
-    expect(retried.body.id).toBe(replies[0]!.body.id);
-  });
 });

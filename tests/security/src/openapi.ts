@@ -36,9 +36,13 @@ export function resolveSchema(spec: any, schema: any): any {
   return s;
 }
 
-/** The properties an operation's JSON answer of `status` is documented to have. */
-export function documentedProperties(spec: any, op: any, status = 200): string[] {
-  const schema = resolveSchema(spec, op.responses?.[status]?.content?.["application/json"]?.schema);
+/**
+ * The properties an operation's JSON answer of `status` is documented to have at `path` in it
+ * (property names, and a number for "an item of this array"): `["data", 0]` is a page's item.
+ */
+export function documentedProperties(spec: any, op: any, status: number, path: Array<string | number> = []): string[] {
+  let schema = resolveSchema(spec, op.responses?.[status]?.content?.["application/json"]?.schema);
+  for (const step of path) schema = resolveSchema(spec, typeof step === "number" ? schema?.items : schema?.properties?.[step]);
   return Object.keys(schema?.properties ?? {});
 }
 
