@@ -100,7 +100,7 @@ function formatValue(value: unknown): string {
   return `\`${JSON.stringify(value)}\``;
 }
 
-function renderDefault(name: string, field: z.ZodType, declared: Declared | undefined): string {
+function renderDefault(_name: string, field: z.ZodType, declared: Declared | undefined): string {
   if (declared?.defaultTag) return declared.defaultTag;
   const arg = declared?.defaultArg;
   if (arg) {

@@ -11,7 +11,6 @@ import type { Caller, ErrorEnvelope, FileObject, RpcMethod, RpcReq, UploadTicket
 import { freePort } from "@cutroom/devstack";
 import { createRpcClient, serveRpc, type RpcClient } from "@cutroom/runtime";
 import { createMigratedDb, silentLogger, startTestNats } from "@cutroom/testing";
-import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createIngestReceiver, createSignedPutReceiver, createStorageHandlers, outputFileId, type StorageDeps } from "./app.ts";
 import type { StorageDriver } from "./drivers/driver.ts";

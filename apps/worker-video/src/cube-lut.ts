@@ -25,9 +25,7 @@ export async function assertCubeLut(path: string): Promise<{ size: number }> {
       if (!Number.isInteger(size) || size < 2 || size > MAX_SIZE) throw invalid(`LUT_3D_SIZE must be 2–${MAX_SIZE}`);
     } else if (keyword === "LUT_1D_SIZE") {
       throw invalid("1D LUTs are not supported");
-    } else if (keyword === "TITLE" || keyword === "DOMAIN_MIN" || keyword === "DOMAIN_MAX") {
-      continue;
-    } else {
+    } else if (keyword !== "TITLE" && keyword !== "DOMAIN_MIN" && keyword !== "DOMAIN_MAX") {
       const values = line.split(/\s+/).map(Number);
       if (values.length !== 3 || values.some((v) => !Number.isFinite(v))) throw invalid(`line ${i + 1} is not three numbers`);
       rows++;

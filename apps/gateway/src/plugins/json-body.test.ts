@@ -25,7 +25,7 @@ describe("JSON bodies", () => {
     const res = await app.inject({ method: "POST", url: "/echo", headers: { "content-type": "application/json" }, payload: JSON.stringify({ full_name: "Ada\u0000" }) });
     expect(res.statusCode).toBe(400);
     expect(res.json().error.message).toBe("body.full_name contains a NUL character");
-    expect(jsonProblem({ a: [{ ["k\0"]: 1 }] })).toMatch(/NUL/);
+    expect(jsonProblem({ a: [{ "k\0": 1 }] })).toMatch(/NUL/);
   });
 
   it("keeps accepting ordinary bodies, and still refuses prototype poisoning", async () => {

@@ -1,4 +1,4 @@
-import { AppError, CancelReply, CreateJobBody, Estimate, IdempotencyKey, Job, JobTypeDescription, JobTypeName, ListJobsQuery, describeJobType, jobTypes, page, IdParams } from "@cutroom/contracts";
+import { CancelReply, CreateJobBody, Estimate, IdempotencyKey, Job, JobTypeDescription, type JobTypeName, ListJobsQuery, describeJobType, jobTypes, page, IdParams } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";

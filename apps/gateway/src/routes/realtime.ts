@@ -117,7 +117,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
     // One entry per job; an entry replaced or removed while its subscription starts is stopped, not kept.
     const subscriptions = new Map<string, { stop: () => void }>();
     socket.on("close", () => {
-      subscriptions.forEach((entry) => entry.stop());
+      for (const entry of subscriptions.values()) entry.stop();
       subscriptions.clear();
     });
     // Listen before verifying the token: a client may send right after the socket opens.
