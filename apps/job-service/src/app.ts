@@ -16,6 +16,7 @@ import {
   type JobWork,
 } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
+import { defaultCatalog, resolveModel, unavailableModel, type Catalog, type ModelProviderName } from "@cutroom/models";
 import { runChecks, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import { jetstream } from "@nats-io/jetstream";
 import { settleCredits } from "./credits.ts";
@@ -44,6 +45,8 @@ export interface JobDeps {
   events: JobEventPublisher;
   log: Logger;
   timing: Timing;
+  /** The models catalog and which provider the workers have (MODEL_PROVIDER); absent: the default catalog, no provider. */
+  models?: { catalog: Catalog; provider: ModelProviderName };
 }
 
 /**
@@ -51,8 +54,27 @@ export interface JobDeps {
  * and gates every delivery to a worker with a claim. The events consumer and the reconciler
  * (events-consumer.ts, reconciler.ts) keep the records current and the broker honest.
  */
-export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps): RpcHandlers<"job"> {
+export function createJobHandlers({ db, nc, rpc, events, log, timing, models = { catalog: defaultCatalog(), provider: "none" } }: JobDeps): RpcHandlers<"job"> {
   const js = jetstream(nc);
+
+  /** A job whose models nobody can run is refused before anything is reserved (503, seed 000). */
+  const requireProvider = (name: string, type: JobTypeDefinition, input: Record<string, unknown>) => {
+    const missing = unavailableModel(models.catalog, models.provider, type.models?.(input) ?? []);
+    if (!missing) return;
+    const { jobType, quality, variant } = missing.use;
+    throw new AppError("PROVIDER_UNAVAILABLE", `no model provider serves ${name} here: ${missing.reason}`, {
+      type: name,
+      model_use: { job_type: jobType, quality, ...(variant ? { variant } : {}) },
+      provider: models.provider,
+    });
+  };
+
+  /** Seconds the models of the input typically take, from the catalog; null for a job that runs none. */
+  const etaSeconds = (type: JobTypeDefinition, input: Record<string, unknown>): number | null => {
+    const uses = type.models?.(input) ?? [];
+    if (uses.length === 0) return null;
+    return uses.reduce((sum, u) => sum + (resolveModel(models.catalog, u.jobType, u.quality, u.variant).eta_s ?? 0), 0);
+  };
 
   const publishEvent = async (jobId: string, event: Parameters<JobEventPublisher["publish"]>[1]) => {
     // Clients lose a live update, not the job: the row is the record and GET shows it.
@@ -70,6 +92,7 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
         const earlier = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key);
         if (earlier) return replay(earlier, hash);
       }
+      requireProvider(body.type, type, input);
       const work = await sizeWork(rpc, type, input, caller, ctx);
 
       const id = randomUUID();
@@ -159,8 +182,9 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
     estimate: async ({ type: name, input }, ctx) => {
       const caller = requireCaller(ctx);
       const { type, input: parsed } = parseInput(name, input);
+      requireProvider(name, type, parsed);
       const work = await sizeWork(rpc, type, parsed, caller, ctx);
-      return { type: name, credits: type.cost.estimate(parsed, work), description: type.cost.describe, work };
+      return { type: name, credits: type.cost.estimate(parsed, work), description: type.cost.describe, work, eta_seconds: etaSeconds(type, parsed) };
     },
 
     claim: async ({ job_id, dispatch, worker }, ctx) => {
@@ -178,8 +202,8 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing }: JobDeps)
     },
 
     // The row and the credits first, the event last: a client that sees the ending finds it recorded.
-    finish: async ({ job_id, dispatch, outcome }, ctx) => {
-      const finished = await finishJob(db, job_id, dispatch, outcome);
+    finish: async ({ job_id, dispatch, outcome, provider_cost_usd }, ctx) => {
+      const finished = await finishJob(db, job_id, dispatch, outcome, provider_cost_usd);
       let row = finished ?? (await getJob(db, job_id));
       if (!row) throw new AppError("NOT_FOUND", "job not found");
       // Not ours to finish (canceled meanwhile), unless this is a retry of a report already recorded.
@@ -246,9 +270,14 @@ async function sizeWork(rpc: RpcClient, type: JobTypeDefinition, input: Record<s
 /** Every file the input names must be a ready file of the caller; storage answers with the caller's rights. Returns their media facts by field. */
 async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: Record<string, unknown>, ctx: RpcContext): Promise<InputMedia> {
   const media: Record<string, InputMedia[string]> = {};
-  for (const field of type.fileFields) {
-    const fileId = input[field];
-    if (typeof fileId !== "string") continue;
+  // A field holds one file id, or a list of them (reference_file_ids): each list item's facts go under `<field>.<index>`.
+  const named = type.fileFields.flatMap((field) => {
+    const value = input[field];
+    if (typeof value === "string") return [{ field, key: field, fileId: value }];
+    if (Array.isArray(value)) return value.filter((v): v is string => typeof v === "string").map((fileId, i) => ({ field, key: `${field}.${i}`, fileId }));
+    return [];
+  });
+  for (const { field, key, fileId } of named) {
     const file = await rpc.call("storage", "getFile", { file_id: fileId }, { requestId: ctx.requestId, caller: ctx.caller }).catch((err) => {
       if (isAppError(err) && err.code === "NOT_FOUND") {
         throw new AppError("INVALID_INPUT", `${field} names no file of yours`, { field, file_id: fileId, reason: "file not found" });
@@ -258,7 +287,7 @@ async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: R
     if (file.status !== "ready") {
       throw new AppError("INVALID_INPUT", `${field} names a file that is not ready (${file.status})`, { field, file_id: fileId, reason: "file not ready" });
     }
-    media[field] = file.media;
+    media[key] = file.media;
   }
   return media;
 }

@@ -1,4 +1,5 @@
 import { BaseEnv, DbEnv, loadEnv } from "@cutroom/runtime";
+import { ModelProviderName } from "@cutroom/models";
 import { z } from "zod";
 
 const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -10,6 +11,14 @@ export const Env = BaseEnv.extend(DbEnv.shape).extend({
   REDISPATCH_AFTER_MS: ms(30_000),
   /** How long a worker holds a job after its claim or its last event; past that another worker may take it over. */
   JOB_LEASE_MS: ms(60_000),
+  /** Which provider the workers run hosted models with: replicate, emulator or none (npm start sets it). Unset: decided from REPLICATE_API_TOKEN and MODEL_EMULATOR_URL as the workers decide. */
+  MODEL_PROVIDER: ModelProviderName.optional(),
+  /** Set when the workers use Replicate; job-service only looks whether it is set. */
+  REPLICATE_API_TOKEN: z.string().optional(),
+  /** Set when the workers use the model emulator; job-service only looks whether it is set. */
+  MODEL_EMULATOR_URL: z.string().optional(),
+  /** The operator's models catalog, the same file the workers read: which qualities exist and which run on local engines. */
+  MODEL_CATALOG_FILE: z.string().min(1).optional(),
 });
 export type Env = ReturnType<typeof Env.parse>;
 export const readEnv = () => loadEnv(Env);

@@ -23,6 +23,7 @@ export function toJob(row: JobRow): Job {
     error: row.error ?? null,
     credits: { amount: row.credits, state: row.creditState },
     attempts: row.attempts,
+    provider_cost_usd: row.providerCostUsd,
     project_id: row.projectId,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
@@ -126,14 +127,14 @@ export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: nu
  * Records the outcome reported by the worker holding the claim; null when the job is no longer
  * running under that dispatch (canceled meanwhile, or finished by an earlier report).
  */
-export async function finishJob(db: Db, id: string, dispatch: number, outcome: FinishBody["outcome"]): Promise<JobRow | null> {
+export async function finishJob(db: Db, id: string, dispatch: number, outcome: FinishBody["outcome"], providerCostUsd?: number): Promise<JobRow | null> {
   const patch =
     outcome.status === "succeeded"
       ? { status: "succeeded" as const, result: outcome.result, progress: 100, stage: null }
       : { status: "failed" as const, error: outcome.error };
   const [row] = await db
     .update(jobs)
-    .set({ ...patch, completedAt: sql`now()`, updatedAt: sql`now()` })
+    .set({ ...patch, ...(providerCostUsd !== undefined ? { providerCostUsd } : {}), completedAt: sql`now()`, updatedAt: sql`now()` })
     .where(and(eq(jobs.id, id), eq(jobs.status, "running"), eq(jobs.claimedDispatch, dispatch)))
     .returning();
   return row ?? null;

@@ -115,9 +115,11 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
       return uploadTicket(driver, row, undefined, "worker");
     },
 
-    confirmOutput: async ({ owner_id, file_id }) => {
+    confirmOutput: async ({ owner_id, file_id, check }) => {
       const row = await getOwnedFile(db, owner_id, file_id);
       if (!row || row.folder !== "output") throw new AppError("NOT_FOUND", "output file not found", { file_id });
+      // A model provider's bytes are checked as a user's upload is: the real type, measurable media.
+      if (check) return confirmSignedUpload(deps, row, (claimed) => finaliseUpload(deps, claimed));
       return confirmSignedUpload(deps, row, async (claimed) => {
         const size = await driver.size(claimed.storageKey);
         if (size === undefined) throw new AppError("INVALID_STATE", "nothing uploaded yet", { file_id });

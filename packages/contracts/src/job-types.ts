@@ -95,6 +95,19 @@ export interface JobTypeDefinition<S extends z.ZodType = z.ZodType> {
   presets?: Record<string, unknown>;
   /** Input fields that name files the job reads: checked for ownership at enqueue. */
   fileFields: readonly string[];
+  /**
+   * The models catalog entries (packages/models/catalog.json) the input makes the job run: its own
+   * and any other it calls (prompt enhancement). Absent for types that run no model. job-service
+   * refuses the job (503 PROVIDER_UNAVAILABLE) when one of them cannot run.
+   */
+  models?: (input: z.output<S>) => readonly ModelUse[];
+}
+
+/** One models catalog lookup: `jobType` is the catalog key (a job type, or a use such as prompt.enhance). */
+export interface ModelUse {
+  jobType: string;
+  quality: string;
+  variant?: string;
 }
 
 const define = <S extends z.ZodType>(d: JobTypeDefinition<S>) => d;
@@ -165,6 +178,51 @@ function gradedSeconds(frameRange: string | undefined, media: MediaFacts | undef
   return Math.min(end / fps, duration) - start / fps;
 }
 
+/** Quality levels of generation: seed 001's fast | high and seed 000's economical | balanced | premium, mapped onto models by the catalog. */
+export const ModelQuality = z.enum(["fast", "high", "economical", "balanced", "premium"]);
+export type ModelQuality = z.infer<typeof ModelQuality>;
+
+/** Picture sizes for each aspect ratio: about a megapixel, sides multiples of 64 (what SDXL and Flux make natively). */
+export const aspectSizes = {
+  "1:1": { width: 1024, height: 1024 },
+  "16:9": { width: 1344, height: 768 },
+  "9:16": { width: 768, height: 1344 },
+  "4:3": { width: 1152, height: 896 },
+  "3:4": { width: 896, height: 1152 },
+} as const;
+export const AspectRatio = z.enum(Object.keys(aspectSizes) as [keyof typeof aspectSizes, ...(keyof typeof aspectSizes)[]]);
+export type AspectRatio = z.infer<typeof AspectRatio>;
+
+const side = z.number().int().min(256).max(2048).multipleOf(8);
+
+export const ImageGenerateInput = z
+  .object({
+    prompt: z.string().trim().min(1).max(2000),
+    negative_prompt: z.string().trim().max(2000).optional().describe("what the picture must not show (sdxl; other families ignore it)"),
+    num_images: z.number().int().min(1).max(4).default(1),
+    aspect_ratio: AspectRatio.optional().describe("1:1 when neither it nor width/height is given"),
+    width: side.optional().describe("with height, instead of aspect_ratio"),
+    height: side.optional(),
+    seed: z.number().int().min(0).max(2 ** 32 - 1).optional().describe("the same seed and input give the same images"),
+    quality: ModelQuality.default("fast"),
+    family: z.enum(["flux", "sdxl", "wan"]).default("flux"),
+    reference_file_ids: z.array(Uuid).min(1).max(4).optional().describe("images to start from (image-to-image) or to keep a character like"),
+    enhance_prompt: z.boolean().default(false).describe("run the prompt through the language model first; the job records both prompts"),
+  })
+  .refine((v) => (v.width === undefined) === (v.height === undefined), { message: "width and height go together", path: ["width"] })
+  .refine((v) => !(v.aspect_ratio && v.width !== undefined), { message: "give aspect_ratio or width/height, not both", path: ["aspect_ratio"] })
+  .refine((v) => !(v.family === "wan" && v.reference_file_ids), { message: "the wan family takes no reference images", path: ["reference_file_ids"] });
+export type ImageGenerateInput = z.output<typeof ImageGenerateInput>;
+
+/** The size of each image an image.generate input asks for (the worker asks the model for this very size). */
+export function generatedImageSize(input: Pick<ImageGenerateInput, "aspect_ratio" | "width" | "height">): { width: number; height: number } {
+  if (input.width !== undefined && input.height !== undefined) return { width: input.width, height: input.height };
+  return aspectSizes[input.aspect_ratio ?? "1:1"];
+}
+
+/** Credits per image per started megapixel, by quality. */
+const imageGenerateCredits: Record<ModelQuality, number> = { fast: 2, economical: 2, balanced: 5, high: 5, premium: 8 };
+
 /** The job type registry: name → queue, input schema, stages, cost model, presets. */
 export const jobTypes = {
   "image.resize": define({
@@ -219,6 +277,29 @@ export const jobTypes = {
     cost: { estimate: (_input, work) => startedUnits(work.media_seconds, 5 * 60) * 5, describe: "5 credits per started 5 minutes of audio" },
     presets: audioCleanupPresets,
     fileFields: ["file_id"],
+  }),
+  "image.generate": define({
+    queue: "image",
+    title: "Generate images",
+    description: "Text-to-image (and image-to-image from reference images) with a hosted model: Flux, SDXL or Wan, by quality; the prompt optionally enhanced by a language model first.",
+    input: ImageGenerateInput,
+    stages: ["prepare", "generate", "upload"],
+    work: (input, media) => {
+      const { width, height } = generatedImageSize(input);
+      const refs = Object.entries(media).filter(([field]) => field.startsWith("reference_file_ids"));
+      const inputPixels = Math.max(0, ...refs.map(([, m]) => (m?.width ?? 0) * (m?.height ?? 0)));
+      return { input_pixels: inputPixels, output_pixels: width * height, media_seconds: 0, output_seconds: 0 };
+    },
+    cost: {
+      estimate: (input, work) =>
+        input.num_images * imageGenerateCredits[input.quality] * Math.max(1, Math.ceil(work.output_pixels / (1024 * 1024))) * (input.family === "wan" ? 2 : 1) + (input.enhance_prompt ? 1 : 0),
+      describe: "2 credits per started megapixel (1024×1024) of each image at fast or economical quality, 5 at high or balanced, 8 at premium; twice that for the wan family; 1 more with enhance_prompt",
+    },
+    fileFields: ["reference_file_ids"],
+    models: (input) => [
+      { jobType: "image.generate", quality: input.quality, variant: input.family },
+      ...(input.enhance_prompt ? [{ jobType: "prompt.enhance", quality: "fast" }] : []),
+    ],
   }),
 } as const satisfies Record<string, JobTypeDefinition<any>>;
 

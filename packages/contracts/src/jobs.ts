@@ -36,6 +36,7 @@ export const Job = z
     error: JobError.nullable(),
     credits: z.object({ amount: z.number().int(), state: CreditState }),
     attempts: z.number().int(),
+    provider_cost_usd: z.number().nullable().describe("what the model provider charged for the job's runs, in USD, once it ended (0 for local engines and the emulator); null without model runs"),
     project_id: Uuid.nullable(),
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -63,7 +64,13 @@ export const JobWork = z.object({
 });
 export type JobWork = z.infer<typeof JobWork>;
 
-export const Estimate = z.object({ type: z.string(), credits: z.number().int(), description: z.string(), work: JobWork });
+export const Estimate = z.object({
+  type: z.string(),
+  credits: z.number().int(),
+  description: z.string(),
+  work: JobWork,
+  eta_seconds: z.number().nullable().describe("how long its models typically take, from the models catalog; null for a job that runs none"),
+});
 
 /** The bounds a worker holds a job to, whatever was checked at enqueue: its owner's tier's, as it was then. */
 export const JobLimits = z.object({
@@ -139,6 +146,7 @@ export type ClaimReply = z.infer<typeof ClaimReply>;
 export const FinishBody = z.object({
   job_id: Uuid,
   dispatch: z.number().int(),
+  provider_cost_usd: z.number().nonnegative().optional().describe("the USD the job's model runs cost, failed ones included"),
   outcome: z.discriminatedUnion("status", [
     z.object({ status: z.literal("succeeded"), result: JobResult }),
     z.object({ status: z.literal("failed"), error: JobError }),

@@ -7,6 +7,8 @@ export const subjects = {
   jobEventsAll: "jobs.events.>",
   jobCancel: (jobId: string) => `jobs.cancel.${jobId}`,
   jobCancelAll: "jobs.cancel.>",
+  /** A model provider's webhook for a prediction, relayed by the gateway (core NATS): wakes the worker waiting on it. */
+  modelWebhook: (predictionId: string) => `models.webhook.${predictionId}`,
 } as const;
 
 export const streams = {

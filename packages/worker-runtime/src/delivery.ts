@@ -5,7 +5,8 @@ import type { JobEventPublisher, Logger, NatsConnection, RpcClient } from "@cutr
 import type { JsMsg } from "@nats-io/jetstream";
 import { createJobContext } from "./job-context.ts";
 import { TransferError } from "./transfer.ts";
-import { isJobFailure, JobFailure } from "./job-failure.ts";
+import { isJobFailure, JobFailure, RetryableFailure } from "./job-failure.ts";
+import { totalCostUsd, type ModelService, type ProviderRecord } from "./models.ts";
 import type { AnyJobHandler, JobContext, JobOutput } from "./types.ts";
 
 export interface DeliveryDeps {
@@ -20,6 +21,8 @@ export interface DeliveryDeps {
   maxAttempts: number;
   retryBaseMs: number;
   tmpRoot: string;
+  /** The models catalog and provider every job's `ctx.models` uses. */
+  models: ModelService;
   /** Abort controllers of the jobs running now, so a stopping worker can give them back. */
   running: Set<AbortController>;
 }
@@ -27,8 +30,8 @@ export interface DeliveryDeps {
 /** How one delivery ends; `settle` turns each into exactly one ack, nak or term. */
 export type Outcome =
   | { kind: "dropped"; reason: string }
-  | { kind: "succeeded"; result: JobResult }
-  | { kind: "failed"; error: JobError; cause?: unknown }
+  | { kind: "succeeded"; result: JobResult; providerCostUsd: number | null }
+  | { kind: "failed"; error: JobError; cause?: unknown; providerCostUsd?: number | null }
   | { kind: "retry"; delayMs: number; cause: unknown; notice?: string }
   | { kind: "canceled" }
   | { kind: "released" };
@@ -87,6 +90,8 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
 
   const job = claim.job;
   const tmpDir = await mkdtemp(join(deps.tmpRoot, `job-${job.id}-`));
+  // The model runs of this attempt, whatever its ending: a failed prediction is billed too.
+  const usage: { runs: readonly ProviderRecord[] } = { runs: [] };
   try {
     const result = await runHandler(
       { id: job.id, userId: job.user_id, type: job.type, attempt: job.attempt, dispatch: dispatch.dispatch },
@@ -96,18 +101,21 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
       signal,
       deps,
       log,
+      usage,
     );
     // A cancel that arrives as the handler finishes still wins: job-service has already told the owner.
     if (signal.reason instanceof JobCanceled) return { kind: "canceled" };
-    return { kind: "succeeded", result };
+    return { kind: "succeeded", result, providerCostUsd: totalCostUsd(usage.runs) };
   } catch (err) {
     if (signal.aborted) return signal.reason instanceof JobCanceled ? { kind: "canceled" } : { kind: "released" };
-    if (isJobFailure(err)) return { kind: "failed", error: { code: err.code, message: err.message }, cause: err };
+    const providerCostUsd = totalCostUsd(usage.runs);
+    if (isJobFailure(err)) return { kind: "failed", error: { code: err.code, message: err.message }, cause: err, providerCostUsd };
     const attempt = msg.info.deliveryCount;
     if (attempt < deps.maxAttempts) {
       const delayMs = retryDelayMs(attempt, deps.retryBaseMs);
       return { kind: "retry", delayMs, cause: err, notice: `attempt ${attempt} of ${deps.maxAttempts} failed; retrying in ${seconds(delayMs)} s` };
     }
+    if (err instanceof RetryableFailure) return { kind: "failed", error: { code: err.code, message: `${err.message} (after ${attempt} attempts)` }, cause: err, providerCostUsd };
     // The last attempt's cause, when it is one we can name to the owner (storage unreachable, say).
     const cause = err instanceof TransferError ? `: ${err.message}` : "";
     return { kind: "failed", error: { code: "WORKER_ERROR", message: `processing failed after ${attempt} attempts${cause}` }, cause: err };
@@ -124,6 +132,7 @@ async function runHandler(
   signal: AbortSignal,
   deps: DeliveryDeps,
   log: Logger,
+  usage: { runs: readonly ProviderRecord[] },
 ): Promise<JobResult> {
   const definition = getJobType(job.type);
   const handler = deps.handlers[job.type];
@@ -131,7 +140,8 @@ async function runHandler(
   const input = definition.input.safeParse(rawInput);
   if (!input.success) throw new JobFailure("INVALID_INPUT", `the job's input failed validation: ${input.error.issues[0]?.message ?? "invalid"}`);
 
-  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir });
+  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir, models: deps.models });
+  usage.runs = ctx.models.runs;
   try {
     log.info({ type: job.type, attempt: job.attempt }, "job started");
     const output = await (handler as (ctx: JobContext) => Promise<JobOutput>)(ctx);
@@ -151,13 +161,13 @@ async function settle(msg: JsMsg, jobId: string, dispatch: number, outcome: Outc
       msg.ack();
       return;
     case "succeeded":
-      await finish(deps, jobId, dispatch, { status: "succeeded", result: outcome.result });
+      await finish(deps, jobId, dispatch, { status: "succeeded", result: outcome.result }, outcome.providerCostUsd);
       msg.ack();
       log.info({ files: outcome.result.files.length }, "job succeeded");
       return;
     case "failed":
       log.warn({ err: outcome.cause, code: outcome.error.code }, "job failed");
-      await finish(deps, jobId, dispatch, { status: "failed", error: outcome.error });
+      await finish(deps, jobId, dispatch, { status: "failed", error: outcome.error }, outcome.providerCostUsd ?? null);
       // No reason string: nats-server before 2.11 does not recognise "+TERM <reason>" as a term.
       msg.term();
       return;
@@ -183,10 +193,10 @@ async function settle(msg: JsMsg, jobId: string, dispatch: number, outcome: Outc
  * Reports the outcome to job-service, which records it, settles the credits and tells the owner.
  * A short outage is waited out here; a longer one throws, and the message is redelivered.
  */
-async function finish(deps: DeliveryDeps, jobId: string, dispatch: number, outcome: FinishBody["outcome"]): Promise<void> {
+async function finish(deps: DeliveryDeps, jobId: string, dispatch: number, outcome: FinishBody["outcome"], providerCostUsd: number | null): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await deps.rpc.call("job", "finish", { job_id: jobId, dispatch, outcome });
+      await deps.rpc.call("job", "finish", { job_id: jobId, dispatch, outcome, ...(providerCostUsd !== null ? { provider_cost_usd: providerCostUsd } : {}) });
       return;
     } catch (err) {
       if (attempt >= 4 || !(isAppError(err) && err.code === "SERVICE_UNAVAILABLE")) throw err;

@@ -13,10 +13,20 @@ export const WorkerEnv = BaseEnv.extend({
   JOB_RETRY_BASE_MS: z.coerce.number().int().min(100).max(30_000).default(1000),
   /** Where each job gets its own scratch directory, removed when the job ends. */
   WORKER_TMP_DIR: z.string().min(1).default(tmpdir()),
-  /** Token for the Replicate model API; only job types that call a hosted model need it. */
+  /** Token for the Replicate model API; set, Replicate runs the hosted models. Only this worker process holds it. */
   REPLICATE_API_TOKEN: z.string().optional(),
   /** Replicate API base URL: point it at a proxy or a compatible server. */
   REPLICATE_BASE_URL: z.url().default("https://api.replicate.com/v1"),
+  /** The model emulator (apps/model-emulator), used when REPLICATE_API_TOKEN is unset: its outputs are synthetic. npm start sets it; unset and no token, only local engines run. */
+  MODEL_EMULATOR_URL: z.url().optional(),
+  /** An operator's models catalog (JSON), merged entry by entry over packages/models/catalog.json. */
+  MODEL_CATALOG_FILE: z.string().min(1).optional(),
+  /** The gateway's public /api/v1/webhooks/replicate URL, reachable by the provider: set, predictions ask for webhooks and polling becomes a slow fallback. */
+  MODEL_WEBHOOK_URL: z.url().optional(),
+  /** How often a running prediction is polled when no webhook wakes the worker, in ms. */
+  MODEL_POLL_INTERVAL_MS: z.coerce.number().int().min(100).default(1000),
+  /** Largest model output file accepted from a provider, in bytes. */
+  MODEL_OUTPUT_MAX_BYTES: z.coerce.number().int().positive().default(1024 * 1024 * 1024),
 });
 export type WorkerEnv = z.output<typeof WorkerEnv>;
 

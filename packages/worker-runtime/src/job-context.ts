@@ -2,6 +2,7 @@ import { extname, join } from "node:path";
 import { isAppError, type JobEventInput, type JobLimits, type JobTypeDefinition } from "@cutroom/contracts";
 import type { JobEventPublisher, Logger, RpcClient } from "@cutroom/runtime";
 import { JobFailure } from "./job-failure.ts";
+import { createJobModels, type ModelService } from "./models.ts";
 import { createProgressReporter } from "./progress.ts";
 import { downloadToFile, uploadFile } from "./transfer.ts";
 import type { JobContext } from "./types.ts";
@@ -16,6 +17,7 @@ export interface JobContextDeps {
   limits: JobLimits;
   signal: AbortSignal;
   tmpDir: string;
+  models: ModelService;
 }
 
 // Storage answers these when the file itself is the problem: retrying cannot help.
@@ -84,13 +86,17 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
       return { path, filename: file.filename, contentType: file.content_type, size };
     },
 
-    async uploadOutput(localPath, filename, contentType) {
+    async uploadOutput(localPath, filename, contentType, opts) {
       const ticket = await rpc.call("storage", "createOutput", { owner_id: job.userId, job_id: job.id, filename, content_type: contentType });
       await uploadFile(ticket, localPath, contentType, signal);
-      const file = await rpc.call("storage", "confirmOutput", { owner_id: job.userId, file_id: ticket.file_id });
+      const file = await rpc.call("storage", "confirmOutput", { owner_id: job.userId, file_id: ticket.file_id, ...(opts?.check ? { check: true } : {}) });
       return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };
     },
+
+    // Assigned below: it uploads through this very context.
+    models: undefined as unknown as JobContext["models"],
   };
+  ctx.models = createJobModels({ service: deps.models, tmpDir, signal, progress: ctx.progress, uploadOutput: ctx.uploadOutput, log: ctx.log });
   const close = async () => {
     await progress.stop();
     await Promise.all([...pending]);

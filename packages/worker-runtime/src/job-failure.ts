@@ -21,6 +21,22 @@ export class JobFailure extends Error {
 export const isJobFailure = (err: unknown): err is JobFailure => err instanceof JobFailure;
 
 /**
+ * A failure another attempt may cure (a provider's outage): retried like any error, but when the
+ * attempts run out the job fails with this `code` and `message` rather than WORKER_ERROR.
+ */
+export class RetryableFailure extends Error {
+  readonly retryable = true;
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "RetryableFailure";
+  }
+}
+
+/**
  * Refuses a job whose real input is past its limits (LIMIT_EXCEEDED, never retried), whatever was
  * checked at enqueue: call it with what the worker measured, before the heavy work starts.
  */

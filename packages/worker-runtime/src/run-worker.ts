@@ -1,6 +1,7 @@
 import { connectNats, createLogger, waitForStreams, announceReady, onShutdown } from "@cutroom/runtime";
 import { readWorkerEnv } from "./env.ts";
 import { serveWorkerHealth } from "./health.ts";
+import { createModelService } from "./model-service.ts";
 import { assertHandlers, startWorker, type WorkerOptions } from "./worker.ts";
 
 // Running jobs get this long to finish on SIGTERM before they are handed back to the queue.
@@ -15,6 +16,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const nc = await connectNats(env, opts.name, log);
   // job-service makes the streams; a worker's NATS user may only read them.
   await waitForStreams(nc, log);
+  const models = createModelService(env, nc, log);
   const worker = await startWorker(nc, log, opts, {
     concurrency: env.WORKER_CONCURRENCY,
     ackWaitMs: env.JOB_ACK_WAIT_MS,
@@ -22,6 +24,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     retryBaseMs: env.JOB_RETRY_BASE_MS,
     tmpDir: env.WORKER_TMP_DIR,
     rpcTimeoutMs: env.RPC_TIMEOUT_MS,
+    models,
   });
   const health = serveWorkerHealth(nc, opts.name, opts.queue, worker, log);
 

@@ -1,6 +1,7 @@
 import type { JobInput, JobLimits, JobTypeName, ResultFile as ResultFileSchema } from "@cutroom/contracts";
 import type { Logger } from "@cutroom/runtime";
 import type { z } from "zod";
+import type { JobModels } from "./models.ts";
 
 export type ResultFile = z.output<typeof ResultFileSchema>;
 
@@ -39,8 +40,14 @@ export interface JobContext<I = unknown> {
   stage: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
   /** Downloads one of the owner's files into `tmpDir` through a short-lived signed URL. */
   fetchInput: (fileId: string) => Promise<InputFile>;
-  /** Uploads a local file as an output of this job and returns it as a result file. */
-  uploadOutput: (localPath: string, filename: string, contentType: string) => Promise<ResultFile>;
+  /**
+   * Uploads a local file as an output of this job and returns it as a result file. `check`: storage
+   * checks the bytes as it checks a user's upload (real type, measurable media); for files the
+   * worker did not make itself, such as a provider's outputs.
+   */
+  uploadOutput: (localPath: string, filename: string, contentType: string, opts?: { check?: boolean }) => Promise<ResultFile>;
+  /** Hosted models and the catalog: `ctx.models.run({ jobType, quality, input })` (see models.ts). */
+  models: JobModels;
 }
 
 export type JobHandler<T extends JobTypeName = JobTypeName> = (ctx: JobContext<JobInput<T>>) => Promise<JobOutput>;

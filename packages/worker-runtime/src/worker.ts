@@ -5,6 +5,7 @@ import { createEventPublisher, createRpcClient, type Logger, type NatsConnection
 import { jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import { consumerName, ensureWorkerConsumer } from "./consumer.ts";
 import { handleDelivery, stoppingReason, type DeliveryDeps } from "./delivery.ts";
+import { noModels, type ModelService } from "./models.ts";
 import type { AnyJobHandler, JobHandlers } from "./types.ts";
 
 export interface WorkerOptions {
@@ -22,6 +23,8 @@ export interface WorkerConfig {
   retryBaseMs: number;
   tmpDir: string;
   rpcTimeoutMs: number;
+  /** The models catalog and provider (createModelService); absent: the default catalog and no provider. */
+  models?: ModelService;
 }
 
 export interface Worker {
@@ -67,6 +70,7 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
     maxAttempts: config.maxAttempts,
     retryBaseMs: config.retryBaseMs,
     tmpRoot: config.tmpDir,
+    models: config.models ?? noModels(),
     running: new Set(),
   };
   const inFlight = new Set<Promise<void>>();

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createReplicateProvider } from "./replicate.ts";
+import { createReplicateProvider, outputUrls } from "./replicate.ts";
 
 /** A Replicate-compatible API on localhost: a prediction runs for a few polls, then finishes. */
 function fakeReplicate() {
@@ -24,7 +24,7 @@ function fakeReplicate() {
       const n = (polls.get(get[1]!) ?? 0) + 1;
       polls.set(get[1]!, n);
       if (n < 3) return reply({ id: get[1], status: "processing", logs: `${n * 40}%|████      | ${n * 4}/10 [00:01<00:01]` });
-      return reply({ id: get[1], status: "succeeded", logs: "100%|██████████| 10/10", output: { images: ["https://cdn.example/a.png", "https://cdn.example/b.png"], seed: 7 } });
+      return reply({ id: get[1], status: "succeeded", logs: "100%|██████████| 10/10", output: { images: ["https://cdn.example/a.png", "https://cdn.example/b.png"], seed: 7 }, metrics: { predict_time: 2.5 } });
     }
     reply({ detail: "not found" }, 404);
   });
@@ -41,11 +41,12 @@ describe("Replicate provider", () => {
   });
   afterAll(() => void fake.server.close());
 
-  it("runs a model at the configured base URL and returns the URLs it produced, reporting progress", async () => {
+  it("runs a model at the configured base URL and returns the prediction with its outputs and usage, reporting progress", async () => {
     const provider = createReplicateProvider({ token: "r8_test", baseUrl, pollIntervalMs: 20 });
     const progress: number[] = [];
-    const urls = await provider.run("acme/upscaler", { scale: 2 }, { signal: new AbortController().signal, onProgress: (p) => progress.push(p) });
-    expect(urls).toEqual(["https://cdn.example/a.png", "https://cdn.example/b.png"]);
+    const prediction = await provider.run("acme/upscaler", { scale: 2 }, { signal: new AbortController().signal, onProgress: (p) => progress.push(p) });
+    expect(outputUrls(prediction.output)).toEqual(["https://cdn.example/a.png", "https://cdn.example/b.png"]);
+    expect(prediction).toMatchObject({ status: "succeeded", metrics: { predict_time: 2.5 } });
     expect(progress).toEqual(expect.arrayContaining([40, 80, 100]));
     expect(fake.requests[0]).toBe("POST /v1/models/acme/upscaler/predictions Bearer r8_test");
   });
