@@ -7,16 +7,12 @@ import { chooseTestServerMode, startTestServers, testServerEnv } from "@cutroom/
 const root = join(import.meta.dirname, "..");
 const args = process.argv.slice(2);
 
-// The whole suite typechecks first; a filtered run (`npm test -- apps/gateway`) skips it for speed.
+// The whole suite typechecks and lints first; a filtered run (`npm test -- apps/gateway`) skips both for speed.
 if (args.length === 0) {
-  console.log("typechecking every package…");
-  const tc = spawnSync(join(root, "node_modules", ".bin", "turbo"), ["run", "typecheck", "--output-logs=errors-only"], {
-    cwd: root,
-    stdio: "inherit",
-    env: { ...process.env, TURBO_TELEMETRY_DISABLED: "1" },
-  });
-  if (tc.status !== 0) {
-    console.error("typecheck failed");
+  console.log("typechecking and linting every package…");
+  const checks = spawnSync("npm", ["run", "--silent", "check"], { cwd: root, stdio: "inherit", env: { ...process.env, TURBO_TELEMETRY_DISABLED: "1" } });
+  if (checks.status !== 0) {
+    console.error("typecheck or lint failed");
     process.exit(1);
   }
 }
