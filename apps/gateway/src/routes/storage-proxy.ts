@@ -22,6 +22,9 @@ export async function storageProxy(app: FastifyInstance, { target }: { target: s
     url: "/storage/blob/*",
     schema: { hide: true },
     handler: async (req, reply) => {
+      // The router matches an absolute-form target (`GET http://host/storage/blob/…`) by its path, but only an
+      // origin-form one appends to storage's address: anything else names no blob of ours.
+      if (!req.url.startsWith("/storage/blob/")) throw new AppError("NOT_FOUND", `no route for ${req.method} ${req.url.split("?")[0]}`);
       const headers: OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !NOT_FORWARDED.has(k)) headers[k] = v;
       headers["x-request-id"] = req.id;
