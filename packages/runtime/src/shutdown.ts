@@ -43,12 +43,17 @@ function hardExit(): never {
  * Says the process now serves: a `ready` log line, and a message to the parent process when it
  * started us with an IPC channel (the devstack waits for that, whatever the log level).
  */
-export async function announceReady(log: Logger, nc: NatsConnection, fields: Record<string, unknown> = {}): Promise<void> {
-  // The server must have our subscriptions before anyone is told we serve, or early calls meet no responders.
-  await nc.flush();
+export function signalReady(log: Logger, fields: Record<string, unknown> = {}): void {
   log.info(fields, "ready");
   if (process.send) {
     process.send({ type: "ready", ...fields });
     process.channel?.unref();
   }
+}
+
+/** `signalReady` for a process on NATS, once the server has its subscriptions. */
+export async function announceReady(log: Logger, nc: NatsConnection, fields: Record<string, unknown> = {}): Promise<void> {
+  // The server must have our subscriptions before anyone is told we serve, or early calls meet no responders.
+  await nc.flush();
+  signalReady(log, fields);
 }
