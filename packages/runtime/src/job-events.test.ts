@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { startNatsForTest as startTestNats } from "./test-nats.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEventPublisher, readJobEvents } from "./job-events.ts";
+import { createEventPublisher, readJobEvents, readLastJobEvent } from "./job-events.ts";
 
 describe("job events on JetStream", () => {
   let nats: Awaited<ReturnType<typeof startTestNats>>;
@@ -30,5 +30,24 @@ describe("job events on JetStream", () => {
     const later = await readJobEvents(await nats.connect(), jobId, 3);
     expect(later.map((e) => e.seq)).toEqual([4, 5]);
     expect(await readJobEvents(await nats.connect(), randomUUID())).toEqual([]);
+  });
+
+  it("passes over a malformed message on a job's subject: replay leaves it out and the next event follows the last good one", async () => {
+    const jobId = randomUUID();
+    const nc = await nats.connect();
+    const pub = createEventPublisher(nc);
+    await pub.publish(jobId, { type: "progress", progress: 10 });
+    // What a buggy or hostile publisher may leave on the subject: not JSON, then not an event.
+    nc.publish(`jobs.events.${jobId}`, "not json");
+    nc.publish(`jobs.events.${jobId}`, JSON.stringify({ job_id: jobId, seq: "2", type: "progress", progress: 1e9 }));
+    await nc.flush();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await readLastJobEvent(nc, jobId)).toMatchObject({ seq: 1, progress: 10 });
+    // A fresh publisher (another process) reads the subject's state from the stream.
+    await createEventPublisher(await nats.connect()).publish(jobId, { type: "progress", progress: 20 });
+    expect((await readJobEvents(nc, jobId)).map((e) => [e.seq, e.type === "progress" && e.progress])).toEqual([
+      [1, 10],
+      [2, 20],
+    ]);
   });
 });

@@ -32,8 +32,9 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
 
   const readLast = async (jobId: string) => {
     jsm ??= await jetstreamManager(nc);
-    const stored = await lastStored(jsm, jobId);
-    const state = stored ? { streamSeq: stored.streamSeq, seq: stored.event.seq, ended: isTerminalEvent(stored.event) } : { streamSeq: 0, seq: 0, ended: false };
+    const stored = await lastStored(nc, jsm, jobId);
+    const event = stored?.event;
+    const state = { streamSeq: stored?.streamSeq ?? 0, seq: event?.seq ?? 0, ended: event ? isTerminalEvent(event) : false };
     remember(jobId, state);
     return state;
   };
@@ -68,17 +69,33 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
   };
 }
 
-async function lastStored(jsm: JetStreamManager, jobId: string): Promise<{ streamSeq: number; event: JobEvent } | null> {
+/**
+ * The stream sequence of the last message on a job's subject, and its last event. Anything that may
+ * publish there (a worker) could leave a message that is not an event: it is passed over, so it
+ * spoils neither the replay nor the seq of the next event, which still follows it in the stream.
+ */
+async function lastStored(nc: NatsConnection, jsm: JetStreamManager, jobId: string): Promise<{ streamSeq: number; event: JobEvent | null } | null> {
   const stored = await jsm.streams.getMessage(streams.jobEvents.name, { last_by_subj: subjects.jobEvents(jobId) }).catch((err) => {
     if (/no message found|not found/i.test((err as Error).message)) return null;
     throw err;
   });
-  return stored ? { streamSeq: stored.seq, event: JobEvent.parse(stored.json()) } : null;
+  if (!stored) return null;
+  return { streamSeq: stored.seq, event: asJobEvent(stored) ?? (await readJobEvents(nc, jobId)).at(-1) ?? null };
+}
+
+/** A stored message as a job event; undefined when it is not one. */
+function asJobEvent(msg: { json: <T>() => T }): JobEvent | undefined {
+  try {
+    const parsed = JobEvent.safeParse(msg.json());
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The last stored event of one job, or null: one direct read, no consumer. */
 export async function readLastJobEvent(nc: NatsConnection, jobId: string): Promise<JobEvent | null> {
-  return (await lastStored(await jetstreamManager(nc), jobId))?.event ?? null;
+  return (await lastStored(nc, await jetstreamManager(nc), jobId))?.event ?? null;
 }
 
 /** Reads the stored events of one job with `seq` greater than `since`, oldest first. */
@@ -92,8 +109,8 @@ export async function readJobEvents(nc: NatsConnection, jobId: string, since = 0
   const events: JobEvent[] = [];
   const batch = await consumer.fetch({ max_messages: count, expires: 2000 });
   for await (const m of batch) {
-    const e = JobEvent.parse(m.json());
-    if (e.seq > since) events.push(e);
+    const e = asJobEvent(m);
+    if (e && e.seq > since) events.push(e);
     if (m.info.pending === 0) break;
   }
   return events;
