@@ -1,0 +1,114 @@
+// OWASP API10:2023 Unsafe Consumption of APIs. The APIs Cutroom consumes are its own workers' (over
+// NATS: claims, results, job events) and the model provider's (Replicate, behind the provider seam of
+// packages/worker-runtime, tested against a local server speaking its protocol). A worker is the
+// likeliest to be compromised: it runs ffmpeg and sharp on users' bytes. What it sends is parsed
+// before anything acts on it, and malformed messages neither crash a service, nor reach a client,
+// nor spoil the job they name.
+import { randomUUID } from "node:crypto";
+import { makePng } from "@cutroom/e2e/media";
+import { useStack } from "@cutroom/e2e/stack";
+import { eventsOf, expectGapFree, watchJob } from "@cutroom/e2e/watch";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterEach, describe, expect, it } from "vitest";
+import { deadApps } from "./services.ts";
+
+const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-image", "gateway"] });
+
+const opened: NatsConnection[] = [];
+afterEach(async () => {
+  await Promise.allSettled(opened.splice(0).map((nc) => nc.close()));
+});
+/** A connection as the worker's own NATS user: what a compromised worker holds. */
+async function connectAsWorker() {
+  const nc = await connect({ ...ctx.stack.natsOptions("worker-image"), maxReconnectAttempts: 0 });
+  opened.push(nc);
+  return nc;
+}
+
+const envelope = (body: unknown) => JSON.stringify({ request_id: randomUUID(), caller: null, body });
+
+/** Polls a job until it has ended. */
+async function settled(jobId: string, token: string) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const job = (await ctx.api.get(`/jobs/${jobId}`, token)).body;
+    if (["succeeded", "failed", "canceled"].includes(job.status) || Date.now() > deadline) return job;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function userWithImage() {
+  const user = await ctx.api.signUp();
+  const { body } = await ctx.api.upload(user.token, "in.png", "image/png", await makePng());
+  return { ...user, fileId: body.file.id as string };
+}
+
+describe("API10 unsafe consumption of APIs: what a worker sends", () => {
+  it("answers a worker's malformed requests with an error and acts on none: services keep serving and jobs keep running", async () => {
+    const u = await userWithImage();
+    const nc = await connectAsWorker();
+    const huge = "x".repeat(256 * 1024);
+    const payloads = [
+      "not json at all",
+      "",
+      "null",
+      JSON.stringify({ no: "envelope" }),
+      envelope(null),
+      envelope({ job_id: "not-a-uuid", dispatch: "one", worker: 7 }),
+      envelope({ job_id: randomUUID(), dispatch: 1, outcome: { status: "succeeded", result: { files: "all of them" } } }),
+      envelope({ job_id: randomUUID(), dispatch: 1e308, outcome: { status: "exploded" } }),
+      envelope({ owner_id: u.user_id, file_id: u.fileId.replace(/.$/, "\u0000"), filename: huge, content_type: huge }),
+      envelope({ owner_id: [u.user_id], job_id: { $ne: null }, filename: "../../etc/passwd", content_type: "text/plain" }),
+    ];
+    for (const method of ["svc.job.claim", "svc.job.finish", "svc.storage.inputUrl", "svc.storage.createOutput", "svc.storage.confirmOutput"]) {
+      for (const payload of payloads) {
+        const reply = (await nc.request(method, payload, { timeout: 5000 })).json<{ ok: boolean; error?: { code: string } }>();
+        expect(reply, `${method} ${payload.slice(0, 80)}`).toMatchObject({ ok: false, error: { code: expect.any(String) } });
+      }
+    }
+    expect(deadApps(ctx.stack)).toEqual([]);
+    expect((await ctx.api.request("GET", "/health/ready")).status).toBe(200);
+    const job = await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width: 8 } }, u.token);
+    expect((await settled(job.body.id, u.token)).status).toBe("succeeded");
+  });
+
+  it("drops malformed events a worker publishes for a job: watchers never see them, the job is unchanged and still runs, its events stay gap-free", async () => {
+    const u = await userWithImage();
+    // The job waits in the queue while the forged events arrive.
+    await ctx.stack.services.stop("worker-image");
+    try {
+      const job = await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: u.fileId, width: 8 } }, u.token);
+      expect(job.status).toBe(202);
+      const subject = `jobs.events.${job.body.id}`;
+      const nc = await connect({ ...ctx.stack.natsOptions("worker-image"), maxReconnectAttempts: 0 });
+      opened.push(nc);
+      const at = new Date().toISOString();
+      for (const forged of [
+        "not json",
+        JSON.stringify({ type: "result" }),
+        JSON.stringify({ job_id: job.body.id, seq: 1, timestamp: at, type: "progress", progress: 1e9 }),
+        JSON.stringify({ job_id: job.body.id, seq: "2", timestamp: at, type: "status", status: "hacked" }),
+        JSON.stringify({ job_id: job.body.id, seq: 3, timestamp: "yesterday", type: "log", level: "panic", message: 42 }),
+      ]) {
+        nc.publish(subject, forged);
+      }
+      await nc.flush();
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await ctx.api.get(`/jobs/${job.body.id}`, u.token)).body).toMatchObject({ status: "queued", progress: 0, result: null, error: null });
+
+      // A watcher from the start: once the worker is back, it sees the job run to its end, and nothing forged.
+      const watched = watchJob(ctx.stack.url, u.token, job.body.id, { since: 0, timeoutMs: 30_000 });
+      await ctx.stack.services.start("worker-image");
+      const w = await watched;
+      expect(w.closeCode).toBe(1000);
+      const events = eventsOf(w);
+      expectGapFree(events);
+      expect(events.at(-1)).toMatchObject({ type: "result", status: "succeeded" });
+      expect(events.filter((e) => e.type === "progress").every((e) => e.progress >= 0 && e.progress <= 100)).toBe(true);
+      expect((await settled(job.body.id, u.token)).status).toBe("succeeded");
+    } finally {
+      if (deadApps(ctx.stack).includes("worker-image")) await ctx.stack.services.start("worker-image");
+    }
+    expect(deadApps(ctx.stack)).toEqual([]);
+  });
+});
