@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { StartEnv, assertPortsFree, createNatsLogins, ensureTools, startNats, startPostgres, startServices } from "@cutroom/devstack";
+import { StartEnv, allApps, assertPortsFree, createNatsLogins, ensureTools, modelStackEnv, modelsBanner, startNats, startPostgres, startServices } from "@cutroom/devstack";
 
 const root = join(import.meta.dirname, "..");
 const parsed = StartEnv.safeParse(process.env);
@@ -35,9 +35,21 @@ const nats = await startNats({ storeDir: join(data, "nats"), port: ports.CUTROOM
 });
 console.log(`nats      ${nats.url} (JetStream; a user per app, logins in ${natsLoginsFile})`);
 
+// Without a token, the emulator stands in for Replicate (synthetic outputs) on PORT+4.
+const emulatorPort = ports.MODEL_EMULATOR_PORT;
+const emulatorUrl = emulatorPort ? `http://127.0.0.1:${emulatorPort}` : undefined;
+const modelEnv = modelStackEnv({
+  replicateToken: env.REPLICATE_API_TOKEN,
+  emulatorUrl,
+  // Replicate reaches the gateway only at an address set on purpose; the emulator runs beside it.
+  webhookBaseUrl: env.REPLICATE_API_TOKEN ? (env.CUTROOM_PUBLIC_URL ? publicUrl : undefined) : `http://127.0.0.1:${ports.PORT}`,
+  webhookSecret: env.REPLICATE_API_TOKEN ? env.REPLICATE_WEBHOOK_SECRET : webhookSecret(data),
+});
+
 const quiet = env.LOG_LEVEL === undefined;
 const services = await startServices({
   root,
+  apps: allApps.filter((app) => app !== "model-emulator" || emulatorUrl),
   logDir: join(data, "logs"),
   natsLogins: nats.logins,
   env: {
@@ -52,6 +64,8 @@ const services = await startServices({
     STORAGE_PUBLIC_URL: `${publicUrl}/storage`,
     STORAGE_URL_SECRET: storageSecret(data),
     LOG_LEVEL: env.LOG_LEVEL ?? "info",
+    ...modelEnv,
+    ...(emulatorUrl ? { MODEL_EMULATOR_PORT: String(emulatorPort), MODEL_EMULATOR_HOST: "127.0.0.1", MODEL_EMULATOR_PUBLIC_URL: emulatorUrl, MODEL_EMULATOR_DIR: join(data, "model-emulator") } : {}),
   },
   echo: quiet ? undefined : (app, line) => console.log(`[${app}] ${line}`),
 }).catch(async (err) => {
@@ -63,6 +77,7 @@ const services = await startServices({
 
 const exposed = env.HOST === "127.0.0.1" || env.HOST === "localhost" || env.HOST === "::1" ? "this machine only; HOST=0.0.0.0 to expose" : `bound to ${env.HOST}`;
 console.log(`\nCutroom is up: ${publicUrl}   (API /api/v1, docs /docs, health /health; ${exposed})`);
+console.log(modelsBanner(modelEnv));
 console.log(`logs in ${join(data, "logs")}; Ctrl-C stops everything.\n`);
 
 let stopping = false;
@@ -77,6 +92,16 @@ const stop = async () => {
 };
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);
+
+/** The emulator's webhook signing key, shared with the gateway, kept with the data like the storage secret. */
+function webhookSecret(dir: string): string {
+  const file = join(dir, "model-webhook-secret");
+  if (!existsSync(file)) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(file, `whsec_${randomBytes(24).toString("base64")}\n`, { mode: 0o600, flag: "wx" });
+  }
+  return readFileSync(file, "utf8").trim();
+}
 
 /** The signing key of storage URLs, made once and kept with the data, so URLs survive a restart. */
 function storageSecret(dir: string): string {

@@ -20,9 +20,11 @@ import { fileRoutes } from "./routes/files.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { storageProxy } from "./routes/storage-proxy.ts";
+import { webhookRoutes } from "./routes/webhooks.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
 import { createConnectionLimit } from "./realtime/connection-limit.ts";
 import type { EventHub } from "./realtime/event-hub.ts";
+import type { GatewayModels } from "./models.ts";
 
 export interface GatewayDeps {
   rpc: RpcClient;
@@ -44,6 +46,8 @@ export interface GatewayDeps {
   idleTimeoutMs?: number;
   /** Open WebSockets and event streams per user in this process (WS_MAX_CONNECTIONS_PER_USER). */
   maxConnectionsPerUser?: number;
+  /** The models catalog, who serves hosted models, and the webhook key; absent: the default catalog, no provider. */
+  models?: GatewayModels;
 }
 
 /** Response headers a browser client may read: request ids, rate limits, idempotent replays. */
@@ -100,6 +104,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
       await api.register(jobRoutes, deps);
       await api.register(billingRoutes, deps);
       await api.register(adminRoutes, deps);
+      await api.register(webhookRoutes, { nc: deps.nc, webhookSecret: deps.models?.webhookSecret });
     },
     { prefix: "/api/v1" },
   );

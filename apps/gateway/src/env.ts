@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ModelProviderName } from "@cutroom/models";
 import { BaseEnv, envOrigins, loadEnv } from "@cutroom/runtime";
 
 export const Env = BaseEnv.extend({
@@ -30,6 +31,16 @@ export const Env = BaseEnv.extend({
   METRICS_HOST: z.string().default("127.0.0.1"),
   /** A bearer token a scraper may send to read /metrics on the API port (admins' access tokens work too). */
   METRICS_TOKEN: z.string().min(16).optional(),
+  /** Which provider the workers run hosted models with (replicate, emulator, none), shown by /health and GET /job-types; npm start sets it. Unset: decided from REPLICATE_API_TOKEN and MODEL_EMULATOR_URL. */
+  MODEL_PROVIDER: ModelProviderName.optional(),
+  /** Set when the workers use Replicate; the gateway only looks whether it is set. */
+  REPLICATE_API_TOKEN: z.string().optional(),
+  /** The model emulator, when the workers use it: /health asks whether it answers. */
+  MODEL_EMULATOR_URL: z.url().optional(),
+  /** Key of Replicate's webhook signatures (`whsec_…`, from Replicate's GET /v1/webhooks/default/secret); unset, POST /api/v1/webhooks/replicate answers 404. */
+  REPLICATE_WEBHOOK_SECRET: z.string().min(1).optional(),
+  /** The operator's models catalog, the file the workers read: GET /job-types lists its levels and prices. */
+  MODEL_CATALOG_FILE: z.string().min(1).optional(),
 });
 export type Env = z.output<typeof Env>;
 export const readEnv = () => loadEnv(Env);

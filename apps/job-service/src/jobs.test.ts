@@ -176,6 +176,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
       credits: 60,
       description: "25 credits per started minute of graded video (the frame range when given), 30 with a LUT",
       work: { input_pixels: 640 * 480, output_pixels: 640 * 480, media_seconds: 90, output_seconds: 90 },
+      eta_seconds: null,
     });
     expect((await create(user, { type: "video.color-grade", input })).job.credits.amount).toBe(60);
     await expect(stack.client.call("job", "estimate", { type: "image.resize", input: { file_id } }, { caller: user })).rejects.toMatchObject({ code: "INVALID_INPUT" });

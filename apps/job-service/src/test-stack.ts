@@ -3,6 +3,7 @@ import { createBillingHandlers } from "@cutroom/billing-service";
 import { subjects, type Caller } from "@cutroom/contracts";
 import type { Db } from "@cutroom/db";
 import { files } from "@cutroom/db/storage";
+import { defaultCatalog, type ModelProviderName } from "@cutroom/models";
 import { createEventPublisher, createRpcClient, serveRpc, type NatsConnection } from "@cutroom/runtime";
 import { createStorageHandlers, type StorageDeps } from "@cutroom/storage-service";
 import { createMigratedDb, silentLogger, startTestNats } from "@cutroom/testing";
@@ -16,7 +17,7 @@ import { startReconciler } from "./reconciler.ts";
  * job-service on a real Postgres and nats-server, with the real billing and storage handlers beside it.
  * Test-only: each test file starts its own. `lifecycle` also runs the events consumer and the reconciler.
  */
-export async function startJobStack(opts: { timing?: Partial<Timing>; lifecycle?: boolean } = {}) {
+export async function startJobStack(opts: { timing?: Partial<Timing>; lifecycle?: boolean; provider?: ModelProviderName } = {}) {
   const timing: Timing = { ...timingFrom(Env.parse({})), ...opts.timing };
   const db = await createMigratedDb("jobs");
   const nats = await startTestNats();
@@ -27,7 +28,8 @@ export async function startJobStack(opts: { timing?: Partial<Timing>; lifecycle?
   const storage = serveFiles(await nats.connect(), db.db);
 
   const nc = await nats.connect();
-  const deps = { db: db.db, nc, rpc: createRpcClient(nc, { timeoutMs: 5000 }), events: createEventPublisher(nc), log, timing };
+  const models = { catalog: defaultCatalog(), provider: opts.provider ?? "none" };
+  const deps = { db: db.db, nc, rpc: createRpcClient(nc, { timeoutMs: 5000 }), events: createEventPublisher(nc), log, timing, models };
   serveRpc(nc, "job", createJobHandlers(deps), log);
   const lifecycle = opts.lifecycle
     ? [await startEventsConsumer({ db: db.db, nc, log, timing }), startReconciler({ ...deps, js: jetstream(nc), jsm: await jetstreamManager(nc) })]

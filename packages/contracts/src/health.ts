@@ -6,7 +6,10 @@ export type Check = z.infer<typeof Check>;
 export const ServiceHealth = z.object({ status: CheckStatus, service: z.string(), checks: z.record(z.string(), Check) });
 export type ServiceHealth = z.infer<typeof ServiceHealth>;
 /** A shared dependency (database, storage) as the services that use it report it: unknown when none of them answered. */
-export const DependencyCheck = Check.extend({ status: z.enum(["up", "down", "unknown"]) });
+export const DependencyCheck = Check.extend({
+  status: z.enum(["up", "down", "unknown"]),
+  provider: z.enum(["replicate", "emulator", "none"]).optional().describe("models: who serves hosted models (emulator: synthetic outputs; none: only local engines)"),
+});
 export type DependencyCheck = z.infer<typeof DependencyCheck>;
 export const Health = z.object({
   status: z.enum(["ok", "degraded"]),

@@ -311,6 +311,18 @@ export function getJobType(name: string): JobTypeDefinition | undefined {
   return Object.hasOwn(jobTypes, name) ? (jobTypes as Record<string, JobTypeDefinition>)[name] : undefined;
 }
 
+/** One quality level of a model-backed job type, from the models catalog: what runs it, its price, whether it can run here. */
+export const ModelLevelDescription = z.object({
+  quality: z.string(),
+  variant: z.string().nullable().describe("the family (sdxl, flux, wan) or mode (i2v) this level is for; null: the type's default"),
+  provider: z.enum(["replicate", "local"]),
+  model: z.string().describe("owner/name[:version] on Replicate, or the local engine"),
+  alias_of: z.string().nullable().describe("the quality this one is another name for"),
+  price: z.record(z.string(), z.number()).nullable().describe("the provider's price: usd_per_second, usd_per_output, usd_per_output_second or usd_per_million_*_tokens; null for local engines"),
+  eta_s: z.number().nullable().describe("a typical run, in seconds"),
+  available: z.boolean().describe("whether this server can run it now (a local engine, or a configured provider)"),
+});
+
 /** The public description of a job type, as GET /job-types lists it. */
 export const JobTypeDescription = z.object({
   type: JobTypeName,
@@ -321,6 +333,7 @@ export const JobTypeDescription = z.object({
   input_schema: z.record(z.string(), z.unknown()).describe("JSON Schema of the job's input"),
   presets: z.record(z.string(), z.unknown()).nullable().describe("named starting points for the input, when the type has any"),
   cost: z.object({ description: z.string() }),
+  models: z.array(ModelLevelDescription).nullable().describe("the quality levels of a model-backed type, from the models catalog; null for types that run no model"),
 });
 export type JobTypeDescription = z.infer<typeof JobTypeDescription>;
 
@@ -336,5 +349,6 @@ export function describeJobType(name: JobTypeName): JobTypeDescription {
     input_schema: z.toJSONSchema(t.input, { io: "input", unrepresentable: "any" }),
     presets: t.presets ?? null,
     cost: { description: t.cost.describe },
+    models: null,
   };
 }

@@ -82,6 +82,12 @@ describe("NATS permissions", () => {
     }
   });
 
+  it("lets only the gateway relay model webhooks, and only workers hear them", () => {
+    const subject = subjects.modelWebhook("ufnhr7h3n9rj40cmw3ktnpgjkr");
+    expect(whoPublishes(subject)).toEqual(["gateway"]);
+    expect(natsUserNames.filter((a) => maySubscribe(a, subject))).toEqual(["worker-image", "worker-video", "worker-audio"]);
+  });
+
   it("has a caller for every RPC method", () => {
     for (const [service, methods] of Object.entries(rpc)) {
       for (const method of Object.keys(methods)) expect(whoPublishes(subjects.rpc(service, method)), `${service}.${method}`).not.toEqual([]);

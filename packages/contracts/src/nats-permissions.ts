@@ -18,6 +18,9 @@ export interface NatsPermissions {
 export const natsUserNames = ["gateway", "auth-service", "billing-service", "storage-service", "job-service", "worker-image", "worker-video", "worker-audio"] as const;
 export type NatsUserName = (typeof natsUserNames)[number];
 
+/** Apps the stack runs that never connect to NATS: the model emulator stands in for an outside API and gets no user. */
+export const appsWithoutNats = ["model-emulator"] as const;
+
 /**
  * Each app's own reply subjects. With one shared `_INBOX.>`, any app could subscribe to every
  * reply, tokens from auth.login among them; a prefix per app keeps replies to their asker.
@@ -62,7 +65,8 @@ function worker(name: WorkerName): NatsPermissions {
       jsApi("CONSUMER.MSG.NEXT", streams.jobs.name, consumer),
       `$JS.ACK.${streams.jobs.name}.${consumer}.>`,
     ],
-    subscribe: [subjects.jobCancel("*"), subjects.rpc(name, "health")],
+    // Webhooks of the predictions it waits on, relayed by the gateway: each only wakes its poll.
+    subscribe: [subjects.jobCancel("*"), subjects.modelWebhook("*"), subjects.rpc(name, "health")],
     answersAs: name,
   });
 }
@@ -77,6 +81,8 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats"]),
       ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats"]),
       ...Object.keys(workerQueues).map((w) => subjects.rpc(w, "health")),
+      // Relays a model provider's webhook (signature checked) to the worker waiting on the prediction.
+      subjects.modelWebhook("*"),
       // Replays a job's stored events: reads JOB_EVENTS through short-lived ordered consumers.
       JS_ACCOUNT_INFO,
       jsApi("STREAM.INFO", streams.jobEvents.name),

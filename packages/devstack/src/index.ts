@@ -7,4 +7,5 @@ export * from "./stack.ts";
 export * from "./database.ts";
 export * from "./admin.ts";
 export * from "./start-env.ts";
+export * from "./models-env.ts";
 export * from "./test-servers.ts";

@@ -14,6 +14,8 @@ export const allApps = [
   "worker-image",
   "worker-video",
   "worker-audio",
+  // Replicate's stand-in (apps/model-emulator): no NATS user, no Cutroom secret.
+  "model-emulator",
   "gateway",
 ] as const;
 export type AppName = (typeof allApps)[number];
@@ -37,7 +39,7 @@ export async function startServices(opts: {
   logDir: string;
   echo?: (app: AppName, line: string) => void;
   /** Each app connects to NATS as its own user (NATS_USER/NATS_PASSWORD); absent: without auth. */
-  natsLogins?: Record<AppName, NatsLogin>;
+  natsLogins?: Partial<Record<AppName, NatsLogin>>;
 }): Promise<ServiceSet> {
   mkdirSync(opts.logDir, { recursive: true });
   const children = new Map<AppName, ChildProcess>();

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { modelStackEnv, newWebhookSecret } from "./models-env.ts";
 import { createNatsLogins, natsConnectOptions, type NatsLoginName, type NatsLogins } from "./nats-auth.ts";
 import { startNats } from "./servers.ts";
 import { allApps, startServices, type AppName, type ServiceSet } from "./services.ts";
@@ -18,6 +19,8 @@ export interface Stack {
   /** nats.js `connect()` options as one of the stack's NATS users, the admin by default. */
   natsOptions: (as?: NatsLoginName) => { servers: string; user?: string; pass?: string; inboxPrefix?: string };
   dir: string;
+  /** The model emulator's base URL, when the stack runs it (its Replicate API is under /v1). */
+  emulatorUrl?: string;
   /** storage-service's fs driver folder. */
   storageDir: string;
   services: ServiceSet;
@@ -46,7 +49,11 @@ export async function startStack(opts: {
   const url = `http://127.0.0.1:${port}`;
   const storageInternalUrl = `http://127.0.0.1:${storagePort}`;
   // Without a gateway in front, signed URLs point at storage's own data plane.
-  const hasGateway = (opts.apps ?? allApps).includes("gateway");
+  const apps = opts.apps ?? allApps;
+  const hasGateway = apps.includes("gateway");
+  // The emulator serves hosted models when it is among the apps; without it no provider serves (a token must be given in `env`).
+  const emulatorPort = apps.includes("model-emulator") ? await freePort() : undefined;
+  const emulatorUrl = emulatorPort ? `http://127.0.0.1:${emulatorPort}` : undefined;
   const services = await startServices({
     root,
     apps: opts.apps,
@@ -64,6 +71,8 @@ export async function startStack(opts: {
       STORAGE_PUBLIC_URL: hasGateway ? `${url}/storage` : `${storageInternalUrl}/storage`,
       STORAGE_URL_SECRET: randomBytes(32).toString("hex"),
       LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
+      ...modelStackEnv({ emulatorUrl, webhookBaseUrl: hasGateway ? url : undefined, webhookSecret: newWebhookSecret() }),
+      ...(emulatorPort ? { MODEL_EMULATOR_PORT: String(emulatorPort), MODEL_EMULATOR_HOST: "127.0.0.1", MODEL_EMULATOR_PUBLIC_URL: emulatorUrl!, MODEL_EMULATOR_DIR: join(dir, "model-emulator") } : {}),
       ...opts.env,
     },
   }).catch(async (err) => {
@@ -77,6 +86,7 @@ export async function startStack(opts: {
     natsLogins: nats?.logins,
     natsOptions: (as) => natsConnectOptions(natsUrl, nats?.logins, as),
     dir,
+    emulatorUrl,
     storageDir,
     services,
     stop: async () => {

@@ -20,6 +20,12 @@ export const StartEnv = z
     CUTROOM_NATS_PORT: Port.optional(),
     /** The embedded Postgres; default PORT+3. */
     CUTROOM_PG_PORT: Port.optional(),
+    /** The model emulator (synthetic outputs), started when REPLICATE_API_TOKEN is unset; default PORT+4. */
+    MODEL_EMULATOR_PORT: Port.optional(),
+    /** Set: hosted models run on Replicate (only the workers get it) and the emulator is not started. */
+    REPLICATE_API_TOKEN: z.string().trim().optional().transform((t) => t || undefined),
+    /** Replicate's webhook signing key (GET /v1/webhooks/default/secret): with an explicit CUTROOM_PUBLIC_URL, Replicate's webhooks wake the workers instead of polling alone. */
+    REPLICATE_WEBHOOK_SECRET: z.string().min(1).optional(),
     /** Where the stack keeps its Postgres cluster, JetStream store, files, logs and signing secret. */
     CUTROOM_DATA_DIR: z.string().optional(),
     /** Postgres server binaries (initdb, postgres); default the newest /usr/lib/postgresql/<v>/bin. */
@@ -37,6 +43,8 @@ export const StartEnv = z
         STORAGE_PORT: e.STORAGE_PORT ?? e.PORT + 1,
         CUTROOM_NATS_PORT: e.CUTROOM_NATS_PORT ?? e.PORT + 2,
         CUTROOM_PG_PORT: e.CUTROOM_PG_PORT ?? e.PORT + 3,
+        // Only taken when the emulator runs.
+        ...(e.REPLICATE_API_TOKEN ? {} : { MODEL_EMULATOR_PORT: e.MODEL_EMULATOR_PORT ?? e.PORT + 4 }),
       },
     };
   });

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isTerminalEvent, type Caller, type JobEvent } from "@cutroom/contracts";
+import { isTerminalEvent, jobTypes, type Caller, type JobEvent } from "@cutroom/contracts";
 import { createRpcClient, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
 import { createMigratedDb, silentLogger, startStack, startTestNats } from "@cutroom/testing";
 import { AckPolicy, jetstreamManager } from "@nats-io/jetstream";
@@ -47,7 +47,7 @@ beforeAll(async () => {
   services = await startStack({ databaseUrl: db.url, natsUrl: nats.url, apps: ["billing-service", "storage-service", "job-service"], parentDir: process.env.CUTROOM_TEST_DIR });
   nc = await nats.connect();
   client = createRpcClient(nc, { timeoutMs: 5000 });
-  worker = await startWorker(await nats.connect(), silentLogger(), { name: "worker-retry", queue: "image", handlers: { "image.resize": handler, "image.thumbnail": handler } }, config);
+  worker = await startWorker(await nats.connect(), silentLogger(), { name: "worker-retry", queue: "image", handlers: Object.fromEntries(Object.entries(jobTypes).filter(([, t]) => t.queue === "image").map(([name]) => [name, handler])) }, config);
 });
 afterAll(async () => {
   await worker?.stop({ graceMs: 0 });

@@ -4,13 +4,13 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isTerminalEvent, subjects, type Caller, type JobEvent } from "@cutroom/contracts";
+import { isTerminalEvent, jobTypes, subjects, type Caller, type JobEvent } from "@cutroom/contracts";
 import { createRpcClient, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
 import { createMigratedDb, freePort, silentLogger, startStack, startTestNats } from "@cutroom/testing";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { serveWorkerHealth } from "./health.ts";
-import { JobFailure, checkLimits } from "./job-failure.ts";
+import { JobFailure, RetryableFailure, checkLimits } from "./job-failure.ts";
 import type { JobContext, JobOutput } from "./types.ts";
 import { downloadToFile } from "./transfer.ts";
 import { startWorker, type Worker, type WorkerConfig } from "./worker.ts";
@@ -48,7 +48,8 @@ const handler = async (ctx: JobContext<{ file_id: string }>) => {
   calls.set(ctx.job.id, (calls.get(ctx.job.id) ?? 0) + 1);
   return behaviours.get(ctx.job.userId)!(ctx);
 };
-const handlers = { "image.resize": handler, "image.thumbnail": handler };
+// Every type of the image queue, whichever types it gains: startWorker refuses a queue with one unhandled.
+const handlers = Object.fromEntries(Object.entries(jobTypes).filter(([, t]) => t.queue === "image").map(([name]) => [name, handler]));
 
 beforeAll(async () => {
   config.tmpDir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "worker-tmp-"));
@@ -245,6 +246,21 @@ describe("worker runtime against the real job-service and storage-service", () =
     expect(await balance(job)).toEqual({ credits: CREDITS, reserved: 0 });
     await untilQueueEmpty();
     expect(await tmpLeft()).toEqual([]);
+  });
+
+  it("retries a model provider's outage, then fails with PROVIDER_ERROR saying why, refunded", async () => {
+    const job = await enqueue(async () => {
+      throw new RetryableFailure("PROVIDER_ERROR", "the model provider is unavailable: starting acme/x failed (HTTP 503)");
+    });
+    const { last } = await terminalEvent(job.id);
+    expect(last).toMatchObject({
+      type: "error",
+      status: "failed",
+      error: { code: "PROVIDER_ERROR", message: `the model provider is unavailable: starting acme/x failed (HTTP 503) (after ${config.maxAttempts} attempts)` },
+    });
+    expect(calls.get(job.id)).toBe(config.maxAttempts);
+    expect(await balance(job)).toEqual({ credits: CREDITS, reserved: 0 });
+    await untilQueueEmpty();
   });
 
   it("says why in the failure when storage could not be reached on every attempt", async () => {

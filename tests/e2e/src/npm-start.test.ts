@@ -13,7 +13,7 @@ const root = join(import.meta.dirname, "..", "..", "..");
 /** `npm start` as a user runs it: the real script, only the given settings, none of npm test's servers. */
 function npmStart(env: Record<string, string>) {
   const clean = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !/^(DATABASE_URL|NATS_URL|S3_|STORAGE_|PORT|HOST|CUTROOM_|LOG_LEVEL)/.test(k)),
+    Object.entries(process.env).filter(([k]) => !/^(DATABASE_URL|NATS_URL|S3_|STORAGE_|PORT|HOST|CUTROOM_|LOG_LEVEL|REPLICATE_|MODEL_)/.test(k)),
   ) as Record<string, string>;
   const child = spawn(process.execPath, [join(root, "scripts", "bootstrap.mjs"), "start"], { cwd: root, env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
@@ -31,14 +31,14 @@ function npmStart(env: Record<string, string>) {
   return { child, up, exited, output: () => output };
 }
 
-/** A PORT whose next three ports (storage, nats, postgres) are free too. */
+/** A PORT whose next four ports (storage, nats, postgres, model emulator) are free too. */
 async function freeBase(): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const base = 20_000 + Math.floor(Math.random() * 20_000);
-    const all = await Promise.all([0, 1, 2, 3].map((d) => portFree(base + d)));
+    const all = await Promise.all([0, 1, 2, 3, 4].map((d) => portFree(base + d)));
     if (all.every(Boolean)) return base;
   }
-  throw new Error("no four free ports in a row");
+  throw new Error("no five free ports in a row");
 }
 
 const running: ChildProcess[] = [];
@@ -58,6 +58,8 @@ describe("npm start", () => {
     running.push(first.child);
     const url = await first.up;
     expect(url).toBe(`http://127.0.0.1:${port}`);
+    // Without REPLICATE_API_TOKEN the emulator serves the models, on PORT+4, and the banner says so.
+    expect(first.output()).toContain(`models: emulator (synthetic outputs) at http://127.0.0.1:${port + 4}`);
 
     const api = createClient(url);
     const u = await api.signUp();

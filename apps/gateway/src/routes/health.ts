@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
+import { noGatewayModels, type GatewayModels } from "../models.ts";
 import { publicRoute } from "../plugins/openapi.ts";
 
 const TIMEOUT_MS = 2000;
@@ -34,6 +35,25 @@ async function checkNats(nc: NatsConnection): Promise<Check> {
 
 const answered = (a: ServiceHealth | Check) => "service" in a;
 
+/**
+ * Who serves hosted models. The emulator is asked (any HTTP answer is up); Replicate is not, since
+ * the gateway holds no token (workers report its failures on their jobs). Without a provider only
+ * local engines run: `unknown`, a configuration rather than an outage, so it does not degrade /health.
+ */
+async function checkModels(models: GatewayModels): Promise<DependencyCheck> {
+  if (models.provider === "replicate") return { status: "up", provider: "replicate" };
+  if (models.provider === "none") return { status: "unknown", provider: "none", error: "no model provider: only local engines run (set REPLICATE_API_TOKEN)" };
+  if (!models.emulatorUrl) return { status: "unknown", provider: "emulator", error: "MODEL_EMULATOR_URL is not set on the gateway" };
+  const started = performance.now();
+  try {
+    const res = await fetch(models.emulatorUrl, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+    await res.body?.cancel();
+    return { status: "up", provider: "emulator", latency_ms: Math.round(performance.now() - started) };
+  } catch (err) {
+    return { status: "down", provider: "emulator", latency_ms: Math.round(performance.now() - started), error: (err as Error).message };
+  }
+}
+
 /** Which services report each shared dependency: every service with a database checks it. */
 const reporters: Record<string, string[]> = { database: ["auth", "billing", "storage", "job"], storage: ["storage"] };
 
@@ -54,7 +74,7 @@ function dependency(name: string, byName: Record<string, ServiceHealth | Check>)
 /** Anonymous callers see up, down and latencies; the reasons (internal error text) are for admins. */
 const withoutReason = <C extends { error?: string }>({ error: _error, ...check }: C): Omit<C, "error"> => check;
 
-export async function healthRoutes(base: FastifyInstance, { rpc, nc }: { rpc: RpcClient; nc: NatsConnection }) {
+export async function healthRoutes(base: FastifyInstance, { rpc, nc, models = noGatewayModels() }: { rpc: RpcClient; nc: NatsConnection; models?: GatewayModels }) {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const tags = ["health"];
 
@@ -108,7 +128,7 @@ export async function healthRoutes(base: FastifyInstance, { rpc, nc }: { rpc: Rp
     },
     async (req, reply) => {
       const names = [...serviceNames, ...workerNames];
-      const natsCheck = await checkNats(nc);
+      const [natsCheck, modelsCheck] = await Promise.all([checkNats(nc), checkModels(models)]);
       const answers = await Promise.all(names.map((n) => askHealth(nc, rpc, n)));
       const services: Record<string, Check> = {};
       names.forEach((n, i) => {
@@ -121,8 +141,11 @@ export async function healthRoutes(base: FastifyInstance, { rpc, nc }: { rpc: Rp
       const billing = byName.billing;
       if (billing && "checks" in billing && billing.checks.test_purchases) checks.test_purchases = billing.checks.test_purchases;
       const allUp = [...Object.values(checks), ...Object.values(services)].every((c) => c.status === "up");
-      reply.code(allUp ? 200 : 503);
-      const status = allUp ? ("ok" as const) : ("degraded" as const);
+      // After the sum: a stack without a provider is a choice, not an outage.
+      checks.models = modelsCheck;
+      const modelsDown = modelsCheck.status === "down";
+      reply.code(allUp && !modelsDown ? 200 : 503);
+      const status = allUp && !modelsDown ? ("ok" as const) : ("degraded" as const);
       // A token is optional here: a valid admin's gets the reasons, anything else the bare statuses.
       if (req.headers.authorization) await app.authenticate(req).catch(() => {});
       if (req.caller?.role === "admin") return { status, checks, services };

@@ -3,13 +3,20 @@ import type { RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { canRun, listModelLevels } from "@cutroom/models";
 import { callCtx } from "../context.ts";
+import { noGatewayModels, type GatewayModels } from "../models.ts";
 import { authErrors, bodyErrors, errorResponses, publicRoute } from "../plugins/openapi.ts";
 
-const jobTypeList = (Object.keys(jobTypes) as JobTypeName[]).map(describeJobType);
-
-export async function jobRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient }) {
+export async function jobRoutes(base: FastifyInstance, { rpc, models = noGatewayModels() }: { rpc: RpcClient; models?: GatewayModels }) {
   const app = base.withTypeProvider<ZodTypeProvider>();
+  // A model-backed type lists its levels and prices from the catalog this server runs with.
+  const jobTypeList = (Object.keys(jobTypes) as JobTypeName[]).map((name) => {
+    const description = describeJobType(name);
+    if (!(jobTypes[name] as { models?: unknown }).models) return description;
+    const levels = listModelLevels(models.catalog, name).map((l) => ({ ...l, price: l.price as Record<string, number> | null, available: canRun(l, models.provider) }));
+    return { ...description, models: levels };
+  });
   const tags = ["jobs"];
 
   app.get(

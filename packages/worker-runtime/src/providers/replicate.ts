@@ -80,15 +80,17 @@ function fromApiError(err: unknown, what: string): ProviderError {
  * so what it acts on always comes from the API, never from the relayed body.
  */
 export function createReplicateProvider(opts: ReplicateProviderOptions): ModelProvider {
-  const client = new Replicate({ auth: opts.token, baseUrl: opts.baseUrl, useFileOutput: false, userAgent: "cutroom-worker", fileEncodingStrategy: opts.fileEncoding ?? "default" });
+  const client = new Replicate({ auth: opts.token, baseUrl: opts.baseUrl, useFileOutput: false, userAgent: "cutroom-worker" });
   const pollMs = opts.wakeups ? (opts.webhookPollIntervalMs ?? 5000) : (opts.pollIntervalMs ?? 1000);
 
   const create = async (model: string, input: Record<string, unknown>, signal: AbortSignal): Promise<Prediction> => {
     const [ref, version] = model.split(":");
     if (!/^[^/\s]+\/[^/\s]+$/.test(ref ?? "")) throw new ProviderError(`"${model}" is not a model identifier (owner/name[:version])`, false);
     const webhook = opts.wakeups ? { webhook: opts.wakeups.url, webhook_events_filter: ["start", "logs", "completed"] as ("start" | "logs" | "completed")[] } : {};
+    // The package's own data-uri strategy passes its arguments wrongly (1.4.0): inline files are made here.
+    const sent = opts.fileEncoding === "data-uri" ? await inlineFiles(input) : input;
     try {
-      return (await client.predictions.create({ ...(version ? { version } : { model: ref! }), input, signal, ...webhook })) as Prediction;
+      return (await client.predictions.create({ ...(version ? { version } : { model: ref! }), input: sent, signal, ...webhook })) as Prediction;
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       throw fromApiError(err, `starting ${model}`);
@@ -138,6 +140,16 @@ export function createReplicateProvider(opts: ReplicateProviderOptions): ModelPr
       throw new ProviderError(why, false, prediction);
     },
   };
+}
+
+/** File inputs (Blobs, at the top level or in lists) as data URIs. */
+async function inlineFiles(input: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const inline = async (v: unknown): Promise<unknown> => {
+    if (v instanceof Blob) return `data:${v.type || "application/octet-stream"};base64,${Buffer.from(await v.arrayBuffer()).toString("base64")}`;
+    if (Array.isArray(v)) return Promise.all(v.map(inline));
+    return v;
+  };
+  return Object.fromEntries(await Promise.all(Object.entries(input).map(async ([k, v]) => [k, await inline(v)] as const)));
 }
 
 /** Model outputs are a URL, a list of them, or an object holding them: every URL, in order. */
