@@ -6,10 +6,13 @@ import { createReplicateProvider, outputUrls } from "./replicate.ts";
 /** A Replicate-compatible API on localhost: a prediction runs for a few polls, then finishes. */
 function fakeReplicate() {
   const requests: string[] = [];
+  const bodies: unknown[] = [];
   const polls = new Map<string, number>();
   let next = 0;
   const server: Server = createServer(async (req, res) => {
-    for await (const _ of req);
+    let raw = "";
+    for await (const chunk of req) raw += chunk;
+    if (raw) bodies.push(JSON.parse(raw));
     requests.push(`${req.method} ${req.url} ${req.headers.authorization}`);
     const reply = (body: unknown, status = 200) => {
       res.writeHead(status, { "content-type": "application/json" });
@@ -28,7 +31,7 @@ function fakeReplicate() {
     }
     reply({ detail: "not found" }, 404);
   });
-  return { server, requests };
+  return { server, requests, bodies };
 }
 
 describe("Replicate provider", () => {
@@ -49,6 +52,30 @@ describe("Replicate provider", () => {
     expect(prediction).toMatchObject({ status: "succeeded", metrics: { predict_time: 2.5 } });
     expect(progress).toEqual(expect.arrayContaining([40, 80, 100]));
     expect(fake.requests[0]).toBe("POST /v1/models/acme/upscaler/predictions Bearer r8_test");
+  });
+
+  it("asks for webhooks when it has a public URL, and each one wakes the wait at once instead of the slow fallback poll", async () => {
+    let wake: (() => void) | undefined;
+    let unsubscribed = false;
+    const provider = createReplicateProvider({
+      token: "r8_test",
+      baseUrl,
+      webhookPollIntervalMs: 60_000,
+      wakeups: {
+        url: "https://cutroom.example/api/v1/webhooks/replicate",
+        subscribe: (_id, w) => {
+          wake = w;
+          return () => (unsubscribed = true);
+        },
+      },
+    });
+    const started = Date.now();
+    const ticker = setInterval(() => wake?.(), 20);
+    const prediction = await provider.run("acme/upscaler", {}, { signal: new AbortController().signal }).finally(() => clearInterval(ticker));
+    expect(prediction.status).toBe("succeeded");
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(fake.bodies.at(-1)).toMatchObject({ webhook: "https://cutroom.example/api/v1/webhooks/replicate", webhook_events_filter: ["start", "logs", "completed"] });
+    expect(unsubscribed).toBe(true);
   });
 
   it("cancels the prediction when the job is aborted", async () => {
