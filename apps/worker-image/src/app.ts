@@ -2,6 +2,7 @@ import { basename, extname, join } from "node:path";
 import type { JobContext, JobHandlers, JobOutput } from "@cutroom/worker-runtime";
 import { generateImages } from "./generate.ts";
 import type { ImageEngine } from "./image-engine.ts";
+import { removeBackground } from "./remove-background.ts";
 import { contentTypes, extensions, type ResizeOptions } from "./resize.ts";
 
 type ImageJobInput = Omit<ResizeOptions, "quality" | "limits"> & { file_id: string; quality?: number };
@@ -9,12 +10,13 @@ type ImageJobInput = Omit<ResizeOptions, "quality" | "limits"> & { file_id: stri
 // Thumbnails take no quality from the client; this keeps them small without visible blocks.
 const THUMBNAIL_QUALITY = 75;
 
-/** worker-image: image.resize and image.thumbnail (fetch → process → upload), image.generate (a hosted model). */
+/** worker-image: image.resize and image.thumbnail (fetch → process → upload), image.generate and image.remove-background (hosted models, or a local chroma key). */
 export function createImageHandlers(engine: ImageEngine): JobHandlers {
   return {
     "image.resize": (ctx) => processImage(engine, ctx),
     "image.thumbnail": (ctx) => processImage(engine, ctx),
     "image.generate": (ctx) => generateImages(engine, ctx),
+    "image.remove-background": (ctx) => removeBackground(engine, ctx),
   };
 }
 

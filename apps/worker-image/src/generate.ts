@@ -1,11 +1,8 @@
 import { join } from "node:path";
 import { generatedImageSize, type ImageGenerateInput } from "@cutroom/contracts";
-import { isJobFailure, JobFailure, type InputFile, type JobContext, type JobOutput, type ModelFile } from "@cutroom/worker-runtime";
+import { enhancePrompt, isJobFailure, JobFailure, type InputFile, type JobContext, type JobOutput, type ModelFile } from "@cutroom/worker-runtime";
 import { runFfmpeg } from "@cutroom/worker-runtime/ffmpeg";
 import type { ImageEngine } from "./image-engine.ts";
-
-/** Words a prompt may keep after enhancement, by family: CLIP reads 77 tokens (SDXL); Wan and Flux read far more. */
-const promptBudget: Record<ImageGenerateInput["family"], number> = { sdxl: 60, flux: 180, wan: 200 };
 
 /**
  * image.generate: the prompt (enhanced first if asked), the hosted model of the catalog for the
@@ -19,7 +16,7 @@ export async function generateImages(engine: ImageEngine, ctx: JobContext<ImageG
   const { references, prompt } = await ctx.stage("prepare", async () => {
     const references: InputFile[] = [];
     for (const id of input.reference_file_ids ?? []) references.push(await ctx.fetchInput(id));
-    const prompt = input.enhance_prompt ? await enhancePrompt(ctx, input.prompt, input.family) : input.prompt;
+    const prompt = input.enhance_prompt ? await enhancePrompt(ctx.models, { prompt: input.prompt, family: input.family, medium: "image" }) : input.prompt;
     return { references, prompt };
   });
 
@@ -104,26 +101,4 @@ async function normalise(engine: ImageEngine, ctx: JobContext<ImageGenerateInput
     throw err;
   }
   return out;
-}
-
-/**
- * Seed 001's "enhanced" variants: the language model of the catalog (prompt.enhance) rewrites the
- * prompt for the family, within its token budget. The answer's first paragraph is kept, unquoted.
- */
-async function enhancePrompt(ctx: JobContext<ImageGenerateInput>, prompt: string, family: ImageGenerateInput["family"]): Promise<string> {
-  const budget = promptBudget[family];
-  const run = await ctx.models.predict({
-    jobType: "prompt.enhance",
-    quality: "fast",
-    output: "text",
-    input: {
-      system_prompt: `You rewrite prompts for the ${family} text-to-image model: vivid, concrete, visual. Keep the subject. Answer with the prompt alone, at most ${budget} words.`,
-      prompt,
-      max_tokens: Math.ceil(budget * 1.5),
-    },
-    progress: [2, 10],
-  });
-  const text = (run.text ?? "").trim().split(/\n\s*\n/)[0]!.replace(/^["'“]+|["'”]+$/g, "").trim();
-  const words = text.split(/\s+/).filter(Boolean);
-  return words.length ? words.slice(0, budget).join(" ") : prompt;
 }

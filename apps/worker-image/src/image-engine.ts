@@ -1,13 +1,22 @@
 import { fork, type ChildProcess } from "node:child_process";
+import type { JobLimits } from "@cutroom/contracts";
 import { JobFailure } from "@cutroom/worker-runtime";
-import type { EngineRequest } from "./engine-process.ts";
+import type { BorderReport, KeyedImage } from "./chroma-key.ts";
+import type { EngineOp, EngineRequest, engineOps } from "./engine-process.ts";
 import type { ResizedImage, ResizeOptions } from "./resize.ts";
 
-type Reply = { id: number; ok: true; result: ResizedImage } | { id: number; ok: false; error: { failure: boolean; code?: string; message: string } };
+type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { failure: boolean; code?: string; message: string } };
+type Ops = typeof engineOps;
 
 export interface ImageEngine {
   /** Runs resizeImage in a child process; an abort kills that process at once (CPU and memory back). */
   resize(inputPath: string, outputPath: string, opts: ResizeOptions, signal: AbortSignal): Promise<ResizedImage>;
+  /** How much of the picture's border is screen green (chroma-key.ts), in a child process like resize. */
+  inspectBorder(inputPath: string, limits: JobLimits, signal: AbortSignal): Promise<BorderReport>;
+  /** A green screen keyed out into an RGBA PNG (chroma-key.ts). */
+  chromaKey(inputPath: string, outputPath: string, opts: Parameters<Ops["chromaKey"]>[2], signal: AbortSignal): Promise<KeyedImage>;
+  /** A model's cut-out as an RGBA PNG of the input's size (chroma-key.ts). */
+  toAlphaPng(inputPath: string, outputPath: string, opts: Parameters<Ops["toAlphaPng"]>[2], signal: AbortSignal): Promise<KeyedImage>;
   /** Starts one process ahead of the first job (loading sharp takes about a second). */
   warm(): Promise<void>;
   /** Pids of the engine processes alive now (idle or busy). */
@@ -41,42 +50,48 @@ export function createImageEngine(opts: { maxIdle?: number } = {}): ImageEngine 
     return child;
   };
 
+  /** Runs one operation in an idle process (or a new one); an abort kills that process. */
+  const call = async <K extends EngineOp>(op: K, args: Parameters<Ops[K]>, signal: AbortSignal): Promise<Awaited<ReturnType<Ops[K]>>> => {
+    signal.throwIfAborted();
+    const child = idle.pop() ?? (await spawnChild());
+    const id = nextId++;
+    return new Promise<Awaited<ReturnType<Ops[K]>>>((resolve, reject) => {
+      const cleanup = () => {
+        signal.removeEventListener("abort", onAbort);
+        child.off("message", onMessage);
+        child.off("exit", onExit);
+      };
+      const onAbort = () => {
+        cleanup();
+        child.kill("SIGKILL");
+        reject(signal.reason);
+      };
+      const onExit = (code: number | null, sig: NodeJS.Signals | null) => {
+        cleanup();
+        reject(new Error(`the image process died (${sig ?? `exit ${code}`})`));
+      };
+      const onMessage = (reply: Reply) => {
+        if (reply.id !== id) return;
+        cleanup();
+        if (idle.length < maxIdle) idle.push(child);
+        else child.kill();
+        if (reply.ok) return resolve(reply.result as Awaited<ReturnType<Ops[K]>>);
+        const { failure, code, message } = reply.error;
+        reject(failure ? new JobFailure(code ?? "INVALID_MEDIA", message) : Object.assign(new Error(message), { code }));
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      child.on("message", onMessage);
+      child.once("exit", onExit);
+      child.send({ id, op, args } satisfies EngineRequest<K>);
+    });
+  };
+
   return {
-    async resize(inputPath, outputPath, resizeOpts, signal) {
-      signal.throwIfAborted();
-      const child = idle.pop() ?? (await spawnChild());
-      const id = nextId++;
-      return new Promise<ResizedImage>((resolve, reject) => {
-        const cleanup = () => {
-          signal.removeEventListener("abort", onAbort);
-          child.off("message", onMessage);
-          child.off("exit", onExit);
-        };
-        const onAbort = () => {
-          cleanup();
-          child.kill("SIGKILL");
-          reject(signal.reason);
-        };
-        const onExit = (code: number | null, sig: NodeJS.Signals | null) => {
-          cleanup();
-          reject(new Error(`the image process died (${sig ?? `exit ${code}`})`));
-        };
-        const onMessage = (reply: Reply) => {
-          if (reply.id !== id) return;
-          cleanup();
-          if (idle.length < maxIdle) idle.push(child);
-          else child.kill();
-          if (reply.ok) return resolve(reply.result);
-          const { failure, code, message } = reply.error;
-          reject(failure ? new JobFailure(code ?? "INVALID_MEDIA", message) : Object.assign(new Error(message), { code }));
-        };
-        if (signal.aborted) return onAbort();
-        signal.addEventListener("abort", onAbort, { once: true });
-        child.on("message", onMessage);
-        child.once("exit", onExit);
-        child.send({ id, inputPath, outputPath, opts: resizeOpts } satisfies EngineRequest);
-      });
-    },
+    resize: (inputPath, outputPath, resizeOpts, signal) => call("resize", [inputPath, outputPath, resizeOpts], signal),
+    inspectBorder: (inputPath, limits, signal) => call("inspectBorder", [inputPath, limits], signal),
+    chromaKey: (inputPath, outputPath, opts, signal) => call("chromaKey", [inputPath, outputPath, opts], signal),
+    toAlphaPng: (inputPath, outputPath, opts, signal) => call("toAlphaPng", [inputPath, outputPath, opts], signal),
     async warm() {
       if (idle.length === 0) idle.push(await spawnChild());
     },

@@ -1,10 +1,16 @@
 import { basename, extname, join } from "node:path";
 import type { JobHandlers } from "@cutroom/worker-runtime";
 import { colorGrade } from "./color-grade.ts";
+import { generateVideo } from "./generate-video.ts";
+import { rigModel } from "./rig.ts";
+import { roto } from "./roto.ts";
 
-/** The video queue's job handlers: fetch the inputs, grade with ffmpeg, upload the result. */
+/** The video queue's job handlers: colour grading with ffmpeg; generation, roto and rigging with hosted models. */
 export function createVideoHandlers(): JobHandlers {
   return {
+    "video.generate": generateVideo,
+    "video.roto": roto,
+    "model.rig": rigModel,
     async "video.color-grade"(ctx) {
       const { file_id, lut_file_id, ...options } = ctx.input;
       const [video, lut] = await ctx.stage("fetch", () =>

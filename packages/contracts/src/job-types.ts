@@ -223,6 +223,93 @@ export function generatedImageSize(input: Pick<ImageGenerateInput, "aspect_ratio
 /** Credits per image per started megapixel, by quality. */
 const imageGenerateCredits: Record<ModelQuality, number> = { fast: 2, economical: 2, balanced: 5, high: 5, premium: 8 };
 
+/** The aspect ratio of AspectRatio nearest to a picture's (by log ratio): what an image-to-video run keeps by default. */
+export function nearestAspectRatio({ width, height }: { width: number; height: number }): AspectRatio {
+  const off = (r: AspectRatio) => Math.abs(Math.log(aspectSizes[r].width / aspectSizes[r].height / (width / height)));
+  return AspectRatio.options.reduce((best, r) => (off(r) < off(best) ? r : best));
+}
+
+/** Wan 2.1's frame sizes: 480p at fast, economical and balanced quality, 720p at high and premium. */
+export const videoFrameSizes = {
+  "480p": { "16:9": { width: 832, height: 480 }, "9:16": { width: 480, height: 832 }, "1:1": { width: 624, height: 624 }, "4:3": { width: 640, height: 480 }, "3:4": { width: 480, height: 640 } },
+  "720p": { "16:9": { width: 1280, height: 720 }, "9:16": { width: 720, height: 1280 }, "1:1": { width: 960, height: 960 }, "4:3": { width: 960, height: 720 }, "3:4": { width: 720, height: 960 } },
+} as const satisfies Record<string, Record<AspectRatio, { width: number; height: number }>>;
+export const videoResolution = (quality: ModelQuality): keyof typeof videoFrameSizes => (quality === "high" || quality === "premium" ? "720p" : "480p");
+
+export const VideoGenerateInput = z
+  .object({
+    prompt: z.string().trim().min(1).max(2000),
+    negative_prompt: z.string().trim().max(2000).optional().describe("what the video must not show"),
+    image_file_id: Uuid.optional().describe("an image to start from (image-to-video); the video keeps its aspect ratio unless aspect_ratio says otherwise"),
+    reference_file_ids: z.array(Uuid).min(1).max(4).optional().describe("images to keep a character or style like, for a family whose model takes them (wan does not)"),
+    duration_s: z.number().int().min(1).max(10).default(5).describe("seconds of video"),
+    aspect_ratio: AspectRatio.optional().describe("16:9 by default; with image_file_id, the image's nearest"),
+    seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+    quality: ModelQuality.default("fast").describe("fast, economical and balanced make 480p; high and premium 720p (image-to-video: 480p)"),
+    family: z.enum(["wan"]).default("wan"),
+    enhance_prompt: z.boolean().default(false).describe("run the prompt through the language model first (motion, camera, scene); the job records both prompts"),
+  })
+  .refine((v) => !(v.family === "wan" && v.reference_file_ids), {
+    message: "the wan family takes no reference images: give the picture to start from as image_file_id",
+    path: ["reference_file_ids"],
+  });
+export type VideoGenerateInput = z.output<typeof VideoGenerateInput>;
+
+/** The frame an input asks for: its aspect ratio (or the start image's nearest, or 16:9) at its quality's resolution. */
+export function generatedVideoFrame(input: Pick<VideoGenerateInput, "aspect_ratio" | "quality">, startImage?: { width: number; height: number }): { aspect_ratio: AspectRatio; width: number; height: number } {
+  const aspect = input.aspect_ratio ?? (startImage ? nearestAspectRatio(startImage) : "16:9");
+  return { aspect_ratio: aspect, ...videoFrameSizes[videoResolution(input.quality)][aspect] };
+}
+
+/** Credits per second of generated video, by quality (720p costs more than twice 480p at the provider). */
+const videoGenerateCredits: Record<ModelQuality, number> = { fast: 5, economical: 5, balanced: 5, high: 12, premium: 12 };
+
+export const ImageRemoveBackgroundInput = z.object({
+  file_id: Uuid,
+  method: z
+    .enum(["auto", "model", "chroma_key"])
+    .default("auto")
+    .describe("model: the background-removal model; chroma_key: the local green-screen key; auto: the key when the picture's border is mostly green, else the model"),
+  quality: ModelQuality.default("fast"),
+});
+export type ImageRemoveBackgroundInput = z.output<typeof ImageRemoveBackgroundInput>;
+
+/**
+ * Seed 000's roto presets: what SAM 2 is pointed at on the first frame (a click, as a share of the
+ * frame's width and height) and the object's label.
+ */
+export const rotoPresets = {
+  "Track Person": { label: "person", click: [0.5, 0.55] },
+  "Track Object": { label: "object", click: [0.5, 0.5] },
+  "Track Face": { label: "face", click: [0.5, 0.3] },
+  "Track Clothing": { label: "clothing", click: [0.5, 0.62] },
+} as const;
+export const RotoPreset = z.enum(Object.keys(rotoPresets) as [keyof typeof rotoPresets, ...(keyof typeof rotoPresets)[]]);
+
+export const VideoRotoInput = z.object({
+  file_id: Uuid,
+  frame_range: FrameRange.optional().describe("frames start-end (end exclusive) to track; the whole video when absent"),
+  description: z.string().trim().min(1).max(500).describe("what to track, in words (\"the person walking\")"),
+  preset: RotoPreset.default("Track Person"),
+  tightness: z.number().min(0).max(100).default(50).describe("50 keeps the mask's edge; above shrinks it (erode), below grows it (dilate)"),
+  smoothing: z.number().min(0).max(100).default(50).describe("feathers the edge and smooths it over neighbouring frames; 0 leaves the mask hard"),
+  output_format: z.enum(["video_alpha", "png_sequence"]).default("video_alpha").describe("a video with an alpha channel, or a zip of RGBA PNGs"),
+  alpha_codec: z.enum(["prores_4444", "vp9"]).default("prores_4444").describe("video_alpha only: ProRes 4444 in .mov, or VP9 with alpha in .webm"),
+  quality: ModelQuality.default("fast"),
+});
+export type VideoRotoInput = z.output<typeof VideoRotoInput>;
+
+export const RigType = z.enum(["Biped", "Quadruped", "Humanoid", "Custom"]);
+
+export const ModelRigInput = z.object({
+  file_id: Uuid.describe("an FBX (binary or ASCII) or OBJ model"),
+  rig_type: RigType.default("Biped"),
+  joint_size: z.number().min(0).max(100).default(50),
+  ik_fk: z.number().min(0).max(100).default(50).describe("0 is pure FK, 100 pure IK on the limbs"),
+  quality: ModelQuality.default("fast"),
+});
+export type ModelRigInput = z.output<typeof ModelRigInput>;
+
 /** The job type registry: name → queue, input schema, stages, cost model, presets. */
 export const jobTypes = {
   "image.resize": define({
@@ -300,6 +387,77 @@ export const jobTypes = {
       { jobType: "image.generate", quality: input.quality, variant: input.family },
       ...(input.enhance_prompt ? [{ jobType: "prompt.enhance", quality: "fast" }] : []),
     ],
+  }),
+  "video.generate": define({
+    queue: "video",
+    title: "Generate a video",
+    description: "Text-to-video, or image-to-video from a start image, with a hosted model (Wan 2.1) by quality; the prompt optionally enhanced by a language model first. The output is an H.264 mp4 of the asked length and aspect ratio.",
+    input: VideoGenerateInput,
+    stages: ["prepare", "generate", "encode", "upload"],
+    work: (input, media) => {
+      const start = input.image_file_id ? pictureOf(media, "image_file_id") : undefined;
+      const { width, height } = generatedVideoFrame(input, start);
+      return { input_pixels: start ? start.width * start.height : 0, output_pixels: width * height, media_seconds: 0, output_seconds: input.duration_s };
+    },
+    cost: {
+      estimate: (input) => input.duration_s * videoGenerateCredits[input.quality] + (input.enhance_prompt ? 1 : 0),
+      describe: "5 credits per second of video at fast, economical or balanced quality (480p), 12 at high or premium (720p); 1 more with enhance_prompt",
+    },
+    fileFields: ["image_file_id", "reference_file_ids"],
+    models: (input) => [
+      { jobType: "video.generate", quality: input.quality, variant: input.image_file_id ? "i2v" : input.family },
+      ...(input.enhance_prompt ? [{ jobType: "prompt.enhance", quality: "fast" }] : []),
+    ],
+  }),
+  "image.remove-background": define({
+    queue: "image",
+    title: "Remove the background",
+    description: "A PNG with alpha from any photo: the background-removal model, or a local chroma key for green-screen shots (method auto picks the key when the picture's border is mostly green).",
+    input: ImageRemoveBackgroundInput,
+    stages: ["fetch", "remove", "upload"],
+    work: (_input, media) => {
+      const { width, height } = pictureOf(media, "file_id");
+      return { input_pixels: width * height, output_pixels: width * height, media_seconds: 0, output_seconds: 0 };
+    },
+    cost: {
+      estimate: (input, work) => Math.max(1, Math.ceil(work.output_pixels / pixelsPerImageCredit)) * (input.method === "chroma_key" ? 1 : 3),
+      describe: "3 credits per started 2048×2048 (4.2 megapixels) of image with the model or auto, 1 with chroma_key",
+    },
+    fileFields: ["file_id"],
+    models: (input) => [{ jobType: "image.remove-background", quality: input.method === "chroma_key" ? "green-screen" : input.quality }],
+  }),
+  "video.roto": define({
+    queue: "video",
+    title: "Roto / track a subject",
+    description:
+      "SAM 2 tracks the described subject (pointed at by the preset) and gives its mask; Cutroom tightens or loosens it (erode/dilate), feathers it and smooths it over time, and writes the footage with the mask as alpha: a ProRes 4444 .mov or VP9 .webm, or a zip of RGBA PNGs.",
+    input: VideoRotoInput,
+    stages: ["fetch", "track", "matte", "upload"],
+    work: (input, media) => {
+      const frame = pictureOf(media, "file_id");
+      const duration = durationOf(media, "file_id", "a video");
+      const pixels = frame.width * frame.height;
+      return { input_pixels: pixels, output_pixels: pixels, media_seconds: duration, output_seconds: gradedSeconds(input.frame_range, media.file_id, duration) };
+    },
+    cost: {
+      estimate: (_input, work) => 2 * startedUnits(work.output_seconds, 1),
+      describe: "2 credits per started second of tracked video (the frame range when given)",
+    },
+    presets: rotoPresets,
+    fileFields: ["file_id"],
+    models: (input) => [{ jobType: "video.roto", quality: input.quality }],
+  }),
+  "model.rig": define({
+    queue: "video",
+    title: "Auto-rig a 3D model",
+    description: "A skeleton of the rig type fitted to an FBX or OBJ model, with joint size and IK/FK blend, by the rigging model of the catalog: a skinned GLB and the skeleton as JSON.",
+    input: ModelRigInput,
+    stages: ["fetch", "rig", "upload"],
+    // A 3D model has no picture or duration for the tier limits to bound; its size is bounded at upload.
+    work: () => ({ input_pixels: 0, output_pixels: 0, media_seconds: 0, output_seconds: 0 }),
+    cost: { estimate: () => 20, describe: "20 credits per model rigged" },
+    fileFields: ["file_id"],
+    models: (input) => [{ jobType: "model.rig", quality: input.quality }],
   }),
 } as const satisfies Record<string, JobTypeDefinition<any>>;
 

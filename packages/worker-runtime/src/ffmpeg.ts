@@ -93,6 +93,10 @@ export interface MediaStream {
   channels: number | null;
   /** A still picture such as an mp3's cover art, not moving video. */
   attached_pic: boolean;
+  /** The decoder's pixel format (yuv420p, yuva444p12le…), for video. */
+  pix_fmt: string | null;
+  /** The pictures carry an alpha channel: a pixel format with one, or VP9 in WebM flagged alpha_mode (its decoder shows yuv420p). */
+  alpha: boolean;
 }
 
 export interface ProbeResult {
@@ -106,6 +110,7 @@ const num = (v: unknown): number | null => {
   const n = Number(v);
   return v === undefined || v === null || v === "N/A" || !Number.isFinite(n) ? null : n;
 };
+const alphaFormat = /^(yuva|gbrap|ya\d|rgba|bgra|argb|abgr|rgba64|bgra64)/;
 const rate = (r: string | undefined): number | null => {
   const [a, b] = (r ?? "").split("/").map(Number);
   return a && b ? Math.round((a / b) * 1000) / 1000 : null;
@@ -141,6 +146,8 @@ export async function probe(source: string, opts: ProbeOptions = {}): Promise<Pr
       sample_rate: num(s.sample_rate),
       channels: num(s.channels),
       attached_pic: s.disposition?.attached_pic === 1,
+      pix_fmt: s.pix_fmt ?? null,
+      alpha: alphaFormat.test(s.pix_fmt ?? "") || s.tags?.alpha_mode === "1" || s.tags?.ALPHA_MODE === "1",
     }),
   );
   const format = String(data.format.format_name ?? "unknown");
@@ -166,6 +173,8 @@ interface FfprobeJson {
     channels?: number;
     duration?: string;
     disposition?: { attached_pic?: number };
+    pix_fmt?: string;
+    tags?: Record<string, string>;
   }>;
   format?: { format_name?: string; duration?: string };
 }

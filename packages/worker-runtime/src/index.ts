@@ -6,4 +6,5 @@ export { serveWorkerHealth } from "./health.ts";
 export { createReplicateProvider, outputUrls, ProviderError, type ModelProvider, type Prediction, type PredictionWakeups } from "./providers/replicate.ts";
 export { createJobModels, noModels, totalCostUsd, type JobModels, type ModelFile, type ModelRunRequest, type ModelRunResult, type ModelService, type ProviderRecord } from "./models.ts";
 export { createModelService } from "./model-service.ts";
+export { enhancePrompt, promptWordBudgets, type EnhancePromptRequest } from "./prompt-enhance.ts";
 export type { InputFile, JobContext, JobHandler, JobHandlers, JobOutput, ResultFile } from "./types.ts";
