@@ -8,7 +8,7 @@ import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod
 import { randomUUID } from "node:crypto";
 import { authPlugin, type TokenVerifier } from "./plugins/auth.ts";
 import { connectionsPlugin } from "./plugins/connections.ts";
-import { errorsPlugin } from "./plugins/errors.ts";
+import { clientErrorHandler, errorsPlugin, frameworkErrors } from "./plugins/errors.ts";
 import { jsonBodyPlugin } from "./plugins/json-body.ts";
 import { metricsPlugin } from "./plugins/metrics.ts";
 import { openapiPlugin } from "./plugins/openapi.ts";
@@ -70,6 +70,9 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     // whole request's, so the headers' (60 s) must not pass a short total. It checks every 30 s by default.
     http: { requestTimeout, headersTimeout: Math.min(60_000, requestTimeout || 60_000), connectionsCheckingInterval: Math.min(30_000, Math.max(250, (requestTimeout || 30_000) / 4)) },
     logController: new LogController({ requestIdLogLabel: "request_id" }),
+    // What Node's parser or the router refuses answers in the envelope too.
+    clientErrorHandler,
+    frameworkErrors,
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();

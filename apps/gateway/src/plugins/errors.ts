@@ -1,6 +1,8 @@
 import { AppError, type ErrorEnvelope } from "@cutroom/contracts";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
+import { randomUUID } from "node:crypto";
+import type { Socket } from "node:net";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 
 export function envelope(err: AppError, requestId: string): ErrorEnvelope {
@@ -72,3 +74,32 @@ export const errorsPlugin = fp(async (app: FastifyInstance) => {
     return sendError(reply, new AppError("INTERNAL", "internal error"));
   });
 });
+
+/**
+ * The router's own refusals (a path segment past 100 characters, a malformed %-escape) in the envelope,
+ * with the status Fastify gives them (Fastify's `frameworkErrors`).
+ */
+export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+  const message = err.code === "FST_ERR_MAX_PARAM_LENGTH" ? "a path segment is longer than 100 characters" : "the URL is malformed";
+  return reply.code(err.statusCode ?? 400).type("application/json").send(envelope(new AppError("BAD_REQUEST", message), req.id));
+}
+
+/**
+ * Requests Node's HTTP parser refuses before any route sees them (a request line and headers past
+ * 16 KB, a malformed head, a request that took too long) in the envelope, with Node's status
+ * (Fastify's `clientErrorHandler`). The connection then closes, as Node's own handler does.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, reason, message] =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "Request Header Fields Too Large", "the request line and headers are larger than 16 KB"]
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "Request Timeout", "the request took too long to arrive"]
+        : [400, "Bad Request", "the request is not valid HTTP"];
+  const body = JSON.stringify(envelope(new AppError("BAD_REQUEST", message), randomUUID()));
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
+}

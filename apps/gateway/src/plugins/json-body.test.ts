@@ -28,6 +28,15 @@ describe("JSON bodies", () => {
     expect(jsonProblem({ a: [{ "k\0": 1 }] })).toMatch(/NUL/);
   });
 
+  it("refuses a NUL character (%00) in the URL with 400, before any route sees it", async () => {
+    const app = await echoApp();
+    app.get("/items", async (req) => req.query);
+    const res = await app.inject({ method: "GET", url: "/items?type=%00" });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ code: "BAD_REQUEST", message: "the URL contains a NUL character (%00)" });
+    expect((await app.inject({ method: "GET", url: "/items?type=%2500" })).json()).toEqual({ type: "%00" });
+  });
+
   it("keeps accepting ordinary bodies, and still refuses prototype poisoning", async () => {
     const app = await echoApp();
     const ok = await app.inject({ method: "POST", url: "/echo", headers: { "content-type": "application/json" }, payload: JSON.stringify({ a: { b: [1, "é", null] } }) });

@@ -37,4 +37,8 @@ export const jsonBodyPlugin = fp(async (app: FastifyInstance) => {
       done(problem ? new AppError("BAD_REQUEST", problem) : null, value);
     });
   });
+  // The same for a NUL in the URL: a %00 in a query or path parameter would reach Postgres as one.
+  app.addHook("onRequest", async (req) => {
+    if (req.url.includes("%00")) throw new AppError("BAD_REQUEST", "the URL contains a NUL character (%00)");
+  });
 });

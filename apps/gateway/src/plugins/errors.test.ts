@@ -1,0 +1,52 @@
+import Fastify from "fastify";
+import { connect } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clientErrorHandler, errorsPlugin, frameworkErrors } from "./errors.ts";
+
+const app = Fastify({ clientErrorHandler, frameworkErrors });
+let port = 0;
+beforeAll(async () => {
+  await app.register(errorsPlugin);
+  app.get("/files/:id", async (req) => req.params);
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  port = (app.server.address() as { port: number }).port;
+});
+afterAll(() => app.close());
+
+/** Sends `head` as it is and resolves with the whole answer. */
+function raw(head: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(head));
+    let answer = "";
+    socket.on("data", (d) => {
+      answer += d.toString();
+    });
+    socket.on("close", () => {
+      const [top, body] = answer.split("\r\n\r\n");
+      resolve({ status: Number(top?.split(" ")[1]), body: JSON.parse(body ?? "null") });
+    });
+    socket.on("error", () => {});
+  });
+}
+
+const envelope = (code: string) => ({ error: { code, message: expect.any(String), request_id: expect.any(String) } });
+
+describe("errors refused before a route runs", () => {
+  it("answers a request line and headers past 16 KB with 431 in the envelope", async () => {
+    const res = await raw(`GET /files/1?q=${"x".repeat(20_000)} HTTP/1.1\r\nhost: x\r\n\r\n`);
+    expect(res).toEqual({ status: 431, body: envelope("BAD_REQUEST") });
+  });
+
+  it("answers a head that is not HTTP with 400 in the envelope", async () => {
+    expect(await raw("NOT HTTP AT ALL\r\n\r\n")).toEqual({ status: 400, body: envelope("BAD_REQUEST") });
+  });
+
+  it("answers a path parameter past 100 characters with 414, and a malformed %-escape with 400, in the envelope", async () => {
+    const long = await app.inject({ method: "GET", url: `/files/${"x".repeat(101)}` });
+    expect(long.statusCode).toBe(414);
+    expect(long.json()).toEqual(envelope("BAD_REQUEST"));
+    const malformed = await app.inject({ method: "GET", url: "/files/%zz" });
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.json()).toEqual(envelope("BAD_REQUEST"));
+  });
+});
