@@ -121,34 +121,4 @@ describe("the platform", () => {
       await ctx.stack.services.start("worker-audio");
     }
   });
-
-  it("never answers a malformed request with a 500: every documented operation, fed garbage, says 4xx in the envelope", { timeout: 120_000 }, async () => {
-    const user = await ctx.api.signUp();
-    const spec = (await ctx.api.request("GET", "/openapi.json")).body as { paths: Record<string, Record<string, unknown>> };
-    const garbage: Array<{ body?: string; type?: string }> = [
-      // (GET requests get the garbage in their path and query only: fetch sends no GET body.)
-      { body: "{not json", type: "application/json" },
-      { body: JSON.stringify({ unexpected: [1, { deep: null }], limit: "lots" }), type: "application/json" },
-      { body: JSON.stringify("just a string"), type: "application/json" },
-      { body: "a=1&b=2", type: "application/x-www-form-urlencoded" },
-      { body: "\u0000\u0001binary", type: "application/octet-stream" },
-      { body: "--x\r\nnot really multipart", type: "multipart/form-data; boundary=x" },
-      {},
-    ];
-    const ids = ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "%00", "' or 1=1 --"];
-    const failures: string[] = [];
-    for (const [template, ops] of Object.entries(spec.paths)) {
-      for (const method of Object.keys(ops)) {
-        for (const id of ids) {
-          const path = template.replace(/\{[^}]+\}/g, encodeURIComponent(id)) + "?limit=-5&offset=abc&status=nope";
-          for (const g of method === "get" ? [{}] : garbage) {
-            const res = await ctx.api.request(method.toUpperCase(), path, { token: user.token, body: g.body, headers: g.type ? { "content-type": g.type } : {} });
-            const enveloped = res.status < 400 || typeof res.body?.error?.code === "string";
-            if (res.status >= 500 || !enveloped) failures.push(`${method.toUpperCase()} ${path} [${g.type ?? "no body"}] → ${res.status} ${JSON.stringify(res.body).slice(0, 120)}`);
-          }
-        }
-      }
-    }
-    expect(failures).toEqual([]);
-  });
 });
