@@ -1,10 +1,12 @@
 // OWASP API10:2023 Unsafe Consumption of APIs. The APIs Cutroom consumes are its own workers' (over
-// NATS: claims, results, job events) and the model provider's (Replicate, behind the provider seam of
-// packages/worker-runtime, tested against a local server speaking its protocol). A worker is the
-// likeliest to be compromised: it runs ffmpeg and sharp on users' bytes. What it sends is parsed
-// before anything acts on it, and malformed messages neither crash a service, nor reach a client,
-// nor spoil the job they name.
-import { randomUUID } from "node:crypto";
+// NATS: claims, results, job events) and the model provider's (Replicate or its emulator: predictions
+// and their webhooks). A worker is the likeliest to be compromised: it runs ffmpeg and sharp on users'
+// bytes. What it sends is parsed before anything acts on it, and malformed messages neither crash a
+// service, nor reach a client, nor spoil the job they name. A webhook is believed only when signed,
+// and even then only as "look again": its body is never acted on.
+import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { createServer } from "node:http";
+import { expectEnvelope } from "@cutroom/e2e/client";
 import { makePng } from "@cutroom/e2e/media";
 import { useStack } from "@cutroom/e2e/stack";
 import { eventsOf, expectGapFree, watchJob } from "@cutroom/e2e/watch";
@@ -12,7 +14,12 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { deadApps } from "./services.ts";
 
-const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-image", "gateway"] });
+// The model emulator stands for the provider; with it, the gateway takes the provider's signed webhooks, with a secret the test knows.
+const WEBHOOK_SECRET = `whsec_${randomBytes(24).toString("base64")}`;
+const ctx = useStack({
+  apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-image", "model-emulator", "gateway"],
+  env: { REPLICATE_WEBHOOK_SECRET: WEBHOOK_SECRET, MODEL_EMULATOR_WEBHOOK_SECRET: WEBHOOK_SECRET },
+});
 
 const opened: NatsConnection[] = [];
 afterEach(async () => {
@@ -110,5 +117,61 @@ describe("API10 unsafe consumption of APIs: what a worker sends", () => {
       if (deadApps(ctx.stack).includes("worker-image")) await ctx.stack.services.start("worker-image");
     }
     expect(deadApps(ctx.stack)).toEqual([]);
+  });
+});
+
+/** A webhook as Replicate sends it (Standard Webhooks): `v1,<base64 HMAC-SHA256 of id.timestamp.body>`. */
+function signedWebhook(body: string, opts: { secret?: string; timestamp?: number } = {}) {
+  const id = `msg_${randomUUID()}`;
+  const timestamp = String(opts.timestamp ?? Math.floor(Date.now() / 1000));
+  const key = Buffer.from((opts.secret ?? WEBHOOK_SECRET).replace(/^whsec_/, ""), "base64");
+  const signature = createHmac("sha256", key).update(`${id}.${timestamp}.${body}`).digest("base64");
+  return { "content-type": "application/json", "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": `v1,${signature}` };
+}
+
+describe("API10 unsafe consumption of APIs: what the model provider sends", () => {
+  const webhook = (body: string, headers: Record<string, string>) => ctx.api.request("POST", "/api/v1/webhooks/replicate", { body, headers });
+
+  it("believes a webhook only when signed with the secret and recent: unsigned, forged, re-signed or stale ones are 401", async () => {
+    const body = JSON.stringify({ id: "abc123", status: "succeeded", output: ["https://example.com/out.png"] });
+    expectEnvelope(await webhook(body, { "content-type": "application/json" }), 401, "UNAUTHORIZED");
+    expectEnvelope(await webhook(body, signedWebhook(body, { secret: `whsec_${randomBytes(24).toString("base64")}` })), 401, "UNAUTHORIZED");
+    // A captured webhook with another body under its signature.
+    expectEnvelope(await webhook(body.replace("abc123", "abc124"), signedWebhook(body)), 401, "UNAUTHORIZED");
+    expectEnvelope(await webhook(body, signedWebhook(body, { timestamp: Math.floor(Date.now() / 1000) - 10 * 60 })), 401, "UNAUTHORIZED");
+    expect((await webhook(body, signedWebhook(body))).status).toBe(200);
+  });
+
+  it("relays nothing of a signed webhook but a well-formed prediction id: no NATS wildcard, and its URLs are never fetched", async () => {
+    const hits: string[] = [];
+    const internal = createServer((req, res) => {
+      hits.push(`${req.method} ${req.url}`);
+      res.end();
+    });
+    await new Promise<void>((r) => internal.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(internal.address() as { port: number }).port}`;
+    try {
+      const nc = await connect({ ...ctx.stack.natsOptions(), maxReconnectAttempts: 0 });
+      opened.push(nc);
+      const relayed: string[] = [];
+      const sub = nc.subscribe("models.webhook.>", {
+        callback: (_err, m) => {
+          relayed.push(m.subject);
+        },
+      });
+      for (const id of ["*", ">", "abc.>", "abc def", "../x", "a".repeat(65), 42]) {
+        const body = JSON.stringify({ id, status: "succeeded", output: [`${url}/latest/meta-data`] });
+        expectEnvelope(await webhook(body, signedWebhook(body)), 400, "BAD_REQUEST");
+      }
+      const body = JSON.stringify({ id: "p0a1b2c3", status: "succeeded", output: [`${url}/latest/meta-data`], urls: { get: `${url}/v1/predictions/p0a1b2c3` } });
+      expect((await webhook(body, signedWebhook(body))).status).toBe(200);
+      await nc.flush();
+      await new Promise((r) => setTimeout(r, 500));
+      sub.unsubscribe();
+      expect(relayed).toEqual(["models.webhook.p0a1b2c3"]);
+      expect(hits).toEqual([]);
+    } finally {
+      internal.close();
+    }
   });
 });
