@@ -53,7 +53,7 @@ describe("POST /webhooks/replicate", () => {
 
   it("relays a signed prediction update to the worker waiting on it", async () => {
     const heard: unknown[] = [];
-    const sub = nc.subscribe(subjects.modelWebhook("ufnhr7h3n9rj40cmw3ktnpgjkr"), { callback: (_e, m) => heard.push(m.json()) });
+    const sub = nc.subscribe(subjects.modelWebhook("ufnhr7h3n9rj40cmw3ktnpgjkr"), { callback: (_e, m) => void heard.push(m.json()) });
     const body = JSON.stringify({ id: "ufnhr7h3n9rj40cmw3ktnpgjkr", status: "processing", logs: "40%|" });
     const res = await app.inject({ method: "POST", url: "/webhooks/replicate", headers: sign(body), payload: body });
     expect(res.statusCode).toBe(200);
@@ -65,7 +65,7 @@ describe("POST /webhooks/replicate", () => {
 
   it("refuses an unsigned, forged or stale webhook with 401, and relays nothing", async () => {
     const heard: unknown[] = [];
-    const sub = nc.subscribe(subjects.modelWebhook("*"), { callback: (_e, m) => heard.push(m.json()) });
+    const sub = nc.subscribe(subjects.modelWebhook("*"), { callback: (_e, m) => void heard.push(m.json()) });
     const body = JSON.stringify({ id: "abc123", status: "succeeded" });
     const cases = [
       { "content-type": "application/json" },
