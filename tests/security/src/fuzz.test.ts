@@ -62,7 +62,9 @@ function oddValues(): unknown[] {
     42, -1, 0, 1.5, 2 ** 53 + 1, 1e308, -1e308, true, false, null, [], [1, "a", null], {}, { nested: { deeper: [{}] } },
     "", " ", "0", "-1", "true", "null", "NaN", "Infinity", "1e309", "00000000-0000-0000-0000-000000000000",
     "\u0000", "a\u0000b", "\ud800", "\udfff\ud800", "\u202egnp.exe", "\ufeff\u200b\u2028\u2029\u0085", "👩‍👩‍👧‍👦".repeat(64), "Ω≈ç√∫˜µ≤≥÷",
-    "' or 1=1 --", "<script>alert(1)</script>", "../../../../etc/passwd", "%00%2e%2e%2f", "${jndi:ldap://127.0.0.1/x}", "{{7*7}}", "__proto__",
+    "' or 1=1 --", "<script>alert(1)</script>", "../../../../etc/passwd", "%00%2e%2e%2f", "{{7*7}}", "__proto__",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a lookup a vulnerable logger would expand, meant literally
+    "${jndi:ldap://127.0.0.1/x}",
     "x".repeat(10_000), rng.unicode(1 + rng.int(64)), rng.unicode(1 + rng.int(512)),
   ];
 }
