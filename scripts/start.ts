@@ -42,7 +42,7 @@ const modelEnv = modelStackEnv({
   replicateToken: env.REPLICATE_API_TOKEN,
   emulatorUrl,
   // Replicate reaches the gateway only at an address set on purpose; the emulator runs beside it.
-  webhookBaseUrl: env.REPLICATE_API_TOKEN ? (env.CUTROOM_PUBLIC_URL ? publicUrl : undefined) : `http://127.0.0.1:${ports.PORT}`,
+  webhookBaseUrl: env.REPLICATE_API_TOKEN && !env.CUTROOM_PUBLIC_URL ? undefined : publicUrl,
   webhookSecret: env.REPLICATE_API_TOKEN ? env.REPLICATE_WEBHOOK_SECRET : webhookSecret(data),
 });
 
