@@ -1,6 +1,8 @@
+import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { expectEnvelope } from "./client.ts";
 import { useStack } from "./stack.ts";
+import { eventsOf, watchJob } from "./watch.ts";
 
 // A stack with no token and no emulator: only local engines could run, so hosted models are refused up front.
 const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-image", "gateway"] });
@@ -15,6 +17,20 @@ describe("a stack without any model provider", () => {
     expectEnvelope(await ctx.api.post("/jobs/estimate", body, u.token), 503, "PROVIDER_UNAVAILABLE");
     expect((await ctx.api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 100, reserved: 0 });
     expect((await ctx.api.get("/jobs", u.token)).body.total).toBe(0);
+  });
+
+  it("still removes a green screen with the local chroma key, while the background-removal model is 503", async () => {
+    const u = await ctx.api.signUp();
+    const png = await sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="200" height="150"><rect width="100%" height="100%" fill="#2db446"/><circle cx="100" cy="75" r="30" fill="#c83c2a"/></svg>`)).png().toBuffer();
+    const file = (await ctx.api.upload(u.token, "studio.png", "image/png", png)).body.file.id;
+    expectEnvelope(await ctx.api.post("/jobs", { type: "image.remove-background", input: { file_id: file, method: "model" } }, u.token), 503, "PROVIDER_UNAVAILABLE");
+    const job = await ctx.api.post("/jobs", { type: "image.remove-background", input: { file_id: file, method: "chroma_key" } }, u.token);
+    expect(job.status, JSON.stringify(job.body)).toBe(202);
+    const watched = await watchJob(ctx.stack.url, u.token, job.body.id, { since: 0, timeoutMs: 60_000 });
+    expect(eventsOf(watched).at(-1)).toMatchObject({ type: "result", status: "succeeded" });
+    const final = (await ctx.api.get(`/jobs/${job.body.id}`, u.token)).body;
+    expect(final.result).toMatchObject({ method: "chroma_key", provider: { name: "local", model: "chroma-key" } });
+    expect(final.credits).toMatchObject({ amount: 1, state: "captured" });
   });
 
   it("says so on /health and in GET /job-types", async () => {
