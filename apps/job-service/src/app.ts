@@ -81,67 +81,85 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
     await events.publish(jobId, event).catch((err) => log.warn({ err, job_id: jobId }, "could not publish a job event"));
   };
 
+  const createJob = async ({ body, idempotency_key }: Parameters<RpcHandlers<"job">["create"]>[0], ctx: RpcContext) => {
+    const caller = requireCaller(ctx);
+    const { type, input } = parseInput(body.type, body.input);
+    const hash = requestHash(body);
+    if (idempotency_key) {
+      const earlier = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key);
+      if (earlier) return replay(earlier, hash);
+    }
+    requireProvider(body.type, type, input);
+    const work = await sizeWork(rpc, type, input, caller, ctx);
+
+    const id = randomUUID();
+    const credits = type.cost.estimate(input, work);
+    const callCtx = { requestId: ctx.requestId, caller };
+    // The per-minute slot is taken last: a 422 or an idempotent replay costs none.
+    const rate = await rpc.call("billing", "rate", { user_id: caller.user_id, tier: caller.tier, bucket: "jobs.create" }, callCtx);
+    if (!rate.allowed) {
+      throw new AppError("RATE_LIMITED", `the ${caller.tier} tier allows ${rate.limit} new jobs per minute`, { limit: rate.limit, remaining: 0, reset: rate.reset });
+    }
+    await rpc.call("billing", "reserve", { user_id: caller.user_id, job_id: id, amount: credits }, callCtx);
+    let row: JobRow | null;
+    try {
+      row = await insertJob(db, {
+        id,
+        userId: caller.user_id,
+        projectId: body.project_id ?? null,
+        type: body.type,
+        queue: type.queue,
+        status: "queued",
+        stages: type.stages.map((name) => ({ name, status: "pending" })),
+        input,
+        credits,
+        creditState: "reserved",
+        idempotencyKey: idempotency_key ?? null,
+        requestHash: idempotency_key ? hash : null,
+        tier: caller.tier,
+      });
+    } catch (err) {
+      await rpc.call("billing", "release", { job_id: id }, callCtx).catch((e) => ctx.log.error({ err: e, job_id: id }, "could not release an orphan reservation"));
+      throw err;
+    }
+    if (!row) {
+      // Another request with the same key won the insert: give back what this one reserved.
+      // A failed release must not turn a valid replay into an error; the orphan is logged.
+      await rpc.call("billing", "release", { job_id: id }, callCtx).catch((e) => ctx.log.error({ err: e, job_id: id }, "could not release an orphan reservation"));
+      const winner = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key!);
+      if (!winner) throw new Error(`job insert conflicted but no job holds key ${idempotency_key}`);
+      return replay(winner, hash);
+    }
+
+    await publishEvent(id, { type: "status", status: "queued" });
+    try {
+      await dispatchJob(js, db, row);
+    } catch (err) {
+      // The job stays queued with dispatched_at null; the reconciler dispatches it.
+      ctx.log.warn({ err, job_id: id }, "could not dispatch the job; the reconciler will");
+    }
+    return { job: toJob(row), created: true, rate };
+  };
+
+  /** Runs `run` once every earlier call with the same key has settled. */
+  const pending = new Map<string, Promise<unknown>>();
+  const oneAtATime = <T>(key: string, run: () => Promise<T>): Promise<T> => {
+    const next = (pending.get(key) ?? Promise.resolve()).catch(() => {}).then(run);
+    pending.set(key, next);
+    void next.finally(() => pending.get(key) === next && pending.delete(key)).catch(() => {});
+    return next;
+  };
+
   return {
     health: async () => runChecks("job", { database: () => db.execute(sql`select 1`), nats: () => nc.rtt() }),
 
-    create: async ({ body, idempotency_key }, ctx) => {
+    create: async (request, ctx) => {
       const caller = requireCaller(ctx);
-      const { type, input } = parseInput(body.type, body.input);
-      const hash = requestHash(body);
-      if (idempotency_key) {
-        const earlier = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key);
-        if (earlier) return replay(earlier, hash);
-      }
-      requireProvider(body.type, type, input);
-      const work = await sizeWork(rpc, type, input, caller, ctx);
-
-      const id = randomUUID();
-      const credits = type.cost.estimate(input, work);
-      const callCtx = { requestId: ctx.requestId, caller };
-      // The per-minute slot is taken last: a 422 or an idempotent replay costs none.
-      const rate = await rpc.call("billing", "rate", { user_id: caller.user_id, tier: caller.tier, bucket: "jobs.create" }, callCtx);
-      if (!rate.allowed) {
-        throw new AppError("RATE_LIMITED", `the ${caller.tier} tier allows ${rate.limit} new jobs per minute`, { limit: rate.limit, remaining: 0, reset: rate.reset });
-      }
-      await rpc.call("billing", "reserve", { user_id: caller.user_id, job_id: id, amount: credits }, callCtx);
-      let row: JobRow | null;
-      try {
-        row = await insertJob(db, {
-          id,
-          userId: caller.user_id,
-          projectId: body.project_id ?? null,
-          type: body.type,
-          queue: type.queue,
-          status: "queued",
-          stages: type.stages.map((name) => ({ name, status: "pending" })),
-          input,
-          credits,
-          creditState: "reserved",
-          idempotencyKey: idempotency_key ?? null,
-          requestHash: idempotency_key ? hash : null,
-          tier: caller.tier,
-        });
-      } catch (err) {
-        await rpc.call("billing", "release", { job_id: id }, callCtx).catch((e) => ctx.log.error({ err: e, job_id: id }, "could not release an orphan reservation"));
-        throw err;
-      }
-      if (!row) {
-        // Another request with the same key won the insert: give back what this one reserved.
-        // A failed release must not turn a valid replay into an error; the orphan is logged.
-        await rpc.call("billing", "release", { job_id: id }, callCtx).catch((e) => ctx.log.error({ err: e, job_id: id }, "could not release an orphan reservation"));
-        const winner = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key!);
-        if (!winner) throw new Error(`job insert conflicted but no job holds key ${idempotency_key}`);
-        return replay(winner, hash);
-      }
-
-      await publishEvent(id, { type: "status", status: "queued" });
-      try {
-        await dispatchJob(js, db, row);
-      } catch (err) {
-        // The job stays queued with dispatched_at null; the reconciler dispatches it.
-        ctx.log.warn({ err, job_id: id }, "could not dispatch the job; the reconciler will");
-      }
-      return { job: toJob(row), created: true, rate };
+      const { idempotency_key } = request;
+      // A retry racing its original waits for it, then replays it: run together, each took a rate slot
+      // and reserved credits of its own, and could be refused (402, 429) for them. (Per process; across
+      // replicas the insert's unique key still makes one job.)
+      return idempotency_key ? oneAtATime(`${caller.user_id}:${idempotency_key}`, () => createJob(request, ctx)) : createJob(request, ctx);
     },
 
     get: async ({ job_id }, ctx) => {

@@ -62,6 +62,18 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
     expect((await stack.client.call("job", "list", { limit: 20, offset: 0 }, { caller: user })).total).toBe(1);
   });
 
+  it("answers every racing request with the same key with its one job, even when the credits cover only one", async () => {
+    const user = await stack.newUser(1);
+    const file_id = await stack.addFile(user);
+    const key = `key-${randomUUID()}`;
+    const replies = await Promise.allSettled(Array.from({ length: 5 }, () => create(user, { type: "image.resize", input: { file_id, width: 320 } }, key)));
+    expect(replies.map((r) => (r.status === "fulfilled" ? "job" : (r.reason as { code?: string }).code))).toEqual(Array(5).fill("job"));
+    const jobs = replies.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof create>>>).value);
+    expect(new Set(jobs.map((r) => r.job.id)).size).toBe(1);
+    expect(jobs.filter((r) => r.created)).toHaveLength(1);
+    expect(await stack.balance(user)).toMatchObject({ credits: 0, reserved: 1 });
+  });
+
   it("answers 409 IDEMPOTENCY_CONFLICT when a key is reused with a different body", async () => {
     const user = await stack.newUser(100);
     const file_id = await stack.addFile(user);
