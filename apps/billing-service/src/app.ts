@@ -1,4 +1,4 @@
-import { AppError, creditPackages, tierLimits, toPage } from "@cutroom/contracts";
+import { AppError, creditPackages, rateBuckets, tierLimits, toPage } from "@cutroom/contracts";
 import type { Db } from "@cutroom/db";
 import { runChecks, type RpcHandlers } from "@cutroom/runtime";
 import { sqlTag as sql } from "@cutroom/db";
@@ -45,8 +45,9 @@ export function createBillingHandlers({ db, testPurchases = false }: BillingDeps
     release: async ({ job_id }) => settle(db, job_id, "release"),
 
     rate: async ({ user_id, tier, bucket }) => {
-      if (bucket !== "jobs.create") throw new AppError("INVALID_INPUT", `unknown rate bucket ${bucket}`);
-      return consumeRate(db, { key: user_id, bucket, limit: tierLimits[tier].jobsPerMinute });
+      const limitOf = Object.hasOwn(rateBuckets, bucket) ? rateBuckets[bucket as keyof typeof rateBuckets] : undefined;
+      if (!limitOf) throw new AppError("INVALID_INPUT", `unknown rate bucket ${bucket}`);
+      return consumeRate(db, { key: user_id, bucket, limit: limitOf(tierLimits[tier]) });
     },
 
     throttle: async ({ bucket, key, limit, window_seconds, cost }) =>

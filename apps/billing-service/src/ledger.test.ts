@@ -83,6 +83,19 @@ describe("billing over NATS on a real Postgres", () => {
     expect(decisions[10]!.reset).toBeGreaterThan(Date.now() / 1000);
   });
 
+  it("counts prompt enhancements in a bucket of their own, 30 a minute on free, apart from job creations", async () => {
+    const user = randomUUID();
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 200));
+    const enhance = () => billing.call("billing", "rate", { user_id: user, tier: "free", bucket: "prompts.enhance" });
+    const decisions = await Promise.all(Array.from({ length: 30 }, enhance));
+    expect(decisions.every((d) => d.allowed && d.limit === 30)).toBe(true);
+    expect(await enhance()).toMatchObject({ allowed: false, limit: 30, remaining: 0 });
+    expect(await billing.call("billing", "rate", { user_id: user, tier: "free", bucket: "jobs.create" })).toMatchObject({ allowed: true, limit: 10 });
+    expect(await billing.call("billing", "rate", { user_id: user, tier: "pro", bucket: "prompts.enhance" })).toMatchObject({ limit: 120 });
+    await expect(billing.call("billing", "rate", { user_id: user, tier: "free", bucket: "toString" })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+  });
+
   it("refuses test purchases unless they are turned on, and then adds the package's credits", async () => {
     const user = await newAccount(100);
     const buy = () => billing.call("billing", "purchase", { user_id: user, package: "credits_100", payment_method: "test" });

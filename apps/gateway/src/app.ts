@@ -19,6 +19,7 @@ import { billingRoutes } from "./routes/billing.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { jobRoutes } from "./routes/jobs.ts";
+import { promptRoutes } from "./routes/prompts.ts";
 import { storageProxy } from "./routes/storage-proxy.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
@@ -48,6 +49,8 @@ export interface GatewayDeps {
   maxConnectionsPerUser?: number;
   /** The models catalog, who serves hosted models, and the webhook key; absent: the default catalog, no provider. */
   models?: GatewayModels;
+  /** How long POST /prompts/enhance waits for the language model (PROMPT_ENHANCE_TIMEOUT_MS). */
+  promptEnhanceTimeoutMs?: number;
 }
 
 /** Response headers a browser client may read: request ids, rate limits, idempotent replays. */
@@ -105,6 +108,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
       await api.register(authRoutes, deps);
       await api.register(fileRoutes, deps);
       await api.register(jobRoutes, deps);
+      await api.register(promptRoutes, deps);
       await api.register(billingRoutes, deps);
       await api.register(adminRoutes, deps);
       await api.register(webhookRoutes, { nc: deps.nc, webhookSecret: deps.models?.webhookSecret });

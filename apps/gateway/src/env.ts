@@ -41,6 +41,8 @@ export const Env = BaseEnv.extend({
   REPLICATE_WEBHOOK_SECRET: z.string().min(1).optional(),
   /** The operator's models catalog, the file the workers read: GET /job-types lists its levels and prices. */
   MODEL_CATALOG_FILE: z.string().min(1).optional(),
+  /** How long POST /api/v1/prompts/enhance waits for the language model, in ms (then 502 PROVIDER_ERROR; the worker cancels the prediction). */
+  PROMPT_ENHANCE_TIMEOUT_MS: z.coerce.number().int().min(2000).max(600_000).default(60_000),
 });
 export type Env = z.output<typeof Env>;
 export const readEnv = () => loadEnv(Env);

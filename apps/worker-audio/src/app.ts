@@ -1,10 +1,11 @@
 import { basename, extname, join } from "node:path";
 import type { JobHandlers } from "@cutroom/worker-runtime";
 import { cleanupAudio } from "./audio-cleanup.ts";
+import { textToSpeech } from "./tts.ts";
 
 const contentTypes = { wav: "audio/wav", mp3: "audio/mpeg", m4a: "audio/mp4" } as const;
 
-/** The audio queue's job handlers: fetch the input, clean it with ffmpeg, upload the result. */
+/** The audio queue's job handlers: audio.cleanup (fetch, clean with ffmpeg, upload) and audio.tts (speak, encode, upload). */
 export function createAudioHandlers(): JobHandlers {
   return {
     async "audio.cleanup"(ctx) {
@@ -20,5 +21,6 @@ export function createAudioHandlers(): JobHandlers {
       const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, name, contentTypes[options.format]));
       return { files: [file], ...cleaned };
     },
+    "audio.tts": textToSpeech,
   };
 }

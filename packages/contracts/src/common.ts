@@ -12,9 +12,9 @@ export type Role = z.infer<typeof Role>;
 
 /** Limits per tier, as in seed 004. Sign-up credits are a setting of auth-service (SIGNUP_CREDITS). */
 export const tierLimits: Record<Tier, TierLimits> = {
-  free: { jobsPerMinute: 10, concurrentJobs: 1, maxFileBytes: 500 * 1024 ** 2, maxInputPixels: 8192 ** 2, maxOutputPixels: 4096 ** 2, maxMediaSeconds: 10 * 60 },
-  pro: { jobsPerMinute: 60, concurrentJobs: 3, maxFileBytes: 2 * 1024 ** 3, maxInputPixels: 16384 ** 2, maxOutputPixels: 8192 ** 2, maxMediaSeconds: 60 * 60 },
-  enterprise: { jobsPerMinute: 300, concurrentJobs: 10, maxFileBytes: 5 * 1024 ** 3, maxInputPixels: 16384 ** 2, maxOutputPixels: 16384 ** 2, maxMediaSeconds: 4 * 60 * 60 },
+  free: { jobsPerMinute: 10, promptEnhancementsPerMinute: 30, concurrentJobs: 1, maxFileBytes: 500 * 1024 ** 2, maxInputPixels: 8192 ** 2, maxOutputPixels: 4096 ** 2, maxMediaSeconds: 10 * 60 },
+  pro: { jobsPerMinute: 60, promptEnhancementsPerMinute: 120, concurrentJobs: 3, maxFileBytes: 2 * 1024 ** 3, maxInputPixels: 16384 ** 2, maxOutputPixels: 8192 ** 2, maxMediaSeconds: 60 * 60 },
+  enterprise: { jobsPerMinute: 300, promptEnhancementsPerMinute: 600, concurrentJobs: 10, maxFileBytes: 5 * 1024 ** 3, maxInputPixels: 16384 ** 2, maxOutputPixels: 16384 ** 2, maxMediaSeconds: 4 * 60 * 60 },
 };
 
 /**
@@ -23,6 +23,8 @@ export const tierLimits: Record<Tier, TierLimits> = {
  */
 export interface TierLimits {
   jobsPerMinute: number;
+  /** POST /prompts/enhance calls a minute (seed 001: 30 on free). */
+  promptEnhancementsPerMinute: number;
   concurrentJobs: number;
   maxFileBytes: number;
   /** The largest picture a job may decode: an input image, or one frame of an input video. */
@@ -32,6 +34,13 @@ export interface TierLimits {
   /** The longest video or audio input a job may read. */
   maxMediaSeconds: number;
 }
+
+/** Per-minute windows billing counts (billing.rate), each with its limit per tier. */
+export const rateBuckets = {
+  "jobs.create": (l: TierLimits) => l.jobsPerMinute,
+  "prompts.enhance": (l: TierLimits) => l.promptEnhancementsPerMinute,
+} as const;
+export type RateBucket = keyof typeof rateBuckets;
 
 export const Pagination = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),

@@ -119,5 +119,6 @@ describe("audio work and credits", () => {
 });
 
 it("says each type's price rule", () => {
-  for (const t of Object.values(jobTypes)) expect(t.cost.describe).toMatch(/credits? per started/);
+  // Per started unit of work (minutes, megapixels, tokens), or per item for the flat-priced (a model rigged, a screenplay).
+  for (const t of Object.values(jobTypes)) expect(t.cost.describe).toMatch(/\d credits? per /);
 });

@@ -214,6 +214,75 @@ export const ImageGenerateInput = z
   .refine((v) => !(v.family === "wan" && v.reference_file_ids), { message: "the wan family takes no reference images", path: ["reference_file_ids"] });
 export type ImageGenerateInput = z.output<typeof ImageGenerateInput>;
 
+/** Credits per unit of a text job by quality: fast, economical and balanced run the catalog's small language model, high and premium its large one. */
+const textCredits: Record<ModelQuality, number> = { fast: 1, economical: 1, balanced: 1, high: 3, premium: 3 };
+/** Tokens a text is, roughly, for pricing before any tokenizer runs: about 4 characters a token in English. */
+const roughTokens = (...texts: (string | undefined)[]) => Math.ceil(texts.reduce((n, t) => n + (t?.length ?? 0), 0) / 4);
+const noMediaWork = (): JobWork => ({ input_pixels: 0, output_pixels: 0, media_seconds: 0, output_seconds: 0 });
+
+export const TextGenerateInput = z.object({
+  prompt: z.string().trim().min(1).max(20_000),
+  system_prompt: z.string().trim().max(8000).optional().describe("how the model should answer: its role, tone, format"),
+  max_tokens: z.number().int().min(1).max(4096).default(512).describe("the longest answer, in tokens (a token is about ¾ of an English word)"),
+  temperature: z.number().min(0).max(2).default(0.7).describe("0 answers most predictably; higher varies more"),
+  quality: ModelQuality.default("fast").describe("fast, economical and balanced: the catalog's small language model; high and premium: its large one"),
+  save_as_file: z.boolean().default(false).describe("also store the answer as a .txt output file"),
+});
+export type TextGenerateInput = z.output<typeof TextGenerateInput>;
+
+/** Seed 002's music-video scene prompts: a concept in, a numbered scene list out. */
+export const TextScenesInput = z.object({
+  concept_prompt: z.string().trim().min(1).max(2000).describe('the idea of the whole video ("Robot exploring Austin, Texas")'),
+  num_scenes: z.number().int().min(1).max(20).default(4),
+  scene_duration: z.number().min(1).max(30).default(8).describe("seconds each scene should last; video models make clips of 5 to 10 s"),
+  style: z.string().trim().max(300).optional().describe('a look every scene keeps ("neon noir, rain")'),
+  quality: ModelQuality.default("fast"),
+});
+export type TextScenesInput = z.output<typeof TextScenesInput>;
+
+/** A scene of text.scenes' result. */
+export const GeneratedScene = z.object({
+  sequence: z.number().int().positive(),
+  prompt: z.string().trim().min(1).max(2000),
+  duration: z.number().positive().max(60),
+});
+export type GeneratedScene = z.infer<typeof GeneratedScene>;
+
+export const TextScriptAnalysisInput = z.object({
+  file_id: Uuid.describe("a screenplay: Fountain (.fountain) or plain text, UTF-8"),
+  notes: z
+    .boolean()
+    .default(true)
+    .describe("add a language model's notes (structure, pacing, characters) when a model provider serves; the breakdown itself runs locally and never needs one"),
+  quality: ModelQuality.default("fast").describe("of the notes: fast, economical and balanced use the small language model, high and premium the large one"),
+});
+export type TextScriptAnalysisInput = z.output<typeof TextScriptAnalysisInput>;
+
+/**
+ * A speaking voice, named as Kokoro names them, which the local engine (espeak-ng) maps onto its own:
+ * the language (a American and b British English, e Spanish, f French, h Hindi, i Italian, j Japanese,
+ * p Brazilian Portuguese, z Mandarin), f or m, then a name.
+ */
+export const TtsVoice = z
+  .string()
+  .regex(/^[abefhijpz][fm]_[a-z]+$/, "a voice such as af_bella, am_adam, bf_emma or bm_george: language letter, f or m, _name")
+  .describe("Kokoro's voice names (af_bella, am_adam, bf_emma, bm_george, ff_siwis…); the local engine keeps the language and the gender");
+
+export const AudioTtsInput = z.object({
+  text: z.string().trim().min(1).max(5000),
+  voice: TtsVoice.default("af_bella"),
+  speed: z.number().min(0.5).max(2).default(1).describe("1 is normal; 2 is twice as fast"),
+  format: z.enum(["wav", "mp3"]).default("wav"),
+  quality: ModelQuality.default("fast").describe("fast, economical and balanced speak with the local engine (espeak-ng); high and premium with the provider's voices (Kokoro)"),
+});
+export type AudioTtsInput = z.output<typeof AudioTtsInput>;
+
+/** Seconds `text` takes to say at `speed`: 150 words a minute, a word counted for every 6 characters at least (scripts without spaces). */
+export function speechSeconds(text: string, speed: number): number {
+  const words = Math.max(text.trim().split(/\s+/).filter(Boolean).length, Math.ceil(text.trim().length / 6));
+  return (words * 0.4) / speed;
+}
+
 /** The size of each image an image.generate input asks for (the worker asks the model for this very size). */
 export function generatedImageSize(input: Pick<ImageGenerateInput, "aspect_ratio" | "width" | "height">): { width: number; height: number } {
   if (input.width !== undefined && input.height !== undefined) return { width: input.width, height: input.height };
@@ -364,6 +433,66 @@ export const jobTypes = {
     cost: { estimate: (_input, work) => startedUnits(work.media_seconds, 5 * 60) * 5, describe: "5 credits per started 5 minutes of audio" },
     presets: audioCleanupPresets,
     fileFields: ["file_id"],
+  }),
+  "text.generate": define({
+    queue: "image",
+    title: "Generate text",
+    description: "A language model's completion of the prompt, with an optional system prompt, max_tokens and temperature; the text is in the result, and optionally a .txt output file.",
+    input: TextGenerateInput,
+    stages: ["generate", "upload"],
+    work: noMediaWork,
+    cost: {
+      estimate: (input) => Math.max(1, Math.ceil((roughTokens(input.prompt, input.system_prompt) + input.max_tokens) / 2000)) * textCredits[input.quality],
+      describe:
+        "1 credit per started 2,000 tokens (the prompts at about 4 characters a token, plus max_tokens) at fast, economical or balanced quality, 3 at high or premium",
+    },
+    fileFields: [],
+    models: (input) => [{ jobType: "text.generate", quality: input.quality }],
+  }),
+  "text.scenes": define({
+    queue: "image",
+    title: "Scene prompts for a music video",
+    description:
+      "A language model splits a concept into num_scenes scene prompts for a video model, each with its sequence number and duration (seed 002's MV scenes); the answer is checked, and asked again once when it is not the JSON wanted.",
+    input: TextScenesInput,
+    stages: ["generate"],
+    work: noMediaWork,
+    cost: {
+      estimate: (input) => Math.ceil(input.num_scenes / 5) * textCredits[input.quality],
+      describe: "1 credit per started 5 scenes at fast, economical or balanced quality, 3 at high or premium",
+    },
+    fileFields: [],
+    models: (input) => [{ jobType: "text.scenes", quality: input.quality }],
+  }),
+  "text.script-analysis": define({
+    queue: "image",
+    title: "Screenplay breakdown",
+    description:
+      "A Fountain or plain-text screenplay broken down locally and exactly: scenes (INT/EXT, location, time of day, length in eighths of a page), characters with their speeches and words, locations, page count at 55 lines a page and a runtime at a page a minute; plus a language model's notes when a model provider serves.",
+    input: TextScriptAnalysisInput,
+    stages: ["fetch", "breakdown", "notes"],
+    work: noMediaWork,
+    cost: {
+      estimate: (input) => (!input.notes ? 1 : input.quality === "high" || input.quality === "premium" ? 5 : 2),
+      describe: "2 credits per screenplay, notes included (5 at high or premium quality, whose notes come from the large model); 1 with notes: false",
+    },
+    fileFields: ["file_id"],
+    // Only the local breakdown is required: the notes are added when a provider serves, so the type runs without one.
+    models: () => [{ jobType: "text.script-analysis", quality: "breakdown" }],
+  }),
+  "audio.tts": define({
+    queue: "audio",
+    title: "Text to speech",
+    description: "Speech from text (up to 5,000 characters) in a voice, at a speed, as wav or mp3: the local engine (espeak-ng) by default, the provider's voices (Kokoro) at high or premium quality.",
+    input: AudioTtsInput,
+    stages: ["speak", "encode", "upload"],
+    work: (input) => ({ input_pixels: 0, output_pixels: 0, media_seconds: 0, output_seconds: speechSeconds(input.text, input.speed) }),
+    cost: {
+      estimate: (input, work) => startedUnits(work.output_seconds, 60) * (input.quality === "high" || input.quality === "premium" ? 3 : 1),
+      describe: "1 credit per started minute of speech (150 words a minute at speed 1) with the local engine, 3 with the provider's voices (high or premium quality)",
+    },
+    fileFields: [],
+    models: (input) => [{ jobType: "audio.tts", quality: input.quality }],
   }),
   "image.generate": define({
     queue: "image",

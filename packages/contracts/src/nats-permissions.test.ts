@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { natsPermissions, natsUserNames, type NatsUserName } from "./nats-permissions.ts";
+import { natsPermissions, natsUserNames, workerServices, type NatsUserName } from "./nats-permissions.ts";
 import { rpc } from "./rpc.ts";
 import { subjects } from "./subjects.ts";
 
@@ -62,9 +62,10 @@ describe("NATS permissions", () => {
   });
 
   it("serves each service's subjects only from that service", () => {
-    for (const service of Object.keys(rpc)) {
-      const servers = natsUserNames.filter((a) => maySubscribe(a, subjects.rpc(service, "health")));
-      expect(servers, service).toEqual([`${service}-service`]);
+    const servedByWorker = Object.fromEntries(Object.entries(workerServices).map(([w, s]) => [s, w]));
+    for (const [service, methods] of Object.entries(rpc)) {
+      const servers = natsUserNames.filter((a) => maySubscribe(a, subjects.rpc(service, Object.keys(methods)[0]!)));
+      expect(servers, service).toEqual([servedByWorker[service] ?? `${service}-service`]);
     }
     expect(natsUserNames.filter((a) => maySubscribe(a, "svc.worker-video.health"))).toEqual(["worker-video"]);
   });
@@ -86,6 +87,15 @@ describe("NATS permissions", () => {
     const subject = subjects.modelWebhook("ufnhr7h3n9rj40cmw3ktnpgjkr");
     expect(whoPublishes(subject)).toEqual(["gateway"]);
     expect(natsUserNames.filter((a) => maySubscribe(a, subject))).toEqual(["worker-image", "worker-video", "worker-audio"]);
+  });
+
+  it("lets only the gateway ask for a prompt enhancement, and only worker-image (which holds the provider token) answer it", () => {
+    expect(whoPublishes("svc.models.enhancePrompt")).toEqual(["gateway"]);
+    expect(natsUserNames.filter((a) => maySubscribe(a, "svc.models.enhancePrompt"))).toEqual(["worker-image"]);
+    expect(natsPermissions["worker-image"].allowResponses).toBe(true);
+    // The gateway counts the enhancement bucket itself; still no grants, captures or releases.
+    expect(mayPublish("gateway", "svc.billing.rate")).toBe(true);
+    for (const denied of ["svc.billing.grant", "svc.billing.reserve", "svc.billing.capture", "svc.billing.release"]) expect(mayPublish("gateway", denied), denied).toBe(false);
   });
 
   it("has a caller for every RPC method", () => {

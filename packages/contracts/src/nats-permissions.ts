@@ -46,8 +46,12 @@ function user(app: NatsUserName, p: { publish?: string[]; subscribe?: string[]; 
   };
 }
 
+/** RPC services a worker answers besides its health: worker-image holds the text models, so it answers synchronous model calls. */
+export const workerServices: Partial<Record<WorkerName, RpcService>> = { "worker-image": "models" };
+
 function worker(name: WorkerName): NatsPermissions {
   const consumer = consumers.worker(workerQueues[name]);
+  const service = workerServices[name];
   return user(name, {
     publish: [
       ...calls("job", ["claim", "finish"]),
@@ -66,7 +70,7 @@ function worker(name: WorkerName): NatsPermissions {
       `$JS.ACK.${streams.jobs.name}.${consumer}.>`,
     ],
     // Webhooks of the predictions it waits on, relayed by the gateway: each only wakes its poll.
-    subscribe: [subjects.jobCancel("*"), subjects.modelWebhook("*"), subjects.rpc(name, "health")],
+    subscribe: [subjects.jobCancel("*"), subjects.modelWebhook("*"), subjects.rpc(name, "health"), ...(service ? [serves(service)] : [])],
     answersAs: name,
   });
 }
@@ -77,10 +81,12 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
     publish: [
       ...calls("auth", ["health", "register", "login", "refresh", "logout", "me", "jwks", "listUsers", "updateUser", "grantCredits", "stats"]),
       // Not billing.grant: admins' grants go through auth.grantCredits, which reads the caller's role from its database.
-      ...calls("billing", ["health", "balance", "ledger", "purchase"]),
+      // rate: the prompt enhancement bucket, counted before the gateway asks a worker for it.
+      ...calls("billing", ["health", "balance", "ledger", "purchase", "rate"]),
       ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats"]),
       ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats"]),
       ...Object.keys(workerQueues).map((w) => subjects.rpc(w, "health")),
+      ...calls("models", ["enhancePrompt"]),
       // Relays a model provider's webhook (signature checked) to the worker waiting on the prediction.
       subjects.modelWebhook("*"),
       // Replays a job's stored events: reads JOB_EVENTS through short-lived ordered consumers.

@@ -5,6 +5,7 @@ import { Caller, Pagination, Tier, Uuid, page } from "./common.ts";
 import { ContentType, CreateUploadBody, DownloadUrl, FileObject, Filename, ListFilesQuery, UploadTicket } from "./files.ts";
 import { ServiceHealth } from "./health.ts";
 import { CancelReply, ClaimReply, CreateJobBody, FinishBody, FinishReply, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
+import { EnhancedPrompt, EnhancePromptRequest } from "./prompts.ts";
 
 const method = <Req extends z.ZodType, Res extends z.ZodType>(req: Req, res: Res) => ({ req, res });
 const Empty = z.object({});
@@ -91,6 +92,10 @@ export const rpc = {
       Empty,
       z.object({ active_jobs: z.number().int(), completed_jobs_today: z.number().int(), average_processing_time_minutes: z.number().nullable() }),
     ),
+  },
+  // Synchronous model calls, answered by the worker that holds the provider token (worker-image), not by a service of its own.
+  models: {
+    enhancePrompt: method(EnhancePromptRequest, EnhancedPrompt),
   },
 } as const;
 

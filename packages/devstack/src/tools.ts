@@ -14,28 +14,30 @@ export function findPgBin(): string | undefined {
   return versions[0] ? `${root}/${versions[0]}/bin` : undefined;
 }
 
-type Tool = "nats-server" | "ffmpeg" | "postgresql";
+// espeak-ng: the local speech engine of audio.tts (and of the model emulator's Kokoro stand-in).
+type Tool = "nats-server" | "ffmpeg" | "postgresql" | "espeak-ng";
 
 /**
- * Makes sure nats-server, ffmpeg/ffprobe and Postgres are present, installing the missing
+ * Makes sure nats-server, ffmpeg/ffprobe, espeak-ng and Postgres are present, installing the missing
  * ones from Debian's packages when we are root; otherwise fails saying what to install.
  */
 export function ensureTools(log: (line: string) => void = console.log): { pgBin: string } {
-  installMissing(["nats-server", "ffmpeg", "postgresql"], log);
+  installMissing(["nats-server", "ffmpeg", "espeak-ng", "postgresql"], log);
   const pgBin = findPgBin();
   if (!pgBin) throw new Error("Postgres server binaries not found; set PG_BIN to the folder holding `postgres` and `initdb`");
   return { pgBin };
 }
 
-/** The tools the tests use beside their servers (each test file's own nats-server, ffmpeg): Postgres comes from a container. */
+/** The tools the tests use beside their servers (each test file's own nats-server, ffmpeg, espeak-ng): Postgres comes from a container. */
 export function ensureToolsBesideContainers(log: (line: string) => void = console.log): void {
-  installMissing(["nats-server", "ffmpeg"], log);
+  installMissing(["nats-server", "ffmpeg", "espeak-ng"], log);
 }
 
 function installMissing(tools: Tool[], log: (line: string) => void) {
   const present: Record<Tool, () => boolean> = {
     "nats-server": () => has("nats-server"),
     ffmpeg: () => has("ffmpeg") && has("ffprobe"),
+    "espeak-ng": () => has("espeak-ng"),
     postgresql: () => findPgBin() !== undefined,
   };
   const missing = tools.filter((t) => !present[t]());

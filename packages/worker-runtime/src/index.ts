@@ -1,4 +1,4 @@
-export { runWorker } from "./run-worker.ts";
+export { runWorker, type RunWorkerOptions } from "./run-worker.ts";
 export { startWorker, assertHandlers, type Worker, type WorkerConfig, type WorkerOptions } from "./worker.ts";
 export { JobFailure, RetryableFailure, checkLimits, isJobFailure } from "./job-failure.ts";
 export { WorkerEnv, readWorkerEnv } from "./env.ts";
@@ -6,5 +6,5 @@ export { serveWorkerHealth } from "./health.ts";
 export { createReplicateProvider, outputUrls, ProviderError, type ModelProvider, type Prediction, type PredictionWakeups } from "./providers/replicate.ts";
 export { createJobModels, noModels, totalCostUsd, type JobModels, type ModelFile, type ModelRunRequest, type ModelRunResult, type ModelService, type ProviderRecord } from "./models.ts";
 export { createModelService } from "./model-service.ts";
-export { enhancePrompt, promptWordBudgets, type EnhancePromptRequest } from "./prompt-enhance.ts";
+export { cleanEnhancedPrompt, enhancePrompt, enhancePromptDetailed, promptStrategy, promptWordBudgets, type EnhancePromptRequest, type PromptEnhancement } from "./prompt-enhance.ts";
 export type { InputFile, JobContext, JobHandler, JobHandlers, JobOutput, ResultFile } from "./types.ts";

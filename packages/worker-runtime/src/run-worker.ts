@@ -1,14 +1,20 @@
-import { connectNats, createLogger, waitForStreams, announceReady, onShutdown } from "@cutroom/runtime";
+import { connectNats, createLogger, waitForStreams, announceReady, onShutdown, type Logger, type NatsConnection } from "@cutroom/runtime";
 import { readWorkerEnv } from "./env.ts";
 import { serveWorkerHealth } from "./health.ts";
 import { createModelService } from "./model-service.ts";
+import type { ModelService } from "./models.ts";
 import { assertHandlers, startWorker, type WorkerOptions } from "./worker.ts";
 
 // Running jobs get this long to finish on SIGTERM before they are handed back to the queue.
 const SHUTDOWN_GRACE_MS = 10_000;
 
+export interface RunWorkerOptions extends WorkerOptions {
+  /** Requests the worker answers besides its jobs (worker-image: synchronous model calls), with its connection and models. */
+  serve?: (deps: { nc: NatsConnection; models: ModelService; log: Logger }) => { drain: () => Promise<void> };
+}
+
 /** A worker process from start to stop: what each worker's src/server.ts calls. */
-export async function runWorker(opts: WorkerOptions): Promise<void> {
+export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   assertHandlers(opts.queue, opts.handlers);
   const env = readWorkerEnv();
   const log = createLogger(opts.name, env.LOG_LEVEL);
@@ -27,7 +33,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     models,
   });
   const health = serveWorkerHealth(nc, opts.name, opts.queue, worker, log);
+  const served = opts.serve?.({ nc, models, log });
 
-  onShutdown(log, [() => worker.stop({ graceMs: SHUTDOWN_GRACE_MS }), health.drain, () => nc.drain()], SHUTDOWN_GRACE_MS + 5000);
+  onShutdown(log, [async () => served?.drain(), () => worker.stop({ graceMs: SHUTDOWN_GRACE_MS }), health.drain, () => nc.drain()], SHUTDOWN_GRACE_MS + 5000);
   await announceReady(log, nc, { queue: opts.queue, concurrency: env.WORKER_CONCURRENCY });
 }

@@ -33,6 +33,30 @@ describe("a stack without any model provider", () => {
     expect(final.credits).toMatchObject({ amount: 1, state: "captured" });
   });
 
+  it("still breaks a screenplay down (a local engine), without notes, while text generation is refused", async () => {
+    const u = await ctx.api.signUp();
+    const script = "INT. DINER - NIGHT\n\nMAE\nMore coffee?\n\nEXT. LOT - DAY\n\nJOE\nNo.\n";
+    const file = (await ctx.api.upload(u.token, "diner.fountain", "text/plain", new TextEncoder().encode(script))).body.file.id;
+    const job = await ctx.api.post("/jobs", { type: "text.script-analysis", input: { file_id: file } }, u.token);
+    expect(job.status, JSON.stringify(job.body)).toBe(202);
+    const watched = await watchJob(ctx.stack.url, u.token, job.body.id, { since: 0, timeoutMs: 60_000 });
+    expect(eventsOf(watched).at(-1)).toMatchObject({ type: "result", status: "succeeded" });
+    const final = (await ctx.api.get(`/jobs/${job.body.id}`, u.token)).body;
+    expect(final.result).toMatchObject({ notes: null, notes_status: "no_provider", provider: { name: "local", model: "fountain" } });
+    expect(final.result.breakdown.scenes.map((s: { heading: string }) => s.heading)).toEqual(["INT. DINER - NIGHT", "EXT. LOT - DAY"]);
+    expect(final.result.breakdown.characters.map((c: { name: string }) => c.name)).toEqual(["JOE", "MAE"]);
+    expectEnvelope(await ctx.api.post("/jobs", { type: "text.generate", input: { prompt: "hello" } }, u.token), 503, "PROVIDER_UNAVAILABLE");
+  });
+
+  it("answers POST /prompts/enhance with 503 PROVIDER_UNAVAILABLE, taking no slot of the rate bucket", async () => {
+    const u = await ctx.api.signUp();
+    for (let i = 0; i < 31; i++) {
+      const refused = await ctx.api.post("/prompts/enhance", { prompt: "a lighthouse" }, u.token);
+      expectEnvelope(refused, 503, "PROVIDER_UNAVAILABLE");
+      expect(refused.body.error.details).toMatchObject({ provider: "none" });
+    }
+  });
+
   it("says so on /health and in GET /job-types", async () => {
     const health = await ctx.api.request("GET", "/health");
     expect(health.body.checks.models).toEqual({ status: "unknown", provider: "none" });

@@ -17,7 +17,8 @@ const errorDescriptions = {
   415: "The content type is not accepted, or the bytes are not of the declared type",
   422: "The input failed validation; details.fields lists each problem",
   429: "Rate limit reached; retry after the Retry-After header's seconds",
-  503: "A service behind the gateway is unavailable",
+  502: "The model provider failed or did not answer in time (PROVIDER_ERROR)",
+  503: "A service behind the gateway is unavailable, or no model provider serves (PROVIDER_UNAVAILABLE)",
 } as const;
 export type ErrorStatus = keyof typeof errorDescriptions;
 

@@ -107,7 +107,7 @@ export async function jobRoutes(base: FastifyInstance, { rpc, models = noGateway
   );
 }
 
-function setRateHeaders(reply: FastifyReply, rate: { limit: number; remaining: number; reset: number }) {
+export function setRateHeaders(reply: FastifyReply, rate: { limit: number; remaining: number; reset: number }) {
   reply.header("x-ratelimit-limit", rate.limit);
   reply.header("x-ratelimit-remaining", rate.remaining);
   reply.header("x-ratelimit-reset", rate.reset);
