@@ -1,4 +1,4 @@
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readdir } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -107,11 +107,12 @@ export async function sequenceFrames(dir: string): Promise<string[]> {
     .map((n) => join(dir, n));
 }
 
-/** Stores `files` in a zip at `zipPath` under their own names; PNGs are compressed already, so they are stored as they are. */
+/** Stores `files` in a zip at `zipPath`, in order, under their own names; PNGs are compressed already, so they are stored as they are. */
 export async function zipFiles(files: readonly string[], zipPath: string, folder: string): Promise<void> {
   const zip = archiver("zip", { store: true });
   const done = pipeline(zip, createWriteStream(zipPath));
-  for (const file of files) zip.file(file, { name: `${folder}/${basename(file)}` });
+  // append, not file(): file() stats several files at once and adds each as its stat returns, out of order.
+  for (const file of files) zip.append(createReadStream(file), { name: `${folder}/${basename(file)}` });
   await zip.finalize();
   await done;
 }
