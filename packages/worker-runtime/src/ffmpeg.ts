@@ -298,3 +298,81 @@ export async function measureFrame(path: string, atSec = 0, signal?: AbortSignal
   const stat = (key: string) => Number(new RegExp(`lavfi\\.signalstats\\.${key}=(-?[\\d.]+)`).exec(stderr)?.[1] ?? Number.NaN);
   return { yavg: stat("YAVG"), uavg: stat("UAVG"), vavg: stat("VAVG"), satavg: stat("SATAVG") };
 }
+
+/**
+ * Runs ffmpeg with a ready argument list (no "ffmpeg" in front): for commands a worker also hands
+ * to the benchmark, so the very same command can be run by hand. Resolves with its log (stderr).
+ */
+export function runFfmpegArgs(args: readonly string[], opts: RunOptions = {}): Promise<{ stderr: string }> {
+  const { signal, onProgress, durationSec } = opts;
+  if (signal?.aborted) return Promise.reject(abortError());
+  const log: string[] = [];
+  let reported = 0;
+  let pending = "";
+  const onLine = (line: string) => {
+    if (!progressLine.test(line)) {
+      log.push(line);
+      if (log.length > LOG_LINES_KEPT) log.shift();
+      return;
+    }
+    const t = /time=(-?\d+):(\d+):(\d+(?:\.\d+)?)/.exec(line);
+    if (t && durationSec && durationSec > 0) {
+      const seconds = Number(t[1]) * 3600 + Number(t[2]) * 60 + Number(t[3]);
+      const p = Math.round(Math.min(100, Math.max(0, (seconds / durationSec) * 100)) * 10) / 10;
+      if (p > reported) onProgress?.((reported = p));
+    }
+  };
+  return new Promise((resolve, reject) => {
+    const child = spawn("ffmpeg", ["-hide_banner", "-nostdin", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    const kill = () => child.kill("SIGKILL");
+    signal?.addEventListener("abort", kill, { once: true });
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => {
+      const lines = (pending + chunk).split(/\r\n|\r|\n/);
+      pending = lines.pop() ?? "";
+      lines.forEach(onLine);
+    });
+    let failed: Error | undefined;
+    child.once("error", (err) => (failed = err));
+    child.once("close", (code) => {
+      signal?.removeEventListener("abort", kill);
+      if (pending) onLine(pending);
+      if (signal?.aborted) return reject(abortError());
+      if (failed || code !== 0) {
+        const tail = log.slice(-12).join("\n");
+        return reject(new FfmpegError(`ffmpeg failed: ${failed?.message ?? `exit ${code}`}\n${tail}`, log.join("\n")));
+      }
+      if (100 > reported) onProgress?.(100);
+      resolve({ stderr: log.join("\n") });
+    });
+  });
+}
+
+export interface LoudnormMeasurement {
+  input_i: number;
+  input_tp: number;
+  input_lra: number;
+  input_thresh: number;
+  target_offset: number;
+}
+
+/** loudnorm's print_format=json block, the last JSON object with input_i in ffmpeg's log. */
+export function parseLoudnorm(stderr: string): LoudnormMeasurement {
+  const json = /\{[^{}]*"input_i"[^{}]*\}/.exec(stderr)?.[0];
+  if (!json) throw new Error("loudnorm printed no measurement");
+  const raw = JSON.parse(json) as Record<string, string>;
+  const n = (k: string) => (raw[k] === "-inf" ? -Infinity : Number(raw[k]));
+  return { input_i: n("input_i"), input_tp: n("input_tp"), input_lra: n("input_lra"), input_thresh: n("input_thresh"), target_offset: n("target_offset") };
+}
+
+/**
+ * loudnorm's second pass: one linear gain to `targetLufs` from the first pass's measurement, so
+ * quiet gaps are not pumped up; nothing when the first pass heard only silence.
+ */
+export function loudnormFilter(targetLufs: number, measured: LoudnormMeasurement | undefined): string | undefined {
+  if (!measured || !Number.isFinite(measured.input_i) || measured.input_i <= -70) return undefined;
+  return (
+    `loudnorm=I=${targetLufs}:TP=-1.5:LRA=11:measured_I=${measured.input_i}:measured_TP=${measured.input_tp}:measured_LRA=${measured.input_lra}` +
+    `:measured_thresh=${measured.input_thresh}:offset=${measured.target_offset}:linear=true`
+  );
+}
