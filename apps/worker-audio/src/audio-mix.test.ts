@@ -1,0 +1,58 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AudioMixInput, jobLimits } from "@cutroom/contracts";
+import { measureAudio, probe, runFfmpeg } from "@cutroom/worker-runtime/ffmpeg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mixAudio, mixFfmpegArgs, mixGraph, type MixPlan } from "./audio-mix.ts";
+
+const id = () => crypto.randomUUID();
+
+describe("audio.mix filter graph", () => {
+  const plan: MixPlan = {
+    options: AudioMixInput.parse({ tracks: [{ file_id: id() }, { file_id: id(), start: 1.5, volume: 0.5 }], format: "mp3" }),
+    tracks: [
+      { path: "/a.wav", start: 0, volume: 1, seconds: 2 },
+      { path: "/b.wav", start: 1.5, volume: 0.5, seconds: 2 },
+    ],
+    durationSec: 3.5,
+  };
+
+  it("delays each track to its start at its volume and sums them as they are", () => {
+    expect(mixGraph(plan, "loudnorm=X").split(";")).toEqual([
+      "[0:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,volume=1[t0]",
+      "[1:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,volume=0.5,adelay=1500:all=1[t1]",
+      "[t0][t1]amix=inputs=2:duration=longest:normalize=0,loudnorm=X,aresample=48000,aformat=channel_layouts=stereo[mix]",
+    ]);
+  });
+
+  it("encodes in the asked format", () => {
+    expect(mixFfmpegArgs(plan, "/out.mp3").slice(-7)).toEqual(["-c:a", "libmp3lame", "-b:a", "192k", "-f", "mp3", "/out.mp3"]);
+  });
+});
+
+describe("audio.mix with ffmpeg", () => {
+  let dir: string;
+  let quiet: string;
+  let loud: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "cutroom-mix-"));
+    quiet = join(dir, "quiet.wav");
+    loud = join(dir, "loud.mp3");
+    await runFfmpeg((cmd) => cmd.input("sine=frequency=300:sample_rate=44100:duration=2").inputFormat("lavfi").audioFilters(["volume=0.05"]).output(quiet));
+    await runFfmpeg((cmd) => cmd.input("sine=frequency=800:sample_rate=48000:duration=2").inputFormat("lavfi").output(loud));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it("lasts until the latest end on the timeline, at -16 LUFS", async () => {
+    const outputPath = join(dir, "mix.m4a");
+    const options = AudioMixInput.parse({ tracks: [{ file_id: id() }, { file_id: id(), start: 2.5, volume: 0.7 }], format: "m4a" });
+    const result = await mixAudio({ options, paths: [quiet, loud], outputPath, limits: jobLimits("free") });
+
+    expect(result.duration).toBeGreaterThan(4.45);
+    expect(result.duration).toBeLessThan(4.6);
+    expect((await probe(outputPath)).streams[0]).toMatchObject({ type: "audio", codec: "aac", sample_rate: 48000, channels: 2 });
+    expect(Math.abs((await measureAudio(outputPath)).loudnessLufs - -16)).toBeLessThan(1);
+    expect(result.loudness_lufs).not.toBeNull();
+  });
+});
