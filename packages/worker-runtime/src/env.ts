@@ -25,6 +25,11 @@ export const WorkerEnv = BaseEnv.extend({
   MODEL_WEBHOOK_URL: z.url().optional(),
   /** How often a running prediction is polled when no webhook wakes the worker, in ms. */
   MODEL_POLL_INTERVAL_MS: z.coerce.number().int().min(100).default(1000),
+  /** Hosts model outputs may be downloaded from besides the provider API's own (comma-separated; `*.domain` for subdomains): Replicate serves them from replicate.delivery. */
+  MODEL_OUTPUT_HOSTS: z
+    .string()
+    .default("replicate.delivery,*.replicate.delivery")
+    .transform((v) => v.split(",").map((h) => h.trim()).filter(Boolean)),
   /** Largest model output file accepted from a provider, in bytes. */
   MODEL_OUTPUT_MAX_BYTES: z.coerce.number().int().positive().default(1024 * 1024 * 1024),
 });

@@ -24,7 +24,10 @@ export function createModelService(env: WorkerEnv, nc: NatsConnection, log: Logg
         ? createReplicateProvider({ ...common, token: EMULATOR_TOKEN, baseUrl: `${env.MODEL_EMULATOR_URL!.replace(/\/+$/, "")}/v1`, name: "emulator", synthetic: true, fileEncoding: "data-uri" })
         : undefined;
   log.info({ provider, webhooks: Boolean(wakeups), catalog_file: env.MODEL_CATALOG_FILE ?? null }, "models: provider chosen");
-  return { catalog, provider, client, maxOutputBytes: env.MODEL_OUTPUT_MAX_BYTES };
+  // Outputs come from the API's own host (the emulator serves its files) or the provider's delivery hosts.
+  const apiUrl = provider === "emulator" ? env.MODEL_EMULATOR_URL! : env.REPLICATE_BASE_URL;
+  const outputHosts = [new URL(apiUrl).host, ...env.MODEL_OUTPUT_HOSTS];
+  return { catalog, provider, client, maxOutputBytes: env.MODEL_OUTPUT_MAX_BYTES, outputHosts };
 }
 
 /** Webhooks reach the gateway, which relays each on `models.webhook.<prediction id>`; a message only wakes the poll. */

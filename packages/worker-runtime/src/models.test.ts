@@ -33,6 +33,10 @@ function replicateStandIn() {
       res.end(JSON.stringify(body));
     };
     const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    if (url === "/redirect") {
+      res.writeHead(302, { location: `http://127.0.0.2:${(server.address() as { port: number }).port}/files/secret.png` });
+      return res.end();
+    }
     if (url.startsWith("/files/")) {
       const bytes = url.endsWith(".png") ? PNG : Buffer.from("not an image");
       res.writeHead(200, { "content-type": url.endsWith(".png") ? "image/png" : "application/octet-stream", "content-length": bytes.length });
@@ -69,6 +73,9 @@ function replicateStandIn() {
       if (prompt.includes("[text]")) return reply({ id: p.id, status: "succeeded", output: ["A ", "red ", "fox"], metrics: { predict_time: 0.4, input_token_count: 100, output_token_count: 3 } });
       const n = Number(p.input.num_outputs ?? 1);
       const ext = prompt.includes("[garbage]") ? "bin" : "png";
+      // An output at an internal address the provider does not serve from, directly or by a redirect.
+      if (prompt.includes("[elsewhere]")) return reply({ id: p.id, status: "succeeded", output: [`http://127.0.0.2:${(server.address() as { port: number }).port}/files/secret.png`], metrics: { predict_time: 1 } });
+      if (prompt.includes("[redirect]")) return reply({ id: p.id, status: "succeeded", output: [`${base}/redirect`], metrics: { predict_time: 1 } });
       return reply({ id: p.id, status: "succeeded", output: Array.from({ length: n }, (_, i) => `${base}/files/${p.id}/out-${i}.${ext}`), metrics: { predict_time: 2 } });
     }
     reply({ detail: "not found" }, 404);
@@ -95,7 +102,7 @@ afterEach(() => rm(tmpDir, { recursive: true, force: true }));
 
 function service(synthetic = true): ModelService {
   const client = createReplicateProvider({ token: "t", baseUrl, pollIntervalMs: 10, name: synthetic ? "emulator" : "replicate", synthetic, fileEncoding: "data-uri" });
-  return { catalog: defaultCatalog(), provider: synthetic ? "emulator" : "replicate", client, maxOutputBytes: 1_000_000 };
+  return { catalog: defaultCatalog(), provider: synthetic ? "emulator" : "replicate", client, maxOutputBytes: 1_000_000, outputHosts: [new URL(baseUrl).host] };
 }
 
 function jobModels(svc: ModelService, signal = new AbortController().signal) {
@@ -190,5 +197,16 @@ describe("ctx.models", () => {
       .catch((e) => e);
     expect([...standIn.predictions.values()].at(-1)!.input.image).toBe(`data:image/png;base64,${PNG.toString("base64")}`);
     expect(err).toMatchObject({ code: "PROVIDER_ERROR", message: expect.stringContaining("larger than 10 bytes") });
+  });
+
+  it("never fetches an output the provider names at another host, nor follows a redirect there", async () => {
+    const fetched = (await import("node:fs/promises")).readdir;
+    for (const marker of ["[elsewhere]", "[redirect]"]) {
+      const { models, uploads } = jobModels(service());
+      const err = await models.run({ jobType: "image.generate", quality: "high", input: { prompt: `a fox ${marker}` } }).catch((e) => e);
+      expect(err).toMatchObject({ code: "PROVIDER_ERROR", message: "a model output is not at a host the provider serves outputs from" });
+      expect(uploads).toEqual([]);
+    }
+    expect(await fetched(tmpDir)).toEqual([]);
   });
 });

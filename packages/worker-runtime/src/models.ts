@@ -87,7 +87,23 @@ export interface ModelService {
   client?: ModelProvider;
   /** Largest output file accepted from a provider, in bytes. */
   maxOutputBytes: number;
+  /**
+   * Hosts the provider serves outputs from (`host[:port]`, or `*.domain`): a prediction's output URL
+   * elsewhere (an internal address, say) is never fetched, so a provider cannot make the worker a proxy.
+   */
+  outputHosts: readonly string[];
 }
+
+/** Whether `url` may be fetched as a model output: data: URLs, or http(s) on one of `hosts`. */
+export function isAllowedOutputUrl(url: string, hosts: readonly string[]): boolean {
+  if (url.startsWith("data:")) return true;
+  if (!URL.canParse(url)) return false;
+  const u = new URL(url);
+  if (u.protocol !== "https:" && u.protocol !== "http:") return false;
+  return hosts.some((h) => (h.startsWith("*.") ? u.hostname.endsWith(h.slice(1)) : u.host === h || (!h.includes(":") && u.hostname === h && !u.port)));
+}
+
+const MAX_OUTPUT_REDIRECTS = 3;
 
 export interface JobModelsDeps {
   service: ModelService;
@@ -156,11 +172,26 @@ export function createJobModels(deps: JobModelsDeps): JobModels {
     }
   };
 
+  /** Follows redirects by hand, so that every hop is checked against the provider's output hosts. */
+  const fetchOutput = async (url: string): Promise<Response> => {
+    for (let hop = 0; ; hop++) {
+      if (!isAllowedOutputUrl(url, service.outputHosts)) {
+        throw new JobFailure("PROVIDER_ERROR", "a model output is not at a host the provider serves outputs from");
+      }
+      const res = await fetch(url, { signal, redirect: "manual" }).catch((err) => {
+        if (signal.aborted) throw err;
+        throw new RetryableFailure("PROVIDER_ERROR", "could not download a model output from the provider", { cause: err });
+      });
+      const location = res.headers.get("location");
+      if (res.status < 300 || res.status >= 400 || !location) return res;
+      await res.body?.cancel();
+      if (hop >= MAX_OUTPUT_REDIRECTS) throw new JobFailure("PROVIDER_ERROR", "a model output redirects too many times");
+      url = new URL(location, url).toString();
+    }
+  };
+
   const download = async (url: string, index: number, count: number, name: string): Promise<ModelFile> => {
-    const res = await fetch(url, { signal }).catch((err) => {
-      if (signal.aborted) throw err;
-      throw new RetryableFailure("PROVIDER_ERROR", "could not download a model output from the provider", { cause: err });
-    });
+    const res = await fetchOutput(url);
     if (!res.ok || !res.body) {
       await res.body?.cancel();
       if (res.status >= 500 || res.status === 429) throw new RetryableFailure("PROVIDER_ERROR", `could not download a model output from the provider (HTTP ${res.status})`);
@@ -280,5 +311,5 @@ export function totalCostUsd(runs: readonly ProviderRecord[]): number | null {
 
 /** A worker without a provider: the default catalog, local engines only. */
 export function noModels(catalog: Catalog = defaultCatalog()): ModelService {
-  return { catalog, provider: "none", maxOutputBytes: 1024 * 1024 * 1024 };
+  return { catalog, provider: "none", maxOutputBytes: 1024 * 1024 * 1024, outputHosts: [] };
 }

@@ -96,7 +96,8 @@ const baseOf = (svc: ModelService) => targets.get(svc)!.base;
 const tokenOf = (svc: ModelService) => targets.get(svc)!.token;
 function serviceFor(base: string, auth: string, synthetic: boolean): ModelService {
   const client = createReplicateProvider({ token: auth, baseUrl: base, pollIntervalMs: synthetic ? 100 : 1000, name: synthetic ? "emulator" : "replicate", synthetic, fileEncoding: synthetic ? "data-uri" : "default" });
-  const svc: ModelService = { catalog: defaultCatalog(), provider: synthetic ? "emulator" : "replicate", client, maxOutputBytes: 100_000_000 };
+  const outputHosts = [new URL(base).host, "replicate.delivery", "*.replicate.delivery"];
+  const svc: ModelService = { catalog: defaultCatalog(), provider: synthetic ? "emulator" : "replicate", client, maxOutputBytes: 100_000_000, outputHosts };
   targets.set(svc, { base, token: auth });
   return svc;
 }
