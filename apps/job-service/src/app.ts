@@ -214,9 +214,9 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
       }
       ctx.log.info({ job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
       await publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}` });
-      const { id, userId: user_id, type, input, attempts: attempt } = claimed;
+      const { id, userId: user_id, type, input, attempts: attempt, projectId: project_id } = claimed;
       // A job enqueued before jobs carried a tier is held to the widest limits, which still bound it.
-      return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise") } };
+      return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise"), project_id } };
     },
 
     // The row and the credits first, the event last: a client that sees the ending finds it recorded.
@@ -285,17 +285,36 @@ async function sizeWork(rpc: RpcClient, type: JobTypeDefinition, input: Record<s
   return work;
 }
 
-/** Every file the input names must be a ready file of the caller; storage answers with the caller's rights. Returns their media facts by field. */
-async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: Record<string, unknown>, ctx: RpcContext): Promise<InputMedia> {
-  const media: Record<string, InputMedia[string]> = {};
-  // A field holds one file id, or a list of them (reference_file_ids): each list item's facts go under `<field>.<index>`.
-  const named = type.fileFields.flatMap((field) => {
+/** The file ids an input names, each with its field (as fileFields writes it) and its key in InputMedia. */
+export function namedFiles(fileFields: readonly string[], input: Record<string, unknown>): { field: string; key: string; fileId: string }[] {
+  return fileFields.flatMap((field) => {
+    // `list[].name`: the `name` of each object of `list` (segments[].audio_file_id), under `list.<index>.name`.
+    const nested = /^(\w+)\[\]\.(\w+)$/.exec(field);
+    if (nested) {
+      const [, list, name] = nested as unknown as [string, string, string];
+      const items = input[list];
+      if (!Array.isArray(items)) return [];
+      return items.flatMap((item, i) => {
+        const fileId = (item as Record<string, unknown> | null)?.[name];
+        return typeof fileId === "string" ? [{ field, key: `${list}.${i}.${name}`, fileId }] : [];
+      });
+    }
     const value = input[field];
+    // A field holds one file id, or a list of them (reference_file_ids): each list item's facts go under `<field>.<index>`.
     if (typeof value === "string") return [{ field, key: field, fileId: value }];
     if (Array.isArray(value)) return value.filter((v): v is string => typeof v === "string").map((fileId, i) => ({ field, key: `${field}.${i}`, fileId }));
     return [];
   });
-  for (const { field, key, fileId } of named) {
+}
+
+/**
+ * Every file the input names must be a ready file of the caller, of a kind its field takes (a colour
+ * grade of an audio file is refused here, not failed by the worker); storage answers with the
+ * caller's rights. Returns their media facts by key.
+ */
+async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: Record<string, unknown>, ctx: RpcContext): Promise<InputMedia> {
+  const media: Record<string, InputMedia[string]> = {};
+  for (const { field, key, fileId } of namedFiles(type.fileFields, input)) {
     const file = await rpc.call("storage", "getFile", { file_id: fileId }, { requestId: ctx.requestId, caller: ctx.caller }).catch((err) => {
       if (isAppError(err) && err.code === "NOT_FOUND") {
         throw new AppError("INVALID_INPUT", `${field} names no file of yours`, { field, file_id: fileId, reason: "file not found" });
@@ -304,6 +323,16 @@ async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: R
     });
     if (file.status !== "ready") {
       throw new AppError("INVALID_INPUT", `${field} names a file that is not ready (${file.status})`, { field, file_id: fileId, reason: "file not ready" });
+    }
+    const accepted = type.fileKinds?.[field];
+    if (accepted && !accepted.includes(file.kind)) {
+      throw new AppError("INVALID_INPUT", `${key} names a file of kind ${file.kind}; it takes ${accepted.join(" or ")}`, {
+        field: key,
+        file_id: fileId,
+        kind: file.kind,
+        accepted,
+        reason: "wrong kind of file",
+      });
     }
     media[key] = file.media;
   }

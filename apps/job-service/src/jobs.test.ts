@@ -3,7 +3,7 @@ import { JobDispatch, subjects, type Caller } from "@cutroom/contracts";
 import { readJobEvents } from "@cutroom/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getJob } from "./job-store.ts";
-import { startJobStack, type JobStack } from "./test-stack.ts";
+import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
 describe("job-service: enqueue and records, on real Postgres and NATS", () => {
   let stack: JobStack;
@@ -48,7 +48,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("returns the same job for a repeated idempotency key, even when the requests race, and reserves once", async () => {
     const user = await stack.newUser(100);
-    const file_id = await stack.addFile(user);
+    const file_id = await stack.addFile(user, "ready", testImage);
     const key = `key-${randomUUID()}`;
     const replies = await Promise.all(
       Array.from({ length: 5 }, () => create(user, { type: "image.resize", input: { file_id, width: 320, format: "png" } }, key)),
@@ -64,7 +64,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("answers every racing request with the same key with its one job, even when the credits cover only one", async () => {
     const user = await stack.newUser(1);
-    const file_id = await stack.addFile(user);
+    const file_id = await stack.addFile(user, "ready", testImage);
     const key = `key-${randomUUID()}`;
     const replies = await Promise.allSettled(Array.from({ length: 5 }, () => create(user, { type: "image.resize", input: { file_id, width: 320 } }, key)));
     expect(replies.map((r) => (r.status === "fulfilled" ? "job" : (r.reason as { code?: string }).code))).toEqual(Array(5).fill("job"));
@@ -76,7 +76,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("answers 409 IDEMPOTENCY_CONFLICT when a key is reused with a different body", async () => {
     const user = await stack.newUser(100);
-    const file_id = await stack.addFile(user);
+    const file_id = await stack.addFile(user, "ready", testImage);
     await create(user, { type: "image.resize", input: { file_id, width: 320 } }, "k1");
     await expect(create(user, { type: "image.resize", input: { file_id, width: 640 } }, "k1")).rejects.toMatchObject({
       code: "IDEMPOTENCY_CONFLICT",
@@ -84,14 +84,14 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
     });
     // Keys belong to a user: another user's "k1" is a new job.
     const other = await stack.newUser(100);
-    const otherFile = await stack.addFile(other);
+    const otherFile = await stack.addFile(other, "ready", testImage);
     expect((await create(other, { type: "image.resize", input: { file_id: otherFile, width: 640 } }, "k1")).created).toBe(true);
   });
 
   it("answers 422 with details for an unknown type, a bad input and a file that is not the caller's, reserving nothing", async () => {
     const user = await stack.newUser(100);
-    const mine = await stack.addFile(user);
-    const theirs = await stack.addFile(await stack.newUser());
+    const mine = await stack.addFile(user, "ready", testImage);
+    const theirs = await stack.addFile(await stack.newUser(), "ready", testImage);
 
     await expect(create(user, { type: "video.teleport", input: { file_id: mine } })).rejects.toMatchObject({
       code: "INVALID_INPUT",
@@ -107,7 +107,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
       details: { field: "file_id", file_id: theirs, reason: "file not found" },
     });
     const lut = randomUUID();
-    await expect(create(user, { type: "video.color-grade", input: { file_id: mine, lut_file_id: lut } })).rejects.toMatchObject({
+    await expect(create(user, { type: "video.color-grade", input: { file_id: await stack.addFile(user), lut_file_id: lut } })).rejects.toMatchObject({
       code: "INVALID_INPUT",
       details: { field: "lut_file_id", file_id: lut, reason: "file not found" },
     });
@@ -151,7 +151,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("keeps each user's jobs to themselves: another user's job is NOT_FOUND", async () => {
     const owner = await stack.newUser();
-    const { job } = await create(owner, { type: "image.thumbnail", input: { file_id: await stack.addFile(owner) } });
+    const { job } = await create(owner, { type: "image.thumbnail", input: { file_id: await stack.addFile(owner, "ready", testImage) } });
     const stranger = await stack.newUser();
     await expect(stack.client.call("job", "get", { job_id: job.id }, { caller: stranger })).rejects.toMatchObject({ code: "NOT_FOUND", status: 404 });
     await expect(stack.client.call("job", "cancel", { job_id: job.id }, { caller: stranger })).rejects.toMatchObject({ code: "NOT_FOUND" });
@@ -162,7 +162,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("lists the caller's jobs newest first, filtered by status, type and project, a page at a time", async () => {
     const user = await stack.newUser();
-    const file_id = await stack.addFile(user);
+    const file_id = await stack.addFile(user, "ready", testImage);
     const project_id = randomUUID();
     const a = (await create(user, { type: "image.resize", input: { file_id, width: 10 } })).job;
     const b = (await create(user, { type: "image.thumbnail", input: { file_id }, project_id })).job;
@@ -249,20 +249,20 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
     // A frame range is charged for what it grades: 250 frames at 25 fps of the hour.
     expect(await grade(3600, { frame_range: "1000-1250" })).toBe(25);
     const image = async (width: number, height: number) =>
-      (await create(user, { type: "image.resize", input: { file_id: await stack.addFile(user), width, height } })).job.credits.amount;
+      (await create(user, { type: "image.resize", input: { file_id: await stack.addFile(user, "ready", testImage), width, height } })).job.credits.amount;
     expect(await image(2048, 2048)).toBe(1);
     expect(await image(8192, 8192)).toBe(16);
     expect(await stack.balance(user)).toMatchObject({ reserved: 25 + 50 + 1500 + 25 + 1 + 16 });
   });
 
-  it("refuses with 422 a file that has no facts the job needs: an image to grade, a file stored before uploads were measured", async () => {
+  it("refuses with 422 a file that has no facts the job needs: a video with no duration, a file stored before uploads were measured", async () => {
     const user = await stack.newUser(100);
-    const image = await stack.addFile(user, "ready", { filename: "p.png", contentType: "image/png", width: 64, height: 48, durationSeconds: null, frameRate: null });
-    await expect(create(user, { type: "video.color-grade", input: { file_id: image } })).rejects.toMatchObject({
+    const timeless = await stack.addFile(user, "ready", { durationSeconds: null });
+    await expect(create(user, { type: "video.color-grade", input: { file_id: timeless } })).rejects.toMatchObject({
       code: "INVALID_INPUT",
       details: { field: "file_id", reason: "no duration" },
     });
-    const unmeasured = await stack.addFile(user, "ready", { width: null, height: null, durationSeconds: null, frameRate: null });
+    const unmeasured = await stack.addFile(user, "ready", { ...testImage, width: null, height: null });
     await expect(create(user, { type: "image.thumbnail", input: { file_id: unmeasured } })).rejects.toMatchObject({
       code: "INVALID_INPUT",
       message: expect.stringContaining("uploaded again"),
@@ -271,10 +271,31 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
     expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
   });
 
+  it("refuses with 422 a file of a kind its field does not take, naming the field: an audio file to colour grade, a video to resize", async () => {
+    const user = await stack.newUser(100);
+    const audio = await stack.addFile(user, "ready", { filename: "a.wav", contentType: "audio/wav", width: null, height: null, frameRate: null, durationSeconds: 3 });
+    await expect(create(user, { type: "video.color-grade", input: { file_id: audio } })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      status: 422,
+      details: { field: "file_id", kind: "audio", accepted: ["video"], reason: "wrong kind of file" },
+    });
+    await expect(create(user, { type: "image.resize", input: { file_id: await stack.addFile(user), width: 10 } })).rejects.toMatchObject({
+      details: { field: "file_id", kind: "video", accepted: ["image"] },
+    });
+    expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+  });
+
+  it("hands a worker the job's project with its claim, for its outputs to join", async () => {
+    const user = await stack.newUser(100);
+    const project_id = randomUUID();
+    const { job } = await create(user, { type: "image.resize", input: { file_id: await stack.addFile(user, "ready", testImage), width: 10 }, project_id });
+    expect(await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "w1" })).toMatchObject({ run: true, job: { id: job.id, project_id } });
+  });
+
   it("shows job stats to admins only", async () => {
     const user = await stack.newUser();
     await expect(stack.client.call("job", "stats", {}, { caller: user })).rejects.toMatchObject({ code: "FORBIDDEN", status: 403 });
-    await create(user, { type: "image.resize", input: { file_id: await stack.addFile(user), width: 10 } });
+    await create(user, { type: "image.resize", input: { file_id: await stack.addFile(user, "ready", testImage), width: 10 } });
     const admin = await stack.newUser(100, "admin");
     const stats = await stack.client.call("job", "stats", {}, { caller: admin });
     expect(stats.active_jobs).toBeGreaterThan(0);

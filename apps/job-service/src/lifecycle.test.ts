@@ -3,7 +3,7 @@ import { JobDispatch, JobEvent, jobLimits, subjects, type Caller, type JobEventI
 import { createEventPublisher, ensureStreams, readJobEvents } from "@cutroom/runtime";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { getJob } from "./job-store.ts";
-import { startJobStack, type JobStack } from "./test-stack.ts";
+import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
 const timing = { leaseMs: 800, reconcileIntervalMs: 100, redispatchAfterMs: 400, dispatchGraceMs: 300 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -18,7 +18,7 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
   afterAll(async () => stack?.stop());
 
   const enqueue = async (caller: Caller, type = "video.color-grade") => {
-    const { job } = await stack.client.call("job", "create", { body: { type, input: { file_id: await stack.addFile(caller), width: 64 } } }, { caller });
+    const { job } = await stack.client.call("job", "create", { body: { type, input: { file_id: await stack.addFile(caller, "ready", type.startsWith("image.") ? testImage : {}), width: 64 } } }, { caller });
     return job;
   };
   const claim = (job_id: string, worker = "w1", dispatch = 1) => stack.client.call("job", "claim", { job_id, dispatch, worker });
@@ -94,7 +94,7 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
     const job = await enqueue(user);
     expect(await claim(job.id, "w1", 1)).toEqual({
       run: true,
-      job: { id: job.id, user_id: user.user_id, type: "video.color-grade", input: job.input, attempt: 1, limits: jobLimits("free") },
+      job: { id: job.id, user_id: user.user_id, type: "video.color-grade", input: job.input, attempt: 1, limits: jobLimits("free"), project_id: null },
     });
     expect(await claim(job.id, "w2", 2)).toEqual({ run: false, reason: "leased" });
     expect(await row(job.id)).toMatchObject({ status: "running", attempts: 1, startedAt: expect.any(Date), leaseUntil: expect.any(Date) });

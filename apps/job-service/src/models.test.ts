@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Caller } from "@cutroom/contracts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startJobStack, type JobStack } from "./test-stack.ts";
+import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
 const image = (over: Record<string, unknown> = {}) => ({ type: "image.generate", input: { prompt: "a red fox in the snow", num_images: 2, ...over } });
 
@@ -27,7 +27,7 @@ describe("job-service: model-backed jobs without a provider", () => {
 
   it("still runs types that need no model", async () => {
     const user = await stack.newUser(100);
-    const file_id = await stack.addFile(user);
+    const file_id = await stack.addFile(user, "ready", testImage);
     await expect(stack.client.call("job", "create", { body: { type: "image.resize", input: { file_id, width: 64 } } }, { caller: user })).resolves.toMatchObject({ created: true });
   });
 });

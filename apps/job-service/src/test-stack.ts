@@ -86,6 +86,9 @@ export interface TestFile {
 /** A 10-second 640×480 clip: it has what every job type asks of its input (a picture and a duration). */
 export const testClip: TestFile = { filename: "in.mp4", contentType: "video/mp4", width: 640, height: 480, durationSeconds: 10, frameRate: 25 };
 
+/** A 640×480 PNG, for the image types (a job refuses a file of a kind its field does not take). */
+export const testImage: Partial<TestFile> = { filename: "in.png", contentType: "image/png", width: 640, height: 480, durationSeconds: null, frameRate: null };
+
 /**
  * The real storage handlers on the same database. Their input files are recorded straight in
  * storage's table as an upload would leave them: getFile reads only the record, never the bytes.

@@ -109,8 +109,15 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
       return { url, expires_at, filename: row.filename, content_type: row.contentType, size: row.size };
     },
 
-    createOutput: async ({ owner_id, job_id, filename, content_type }) => {
-      const row = await upsertOutputFile(db, { id: outputFileId(job_id, filename), ownerId: owner_id, jobId: job_id, filename, contentType: content_type });
+    createOutput: async ({ owner_id, job_id, filename, content_type, project_id }) => {
+      const row = await upsertOutputFile(db, {
+        id: outputFileId(job_id, filename),
+        ownerId: owner_id,
+        jobId: job_id,
+        projectId: project_id ?? null,
+        filename,
+        contentType: content_type,
+      });
       if (!row) throw new AppError("CONFLICT", "this output belongs to another user", { job_id });
       return uploadTicket(driver, row, undefined, "worker");
     },

@@ -21,7 +21,10 @@ export async function insertPendingFile(
 }
 
 /** A job's output file: the same (job, filename) always lands on the same row, put back to pending for the new bytes. */
-export async function upsertOutputFile(db: Db, f: { id: string; ownerId: string; jobId: string; filename: string; contentType: string }): Promise<FileRow | undefined> {
+export async function upsertOutputFile(
+  db: Db,
+  f: { id: string; ownerId: string; jobId: string; projectId: string | null; filename: string; contentType: string },
+): Promise<FileRow | undefined> {
   const [row] = await db
     .insert(files)
     .values({ ...f, folder: "output", storageKey: storageKey(f.ownerId, f.id) })
@@ -122,7 +125,18 @@ export async function releaseIngest(db: Db, id: string): Promise<void> {
  * confirmed concurrently (already ready) is returned as it is.
  */
 export async function markReady(db: Db, id: string, size: number, contentType?: string, media?: MediaFacts): Promise<FileRow> {
-  const facts = media ? { width: media.width, height: media.height, durationSeconds: media.duration_seconds, frameRate: media.frame_rate } : {};
+  const facts = media
+    ? {
+        width: media.width,
+        height: media.height,
+        durationSeconds: media.duration_seconds,
+        frameRate: media.frame_rate,
+        videoCodec: media.video_codec ?? null,
+        audioCodec: media.audio_codec ?? null,
+        hasAudio: media.has_audio ?? null,
+        hasAlpha: media.has_alpha ?? null,
+      }
+    : {};
   const [row] = await db
     .update(files)
     .set({ status: "ready", size, confirmedAt: new Date(), ...(contentType ? { contentType } : {}), ...facts })
@@ -160,8 +174,23 @@ export function toFileObject(row: FileRow): FileObject {
     project_id: row.projectId,
     job_id: row.jobId,
     created_at: row.createdAt.toISOString(),
-    ...(measured(row) ? { media: { width: row.width, height: row.height, duration_seconds: row.durationSeconds, frame_rate: row.frameRate } } : {}),
+    ...(measured(row) ? mediaFields(row) : {}),
   };
+}
+
+/** The measured facts, shown as `media` and as `metadata` (the issue's name): one object, two names. */
+function mediaFields(row: FileRow): { media: MediaFacts; metadata: MediaFacts } {
+  const facts: MediaFacts = {
+    width: row.width,
+    height: row.height,
+    duration_seconds: row.durationSeconds,
+    frame_rate: row.frameRate,
+    video_codec: row.videoCodec,
+    audio_codec: row.audioCodec,
+    has_audio: row.hasAudio,
+    has_alpha: row.hasAlpha,
+  };
+  return { media: facts, metadata: facts };
 }
 
 const measured = (row: FileRow) => row.width !== null || row.durationSeconds !== null;

@@ -31,6 +31,17 @@ const wav = ffmpeg("-f", "lavfi", "-i", "sine=duration=2.5", "-f", "wav");
 const webm = ffmpeg("-f", "lavfi", "-i", "sine=duration=2", "-c:a", "libopus", "-f", "webm");
 const silentMp4 = ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "1", "-pix_fmt", "yuv420p", "-movflags", "frag_keyframe+empty_moov", "-f", "mp4");
 
+const withSound = ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-f", "lavfi", "-i", "sine=duration=1", "-t", "1", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "frag_keyframe+empty_moov", "-f", "mp4");
+const rgbaPng = ffmpeg("-f", "lavfi", "-i", "color=c=red@0.5:s=40x20,format=rgba", "-frames:v", "1", "-c:v", "png", "-f", "image2pipe");
+/** A QuickTime Animation .mov with an alpha channel (its muxer needs a seekable file). */
+function makeAlphaMov(): Buffer {
+  const path = join(dir, "alpha.mov");
+  execFileSync("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "color=c=red@0.5:s=32x32:rate=10,format=argb", "-t", "1", "-c:v", "qtrle", path]);
+  return readFileSync(path);
+}
+/** What an image's header tells: no time, no codec, no sound. */
+const still = { duration_seconds: null, frame_rate: null, video_codec: null, audio_codec: null, has_audio: false };
+
 /** A JPEG whose EXIF says "turn a quarter to show" (orientation 6): shown 20×60, stored 60×20. */
 function withOrientation6(jpg: Buffer): Buffer {
   const tiff = Buffer.from([0x4d, 0x4d, 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -67,7 +78,7 @@ describe("the media probe", () => {
   const probe = createMediaProbe({ timeoutMs: 5000 });
 
   it("reads an image's size from its header, as it is shown (EXIF orientation applied), AVIF too", async () => {
-    expect(await probe("image", fileSource(png))).toEqual({ width: 40, height: 20, duration_seconds: null, frame_rate: null });
+    expect(await probe("image", fileSource(png))).toEqual({ ...still, width: 40, height: 20, has_alpha: false });
     expect(await probe("image", fileSource(jpeg))).toMatchObject({ width: 60, height: 20 });
     expect(await probe("image", fileSource(withOrientation6(jpeg)))).toMatchObject({ width: 20, height: 60 });
     expect(await probe("image", fileSource(makeAvif()))).toMatchObject({ width: 48, height: 32 });
@@ -79,6 +90,15 @@ describe("the media probe", () => {
     expect(video!.duration_seconds).toBeCloseTo(3, 1);
     expect((await probe("audio", fileSource(wav)))!.duration_seconds).toBeCloseTo(2.5, 2);
     expect(await probe("audio", fileSource(webm))).toMatchObject({ width: null, height: null, duration_seconds: expect.closeTo(2, 1) });
+  });
+
+  it("records codecs, sound and alpha: a video with and without sound, an audio file, a PNG with and without alpha, a video with alpha", async () => {
+    expect(await probe("video", fileSource(withSound))).toMatchObject({ video_codec: "h264", audio_codec: "aac", has_audio: true, has_alpha: false });
+    expect(await probe("video", fileSource(silentMp4))).toMatchObject({ video_codec: "h264", audio_codec: null, has_audio: false, has_alpha: false });
+    expect(await probe("audio", fileSource(wav))).toMatchObject({ video_codec: null, audio_codec: "pcm_s16le", has_audio: true });
+    expect(await probe("image", fileSource(rgbaPng))).toMatchObject({ has_alpha: true, has_audio: false });
+    expect(await probe("image", fileSource(png))).toMatchObject({ has_alpha: false });
+    expect(await probe("video", fileSource(makeAlphaMov()))).toMatchObject({ video_codec: "qtrle", has_alpha: true, has_audio: false });
   });
 
   it("leaves files that are not media unmeasured", async () => {
@@ -130,7 +150,7 @@ describe("files measured as they become ready (fs driver, real Postgres)", () =>
     const video = await ingest(mp4, "video/mp4");
     expect(video).toMatchObject({ status: "ready", kind: "video", media: { width: 64, height: 48, frame_rate: 10, duration_seconds: expect.closeTo(3, 1) } });
     expect(await createStorageHandlers(deps).getFile({ file_id: video.id }, ctx)).toEqual(video);
-    expect((await ingest(png, "application/octet-stream")).media).toEqual({ width: 40, height: 20, duration_seconds: null, frame_rate: null });
+    expect((await ingest(png, "application/octet-stream")).media).toEqual({ ...still, width: 40, height: 20, has_alpha: false });
     expect((await ingest(Buffer.from("TITLE x\nLUT_3D_SIZE 2\n"), "text/plain")).media).toBeUndefined();
   });
 
@@ -147,5 +167,18 @@ describe("files measured as they become ready (fs driver, real Postgres)", () =>
     await deps.driver.putStream(`${caller.user_id}/${ticket.file_id}`, Readable.from([mp4]), { maxBytes: 10_000_000 });
     const out = await handlers.confirmOutput({ owner_id: caller.user_id, file_id: ticket.file_id }, ctx);
     expect(out).toMatchObject({ status: "ready", folder: "output", media: { width: 64, height: 48 } });
+  });
+
+  it("shows the facts as metadata too, codecs included, and an output joins the project its job names", async () => {
+    const handlers = createStorageHandlers(deps);
+    const video = await ingest(withSound, "video/mp4");
+    expect(video.metadata).toEqual(video.media);
+    expect(video.metadata).toMatchObject({ video_codec: "h264", audio_codec: "aac", has_audio: true, has_alpha: false });
+    const project = randomUUID();
+    const ticket = await handlers.createOutput({ owner_id: caller.user_id, job_id: randomUUID(), filename: "out.mp4", content_type: "video/mp4", project_id: project }, ctx);
+    await deps.driver.putStream(`${caller.user_id}/${ticket.file_id}`, Readable.from([withSound]), { maxBytes: 10_000_000 });
+    const out = await handlers.confirmOutput({ owner_id: caller.user_id, file_id: ticket.file_id }, ctx);
+    expect(out).toMatchObject({ project_id: project, media: { has_audio: true } });
+    expect((await handlers.listFiles({ limit: 100, offset: 0, project_id: project }, ctx)).data.map((f) => f.id)).toEqual([out.id]);
   });
 });

@@ -1,5 +1,5 @@
 import type { FileKind, MediaFacts } from "@cutroom/contracts";
-import { probe } from "@cutroom/worker-runtime/ffmpeg";
+import { probe, type MediaStream } from "@cutroom/worker-runtime/ffmpeg";
 import { imageSize } from "image-size";
 
 /** Where a probe reads one stored object. */
@@ -40,11 +40,23 @@ export function createMediaProbe({ timeoutMs = defaultProbeTimeoutMs }: { timeou
 }
 
 async function measureImage(source: ProbeSource, timeoutMs: number): Promise<MediaFacts> {
-  const still = (width: number, height: number): MediaFacts => ({ width, height, duration_seconds: null, frame_rate: null });
+  // From the header alone, codecs and alpha are not known (null); an image never has audio.
+  const still = (width: number, height: number, stream?: MediaStream): MediaFacts => ({
+    width,
+    height,
+    duration_seconds: null,
+    frame_rate: null,
+    video_codec: stream?.codec ?? null,
+    audio_codec: null,
+    has_audio: false,
+    has_alpha: stream ? stream.alpha : null,
+  });
   try {
-    const size = imageSize(await source.head(imageHeadBytes));
+    const head = await source.head(imageHeadBytes);
+    const size = imageSize(head);
     if (size.width > 0 && size.height > 0) {
-      return quarterTurns.has(size.orientation ?? 1) ? still(size.height, size.width) : still(size.width, size.height);
+      const facts = quarterTurns.has(size.orientation ?? 1) ? still(size.height, size.width) : still(size.width, size.height);
+      return { ...facts, has_alpha: pngAlpha(head) };
     }
   } catch {
     // Not a header image-size can read (a TIFF whose directory is at its end, say): ffprobe may.
@@ -54,22 +66,43 @@ async function measureImage(source: ProbeSource, timeoutMs: number): Promise<Med
   });
   const picture = info.streams.find((s) => s.type === "video" && s.width && s.height);
   if (!picture) throw new UnmeasurableMedia("its size cannot be read");
-  return still(picture.width!, picture.height!);
+  return still(picture.width!, picture.height!, picture);
 }
 
 async function measureTimed(kind: "video" | "audio", source: ProbeSource, timeoutMs: number): Promise<MediaFacts> {
   const info = await probe(await source.locate(), { timeoutMs }).catch((err: Error) => {
     throw new UnmeasurableMedia(reasonOf(err), { cause: err });
   });
+  const audio = info.streams.find((s) => s.type === "audio");
   if (kind === "video") {
     const video = stillFormats.test(info.format) ? undefined : info.streams.find((s) => s.type === "video" && !s.attached_pic && s.width && s.height);
     if (!video) throw new UnmeasurableMedia("it has no video stream");
     if (info.duration === null) throw new UnmeasurableMedia("its length cannot be measured");
-    return { width: video.width, height: video.height, duration_seconds: info.duration, frame_rate: video.fps };
+    return { width: video.width, height: video.height, duration_seconds: info.duration, frame_rate: video.fps, video_codec: video.codec, audio_codec: audio?.codec ?? null, has_audio: !!audio, has_alpha: video.alpha };
   }
-  if (!info.streams.some((s) => s.type === "audio")) throw new UnmeasurableMedia("it has no audio stream");
+  if (!audio) throw new UnmeasurableMedia("it has no audio stream");
   if (info.duration === null) throw new UnmeasurableMedia("its length cannot be measured");
-  return { width: null, height: null, duration_seconds: info.duration, frame_rate: null };
+  return { width: null, height: null, duration_seconds: info.duration, frame_rate: null, video_codec: null, audio_codec: audio.codec, has_audio: true, has_alpha: null };
+}
+
+const pngSignature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/**
+ * Whether a PNG has alpha, from its header: a colour type with alpha (4, 6) or a tRNS chunk before
+ * the pictures (IDAT); null for other formats, whose headers are not read for it.
+ */
+export function pngAlpha(head: Buffer): boolean | null {
+  if (head.length < 33 || !head.subarray(0, 8).equals(pngSignature)) return null;
+  const colourType = head[25];
+  if (colourType === 4 || colourType === 6) return true;
+  for (let at = 8; at + 8 <= head.length; ) {
+    const length = head.readUInt32BE(at);
+    const type = head.toString("latin1", at + 4, at + 8);
+    if (type === "tRNS") return true;
+    if (type === "IDAT" || type === "IEND") return false;
+    at += 12 + length;
+  }
+  return false;
 }
 
 const reasonOf = (err: Error) => (/time limit/.test(err.message) ? "it could not be measured in time" : "ffprobe cannot read it");

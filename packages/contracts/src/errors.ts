@@ -4,6 +4,7 @@ import { z } from "zod";
 export const errorStatus = {
   BAD_REQUEST: 400,
   INVALID_INPUT: 422,
+  INVALID_SEGMENT_CONFIG: 422,
   UNAUTHORIZED: 401,
   INVALID_CREDENTIALS: 401,
   INSUFFICIENT_CREDITS: 402,

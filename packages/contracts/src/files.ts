@@ -48,6 +48,11 @@ export const MediaFacts = z
     height: z.number().int().positive().nullable(),
     duration_seconds: z.number().nonnegative().nullable(),
     frame_rate: z.number().positive().nullable().describe("a video's frames per second"),
+    // Optional in the type: files measured before these were recorded have none (shown as null).
+    video_codec: z.string().nullable().optional().describe("ffprobe's name of the video codec (h264, vp9, prores…); null for audio and images measured from their header"),
+    audio_codec: z.string().nullable().optional().describe("ffprobe's name of the first audio stream's codec (aac, pcm_s16le, opus…); null without audio"),
+    has_audio: z.boolean().nullable().optional().describe("the file carries an audio stream; null where not measured"),
+    has_alpha: z.boolean().nullable().optional().describe("the pictures carry an alpha channel (PNG with transparency, ProRes 4444, VP9 alpha); null where not measured"),
   })
   .meta({ id: "MediaFacts" });
 export type MediaFacts = z.infer<typeof MediaFacts>;
@@ -65,6 +70,7 @@ export const FileObject = z
     job_id: Uuid.nullable(),
     created_at: Timestamp,
     media: MediaFacts.optional().describe("measured image, video or audio facts; absent for other files and for files stored before they were measured"),
+    metadata: MediaFacts.optional().describe("the same facts as `media` (seed 000's asset metadata name)"),
   })
   .meta({ id: "File" });
 export type FileObject = z.infer<typeof FileObject>;

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { Uuid } from "./common.ts";
 import { AppError } from "./errors.ts";
-import type { MediaFacts } from "./files.ts";
+import type { FileKind, MediaFacts } from "./files.ts";
 import type { JobWork } from "./jobs.ts";
 
 /** Worker queues: one JetStream consumer per worker kind. */
@@ -93,8 +93,14 @@ export interface JobTypeDefinition<S extends z.ZodType = z.ZodType> {
   /** Credits reserved at enqueue, from the work; `describe` says the rule to clients beside the number. */
   cost: { estimate: (input: z.output<S>, work: JobWork) => number; describe: string };
   presets?: Record<string, unknown>;
-  /** Input fields that name files the job reads: checked for ownership at enqueue. */
+  /**
+   * Input fields that name files the job reads: checked for ownership at enqueue. A field holds a
+   * file id or a list of them; `list[].field` names the file id field of each object of a list
+   * (`segments[].audio_file_id`), whose facts go under `list.<index>.field` in InputMedia.
+   */
   fileFields: readonly string[];
+  /** The kinds of file each of fileFields accepts (`segments[].audio_file_id` as written there); a field not named takes any kind. Another kind is a 422 at enqueue. */
+  fileKinds?: Readonly<Record<string, readonly FileKind[]>>;
   /**
    * The models catalog entries (packages/models/catalog.json) the input makes the job run: its own
    * and any other it calls (prompt enhancement). Absent for types that run no model. job-service
@@ -390,6 +396,7 @@ export const jobTypes = {
     work: imageWork,
     cost: imageCost,
     fileFields: ["file_id"],
+    fileKinds: { file_id: ["image"] },
   }),
   "image.thumbnail": define({
     queue: "image",
@@ -400,6 +407,7 @@ export const jobTypes = {
     work: imageWork,
     cost: imageCost,
     fileFields: ["file_id"],
+    fileKinds: { file_id: ["image"] },
   }),
   "video.color-grade": define({
     queue: "video",
@@ -419,6 +427,7 @@ export const jobTypes = {
     },
     presets: colorGradePresets,
     fileFields: ["file_id", "lut_file_id"],
+    fileKinds: { file_id: ["video"], lut_file_id: ["other"] },
   }),
   "audio.cleanup": define({
     queue: "audio",
@@ -433,6 +442,7 @@ export const jobTypes = {
     cost: { estimate: (_input, work) => startedUnits(work.media_seconds, 5 * 60) * 5, describe: "5 credits per started 5 minutes of audio" },
     presets: audioCleanupPresets,
     fileFields: ["file_id"],
+    fileKinds: { file_id: ["audio", "video"] },
   }),
   "text.generate": define({
     queue: "image",
@@ -477,6 +487,7 @@ export const jobTypes = {
       describe: "2 credits per screenplay, notes included (5 at high or premium quality, whose notes come from the large model); 1 with notes: false",
     },
     fileFields: ["file_id"],
+    fileKinds: { file_id: ["other"] },
     // Only the local breakdown is required: the notes are added when a provider serves, so the type runs without one.
     models: () => [{ jobType: "text.script-analysis", quality: "breakdown" }],
   }),
@@ -512,6 +523,7 @@ export const jobTypes = {
       describe: "2 credits per started megapixel (1024×1024) of each image at fast or economical quality, 5 at high or balanced, 8 at premium; twice that for the wan family; 1 more with enhance_prompt",
     },
     fileFields: ["reference_file_ids"],
+    fileKinds: { reference_file_ids: ["image"] },
     models: (input) => [
       { jobType: "image.generate", quality: input.quality, variant: input.family },
       ...(input.enhance_prompt ? [{ jobType: "prompt.enhance", quality: "fast" }] : []),
@@ -533,6 +545,7 @@ export const jobTypes = {
       describe: "5 credits per second of video at fast, economical or balanced quality (480p), 12 at high or premium (720p); 1 more with enhance_prompt",
     },
     fileFields: ["image_file_id", "reference_file_ids"],
+    fileKinds: { image_file_id: ["image"], reference_file_ids: ["image"] },
     models: (input) => [
       { jobType: "video.generate", quality: input.quality, variant: input.image_file_id ? "i2v" : input.family },
       ...(input.enhance_prompt ? [{ jobType: "prompt.enhance", quality: "fast" }] : []),
@@ -553,6 +566,7 @@ export const jobTypes = {
       describe: "3 credits per started 2048×2048 (4.2 megapixels) of image with the model or auto, 1 with chroma_key",
     },
     fileFields: ["file_id"],
+    fileKinds: { file_id: ["image"] },
     models: (input) => [{ jobType: "image.remove-background", quality: input.method === "chroma_key" ? "green-screen" : input.quality }],
   }),
   "video.roto": define({
@@ -574,6 +588,7 @@ export const jobTypes = {
     },
     presets: rotoPresets,
     fileFields: ["file_id"],
+    fileKinds: { file_id: ["video"] },
     models: (input) => [{ jobType: "video.roto", quality: input.quality }],
   }),
   "model.rig": define({
@@ -586,6 +601,7 @@ export const jobTypes = {
     work: () => ({ input_pixels: 0, output_pixels: 0, media_seconds: 0, output_seconds: 0 }),
     cost: { estimate: () => 20, describe: "20 credits per model rigged" },
     fileFields: ["file_id"],
+    fileKinds: { file_id: ["other"] },
     models: (input) => [{ jobType: "model.rig", quality: input.quality }],
   }),
 } as const satisfies Record<string, JobTypeDefinition<any>>;

@@ -61,6 +61,7 @@ export const JobWork = z.object({
   output_pixels: z.number().int().nonnegative().describe("pixels of the picture it writes (an image, or one video frame); 0 for none"),
   media_seconds: z.number().nonnegative().describe("seconds of video or audio it reads (the whole input file)"),
   output_seconds: z.number().nonnegative().describe("seconds of video or audio it writes (a frame range picks part of the input)"),
+  segments: z.number().int().nonnegative().optional().describe("segments it edits one by one (video.lipsync); absent for types without"),
 });
 export type JobWork = z.infer<typeof JobWork>;
 
@@ -78,16 +79,18 @@ export const JobLimits = z.object({
   max_input_pixels: z.number().int().positive(),
   max_output_pixels: z.number().int().positive(),
   max_media_seconds: z.number().positive(),
+  // Optional: limits issued before segments were bounded (a claim of an older job) have none.
+  max_segments: z.number().int().positive().optional(),
 });
 export type JobLimits = z.infer<typeof JobLimits>;
 
 export function jobLimits(tier: Tier): JobLimits {
   const l = tierLimits[tier];
-  return { tier, max_input_pixels: l.maxInputPixels, max_output_pixels: l.maxOutputPixels, max_media_seconds: l.maxMediaSeconds };
+  return { tier, max_input_pixels: l.maxInputPixels, max_output_pixels: l.maxOutputPixels, max_media_seconds: l.maxMediaSeconds, max_segments: l.maxSegments };
 }
 
 export interface ExceededLimit {
-  limit: "max_input_pixels" | "max_output_pixels" | "max_media_seconds";
+  limit: "max_input_pixels" | "max_output_pixels" | "max_media_seconds" | "max_segments";
   value: number;
   max: number;
   tier: Tier;
@@ -99,9 +102,11 @@ export function exceededLimit(work: Partial<JobWork>, limits: JobLimits): Exceed
     ["max_input_pixels", work.input_pixels],
     ["max_output_pixels", work.output_pixels],
     ["max_media_seconds", work.media_seconds],
+    ["max_segments", work.segments],
   ] as const;
   for (const [limit, value] of checks) {
-    if (value !== undefined && value > limits[limit]) return { limit, value, max: limits[limit], tier: limits.tier };
+    const max = limits[limit];
+    if (value !== undefined && max !== undefined && value > max) return { limit, value, max, tier: limits.tier };
   }
   return undefined;
 }
@@ -115,7 +120,9 @@ export function describeExceeded({ limit, value, max, tier }: ExceededLimit): st
       ? `the input picture has ${megapixels(value)}; at most ${megapixels(max)} may be read`
       : limit === "max_output_pixels"
         ? `the output picture would have ${megapixels(value)}; at most ${megapixels(max)} may be written`
-        : `the input lasts ${Math.round(value)} s; at most ${max} s may be processed`;
+        : limit === "max_segments"
+          ? `the job has ${value} segments; at most ${max} may be edited in one job`
+          : `the input lasts ${Math.round(value)} s; at most ${max} s may be processed`;
   return `${what} on the ${tier} tier`;
 }
 
@@ -137,7 +144,16 @@ export const ClaimReply = z.object({
   run: z.boolean(),
   reason: z.string().optional(),
   job: z
-    .object({ id: Uuid, user_id: Uuid, type: z.string(), input: z.record(z.string(), z.unknown()), attempt: z.number().int(), limits: JobLimits })
+    .object({
+      id: Uuid,
+      user_id: Uuid,
+      type: z.string(),
+      input: z.record(z.string(), z.unknown()),
+      attempt: z.number().int(),
+      limits: JobLimits,
+      // Optional: a job-service of before outputs inherited it answers without.
+      project_id: Uuid.nullable().optional().describe("the job's project: its outputs belong to it too"),
+    })
     .optional(),
 });
 export type ClaimReply = z.infer<typeof ClaimReply>;

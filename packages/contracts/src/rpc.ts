@@ -73,7 +73,8 @@ export const rpc = {
       z.object({ owner_id: Uuid, file_id: Uuid }),
       z.object({ url: z.string(), expires_at: z.string(), filename: z.string(), content_type: z.string(), size: z.number().int() }),
     ),
-    createOutput: method(z.object({ owner_id: Uuid, job_id: Uuid, filename: z.string(), content_type: z.string() }), UploadTicket),
+    // `project_id`: the job's, which its outputs inherit.
+    createOutput: method(z.object({ owner_id: Uuid, job_id: Uuid, filename: z.string(), content_type: z.string(), project_id: Uuid.optional() }), UploadTicket),
     // `check`: bytes the worker did not make (a model provider's): checked as an upload is, refused when they are not what they claim.
     confirmOutput: method(z.object({ owner_id: Uuid, file_id: Uuid, check: z.boolean().optional() }), FileObject),
   },

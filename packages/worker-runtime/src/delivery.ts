@@ -94,7 +94,7 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
   const usage: { runs: readonly ProviderRecord[] } = { runs: [] };
   try {
     const result = await runHandler(
-      { id: job.id, userId: job.user_id, type: job.type, attempt: job.attempt, dispatch: dispatch.dispatch },
+      { id: job.id, userId: job.user_id, type: job.type, attempt: job.attempt, dispatch: dispatch.dispatch, projectId: job.project_id ?? null },
       job.input,
       job.limits,
       tmpDir,

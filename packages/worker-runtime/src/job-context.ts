@@ -87,7 +87,13 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
     },
 
     async uploadOutput(localPath, filename, contentType, opts) {
-      const ticket = await rpc.call("storage", "createOutput", { owner_id: job.userId, job_id: job.id, filename, content_type: contentType });
+      const ticket = await rpc.call("storage", "createOutput", {
+        owner_id: job.userId,
+        job_id: job.id,
+        filename,
+        content_type: contentType,
+        ...(job.projectId ? { project_id: job.projectId } : {}),
+      });
       await uploadFile(ticket, localPath, contentType, signal);
       const file = await rpc.call("storage", "confirmOutput", { owner_id: job.userId, file_id: ticket.file_id, ...(opts?.check ? { check: true } : {}) });
       return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };

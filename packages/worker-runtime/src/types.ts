@@ -21,7 +21,8 @@ export interface JobOutput {
 
 /** Everything a handler may touch: it never sees NATS, storage credentials or the database. */
 export interface JobContext<I = unknown> {
-  job: { id: string; userId: string; type: string; attempt: number; dispatch: number };
+  /** `projectId`: the job's project, which its outputs join (null or absent: none). */
+  job: { id: string; userId: string; type: string; attempt: number; dispatch: number; projectId?: string | null };
   /** The job's input, parsed with its registry schema (defaults applied). */
   input: I;
   /** The bounds of the owner's tier: check the real input against them (checkLimits) before the heavy work. */

@@ -1,4 +1,4 @@
-import { bigint, doublePrecision, index, integer, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, doublePrecision, index, integer, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 export const storage = pgSchema("storage");
 
@@ -25,6 +25,10 @@ export const files = storage.table(
     height: integer("height"),
     durationSeconds: doublePrecision("duration_seconds"),
     frameRate: doublePrecision("frame_rate"),
+    videoCodec: text("video_codec"),
+    audioCodec: text("audio_codec"),
+    hasAudio: boolean("has_audio"),
+    hasAlpha: boolean("has_alpha"),
   },
   (t) => [index("files_owner_idx").on(t.ownerId, t.folder, t.createdAt)],
 );
