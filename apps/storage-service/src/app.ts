@@ -104,7 +104,7 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
 
     inputUrl: async ({ owner_id, file_id }) => {
       const row = await getOwnedFile(db, owner_id, file_id);
-      if (!row || row.status !== "ready") throw new AppError("NOT_FOUND", "input file not found", { file_id });
+      if (row?.status !== "ready") throw new AppError("NOT_FOUND", "input file not found", { file_id });
       const { url, expires_at } = await signedDownload(driver, row, "worker");
       return { url, expires_at, filename: row.filename, content_type: row.contentType, size: row.size };
     },
@@ -124,7 +124,7 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
 
     confirmOutput: async ({ owner_id, file_id, check }) => {
       const row = await getOwnedFile(db, owner_id, file_id);
-      if (!row || row.folder !== "output") throw new AppError("NOT_FOUND", "output file not found", { file_id });
+      if (row?.folder !== "output") throw new AppError("NOT_FOUND", "output file not found", { file_id });
       // A model provider's bytes are checked as a user's upload is: the real type, measurable media.
       if (check) return confirmSignedUpload(deps, row, (claimed) => finaliseUpload(deps, claimed));
       return confirmSignedUpload(deps, row, async (claimed) => {

@@ -116,6 +116,9 @@ export interface ModelUse {
   variant?: string;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the registry holds every type, each with its own input schema
+type AnyJobTypeDefinition = JobTypeDefinition<any>;
+
 const define = <S extends z.ZodType>(d: JobTypeDefinition<S>) => d;
 
 /**
@@ -604,7 +607,7 @@ export const jobTypes = {
     fileKinds: { file_id: ["other"] },
     models: (input) => [{ jobType: "model.rig", quality: input.quality }],
   }),
-} as const satisfies Record<string, JobTypeDefinition<any>>;
+} as const satisfies Record<string, AnyJobTypeDefinition>;
 
 export type JobTypeName = keyof typeof jobTypes;
 export const JobTypeName = z.enum(Object.keys(jobTypes) as [JobTypeName, ...JobTypeName[]]);
