@@ -15,14 +15,15 @@ export function findPgBin(): string | undefined {
 }
 
 // espeak-ng: the local speech engine of audio.tts (and of the model emulator's Kokoro stand-in).
-type Tool = "nats-server" | "ffmpeg" | "postgresql" | "espeak-ng";
+// fonts-dejavu-core: DejaVu Sans, the font of video.compose's text overlays.
+type Tool = "nats-server" | "ffmpeg" | "postgresql" | "espeak-ng" | "fonts-dejavu-core";
 
 /**
  * Makes sure nats-server, ffmpeg/ffprobe, espeak-ng and Postgres are present, installing the missing
  * ones from Debian's packages when we are root; otherwise fails saying what to install.
  */
 export function ensureTools(log: (line: string) => void = console.log): { pgBin: string } {
-  installMissing(["nats-server", "ffmpeg", "espeak-ng", "postgresql"], log);
+  installMissing(["nats-server", "ffmpeg", "espeak-ng", "fonts-dejavu-core", "postgresql"], log);
   const pgBin = findPgBin();
   if (!pgBin) throw new Error("Postgres server binaries not found; set PG_BIN to the folder holding `postgres` and `initdb`");
   return { pgBin };
@@ -30,7 +31,7 @@ export function ensureTools(log: (line: string) => void = console.log): { pgBin:
 
 /** The tools the tests use beside their servers (each test file's own nats-server, ffmpeg, espeak-ng): Postgres comes from a container. */
 export function ensureToolsBesideContainers(log: (line: string) => void = console.log): void {
-  installMissing(["nats-server", "ffmpeg", "espeak-ng"], log);
+  installMissing(["nats-server", "ffmpeg", "espeak-ng", "fonts-dejavu-core"], log);
 }
 
 function installMissing(tools: Tool[], log: (line: string) => void) {
@@ -38,6 +39,7 @@ function installMissing(tools: Tool[], log: (line: string) => void) {
     "nats-server": () => has("nats-server"),
     ffmpeg: () => has("ffmpeg") && has("ffprobe"),
     "espeak-ng": () => has("espeak-ng"),
+    "fonts-dejavu-core": () => existsSync("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
     postgresql: () => findPgBin() !== undefined,
   };
   const missing = tools.filter((t) => !present[t]());
