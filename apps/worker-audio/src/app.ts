@@ -1,6 +1,7 @@
 import { basename, extname, join } from "node:path";
 import type { JobHandlers } from "@cutroom/worker-runtime";
 import { cleanupAudio } from "./audio-cleanup.ts";
+import { mixHandler } from "./audio-mix.ts";
 import { textToSpeech } from "./tts.ts";
 
 const contentTypes = { wav: "audio/wav", mp3: "audio/mpeg", m4a: "audio/mp4" } as const;
@@ -8,6 +9,7 @@ const contentTypes = { wav: "audio/wav", mp3: "audio/mpeg", m4a: "audio/mp4" } a
 /** The audio queue's job handlers: audio.cleanup (fetch, clean with ffmpeg, upload) and audio.tts (speak, encode, upload). */
 export function createAudioHandlers(): JobHandlers {
   return {
+    "audio.mix": mixHandler,
     async "audio.cleanup"(ctx) {
       const { file_id, ...options } = ctx.input;
       const input = await ctx.stage("fetch", () => ctx.fetchInput(file_id));

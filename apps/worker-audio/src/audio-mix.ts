@@ -1,5 +1,6 @@
+import { basename, extname, join } from "node:path";
 import type { AudioMixInput, JobLimits } from "@cutroom/contracts";
-import { JobFailure, checkLimits } from "@cutroom/worker-runtime";
+import { JobFailure, checkLimits, type JobContext, type JobOutput } from "@cutroom/worker-runtime";
 import { loudnormFilter, measureAudio, parseLoudnorm, probe, runFfmpegArgs, type LoudnormMeasurement } from "@cutroom/worker-runtime/ffmpeg";
 
 const SAMPLE_RATE = 48_000;
@@ -98,4 +99,28 @@ export async function mixAudio(run: MixRun): Promise<MixResult> {
   await runFfmpegArgs(mixFfmpegArgs(plan, run.outputPath, parseLoudnorm(stderr)), { signal, durationSec: plan.durationSec, onProgress: (p) => onProgress(40 + p * 0.6) });
   const [out, after] = await Promise.all([probe(run.outputPath, { signal }), measureAudio(run.outputPath, {}, signal)]);
   return { duration: out.duration, loudness_lufs: Number.isFinite(after.loudnessLufs) ? Math.round(after.loudnessLufs * 10) / 10 : null };
+}
+
+const contentTypes = { wav: "audio/wav", mp3: "audio/mpeg", m4a: "audio/mp4" } as const;
+
+/** The audio.mix handler: fetch the tracks, mix, upload. */
+export async function mixHandler(ctx: JobContext<AudioMixInput>): Promise<JobOutput> {
+  const { tracks, format } = ctx.input;
+  const ids = [...new Set(tracks.map((t) => t.file_id))];
+  const files = await ctx.stage("fetch", async () => new Map(await Promise.all(ids.map(async (id) => [id, await ctx.fetchInput(id)] as const))));
+
+  const outputPath = join(ctx.tmpDir, `mix.${format}`);
+  const mixed = await ctx.stage("mix", () =>
+    mixAudio({
+      options: ctx.input,
+      paths: tracks.map((t) => files.get(t.file_id)!.path),
+      outputPath,
+      limits: ctx.limits,
+      signal: ctx.signal,
+      onProgress: (p) => ctx.progress(5 + p * 0.9),
+    }),
+  );
+  const first = files.get(tracks[0]!.file_id)!.filename;
+  const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, `${basename(first, extname(first)) || "audio"}-mix.${format}`, contentTypes[format]));
+  return { files: [file], ...mixed };
 }

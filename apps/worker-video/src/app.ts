@@ -1,6 +1,7 @@
 import { basename, extname, join } from "node:path";
 import type { JobHandlers } from "@cutroom/worker-runtime";
 import { colorGrade } from "./color-grade.ts";
+import { composeVideo } from "./compose.ts";
 import { generateVideo } from "./generate-video.ts";
 import { rigModel } from "./rig.ts";
 import { roto } from "./roto.ts";
@@ -8,6 +9,7 @@ import { roto } from "./roto.ts";
 /** The video queue's job handlers: colour grading with ffmpeg; generation, roto and rigging with hosted models. */
 export function createVideoHandlers(): JobHandlers {
   return {
+    "video.compose": composeVideo,
     "video.generate": generateVideo,
     "video.roto": roto,
     "model.rig": rigModel,

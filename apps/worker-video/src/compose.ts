@@ -1,9 +1,9 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { composeClipSeconds, composeFrame, composedSeconds, type JobLimits, type VideoComposeInput } from "@cutroom/contracts";
-import { JobFailure, checkLimits } from "@cutroom/worker-runtime";
+import { JobFailure, checkLimits, type JobContext, type JobOutput } from "@cutroom/worker-runtime";
 import { loudnormFilter, measureAudio, parseLoudnorm, probe, runFfmpegArgs, type LoudnormMeasurement, type ProbeResult } from "@cutroom/worker-runtime/ffmpeg";
-import { videoStreamOf } from "./media.ts";
+import { stem, videoStreamOf } from "./media.ts";
 
 export type ComposeOptions = VideoComposeInput;
 
@@ -340,4 +340,31 @@ export async function compose(run: ComposeRun): Promise<ComposeResult> {
     fps: video?.fps ?? null,
     loudness_lufs: Number.isFinite(loudnessLufs) ? Math.round(loudnessLufs * 10) / 10 : null,
   };
+}
+
+/** The video.compose handler: fetch every file the input names, compose, upload the mp4. */
+export async function composeVideo(ctx: JobContext<ComposeOptions>): Promise<JobOutput> {
+  const { clips, image_overlays, audio } = ctx.input;
+  // Each file once, however many times the input names it (a logo shown twice).
+  const ids = [...new Set([...clips, ...image_overlays, ...audio].map((f) => f.file_id))];
+  const files = await ctx.stage("fetch", async () => new Map(await Promise.all(ids.map(async (id) => [id, await ctx.fetchInput(id)] as const))));
+  const pathOf = (f: { file_id: string }) => files.get(f.file_id)!.path;
+
+  const outputPath = join(ctx.tmpDir, "composed.mp4");
+  const composed = await ctx.stage("compose", () =>
+    compose({
+      options: ctx.input,
+      clipPaths: clips.map(pathOf),
+      imageOverlayPaths: image_overlays.map(pathOf),
+      audioPaths: audio.map(pathOf),
+      outputPath,
+      workDir: ctx.tmpDir,
+      limits: ctx.limits,
+      signal: ctx.signal,
+      onProgress: (p) => ctx.progress(5 + p * 0.9),
+    }),
+  );
+  const name = `${stem(files.get(clips[0]!.file_id)!.filename, "video")}-composed.mp4`;
+  const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, name, "video/mp4"));
+  return { files: [file], ...composed };
 }
