@@ -16,22 +16,23 @@ export function findPgBin(): string | undefined {
 
 // espeak-ng: the local speech engine of audio.tts (and of the model emulator's Kokoro stand-in).
 // fonts-dejavu-core: DejaVu Sans, the font of video.compose's text overlays.
-type Tool = "nats-server" | "ffmpeg" | "postgresql" | "espeak-ng" | "fonts-dejavu-core";
+// tesseract-ocr: the OCR of video.detect-text and video.erase (Debian's package carries English).
+type Tool = "nats-server" | "ffmpeg" | "postgresql" | "espeak-ng" | "fonts-dejavu-core" | "tesseract-ocr";
 
 /**
- * Makes sure nats-server, ffmpeg/ffprobe, espeak-ng and Postgres are present, installing the missing
+ * Makes sure nats-server, ffmpeg/ffprobe, espeak-ng, tesseract and Postgres are present, installing the missing
  * ones from Debian's packages when we are root; otherwise fails saying what to install.
  */
 export function ensureTools(log: (line: string) => void = console.log): { pgBin: string } {
-  installMissing(["nats-server", "ffmpeg", "espeak-ng", "fonts-dejavu-core", "postgresql"], log);
+  installMissing(["nats-server", "ffmpeg", "espeak-ng", "fonts-dejavu-core", "tesseract-ocr", "postgresql"], log);
   const pgBin = findPgBin();
   if (!pgBin) throw new Error("Postgres server binaries not found; set PG_BIN to the folder holding `postgres` and `initdb`");
   return { pgBin };
 }
 
-/** The tools the tests use beside their servers (each test file's own nats-server, ffmpeg, espeak-ng): Postgres comes from a container. */
+/** The tools the tests use beside their servers (each test file's own nats-server, ffmpeg, espeak-ng, tesseract): Postgres comes from a container. */
 export function ensureToolsBesideContainers(log: (line: string) => void = console.log): void {
-  installMissing(["nats-server", "ffmpeg", "espeak-ng", "fonts-dejavu-core"], log);
+  installMissing(["nats-server", "ffmpeg", "espeak-ng", "fonts-dejavu-core", "tesseract-ocr"], log);
 }
 
 function installMissing(tools: Tool[], log: (line: string) => void) {
@@ -40,6 +41,7 @@ function installMissing(tools: Tool[], log: (line: string) => void) {
     ffmpeg: () => has("ffmpeg") && has("ffprobe"),
     "espeak-ng": () => has("espeak-ng"),
     "fonts-dejavu-core": () => existsSync("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+    "tesseract-ocr": () => has("tesseract"),
     postgresql: () => findPgBin() !== undefined,
   };
   const missing = tools.filter((t) => !present[t]());
