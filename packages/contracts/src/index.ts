@@ -6,6 +6,7 @@ export * from "./billing.ts";
 export * from "./jobs.ts";
 export * from "./job-types.ts";
 export * from "./compose-job-types.ts";
+export * from "./video-edit-job-types.ts";
 export * from "./prompts.ts";
 export * from "./events.ts";
 export * from "./subjects.ts";
