@@ -25,7 +25,7 @@ describe("video.compose and audio.mix job types", () => {
 
   it("video.compose names its files in lists and says which kinds each takes", () => {
     expect(jobTypes["video.compose"].fileFields).toEqual(["clips[].file_id", "image_overlays[].file_id", "audio[].file_id"]);
-    expect(jobTypes["video.compose"].fileKinds["clips[].file_id"]).toEqual(["video", "image"]);
+    expect(jobTypes["video.compose"].fileKinds?.["clips[].file_id"]).toEqual(["video", "image"]);
   });
 
   it("video.compose refuses a trim past the clip's end, a crossfade as long as a clip, and an audio file as a clip", () => {
