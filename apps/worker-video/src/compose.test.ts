@@ -120,7 +120,27 @@ describe("video.compose with ffmpeg", () => {
     const info = await probe(outputPath);
     expect(info.streams.map((s) => s.codec).sort()).toEqual(["aac", "h264"]);
     expect(Math.abs((await measureAudio(outputPath)).loudnessLufs - -18)).toBeLessThan(1);
-  });
+  }, 30_000);
+
+  it("ducks the music while the voice speaks, only when asked", async () => {
+    const voice = join(dir, "voice.wav");
+    await runFfmpeg((cmd) => cmd.input("sine=frequency=1000:sample_rate=48000:duration=1").inputFormat("lavfi").output(voice));
+    const render = async (duck: boolean) => {
+      const input = VideoComposeInput.parse({
+        clips: [{ file_id: id(), duration: 3 }],
+        audio: [{ file_id: id(), role: "music" }, { file_id: id(), role: "voice", start: 1.5 }],
+        duck_music: duck,
+        fps: 10,
+      });
+      const outputPath = join(dir, `duck-${duck}.mp4`);
+      await compose({ options: input, clipPaths: [still], imageOverlayPaths: [], audioPaths: [music, voice], outputPath, workDir: dir, limits: jobLimits("free") });
+      const [alone, over] = await Promise.all([measureAudio(outputPath, { startSec: 0.3, durationSec: 1 }), measureAudio(outputPath, { startSec: 1.7, durationSec: 0.6 })]);
+      // How much louder the mix gets when the voice comes in: less when the music steps back.
+      return over.rmsDb - alone.rmsDb;
+    };
+    const [plain, ducked] = [await render(false), await render(true)];
+    expect(plain - ducked).toBeGreaterThan(1.5);
+  }, 30_000);
 
   it("refuses a crossfade longer than a clip", async () => {
     const input = VideoComposeInput.parse({ clips: [{ file_id: id() }, { file_id: id(), duration: 0.2 }], transition: "crossfade", transition_duration: 0.5 });
