@@ -44,7 +44,7 @@ describe("audio.mix with ffmpeg", () => {
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
-  it("lasts until the latest end on the timeline, at -16 LUFS", async () => {
+  it("lasts until the latest end on the timeline, at -16 LUFS", { timeout: 30_000 }, async () => {
     const outputPath = join(dir, "mix.m4a");
     const options = AudioMixInput.parse({ tracks: [{ file_id: id() }, { file_id: id(), start: 2.5, volume: 0.7 }], format: "m4a" });
     const result = await mixAudio({ options, paths: [quiet, loud], outputPath, limits: jobLimits("free") });

@@ -3,6 +3,7 @@ import type { JobHandlers } from "@cutroom/worker-runtime";
 import { colorGrade } from "./color-grade.ts";
 import { composeVideo } from "./compose.ts";
 import { generateVideo } from "./generate-video.ts";
+import { lipsync } from "./lipsync.ts";
 import { rigModel } from "./rig.ts";
 import { roto } from "./roto.ts";
 
@@ -15,6 +16,7 @@ export function createVideoHandlers(): JobHandlers {
     "model.rig": rigModel,
     async "video.color-grade"(ctx) {
       const { file_id, lut_file_id, ...options } = ctx.input;
+    "video.lipsync": lipsync,
       const [video, lut] = await ctx.stage("fetch", () =>
         Promise.all([ctx.fetchInput(file_id), lut_file_id ? ctx.fetchInput(lut_file_id) : undefined]),
       );

@@ -398,6 +398,79 @@ function composeWork(input: VideoComposeInput, media: InputMedia): JobWork {
     const source = m?.duration_seconds ?? (m?.width ? null : durationOf(media, key, "a video or an image"));
     const length = composeClipSeconds(clip, source);
     if (length === undefined) {
+const seconds = z.number().min(0).max(24 * 3600);
+
+/** One segment of a lip-sync: a span of the video whose speech becomes a span of an audio file. */
+export const LipsyncSegment = z.object({
+  start_time: seconds.describe("where the segment starts in the video, in seconds"),
+  end_time: seconds.describe("where it ends; after start_time, within the video"),
+  audio_file_id: Uuid.describe("the audio (or a video whose sound is used) spoken over the segment"),
+  audio_start: seconds.optional().describe("where in the audio to start; default 0"),
+  audio_end: seconds.optional().describe("where in the audio to stop; default its end. Audio longer than the segment is cut at the segment's end, shorter is followed by silence"),
+  label: z.string().trim().max(100).optional(),
+  color: z.string().regex(/^#[0-9a-fA-F]{6}$/, "a colour such as #FF9800").optional(),
+});
+export type LipsyncSegment = z.output<typeof LipsyncSegment>;
+
+export const VideoLipsyncInput = z.object({
+  file_id: Uuid.describe("the video whose speakers are re-voiced"),
+  segments: z.array(LipsyncSegment).min(1).max(50).describe("at most 3 on the free tier, 10 on pro, 50 on enterprise"),
+  mode: z
+    .enum(["lipsync", "dub"])
+    .default("lipsync")
+    .describe("lipsync: the lip-sync model moves the lips to each segment's audio; dub: the audio is replaced alone (no model, runs without a provider)"),
+  quality: ModelQuality.default("fast"),
+});
+export type VideoLipsyncInput = z.output<typeof VideoLipsyncInput>;
+
+/** Where each segment's audio is read from and for how long: its crop, checked against the segments and the files' lengths. */
+export interface PlannedSegment {
+  index: number;
+  start: number;
+  end: number;
+  audioStart: number;
+  /** Seconds of audio placed: the crop, cut at the segment's length. */
+  audioSeconds: number;
+}
+
+/** How far past a file's measured end a time may point and still be read as its end (container rounding). */
+const endTolerance = 0.05;
+
+/**
+ * Checks a lip-sync's segments against the video and their audio files (end after start, inside the
+ * video, no overlap, the audio crop inside the audio): INVALID_SEGMENT_CONFIG naming the segment's
+ * index otherwise. Returns them in video order, with the audio each places.
+ */
+export function planSegments(input: Pick<VideoLipsyncInput, "segments">, videoSeconds: number, audioSeconds: (index: number) => number): PlannedSegment[] {
+  const bad = (index: number, message: string, extra: Record<string, unknown>) => {
+    const s = input.segments[index]!;
+    return new AppError("INVALID_SEGMENT_CONFIG", `segments[${index}]: ${message}`, { segment_index: index, start_time: s.start_time, end_time: s.end_time, ...extra });
+  };
+  const planned = input.segments.map((s, index): PlannedSegment => {
+    if (s.end_time <= s.start_time) throw bad(index, "end_time must be after start_time", { reason: "end before start" });
+    if (s.end_time > videoSeconds + endTolerance) {
+      throw bad(index, `end_time ${s.end_time} s is past the end of the video (${videoSeconds} s)`, { reason: "outside the video", video_duration: videoSeconds });
+    }
+    const length = audioSeconds(index);
+    const audioStart = s.audio_start ?? 0;
+    const audioEnd = s.audio_end ?? length;
+    if (audioEnd <= audioStart) throw bad(index, "audio_end must be after audio_start", { reason: "audio end before start", audio_start: audioStart, audio_end: audioEnd });
+    if (audioStart >= length || audioEnd > length + endTolerance) {
+      throw bad(index, `the audio crop ${audioStart}–${audioEnd} s is outside the audio (${length} s)`, { reason: "outside the audio", audio_duration: length, audio_start: audioStart, audio_end: audioEnd });
+    }
+    return { index, start: s.start_time, end: Math.min(s.end_time, videoSeconds), audioStart, audioSeconds: Math.min(Math.min(audioEnd, length) - audioStart, s.end_time - s.start_time) };
+  });
+  const ordered = [...planned].sort((a, b) => a.start - b.start);
+  for (let i = 1; i < ordered.length; i++) {
+    const [prev, next] = [ordered[i - 1]!, ordered[i]!];
+    if (next.start < prev.end) throw bad(next.index, `overlaps segments[${prev.index}] (${prev.start}–${prev.end} s)`, { reason: "overlap", overlaps: prev.index });
+  }
+  return ordered;
+}
+
+/** Credits per started minute of segments: the lip-sync model, or a plain dub. */
+const lipsyncCredits = { lipsync: 20, dub: 5 } as const;
+
       throw new AppError("INVALID_INPUT", `clips[${i}] starts at ${clip.trim_start} s, past the end of its video (${source} s)`, { field: `clips.${i}.trim_start`, reason: "past the end" });
     }
     if (input.transition === "crossfade" && input.clips.length > 1 && length <= input.transition_duration) {
@@ -640,6 +713,30 @@ export const jobTypes = {
     stages: ["fetch", "compose", "upload"],
     work: composeWork,
     cost: {
+  "video.lipsync": define({
+    queue: "video",
+    title: "Lip-sync segments (pro-sync)",
+    description:
+      "Each segment of the video takes the speech of an audio file (cropped with audio_start/audio_end), with the lips moved to it by the lip-sync model (mode lipsync) or the sound alone replaced (mode dub, no model); the segments are joined back into the untouched parts, so the video keeps its length. Progress is reported per segment.",
+    input: VideoLipsyncInput,
+    stages: ["fetch", "segments", "assemble", "upload"],
+    work: (input, media) => {
+      const frame = pictureOf(media, "file_id");
+      const duration = durationOf(media, "file_id", "a video");
+      const audio = (i: number) => durationOf(media, `segments.${i}.audio_file_id`, "an audio or video file");
+      planSegments(input, duration, audio);
+      const pixels = frame.width * frame.height;
+      return { input_pixels: pixels, output_pixels: pixels, media_seconds: duration, output_seconds: duration, segments: input.segments.length };
+    },
+    cost: {
+      estimate: (input) => startedUnits(input.segments.reduce((sum, s) => sum + Math.max(0, s.end_time - s.start_time), 0), 60) * lipsyncCredits[input.mode],
+      describe: "20 credits per started minute of segments (their total length) with the lip-sync model, 5 in dub mode",
+    },
+    fileFields: ["file_id", "segments[].audio_file_id"],
+    fileKinds: { file_id: ["video"], "segments[].audio_file_id": ["audio", "video"] },
+    // A dub needs no model, so it runs where no provider serves.
+    models: (input) => (input.mode === "lipsync" ? [{ jobType: "video.lipsync", quality: input.quality }] : []),
+  }),
       estimate: (_input, work) => startedUnits(work.output_seconds, 60) * 20,
       describe: "20 credits per started minute of composed video",
     },

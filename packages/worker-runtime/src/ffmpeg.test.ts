@@ -5,7 +5,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FfmpegError, isAbortError, measureAudio, measureFrame, probe, runFfmpeg } from "./ffmpeg.ts";
+import { FfmpegError, isAbortError, loudnormFilter, measureAudio, measureFrame, parseLoudnorm, probe, runFfmpeg, runFfmpegArgs } from "./ffmpeg.ts";
 
 let dir: string;
 beforeAll(async () => {
@@ -83,6 +83,36 @@ describe("runFfmpeg", () => {
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FfmpegError);
     expect((err as Error).message).toMatch(/nosuchfilter/i);
+  });
+});
+
+describe("runFfmpegArgs", () => {
+  it("runs an argument list with progress up to 100, and rejects with ffmpeg's error output", async () => {
+    const seen: number[] = [];
+    const args = ["-y", "-re", "-f", "lavfi", "-i", "sine=duration=2", join(dir, "args.wav")];
+    await runFfmpegArgs(args, { durationSec: 2, onProgress: (p) => seen.push(p) });
+    expect(seen.at(-1)).toBe(100);
+    expect(seen.filter((p) => p > 0 && p < 100).length).toBeGreaterThanOrEqual(1);
+
+    const err = await runFfmpegArgs(["-f", "lavfi", "-i", "sine=duration=1", "-af", "nosuchfilter=1", join(dir, "bad-args.wav")]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FfmpegError);
+    expect((err as Error).message).toMatch(/nosuchfilter/i);
+  });
+
+  it("kills ffmpeg on abort and rejects with an AbortError", async () => {
+    const output = join(dir, `aborted-args-${Date.now()}.wav`);
+    const controller = new AbortController();
+    const run = runFfmpegArgs(["-re", "-f", "lavfi", "-i", "sine=duration=600", output], { durationSec: 600, signal: controller.signal, onProgress: () => controller.abort() });
+    expect(isAbortError(await run.catch((e: unknown) => e))).toBe(true);
+    expect(runningFfmpegArgs().filter((l) => l.includes(output))).toEqual([]);
+  });
+
+  it("turns loudnorm's first pass into one linear gain, and leaves silence alone", async () => {
+    const { stderr } = await runFfmpegArgs(["-f", "lavfi", "-i", "sine=duration=3", "-af", "loudnorm=I=-16:print_format=json", "-f", "null", "-"]);
+    const measured = parseLoudnorm(stderr);
+    expect(measured.input_i).toBeLessThan(-10);
+    expect(loudnormFilter(-16, measured)).toMatch(/^loudnorm=I=-16:.*measured_I=-?[\d.]+.*:linear=true$/);
+    expect(loudnormFilter(-16, { ...measured, input_i: -Infinity })).toBeUndefined();
   });
 });
 
