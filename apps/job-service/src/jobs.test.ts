@@ -271,7 +271,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
     expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
   });
 
-  it("refuses with 422 a file of a kind its field does not take, naming the field: an audio file to colour grade, a video to resize", async () => {
+  it("refuses with 422 a file of a kind its field does not take, naming the field: an audio file to colour grade, a video to resize, an image as a segment's audio", async () => {
     const user = await stack.newUser(100);
     const audio = await stack.addFile(user, "ready", { filename: "a.wav", contentType: "audio/wav", width: null, height: null, frameRate: null, durationSeconds: 3 });
     await expect(create(user, { type: "video.color-grade", input: { file_id: audio } })).rejects.toMatchObject({
@@ -282,7 +282,36 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
     await expect(create(user, { type: "image.resize", input: { file_id: await stack.addFile(user), width: 10 } })).rejects.toMatchObject({
       details: { field: "file_id", kind: "video", accepted: ["image"] },
     });
+    const segments = [
+      { start_time: 0, end_time: 1, audio_file_id: audio },
+      { start_time: 1, end_time: 2, audio_file_id: await stack.addFile(user, "ready", testImage) },
+    ];
+    await expect(create(user, { type: "video.lipsync", input: { file_id: await stack.addFile(user), segments, mode: "dub" } })).rejects.toMatchObject({
+      details: { field: "segments.1.audio_file_id", kind: "image", accepted: ["audio", "video"] },
+    });
     expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+  });
+
+  it("checks a lip-sync's segments at enqueue: 422 INVALID_SEGMENT_CONFIG naming the bad one, and the tier's segment limit", async () => {
+    const user = await stack.newUser(100);
+    const video = await stack.addFile(user);
+    const audio = await stack.addFile(user, "ready", { filename: "a.wav", contentType: "audio/wav", width: null, height: null, frameRate: null, durationSeconds: 3 });
+    const seg = (start_time: number, end_time: number) => ({ start_time, end_time, audio_file_id: audio });
+    await expect(create(user, { type: "video.lipsync", input: { file_id: video, mode: "dub", segments: [seg(0, 2), seg(1, 3)] } })).rejects.toMatchObject({
+      code: "INVALID_SEGMENT_CONFIG",
+      status: 422,
+      details: { segment_index: 1, reason: "overlap" },
+    });
+    await expect(create(user, { type: "video.lipsync", input: { file_id: video, mode: "dub", segments: [seg(0, 1), seg(9, 11)] } })).rejects.toMatchObject({
+      details: { segment_index: 1, reason: "outside the video" },
+    });
+    const four = [seg(0, 1), seg(1, 2), seg(2, 3), seg(3, 4)];
+    await expect(create(user, { type: "video.lipsync", input: { file_id: video, mode: "dub", segments: four } })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      details: { limit: "max_segments", value: 4, max: 3, tier: "free" },
+    });
+    const { job } = await create(user, { type: "video.lipsync", input: { file_id: video, mode: "dub", segments: four.slice(0, 3) } });
+    expect(job.credits.amount).toBe(5);
   });
 
   it("hands a worker the job's project with its claim, for its outputs to join", async () => {

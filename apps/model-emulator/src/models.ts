@@ -4,6 +4,7 @@ import { z } from "zod";
 import { fetchInput } from "./inputs.ts";
 import { speechSeconds, generateSpeech } from "./outputs/audio.ts";
 import { generateImages, removeBackground, sizeForAspect } from "./outputs/image.ts";
+import { lipsyncVideo } from "./outputs/lipsync.ts";
 import { generateMask, parseClicks } from "./outputs/mask.ts";
 import { generateRig } from "./outputs/rig.ts";
 import { complete } from "./outputs/text.ts";
@@ -262,6 +263,21 @@ export const MODELS: ModelSpec[] = [
     output: uri,
     steps: (i) => Math.max(1, Math.ceil(speechSeconds(i.text, i.speed))),
     run: async (ctx, i) => ({ output: await generateSpeech(ctx, i) }),
+  }),
+  model({
+    owner: "sync",
+    name: "lipsync-2",
+    description: "sync.'s lipsync-2, lips moved to an audio track (emulated: the video's pictures with a blinking mouth bar, carrying the audio)",
+    versions: [madeUpVersion("sync/lipsync-2")],
+    input: z.object({
+      video: z.string(),
+      audio: z.string(),
+      sync_mode: z.enum(["loop", "bounce", "cut_off", "silence", "remap"]).default("cut_off"),
+      temperature: z.number().min(0).max(1).default(0.5),
+      active_speaker: z.boolean().default(false),
+    }),
+    output: uri,
+    run: async (ctx, i) => ({ output: await lipsyncVideo(ctx, { video: i.video, audio: i.audio, syncMode: i.sync_mode }) }),
   }),
   model({
     owner: "cutroom",

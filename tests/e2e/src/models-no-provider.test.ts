@@ -1,11 +1,12 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { expectEnvelope } from "./client.ts";
+import { ffprobe, makeNoisyAudio, makeVideo } from "./media.ts";
 import { useStack } from "./stack.ts";
 import { eventsOf, watchJob } from "./watch.ts";
 
 // A stack with no token and no emulator: only local engines could run, so hosted models are refused up front.
-const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-image", "gateway"] });
+const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-image", "worker-video", "gateway"] });
 
 describe("a stack without any model provider", () => {
   it("answers POST /jobs for a hosted model with 503 PROVIDER_UNAVAILABLE, reserving nothing and recording no job", async () => {
@@ -46,6 +47,24 @@ describe("a stack without any model provider", () => {
     expect(final.result.breakdown.scenes.map((s: { heading: string }) => s.heading)).toEqual(["INT. DINER - NIGHT", "EXT. LOT - DAY"]);
     expect(final.result.breakdown.characters.map((c: { name: string }) => c.name)).toEqual(["JOE", "MAE"]);
     expectEnvelope(await ctx.api.post("/jobs", { type: "text.generate", input: { prompt: "hello" } }, u.token), 503, "PROVIDER_UNAVAILABLE");
+  });
+
+  it("dubs a video's segments (video.lipsync mode dub), while lip-sync itself is 503 PROVIDER_UNAVAILABLE", async () => {
+    const u = await ctx.api.signUp();
+    const video = (await ctx.api.upload(u.token, "talk.mp4", "video/mp4", makeVideo(2))).body.file.id;
+    const voice = (await ctx.api.upload(u.token, "voice.wav", "audio/wav", makeNoisyAudio(1, 1))).body.file.id;
+    const input = { file_id: video, segments: [{ start_time: 0.5, end_time: 1.5, audio_file_id: voice }] };
+    const refused = await ctx.api.post("/jobs", { type: "video.lipsync", input: { ...input, mode: "lipsync" } }, u.token);
+    expectEnvelope(refused, 503, "PROVIDER_UNAVAILABLE");
+    expect(refused.body.error.details).toMatchObject({ type: "video.lipsync", provider: "none" });
+    const job = await ctx.api.post("/jobs", { type: "video.lipsync", input: { ...input, mode: "dub" } }, u.token);
+    expect(job.status, JSON.stringify(job.body)).toBe(202);
+    const watched = await watchJob(ctx.stack.url, u.token, job.body.id, { since: 0, timeoutMs: 60_000 });
+    expect(eventsOf(watched).at(-1)).toMatchObject({ type: "result", status: "succeeded" });
+    const final = (await ctx.api.get(`/jobs/${job.body.id}`, u.token)).body;
+    expect(final.result).toMatchObject({ mode: "dub", duration_s: expect.closeTo(2, 1) });
+    const link = (await ctx.api.get(`/files/${final.result.files[0].file_id}/download-url`, u.token)).body.url;
+    expect(Number(ffprobe(new Uint8Array(await (await fetch(link)).arrayBuffer()), "mp4").format.duration)).toBeCloseTo(2, 1);
   });
 
   it("answers POST /prompts/enhance with 503 PROVIDER_UNAVAILABLE, taking no slot of the rate bucket", async () => {
