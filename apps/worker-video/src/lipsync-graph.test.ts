@@ -57,7 +57,7 @@ describe("the lip-sync graph", () => {
     const tone = make("t.wav", "-f", "lavfi", "-i", "sine=frequency=880:duration=1");
     const out = join(dir, "joined.mp4");
     const parts = partsOf([{ index: 0, start: 0.5, end: 1.5, audioStart: 0, audioSeconds: 1 }], 2, () => ({ audioPath: tone, lipsyncedPath: short }));
-    await runFfmpegArgs(assembleArgs({ videoPath: video, hasAudio: false, parts, format: { width: 160, height: 120, fps: 25 }, output: out, videoFilters: ["hflip"] }));
+    await runFfmpegArgs(assembleArgs({ videoPath: video, hasAudio: false, parts, format: { width: 160, height: 120, fps: 25 }, output: out, videoGraph: (i, o) => `${i}hflip${o}` }));
     const info = await probe(out);
     expect(info.duration).toBeCloseTo(2, 1);
     expect(info.streams.find((s) => s.type === "video")).toMatchObject({ width: 160, height: 120, fps: 25 });

@@ -56,8 +56,8 @@ export function partsOf(plan: readonly PlannedSegment[], duration: number, paths
  * ffmpeg's arguments that join the parts back into one video of the source's length: untouched spans
  * trimmed from the source (its sound kept, or silence when it has none), segments with their own
  * sound, their pictures the lip-synced clip's (fitted to the source's frame and rate, its last frame
- * held if it runs short) or the source's in a dub; then `videoFilters` over the whole (erasures),
- * H.264/AAC mp4.
+ * held if it runs short) or the source's in a dub; then `videoGraph` over the whole (erasures: a
+ * -filter_complex part from the `input` label to the `output` one), H.264/AAC mp4.
  */
 export function assembleArgs(p: {
   videoPath: string;
@@ -65,7 +65,7 @@ export function assembleArgs(p: {
   parts: readonly AssemblePart[];
   format: PartFormat;
   output: string;
-  videoFilters?: readonly string[];
+  videoGraph?: (input: string, output: string) => string;
 }): string[] {
   const inputs: string[] = ["-i", p.videoPath];
   let next = 1;
@@ -104,7 +104,7 @@ export function assembleArgs(p: {
     if (outs.length === 1) return [`[0:${what}]${what === "v" ? "null" : "anull"}${outs[0]}`];
     return [`[0:${what}]${what === "v" ? "split" : "asplit"}=${outs.length}${outs.join("")}`];
   };
-  const after = p.videoFilters?.length ? `;[vj]${p.videoFilters.join(",")}[vo]` : "";
+  const after = p.videoGraph ? `;${p.videoGraph("[vj]", "[vo]")}` : "";
   const filter = [...split("v", sourceVideo), ...split("a", sourceAudio), ...graph, `${joined.join("")}concat=n=${p.parts.length}:v=1:a=1[vj][ao]`].join(";") + after;
   return [
     "-y",

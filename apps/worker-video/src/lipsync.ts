@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { isAppError, planSegments, type PlannedSegment, type VideoLipsyncInput } from "@cutroom/contracts";
 import { checkLimits, JobFailure, type InputFile, type JobContext, type JobOutput } from "@cutroom/worker-runtime";
 import { probe, runFfmpegArgs, type ProbeResult } from "@cutroom/worker-runtime/ffmpeg";
+import { eraseFilterGraph, planErasures, type SkippedErasure } from "./erase-graph.ts";
 import { assembleArgs, partsOf, segmentAudioArgs, segmentVideoArgs } from "./lipsync-graph.ts";
 import { stem, videoStreamOf } from "./media.ts";
 
@@ -92,14 +93,15 @@ export async function lipsync(ctx: JobContext<VideoLipsyncInput>): Promise<JobOu
   const made = await ctx.stage("assemble", async () => {
     const parts = partsOf(plan, duration, (seg) => ({ audioPath: audioPaths.get(seg.index)!, lipsyncedPath: lipsynced.get(seg.index) }));
     const hasAudio = info.streams.some((s) => s.type === "audio");
-    await runFfmpegArgs(assembleArgs({ videoPath: video.path, hasAudio, parts, format, output }), {
+    const effects = effectsGraph(input, format);
+    await runFfmpegArgs(assembleArgs({ videoPath: video.path, hasAudio, parts, format, output, videoGraph: effects.graph }), {
       signal: ctx.signal,
       durationSec: duration,
       onProgress: (p) => ctx.progress(80 + p * 0.15),
     });
     const result = await probe(output, { signal: ctx.signal });
     if (Math.abs((result.duration ?? 0) - duration) > LENGTH_TOLERANCE_S) throw new Error(`the joined video lasts ${result.duration} s, not the source's ${duration} s`);
-    return { duration_s: Math.round(result.duration! * 1000) / 1000 };
+    return { duration_s: Math.round(result.duration! * 1000) / 1000, ...(input.effects.length > 0 ? { effects: { erased: effects.erased, skipped: effects.skipped } } : {}) };
   });
 
   const suffix = input.mode === "lipsync" ? "lipsync" : "dub";
@@ -120,6 +122,21 @@ export async function lipsync(ctx: JobContext<VideoLipsyncInput>): Promise<JobOu
 }
 
 const even = (n: number) => Math.max(2, n - (n % 2));
+
+/**
+ * The input's effects as video.erase's graph (its builder, over the joined video): erasures planned
+ * inside the frame, those that protections cover skipped, protected pixels put back.
+ */
+function effectsGraph(input: VideoLipsyncInput, frame: { width: number; height: number }) {
+  const protections = input.effects.filter((e) => e.type === "protection");
+  const erasures = input.effects.filter((e) => e.type === "erasure").map((e) => ({ start_time: e.start_time, end_time: e.end_time, bbox: e.bbox, source: "given" as const }));
+  const { erase, skipped } = planErasures(erasures, protections, frame);
+  const graph =
+    erase.length > 0
+      ? (from: string, to: string) => eraseFilterGraph(erase, protections, input.effects_method, frame).replaceAll("[0:v]", from).replace(/\[v\]$/, to)
+      : undefined;
+  return { graph, erased: erase.map(({ start_time, end_time, bbox }) => ({ start_time, end_time, bbox })), skipped: skipped.map(({ start_time, end_time, bbox, reason }: SkippedErasure) => ({ start_time, end_time, bbox, reason })) };
+}
 
 async function probeOrFail(ctx: JobContext<VideoLipsyncInput>, path: string, message: string): Promise<ProbeResult> {
   return probe(path, { signal: ctx.signal }).catch((err: Error) => {

@@ -4,6 +4,7 @@ import { AppError } from "./errors.ts";
 import type { FileKind, MediaFacts } from "./files.ts";
 import { AudioMixInput, VideoComposeInput, composeClipSeconds, composeFrame, composedSeconds } from "./compose-job-types.ts";
 import type { JobWork } from "./jobs.ts";
+import { EraseMethod, EraseRegion } from "./video-edit-job-types.ts";
 
 /** Worker queues: one JetStream consumer per worker kind. */
 export const Queue = z.enum(["image", "video", "audio"]);
@@ -420,6 +421,8 @@ export const VideoLipsyncInput = z.object({
     .default("lipsync")
     .describe("lipsync: the lip-sync model moves the lips to each segment's audio; dub: the audio is replaced alone (no model, runs without a provider)"),
   quality: ModelQuality.default("fast"),
+  effects: z.array(EraseRegion).max(200).default([]).describe("boxes erased over time ranges once the segments are joined (seed 004's text removal), as video.erase's regions: erasure or protection"),
+  effects_method: EraseMethod.default("delogo").describe("how the effects' boxes are erased, as video.erase's method"),
 });
 export type VideoLipsyncInput = z.output<typeof VideoLipsyncInput>;
 

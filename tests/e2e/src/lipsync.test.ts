@@ -48,6 +48,19 @@ function bandRmsDb(bytes: Uint8Array, from: number, to: number, hz?: number): nu
   }
 }
 
+/** Grey levels of a box of the frame shown at `at` s. */
+function greyBox(bytes: Uint8Array, at: number, b: { x: number; y: number; width: number; height: number }): Uint8Array {
+  const dir = mkdtempSync(join(tmpdir(), "e2e-grey-"));
+  try {
+    const file = join(dir, "v.mp4");
+    writeFileSync(file, bytes);
+    return new Uint8Array(execFileSync("ffmpeg", ["-v", "error", "-ss", String(at), "-i", file, "-frames:v", "1", "-vf", `crop=${b.width}:${b.height}:${b.x}:${b.y},format=gray`, "-f", "rawvideo", "-"]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+const meanDiff = (a: Uint8Array, b: Uint8Array) => a.reduce((sum, v, i) => sum + Math.abs(v - b[i]!), 0) / a.length;
+
 async function upload(token: string, filename: string, contentType: string, bytes: Uint8Array) {
   const reply = await ctx.api.upload(token, filename, contentType, bytes);
   expect(reply.status, JSON.stringify(reply.body)).toBe(200);
@@ -123,16 +136,27 @@ describe("video.lipsync against the model emulator", () => {
     expectTonesInPlace(await download(u.token, file.file_id));
   });
 
-  it("dubs without the model (mode dub): the same placement, no model run, a quarter of the price", async () => {
+  it("dubs without the model (mode dub): the same placement, no model run, a quarter of the price; effects erase their box only", async () => {
     const u = await ctx.api.signUp();
-    const { video, segments } = await twoSegments(u.token);
-    const { events, final } = await runJob(u.token, { type: "video.lipsync", input: { file_id: video.id, segments, mode: "dub" } });
+    const source = silentTalk();
+    const { segments } = await twoSegments(u.token);
+    const video = await upload(u.token, "talk.mp4", "video/mp4", source);
+    const box = { x: 40, y: 30, width: 40, height: 30 };
+    const effects = [
+      { start_time: 0, end_time: 3, bbox: box, type: "erasure" },
+      { start_time: 0, end_time: 3, bbox: { x: 120, y: 90, width: 20, height: 20 }, type: "protection" },
+    ];
+    const { events, final } = await runJob(u.token, { type: "video.lipsync", input: { file_id: video.id, segments, mode: "dub", effects, effects_method: "blur" } });
+    expect(final.result.effects).toEqual({ erased: [{ start_time: 0, end_time: 3, bbox: box }], skipped: [] });
     expect(events.filter((e) => e.type === "log" && /^segment \d of 2/.test(e.message))).toHaveLength(2);
     expect(final.result.mode).toBe("dub");
     expect(final.result.model).toBeUndefined();
     expect(final.provider_cost_usd).toBeNull();
     expect(final.credits).toMatchObject({ amount: 5, state: "captured" });
-    expectTonesInPlace(await download(u.token, final.result.files[0].file_id));
+    const out = await download(u.token, final.result.files[0].file_id);
+    expectTonesInPlace(out);
+    expect(meanDiff(greyBox(source, 1.5, { x: 44, y: 34, width: 32, height: 22 }), greyBox(out, 1.5, { x: 44, y: 34, width: 32, height: 22 }))).toBeGreaterThan(8);
+    expect(meanDiff(greyBox(source, 1.5, { x: 100, y: 0, width: 60, height: 28 }), greyBox(out, 1.5, { x: 100, y: 0, width: 60, height: 28 }))).toBeLessThan(4);
   });
 
   it("refuses a bad segment with 422 INVALID_SEGMENT_CONFIG naming its index, and more segments than the tier allows, reserving nothing", async () => {
