@@ -317,5 +317,7 @@ export interface Benchmark {
   title: string;
   /** The apps its stack runs (each a process, as in production). */
   apps: readonly AppName[];
+  /** How long it may take before the run fails (default 180 s). */
+  timeoutMs?: number;
   run: (ctx: BenchContext) => Promise<BenchResult>;
 }
