@@ -6,6 +6,9 @@ import { generateVideo } from "./generate-video.ts";
 import { lipsync } from "./lipsync.ts";
 import { rigModel } from "./rig.ts";
 import { roto } from "./roto.ts";
+import { detectTextHandler, eraseHandler } from "./erase.ts";
+import { thumbnailsHandler } from "./thumbnails.ts";
+import { transcodeHandler } from "./transcode.ts";
 
 /** The video queue's job handlers: colour grading with ffmpeg; generation, roto and rigging with hosted models. */
 export function createVideoHandlers(): JobHandlers {
@@ -15,6 +18,10 @@ export function createVideoHandlers(): JobHandlers {
     "video.roto": roto,
     "video.lipsync": lipsync,
     "model.rig": rigModel,
+    "video.detect-text": detectTextHandler,
+    "video.erase": eraseHandler,
+    "video.transcode": transcodeHandler,
+    "video.thumbnails": thumbnailsHandler,
     async "video.color-grade"(ctx) {
       const { file_id, lut_file_id, ...options } = ctx.input;
       const [video, lut] = await ctx.stage("fetch", () =>

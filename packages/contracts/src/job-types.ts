@@ -5,6 +5,7 @@ import type { FileKind, MediaFacts } from "./files.ts";
 import { AudioMixInput, VideoComposeInput, composeClipSeconds, composeFrame, composedSeconds } from "./compose-job-types.ts";
 import type { JobWork } from "./jobs.ts";
 import { EraseMethod, EraseRegion } from "./video-edit-job-types.ts";
+import { VideoDetectTextInput, VideoEraseInput, VideoThumbnailsInput, VideoTranscodeInput, eraseDetects, fitFrame, thumbnailSize, transcodeCodec } from "./video-edit-job-types.ts";
 
 /** Worker queues: one JetStream consumer per worker kind. */
 export const Queue = z.enum(["image", "video", "audio"]);
@@ -157,6 +158,14 @@ function durationOf(media: InputMedia, field: string, kinds: string): number {
     throw new AppError("INVALID_INPUT", `${field} names a file with no known duration: it must be ${kinds} (${stale})`, { field, reason: "no duration" });
   }
   return seconds;
+}
+
+/** The work of a job that reads a whole video and writes frames of its size. */
+function videoWork(media: InputMedia): JobWork {
+  const frame = pictureOf(media, "file_id");
+  const pixels = frame.width * frame.height;
+  const duration = durationOf(media, "file_id", "a video");
+  return { input_pixels: pixels, output_pixels: pixels, media_seconds: duration, output_seconds: duration };
 }
 
 function imageWork(input: { width?: number; height?: number; fit: Fit }, media: InputMedia): JobWork {
@@ -760,6 +769,85 @@ export const jobTypes = {
     cost: { estimate: (_input, work) => startedUnits(work.output_seconds, 60) * 2, describe: "2 credits per started minute of mixed audio" },
     fileFields: ["tracks[].file_id"],
     fileKinds: { "tracks[].file_id": ["audio", "video"] },
+  }),
+  "video.detect-text": define({
+    queue: "video",
+    title: "Detect burnt-in text",
+    description:
+      "Frames sampled over the video (sample_fps a second) are read by tesseract OCR; words above min_confidence are joined into captions and followed over time: regions {start_time, end_time, bbox, text, confidence}.",
+    input: VideoDetectTextInput,
+    stages: ["fetch", "detect"],
+    work: (_input, media) => videoWork(media),
+    cost: { estimate: (_input, work) => startedUnits(work.media_seconds, 60) * 5, describe: "5 credits per started minute of video" },
+    fileFields: ["file_id"],
+    fileKinds: { file_id: ["video"] },
+  }),
+  "video.erase": define({
+    queue: "video",
+    title: "Erase text and logos (GhostCut)",
+    description:
+      "Seed 004's GhostCut: erasure regions (boxes over time ranges) and, with auto_detect, the burnt-in text OCR finds are erased by delogo, blur or inpaint (delogo's interpolation softened by a blur, not a learned model); protection regions keep their pixels. H.264 mp4, sound kept; the result lists what was erased and what was skipped as protected.",
+    input: VideoEraseInput,
+    stages: ["fetch", "detect", "erase", "upload"],
+    work: (input, media) => {
+      const work = videoWork(media);
+      const frame = pictureOf(media, "file_id");
+      input.regions.forEach((r, i) => {
+        if (r.start_time >= work.media_seconds) {
+          throw new AppError("INVALID_INPUT", `regions[${i}] starts at ${r.start_time} s, past the end of the video (${work.media_seconds} s)`, { field: `regions.${i}.start_time`, reason: "past the end" });
+        }
+        if (r.bbox.x >= frame.width || r.bbox.y >= frame.height) {
+          throw new AppError("INVALID_INPUT", `regions[${i}]'s box starts outside the ${frame.width}×${frame.height} frame`, { field: `regions.${i}.bbox`, reason: "outside the frame" });
+        }
+      });
+      return work;
+    },
+    cost: {
+      estimate: (input, work) => startedUnits(work.media_seconds, 60) * (eraseDetects(input) ? 25 : 20),
+      describe: "20 credits per started minute of video, 25 with auto_detect (OCR over the whole video first)",
+    },
+    fileFields: ["file_id"],
+    fileKinds: { file_id: ["video"] },
+  }),
+  "video.transcode": define({
+    queue: "video",
+    title: "Transcode a video",
+    description: "Another container (mp4, webm, mov) and codec (h264, h265, vp9, prores as the container allows), scaled down to a maximum size (aspect kept), at an fps, crf or bitrate, with or without its sound.",
+    input: VideoTranscodeInput,
+    stages: ["fetch", "transcode", "upload"],
+    work: (input, media) => {
+      const work = videoWork(media);
+      const out = fitFrame(pictureOf(media, "file_id"), { width: input.max_width, height: input.max_height });
+      return { ...work, output_pixels: out.width * out.height };
+    },
+    cost: { estimate: (input, work) => startedUnits(work.media_seconds, 60) * (transcodeCodec(input) === "prores" ? 3 : 5), describe: "5 credits per started minute of video, 3 to ProRes (no compression search)" },
+    fileFields: ["file_id"],
+    fileKinds: { file_id: ["video"] },
+  }),
+  "video.thumbnails": define({
+    queue: "video",
+    title: "Thumbnails of a video",
+    description: "One image at a time, count images evenly spaced, or a contact sheet of count frames in columns (ffmpeg's tile filter); jpeg, png or webp.",
+    input: VideoThumbnailsInput,
+    stages: ["fetch", "extract", "upload"],
+    work: (input, media) => {
+      const src = pictureOf(media, "file_id");
+      const duration = durationOf(media, "file_id", "a video");
+      if (input.mode === "single" && input.time !== undefined && input.time >= duration) {
+        throw new AppError("INVALID_INPUT", `time ${input.time} s is past the end of the video (${duration} s)`, { field: "time", reason: "past the end" });
+      }
+      const tile = thumbnailSize(input, src);
+      const tiles = input.mode === "single" ? 1 : input.count;
+      const columns = Math.min(input.columns, tiles);
+      const out = input.mode === "contact_sheet" ? tile.width * columns * tile.height * Math.ceil(tiles / columns) : tile.width * tile.height;
+      return { input_pixels: src.width * src.height, output_pixels: out, media_seconds: duration, output_seconds: 0 };
+    },
+    cost: {
+      estimate: (input) => Math.ceil((input.mode === "single" ? 1 : input.count) / 10),
+      describe: "1 credit per started 10 frames (a single image: 1); a seek per frame, so the video's length does not matter",
+    },
+    fileFields: ["file_id"],
+    fileKinds: { file_id: ["video"] },
   }),
 } as const satisfies Record<string, AnyJobTypeDefinition>;
 
