@@ -84,13 +84,13 @@ describe("media jobs, end to end", () => {
     expect(snrAfter - snrBefore).toBeGreaterThan(6);
   });
 
-  it("fails a job whose input is not an image with a clear code, and gives the credits back", async () => {
+  it("refuses at enqueue (422 naming the field) a job whose input is not an image, reserving nothing", async () => {
     const u = await ctx.api.signUp();
     const { body } = await ctx.api.upload(u.token, "clip.mp4", "video/mp4", makeVideo(1));
-    const run = await runJob(u.token, "image.resize", { file_id: body.file.id, width: 10 });
-    expect(run.terminal).toMatchObject({ type: "error", status: "failed", error: { code: "INVALID_MEDIA" } });
-    expect(run.final).toMatchObject({ status: "failed", error: { code: "INVALID_MEDIA" }, credits: { state: "released" } });
-    expect(run.final.attempts).toBe(1);
+    const refused = await ctx.api.post("/jobs", { type: "image.resize", input: { file_id: body.file.id, width: 10 } }, u.token);
+    expect(refused.status).toBe(422);
+    expect(refused.body.error).toMatchObject({ code: "INVALID_INPUT", details: { field: "file_id", kind: "video", accepted: ["image"] } });
+    expect((await ctx.api.get("/jobs", u.token)).body.total).toBe(0);
     expect((await ctx.api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 100, reserved: 0 });
   });
 });

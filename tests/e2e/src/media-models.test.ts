@@ -236,10 +236,15 @@ describe("model.rig", () => {
     expect(run.final.credits).toMatchObject({ amount: 20, state: "captured" });
   });
 
-  it("refuses a file that is no FBX or OBJ, whatever it is called, and gives the credits back", async () => {
+  it("refuses a file that is no FBX or OBJ, whatever it is called: a picture at enqueue (422), other bytes when the worker reads them, giving the credits back", async () => {
     const u = await ctx.api.signUp();
-    const file = await upload(u.token, "not-a-model.fbx", "application/octet-stream", await makePng(8, 8));
-    const run = await runJob(u.token, "model.rig", { file_id: file });
+    // Stored as the image its bytes show (the type sent was generic), so enqueue sees its kind.
+    const picture = await upload(u.token, "not-a-model.fbx", "application/octet-stream", await makePng(8, 8));
+    const refused = await ctx.api.post("/jobs", { type: "model.rig", input: { file_id: picture } }, u.token);
+    expect(refused.status).toBe(422);
+    expect(refused.body.error).toMatchObject({ code: "INVALID_INPUT", details: { field: "file_id", kind: "image", accepted: ["other"] } });
+    const text = await upload(u.token, "notes.fbx", "application/octet-stream", new TextEncoder().encode("not a model at all\n"));
+    const run = await runJob(u.token, "model.rig", { file_id: text });
     expect(run.final).toMatchObject({ status: "failed", error: { code: "INVALID_MEDIA" }, credits: { state: "released" } });
     expect(await credits(u.token)).toMatchObject({ credits: 100, reserved: 0 });
   });
