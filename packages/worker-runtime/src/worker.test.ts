@@ -192,7 +192,7 @@ describe("worker runtime against the real job-service and storage-service", () =
 
   it("hands the handler its owner's tier limits, and fails a job past them with LIMIT_EXCEEDED at once, refunded", async () => {
     const job = await enqueue(async (ctx) => {
-      expect(ctx.limits).toEqual({ tier: "free", max_input_pixels: 8192 ** 2, max_output_pixels: 4096 ** 2, max_media_seconds: 600 });
+      expect(ctx.limits).toEqual({ tier: "free", max_input_pixels: 8192 ** 2, max_output_pixels: 4096 ** 2, max_media_seconds: 600, max_segments: 3 });
       // What a worker measured of the real input, past what enqueue saw.
       checkLimits(ctx.limits, { input_pixels: 1, output_pixels: 16384 * 16384 });
       return { files: [] };
