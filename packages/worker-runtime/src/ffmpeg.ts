@@ -32,13 +32,11 @@ export const isAbortError = (err: unknown) => err instanceof Error && err.name =
 const progressLine = /^\s*(frame|size)=/;
 const LOG_LINES_KEPT = 400;
 
-/** Runs one ffmpeg command built on a fresh FfmpegCommand; resolves with its log (stderr). */
-export function runFfmpeg(build: (cmd: FfmpegCommand) => unknown, opts: RunOptions = {}): Promise<{ stderr: string }> {
-  const { signal, onProgress, durationSec } = opts;
-  if (signal?.aborted) return Promise.reject(abortError());
-
-  const cmd = ffmpeg();
-  build(cmd);
+/**
+ * Reads ffmpeg's stderr a line at a time: progress lines become a percentage of durationSec
+ * (rising only, one decimal), the rest are kept as the log (its last LOG_LINES_KEPT lines).
+ */
+function stderrLog({ onProgress, durationSec }: RunOptions) {
   const log: string[] = [];
   let reported = 0;
   const report = (percent: number) => {
@@ -47,6 +45,29 @@ export function runFfmpeg(build: (cmd: FfmpegCommand) => unknown, opts: RunOptio
     reported = p;
     onProgress?.(p);
   };
+  const onLine = (line: string) => {
+    if (!progressLine.test(line)) {
+      log.push(line);
+      if (log.length > LOG_LINES_KEPT) log.shift();
+      return;
+    }
+    const t = /time=(-?\d+):(\d+):(\d+(?:\.\d+)?)/.exec(line);
+    if (t && durationSec && durationSec > 0) {
+      const seconds = Number(t[1]) * 3600 + Number(t[2]) * 60 + Number(t[3]);
+      report((seconds / durationSec) * 100);
+    }
+  };
+  return { log, report, onLine };
+}
+
+/** Runs one ffmpeg command built on a fresh FfmpegCommand; resolves with its log (stderr). */
+export function runFfmpeg(build: (cmd: FfmpegCommand) => unknown, opts: RunOptions = {}): Promise<{ stderr: string }> {
+  const { signal } = opts;
+  if (signal?.aborted) return Promise.reject(abortError());
+
+  const cmd = ffmpeg();
+  build(cmd);
+  const { log, report, onLine } = stderrLog(opts);
 
   return new Promise((resolve, reject) => {
     const kill = () => cmd.kill("SIGKILL");
@@ -56,18 +77,7 @@ export function runFfmpeg(build: (cmd: FfmpegCommand) => unknown, opts: RunOptio
     cmd.on("start", () => {
       if (signal?.aborted) kill();
     });
-    cmd.on("stderr", (line: string) => {
-      if (!progressLine.test(line)) {
-        log.push(line);
-        if (log.length > LOG_LINES_KEPT) log.shift();
-        return;
-      }
-      const t = /time=(-?\d+):(\d+):(\d+(?:\.\d+)?)/.exec(line);
-      if (t && durationSec && durationSec > 0) {
-        const seconds = Number(t[1]) * 3600 + Number(t[2]) * 60 + Number(t[3]);
-        report((seconds / durationSec) * 100);
-      }
-    });
+    cmd.on("stderr", onLine);
     cmd.on("end", () => {
       cleanup();
       report(100);
@@ -304,24 +314,10 @@ export async function measureFrame(path: string, atSec = 0, signal?: AbortSignal
  * to the benchmark, so the very same command can be run by hand. Resolves with its log (stderr).
  */
 export function runFfmpegArgs(args: readonly string[], opts: RunOptions = {}): Promise<{ stderr: string }> {
-  const { signal, onProgress, durationSec } = opts;
+  const { signal } = opts;
   if (signal?.aborted) return Promise.reject(abortError());
-  const log: string[] = [];
-  let reported = 0;
+  const { log, report, onLine } = stderrLog(opts);
   let pending = "";
-  const onLine = (line: string) => {
-    if (!progressLine.test(line)) {
-      log.push(line);
-      if (log.length > LOG_LINES_KEPT) log.shift();
-      return;
-    }
-    const t = /time=(-?\d+):(\d+):(\d+(?:\.\d+)?)/.exec(line);
-    if (t && durationSec && durationSec > 0) {
-      const seconds = Number(t[1]) * 3600 + Number(t[2]) * 60 + Number(t[3]);
-      const p = Math.round(Math.min(100, Math.max(0, (seconds / durationSec) * 100)) * 10) / 10;
-      if (p > reported) onProgress?.((reported = p));
-    }
-  };
   return new Promise((resolve, reject) => {
     const child = spawn("ffmpeg", ["-hide_banner", "-nostdin", ...args], { stdio: ["ignore", "ignore", "pipe"] });
     const kill = () => child.kill("SIGKILL");
@@ -342,7 +338,7 @@ export function runFfmpegArgs(args: readonly string[], opts: RunOptions = {}): P
         const tail = log.slice(-12).join("\n");
         return reject(new FfmpegError(`ffmpeg failed: ${failed?.message ?? `exit ${code}`}\n${tail}`, log.join("\n")));
       }
-      if (100 > reported) onProgress?.(100);
+      report(100);
       resolve({ stderr: log.join("\n") });
     });
   });
