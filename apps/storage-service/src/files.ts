@@ -1,4 +1,4 @@
-import { kindOf, type FileKind, type FileObject, type Folder, type MediaFacts } from "@cutroom/contracts";
+import { kindOf, toFileMetadata, type FileKind, type FileMetadata, type FileObject, type Folder, type MediaFacts } from "@cutroom/contracts";
 import { and, count, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
 import { files } from "@cutroom/db/storage";
 
@@ -178,8 +178,8 @@ export function toFileObject(row: FileRow): FileObject {
   };
 }
 
-/** The measured facts, shown as `media` and as `metadata` (the issue's name): one object, two names. */
-function mediaFields(row: FileRow): { media: MediaFacts; metadata: MediaFacts } {
+/** The measured facts, shown as `media` and as `metadata` (seed 000's names: duration, fps). */
+function mediaFields(row: FileRow): { media: MediaFacts; metadata: FileMetadata } {
   const facts: MediaFacts = {
     width: row.width,
     height: row.height,
@@ -190,7 +190,7 @@ function mediaFields(row: FileRow): { media: MediaFacts; metadata: MediaFacts } 
     has_audio: row.hasAudio,
     has_alpha: row.hasAlpha,
   };
-  return { media: facts, metadata: facts };
+  return { media: facts, metadata: toFileMetadata(facts) };
 }
 
 const measured = (row: FileRow) => row.width !== null || row.durationSeconds !== null;

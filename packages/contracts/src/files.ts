@@ -57,6 +57,32 @@ export const MediaFacts = z
   .meta({ id: "MediaFacts" });
 export type MediaFacts = z.infer<typeof MediaFacts>;
 
+/** The same facts under the names of seed 000's asset metadata: `duration` and `fps`. */
+export const FileMetadata = z
+  .object({
+    duration: z.number().nonnegative().nullable().describe("seconds"),
+    width: z.number().int().positive().nullable(),
+    height: z.number().int().positive().nullable(),
+    fps: z.number().positive().nullable(),
+    video_codec: z.string().nullable(),
+    audio_codec: z.string().nullable(),
+    has_audio: z.boolean().nullable(),
+    has_alpha: z.boolean().nullable(),
+  })
+  .meta({ id: "FileMetadata" });
+export type FileMetadata = z.infer<typeof FileMetadata>;
+
+export const toFileMetadata = (m: MediaFacts): FileMetadata => ({
+  duration: m.duration_seconds,
+  width: m.width,
+  height: m.height,
+  fps: m.frame_rate,
+  video_codec: m.video_codec ?? null,
+  audio_codec: m.audio_codec ?? null,
+  has_audio: m.has_audio ?? null,
+  has_alpha: m.has_alpha ?? null,
+});
+
 export const FileObject = z
   .object({
     id: Uuid,
@@ -70,7 +96,7 @@ export const FileObject = z
     job_id: Uuid.nullable(),
     created_at: Timestamp,
     media: MediaFacts.optional().describe("measured image, video or audio facts; absent for other files and for files stored before they were measured"),
-    metadata: MediaFacts.optional().describe("the same facts as `media` (seed 000's asset metadata name)"),
+    metadata: FileMetadata.optional().describe("the same facts as `media`, named as seed 000's asset metadata (duration, fps)"),
   })
   .meta({ id: "File" });
 export type FileObject = z.infer<typeof FileObject>;
