@@ -1,15 +1,11 @@
-import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { isTerminalEvent, jobTypes, type Caller, type JobEvent } from "@cutroom/contracts";
-import { createRpcClient, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
-import { createMigratedDb, silentLogger, startStack, startTestNats } from "@cutroom/testing";
+import { isTerminalEvent, type JobEvent } from "@cutroom/contracts";
+import { readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
 import { AckPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ensureWorkerConsumer } from "./consumer.ts";
 import type { JobContext } from "./types.ts";
-import { startWorker, type Worker, type WorkerConfig } from "./worker.ts";
+import { pixelOwner, startWorkerRig, type WorkerRig } from "./test-fixture.ts";
+import type { WorkerConfig } from "./worker.ts";
 
 /*
  * Retry timing against a real nats-server and the real job-service: what the owner is told
@@ -20,12 +16,9 @@ import { startWorker, type Worker, type WorkerConfig } from "./worker.ts";
 // An ack wait well above the retry delays, so a redelivery that waits for it instead stands out.
 const config: WorkerConfig = { concurrency: 2, ackWaitMs: 4000, maxAttempts: 3, retryBaseMs: 500, tmpDir: "", rpcTimeoutMs: 2000 };
 
-let db: Awaited<ReturnType<typeof createMigratedDb>>;
-let nats: Awaited<ReturnType<typeof startTestNats>>;
-let services: Awaited<ReturnType<typeof startStack>>;
+let rig: WorkerRig;
 let nc: NatsConnection;
 let client: RpcClient;
-let worker: Worker;
 
 /** When each attempt of a job started and, if it failed, when it threw. */
 const attempts = new Map<string, { startedAt: number; failedAt?: number }[]>();
@@ -42,32 +35,14 @@ const handler = async (ctx: JobContext<unknown>) => {
 };
 
 beforeAll(async () => {
-  config.tmpDir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "worker-retry-"));
-  [db, nats] = await Promise.all([createMigratedDb("retry"), startTestNats()]);
-  services = await startStack({ databaseUrl: db.url, natsUrl: nats.url, apps: ["billing-service", "storage-service", "job-service"], parentDir: process.env.CUTROOM_TEST_DIR });
-  nc = await nats.connect();
-  client = createRpcClient(nc, { timeoutMs: 5000 });
-  worker = await startWorker(await nats.connect(), silentLogger(), { name: "worker-retry", queue: "image", handlers: Object.fromEntries(Object.entries(jobTypes).filter(([, t]) => t.queue === "image").map(([name]) => [name, handler])) }, config);
+  rig = await startWorkerRig({ db: "retry", tmpPrefix: "worker-retry-", worker: "worker-retry" }, config, handler);
+  ({ nc, client } = rig);
 });
-afterAll(async () => {
-  await worker?.stop({ graceMs: 0 });
-  await services?.stop();
-  await nats?.stop();
-  await db?.close();
-  await rm(config.tmpDir, { recursive: true, force: true });
-});
-
-/** A 1×1 PNG: image jobs need an input whose picture size storage could measure. */
-const PIXEL = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAADElEQVQImWP4//8/AAX+Av5Y8msOAAAAAElFTkSuQmCC", "base64");
+afterAll(() => rig?.stop());
 
 async function enqueue(): Promise<string> {
-  const owner: Caller = { user_id: randomUUID(), role: "user", tier: "free" };
-  await client.call("billing", "openAccount", { user_id: owner.user_id, credits: 10 });
-  const bytes = PIXEL;
-  const ticket = await client.call("storage", "createUpload", { filename: "pixel.png", content_type: "image/png", size: bytes.length, max_bytes: 1_000_000 }, { caller: owner });
-  expect((await fetch(ticket.upload_url, { method: ticket.method, headers: ticket.headers, body: bytes })).status).toBe(200);
-  await client.call("storage", "confirmUpload", { file_id: ticket.file_id }, { caller: owner });
-  const { job } = await client.call("job", "create", { body: { type: "image.resize", input: { file_id: ticket.file_id, width: 64 } } }, { caller: owner });
+  const { owner, fileId } = await pixelOwner(client, 10);
+  const { job } = await client.call("job", "create", { body: { type: "image.resize", input: { file_id: fileId, width: 64 } } }, { caller: owner });
   return job.id;
 }
 

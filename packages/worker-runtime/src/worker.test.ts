@@ -1,18 +1,17 @@
-import { randomUUID } from "node:crypto";
 import { once } from "node:events";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isTerminalEvent, jobTypes, subjects, type Caller, type JobEvent } from "@cutroom/contracts";
-import { createRpcClient, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
-import { createMigratedDb, freePort, silentLogger, startStack, startTestNats } from "@cutroom/testing";
+import { isTerminalEvent, subjects, type Caller, type JobEvent } from "@cutroom/contracts";
+import { readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
+import { freePort, silentLogger } from "@cutroom/testing";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { serveWorkerHealth } from "./health.ts";
 import { JobFailure, RetryableFailure, checkLimits } from "./job-failure.ts";
 import type { JobContext, JobOutput } from "./types.ts";
 import { downloadToFile } from "./transfer.ts";
+import { imageHandlers, PIXEL, pixelOwner, startWorkerRig, type WorkerRig } from "./test-fixture.ts";
 import { startWorker, type Worker, type WorkerConfig } from "./worker.ts";
 
 /*
@@ -32,9 +31,8 @@ const TYPE = "image.resize";
 const CREDITS = 10;
 const config: WorkerConfig = { concurrency: 3, ackWaitMs: 1500, maxAttempts: 2, retryBaseMs: 1000, tmpDir: "", rpcTimeoutMs: 2000 };
 
-let db: Awaited<ReturnType<typeof createMigratedDb>>;
-let nats: Awaited<ReturnType<typeof startTestNats>>;
-let services: Awaited<ReturnType<typeof startStack>>;
+let rig: WorkerRig;
+let nats: WorkerRig["nats"];
 let nc: NatsConnection;
 let js: JetStreamClient;
 let jsm: JetStreamManager;
@@ -48,43 +46,22 @@ const handler = async (ctx: JobContext<{ file_id: string }>) => {
   calls.set(ctx.job.id, (calls.get(ctx.job.id) ?? 0) + 1);
   return behaviours.get(ctx.job.userId)!(ctx);
 };
-// Every type of the image queue, whichever types it gains: startWorker refuses a queue with one unhandled.
-const handlers = Object.fromEntries(Object.entries(jobTypes).filter(([, t]) => t.queue === "image").map(([name]) => [name, handler]));
+const handlers = imageHandlers(handler);
 
 beforeAll(async () => {
-  config.tmpDir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "worker-tmp-"));
-  [db, nats] = await Promise.all([createMigratedDb("worker"), startTestNats()]);
-  services = await startStack({ databaseUrl: db.url, natsUrl: nats.url, apps: ["billing-service", "storage-service", "job-service"], parentDir: process.env.CUTROOM_TEST_DIR });
-  nc = await nats.connect();
+  rig = await startWorkerRig({ db: "worker", tmpPrefix: "worker-tmp-", worker: "worker-test" }, config, handler);
+  ({ nats, nc, client, worker } = rig);
   js = jetstream(nc);
   jsm = await jetstreamManager(nc);
-  client = createRpcClient(nc, { timeoutMs: 5000 });
-  worker = await startWorker(await nats.connect(), silentLogger(), { name: "worker-test", queue: "image", handlers }, config);
 });
-afterAll(async () => {
-  await worker?.stop({ graceMs: 0 });
-  await services?.stop();
-  await nats?.stop();
-  await db?.close();
-  await rm(config.tmpDir, { recursive: true, force: true });
-});
-
-/** A 1×1 PNG: image jobs need an input whose picture size storage could measure. */
-const PIXEL = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAADElEQVQImWP4//8/AAX+Av5Y8msOAAAAAElFTkSuQmCC", "base64");
+afterAll(() => rig?.stop());
 
 /** A new user with CREDITS credits uploads a pixel (createUpload → PUT → confirmUpload) and asks for a resize of it. */
 async function enqueue(behaviour: Behaviour): Promise<Enqueued> {
-  const owner: Caller = { user_id: randomUUID(), role: "user", tier: "free" };
-  await client.call("billing", "openAccount", { user_id: owner.user_id, credits: CREDITS });
-  const bytes = PIXEL;
-  const ticket = await client.call("storage", "createUpload", { filename: "pixel.png", content_type: "image/png", size: bytes.length, max_bytes: 1_000_000 }, { caller: owner });
-  const put = await fetch(ticket.upload_url, { method: ticket.method, headers: ticket.headers, body: bytes });
-  expect(put.status).toBe(200);
-  await client.call("storage", "confirmUpload", { file_id: ticket.file_id }, { caller: owner });
-
+  const { owner, fileId } = await pixelOwner(client, CREDITS);
   behaviours.set(owner.user_id, behaviour);
-  const { job } = await client.call("job", "create", { body: { type: TYPE, input: { file_id: ticket.file_id, width: 64 } } }, { caller: owner });
-  return { id: job.id, owner, fileId: ticket.file_id };
+  const { job } = await client.call("job", "create", { body: { type: TYPE, input: { file_id: fileId, width: 64 } } }, { caller: owner });
+  return { id: job.id, owner, fileId };
 }
 
 const getJob = (job: Enqueued) => client.call("job", "get", { job_id: job.id }, { caller: job.owner });
