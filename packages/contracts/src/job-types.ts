@@ -160,12 +160,22 @@ function durationOf(media: InputMedia, field: string, kinds: string): number {
   return seconds;
 }
 
+/** A video input's frame and length: the frame asked for first, so a file with neither is refused for its picture. */
+function videoOf(media: InputMedia): { frame: { width: number; height: number }; duration: number } {
+  return { frame: pictureOf(media, "file_id"), duration: durationOf(media, "file_id", "a video") };
+}
+
 /** The work of a job that reads a whole video and writes frames of its size. */
 function videoWork(media: InputMedia): JobWork {
-  const frame = pictureOf(media, "file_id");
+  const { frame, duration } = videoOf(media);
   const pixels = frame.width * frame.height;
-  const duration = durationOf(media, "file_id", "a video");
   return { input_pixels: pixels, output_pixels: pixels, media_seconds: duration, output_seconds: duration };
+}
+
+/** videoWork of a job that writes only the frame range it is given (the whole video without one). */
+function frameRangeWork(input: { frame_range?: string }, media: InputMedia): JobWork {
+  const work = videoWork(media);
+  return { ...work, output_seconds: gradedSeconds(input.frame_range, media.file_id, work.media_seconds) };
 }
 
 function imageWork(input: { width?: number; height?: number; fit: Fit }, media: InputMedia): JobWork {
@@ -527,12 +537,7 @@ export const jobTypes = {
     description: "Preset look plus exposure/contrast/saturation, optional .cube LUT and frame range; audio kept.",
     input: VideoColorGradeInput,
     stages: ["fetch", "grade", "upload"],
-    work: (input, media) => {
-      const frame = pictureOf(media, "file_id");
-      const duration = durationOf(media, "file_id", "a video");
-      const pixels = frame.width * frame.height;
-      return { input_pixels: pixels, output_pixels: pixels, media_seconds: duration, output_seconds: gradedSeconds(input.frame_range, media.file_id, duration) };
-    },
+    work: frameRangeWork,
     cost: {
       estimate: (input, work) => startedUnits(work.output_seconds, 60) * (input.lut_file_id ? 30 : 25),
       describe: "25 credits per started minute of graded video (the frame range when given), 30 with a LUT",
@@ -688,12 +693,7 @@ export const jobTypes = {
       "SAM 2 tracks the described subject (pointed at by the preset) and gives its mask; Cutroom tightens or loosens it (erode/dilate), feathers it and smooths it over time, and writes the footage with the mask as alpha: a ProRes 4444 .mov or VP9 .webm, or a zip of RGBA PNGs.",
     input: VideoRotoInput,
     stages: ["fetch", "track", "matte", "upload"],
-    work: (input, media) => {
-      const frame = pictureOf(media, "file_id");
-      const duration = durationOf(media, "file_id", "a video");
-      const pixels = frame.width * frame.height;
-      return { input_pixels: pixels, output_pixels: pixels, media_seconds: duration, output_seconds: gradedSeconds(input.frame_range, media.file_id, duration) };
-    },
+    work: frameRangeWork,
     cost: {
       estimate: (_input, work) => 2 * startedUnits(work.output_seconds, 1),
       describe: "2 credits per started second of tracked video (the frame range when given)",
@@ -710,7 +710,7 @@ export const jobTypes = {
     input: ModelRigInput,
     stages: ["fetch", "rig", "upload"],
     // A 3D model has no picture or duration for the tier limits to bound; its size is bounded at upload.
-    work: () => ({ input_pixels: 0, output_pixels: 0, media_seconds: 0, output_seconds: 0 }),
+    work: noMediaWork,
     cost: { estimate: () => 20, describe: "20 credits per model rigged" },
     fileFields: ["file_id"],
     fileKinds: { file_id: ["other"] },
@@ -724,12 +724,10 @@ export const jobTypes = {
     input: VideoLipsyncInput,
     stages: ["fetch", "segments", "assemble", "upload"],
     work: (input, media) => {
-      const frame = pictureOf(media, "file_id");
-      const duration = durationOf(media, "file_id", "a video");
+      const work = videoWork(media);
       const audio = (i: number) => durationOf(media, `segments.${i}.audio_file_id`, "an audio or video file");
-      planSegments(input, duration, audio);
-      const pixels = frame.width * frame.height;
-      return { input_pixels: pixels, output_pixels: pixels, media_seconds: duration, output_seconds: duration, segments: input.segments.length };
+      planSegments(input, work.media_seconds, audio);
+      return { ...work, segments: input.segments.length };
     },
     cost: {
       estimate: (input) => startedUnits(input.segments.reduce((sum, s) => sum + Math.max(0, s.end_time - s.start_time), 0), 60) * lipsyncCredits[input.mode],
@@ -790,17 +788,16 @@ export const jobTypes = {
     input: VideoEraseInput,
     stages: ["fetch", "detect", "erase", "upload"],
     work: (input, media) => {
-      const work = videoWork(media);
-      const frame = pictureOf(media, "file_id");
+      const { frame, duration } = videoOf(media);
       input.regions.forEach((r, i) => {
-        if (r.start_time >= work.media_seconds) {
-          throw new AppError("INVALID_INPUT", `regions[${i}] starts at ${r.start_time} s, past the end of the video (${work.media_seconds} s)`, { field: `regions.${i}.start_time`, reason: "past the end" });
+        if (r.start_time >= duration) {
+          throw new AppError("INVALID_INPUT", `regions[${i}] starts at ${r.start_time} s, past the end of the video (${duration} s)`, { field: `regions.${i}.start_time`, reason: "past the end" });
         }
         if (r.bbox.x >= frame.width || r.bbox.y >= frame.height) {
           throw new AppError("INVALID_INPUT", `regions[${i}]'s box starts outside the ${frame.width}×${frame.height} frame`, { field: `regions.${i}.bbox`, reason: "outside the frame" });
         }
       });
-      return work;
+      return videoWork(media);
     },
     cost: {
       estimate: (input, work) => startedUnits(work.media_seconds, 60) * (eraseDetects(input) ? 25 : 20),
@@ -831,8 +828,7 @@ export const jobTypes = {
     input: VideoThumbnailsInput,
     stages: ["fetch", "extract", "upload"],
     work: (input, media) => {
-      const src = pictureOf(media, "file_id");
-      const duration = durationOf(media, "file_id", "a video");
+      const { frame: src, duration } = videoOf(media);
       if (input.mode === "single" && input.time !== undefined && input.time >= duration) {
         throw new AppError("INVALID_INPUT", `time ${input.time} s is past the end of the video (${duration} s)`, { field: "time", reason: "past the end" });
       }
