@@ -5,7 +5,7 @@ import { measureAudio, probe, runFfmpeg } from "@cutroom/worker-runtime/ffmpeg";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useStack } from "./stack.ts";
-import { watchJob } from "./watch.ts";
+import { jobHelpers } from "./jobs.ts";
 
 const ctx = useStack();
 let dir: string;
@@ -24,21 +24,11 @@ async function make(name: string, build: Parameters<typeof runFfmpeg>[0]): Promi
   return new Uint8Array(await readFile(path));
 }
 
-async function run(token: string, type: string, input: Record<string, unknown>) {
-  const job = await ctx.api.post("/jobs", { type, input }, token);
-  expect(job.status, JSON.stringify(job.body)).toBe(202);
-  const watched = await watchJob(ctx.stack.url, token, job.body.id, { since: 0, timeoutMs: 120_000 });
-  expect(watched.closeCode).toBe(1000);
-  const final = (await ctx.api.get(`/jobs/${job.body.id}`, token)).body;
-  expect(final.status, JSON.stringify(final.error)).toBe("succeeded");
-  return final;
-}
+const { runToSuccess: run, download } = jobHelpers(ctx);
 
 async function downloadTo(token: string, fileId: string, name: string): Promise<string> {
-  const link = await ctx.api.get(`/files/${fileId}/download-url`, token);
-  expect(link.status).toBe(200);
   const path = join(dir, name);
-  await writeFile(path, new Uint8Array(await (await fetch(link.body.url)).arrayBuffer()));
+  await writeFile(path, await download(token, fileId));
   return path;
 }
 

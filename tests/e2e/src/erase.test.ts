@@ -6,7 +6,7 @@ import { ocrImage } from "@cutroom/worker-runtime/tesseract";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useStack } from "./stack.ts";
-import { watchJob } from "./watch.ts";
+import { jobHelpers } from "./jobs.ts";
 
 const ctx = useStack();
 let dir: string;
@@ -100,21 +100,7 @@ function overlapRatio(a: Box, b: Box): number {
   return w > 0 && h > 0 ? (w * h) / (b.width * b.height) : 0;
 }
 
-async function run(token: string, type: string, input: Record<string, unknown>) {
-  const job = await ctx.api.post("/jobs", { type, input }, token);
-  expect(job.status, JSON.stringify(job.body)).toBe(202);
-  const watched = await watchJob(ctx.stack.url, token, job.body.id, { since: 0, timeoutMs: 120_000 });
-  expect(watched.closeCode).toBe(1000);
-  const final = (await ctx.api.get(`/jobs/${job.body.id}`, token)).body;
-  expect(final.status, JSON.stringify(final.error)).toBe("succeeded");
-  return final;
-}
-
-async function download(token: string, fileId: string): Promise<Uint8Array> {
-  const link = await ctx.api.get(`/files/${fileId}/download-url`, token);
-  expect(link.status).toBe(200);
-  return new Uint8Array(await (await fetch(link.body.url)).arrayBuffer());
-}
+const { runToSuccess: run, download } = jobHelpers(ctx);
 
 async function uploadClip(token: string, bytes = clip) {
   const { body } = await ctx.api.upload(token, "sale.mp4", "video/mp4", bytes);

@@ -1,17 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { expectEnvelope } from "./client.ts";
-import { makePng, makeVideo } from "./media.ts";
+import { makeVideo } from "./media.ts";
+import { jobHelpers } from "./jobs.ts";
 import { useStack } from "./stack.ts";
 
 // No workers in this stack: jobs stay queued, so what is asserted here is the API's own doing.
 const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "gateway"] });
 
-async function userWithImage() {
-  const user = await ctx.api.signUp();
-  const { body } = await ctx.api.upload(user.token, "in.png", "image/png", await makePng());
-  return { ...user, fileId: body.file.id as string };
-}
+const { userWithImage } = jobHelpers(ctx);
 
 describe("job types", () => {
   it("lists every registered type with its input schema, presets and cost", async () => {

@@ -6,7 +6,7 @@ import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { ffprobe, makePng, makeVideo } from "./media.ts";
 import { useStack } from "./stack.ts";
-import { eventsOf, expectGapFree, expectProgressNeverBackwards, watchJob } from "./watch.ts";
+import { jobHelpers } from "./jobs.ts";
 
 /*
  * The generative media types through the gateway, with the model emulator as the provider (its own
@@ -15,28 +15,9 @@ import { eventsOf, expectGapFree, expectProgressNeverBackwards, watchJob } from 
  */
 const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-image", "worker-video", "model-emulator", "gateway"] });
 
-async function runJob(token: string, type: string, input: Record<string, unknown>, onMessage?: (m: any) => void) {
-  const job = await ctx.api.post("/jobs", { type, input }, token);
-  expect(job.status, JSON.stringify(job.body)).toBe(202);
-  const watched = await watchJob(ctx.stack.url, token, job.body.id, { since: 0, timeoutMs: 120_000, onMessage });
-  const events = eventsOf(watched);
-  expectGapFree(events);
-  expectProgressNeverBackwards(events);
-  const final = (await ctx.api.get(`/jobs/${job.body.id}`, token)).body;
-  return { id: job.body.id as string, events, final };
-}
-
-async function download(token: string, fileId: string): Promise<Buffer> {
-  const link = await ctx.api.get(`/files/${fileId}/download-url`, token);
-  expect(link.status).toBe(200);
-  return Buffer.from(await (await fetch(link.body.url)).arrayBuffer());
-}
-
-async function upload(token: string, filename: string, contentType: string, bytes: Uint8Array): Promise<string> {
-  const reply = await ctx.api.upload(token, filename, contentType, bytes);
-  expect(reply.status, JSON.stringify(reply.body)).toBe(200);
-  return reply.body.file.id;
-}
+const jobs = jobHelpers(ctx);
+const { runJob, download } = jobs;
+const upload = async (token: string, filename: string, contentType: string, bytes: Uint8Array) => (await jobs.upload(token, filename, contentType, bytes)).id;
 
 /** The emulator's own view of a prediction, as Replicate's GET /v1/predictions/{id} shows it. */
 async function upstream(predictionId: string): Promise<{ status: string }> {

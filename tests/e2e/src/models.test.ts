@@ -2,7 +2,7 @@ import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { makePng } from "./media.ts";
 import { useStack } from "./stack.ts";
-import { eventsOf, expectGapFree, expectProgressNeverBackwards, watchJob } from "./watch.ts";
+import { jobHelpers } from "./jobs.ts";
 
 /*
  * Model-backed jobs through the gateway, with the model emulator (apps/model-emulator) as the
@@ -10,22 +10,10 @@ import { eventsOf, expectGapFree, expectProgressNeverBackwards, watchJob } from 
  */
 const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-image", "model-emulator", "gateway"] });
 
-async function runJob(token: string, input: Record<string, unknown>, onMessage?: (m: any) => void) {
-  const job = await ctx.api.post("/jobs", { type: "image.generate", input }, token);
-  expect(job.status, JSON.stringify(job.body)).toBe(202);
-  const watched = await watchJob(ctx.stack.url, token, job.body.id, { since: 0, timeoutMs: 120_000, onMessage });
-  const events = eventsOf(watched);
-  expectGapFree(events);
-  expectProgressNeverBackwards(events);
-  const final = (await ctx.api.get(`/jobs/${job.body.id}`, token)).body;
-  return { id: job.body.id as string, events, final };
-}
-
-async function download(token: string, fileId: string): Promise<Buffer> {
-  const link = await ctx.api.get(`/files/${fileId}/download-url`, token);
-  expect(link.status).toBe(200);
-  return Buffer.from(await (await fetch(link.body.url)).arrayBuffer());
-}
+const jobs = jobHelpers(ctx);
+const { download } = jobs;
+/** An image.generate job, followed to its end. */
+const runJob = (token: string, input: Record<string, unknown>, onMessage?: (m: any) => void) => jobs.runJob(token, "image.generate", input, onMessage);
 
 /** The emulator's own view of a prediction, as Replicate's GET /v1/predictions/{id} shows it. */
 async function upstream(predictionId: string): Promise<{ status: string }> {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { expectEnvelope } from "./client.ts";
 import { ffprobe } from "./media.ts";
 import { useStack } from "./stack.ts";
-import { eventsOf, expectGapFree, expectProgressNeverBackwards, watchJob } from "./watch.ts";
+import { jobHelpers, succeeded } from "./jobs.ts";
 
 /*
  * Text, scene prompts, screenplay breakdowns, speech and prompt enhancement through the gateway,
@@ -11,23 +11,10 @@ import { eventsOf, expectGapFree, expectProgressNeverBackwards, watchJob } from 
  */
 const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-image", "worker-audio", "model-emulator", "gateway"] });
 
-async function runJob(token: string, type: string, input: Record<string, unknown>) {
-  const job = await ctx.api.post("/jobs", { type, input }, token);
-  expect(job.status, JSON.stringify(job.body)).toBe(202);
-  const watched = await watchJob(ctx.stack.url, token, job.body.id, { since: 0, timeoutMs: 120_000 });
-  const events = eventsOf(watched);
-  expectGapFree(events);
-  expectProgressNeverBackwards(events);
-  const final = (await ctx.api.get(`/jobs/${job.body.id}`, token)).body;
-  expect(final.status, JSON.stringify(final.error)).toBe("succeeded");
-  return final;
-}
-
-async function download(token: string, fileId: string): Promise<Buffer> {
-  const link = await ctx.api.get(`/files/${fileId}/download-url`, token);
-  expect(link.status).toBe(200);
-  return Buffer.from(await (await fetch(link.body.url)).arrayBuffer());
-}
+const jobs = jobHelpers(ctx);
+const { download } = jobs;
+/** A job followed to its end, which must succeed; its final state. */
+const runJob = async (token: string, type: string, input: Record<string, unknown>) => succeeded((await jobs.runJob(token, type, input)).final);
 
 // Worked out by hand: 22 laid-out lines (0.375 of a page at 55 a page, 24 s at a page a minute).
 const nightShift = [

@@ -2,6 +2,7 @@
 // outputs) is reached by id, so each id a user did not make answers as if it did not exist.
 import { randomUUID } from "node:crypto";
 import { expectEnvelope } from "@cutroom/e2e/client";
+import { jobHelpers } from "@cutroom/e2e/jobs";
 import { makePng } from "@cutroom/e2e/media";
 import { useStack } from "@cutroom/e2e/stack";
 import { watchJob } from "@cutroom/e2e/watch";
@@ -11,21 +12,7 @@ import { describe, expect, it } from "vitest";
 // worker-image runs the jobs, so that outputs exist and a watched job ends.
 const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-image", "gateway"] });
 
-async function userWithImage() {
-  const user = await ctx.api.signUp();
-  const { body } = await ctx.api.upload(user.token, "in.png", "image/png", await makePng());
-  return { ...user, fileId: body.file.id as string };
-}
-
-/** Polls a job until it has ended. */
-async function settled(jobId: string, token: string) {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const job = (await ctx.api.get(`/jobs/${jobId}`, token)).body;
-    if (["succeeded", "failed", "canceled"].includes(job.status) || Date.now() > deadline) return job;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const { userWithImage, settled } = jobHelpers(ctx);
 
 describe("API1 broken object level authorization: files", () => {
   it("never shows one user's files to another: reading, downloading or deleting them is 404", async () => {

@@ -7,7 +7,7 @@
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { expectEnvelope } from "@cutroom/e2e/client";
-import { makePng } from "@cutroom/e2e/media";
+import { jobHelpers } from "@cutroom/e2e/jobs";
 import { useStack } from "@cutroom/e2e/stack";
 import { eventsOf, expectGapFree, watchJob } from "@cutroom/e2e/watch";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -34,21 +34,7 @@ async function connectAsWorker() {
 
 const envelope = (body: unknown) => JSON.stringify({ request_id: randomUUID(), caller: null, body });
 
-/** Polls a job until it has ended. */
-async function settled(jobId: string, token: string) {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const job = (await ctx.api.get(`/jobs/${jobId}`, token)).body;
-    if (["succeeded", "failed", "canceled"].includes(job.status) || Date.now() > deadline) return job;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function userWithImage() {
-  const user = await ctx.api.signUp();
-  const { body } = await ctx.api.upload(user.token, "in.png", "image/png", await makePng());
-  return { ...user, fileId: body.file.id as string };
-}
+const { userWithImage, settled } = jobHelpers(ctx);
 
 describe("API10 unsafe consumption of APIs: what a worker sends", () => {
   it("answers a worker's malformed requests with an error and acts on none: services keep serving and jobs keep running", async () => {
