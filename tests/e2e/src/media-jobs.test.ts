@@ -2,28 +2,19 @@ import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { ffprobe, makeNoisyAudio, makePng, makeVideo, meanColour, rmsDb } from "./media.ts";
 import { useStack } from "./stack.ts";
-import { eventsOf, expectGapFree, expectProgressNeverBackwards, watchJob } from "./watch.ts";
+import { jobHelpers } from "./jobs.ts";
 
 const ctx = useStack();
 
-/** Upload, enqueue, follow the WebSocket to the end; checks the event stream's invariants. */
-async function runJob(token: string, type: string, input: Record<string, unknown>) {
-  const job = await ctx.api.post("/jobs", { type, input }, token);
-  expect(job.status, JSON.stringify(job.body)).toBe(202);
-  const watched = await watchJob(ctx.stack.url, token, job.body.id, { since: 0, timeoutMs: 120_000 });
-  expect(watched.closeCode).toBe(1000);
-  expect(watched.messages[0].type).toBe("snapshot");
-  const events = eventsOf(watched);
-  expectGapFree(events);
-  expectProgressNeverBackwards(events);
-  const final = (await ctx.api.get(`/jobs/${job.body.id}`, token)).body;
-  return { id: job.body.id as string, events, terminal: events.at(-1), final };
-}
+const jobs = jobHelpers(ctx);
+const { download } = jobs;
 
-async function download(token: string, fileId: string): Promise<Uint8Array> {
-  const link = await ctx.api.get(`/files/${fileId}/download-url`, token);
-  expect(link.status).toBe(200);
-  return new Uint8Array(await (await fetch(link.body.url)).arrayBuffer());
+/** Enqueue, follow the WebSocket to the end; checks the event stream's invariants and that it opened with a snapshot and closed normally. */
+async function runJob(token: string, type: string, input: Record<string, unknown>) {
+  const run = await jobs.runJob(token, type, input);
+  expect(run.watched.closeCode).toBe(1000);
+  expect(run.watched.messages[0].type).toBe("snapshot");
+  return run;
 }
 
 describe("media jobs, end to end", () => {

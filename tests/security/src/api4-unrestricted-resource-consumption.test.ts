@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "
 import { connect } from "node:net";
 import { join } from "node:path";
 import { expectEnvelope } from "@cutroom/e2e/client";
+import { jobHelpers } from "@cutroom/e2e/jobs";
 import { makePng, makeVideo } from "@cutroom/e2e/media";
 import { useStack } from "@cutroom/e2e/stack";
 import WebSocket from "ws";
@@ -19,11 +20,7 @@ const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-servic
 
 const scratch = scratchDir("api4");
 
-async function userWithImage() {
-  const user = await ctx.api.signUp();
-  const { body } = await ctx.api.upload(user.token, "in.png", "image/png", await makePng());
-  return { ...user, fileId: body.file.id as string };
-}
+const { userWithImage } = jobHelpers(ctx);
 
 /** The bytes storage keeps for a user, and every upload still arriving (the fs driver's temp files). */
 function storedFiles(userId: string): Array<{ path: string; size: number }> {
