@@ -1,9 +1,9 @@
-import { copyFile, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AudioTtsInput, jobLimits } from "@cutroom/contracts";
-import { createJobModels, noModels, type JobContext, type ResultFile } from "@cutroom/worker-runtime";
+import type { AudioTtsInput } from "@cutroom/contracts";
 import { probe } from "@cutroom/worker-runtime/ffmpeg";
+import { localJobContext } from "@cutroom/worker-runtime/local-job-context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSpeech, espeakVoice, speakWithEspeak, textToSpeech } from "./tts.ts";
 
@@ -23,36 +23,8 @@ async function spoken(text: string, speed = 1, voice = "af_bella") {
 }
 const durationOf = async (path: string) => (await probe(path)).duration!;
 
-/** A job context as the runtime makes one, without NATS or storage: uploads are copied into the test's folder. */
-function jobContext(input: Record<string, unknown>) {
-  const uploads: { path: string; filename: string; contentType: string }[] = [];
-  const controller = new AbortController();
-  const tmpDir = dir;
-  const uploadOutput = async (localPath: string, filename: string, contentType: string): Promise<ResultFile> => {
-    const kept = join(dir, `uploaded-${++n}-${filename}`);
-    await copyFile(localPath, kept);
-    uploads.push({ path: kept, filename, contentType });
-    return { file_id: crypto.randomUUID(), filename, content_type: contentType, size: 0 };
-  };
-  const log = { info: () => {}, warn: () => {} };
-  const ctx = {
-    job: { id: crypto.randomUUID(), userId: crypto.randomUUID(), type: "audio.tts", attempt: 1, dispatch: 1 },
-    input: AudioTtsInput.parse(input),
-    limits: jobLimits("free"),
-    signal: controller.signal,
-    tmpDir,
-    log,
-    logger: undefined as never,
-    progress: () => {},
-    stage: <T>(_name: string, fn: () => Promise<T>) => fn(),
-    fetchInput: async () => {
-      throw new Error("audio.tts reads no files");
-    },
-    uploadOutput,
-    models: createJobModels({ service: noModels(), tmpDir, signal: controller.signal, progress: () => {}, uploadOutput, log }),
-  } satisfies JobContext<AudioTtsInput>;
-  return { ctx, uploads };
-}
+/** A local job context for audio.tts: uploads are copied into the test's folder. */
+const jobContext = (input: Record<string, unknown>) => localJobContext<AudioTtsInput>("audio.tts", input, { dir });
 
 describe("audio.tts", () => {
   it("speaks with espeak-ng: the speech lasts longer the longer the text, and shorter the faster it is said", async () => {

@@ -1,8 +1,9 @@
-import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jobLimits, jobTypes } from "@cutroom/contracts";
-import { createJobModels, noModels, type JobContext, type ModelProvider, type ModelService, type ResultFile } from "@cutroom/worker-runtime";
+import type { jobTypes } from "@cutroom/contracts";
+import { noModels, type ModelProvider, type ModelService } from "@cutroom/worker-runtime";
+import { localJobContext } from "@cutroom/worker-runtime/local-job-context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { analyseScript, generateScenes, generateText, readScreenplay } from "./text-jobs.ts";
 
@@ -28,35 +29,9 @@ function fakeProvider(reply: (input: Record<string, unknown>) => string) {
   return { service, inputs };
 }
 
-/** A job context as the runtime makes one, without NATS or storage: the input file is a local one, uploads are copied aside. */
+/** A local job context: the input file, when given, is a local text file. */
 function jobContext<I>(type: keyof typeof jobTypes, input: Record<string, unknown>, opts: { service?: ModelService; file?: { path: string; filename: string } } = {}) {
-  const uploads: { path: string; filename: string; contentType: string }[] = [];
-  const controller = new AbortController();
-  const uploadOutput = async (localPath: string, filename: string, contentType: string): Promise<ResultFile> => {
-    const kept = join(dir, `uploaded-${++n}-${filename}`);
-    await copyFile(localPath, kept);
-    uploads.push({ path: kept, filename, contentType });
-    return { file_id: crypto.randomUUID(), filename, content_type: contentType, size: 0 };
-  };
-  const log = { info: () => {}, warn: () => {} };
-  const ctx = {
-    job: { id: crypto.randomUUID(), userId: crypto.randomUUID(), type, attempt: 1, dispatch: 1 },
-    input: jobTypes[type].input.parse(input) as I,
-    limits: jobLimits("free"),
-    signal: controller.signal,
-    tmpDir: dir,
-    log,
-    logger: undefined as never,
-    progress: () => {},
-    stage: <T>(_name: string, fn: () => Promise<T>) => fn(),
-    fetchInput: async () => {
-      const f = opts.file!;
-      return { path: f.path, filename: f.filename, contentType: "text/plain", size: (await readFile(f.path)).byteLength };
-    },
-    uploadOutput,
-    models: createJobModels({ service: opts.service ?? noModels(), tmpDir: dir, signal: controller.signal, progress: () => {}, uploadOutput, log }),
-  } satisfies JobContext<I>;
-  return { ctx, uploads };
+  return localJobContext<I>(type, input, { dir, service: opts.service, file: opts.file && { ...opts.file, contentType: "text/plain" } });
 }
 
 const fountain = ["Title: The Lift", "", "INT. LIFT - NIGHT", "", "Two strangers.", "", "ANNA", "Going up?", "", "BEN (O.S.)", "(muffled)", "Hold the door!", "", "EXT. ROOF - DAY", "", "ANNA", "Finally."].join("\n");
