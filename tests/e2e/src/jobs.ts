@@ -59,6 +59,38 @@ export function jobHelpers(ctx: { stack: Stack; api: Client }) {
     return Buffer.from(await (await fetch(link.body.url)).arrayBuffer());
   }
 
+  /** The model emulator's own view of a prediction, as Replicate's GET /v1/predictions/{id} shows it. */
+  async function upstream(predictionId: string): Promise<{ status: string }> {
+    const res = await fetch(`${ctx.stack.emulatorUrl}/v1/predictions/${predictionId}`, { headers: { authorization: "Bearer e2e" } });
+    expect(res.status).toBe(200);
+    return res.json() as Promise<{ status: string }>;
+  }
+
+  /**
+   * Runs a model job and cancels it as soon as its log says the prediction started: the job ends
+   * canceled and, within 5 s, so does the prediction at the provider (the emulator).
+   */
+  async function cancelMidPrediction(token: string, type: string, input: Record<string, unknown>) {
+    let predictionId: string | undefined;
+    let canceled = false;
+    const run = await runJob(token, type, input, (m) => {
+      predictionId ??= m.type === "log" ? /prediction (\w+) started/.exec(m.message)?.[1] : undefined;
+      if (predictionId && !canceled) {
+        canceled = true;
+        void ctx.api.post(`/jobs/${m.job_id}/cancel`, {}, token);
+      }
+    });
+    expect(predictionId).toBeTruthy();
+    expect(run.events.at(-1)).toMatchObject({ type: "error", status: "canceled" });
+    let status = "";
+    for (let i = 0; i < 50 && status !== "canceled"; i++) {
+      status = (await upstream(predictionId!)).status;
+      if (status !== "canceled") await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe("canceled");
+    return run;
+  }
+
   /** A new user who has uploaded a small PNG. */
   async function userWithImage() {
     const user = await ctx.api.signUp();
@@ -66,7 +98,7 @@ export function jobHelpers(ctx: { stack: Stack; api: Client }) {
     return { ...user, fileId: body.file.id as string };
   }
 
-  return { watchToEnd, runJob, runToSuccess, settled, upload, download, userWithImage };
+  return { watchToEnd, runJob, runToSuccess, settled, upload, download, upstream, cancelMidPrediction, userWithImage };
 }
 
 /** Expects a job's final state to be succeeded (its error shown if not); the state. */
