@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { expectEnvelope } from "./client.ts";
 import { ffprobe } from "./media.ts";
+import { jobHelpers } from "./jobs.ts";
 import { useStack } from "./stack.ts";
 import { eventsOf, expectGapFree, expectProgressNeverBackwards, watchJob } from "./watch.ts";
 
@@ -61,17 +62,7 @@ function greyBox(bytes: Uint8Array, at: number, b: { x: number; y: number; width
 }
 const meanDiff = (a: Uint8Array, b: Uint8Array) => a.reduce((sum, v, i) => sum + Math.abs(v - b[i]!), 0) / a.length;
 
-async function upload(token: string, filename: string, contentType: string, bytes: Uint8Array) {
-  const reply = await ctx.api.upload(token, filename, contentType, bytes);
-  expect(reply.status, JSON.stringify(reply.body)).toBe(200);
-  return reply.body.file;
-}
-
-async function download(token: string, fileId: string): Promise<Uint8Array> {
-  const link = await ctx.api.get(`/files/${fileId}/download-url`, token);
-  expect(link.status).toBe(200);
-  return new Uint8Array(await (await fetch(link.body.url)).arrayBuffer());
-}
+const { upload, download } = jobHelpers(ctx);
 
 async function runJob(token: string, body: Record<string, unknown>) {
   const job = await ctx.api.post("/jobs", body, token);
