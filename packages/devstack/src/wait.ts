@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -30,17 +31,32 @@ export function portOpen(port: number, host = "127.0.0.1"): Promise<boolean> {
   });
 }
 
-/** Asks the OS for a free TCP port. */
+// Ports handed out by this process, so two servers of one run never get the same one.
+const handedOut = new Set<number>();
+
+/**
+ * A free TCP port below the kernel's ephemeral range: a port the OS picks (listen on 0) comes from
+ * that range, where an outgoing connection may take it before our server binds it (seen as a
+ * flaky EADDRINUSE at start). Checked by binding it.
+ */
 export async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.once("error", reject);
-  });
+  const [low, high] = [10_000, ephemeralLow() - 1];
+  for (let i = 0; i < 200; i++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (handedOut.has(port) || !(await portFree(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port found between ${low} and ${high}`);
+}
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 11_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
 }
 
 /** True when nothing listens on `port` at `host`: we could bind it ourselves. */
