@@ -314,13 +314,19 @@ export function namedFiles(fileFields: readonly string[], input: Record<string, 
  */
 async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: Record<string, unknown>, ctx: RpcContext): Promise<InputMedia> {
   const media: Record<string, InputMedia[string]> = {};
-  for (const { field, key, fileId } of namedFiles(type.fileFields, input)) {
-    const file = await rpc.call("storage", "getFile", { file_id: fileId }, { requestId: ctx.requestId, caller: ctx.caller }).catch((err) => {
+  const named = namedFiles(type.fileFields, input);
+  // Asked for all at once (a list field names many); checked in input order, so the first bad one is the one named.
+  const answers = await Promise.allSettled(named.map(({ fileId }) => rpc.call("storage", "getFile", { file_id: fileId }, { requestId: ctx.requestId, caller: ctx.caller })));
+  for (const [i, { field, key, fileId }] of named.entries()) {
+    const answer = answers[i]!;
+    if (answer.status === "rejected") {
+      const err = answer.reason;
       if (isAppError(err) && err.code === "NOT_FOUND") {
         throw new AppError("INVALID_INPUT", `${field} names no file of yours`, { field, file_id: fileId, reason: "file not found" });
       }
       throw err;
-    });
+    }
+    const file = answer.value;
     if (file.status !== "ready") {
       throw new AppError("INVALID_INPUT", `${field} names a file that is not ready (${file.status})`, { field, file_id: fileId, reason: "file not ready" });
     }
