@@ -128,8 +128,8 @@ export async function healthRoutes(base: FastifyInstance, { rpc, nc, models = no
     },
     async (req, reply) => {
       const names = [...serviceNames, ...workerNames];
-      const [natsCheck, modelsCheck] = await Promise.all([checkNats(nc), checkModels(models)]);
-      const answers = await Promise.all(names.map((n) => askHealth(nc, rpc, n)));
+      // One wait for everything: each check has its own timeout, so the slowest bounds the reply.
+      const [natsCheck, modelsCheck, answers] = await Promise.all([checkNats(nc), checkModels(models), Promise.all(names.map((n) => askHealth(nc, rpc, n)))]);
       const services: Record<string, Check> = {};
       names.forEach((n, i) => {
         const a = answers[i]!;
