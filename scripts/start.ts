@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { StartEnv, allApps, assertPortsFree, createNatsLogins, ensureTools, modelStackEnv, modelsBanner, startNats, startPostgres, startServices } from "@cutroom/devstack";
+import { StartEnv, allApps, assertPortsFree, createNatsLogins, ensureTools, modelStackEnv, modelsBanner, newWebhookSecret, startNats, startPostgres, startServices } from "@cutroom/devstack";
 
 const root = join(import.meta.dirname, "..");
 const parsed = StartEnv.safeParse(process.env);
@@ -43,7 +43,7 @@ const modelEnv = modelStackEnv({
   emulatorUrl,
   // Replicate reaches the gateway only at an address set on purpose; the emulator runs beside it.
   webhookBaseUrl: env.REPLICATE_API_TOKEN && !env.CUTROOM_PUBLIC_URL ? undefined : publicUrl,
-  webhookSecret: env.REPLICATE_API_TOKEN ? env.REPLICATE_WEBHOOK_SECRET : webhookSecret(data),
+  webhookSecret: env.REPLICATE_API_TOKEN ? env.REPLICATE_WEBHOOK_SECRET : keptSecret(data, "model-webhook-secret", newWebhookSecret),
 });
 
 const quiet = env.LOG_LEVEL === undefined;
@@ -62,7 +62,7 @@ const services = await startServices({
     STORAGE_PORT: String(ports.STORAGE_PORT),
     STORAGE_INTERNAL_URL: `http://127.0.0.1:${ports.STORAGE_PORT}`,
     STORAGE_PUBLIC_URL: `${publicUrl}/storage`,
-    STORAGE_URL_SECRET: storageSecret(data),
+    STORAGE_URL_SECRET: keptSecret(data, "storage-url-secret", () => randomBytes(32).toString("hex")),
     LOG_LEVEL: env.LOG_LEVEL ?? "info",
     ...modelEnv,
     ...(emulatorUrl ? { MODEL_EMULATOR_PORT: String(emulatorPort), MODEL_EMULATOR_HOST: "127.0.0.1", MODEL_EMULATOR_PUBLIC_URL: emulatorUrl, MODEL_EMULATOR_DIR: join(data, "model-emulator") } : {}),
@@ -93,22 +93,12 @@ const stop = async () => {
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);
 
-/** The emulator's webhook signing key, shared with the gateway, kept with the data like the storage secret. */
-function webhookSecret(dir: string): string {
-  const file = join(dir, "model-webhook-secret");
+/** A secret made once and kept with the data (mode 0600), so what it signs survives a restart. */
+function keptSecret(dir: string, name: string, make: () => string): string {
+  const file = join(dir, name);
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(file, `whsec_${randomBytes(24).toString("base64")}\n`, { mode: 0o600, flag: "wx" });
-  }
-  return readFileSync(file, "utf8").trim();
-}
-
-/** The signing key of storage URLs, made once and kept with the data, so URLs survive a restart. */
-function storageSecret(dir: string): string {
-  const file = join(dir, "storage-url-secret");
-  if (!existsSync(file)) {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(file, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+    writeFileSync(file, make() + "\n", { mode: 0o600, flag: "wx" });
   }
   return readFileSync(file, "utf8").trim();
 }
