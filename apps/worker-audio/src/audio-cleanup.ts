@@ -1,6 +1,6 @@
 import { audioCleanupPresets, type JobInput, type JobLimits } from "@cutroom/contracts";
 import { JobFailure, checkLimits } from "@cutroom/worker-runtime";
-import { measureAudio, probe, runFfmpeg, type FfmpegCommand } from "@cutroom/worker-runtime/ffmpeg";
+import { loudnormFilter, measureAudio, parseLoudnorm, probe, runFfmpeg, type FfmpegCommand } from "@cutroom/worker-runtime/ffmpeg";
 
 export type CleanupOptions = Omit<JobInput<"audio.cleanup">, "file_id">;
 
@@ -83,19 +83,15 @@ export async function cleanupAudio(run: CleanupRun): Promise<CleanupResult> {
     (cmd) => cmd.input(run.inputPath).outputOptions(["-map", "0:a:0"]).audioFilters([...chain, `loudnorm=${target}:print_format=json`]).format("null").output("-"),
     { signal, durationSec, onProgress: (p) => onProgress(p * 0.4) },
   );
-  const measured = parseLoudnorm(stderr);
-  // Silence has no loudness to normalise: it is left at its level.
-  const normalise = Number.isFinite(measured.input_i) && measured.input_i > -70;
-  const loudnorm =
-    `loudnorm=${target}:measured_I=${measured.input_i}:measured_TP=${measured.input_tp}:measured_LRA=${measured.input_lra}` +
-    `:measured_thresh=${measured.input_thresh}:offset=${measured.target_offset}:linear=true`;
+  // Silence has no loudness to normalise: loudnormFilter gives nothing, and it is left at its level.
+  const loudnorm = loudnormFilter(loudnessTarget.I, parseLoudnorm(stderr));
 
   await runFfmpeg(
     (cmd) => {
       cmd
         .input(run.inputPath)
         .outputOptions(["-map", "0:a:0"])
-        .audioFilters([...chain, ...(normalise ? [loudnorm] : []), `aresample=${SAMPLE_RATE}`]);
+        .audioFilters([...chain, ...(loudnorm ? [loudnorm] : []), `aresample=${SAMPLE_RATE}`]);
       encoders[run.options.format](cmd);
       cmd.output(run.outputPath);
     },
@@ -111,21 +107,4 @@ export async function cleanupAudio(run: CleanupRun): Promise<CleanupResult> {
     input_noise_floor_db: rounded(before.rmsTroughDb),
     input_loudness_lufs: rounded(before.loudnessLufs),
   };
-}
-
-interface LoudnormMeasurement {
-  input_i: number;
-  input_tp: number;
-  input_lra: number;
-  input_thresh: number;
-  target_offset: number;
-}
-
-/** loudnorm's print_format=json block, the last JSON object in ffmpeg's log. */
-function parseLoudnorm(stderr: string): LoudnormMeasurement {
-  const json = /\{[^{}]*"input_i"[^{}]*\}/.exec(stderr)?.[0];
-  if (!json) throw new Error("loudnorm printed no measurement");
-  const raw = JSON.parse(json) as Record<string, string>;
-  const n = (k: string) => (raw[k] === "-inf" ? -Infinity : Number(raw[k]));
-  return { input_i: n("input_i"), input_tp: n("input_tp"), input_lra: n("input_lra"), input_thresh: n("input_thresh"), target_offset: n("target_offset") };
 }
