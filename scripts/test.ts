@@ -17,7 +17,7 @@ if (args.length === 0) {
   }
 }
 // The one place that decides where the servers come from; the tests see only the env below.
-const choice = await chooseTestServerMode(process.env).catch(fail);
+const choice = await chooseTestServerMode({ ...process.env, CUTROOM_TEST_SERVERS: process.env.CUTROOM_TEST_SERVERS ?? "auto" }).catch(fail);
 console.log(`test servers: ${choice.mode} (${choice.reason})`);
 const runDir = join(root, ".data", `test-${process.pid}`);
 mkdirSync(runDir, { recursive: true });
