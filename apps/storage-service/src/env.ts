@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { BaseEnv, DbEnv, envOrigins, loadEnv } from "@cutroom/runtime";
+import { BaseEnv, DbEnv, envOrigins, loadEnv, urlList } from "@cutroom/runtime";
 
 export const Env = BaseEnv.extend(DbEnv.shape)
   .extend({
@@ -12,10 +12,10 @@ export const Env = BaseEnv.extend(DbEnv.shape)
     STORAGE_PORT: z.coerce.number().int().min(0).max(65535).default(8001),
     /** Interface the data plane listens on; 0.0.0.0 in a container. */
     STORAGE_HOST: z.string().default("127.0.0.1"),
-    /** Public base of fs signed URLs; the gateway proxies /storage/* unchanged to STORAGE_PORT. */
+    /** Public base of fs signed URLs handed to clients; the gateway proxies /storage/* unchanged to STORAGE_PORT. */
     STORAGE_PUBLIC_URL: z.url().default("http://127.0.0.1:8000/storage").transform((u) => u.replace(/\/+$/, "")),
-    /** Base the gateway reaches this data plane at to stream multipart uploads in (ingest URLs). */
-    STORAGE_INTERNAL_URL: z.url().default("http://127.0.0.1:8001").transform((u) => u.replace(/\/+$/, "")),
+    /** Where the gateway and workers reach this data plane, inside the deployment: base of ingest URLs and of workers' signed URLs (never a gateway's). Replicas: all of them, comma-separated, the same list on each (URLs name the first; callers fail over). */
+    STORAGE_INTERNAL_URL: z.string().default("http://127.0.0.1:8001").transform(urlList),
     /** Browser origins that may GET/PUT signed URLs (CORS), as the gateway's CORS_ORIGINS: * or a comma-separated list. */
     CORS_ORIGINS: envOrigins("*"),
     /** How long measuring an upload's media (ffprobe for video and audio) may take, in ms, before the file is refused as unreadable; a local file takes well under a second. */

@@ -136,7 +136,7 @@ describe("files measured as they become ready (fs driver, real Postgres)", () =>
   beforeAll(async () => {
     db = await createMigratedDb("probe");
     const signer = createSigner(randomBytes(32).toString("hex"));
-    deps = { db: db.db, driver: new FsDriver({ dir: join(dir, "objects"), publicUrl: "http://127.0.0.1:1/storage", signer }), signer, internalUrl: "http://127.0.0.1:1" };
+    deps = { db: db.db, driver: new FsDriver({ dir: join(dir, "objects"), publicUrl: "http://127.0.0.1:1/storage", internalUrl: "http://127.0.0.1:1", signer }), signer, internalUrl: "http://127.0.0.1:1" };
   });
   afterAll(async () => db?.close());
 

@@ -19,8 +19,8 @@ const signer = createSigner(env.STORAGE_URL_SECRET ?? randomBytes(32).toString("
 const driver =
   env.STORAGE_DRIVER === "s3"
     ? new S3Driver({ endpoint: env.S3_ENDPOINT, publicEndpoint: env.S3_PUBLIC_ENDPOINT, region: env.S3_REGION, bucket: env.S3_BUCKET!, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY })
-    : new FsDriver({ dir: env.STORAGE_DIR, publicUrl: env.STORAGE_PUBLIC_URL, signer });
-const deps: StorageDeps = { db, driver, signer, internalUrl: env.STORAGE_INTERNAL_URL, probe: createMediaProbe({ timeoutMs: env.MEDIA_PROBE_TIMEOUT_MS }) };
+    : new FsDriver({ dir: env.STORAGE_DIR, publicUrl: env.STORAGE_PUBLIC_URL, internalUrl: env.STORAGE_INTERNAL_URL[0]!, signer });
+const deps: StorageDeps = { db, driver, signer, internalUrl: env.STORAGE_INTERNAL_URL[0]!, probe: createMediaProbe({ timeoutMs: env.MEDIA_PROBE_TIMEOUT_MS }) };
 
 const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver, createSignedPutReceiver(deps))] : [])], { corsOrigins: env.CORS_ORIGINS });
 await http.listen({ port: env.STORAGE_PORT, host: env.STORAGE_HOST });

@@ -84,7 +84,7 @@ describe("storage-service with the fs driver", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "storage-"));
-    s = await startStorage(({ port, signer }) => new FsDriver({ dir, publicUrl: `http://127.0.0.1:${port}/storage`, signer }));
+    s = await startStorage(({ port, signer }) => new FsDriver({ dir, publicUrl: `http://127.0.0.1:${port}/storage`, internalUrl: `http://127.0.0.1:${port}`, signer }));
   });
   afterAll(async () => {
     await s?.stop();

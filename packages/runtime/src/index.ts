@@ -5,3 +5,4 @@ export * from "./rpc.ts";
 export * from "./health.ts";
 export * from "./shutdown.ts";
 export * from "./job-events.ts";
+export * from "./storage-replicas.ts";

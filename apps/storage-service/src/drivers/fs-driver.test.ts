@@ -6,6 +6,7 @@ import { freePort } from "@cutroom/devstack";
 import { silentLogger } from "@cutroom/testing";
 import { blobRoutes, buildHttp } from "../http.ts";
 import { createSigner } from "../signed-token.ts";
+import { describe, expect, it } from "vitest";
 import { describeDriverContract } from "./driver-contract.ts";
 import { FsDriver } from "./fs-driver.ts";
 
@@ -13,7 +14,7 @@ import { FsDriver } from "./fs-driver.ts";
 describeDriverContract("fs", async () => {
   const dir = mkdtempSync(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "storage-"));
   const port = await freePort();
-  const driver = new FsDriver({ dir, publicUrl: `http://127.0.0.1:${port}/storage`, signer: createSigner(randomBytes(32).toString("hex")) });
+  const driver = new FsDriver({ dir, publicUrl: `http://127.0.0.1:${port}/storage`, internalUrl: `http://127.0.0.1:${port}`, signer: createSigner(randomBytes(32).toString("hex")) });
   // No database here: the PUT goes straight to the driver (the one-PUT-per-ticket gate is tested in storage.test.ts).
   const http = buildHttp(silentLogger(), [blobRoutes(driver, (key, body, maxBytes) => driver.putStream(key, body, { maxBytes }))]);
   await http.listen({ port, host: "127.0.0.1" });
@@ -24,4 +25,23 @@ describeDriverContract("fs", async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+});
+
+describe("fs driver signed URLs", () => {
+  const driver = new FsDriver({ dir: tmpdir(), publicUrl: "https://api.example.com/storage", internalUrl: "http://storage-1:8001", signer: createSigner(randomBytes(32).toString("hex")) });
+  const key = "0b7c7e5e-6f4e-4a57-9d0e-3c1f1a2b3c4d/5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
+
+  it("sends workers straight to storage's data plane, so a job never depends on a gateway", async () => {
+    const get = await driver.presignGet(key, { expiresInSec: 60, filename: "a.png", contentType: "image/png", audience: "worker" });
+    const put = await driver.presignPut(key, { contentType: "image/png", expiresInSec: 60, audience: "worker" });
+    expect(get).toMatch(/^http:\/\/storage-1:8001\/storage\/blob\/[^/]+$/);
+    expect(put.url).toMatch(/^http:\/\/storage-1:8001\/storage\/blob\/[^/]+$/);
+  });
+
+  it("gives clients URLs on the public address", async () => {
+    const get = await driver.presignGet(key, { expiresInSec: 60, filename: "a.png", contentType: "image/png" });
+    const put = await driver.presignPut(key, { contentType: "image/png", size: 10, expiresInSec: 60, audience: "client" });
+    expect(get).toMatch(/^https:\/\/api\.example\.com\/storage\/blob\/[^/]+$/);
+    expect(put.url).toMatch(/^https:\/\/api\.example\.com\/storage\/blob\/[^/]+$/);
+  });
 });

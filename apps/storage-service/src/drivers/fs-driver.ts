@@ -5,17 +5,18 @@ import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Signer, TokenClaims } from "../signed-token.ts";
-import { assertSafeKey, limitBytes, type StorageDriver } from "./driver.ts";
+import { assertSafeKey, limitBytes, type Audience, type StorageDriver } from "./driver.ts";
 
 /**
- * Objects as files under `dir`. Its signed URLs point at this service's own data plane
- * (`<publicUrl>/blob/<token>`, see http.ts), which checks the token and streams to or from here.
+ * Objects as files under `dir`. Its signed URLs point at this service's own data plane (see http.ts),
+ * which checks the token and streams to or from here: clients' through the gateway (`<publicUrl>/blob/<token>`),
+ * workers' straight at it (`<internalUrl>/storage/blob/<token>`), so a job never depends on a gateway.
  */
 export class FsDriver implements StorageDriver {
   readonly name = "fs";
   private readonly tmpDir: string;
 
-  constructor(private readonly opts: { dir: string; publicUrl: string; signer: Signer }) {
+  constructor(private readonly opts: { dir: string; publicUrl: string; internalUrl: string; signer: Signer }) {
     this.tmpDir = join(opts.dir, ".tmp");
   }
 
@@ -60,10 +61,10 @@ export class FsDriver implements StorageDriver {
     await rm(this.pathOf(key), { force: true });
   }
 
-  async presignPut(key: string, { contentType, size, expiresInSec }: { contentType: string; size?: number; expiresInSec: number }) {
+  async presignPut(key: string, { contentType, size, expiresInSec, audience }: { contentType: string; size?: number; expiresInSec: number; audience?: Audience }) {
     assertSafeKey(key);
     const token = this.opts.signer.sign({ op: "put", key, exp: Date.now() + expiresInSec * 1000, max: size, ct: contentType });
-    return { url: `${this.opts.publicUrl}/blob/${token}`, headers: { "content-type": contentType } };
+    return { url: `${this.blobBase(audience)}/${token}`, headers: { "content-type": contentType } };
   }
 
   /** The data plane already lets a ticket write once, and only before confirm (see createSignedPutReceiver). */
@@ -73,10 +74,14 @@ export class FsDriver implements StorageDriver {
     return this.pathOf(key);
   }
 
-  async presignGet(key: string, { expiresInSec, filename, contentType }: { expiresInSec: number; filename: string; contentType: string }) {
+  async presignGet(key: string, { expiresInSec, filename, contentType, audience }: { expiresInSec: number; filename: string; contentType: string; audience?: Audience }) {
     assertSafeKey(key);
     const token = this.opts.signer.sign({ op: "get", key, exp: Date.now() + expiresInSec * 1000, ct: contentType, fn: filename });
-    return `${this.opts.publicUrl}/blob/${token}`;
+    return `${this.blobBase(audience)}/${token}`;
+  }
+
+  private blobBase(audience: Audience = "client"): string {
+    return audience === "worker" ? `${this.opts.internalUrl}/storage/blob` : `${this.opts.publicUrl}/blob`;
   }
 
   async check(): Promise<void> {
