@@ -3,12 +3,17 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, realpathSync, w
 import { dirname, join } from "node:path";
 import postgres from "postgres";
 import { natsAuthConfig, type NatsLogins } from "./nats-auth.ts";
-import { GiveUp, portOpen, waitFor } from "./wait.ts";
+import { RestartBudget, exitReason, giveUpMessage, type SuperviseOptions } from "./supervise.ts";
+import { GiveUp, freePort, portOpen, sleep, waitFor } from "./wait.ts";
 
 export interface Server {
   url: string;
   stop: () => Promise<void>;
+  /** Resolves (with how it ended) when the process exits, asked to or not. */
+  exited?: Promise<string>;
 }
+
+const exitOf = (child: ChildProcess) => new Promise<string>((resolve) => child.once("exit", (code, signal) => resolve(exitReason(code, signal))));
 
 const isRoot = () => process.getuid?.() === 0;
 
@@ -34,7 +39,7 @@ export function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM
  * A Postgres server of our own in `dataDir` (initialised on first use, kept after),
  * listening on 127.0.0.1:`port`, with trust auth for the local `postgres` user.
  */
-export async function startPostgres(opts: { pgBin: string; dataDir: string; port: number; database: string; fast?: boolean; log?: (l: string) => void }): Promise<Server> {
+export async function startPostgres(opts: { pgBin: string; dataDir: string; port: number; database: string; fast?: boolean; log?: (l: string) => void; logFile?: string }): Promise<Server> {
   const { pgBin, dataDir, port } = opts;
   const socketDir = join(dataDir, "..", `pg-socket-${port}`);
   mkdirSync(socketDir, { recursive: true });
@@ -55,6 +60,11 @@ export async function startPostgres(opts: { pgBin: string; dataDir: string; port
   if (opts.fast) settings.push("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off");
   const [cmd, args] = asPostgres(join(pgBin, "postgres"), ["-D", dataDir, ...settings]);
   const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const exited = exitOf(child);
+  if (opts.logFile) {
+    mkdirSync(dirname(opts.logFile), { recursive: true });
+    child.stderr!.pipe(createWriteStream(opts.logFile, { flags: "a" }));
+  }
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
@@ -79,7 +89,7 @@ export async function startPostgres(opts: { pgBin: string; dataDir: string; port
   const [exists] = await sql`select 1 from pg_database where datname = ${opts.database}`;
   if (!exists) await sql.unsafe(`create database ${opts.database}`);
   await sql.end();
-  return { url: `postgres://postgres@127.0.0.1:${port}/${opts.database}`, stop: () => stopPostgres(dataDir, child) };
+  return { url: `postgres://postgres@127.0.0.1:${port}/${opts.database}`, exited, stop: () => stopPostgres(dataDir, child) };
 }
 
 /**
@@ -109,19 +119,35 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** A nats-server's place in a JetStream cluster: its route port and every node's route URL (its own included). */
+export interface NatsClusterMember {
+  name: string;
+  serverName: string;
+  port: number;
+  routes: string[];
+}
+
 /**
  * `nats-server -js` with its store in `storeDir`. With `logins`, only those users get in, each
  * app with its own permissions: the config goes to `<storeDir>.conf`, rewritten at each start.
  */
-export async function startNats(opts: { storeDir: string; port: number; logins?: NatsLogins; logFile?: string }): Promise<Server & { logins?: NatsLogins }> {
+export async function startNats(opts: { storeDir: string; port: number; logins?: NatsLogins; logFile?: string; cluster?: NatsClusterMember; monitorPort?: number }): Promise<
+  Server & { logins?: NatsLogins; exited: Promise<string>; kill: (signal?: NodeJS.Signals) => Promise<void> }
+> {
   mkdirSync(opts.storeDir, { recursive: true });
   const args = ["-js", "-sd", opts.storeDir, "-a", "127.0.0.1", "-p", String(opts.port)];
+  if (opts.cluster) {
+    const { name, serverName, port, routes } = opts.cluster;
+    args.push("-n", serverName, "--cluster_name", name, "--cluster", `nats://127.0.0.1:${port}`, "--routes", routes.join(","));
+  }
+  if (opts.monitorPort) args.push("-m", String(opts.monitorPort));
   if (opts.logins) {
     const configFile = `${opts.storeDir}.conf`;
     writeFileSync(configFile, natsAuthConfig(opts.logins), { mode: 0o600 });
     args.push("-c", configFile);
   }
   const child = spawn("nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });
+  const exited = exitOf(child);
   // The server's own account of refused connections and permission violations.
   if (opts.logFile) {
     mkdirSync(dirname(opts.logFile), { recursive: true });
@@ -138,7 +164,129 @@ export async function startNats(opts: { storeDir: string; port: number; logins?:
     if (child.exitCode !== null || child.signalCode !== null) throw new GiveUp(`nats-server exited: ${stderr.trim().split("\n").slice(-3).join(" ")}`);
     return ready && (await portOpen(opts.port));
   });
-  return { url: `nats://127.0.0.1:${opts.port}`, logins: opts.logins, stop: () => stopChild(child) };
+  const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return { url: `nats://127.0.0.1:${opts.port}`, logins: opts.logins, exited, kill, stop: () => stopChild(child) };
+}
+
+/**
+ * Keeps a server running: when it exits without `stop`, `start` runs again after a backoff (same
+ * ports, same data dir, so Postgres recovers its WAL and nats-server its JetStream store); a crash
+ * loop ends in `onGiveUp`. The first start is not retried: its error is the caller's.
+ */
+export async function superviseServer<S extends Server>(name: string, start: () => Promise<S>, opts: SuperviseOptions & { logFile?: string } = {}): Promise<S> {
+  const budget = new RestartBudget(opts);
+  budget.started();
+  let current = await start();
+  let stopping = false;
+  const restart = async (reason: string) => {
+    while (!stopping) {
+      const delay = budget.afterExit();
+      if (delay === undefined) return opts.onGiveUp?.(name, giveUpMessage(name, budget.count + 1, reason, opts.logFile, opts));
+      opts.onRestart?.(name, reason, delay);
+      await sleep(delay);
+      if (stopping) return;
+      budget.started();
+      try {
+        const next = await start();
+        if (stopping) return void (await next.stop());
+        current = next;
+        return watch(next);
+      } catch (err) {
+        reason = (err as Error).message;
+      }
+    }
+  };
+  const watch = (server: S) =>
+    void server.exited?.then((reason) => {
+      if (!stopping && server === current) void restart(reason);
+    });
+  watch(current);
+  return {
+    ...current,
+    stop: async () => {
+      stopping = true;
+      await current.stop();
+    },
+  };
+}
+
+export interface NatsCluster {
+  /** Every node's client URL, comma-separated: the NATS_URL of the apps. */
+  url: string;
+  urls: string[];
+  logins?: NatsLogins;
+  /** NATS_STREAM_REPLICAS for the apps: a copy of each stream on every node. */
+  replicas: number;
+  /** Stops node `i` (0-based) gracefully; its JetStream store stays for startNode. */
+  stopNode: (i: number) => Promise<void>;
+  /** Kills node `i` as a crash would (SIGKILL by default). */
+  killNode: (i: number, signal?: NodeJS.Signals) => Promise<void>;
+  /** Starts node `i` again on its ports and store, and waits until it is back in the cluster. */
+  startNode: (i: number) => Promise<void>;
+  stop: () => Promise<void>;
+}
+
+/**
+ * A JetStream cluster of `size` (3) nats-servers on loopback, each with its store under `dir`,
+ * routes to every node and the same per-app users as startNats.
+ */
+export async function startNatsCluster(opts: { dir: string; logins?: NatsLogins; size?: number }): Promise<NatsCluster> {
+  const size = opts.size ?? 3;
+  const ports = await Promise.all(Array.from({ length: size }, async () => ({ client: await freePort(), route: await freePort(), monitor: await freePort() })));
+  const routes = ports.map((p) => `nats://127.0.0.1:${p.route}`);
+  const nodes: (Awaited<ReturnType<typeof startNats>> | undefined)[] = [];
+  const startNode = async (i: number) => {
+    if (nodes[i]) throw new Error(`nats node ${i} is running`);
+    const node = await startNats({
+      storeDir: join(opts.dir, `node-${i + 1}`),
+      port: ports[i]!.client,
+      monitorPort: ports[i]!.monitor,
+      logins: opts.logins,
+      logFile: join(opts.dir, "logs", `nats-${i + 1}.log`),
+      cluster: { name: "cutroom", serverName: `cutroom-nats-${i + 1}`, port: ports[i]!.route, routes },
+    });
+    nodes[i] = node;
+    void node.exited.then(() => nodes[i] === node && (nodes[i] = undefined));
+  };
+  const healthy = async (i: number) => (await fetch(`http://127.0.0.1:${ports[i]!.monitor}/healthz`).catch(() => undefined))?.ok ?? false;
+  const stopAll = () => Promise.all(nodes.map((n) => n?.stop()));
+  try {
+    await Promise.all(ports.map((_, i) => startNode(i)));
+    // /healthz answers 200 once the node's JetStream is current with the cluster's meta leader.
+    await waitFor("the NATS cluster's JetStream", async () => (await Promise.all(ports.map((_, i) => healthy(i)))).every(Boolean), 60_000, 200);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  const node = (i: number) => {
+    if (i < 0 || i >= size) throw new Error(`no nats node ${i}: the cluster has ${size} (0-based)`);
+    return nodes[i];
+  };
+  return {
+    url: ports.map((p) => `nats://127.0.0.1:${p.client}`).join(","),
+    urls: ports.map((p) => `nats://127.0.0.1:${p.client}`),
+    logins: opts.logins,
+    replicas: size,
+    stopNode: async (i) => {
+      const n = node(i);
+      nodes[i] = undefined;
+      await n?.stop();
+    },
+    killNode: async (i, signal) => {
+      const n = node(i);
+      nodes[i] = undefined;
+      await n?.kill(signal);
+    },
+    startNode: async (i) => {
+      node(i);
+      await startNode(i);
+      await waitFor(`nats node ${i} to rejoin the cluster`, () => healthy(i), 60_000, 200);
+    },
+    stop: async () => void (await stopAll()),
+  };
 }
 
 /** s3rver, an S3-compatible server, for the storage driver's tests. */

@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import { join } from "node:path";
 import type { NatsLogin } from "./nats-auth.ts";
 import { stopChild } from "./servers.ts";
-import { RestartBudget, exitReason, restartDefaults, type SuperviseOptions } from "./supervise.ts";
+import { RestartBudget, exitReason, giveUpMessage, type SuperviseOptions } from "./supervise.ts";
 import { freePort } from "./wait.ts";
 
 export const allApps = [
@@ -158,7 +158,7 @@ export async function startServices(opts: {
     const delay = inst.budget.afterExit();
     if (delay === undefined) {
       inst.wanted = false;
-      const message = `${inst.name} died ${inst.budget.count + 1} times in a row, each time before it had run ${Math.round((supervise.healthyAfterMs ?? restartDefaults.healthyAfterMs) / 1000)} s (last: ${reason}); gave up restarting it. Its log: ${inst.logFile}`;
+      const message = giveUpMessage(inst.name, inst.budget.count + 1, reason, inst.logFile, supervise);
       inst.pending?.reject(new Error(message));
       inst.pending = undefined;
       inst.ready = Promise.reject(new Error(message));

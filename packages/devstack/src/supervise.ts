@@ -55,3 +55,9 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 export function exitReason(code: number | null, signal: NodeJS.Signals | null): string {
   return signal ? `signal ${signal}` : `exit code ${code}`;
 }
+
+/** The one loud line when supervision stops trying: what died, how often, how, and where to look. */
+export function giveUpMessage(name: string, deaths: number, lastReason: string, logFile: string | undefined, opts: RestartOptions = {}): string {
+  const healthy = Math.round((opts.healthyAfterMs ?? restartDefaults.healthyAfterMs) / 1000);
+  return `${name} died ${deaths} times in a row, each time before it had run ${healthy} s (last: ${lastReason}); gave up restarting it.${logFile ? ` Its log: ${logFile}` : ""}`;
+}
