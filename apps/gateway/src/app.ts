@@ -2,7 +2,7 @@ import cors from "@fastify/cors";
 import formbody from "@fastify/formbody";
 import multipart from "@fastify/multipart";
 import websocket from "@fastify/websocket";
-import type { Logger, NatsConnection, RpcClient } from "@cutroom/runtime";
+import type { Logger, NatsConnection, RpcClient, StorageReplicas } from "@cutroom/runtime";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { randomUUID } from "node:crypto";
@@ -33,7 +33,8 @@ export interface GatewayDeps {
   verifier: TokenVerifier;
   hub: EventHub;
   log: Logger;
-  storageUrl: string;
+  /** storage-service's data planes (STORAGE_INTERNAL_URL): signed URLs are proxied and uploads streamed there. */
+  storage: StorageReplicas;
   bodyLimit?: number;
   /** Which proxies' X-Forwarded-For to believe for the client address (TRUST_PROXY); none by default. */
   trustProxy?: boolean | string;
@@ -101,7 +102,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   await app.register(authPlugin, { verifier: deps.verifier });
 
   await app.register(healthRoutes, deps);
-  await app.register(storageProxy, { target: deps.storageUrl });
+  await app.register(storageProxy, { storage: deps.storage });
   await app.register(realtimeRoutes, { ...deps, connections: createConnectionLimit(deps.maxConnectionsPerUser ?? 20) });
   await app.register(
     async (api) => {

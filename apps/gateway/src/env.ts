@@ -1,14 +1,16 @@
 import { z } from "zod";
 import { ModelProviderName } from "@cutroom/models";
-import { BaseEnv, envOrigins, loadEnv } from "@cutroom/runtime";
+import { BaseEnv, envOrigins, loadEnv, urlList } from "@cutroom/runtime";
 
 export const Env = BaseEnv.extend({
   /** Where the public HTTP API listens. */
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   /** Interface to bind: localhost only by default; 0.0.0.0 serves other machines (containers set it). */
   HOST: z.string().default("127.0.0.1"),
-  /** storage-service's HTTP data plane, proxied at /storage/* for fs-driver signed URLs and streamed uploads. */
-  STORAGE_INTERNAL_URL: z.string().url().default("http://127.0.0.1:8001"),
+  /** storage-service's HTTP data plane, proxied at /storage/* for fs-driver signed URLs and streamed uploads; replicas comma-separated (one refusing the connection or not taking it in time is passed over for the next). */
+  STORAGE_INTERNAL_URL: z.string().default("http://127.0.0.1:8001").transform(urlList),
+  /** How long connecting to one storage replica may take, in ms, before the next one is tried (or 503 when none is left). */
+  STORAGE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(2000),
   /** Largest JSON body accepted, in bytes. */
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   /** The most time to receive one request whole, body included, in ms (then 408 and the connection closes); generous, since a 500 MB upload over a slow link takes long. 0 turns it off. */

@@ -1,4 +1,4 @@
-import { connectNats, createLogger, createRpcClient, announceReady, onShutdown } from "@cutroom/runtime";
+import { connectNats, createLogger, createRpcClient, createStorageReplicas, announceReady, onShutdown } from "@cutroom/runtime";
 import { buildApp } from "./app.ts";
 import { gatewayModels } from "./models.ts";
 import { readEnv } from "./env.ts";
@@ -18,7 +18,7 @@ const verifier = createTokenVerifier(rpc, cutoffs);
 await verifier.refresh().catch((err) => log.warn({ err: (err as Error).message }, "auth keys not available yet"));
 
 const hub = createEventHub(nc, log);
-const app = await buildApp({ rpc, nc, verifier, hub, log, storageUrl: env.STORAGE_INTERNAL_URL, bodyLimit: env.BODY_LIMIT_BYTES, trustProxy: env.TRUST_PROXY, metricsToken: env.METRICS_TOKEN, corsOrigins: env.CORS_ORIGINS, requestTimeoutMs: env.REQUEST_TIMEOUT_MS, idleTimeoutMs: env.REQUEST_IDLE_TIMEOUT_MS, maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER, models: gatewayModels(env), promptEnhanceTimeoutMs: env.PROMPT_ENHANCE_TIMEOUT_MS });
+const app = await buildApp({ rpc, nc, verifier, hub, log, storage: createStorageReplicas(env.STORAGE_INTERNAL_URL, { connectTimeoutMs: env.STORAGE_CONNECT_TIMEOUT_MS }), bodyLimit: env.BODY_LIMIT_BYTES, trustProxy: env.TRUST_PROXY, metricsToken: env.METRICS_TOKEN, corsOrigins: env.CORS_ORIGINS, requestTimeoutMs: env.REQUEST_TIMEOUT_MS, idleTimeoutMs: env.REQUEST_IDLE_TIMEOUT_MS, maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER, models: gatewayModels(env), promptEnhanceTimeoutMs: env.PROMPT_ENHANCE_TIMEOUT_MS });
 await app.listen({ port: env.PORT, host: env.HOST });
 
 const metrics = env.METRICS_PORT ? await serveMetrics(app.metrics, { port: env.METRICS_PORT, host: env.METRICS_HOST }) : undefined;

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { JobDispatch, JobResult, getJobType, isAppError, subjects, type ClaimReply, type FinishBody, type JobError, type JobLimits } from "@cutroom/contracts";
-import type { JobEventPublisher, Logger, NatsConnection, RpcClient } from "@cutroom/runtime";
+import type { JobEventPublisher, Logger, NatsConnection, RpcClient, StorageReplicas } from "@cutroom/runtime";
 import type { JsMsg } from "@nats-io/jetstream";
 import { createJobContext } from "./job-context.ts";
 import { TransferError } from "./transfer.ts";
@@ -23,6 +23,8 @@ export interface DeliveryDeps {
   tmpRoot: string;
   /** The models catalog and provider every job's `ctx.models` uses. */
   models: ModelService;
+  /** storage-service's replicas, which transfers fail over between; absent: each URL as it is. */
+  storage?: StorageReplicas;
   /** Abort controllers of the jobs running now, so a stopping worker can give them back. */
   running: Set<AbortController>;
 }
@@ -140,7 +142,7 @@ async function runHandler(
   const input = definition.input.safeParse(rawInput);
   if (!input.success) throw new JobFailure("INVALID_INPUT", `the job's input failed validation: ${input.error.issues[0]?.message ?? "invalid"}`);
 
-  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir, models: deps.models });
+  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir, models: deps.models, storage: deps.storage });
   usage.runs = ctx.models.runs;
   try {
     log.info({ type: job.type, attempt: job.attempt }, "job started");

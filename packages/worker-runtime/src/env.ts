@@ -1,5 +1,5 @@
 import { availableParallelism, tmpdir } from "node:os";
-import { BaseEnv, loadEnv } from "@cutroom/runtime";
+import { BaseEnv, loadEnv, urlList } from "@cutroom/runtime";
 import { z } from "zod";
 
 export const WorkerEnv = BaseEnv.extend({
@@ -11,6 +11,10 @@ export const WorkerEnv = BaseEnv.extend({
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   /** Delay before the first retry of a transiently failed job; each next one is 4× longer, at most 30 s. */
   JOB_RETRY_BASE_MS: z.coerce.number().int().min(100).max(30_000).default(1000),
+  /** storage-service's data planes, where signed input and output URLs point (never at a gateway); replicas comma-separated, the same list storage-service has: one refusing the connection or not taking it in time is passed over for the next. */
+  STORAGE_INTERNAL_URL: z.string().default("http://127.0.0.1:8001").transform(urlList),
+  /** How long connecting to one storage replica may take, in ms, before the next one is tried. */
+  STORAGE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(2000),
   /** Where each job gets its own scratch directory, removed when the job ends. */
   WORKER_TMP_DIR: z.string().min(1).default(tmpdir()),
   /** Token for the Replicate model API; set, Replicate runs the hosted models. Only this worker process holds it. */

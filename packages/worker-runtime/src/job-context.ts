@@ -1,6 +1,6 @@
 import { extname, join } from "node:path";
 import { isAppError, type JobEventInput, type JobLimits, type JobTypeDefinition } from "@cutroom/contracts";
-import type { JobEventPublisher, Logger, RpcClient } from "@cutroom/runtime";
+import type { JobEventPublisher, Logger, RpcClient, StorageReplicas } from "@cutroom/runtime";
 import { JobFailure } from "./job-failure.ts";
 import { createJobModels, type ModelService } from "./models.ts";
 import { createProgressReporter } from "./progress.ts";
@@ -18,6 +18,8 @@ export interface JobContextDeps {
   signal: AbortSignal;
   tmpDir: string;
   models: ModelService;
+  /** storage-service's replicas, which transfers fail over between; absent: each URL as it is. */
+  storage?: StorageReplicas;
 }
 
 // Storage answers these when the file itself is the problem: retrying cannot help.
@@ -81,7 +83,7 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
         throw err;
       });
       const path = join(tmpDir, `input-${fileId}${safeExtension(file.filename)}`);
-      const size = await downloadToFile(file.url, path, signal);
+      const size = await downloadToFile(file.url, path, signal, deps.storage);
       if (size !== file.size) throw new Error(`input ${fileId} arrived with ${size} of ${file.size} bytes`);
       return { path, filename: file.filename, contentType: file.content_type, size };
     },
@@ -94,7 +96,7 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
         content_type: contentType,
         ...(job.projectId ? { project_id: job.projectId } : {}),
       });
-      await uploadFile(ticket, localPath, contentType, signal);
+      await uploadFile(ticket, localPath, contentType, signal, deps.storage);
       const file = await rpc.call("storage", "confirmOutput", { owner_id: job.userId, file_id: ticket.file_id, ...(opts?.check ? { check: true } : {}) });
       return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };
     },

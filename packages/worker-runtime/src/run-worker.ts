@@ -1,4 +1,4 @@
-import { connectNats, createLogger, waitForStreams, announceReady, onShutdown, type Logger, type NatsConnection } from "@cutroom/runtime";
+import { connectNats, createLogger, createStorageReplicas, waitForStreams, announceReady, onShutdown, type Logger, type NatsConnection } from "@cutroom/runtime";
 import { readWorkerEnv } from "./env.ts";
 import { serveWorkerHealth } from "./health.ts";
 import { createModelService } from "./model-service.ts";
@@ -31,6 +31,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     tmpDir: env.WORKER_TMP_DIR,
     rpcTimeoutMs: env.RPC_TIMEOUT_MS,
     models,
+    storage: createStorageReplicas(env.STORAGE_INTERNAL_URL, { connectTimeoutMs: env.STORAGE_CONNECT_TIMEOUT_MS }),
   });
   const health = serveWorkerHealth(nc, opts.name, opts.queue, worker, log);
   const served = opts.serve?.({ nc, models, log });

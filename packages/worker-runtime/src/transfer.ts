@@ -1,8 +1,9 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
+import type { Readable } from "node:stream";
+import { finished, pipeline } from "node:stream/promises";
+import { createStorageReplicas, type StorageReplicas } from "@cutroom/runtime";
 
 /**
  * A transfer to or from storage failed. Its message is safe to show the job's owner (no internal
@@ -19,42 +20,63 @@ function why(err: unknown): string {
   return (code && words[code]) ?? "network error";
 }
 
-/** Streams a signed GET URL into a file, never holding the whole body in memory. Returns its size. */
-export async function downloadToFile(url: string, path: string, signal: AbortSignal): Promise<number> {
-  const res = await fetch(url, { signal }).catch((err) => {
-    if (signal.aborted) throw err;
-    throw new TransferError(`could not download the input file from storage (${why(err)})`, { cause: err });
+// Transfers to URLs on no replica's address (S3's, say) go as they are.
+const direct = createStorageReplicas([]);
+
+/**
+ * One request to storage: the connection first (a dead replica passed over for the next, see
+ * StorageReplicas), then the body, from `open` so nothing of it is spent on a replica that was down.
+ */
+async function send(storage: StorageReplicas, url: string, opts: { method: string; headers?: OutgoingHttpHeaders; open?: () => Readable; signal: AbortSignal }, what: string): Promise<IncomingMessage> {
+  const failed = (err: unknown) => {
+    if (opts.signal.aborted) return err;
+    return new TransferError(`could not ${what} storage (${why(err)})`, { cause: err });
+  };
+  const req = await storage.connect(url, { method: opts.method, headers: opts.headers, signal: opts.signal }).catch((err) => {
+    throw failed(err);
   });
-  if (!res.ok || !res.body) {
-    await res.body?.cancel();
-    throw new TransferError(`could not download the input file from storage (HTTP ${res.status})`);
+  return new Promise((resolve, reject) => {
+    req.once("response", resolve);
+    req.on("error", (err) => reject(failed(err)));
+    if (!opts.open) return void req.end();
+    // A failed read of the file fails the request too, and is answered above.
+    pipeline(opts.open(), req).catch(() => {});
+  });
+}
+
+/** Streams a signed GET URL into a file, never holding the whole body in memory. Returns its size. */
+export async function downloadToFile(url: string, path: string, signal: AbortSignal, storage: StorageReplicas = direct): Promise<number> {
+  const res = await send(storage, url, { method: "GET", signal }, "download the input file from");
+  const status = res.statusCode ?? 500;
+  if (status < 200 || status >= 300) {
+    res.resume();
+    throw new TransferError(`could not download the input file from storage (HTTP ${status})`);
   }
-  await pipeline(Readable.fromWeb(res.body as WebReadableStream), createWriteStream(path), { signal });
+  await pipeline(res, createWriteStream(path), { signal });
   return (await stat(path)).size;
 }
 
 /**
  * Streams a file to a signed PUT URL. Content-Length is sent explicitly: S3 presigned PUTs
- * refuse chunked bodies. Returns the size sent.
+ * refuse chunked bodies. The file is opened once a replica took the connection, so a retry on
+ * the next one reads it from its start. Returns the size sent.
  */
 export async function uploadFile(
   ticket: { upload_url: string; method: string; headers: Record<string, string> },
   path: string,
   contentType: string,
   signal: AbortSignal,
+  storage: StorageReplicas = direct,
 ): Promise<number> {
   const { size } = await stat(path);
-  const res = await fetch(ticket.upload_url, {
-    method: ticket.method,
-    headers: { "content-type": contentType, ...ticket.headers, "content-length": String(size) },
-    body: Readable.toWeb(createReadStream(path)) as ReadableStream,
-    duplex: "half",
-    signal,
-  } as RequestInit).catch((err) => {
-    if (signal.aborted) throw err;
-    throw new TransferError(`could not upload the output file to storage (${why(err)})`, { cause: err });
-  });
-  await res.arrayBuffer().catch(() => {});
-  if (!res.ok) throw new TransferError(`could not upload the output file to storage (HTTP ${res.status})`);
+  const res = await send(
+    storage,
+    ticket.upload_url,
+    { method: ticket.method, headers: { "content-type": contentType, ...ticket.headers, "content-length": String(size) }, open: () => createReadStream(path), signal },
+    "upload the output file to",
+  );
+  res.resume();
+  await finished(res).catch(() => {});
+  if ((res.statusCode ?? 500) >= 300) throw new TransferError(`could not upload the output file to storage (HTTP ${res.statusCode})`);
   return size;
 }

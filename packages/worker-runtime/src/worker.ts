@@ -1,7 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jobTypes, streams, type JobTypeName, type Queue } from "@cutroom/contracts";
-import { createEventPublisher, createRpcClient, type Logger, type NatsConnection } from "@cutroom/runtime";
+import { createEventPublisher, createRpcClient, type Logger, type NatsConnection, type StorageReplicas } from "@cutroom/runtime";
 import { jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import { consumerName, ensureWorkerConsumer } from "./consumer.ts";
 import { handleDelivery, stoppingReason, type DeliveryDeps } from "./delivery.ts";
@@ -25,6 +25,8 @@ export interface WorkerConfig {
   rpcTimeoutMs: number;
   /** The models catalog and provider (createModelService); absent: the default catalog and no provider. */
   models?: ModelService;
+  /** storage-service's replicas, which input and output transfers fail over between; absent: each URL as it is. */
+  storage?: StorageReplicas;
 }
 
 export interface Worker {
@@ -71,6 +73,7 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
     retryBaseMs: config.retryBaseMs,
     tmpRoot: config.tmpDir,
     models: config.models ?? noModels(),
+    storage: config.storage,
     running: new Set(),
   };
   const inFlight = new Set<Promise<void>>();

@@ -1,5 +1,5 @@
 import { AppError, CreateUploadBody, UploadTicket, DownloadUrl, FileObject, ListFilesQuery, Uuid, page, tierLimits, type ErrorEnvelope, IdParams } from "@cutroom/contracts";
-import { toAppError, type RpcClient } from "@cutroom/runtime";
+import { toAppError, type RpcClient, type StorageReplicas } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -14,7 +14,7 @@ const MultipartUpload = z.object({
   file: z.file().describe("the bytes; a generic part type (application/octet-stream) is replaced by the type the bytes show"),
 });
 
-export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient }) {
+export async function fileRoutes(base: FastifyInstance, { rpc, storage }: { rpc: RpcClient; storage: StorageReplicas }) {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const tags = ["files"];
   app.addHook("onRequest", app.authenticate);
@@ -90,7 +90,7 @@ export async function fileRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClien
         { filename: part.filename || "upload", content_type: part.mimetype || "application/octet-stream", project_id, max_bytes },
         callCtx(req),
       );
-      const { res, sentAll, abandon } = await requestStorage(ingest.ingest_url, {
+      const { res, sentAll, abandon } = await requestStorage(storage, ingest.ingest_url, {
         method: "PUT",
         headers: { "content-type": "application/octet-stream", "x-request-id": req.id },
         body: part.file,

@@ -1,4 +1,5 @@
 import { AppError } from "@cutroom/contracts";
+import type { StorageReplicas } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { OutgoingHttpHeaders } from "node:http";
 import { BodyError, readAll, requestStorage } from "../storage-http.ts";
@@ -11,9 +12,10 @@ const NOT_FORWARDED = new Set(["connection", "keep-alive", "transfer-encoding", 
  * Forwards the fs driver's signed URLs (`/storage/blob/<token>`: GET, HEAD, PUT) to storage-service's
  * data plane, streaming both ways, so they are reachable on the gateway's one public port. Nothing
  * else of the data plane is: its ingest endpoint is for the gateway alone. Storage's answer (status,
- * envelope) goes back as it is, also when it refuses a PUT before the body is through.
+ * envelope) goes back as it is, also when it refuses a PUT before the body is through. Every replica
+ * serves every token, so one that is down is passed over for the next.
  */
-export async function storageProxy(app: FastifyInstance, { target }: { target: string }) {
+export async function storageProxy(app: FastifyInstance, { storage }: { storage: StorageReplicas }) {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_req, _payload, done) => done(null));
 
@@ -29,7 +31,7 @@ export async function storageProxy(app: FastifyInstance, { target }: { target: s
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !NOT_FORWARDED.has(k)) headers[k] = v;
       headers["x-request-id"] = req.id;
       const hasBody = req.method === "PUT";
-      const { res, sentAll, abandon } = await requestStorage(target + req.url, { method: req.method, headers, body: hasBody ? req.raw : undefined, log: req.log }).catch(
+      const { res, sentAll, abandon } = await requestStorage(storage, storage.bases[0] + req.url, { method: req.method, headers, body: hasBody ? req.raw : undefined, log: req.log }).catch(
         (err: unknown) => {
           if (err instanceof BodyError) throw new AppError("BAD_REQUEST", "the upload was interrupted");
           throw err;
