@@ -11,10 +11,36 @@ export const DependencyCheck = Check.extend({
   provider: z.enum(["replicate", "emulator", "none"]).optional().describe("models: who serves hosted models (emulator: synthetic outputs; none: only local engines)"),
 });
 export type DependencyCheck = z.infer<typeof DependencyCheck>;
+
+/** Which process answers: `<app>-<host>-<pid>-<random>`, so two replicas on one host (or a restarted one) differ. */
+export const Instance = z.object({
+  id: z.string(),
+  host: z.string(),
+  pid: z.number().int(),
+  started_at: z.string().describe("when the process started (ISO 8601)"),
+  version: z.string().optional(),
+});
+export type Instance = z.infer<typeof Instance>;
+/** One process's own health, as every process answers `svc.<name>.health.instances` (no queue group). */
+export const InstanceHealth = ServiceHealth.extend(Instance.shape).extend({
+  load: z.record(z.string(), z.number()).optional().describe("what the process is doing now, when it says (a worker: concurrency, in_flight)"),
+});
+export type InstanceHealth = z.infer<typeof InstanceHealth>;
+/**
+ * A service or worker kind on GET /health: up when every instance that answered is, degraded when
+ * some are up and some not, down when none is up (or none answered).
+ */
+export const KindHealth = Check.extend({
+  status: z.enum(["up", "degraded", "down"]),
+  count: z.number().int().describe("instances that answered"),
+  instances: z.array(InstanceHealth.omit({ service: true })),
+});
+export type KindHealth = z.infer<typeof KindHealth>;
 export const Health = z.object({
   status: z.enum(["ok", "degraded"]),
   checks: z.record(z.string(), DependencyCheck),
-  services: z.record(z.string(), Check),
+  services: z.record(z.string(), KindHealth),
+  instance: Instance.describe("the gateway that answered"),
 });
 
 /** GET /health/live: the process is up and serving. */

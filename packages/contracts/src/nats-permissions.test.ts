@@ -76,6 +76,16 @@ describe("NATS permissions", () => {
     expect(mayPublish("worker-audio", "svc.worker-video.health")).toBe(false);
   });
 
+  it("lets every process of a kind hear its instance health (no queue group), and only the gateway and the app itself ask it", () => {
+    for (const [name, app] of [["billing", "billing-service"], ["job", "job-service"], ["worker-video", "worker-video"]] as const) {
+      const subject = subjects.instanceHealth(name);
+      expect(natsUserNames.filter((a) => maySubscribe(a, subject)), name).toEqual([app]);
+      expect(whoPublishes(subject).sort(), name).toEqual([app, "gateway"].sort());
+      expect(natsPermissions[app].allowResponses).toBe(true);
+    }
+    expect(mayPublish("worker-audio", subjects.instanceHealth("billing"))).toBe(false);
+  });
+
   it("lets no app read another app's replies", () => {
     for (const app of natsUserNames) {
       const readers = natsUserNames.filter((a) => maySubscribe(a, `_INBOX_${app}.abc.1`) || maySubscribe(a, "_INBOX.abc.1"));

@@ -1,7 +1,7 @@
 import { tokenCutoffsBucket } from "./auth.ts";
 import type { Queue } from "./job-types.ts";
 import type { RpcMethod, RpcService } from "./rpc.ts";
-import { consumers, streams, subjects, type WorkerName } from "./subjects.ts";
+import { consumers, serviceNames, streams, subjects, workerNames, type WorkerName } from "./subjects.ts";
 
 /**
  * Who may publish and subscribe to what on NATS: one NATS user per app, so that reaching the
@@ -40,8 +40,9 @@ const CUTOFFS_STREAM = `KV_${tokenCutoffsBucket}`;
 function user(app: NatsUserName, p: { publish?: string[]; subscribe?: string[]; answersAs?: string }): NatsPermissions {
   return {
     // Its own health too: the container healthcheck asks it with the app's own login (infra/docker/healthcheck.mjs).
-    publish: [...(p.publish ?? []), ...(p.answersAs ? [subjects.rpc(p.answersAs, "health")] : [])],
-    subscribe: [...(p.subscribe ?? []), `${natsInboxPrefix(app)}.>`],
+    publish: [...(p.publish ?? []), ...(p.answersAs ? [subjects.rpc(p.answersAs, "health"), subjects.instanceHealth(p.answersAs)] : [])],
+    // Each process answers its own health outside the queue group too, so the gateway counts replicas.
+    subscribe: [...(p.subscribe ?? []), ...(p.answersAs ? [subjects.instanceHealth(p.answersAs)] : []), `${natsInboxPrefix(app)}.>`],
     allowResponses: p.answersAs !== undefined,
   };
 }
@@ -86,6 +87,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats"]),
       ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats"]),
       ...Object.keys(workerQueues).map((w) => subjects.rpc(w, "health")),
+      ...[...serviceNames, ...workerNames].map((name) => subjects.instanceHealth(name)),
       ...calls("models", ["enhancePrompt"]),
       // Relays a model provider's webhook (signature checked) to the worker waiting on the prediction.
       subjects.modelWebhook("*"),

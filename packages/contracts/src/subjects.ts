@@ -1,6 +1,8 @@
 /** NATS subject names: one place, dotted lower case. */
 export const subjects = {
   rpc: (service: string, method: string) => `svc.${service}.${method}`,
+  /** Every process of a service or worker answers here (no queue group), so one request counts the replicas. */
+  instanceHealth: (service: string) => `svc.${service}.health.instances`,
   jobRun: (queue: string, type: string) => `jobs.run.${queue}.${type}`,
   jobRunQueue: (queue: string) => `jobs.run.${queue}.>`,
   jobEvents: (jobId: string) => `jobs.events.${jobId}`,

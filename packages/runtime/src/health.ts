@@ -1,4 +1,8 @@
-import type { Check, ServiceHealth } from "@cutroom/contracts";
+import { subjects, type Check, type Instance, type InstanceHealth, type RpcReply, type ServiceHealth } from "@cutroom/contracts";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { Logger } from "./logger.ts";
 
 /** Runs each named check with a deadline; a service is up only when every check is. */
 export async function runChecks(service: string, checks: Record<string, () => Promise<unknown>>, timeoutMs = 2000): Promise<ServiceHealth> {
@@ -26,4 +30,37 @@ export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
       (e) => (clearTimeout(t), reject(e)),
     );
   });
+}
+
+/** This process as GET /health lists it; the random part tells apart two processes that share a host and pid (containers). */
+export function newInstance(app: string): Instance {
+  const host = hostname();
+  return { id: `${app}-${host}-${process.pid}-${randomBytes(3).toString("hex")}`, host, pid: process.pid, started_at: new Date(performance.timeOrigin).toISOString() };
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Answers `svc.<name>.health.instances` without a queue group: every process replies with who it
+ * is, so whoever collects the replies for a moment counts the replicas and sees which one is sick.
+ */
+export function serveInstanceHealth(
+  nc: NatsConnection,
+  name: string,
+  instance: Instance,
+  health: () => Promise<ServiceHealth & Pick<InstanceHealth, "load">>,
+  log: Logger,
+): { drain: () => Promise<void> } {
+  const sub = nc.subscribe(subjects.instanceHealth(name), {
+    callback: (err, msg) => {
+      if (err) return log.warn({ err }, "instance health subscription failed");
+      health()
+        .then((h) => {
+          const reply: RpcReply = { ok: true, data: { ...h, ...instance } satisfies InstanceHealth };
+          msg.respond(encoder.encode(JSON.stringify(reply)));
+        })
+        .catch((e) => log.error({ err: e }, "health check failed"));
+    },
+  });
+  return { drain: () => sub.drain() };
 }

@@ -47,3 +47,43 @@ describe("rpc server", () => {
     await sql.end();
   });
 });
+
+describe("instance health", () => {
+  let nats: Awaited<ReturnType<typeof startTestNats>>;
+  beforeAll(async () => {
+    nats = await startTestNats();
+  });
+  afterAll(async () => nats?.stop());
+
+  it("is answered by every replica, each with its own id and checks, while the queue health has one answer", async () => {
+    const log = createLogger("test", "silent");
+    const replica = async (status: "up" | "down") => {
+      const nc = await nats.connect();
+      const server = serveRpc(nc, "billing", { health: async () => ({ status, service: "billing", checks: { database: { status } } }) } as never, log);
+      await nc.flush();
+      return server;
+    };
+    const [healthy, sick] = [await replica("up"), await replica("down")];
+    const asker = await nats.connect();
+    const replies: { ok: boolean; data: Record<string, unknown> }[] = [];
+    for await (const msg of await asker.requestMany("svc.billing.health.instances", "{}", { strategy: "timer", maxWait: 300 })) replies.push(msg.json());
+    const answers = replies.map((r) => r.data).sort((a, b) => String(a.status).localeCompare(String(b.status)));
+    expect(answers).toMatchObject([
+      { status: "down", service: "billing", checks: { database: { status: "down" } }, host: expect.any(String), pid: process.pid, load: { in_flight: 0 } },
+      { status: "up", service: "billing", checks: { database: { status: "up" } }, host: expect.any(String), pid: process.pid },
+    ]);
+    expect(answers[0]!.id).toMatch(new RegExp(`^billing-service-.+-${process.pid}-[0-9a-f]{6}$`));
+    expect(answers[0]!.id).not.toBe(answers[1]!.id);
+    expect(Date.parse(String(answers[0]!.started_at))).toBeLessThanOrEqual(Date.now());
+
+    let queueAnswers = 0;
+    for await (const _msg of await asker.requestMany("svc.billing.health", JSON.stringify({ request_id: "r1", caller: null, body: {} }), { strategy: "timer", maxWait: 300 })) queueAnswers++;
+    expect(queueAnswers).toBe(1);
+
+    await sick.drain();
+    const left: unknown[] = [];
+    for await (const msg of await asker.requestMany("svc.billing.health.instances", "{}", { strategy: "timer", maxWait: 300 })) left.push(msg.json());
+    expect(left).toMatchObject([{ ok: true, data: { status: "up" } }]);
+    await healthy.drain();
+  });
+});

@@ -14,9 +14,12 @@ import {
   type RpcReqParsed,
   type RpcRes,
   type RpcService,
+  type Instance,
+  type ServiceHealth,
 } from "@cutroom/contracts";
 import type { NatsConnection, Msg } from "@nats-io/transport-node";
 import type { z } from "zod";
+import { newInstance, serveInstanceHealth } from "./health.ts";
 import type { Logger } from "./logger.ts";
 
 export interface RpcContext {
@@ -43,10 +46,23 @@ const encoder = new TextEncoder();
  * Answers `svc.<service>.<method>` in a queue group, so replicas share the load.
  * Parses each request with its contract; errors go back as codes, never as stack traces.
  */
-export function serveRpc<S extends RpcService>(nc: NatsConnection, service: S, handlers: RpcHandlers<S>, log: Logger): RpcServer {
+export function serveRpc<S extends RpcService>(
+  nc: NatsConnection,
+  service: S,
+  handlers: RpcHandlers<S>,
+  log: Logger,
+  opts: { instance?: Instance } = {},
+): RpcServer {
   const sub = nc.subscribe(subjects.rpc(service, "*"), { queue: `svc.${service}` });
   const inflight = new Set<Promise<void>>();
   const methods = rpc[service] as Record<string, { req: z.ZodType; res: z.ZodType }>;
+  const health = (handlers as Partial<Record<string, (b: unknown, c: RpcContext) => Promise<ServiceHealth>>>).health;
+  const instanceHealth = health
+    ? serveInstanceHealth(nc, service, opts.instance ?? newInstance(`${service}-service`), async () => ({
+        ...(await health({}, { requestId: randomUUID(), caller: null, log })),
+        load: { in_flight: inflight.size },
+      }), log)
+    : undefined;
 
   const handle = async (msg: Msg) => {
     const method = msg.subject.slice(`svc.${service}.`.length);
@@ -86,7 +102,7 @@ export function serveRpc<S extends RpcService>(nc: NatsConnection, service: S, h
 
   return {
     drain: async () => {
-      await sub.drain();
+      await Promise.all([sub.drain(), instanceHealth?.drain()]);
       await Promise.allSettled([...inflight]);
     },
   };

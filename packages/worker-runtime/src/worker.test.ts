@@ -353,6 +353,9 @@ describe("worker runtime against the real job-service and storage-service", () =
       ok: true,
       data: { status: "up", service: "worker-test", checks: { nats: { status: "up" }, jetstream: { status: "up" } }, details: { concurrency: 3, in_flight: 0 } },
     });
+    const instances = [];
+    for await (const m of await nc.requestMany("svc.worker-test.health.instances", "{}", { strategy: "timer", maxWait: 300 })) instances.push(m.json());
+    expect(instances).toMatchObject([{ ok: true, data: { status: "up", id: expect.stringMatching(/^worker-test-/), pid: process.pid, load: { concurrency: 3, in_flight: 0 } } }]);
   });
 
   it("refuses to start without a handler for each of its queue's job types, or with a stranger's", async () => {

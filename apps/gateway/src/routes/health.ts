@@ -1,5 +1,20 @@
-import { Health, Liveness, Readiness, RpcReply, ServiceHealth, serviceNames, workerNames, type Check, type DependencyCheck } from "@cutroom/contracts";
-import { withTimeout, type NatsConnection, type RpcClient } from "@cutroom/runtime";
+import {
+  Health,
+  InstanceHealth,
+  Liveness,
+  Readiness,
+  RpcReply,
+  serviceNames,
+  subjects,
+  workerNames,
+  type Check,
+  type DependencyCheck,
+  type Instance,
+  type KindHealth,
+  type ServiceHealth,
+  type ServiceName,
+} from "@cutroom/contracts";
+import { newInstance, withTimeout, type NatsConnection, type RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { randomUUID } from "node:crypto";
@@ -8,21 +23,55 @@ import { noGatewayModels, type GatewayModels } from "../models.ts";
 import { publicRoute } from "../plugins/openapi.ts";
 
 const TIMEOUT_MS = 2000;
+// How long /health collects instances' answers. Replicas answer within milliseconds of each other;
+// one whose checks hang past this is missing from the list (and its count).
+const INSTANCES_WINDOW_MS = 500;
 
-/** Asks one service or worker for its health over NATS; a silent one is down. */
-async function askHealth(nc: NatsConnection, rpc: RpcClient, name: string): Promise<ServiceHealth | Check> {
+/** Asks one service for its health (any one instance answers); a silent one is down. */
+async function askHealth(rpc: RpcClient, name: ServiceName): Promise<ServiceHealth | Check> {
   const started = performance.now();
   try {
-    if ((serviceNames as readonly string[]).includes(name)) {
-      return await withTimeout(rpc.call(name as (typeof serviceNames)[number], "health", {}), TIMEOUT_MS);
-    }
-    const msg = await nc.request(`svc.${name}.health`, JSON.stringify({ request_id: randomUUID(), caller: null, body: {} }), { timeout: TIMEOUT_MS });
-    const reply = RpcReply.parse(msg.json());
-    if (!reply.ok) throw new Error(reply.error.message);
-    return ServiceHealth.parse(reply.data);
+    return await withTimeout(rpc.call(name, "health", {}), TIMEOUT_MS);
   } catch (err) {
     return { status: "down", latency_ms: Math.round(performance.now() - started), error: (err as Error).message };
   }
+}
+
+/**
+ * Every instance of one service or worker kind: each process answers `svc.<name>.health.instances`
+ * (no queue group), and what arrives within the window counts. With none listening the server says
+ * so at once (no responders), so a kind that is down costs no wait.
+ */
+async function askInstances(nc: NatsConnection, name: string): Promise<InstanceHealth[]> {
+  const found: InstanceHealth[] = [];
+  try {
+    const body = JSON.stringify({ request_id: randomUUID(), caller: null, body: {} });
+    for await (const msg of await nc.requestMany(subjects.instanceHealth(name), body, { strategy: "timer", maxWait: INSTANCES_WINDOW_MS })) {
+      const reply = RpcReply.safeParse(safeJson(msg));
+      const health = reply.success && reply.data.ok ? InstanceHealth.safeParse(reply.data.data) : undefined;
+      if (health?.success) found.push(health.data);
+    }
+  } catch {
+    // No responders, or NATS is unreachable (the nats check says so): no instance answered.
+  }
+  return found.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+function safeJson(msg: { json: () => unknown }): unknown {
+  try {
+    return msg.json();
+  } catch {
+    return undefined;
+  }
+}
+
+/** A kind is up when every instance that answered is, degraded when only some are, down when none is. */
+function kindHealth(instances: InstanceHealth[]): KindHealth {
+  const up = instances.filter((i) => i.status === "up").length;
+  const status = up === 0 ? "down" : up === instances.length ? "up" : "degraded";
+  const sick = instances.filter((i) => i.status !== "up").map((i) => `${i.id}: ${JSON.stringify(i.checks)}`);
+  const error = instances.length === 0 ? `no instance answered within ${INSTANCES_WINDOW_MS} ms` : sick.join("; ");
+  return { status, count: instances.length, instances: instances.map(({ service: _service, ...i }) => i), ...(status === "up" ? {} : { error }) };
 }
 
 /** A round trip to the NATS server; bounded, since a reconnecting client would otherwise wait. */
@@ -58,23 +107,25 @@ async function checkModels(models: GatewayModels): Promise<DependencyCheck> {
 const reporters: Record<string, string[]> = { database: ["auth", "billing", "storage", "job"], storage: ["storage"] };
 
 /**
- * A dependency as the services that use it see it: up when any of them reaches it (one service's
- * broken pool shows as that service being down), down when all that answered say so, unknown when
+ * A dependency as the instances that use it see it: up when any of them reaches it (one instance's
+ * broken pool shows as that instance being down), down when all that answered say so, unknown when
  * none answered (a service being down says nothing about the database).
  */
-function dependency(name: string, byName: Record<string, ServiceHealth | Check>): DependencyCheck {
-  const seen = reporters[name]!.flatMap((owner) => {
-    const a = byName[owner];
-    return a && "checks" in a && a.checks[name] ? [a.checks[name]!] : [];
-  });
+function dependency(name: string, byKind: Record<string, InstanceHealth[]>): DependencyCheck {
+  const seen = reporters[name]!.flatMap((owner) => (byKind[owner] ?? []).flatMap((i) => (i.checks[name] ? [i.checks[name]!] : [])));
   if (seen.length === 0) return { status: "unknown", error: `none of ${reporters[name]!.join(", ")} answered` };
   return seen.find((c) => c.status === "up") ?? seen[0]!;
 }
 
 /** Anonymous callers see up, down and latencies; the reasons (internal error text) are for admins. */
 const withoutReason = <C extends { error?: string }>({ error: _error, ...check }: C): Omit<C, "error"> => check;
+const bare = <C extends { error?: string }>(all: Record<string, C>) => Object.fromEntries(Object.entries(all).map(([k, c]) => [k, withoutReason(c)]));
+const bareKind = (kind: KindHealth) => ({ ...withoutReason(kind), instances: kind.instances.map((i) => ({ ...i, checks: bare(i.checks) })) });
 
-export async function healthRoutes(base: FastifyInstance, { rpc, nc, models = noGatewayModels() }: { rpc: RpcClient; nc: NatsConnection; models?: GatewayModels }) {
+export async function healthRoutes(
+  base: FastifyInstance,
+  { rpc, nc, models = noGatewayModels(), instance = newInstance("gateway") }: { rpc: RpcClient; nc: NatsConnection; models?: GatewayModels; instance?: Instance },
+) {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const tags = ["health"];
 
@@ -106,7 +157,7 @@ export async function healthRoutes(base: FastifyInstance, { rpc, nc, models = no
       },
     },
     async (_req, reply) => {
-      const [nats, ...answers] = await Promise.all([checkNats(nc), ...serviceNames.map((n) => askHealth(nc, rpc, n))]);
+      const [nats, ...answers] = await Promise.all([checkNats(nc), ...serviceNames.map((n) => askHealth(rpc, n))]);
       const missing = [...(nats.status === "up" ? [] : ["nats"]), ...serviceNames.filter((_, i) => !answered(answers[i]!))];
       reply.code(missing.length ? 503 : 200);
       return { status: missing.length ? ("not_ready" as const) : ("ready" as const), missing };
@@ -121,7 +172,7 @@ export async function healthRoutes(base: FastifyInstance, { rpc, nc, models = no
         operationId: "getHealth",
         summary: "Each dependency, service and worker kind, as an operator reads it",
         description:
-          "Each dependency and service; 503 when any is down. A dependency no service could report on is `unknown`. Why something is down is shown to admins only (send an admin's token). Load balancers want /health/ready instead.",
+          "Each dependency and service; 503 when any is down. A dependency no service could report on is `unknown`. Each service and worker kind lists the instances (processes) that answered within half a second, with their count: a kind is `up` when all of them are, `degraded` when only some are (503), `down` when none is. `instance` is the gateway that answered. Why something is down is shown to admins only (send an admin's token). Load balancers want /health/ready instead.",
         ...publicRoute,
         response: { 200: Health, 503: { description: "Something is down (a worker kind, perhaps)", content: { "application/json": { schema: Health } } } },
       },
@@ -129,17 +180,13 @@ export async function healthRoutes(base: FastifyInstance, { rpc, nc, models = no
     async (req, reply) => {
       const names = [...serviceNames, ...workerNames];
       // One wait for everything: each check has its own timeout, so the slowest bounds the reply.
-      const [natsCheck, modelsCheck, answers] = await Promise.all([checkNats(nc), checkModels(models), Promise.all(names.map((n) => askHealth(nc, rpc, n)))]);
-      const services: Record<string, Check> = {};
-      names.forEach((n, i) => {
-        const a = answers[i]!;
-        services[n] = "service" in a ? { status: a.status, ...(a.status === "down" ? { error: JSON.stringify(a.checks) } : {}) } : a;
-      });
-      const byName = Object.fromEntries(names.map((n, i) => [n, answers[i]!]));
-      const checks: Record<string, DependencyCheck> = { nats: natsCheck, database: dependency("database", byName), storage: dependency("storage", byName) };
+      const [natsCheck, modelsCheck, answers] = await Promise.all([checkNats(nc), checkModels(models), Promise.all(names.map((n) => askInstances(nc, n)))]);
+      const byKind = Object.fromEntries(names.map((n, i) => [n, answers[i]!]));
+      const services = Object.fromEntries(names.map((n) => [n, kindHealth(byKind[n]!)]));
+      const checks: Record<string, DependencyCheck> = { nats: natsCheck, database: dependency("database", byKind), storage: dependency("storage", byKind) };
       // billing reports test_purchases only when free credits are on: shown here so an operator sees it.
-      const billing = byName.billing;
-      if (billing && "checks" in billing && billing.checks.test_purchases) checks.test_purchases = billing.checks.test_purchases;
+      const testPurchases = byKind.billing!.find((i) => i.checks.test_purchases)?.checks.test_purchases;
+      if (testPurchases) checks.test_purchases = testPurchases;
       const allUp = [...Object.values(checks), ...Object.values(services)].every((c) => c.status === "up");
       // After the sum: a stack without a provider is a choice, not an outage.
       checks.models = modelsCheck;
@@ -148,9 +195,8 @@ export async function healthRoutes(base: FastifyInstance, { rpc, nc, models = no
       const status = allUp && !modelsDown ? ("ok" as const) : ("degraded" as const);
       // A token is optional here: a valid admin's gets the reasons, anything else the bare statuses.
       if (req.headers.authorization) await app.authenticate(req).catch(() => {});
-      if (req.caller?.role === "admin") return { status, checks, services };
-      const bare = <C extends { error?: string }>(all: Record<string, C>) => Object.fromEntries(Object.entries(all).map(([k, c]) => [k, withoutReason(c)]));
-      return { status, checks: bare(checks), services: bare(services) };
+      if (req.caller?.role === "admin") return { status, checks, services, instance };
+      return { status, checks: bare(checks), services: Object.fromEntries(Object.entries(services).map(([k, kind]) => [k, bareKind(kind)])), instance };
     },
   );
 }
