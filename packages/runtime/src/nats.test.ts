@@ -1,7 +1,10 @@
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createNatsLogins, freePort, startNats, type NatsLogins } from "@cutroom/devstack";
+import { streams } from "@cutroom/contracts";
+import { createNatsLogins, freePort, portOpen, startNats, stopChild, waitFor, type NatsLogins } from "@cutroom/devstack";
+import { jetstreamManager, RetentionPolicy } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "./logger.ts";
 import { connectNats, ensureStreams, waitForStreams, type NatsConnection } from "./nats.ts";
@@ -54,5 +57,78 @@ describe("connectNats with the stack's users", () => {
     await ensureStreams(await connectAs("job-service"));
     await waiting;
     expect(ready).toBe(true);
+  });
+});
+
+/** A nats-server of a test's own, as `args` say (no -js: a server whose JetStream is not up). */
+async function spawnNats(args: string[], port: number) {
+  const child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), ...args], { stdio: "ignore" });
+  await waitFor("nats-server", async () => portOpen(port), 10_000, 20);
+  return { url: `nats://127.0.0.1:${port}`, stop: () => stopChild(child, "SIGTERM", 2000) };
+}
+
+/** Log lines a logger wrote, parsed. */
+function capturedLog() {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, log: createLogger("test", "warn", { write: (l: string) => void lines.push(JSON.parse(l)) }) };
+}
+
+describe("the JetStream streams", () => {
+  const stops: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    await Promise.allSettled(stops.map((s) => s()));
+  });
+
+  it("keeps an R3 stream at 3 replicas when a process set to 1 starts, and says so", { timeout: 60_000 }, async () => {
+    // A real 3-node JetStream cluster: a single server cannot hold R3, and lowering is what went wrong.
+    const nodeDir = mkdtempSync(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "nats-cluster-"));
+    stops.push(async () => rmSync(nodeDir, { recursive: true, force: true }));
+    const routes = [await freePort(), await freePort(), await freePort()];
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const nodes = await Promise.all(
+      ports.map((port, i) =>
+        spawnNats(["-js", "-sd", join(nodeDir, `n${i}`), "--server_name", `n${i}`, "--cluster_name", "replicas-test", "--cluster", `nats://127.0.0.1:${routes[i]}`, "--routes", routes.map((r) => `nats://127.0.0.1:${r}`).join(",")], port),
+      ),
+    );
+    for (const n of nodes) stops.unshift(n.stop);
+    const nc = await connectNats(nodes.map((n) => n.url).join(","), "test", log);
+    conns.push(nc);
+    const jsm = await waitFor("the cluster's JetStream", () => jetstreamManager(nc), 30_000, 200);
+    // Streams an earlier release made at R3; until the cluster has its leader and every peer, adding one fails.
+    for (const { name, subjects } of [streams.jobs, streams.jobEvents]) {
+      const retention = name === streams.jobs.name ? RetentionPolicy.Workqueue : RetentionPolicy.Limits;
+      await waitFor(`R3 stream ${name}`, () => jsm.streams.add({ name, subjects: [...subjects], retention, num_replicas: 3 }), 30_000, 200);
+    }
+
+    const { lines, log: warnings } = capturedLog();
+    await ensureStreams(nc, { replicas: 1, log: warnings });
+    for (const name of [streams.jobs.name, streams.jobEvents.name]) {
+      expect((await jsm.streams.info(name)).config.num_replicas).toBe(3);
+      expect(lines).toContainEqual(expect.objectContaining({ stream: name, replicas: 3, NATS_STREAM_REPLICAS: 1, msg: expect.stringMatching(/3 replicas .* says 1/) }));
+    }
+    // Its limits are still brought up to date: only the replicas are left alone.
+    expect((await jsm.streams.info(streams.jobEvents.name)).config.max_age).toBe(24 * 60 * 60 * 1_000_000_000);
+  });
+
+  it("waits for JetStream to come up, creating the streams then, instead of failing", { timeout: 30_000 }, async () => {
+    const port = await freePort();
+    const withoutJs = await spawnNats([], port);
+    const nc = await connectNats(withoutJs.url, "test", log);
+    conns.push(nc);
+    const { lines, log: warnings } = capturedLog();
+    let created = false;
+    let found = false;
+    const creating = ensureStreams(nc, { log: warnings, retry: { firstMs: 50, maxMs: 200 } }).then(() => (created = true));
+    const waiting = waitForStreams(nc, warnings, { everyMs: 50, maxMs: 200 }).then(() => (found = true));
+    await new Promise((r) => setTimeout(r, 500));
+    expect({ created, found }).toEqual({ created: false, found: false });
+    expect(lines.some((l) => /trying again/.test(String(l.msg)))).toBe(true);
+
+    await withoutJs.stop();
+    const withJs = await startNats({ storeDir: join(dir, "late-js"), port });
+    stops.push(withJs.stop);
+    await Promise.all([creating, waiting]);
+    const jsm = await jetstreamManager(nc);
+    expect((await jsm.streams.info(streams.jobs.name)).config.num_replicas).toBe(1);
   });
 });

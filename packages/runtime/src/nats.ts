@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from "@nats-io/jetstream";
+import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy, type StreamConfig } from "@nats-io/jetstream";
 import { natsInboxPrefix, streams } from "@cutroom/contracts";
 import type { z } from "zod";
 import type { BaseEnv } from "./env.ts";
@@ -35,61 +35,166 @@ export async function connectNats(target: NatsTarget, name: string, log: Logger)
   return nc;
 }
 
+/** What a process makes of the streams when they are missing; see ensureStreams. */
+export interface StreamOptions {
+  /** Copies of a stream this process creates (NATS_STREAM_REPLICAS). A stream that exists keeps its own. */
+  replicas?: number;
+  log?: Logger;
+  /** The first wait before trying again, doubled after each failure up to `maxMs`. */
+  retry?: { firstMs?: number; maxMs?: number };
+}
+
+// A day of events for replays; two minutes of dedup for a retried dispatch publish.
+const streamConfigs = (replicas: number) => [
+  {
+    name: streams.jobs.name,
+    subjects: [...streams.jobs.subjects],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    duplicate_window: 2 * 60 * 1_000_000_000,
+  },
+  {
+    name: streams.jobEvents.name,
+    subjects: [...streams.jobEvents.subjects],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    max_age: 24 * 60 * 60 * 1_000_000_000,
+    discard: DiscardPolicy.Old,
+  },
+];
+
+// What a running stream may be brought up to date in. Not num_replicas (see syncStreams), not retention or storage (the server refuses).
+const updatable = ["subjects", "duplicate_window", "max_age", "discard"] as const;
+
 /**
- * Creates or updates the two streams. JOBS is a work queue (a message leaves once acked);
- * JOB_EVENTS keeps a day of events so clients can replay what they missed.
+ * One pass over the two streams: creates a missing one with `replicas` copies, and brings an existing
+ * one's subjects and limits up to date, never its replicas. A process started without
+ * NATS_STREAM_REPLICAS once turned R3 streams into R1; and nats-server before 2.9.16 never removes
+ * acked messages from a work queue whose replicas were raised after its consumer existed, so a
+ * stream is made with its final count and an operator changes it (`nats stream edit`), not a start.
+ * Returns the names of the streams it created.
  */
-export async function ensureStreams(nc: NatsConnection, opts: { replicas?: number } = {}): Promise<void> {
+export async function syncStreams(nc: NatsConnection, opts: Pick<StreamOptions, "replicas" | "log"> = {}): Promise<string[]> {
   const jsm = await jetstreamManager(nc);
-  const replicas = opts.replicas ?? 1;
-  const configs = [
-    {
-      name: streams.jobs.name,
-      subjects: [...streams.jobs.subjects],
-      retention: RetentionPolicy.Workqueue,
-      storage: StorageType.File,
-      num_replicas: replicas,
-      duplicate_window: 2 * 60 * 1_000_000_000,
-    },
-    {
-      name: streams.jobEvents.name,
-      subjects: [...streams.jobEvents.subjects],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      num_replicas: replicas,
-      max_age: 24 * 60 * 60 * 1_000_000_000,
-      discard: DiscardPolicy.Old,
-    },
-  ];
-  for (const cfg of configs) {
+  const created: string[] = [];
+  for (const cfg of streamConfigs(opts.replicas ?? 1)) {
+    let current: StreamConfig;
     try {
-      await jsm.streams.info(cfg.name);
-      await jsm.streams.update(cfg.name, cfg);
+      current = (await jsm.streams.info(cfg.name)).config;
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await jsm.streams.add(cfg);
+      try {
+        await jsm.streams.add(cfg);
+      } catch (addErr) {
+        // Another job-service replica made it first.
+        if (!/already in use|already exists/i.test((addErr as Error).message)) throw addErr;
+      }
+      created.push(cfg.name);
+      continue;
     }
+    if (current.num_replicas !== cfg.num_replicas) {
+      opts.log?.warn(
+        { stream: cfg.name, replicas: current.num_replicas, NATS_STREAM_REPLICAS: cfg.num_replicas },
+        `stream ${cfg.name} has ${current.num_replicas} replicas and NATS_STREAM_REPLICAS says ${cfg.num_replicas}: left at ${current.num_replicas} (change it with nats stream edit)`,
+      );
+    }
+    const changed = Object.fromEntries(updatable.filter((k) => k in cfg && JSON.stringify(cfg[k as keyof typeof cfg]) !== JSON.stringify(current[k])).map((k) => [k, cfg[k as keyof typeof cfg]]));
+    // update() merges into the stream's own config, so its replicas stay what they are.
+    if (Object.keys(changed).length > 0) await jsm.streams.update(cfg.name, changed);
   }
+  return created;
+}
+
+/**
+ * Makes sure both streams exist (syncStreams), trying again with a growing wait, and logging why,
+ * for as long as it takes: JetStream may not be up yet (a server still starting, a cluster still
+ * electing its leader or short of peers for R3). Only a permissions violation ends it: waiting
+ * never fixes a user that may not create streams.
+ */
+export async function ensureStreams(nc: NatsConnection, opts: StreamOptions = {}): Promise<string[]> {
+  return retrying(() => syncStreams(nc, opts), "could not create or check the JetStream streams; trying again", opts);
+}
+
+/**
+ * For job-service: re-creates the streams the broker lost (a server back with an empty store) while
+ * the process runs, every `everyMs` and at once after a reconnect. `onCreated` hears which it made,
+ * so consumers on them can be made again too.
+ */
+export function keepStreams(nc: NatsConnection, opts: StreamOptions & { everyMs: number; onCreated?: (names: string[]) => Promise<void> }): { stop: () => Promise<void> } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let current: Promise<void> = Promise.resolve();
+  const check = () => {
+    clearTimeout(timer);
+    current = current
+      .then(async () => {
+        if (stopped) return;
+        const created = await syncStreams(nc, opts);
+        if (created.length === 0) return;
+        opts.log?.warn({ streams: created }, "re-created JetStream streams the broker had lost");
+        await opts.onCreated?.(created);
+      })
+      .catch((err) => opts.log?.warn({ err }, "could not check the JetStream streams; trying again"))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(check, opts.everyMs);
+      });
+  };
+  timer = setTimeout(check, opts.everyMs);
+  (async () => {
+    for await (const s of nc.status()) if (s.type === "reconnect" && !stopped) check();
+  })().catch(() => {});
+  return {
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await current;
+    },
+  };
 }
 
 /**
  * Waits until job-service has made both streams: workers read the streams but may not create or
  * change them (their NATS users lack the permission), so two versions never fight over a config.
+ * Any other failure (JetStream not up yet) is logged and tried again, never fatal.
  */
-export async function waitForStreams(nc: NatsConnection, log: Logger, opts: { everyMs?: number } = {}): Promise<void> {
-  const jsm = await jetstreamManager(nc);
+export async function waitForStreams(nc: NatsConnection, log: Logger, opts: { everyMs?: number; maxMs?: number } = {}): Promise<void> {
   let told = false;
-  for (const name of [streams.jobs.name, streams.jobEvents.name]) {
-    for (;;) {
-      try {
-        await jsm.streams.info(name);
-        break;
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        if (!told) log.info({ stream: name }, "waiting for job-service to create the JetStream streams");
-        told = true;
-        await new Promise((r) => setTimeout(r, opts.everyMs ?? 250));
+  await retrying(
+    async () => {
+      const jsm = await jetstreamManager(nc);
+      for (const name of [streams.jobs.name, streams.jobEvents.name]) {
+        for (;;) {
+          try {
+            await jsm.streams.info(name);
+            break;
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+            if (!told) log.info({ stream: name }, "waiting for job-service to create the JetStream streams");
+            told = true;
+            await sleep(opts.everyMs ?? 250);
+          }
+        }
       }
+    },
+    "could not look up the JetStream streams; trying again",
+    { log, retry: { firstMs: opts.everyMs, maxMs: opts.maxMs } },
+  );
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function retrying<T>(attempt: () => Promise<T>, message: string, opts: Pick<StreamOptions, "log" | "retry">): Promise<T> {
+  let waitMs = opts.retry?.firstMs ?? 250;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (isPermissionViolation(err)) throw err;
+      opts.log?.warn({ err, retry_in_ms: waitMs }, message);
+      await sleep(waitMs);
+      waitMs = Math.min(waitMs * 2, opts.retry?.maxMs ?? 5000);
     }
   }
 }
@@ -97,4 +202,11 @@ export async function waitForStreams(nc: NatsConnection, log: Logger, opts: { ev
 function isNotFound(err: unknown): boolean {
   const e = err as { code?: string | number; api_error?: { err_code?: number }; message?: string };
   return e?.api_error?.err_code === 10059 || /not found/i.test(e?.message ?? "");
+}
+
+function isPermissionViolation(err: unknown): boolean {
+  for (let e = err as { message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (/permissions violation/i.test(e.message ?? "")) return true;
+  }
+  return false;
 }
