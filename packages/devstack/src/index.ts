@@ -9,3 +9,4 @@ export * from "./admin.ts";
 export * from "./start-env.ts";
 export * from "./models-env.ts";
 export * from "./test-servers.ts";
+export * from "./supervise.ts";

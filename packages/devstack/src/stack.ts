@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { modelStackEnv, newWebhookSecret } from "./models-env.ts";
 import { createNatsLogins, natsConnectOptions, type NatsLoginName, type NatsLogins } from "./nats-auth.ts";
-import { startNats } from "./servers.ts";
+import { startNats, startNatsCluster, type NatsCluster } from "./servers.ts";
 import { allApps, startServices, type AppName, type ServiceSet } from "./services.ts";
+import type { SuperviseOptions } from "./supervise.ts";
 import { freePort } from "./wait.ts";
 
 const root = join(import.meta.dirname, "..", "..", "..");
@@ -24,6 +25,8 @@ export interface Stack {
   /** storage-service's fs driver folder. */
   storageDir: string;
   services: ServiceSet;
+  /** The stack's own 3-node NATS cluster, with `natsCluster: true`: stop, kill and start its nodes. */
+  natsCluster?: NatsCluster;
   stop: () => Promise<void>;
 }
 
@@ -40,10 +43,17 @@ export async function startStack(opts: {
   apps?: readonly AppName[];
   env?: Record<string, string>;
   parentDir?: string;
+  /** Processes per app, e.g. `{ "job-service": 2 }` (see startServices). */
+  instances?: Partial<Record<AppName, number>>;
+  /** Restart apps that die on their own. Off by default: most tests that kill an app restart it themselves. */
+  supervise?: boolean | SuperviseOptions;
+  /** A 3-node JetStream cluster of its own instead of one nats-server (NATS_STREAM_REPLICAS=3). */
+  natsCluster?: boolean;
 }): Promise<Stack> {
   const dir = mkdtempSync(join(opts.parentDir ?? tmpdir(), "stack-"));
   const storageDir = join(dir, "storage");
-  const nats = opts.natsUrl ? undefined : await startNats({ storeDir: join(dir, "nats"), port: await freePort(), logins: createNatsLogins(), logFile: join(dir, "logs", "nats-server.log") });
+  const natsCluster = opts.natsCluster && !opts.natsUrl ? await startNatsCluster({ dir: join(dir, "nats"), logins: createNatsLogins() }) : undefined;
+  const nats = opts.natsUrl ? undefined : (natsCluster ?? (await startNats({ storeDir: join(dir, "nats"), port: await freePort(), logins: createNatsLogins(), logFile: join(dir, "logs", "nats-server.log") })));
   const natsUrl = opts.natsUrl ?? nats!.url;
   const [port, storagePort] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${port}`;
@@ -57,6 +67,8 @@ export async function startStack(opts: {
   const services = await startServices({
     root,
     apps: opts.apps,
+    instances: opts.instances,
+    supervise: opts.supervise,
     logDir: join(dir, "logs"),
     natsLogins: nats?.logins,
     env: {
@@ -71,6 +83,7 @@ export async function startStack(opts: {
       STORAGE_PUBLIC_URL: hasGateway ? `${url}/storage` : `${storageInternalUrl}/storage`,
       STORAGE_URL_SECRET: randomBytes(32).toString("hex"),
       LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
+      ...(natsCluster ? { NATS_STREAM_REPLICAS: String(natsCluster.replicas) } : {}),
       ...modelStackEnv({ emulatorUrl, webhookBaseUrl: hasGateway ? url : undefined, webhookSecret: newWebhookSecret() }),
       ...(emulatorPort ? { MODEL_EMULATOR_PORT: String(emulatorPort), MODEL_EMULATOR_HOST: "127.0.0.1", MODEL_EMULATOR_PUBLIC_URL: emulatorUrl!, MODEL_EMULATOR_DIR: join(dir, "model-emulator") } : {}),
       ...opts.env,
@@ -89,6 +102,7 @@ export async function startStack(opts: {
     emulatorUrl,
     storageDir,
     services,
+    natsCluster,
     stop: async () => {
       await services.stopAll();
       await nats?.stop();
