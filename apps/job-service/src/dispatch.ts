@@ -1,15 +1,33 @@
-import { subjects, type JobDispatch } from "@cutroom/contracts";
-import type { JetStreamClient } from "@nats-io/jetstream";
+import { JobDispatch, streams, subjects } from "@cutroom/contracts";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { markDispatched, type Conn, type JobRow } from "./job-store.ts";
 
 /**
- * Hands a job to the workers as dispatch number `dispatch_count + 1`. The msgID makes a
- * retried publish of the same dispatch a no-op in the broker's duplicate window.
+ * Hands a job to the workers as dispatch number `dispatch_count + 1`, and records the JOBS stream
+ * sequence of its message (see dispatchHeld). The msgID makes a retried publish of the same
+ * dispatch a no-op in the broker's duplicate window.
  */
 export async function dispatchJob(js: JetStreamClient, db: Conn, row: JobRow): Promise<number> {
   const dispatch = row.dispatchCount + 1;
   const payload: JobDispatch = { job_id: row.id, user_id: row.userId, type: row.type, input: row.input, dispatch };
-  await js.publish(subjects.jobRun(row.queue, row.type), JSON.stringify(payload), { msgID: `${row.id}:${dispatch}` });
-  await markDispatched(db, row.id, dispatch);
+  // A duplicate publish is acked with the first one's seq, so the row always names the message that holds this dispatch.
+  const ack = await js.publish(subjects.jobRun(row.queue, row.type), JSON.stringify(payload), { msgID: `${row.id}:${dispatch}` });
+  await markDispatched(db, row.id, dispatch, ack.seq);
   return dispatch;
+}
+
+/**
+ * Whether the JOBS stream still holds the message of the job's last dispatch: a work queue keeps a
+ * message until a worker acks it, so a dispatch whose message is gone was lost (a server back with
+ * an empty store, a purge) unless its job moved on. Looked up by the seq recorded at dispatch, and
+ * checked to be this job's: a stream made again after a loss hands the same sequences to other jobs.
+ * A job dispatched before the seq was recorded counts as lost: a second dispatch is harmless (the
+ * claim lets one worker run it), a job waiting forever is not.
+ */
+export async function dispatchHeld(jsm: JetStreamManager, row: JobRow): Promise<boolean> {
+  if (row.dispatchSeq == null) return false;
+  const stored = await jsm.streams.getMessage(streams.jobs.name, { seq: row.dispatchSeq });
+  if (!stored) return false;
+  const held = JobDispatch.safeParse(stored.json());
+  return held.success && held.data.job_id === row.id && held.data.dispatch === row.dispatchCount;
 }

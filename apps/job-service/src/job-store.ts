@@ -67,11 +67,14 @@ export async function listJobs(db: Db, userId: string, q: ListJobsQuery) {
   return { rows, total: counted[0]?.total ?? 0 };
 }
 
-/** Records that dispatch number `dispatch` reached the broker; a stale writer changes nothing. */
-export async function markDispatched(db: Conn, id: string, dispatch: number): Promise<void> {
+/**
+ * Records that dispatch number `dispatch` reached the broker as JOBS message `seq`; a stale writer
+ * changes nothing.
+ */
+export async function markDispatched(db: Conn, id: string, dispatch: number, seq: number): Promise<void> {
   await db
     .update(jobs)
-    .set({ dispatchCount: dispatch, dispatchedAt: sql`now()` })
+    .set({ dispatchCount: dispatch, dispatchSeq: seq, dispatchedAt: sql`now()` })
     .where(and(eq(jobs.id, id), sql`${jobs.dispatchCount} < ${dispatch}`));
 }
 

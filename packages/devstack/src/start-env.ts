@@ -12,7 +12,7 @@ export const StartEnv = z
     PORT: Port.default(8000),
     /** Interface the gateway binds; localhost by default, 0.0.0.0 to serve other machines. */
     HOST: z.string().default("127.0.0.1"),
-    /** Base URL clients and workers reach the gateway at (signed URLs are built on it); default http://<HOST or 127.0.0.1>:PORT. */
+    /** Base URL clients reach the gateway at (their signed URLs are built on it; workers go to storage directly); default http://<HOST or 127.0.0.1>:PORT. */
     CUTROOM_PUBLIC_URL: z.url().optional(),
     /** storage-service's data plane (fs signed URLs and streamed uploads); default PORT+1. */
     STORAGE_PORT: Port.optional(),

@@ -1,4 +1,4 @@
-import { doublePrecision, index, integer, jsonb, pgSchema, real, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { bigint, doublePrecision, index, integer, jsonb, pgSchema, real, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 export const jobsSchema = pgSchema("jobs");
 
@@ -23,6 +23,8 @@ export const jobs = jobsSchema.table(
     /** How many times Postgres handed the job to the broker; part of the dedup id. */
     dispatchCount: integer("dispatch_count").notNull().default(0),
     dispatchedAt: timestamp("dispatched_at", { withTimezone: true }),
+    /** The JOBS stream sequence of the last dispatch's message: the reconciler asks the broker whether it still holds that very message. */
+    dispatchSeq: bigint("dispatch_seq", { mode: "number" }),
     /** Until when the worker running the job holds it; its events extend it, and a later claim may take over. */
     leaseUntil: timestamp("lease_until", { withTimezone: true }),
     /** The dispatch the lease holder claimed: JetStream redelivers that message only once its holder let go of it. */

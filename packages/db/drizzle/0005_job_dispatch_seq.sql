@@ -1,0 +1,1 @@
+ALTER TABLE "jobs"."jobs" ADD COLUMN "dispatch_seq" bigint;
