@@ -91,7 +91,8 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("models", ["enhancePrompt"]),
       // Relays a model provider's webhook (signature checked) to the worker waiting on the prediction.
       subjects.modelWebhook("*"),
-      // Replays a job's stored events: reads JOB_EVENTS through short-lived ordered consumers.
+      // Reads JOB_EVENTS: a job's stored events by message gets (replay), and every new one through
+      // one ordered consumer per process (live), which it creates again after NATS restarts.
       JS_ACCOUNT_INFO,
       jsApi("STREAM.INFO", streams.jobEvents.name),
       jsApi("STREAM.MSG.GET", streams.jobEvents.name),
@@ -108,7 +109,9 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       jsApi("DIRECT.GET", CUTOFFS_STREAM, ">"),
       `$JS.FC.${CUTOFFS_STREAM}.>`,
     ],
-    subscribe: [subjects.jobEventsAll],
+    // Live events come through its JetStream consumer (to its inbox), never straight off jobs.events.>:
+    // the broker forwards there even a publish the stream refused.
+    subscribe: [],
   }),
   "auth-service": user("auth-service", {
     publish: [

@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type MsgRequest, type NextMsgRequest } from "@nats-io/jetstream";
 import { JobEvent, isTerminalEvent, streams, subjects, type JobEventInput } from "@cutroom/contracts";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -95,23 +95,28 @@ function asJobEvent(msg: { json: <T>() => T }): JobEvent | undefined {
 
 /** The last stored event of one job, or null: one direct read, no consumer. */
 export async function readLastJobEvent(nc: NatsConnection, jobId: string): Promise<JobEvent | null> {
-  return (await lastStored(nc, await jetstreamManager(nc), jobId))?.event ?? null;
+  return (await lastStored(nc, await readerOf(nc), jobId))?.event ?? null;
 }
 
-/** Reads the stored events of one job with `seq` greater than `since`, oldest first. */
+/**
+ * Reads the stored events of one job with `seq` greater than `since`, oldest first. Message gets
+ * (`next_by_subj`), one per message on the job's subject: a consumer per call cost a consumer
+ * create on the stream's leader per resume, and timed out when a NATS node was down.
+ */
 export async function readJobEvents(nc: NatsConnection, jobId: string, since = 0): Promise<JobEvent[]> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await readerOf(nc);
   const subject = subjects.jobEvents(jobId);
-  const info = await jsm.streams.info(streams.jobEvents.name, { subjects_filter: subject });
-  const count = info.state.subjects?.[subject] ?? 0;
-  if (count === 0) return [];
-  const consumer = await jetstream(nc).consumers.get(streams.jobEvents.name, { filter_subjects: subject });
   const events: JobEvent[] = [];
-  const batch = await consumer.fetch({ max_messages: count, expires: 2000 });
-  for await (const m of batch) {
-    const e = asJobEvent(m);
+  for (let seq = 1; ; ) {
+    // STREAM.MSG.GET takes `next_by_subj` (nats-server 2.9+); nats.js types only its direct-get variant.
+    const query: NextMsgRequest = { seq, next_by_subj: subject };
+    const stored = await jsm.streams.getMessage(streams.jobEvents.name, query as unknown as MsgRequest);
+    if (!stored) return events;
+    const e = asJobEvent(stored);
     if (e && e.seq > since) events.push(e);
-    if (m.info.pending === 0) break;
+    seq = stored.seq + 1;
   }
-  return events;
 }
+
+// No account-info round trip per read: a missing JetStream shows on the read itself.
+const readerOf = (nc: NatsConnection) => jetstreamManager(nc, { checkAPI: false });

@@ -1,5 +1,5 @@
-import { isTerminalEvent, terminalStatuses, type Caller, type Job, type JobEvent } from "@cutroom/contracts";
-import { readJobEvents, readLastJobEvent, type NatsConnection, type RpcClient } from "@cutroom/runtime";
+import { AppError, isTerminalEvent, terminalStatuses, type Caller, type Job, type JobEvent } from "@cutroom/contracts";
+import { readJobEvents, readLastJobEvent, type Logger, type NatsConnection, type RpcClient } from "@cutroom/runtime";
 import type { EventHub } from "./event-hub.ts";
 
 export type StreamItem = { type: "snapshot"; job: Job } | JobEvent;
@@ -8,7 +8,8 @@ export type StreamItem = { type: "snapshot"; job: Job } | JobEvent;
  * Follows one job for one client: the snapshot first, then the stored events after `since`
  * (or, when the job has ended, its terminal event), then live events, in seq order with
  * no gaps or repeats. Live events are buffered while the replay is read, so none slip between.
- * Throws NOT_FOUND (AppError) when the job is not the caller's.
+ * Throws NOT_FOUND (AppError) when the job is not the caller's, SERVICE_UNAVAILABLE when the stored
+ * events cannot be read (NATS down or not answering), logged on `log` (the request's, with its id).
  */
 export async function followJob(opts: {
   rpc: RpcClient;
@@ -16,6 +17,7 @@ export async function followJob(opts: {
   hub: EventHub;
   caller: Caller;
   requestId: string;
+  log: Pick<Logger, "warn">;
   jobId: string;
   since?: number;
   send: (item: StreamItem) => void;
@@ -42,10 +44,10 @@ export async function followJob(opts: {
     const job = await opts.rpc.call("job", "get", { job_id: opts.jobId }, { requestId: opts.requestId, caller: opts.caller });
     opts.send({ type: "snapshot", job });
     if (opts.since !== undefined) {
-      for (const e of await readJobEvents(opts.nc, opts.jobId, opts.since)) deliver(e);
+      for (const e of await history(opts, () => readJobEvents(opts.nc, opts.jobId, opts.since))) deliver(e);
     } else {
       // A fresh watcher gets live events only, but always the ending if there already is one.
-      const last = await readLastJobEvent(opts.nc, opts.jobId);
+      const last = await history(opts, () => readLastJobEvent(opts.nc, opts.jobId));
       if (last && isTerminalEvent(last)) {
         lastSeq = last.seq - 1;
         deliver(last);
@@ -70,4 +72,14 @@ export async function followJob(opts: {
     ended = true;
     stop();
   };
+}
+
+/** A read of the job's stored events; its failure is the events store being unavailable, not a bug (503). */
+async function history<T>(opts: { log: Pick<Logger, "warn">; jobId: string; since?: number }, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    opts.log.warn({ err, job_id: opts.jobId, since: opts.since }, "could not read the job's stored events");
+    throw new AppError("SERVICE_UNAVAILABLE", "job events are unavailable right now; try again shortly", { service: "events" });
+  }
 }

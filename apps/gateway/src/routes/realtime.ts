@@ -20,6 +20,9 @@ interface Deps {
 
 const PING_EVERY_MS = 20_000;
 const POLICY_VIOLATION = 1008;
+const INTERNAL_ERROR = 1011;
+// "Try again later": what a 503 is over HTTP; a client should reconnect (with `since`) after a pause.
+const TRY_AGAIN_LATER = 1013;
 const BEARER_PROTOCOL = "bearer";
 
 /** The header, else an `access_token` query parameter: browsers' EventSource and WebSocket cannot set headers. */
@@ -65,7 +68,20 @@ function keepAlive(socket: WebSocket) {
 const send = (socket: WebSocket, payload: unknown) => {
   if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(payload));
 };
-const closeReason = (err: unknown) => (isAppError(err) ? `${err.code}: ${err.message}` : "internal error").slice(0, 120);
+const closeReason = (err: unknown) => (isAppError(err) ? `${err.code}: ${err.message}` : "INTERNAL: internal error").slice(0, 120);
+
+/** The close code for a refused watch: 1013 when a service is unavailable, 1011 for our bugs, else 1008. */
+function closeCode(err: unknown): number {
+  if (!isAppError(err)) return INTERNAL_ERROR;
+  if (err.status === 503) return TRY_AGAIN_LATER;
+  return err.status >= 500 ? INTERNAL_ERROR : POLICY_VIOLATION;
+}
+
+/** As the HTTP error handler does: server-side failures are logged with the request id, the client's own are not. */
+function logFailure(req: FastifyRequest, err: unknown) {
+  if (!isAppError(err)) req.log.error({ err }, "job watch failed");
+  else if (err.status >= 500) req.log.warn({ err }, "job watch failed");
+}
 
 const ClientMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("subscribe_job"), job_id: Uuid, since: z.number().int().min(0).optional() }),
@@ -99,6 +115,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
           hub,
           caller,
           requestId: req.id,
+          log: req.log,
           jobId: id.data,
           since: req.query.since,
           send: (item) => send(socket, item),
@@ -106,7 +123,8 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
         });
         if (socket.readyState !== socket.OPEN) stop();
       } catch (err) {
-        socket.close(POLICY_VIOLATION, closeReason(err));
+        logFailure(req, err);
+        socket.close(closeCode(err), closeReason(err));
       }
     },
   );
@@ -122,7 +140,10 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
     });
     // Listen before verifying the token: a client may send right after the socket opens.
     const authenticated = socketCaller(socket, req, deps);
-    authenticated.catch((err) => socket.close(POLICY_VIOLATION, closeReason(err)));
+    authenticated.catch((err) => {
+      logFailure(req, err);
+      socket.close(closeCode(err), closeReason(err));
+    });
     socket.on("message", async (raw) => {
       const caller = await authenticated.catch(() => undefined);
       if (!caller) return;
@@ -146,6 +167,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
           hub,
           caller,
           requestId: req.id,
+          log: req.log,
           jobId: msg.job_id,
           since: msg.since,
           send: (item: StreamItem) => current() && send(socket, item.type === "snapshot" ? { ...item, job_id: msg.job_id } : item),
@@ -155,6 +177,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
         else stop();
       } catch (err) {
         if (!current()) return;
+        logFailure(req, err);
         subscriptions.delete(msg.job_id);
         send(socket, { type: "error", job_id: msg.job_id, code: isAppError(err) ? err.code : "INTERNAL", message: isAppError(err) ? err.message : "internal error" });
       }
@@ -173,7 +196,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
         operationId: "streamJobEvents",
         summary: "A job's events as Server-Sent Events",
         description:
-          "Server-Sent Events: `snapshot`, then each job event with `id: <seq>`. Send Last-Event-ID to resume. A browser's EventSource, which cannot set headers, passes the token as `?access_token=`.",
+          "Server-Sent Events: `snapshot`, then each job event with `id: <seq>`. Send Last-Event-ID to resume. A browser's EventSource, which cannot set headers, passes the token as `?access_token=`. Only stored events are sent. 503 SERVICE_UNAVAILABLE when the stored events cannot be read right now: retry with Last-Event-ID.",
         security: [{ bearer: [] }, { accessTokenQuery: [] }],
         params: IdParams,
         querystring: z.object({ since: z.coerce.number().int().min(0).optional(), access_token: z.string().optional() }),
@@ -195,7 +218,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
       };
       let ended = false;
       const release = connections.acquire(req.caller!.user_id);
-      const stop = await followJob({ rpc, nc, hub, caller: req.caller!, requestId: req.id, jobId: req.params.id, since, send: write, onEnd: () => {
+      const stop = await followJob({ rpc, nc, hub, caller: req.caller!, requestId: req.id, log: req.log, jobId: req.params.id, since, send: write, onEnd: () => {
         ended = true;
         raw?.end();
       } }).catch((err: unknown) => {
