@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { stopChild, waitFor, GiveUp } from "@cutroom/devstack";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { useStack, type Stack } from "./stack.ts";
+import { signUpAdmin, useStack, type Stack } from "./stack.ts";
 
 const root = join(import.meta.dirname, "..", "..", "..");
 // The services /health/ready waits for, and nothing else: the second billing-service is what counts here.
@@ -54,6 +55,30 @@ describe("/health with replicas", () => {
     const after = await ctx.api.request("GET", "/health");
     expect(after.body.services.billing).toMatchObject({ status: "up", count: 1, instances: [{ id: first.id, status: "up" }] });
     expect(await ctx.api.request("GET", "/health/ready")).toMatchObject({ status: 200, body: { status: "ready", missing: [] } });
+  });
+
+  it("says degraded (503) when one of two instances is sick, naming it, with the reason for admins only", async () => {
+    // A stand-in for a billing-service whose database pool broke, on billing-service's own NATS login.
+    const nc = await connect(ctx.stack.natsOptions("billing-service"));
+    try {
+      const sick = { id: "billing-service-elsewhere-7-abcdef", host: "elsewhere", pid: 7, started_at: new Date().toISOString() };
+      nc.subscribe("svc.billing.health.instances", {
+        callback: (_err, msg) => void msg.respond(JSON.stringify({ ok: true, data: { status: "down", service: "billing", checks: { database: { status: "down", error: "connection refused" } }, ...sick } })),
+      });
+      await nc.flush();
+      const anonymous = await ctx.api.request("GET", "/health");
+      expect(anonymous.status).toBe(503);
+      expect(anonymous.body.services.billing).toMatchObject({ status: "degraded", count: 2 });
+      expect(anonymous.body.services.billing.instances).toEqual(expect.arrayContaining([{ ...sick, status: "down", checks: { database: { status: "down" } } }]));
+      expect(anonymous.body.checks.database.status).toBe("up"); // the other instances reach it
+      const admin = await signUpAdmin(ctx);
+      const forAdmin = await ctx.api.request("GET", "/health", { token: admin.token });
+      expect(forAdmin.body.services.billing.error).toContain(sick.id);
+      expect(forAdmin.body.services.billing.instances).toEqual(expect.arrayContaining([expect.objectContaining({ id: sick.id, checks: { database: { status: "down", error: "connection refused" } } })]));
+    } finally {
+      await nc.close();
+    }
+    expect((await ctx.api.request("GET", "/health")).body.services.billing).toMatchObject({ status: "up", count: 1 });
   });
 
   it("says down, with no instances, for a kind none of whose processes runs", async () => {
