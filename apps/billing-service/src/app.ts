@@ -2,7 +2,8 @@ import { AppError, creditPackages, rateBuckets, tierLimits, toPage } from "@cutr
 import type { Db } from "@cutroom/db";
 import { runChecks, type RpcHandlers } from "@cutroom/runtime";
 import { sqlTag as sql } from "@cutroom/db";
-import { getAccount, grant, listLedger, openAccount, recordPurchase, reserve, settle } from "./ledger.ts";
+import { reserve, settle } from "@cutroom/ledger";
+import { getAccount, grant, listLedger, openAccount, recordPurchase } from "./ledger.ts";
 import { consumeRate, throttleKey } from "./rate-limit.ts";
 
 export interface BillingDeps {
@@ -40,9 +41,10 @@ export function createBillingHandlers({ db, testPurchases = false }: BillingDeps
       return toPage(data, total, { limit, offset });
     },
 
-    reserve: async ({ user_id, job_id, amount }) => reserve(db, user_id, job_id, amount),
-    capture: async ({ job_id }) => ({ state: (await settle(db, job_id, "capture")).state }),
-    release: async ({ job_id }) => settle(db, job_id, "release"),
+    // job-service reserves in its own job-creating transaction; this call stays for other callers.
+    reserve: async ({ user_id, job_id, amount }) => db.transaction((tx) => reserve(tx, user_id, job_id, amount)),
+    capture: async ({ job_id }) => ({ state: (await db.transaction((tx) => settle(tx, job_id, "capture"))).state }),
+    release: async ({ job_id }) => db.transaction((tx) => settle(tx, job_id, "release")),
 
     rate: async ({ user_id, tier, bucket }) => {
       const limitOf = Object.hasOwn(rateBuckets, bucket) ? rateBuckets[bucket as keyof typeof rateBuckets] : undefined;

@@ -1,20 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { AppError, type LedgerKind } from "@cutroom/contracts";
-import { and, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
+import { AppError } from "@cutroom/contracts";
+import { desc, eq, sqlTag as sql, type Db } from "@cutroom/db";
 import { accounts, ledger, purchases } from "@cutroom/db/billing";
+import { append, lockAccount } from "@cutroom/ledger";
 
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
-
-/** Locks the user's account row for the rest of the transaction: credit moves per user are serial. */
-async function lockAccount(tx: Tx, userId: string) {
-  const [acct] = await tx.select().from(accounts).where(eq(accounts.userId, userId)).for("update");
-  if (!acct) throw new AppError("NOT_FOUND", "no credit account for this user");
-  return acct;
-}
-
-async function append(tx: Tx, userId: string, kind: LedgerKind, amount: number, jobId: string | null, note: string | null) {
-  await tx.insert(ledger).values({ id: randomUUID(), userId, kind, amount, jobId, note });
-}
+// Reserve and settle live in @cutroom/ledger: job-service reserves inside its own job-creating transaction (ADR 019).
 
 /** Opens the account with its sign-up grant; opening it again changes nothing. */
 export async function openAccount(db: Db, userId: string, credits: number) {
@@ -41,52 +31,6 @@ export async function grant(db: Db, userId: string, kind: "grant" | "purchase", 
     return { credits: available };
   });
 }
-
-/** Holds `amount` for a job. Idempotent per job: a second reserve for the same job is a no-op. */
-export async function reserve(db: Db, userId: string, jobId: string, amount: number) {
-  return db.transaction(async (tx) => {
-    const acct = await lockAccount(tx, userId);
-    const [existing] = await tx.select({ id: ledger.id }).from(ledger).where(and(eq(ledger.jobId, jobId), eq(ledger.kind, "reserve")));
-    if (existing) return { balance: acct.available };
-    if (acct.available < amount) {
-      throw new AppError("INSUFFICIENT_CREDITS", `this job needs ${amount} credits; ${acct.available} available`, {
-        required: amount,
-        available: acct.available,
-      });
-    }
-    await append(tx, userId, "reserve", -amount, jobId, null);
-    const available = acct.available - amount;
-    await tx.update(accounts).set({ available, reserved: acct.reserved + amount, updatedAt: new Date() }).where(eq(accounts.userId, userId));
-    return { balance: available };
-  });
-}
-
-/**
- * Settles a job's reservation exactly once: capture keeps the credits, release gives them back.
- * Whichever comes first wins; later calls report the state it left.
- */
-export async function settle(db: Db, jobId: string, outcome: "capture" | "release") {
-  return db.transaction(async (tx) => {
-    const [held] = await tx.select().from(ledger).where(and(eq(ledger.jobId, jobId), eq(ledger.kind, "reserve")));
-    if (!held) return { state: "none" as const, refunded: 0 };
-    const acct = await lockAccount(tx, held.userId);
-    const [done] = await tx
-      .select({ kind: ledger.kind })
-      .from(ledger)
-      .where(and(eq(ledger.jobId, jobId), inArray(ledger.kind, ["capture", "release"])));
-    if (done) return { state: stateOf(done.kind), refunded: 0 };
-    const amount = -held.amount;
-    const refund = outcome === "release" ? amount : 0;
-    await append(tx, held.userId, outcome, refund, jobId, outcome === "capture" ? `captured ${amount}` : null);
-    await tx
-      .update(accounts)
-      .set({ available: acct.available + refund, reserved: acct.reserved - amount, updatedAt: new Date() })
-      .where(eq(accounts.userId, held.userId));
-    return { state: stateOf(outcome), refunded: refund };
-  });
-}
-
-const stateOf = (kind: string) => (kind === "capture" ? ("captured" as const) : ("released" as const));
 
 export async function listLedger(db: Db, userId: string, limit: number, offset: number) {
   const [rows, counted] = await Promise.all([

@@ -28,13 +28,14 @@ import {
   getJob,
   getJobByIdempotencyKey,
   getUserJob,
-  insertJob,
+  insertReservedJob,
   jobStats,
   listJobs,
   toJob,
   type JobRow,
 } from "./job-store.ts";
 import type { Timing } from "./env.ts";
+import { jobIdFor } from "./job-id.ts";
 import { requestHash } from "./request-hash.ts";
 
 export interface JobDeps {
@@ -81,6 +82,17 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
     await events.publish(jobId, event).catch((err) => log.warn({ err, job_id: jobId }, "could not publish a job event"));
   };
 
+  /**
+   * The queued event, then the first dispatch, after the answer: the committed row is the job, and a
+   * broker that stalls (a leader election) must not turn it into a 503. Whatever fails here, the
+   * reconciler dispatches the job after dispatchGraceMs.
+   */
+  const announce = (row: JobRow, reqLog: Logger) => {
+    void publishEvent(row.id, { type: "status", status: "queued" })
+      .then(() => dispatchJob(js, db, row))
+      .catch((err) => reqLog.warn({ err, job_id: row.id }, "could not dispatch the job; the reconciler will"));
+  };
+
   const createJob = async ({ body, idempotency_key }: Parameters<RpcHandlers<"job">["create"]>[0], ctx: RpcContext) => {
     const caller = requireCaller(ctx);
     const { type, input } = parseInput(body.type, body.input);
@@ -92,7 +104,8 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
     requireProvider(body.type, type, input);
     const work = await sizeWork(rpc, type, input, caller, ctx);
 
-    const id = randomUUID();
+    // Every retry of one keyed request addresses the same job, so it can hold one reservation only.
+    const id = idempotency_key ? jobIdFor(caller.user_id, idempotency_key) : randomUUID();
     const credits = type.cost.estimate(input, work);
     const callCtx = { requestId: ctx.requestId, caller };
     // The per-minute slot is taken last: a 422 or an idempotent replay costs none.
@@ -100,44 +113,29 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
     if (!rate.allowed) {
       throw new AppError("RATE_LIMITED", `the ${caller.tier} tier allows ${rate.limit} new jobs per minute`, { limit: rate.limit, remaining: 0, reset: rate.reset });
     }
-    await rpc.call("billing", "reserve", { user_id: caller.user_id, job_id: id, amount: credits }, callCtx);
-    let row: JobRow | null;
-    try {
-      row = await insertJob(db, {
-        id,
-        userId: caller.user_id,
-        projectId: body.project_id ?? null,
-        type: body.type,
-        queue: type.queue,
-        status: "queued",
-        stages: type.stages.map((name) => ({ name, status: "pending" })),
-        input,
-        credits,
-        creditState: "reserved",
-        idempotencyKey: idempotency_key ?? null,
-        requestHash: idempotency_key ? hash : null,
-        tier: caller.tier,
-      });
-    } catch (err) {
-      await rpc.call("billing", "release", { job_id: id }, callCtx).catch((e) => ctx.log.error({ err: e, job_id: id }, "could not release an orphan reservation"));
-      throw err;
-    }
+    const row = await insertReservedJob(db, {
+      id,
+      userId: caller.user_id,
+      projectId: body.project_id ?? null,
+      type: body.type,
+      queue: type.queue,
+      status: "queued",
+      stages: type.stages.map((name) => ({ name, status: "pending" })),
+      input,
+      credits,
+      creditState: "reserved",
+      idempotencyKey: idempotency_key ?? null,
+      requestHash: idempotency_key ? hash : null,
+      tier: caller.tier,
+    });
     if (!row) {
-      // Another request with the same key won the insert: give back what this one reserved.
-      // A failed release must not turn a valid replay into an error; the orphan is logged.
-      await rpc.call("billing", "release", { job_id: id }, callCtx).catch((e) => ctx.log.error({ err: e, job_id: id }, "could not release an orphan reservation"));
+      // Another request with the same key committed first; this one's reservation rolled back with its insert.
       const winner = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key!);
       if (!winner) throw new Error(`job insert conflicted but no job holds key ${idempotency_key}`);
       return replay(winner, hash);
     }
 
-    await publishEvent(id, { type: "status", status: "queued" });
-    try {
-      await dispatchJob(js, db, row);
-    } catch (err) {
-      // The job stays queued with dispatched_at null; the reconciler dispatches it.
-      ctx.log.warn({ err, job_id: id }, "could not dispatch the job; the reconciler will");
-    }
+    announce(row, ctx.log);
     return { job: toJob(row), created: true, rate };
   };
 
@@ -158,7 +156,7 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
       const { idempotency_key } = request;
       // A retry racing its original waits for it, then replays it: run together, each took a rate slot
       // and reserved credits of its own, and could be refused (402, 429) for them. (Per process; across
-      // replicas the insert's unique key still makes one job.)
+      // replicas the job id drawn from the key makes one job with one reservation.)
       return idempotency_key ? oneAtATime(`${caller.user_id}:${idempotency_key}`, () => createJob(request, ctx)) : createJob(request, ctx);
     },
 

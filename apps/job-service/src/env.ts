@@ -11,6 +11,8 @@ export const Env = BaseEnv.extend(DbEnv.shape).extend({
   REDISPATCH_AFTER_MS: ms(30_000),
   /** How long a worker holds a job after its claim or its last event; past that another worker may take it over. */
   JOB_LEASE_MS: ms(60_000),
+  /** How old a reservation without a job must be before the reconciler releases it (a job-service of before ADR 019 reserved, then inserted). */
+  ORPHAN_RESERVATION_GRACE_MS: ms(60_000),
   /** Which provider the workers run hosted models with: replicate, emulator or none (npm start sets it). Unset: decided from REPLICATE_API_TOKEN and MODEL_EMULATOR_URL as the workers decide. */
   MODEL_PROVIDER: ModelProviderName.optional(),
   /** Set when the workers use Replicate; job-service only looks whether it is set. */
@@ -30,6 +32,8 @@ export interface Timing {
   leaseMs: number;
   /** A new job's own first dispatch gets this long before the reconciler does it instead. */
   dispatchGraceMs: number;
+  /** A reservation with no job is released once it is this old. */
+  orphanGraceMs: number;
 }
 
 export const timingFrom = (env: Env): Timing => ({
@@ -37,4 +41,5 @@ export const timingFrom = (env: Env): Timing => ({
   redispatchAfterMs: env.REDISPATCH_AFTER_MS,
   leaseMs: env.JOB_LEASE_MS,
   dispatchGraceMs: 3000,
+  orphanGraceMs: env.ORPHAN_RESERVATION_GRACE_MS,
 });

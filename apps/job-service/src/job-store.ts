@@ -1,6 +1,7 @@
 import type { FinishBody, Job, JobError, JobEvent, ListJobsQuery } from "@cutroom/contracts";
 import { and, asc, desc, eq, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
+import { reserve } from "@cutroom/ledger";
 import { applyEvent } from "./apply-event.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
@@ -32,10 +33,25 @@ export function toJob(row: JobRow): Job {
   };
 }
 
-/** Inserts a job; null when (user, idempotency key) is taken already. */
-export async function insertJob(db: Db, job: NewJob): Promise<JobRow | null> {
-  const [row] = await db.insert(jobs).values(job).onConflictDoNothing().returning();
-  return row ?? null;
+const keyTaken = new Error("idempotency key taken");
+
+/**
+ * Reserves the job's credits and inserts the job in one transaction: both commit or neither (ADR 019),
+ * so no crash, stall or failed insert leaves credits held for a job that does not exist. Null when
+ * (user, idempotency key) is taken already; the reservation is rolled back with the insert.
+ */
+export async function insertReservedJob(db: Db, job: NewJob): Promise<JobRow | null> {
+  try {
+    return await db.transaction(async (tx) => {
+      await reserve(tx, job.userId, job.id, job.credits);
+      const [row] = await tx.insert(jobs).values(job).onConflictDoNothing().returning();
+      if (!row) throw keyTaken;
+      return row;
+    });
+  } catch (err) {
+    if (err === keyTaken) return null;
+    throw err;
+  }
 }
 
 export async function getJob(db: Db, id: string): Promise<JobRow | null> {

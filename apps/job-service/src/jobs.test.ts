@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { JobDispatch, subjects, type Caller } from "@cutroom/contracts";
 import { readJobEvents } from "@cutroom/runtime";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { getJob } from "./job-store.ts";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
@@ -36,11 +36,11 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
     });
     expect(await stack.balance(user)).toMatchObject({ credits: 75, reserved: 25 });
 
+    // The dispatch follows the answer (ADR 019).
+    await vi.waitFor(async () => expect(await getJob(stack.db.db, job.id)).toMatchObject({ dispatchCount: 1, dispatchedAt: expect.any(Date) }), { timeout: 5000, interval: 20 });
     expect(await stack.queued("video", "video.color-grade")).toBe(1);
     const stored = await stack.jsm.streams.getMessage("JOBS", { last_by_subj: subjects.jobRun("video", "video.color-grade") });
     expect(JobDispatch.parse(stored!.json())).toEqual({ job_id: job.id, user_id: user.user_id, type: "video.color-grade", input: job.input, dispatch: 1 });
-    const row = await getJob(stack.db.db, job.id);
-    expect(row).toMatchObject({ dispatchCount: 1, dispatchedAt: expect.any(Date) });
 
     const events = await readJobEvents(await stack.nats.connect(), job.id);
     expect(events).toMatchObject([{ seq: 1, type: "status", status: "queued" }]);

@@ -249,7 +249,7 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
   it("re-dispatches a queued job whose message the broker lost", async () => {
     const user = await stack.newUser();
     const job = await enqueue(user, "audio.cleanup");
-    expect(await stack.queued("audio", "audio.cleanup")).toBe(1);
+    await vi.waitFor(async () => expect(await stack.queued("audio", "audio.cleanup")).toBe(1), { timeout: 5000, interval: 20 });
     await stack.jsm.streams.purge("JOBS", { filter: subjects.jobRun("audio", "audio.cleanup") });
     expect(await stack.queued("audio", "audio.cleanup")).toBe(0);
 

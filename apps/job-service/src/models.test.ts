@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Caller } from "@cutroom/contracts";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
 const image = (over: Record<string, unknown> = {}) => ({ type: "image.generate", input: { prompt: "a red fox in the snow", num_images: 2, ...over } });
@@ -48,7 +48,7 @@ describe("job-service: model-backed jobs with a provider", () => {
     expect((await stack.client.call("job", "estimate", image({ family: "wan", num_images: 1 }), { caller: user })).credits).toBe(4);
     const { job } = await stack.client.call("job", "create", { body: image() }, { caller: user });
     expect(job).toMatchObject({ status: "queued", credits: { amount: 4, state: "reserved" }, provider_cost_usd: null, input: { quality: "fast", family: "flux", enhance_prompt: false } });
-    expect(await stack.queued("image", "image.generate")).toBe(1);
+    await vi.waitFor(async () => expect(await stack.queued("image", "image.generate")).toBe(1), { timeout: 5000, interval: 20 });
   });
 
   it("checks every reference file: another user's is 422 and reserves nothing", async () => {

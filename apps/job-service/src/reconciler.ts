@@ -1,8 +1,10 @@
+import { streams, subjects } from "@cutroom/contracts";
 import type { Db } from "@cutroom/db";
+import { orphanReservations, settle } from "@cutroom/ledger";
 import type { Logger, RpcClient } from "@cutroom/runtime";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { settleCredits } from "./credits.ts";
-import { dispatchHeld, dispatchJob } from "./dispatch.ts";
+import { dispatchJob } from "./dispatch.ts";
 import type { Timing } from "./env.ts";
 import { lockOverdueJobs, lockUndispatchedJobs, lockUnsettledJobs } from "./job-store.ts";
 
@@ -40,7 +42,7 @@ export function startReconciler(deps: ReconcilerDeps): { stop: () => Promise<voi
   };
 }
 
-/** One pass: dispatch what never reached the broker, re-dispatch what it lost, settle what billing missed. */
+/** One pass: dispatch what never reached the broker, re-dispatch what it lost, settle what billing missed, release credits held for no job. */
 export async function reconcile({ db, js, jsm, rpc, log, timing }: ReconcilerDeps): Promise<void> {
   await db.transaction(async (tx) => {
     for (const row of await lockUndispatchedJobs(tx, timing.dispatchGraceMs)) {
@@ -50,9 +52,13 @@ export async function reconcile({ db, js, jsm, rpc, log, timing }: ReconcilerDep
   });
 
   await db.transaction(async (tx) => {
+    // Counts taken before this pass re-dispatches anything: zero means every overdue job of the subject was lost.
+    const held = new Map<string, number>();
     for (const row of await lockOverdueJobs(tx, timing.redispatchAfterMs)) {
-      // Each job's own message: another job's message on the same subject says nothing about this one.
-      if (await dispatchHeld(jsm, row)) continue;
+      const subject = subjects.jobRun(row.queue, row.type);
+      if (!held.has(subject)) held.set(subject, await messagesOn(jsm, subject));
+      // A work-queue stream keeps a message until a worker acks it, so any message may still be this job's.
+      if (held.get(subject)! > 0) continue;
       const dispatch = await dispatchJob(js, tx, row);
       log.warn({ job_id: row.id, status: row.status, dispatch }, "re-dispatched a job the broker no longer holds");
     }
@@ -69,4 +75,33 @@ export async function reconcile({ db, js, jsm, rpc, log, timing }: ReconcilerDep
       }
     }
   });
+
+  await releaseOrphanReservations({ db, log, timing });
+}
+
+/**
+ * Gives back credits held for a job that does not exist. Job creation reserves and inserts in one
+ * transaction (ADR 019), so these come only from before that, or from a bare call of billing's
+ * reserve; the grace spares such a caller's insert still on its way. Returns how many it released.
+ */
+export async function releaseOrphanReservations({ db, log, timing }: Pick<ReconcilerDeps, "db" | "log" | "timing">): Promise<number> {
+  let released = 0;
+  for (const orphan of await orphanReservations(db, { olderThanMs: timing.orphanGraceMs, limit: 100 })) {
+    try {
+      const { refunded } = await db.transaction((tx) => settle(tx, orphan.jobId, "release"));
+      // Zero refunded: another replica released it first (unless it held nothing).
+      if (refunded === 0 && orphan.amount > 0) continue;
+      released++;
+      log.warn({ job_id: orphan.jobId, user_id: orphan.userId, credits: orphan.amount, reserved_at: orphan.createdAt }, "released a reservation whose job does not exist");
+    } catch (err) {
+      log.warn({ err, job_id: orphan.jobId }, "could not release a reservation whose job does not exist; retrying next pass");
+    }
+  }
+  if (released > 0) log.warn({ released }, "released reservations without a job");
+  return released;
+}
+
+async function messagesOn(jsm: JetStreamManager, subject: string): Promise<number> {
+  const info = await jsm.streams.info(streams.jobs.name, { subjects_filter: subject });
+  return info.state.subjects?.[subject] ?? 0;
 }

@@ -1,0 +1,92 @@
+import { randomUUID } from "node:crypto";
+import { AppError, type LedgerKind } from "@cutroom/contracts";
+import { and, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
+import { accounts, ledger } from "@cutroom/db/billing";
+
+/**
+ * Every move of credits runs inside a transaction the caller opens, so job-service can reserve a
+ * job's credits and insert the job in one commit (ADR 019) while billing-service opens its own.
+ */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+/** The pool or an open transaction. */
+export type Conn = Db | Tx;
+
+/** Locks the user's account row for the rest of the transaction: credit moves per user are serial. */
+export async function lockAccount(tx: Tx, userId: string) {
+  const [acct] = await tx.select().from(accounts).where(eq(accounts.userId, userId)).for("update");
+  if (!acct) throw new AppError("NOT_FOUND", "no credit account for this user");
+  return acct;
+}
+
+/** Appends one ledger row; the caller updates the account in the same transaction. */
+export async function append(tx: Tx, userId: string, kind: LedgerKind, amount: number, jobId: string | null, note: string | null) {
+  await tx.insert(ledger).values({ id: randomUUID(), userId, kind, amount, jobId, note });
+}
+
+/** Holds `amount` for a job. Idempotent per job: a second reserve for the same job is a no-op. */
+export async function reserve(tx: Tx, userId: string, jobId: string, amount: number) {
+  const acct = await lockAccount(tx, userId);
+  const [existing] = await tx.select({ id: ledger.id }).from(ledger).where(and(eq(ledger.jobId, jobId), eq(ledger.kind, "reserve")));
+  if (existing) return { balance: acct.available };
+  if (acct.available < amount) {
+    throw new AppError("INSUFFICIENT_CREDITS", `this job needs ${amount} credits; ${acct.available} available`, {
+      required: amount,
+      available: acct.available,
+    });
+  }
+  await append(tx, userId, "reserve", -amount, jobId, null);
+  const available = acct.available - amount;
+  await tx.update(accounts).set({ available, reserved: acct.reserved + amount, updatedAt: new Date() }).where(eq(accounts.userId, userId));
+  return { balance: available };
+}
+
+/**
+ * Settles a job's reservation exactly once: capture keeps the credits, release gives them back.
+ * Whichever comes first wins; later calls report the state it left.
+ */
+export async function settle(tx: Tx, jobId: string, outcome: "capture" | "release") {
+  const [held] = await tx.select().from(ledger).where(and(eq(ledger.jobId, jobId), eq(ledger.kind, "reserve")));
+  if (!held) return { state: "none" as const, refunded: 0 };
+  const acct = await lockAccount(tx, held.userId);
+  const [done] = await tx
+    .select({ kind: ledger.kind })
+    .from(ledger)
+    .where(and(eq(ledger.jobId, jobId), inArray(ledger.kind, ["capture", "release"])));
+  if (done) return { state: stateOf(done.kind), refunded: 0 };
+  const amount = -held.amount;
+  const refund = outcome === "release" ? amount : 0;
+  await append(tx, held.userId, outcome, refund, jobId, outcome === "capture" ? `captured ${amount}` : null);
+  await tx
+    .update(accounts)
+    .set({ available: acct.available + refund, reserved: acct.reserved - amount, updatedAt: new Date() })
+    .where(eq(accounts.userId, held.userId));
+  return { state: stateOf(outcome), refunded: refund };
+}
+
+const stateOf = (kind: string) => (kind === "capture" ? ("captured" as const) : ("released" as const));
+
+export interface OrphanReservation {
+  jobId: string;
+  userId: string;
+  /** The credits it holds. */
+  amount: number;
+  createdAt: Date;
+}
+
+/**
+ * Open reservations (a `reserve` with no capture or release) whose job does not exist: credits held
+ * for nothing. Since job creation commits both together, the list stays empty; a test or a chaos run
+ * asserts that, and the job-service reconciler releases what it finds past `olderThanMs`.
+ */
+export async function orphanReservations(db: Conn, opts: { olderThanMs?: number; limit?: number } = {}): Promise<OrphanReservation[]> {
+  const rows = await db.execute<{ job_id: string; user_id: string; amount: number; created_at: string | Date }>(sql`
+    select r.job_id, r.user_id, -r.amount as amount, r.created_at
+    from billing.ledger r
+    where r.kind = 'reserve'
+      and r.created_at < now() - make_interval(secs => ${(opts.olderThanMs ?? 0) / 1000})
+      and not exists (select 1 from billing.ledger s where s.job_id = r.job_id and s.kind in ('capture', 'release'))
+      and not exists (select 1 from jobs.jobs j where j.id = r.job_id)
+    order by r.created_at
+    limit ${opts.limit ?? 1000}`);
+  return [...rows].map((r) => ({ jobId: r.job_id, userId: r.user_id, amount: Number(r.amount), createdAt: new Date(r.created_at) }));
+}
