@@ -1,10 +1,9 @@
-import { streams, subjects } from "@cutroom/contracts";
 import type { Db } from "@cutroom/db";
 import { orphanReservations, settle } from "@cutroom/ledger";
 import type { Logger, RpcClient } from "@cutroom/runtime";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { settleCredits } from "./credits.ts";
-import { dispatchJob } from "./dispatch.ts";
+import { dispatchHeld, dispatchJob } from "./dispatch.ts";
 import type { Timing } from "./env.ts";
 import { lockOverdueJobs, lockUndispatchedJobs, lockUnsettledJobs } from "./job-store.ts";
 
@@ -52,13 +51,9 @@ export async function reconcile({ db, js, jsm, rpc, log, timing }: ReconcilerDep
   });
 
   await db.transaction(async (tx) => {
-    // Counts taken before this pass re-dispatches anything: zero means every overdue job of the subject was lost.
-    const held = new Map<string, number>();
     for (const row of await lockOverdueJobs(tx, timing.redispatchAfterMs)) {
-      const subject = subjects.jobRun(row.queue, row.type);
-      if (!held.has(subject)) held.set(subject, await messagesOn(jsm, subject));
-      // A work-queue stream keeps a message until a worker acks it, so any message may still be this job's.
-      if (held.get(subject)! > 0) continue;
+      // Each job's own message: another job's message on the same subject says nothing about this one.
+      if (await dispatchHeld(jsm, row)) continue;
       const dispatch = await dispatchJob(js, tx, row);
       log.warn({ job_id: row.id, status: row.status, dispatch }, "re-dispatched a job the broker no longer holds");
     }
@@ -99,9 +94,4 @@ export async function releaseOrphanReservations({ db, log, timing }: Pick<Reconc
   }
   if (released > 0) log.warn({ released }, "released reservations without a job");
   return released;
-}
-
-async function messagesOn(jsm: JetStreamManager, subject: string): Promise<number> {
-  const info = await jsm.streams.info(streams.jobs.name, { subjects_filter: subject });
-  return info.state.subjects?.[subject] ?? 0;
 }
