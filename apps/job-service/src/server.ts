@@ -1,6 +1,7 @@
+import { streams } from "@cutroom/contracts";
 import { createDb, runMigrations } from "@cutroom/db";
 import { loadCatalog, providerAvailability } from "@cutroom/models";
-import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
+import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, keepStreams, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createJobHandlers } from "./app.ts";
 import { readEnv, timingFrom } from "./env.ts";
@@ -16,12 +17,24 @@ log.info({ provider: models.provider }, "models: jobs needing a provider are ref
 await runMigrations(env.DATABASE_URL);
 const { db, close: closeDb } = createDb(env.DATABASE_URL);
 const nc = await connectNats(env, "job-service", log);
-await ensureStreams(nc, { replicas: env.NATS_STREAM_REPLICAS });
+// Retries until JetStream is up; NATS_STREAM_REPLICAS counts only for a stream made now.
+await ensureStreams(nc, { replicas: env.NATS_STREAM_REPLICAS, log });
 const rpc = createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS });
 
 const server = serveRpc(nc, "job", createJobHandlers({ db, nc, rpc, events: createEventPublisher(nc), log, timing, models }), log);
-const consumer = await startEventsConsumer({ db, nc, log, timing });
+let consumer = await startEventsConsumer({ db, nc, log, timing });
 const reconciler = startReconciler({ db, js: jetstream(nc), jsm: await jetstreamManager(nc), rpc, log, timing });
+// A server back with an empty store lost the streams and our events consumer with them: make both again, at the reconciler's pace.
+const streamKeeper = keepStreams(nc, {
+  replicas: env.NATS_STREAM_REPLICAS,
+  log,
+  everyMs: timing.reconcileIntervalMs,
+  onCreated: async (names) => {
+    if (!names.includes(streams.jobEvents.name)) return;
+    await consumer.stop();
+    consumer = await startEventsConsumer({ db, nc, log, timing });
+  },
+});
 
-onShutdown(log, [reconciler.stop, server.drain, consumer.stop, () => nc.drain(), closeDb]);
+onShutdown(log, [streamKeeper.stop, reconciler.stop, server.drain, () => consumer.stop(), () => nc.drain(), closeDb]);
 await announceReady(log, nc);

@@ -126,15 +126,19 @@ export function keepStreams(nc: NatsConnection, opts: StreamOptions & { everyMs:
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
+  // Streams made again whose onCreated has not succeeded yet: it is called again on the next check.
+  let pending: string[] = [];
   const check = () => {
     clearTimeout(timer);
     current = current
       .then(async () => {
         if (stopped) return;
         const created = await syncStreams(nc, opts);
-        if (created.length === 0) return;
-        opts.log?.warn({ streams: created }, "re-created JetStream streams the broker had lost");
-        await opts.onCreated?.(created);
+        if (created.length > 0) opts.log?.warn({ streams: created }, "re-created JetStream streams the broker had lost");
+        pending = [...new Set([...pending, ...created])];
+        if (pending.length === 0) return;
+        await opts.onCreated?.(pending);
+        pending = [];
       })
       .catch((err) => opts.log?.warn({ err }, "could not check the JetStream streams; trying again"))
       .finally(() => {

@@ -1,6 +1,6 @@
 import { consumers, streams, subjects, type Queue } from "@cutroom/contracts";
-import type { NatsConnection } from "@cutroom/runtime";
-import { AckPolicy, jetstreamManager, type ConsumerConfig } from "@nats-io/jetstream";
+import type { Logger, NatsConnection } from "@cutroom/runtime";
+import { AckPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerConfig } from "@nats-io/jetstream";
 
 const nanos = (ms: number) => ms * 1_000_000;
 
@@ -34,4 +34,29 @@ export async function ensureWorkerConsumer(nc: NatsConnection, queue: Queue, opt
     return;
   }
   await jsm.consumers.update(streams.jobs.name, name, tunable);
+}
+
+/**
+ * After a failed pull: the queue's consumer, made again when the broker lost it (a server back with
+ * an empty store), so the worker keeps consuming without a restart. Null while the JOBS stream is
+ * missing too: workers may not make streams, job-service makes it again (keepStreams), and the next
+ * failed pull tries again.
+ */
+export async function reopenWorkerConsumer(nc: NatsConnection, queue: Queue, opts: { ackWaitMs: number; maxAttempts: number }, log: Logger): Promise<Consumer | null> {
+  const jsm = await jetstreamManager(nc);
+  const name = consumerName(queue);
+  try {
+    await jsm.consumers.info(streams.jobs.name, name);
+  } catch (err) {
+    if (!/not found/i.test((err as Error).message)) throw err;
+    try {
+      await ensureWorkerConsumer(nc, queue, opts);
+    } catch (createErr) {
+      if (!/stream not found/i.test((createErr as Error).message)) throw createErr;
+      log.warn({ stream: streams.jobs.name }, "the JOBS stream is gone; waiting for job-service to make it again");
+      return null;
+    }
+    log.warn({ consumer: name }, "made the worker's consumer again: the broker had lost it");
+  }
+  return jetstream(nc).consumers.get(streams.jobs.name, name);
 }

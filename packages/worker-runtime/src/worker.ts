@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { jobTypes, streams, type JobTypeName, type Queue } from "@cutroom/contracts";
 import { createEventPublisher, createRpcClient, type Logger, type NatsConnection, type StorageReplicas } from "@cutroom/runtime";
 import { jetstream, type ConsumerMessages } from "@nats-io/jetstream";
-import { consumerName, ensureWorkerConsumer } from "./consumer.ts";
+import { consumerName, ensureWorkerConsumer, reopenWorkerConsumer } from "./consumer.ts";
 import { handleDelivery, stoppingReason, type DeliveryDeps } from "./delivery.ts";
 import { noModels, type ModelService } from "./models.ts";
 import type { AnyJobHandler, JobHandlers } from "./types.ts";
@@ -59,7 +59,7 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
   assertHandlers(opts.queue, opts.handlers);
   await mkdir(config.tmpDir, { recursive: true });
   await ensureWorkerConsumer(nc, opts.queue, config);
-  const consumer = await jetstream(nc).consumers.get(streams.jobs.name, consumerName(opts.queue));
+  let consumer = await jetstream(nc).consumers.get(streams.jobs.name, consumerName(opts.queue));
 
   const deps: DeliveryDeps = {
     nc,
@@ -103,6 +103,7 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
         if (stopping) break;
         log.warn({ err }, "pulling jobs failed; trying again");
         await sleep(1000);
+        consumer = (await reopenWorkerConsumer(nc, opts.queue, config, log).catch(() => null)) ?? consumer;
       }
     }
   };
