@@ -255,7 +255,8 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
 
     await vi.waitFor(async () => expect(await stack.queued("audio", "audio.cleanup")).toBe(1), { timeout: 5000, interval: 50 });
     expect(await lastDispatch("audio", "audio.cleanup")).toMatchObject({ job_id: job.id, dispatch: 2 });
-    expect(await row(job.id)).toMatchObject({ status: "queued", dispatchCount: 2 });
+    // The reconciler records the dispatch in its transaction, which commits just after the publish.
+    await vi.waitFor(async () => expect(await row(job.id)).toMatchObject({ status: "queued", dispatchCount: 2 }), { timeout: 5000, interval: 20 });
   });
 
   it("re-dispatches a running job whose worker died after its message was lost, and the next worker takes it over", async () => {
@@ -280,6 +281,6 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
     await ensureStreams(nc);
     await vi.waitFor(async () => expect(await stack.queued("image", "image.resize")).toBe(1), { timeout: 5000, interval: 50 });
     expect(await lastDispatch("image", "image.resize")).toMatchObject({ job_id: job.id, dispatch: 1 });
-    expect(await row(job.id)).toMatchObject({ dispatchCount: 1, dispatchedAt: expect.any(Date) });
+    await vi.waitFor(async () => expect(await row(job.id)).toMatchObject({ dispatchCount: 1, dispatchedAt: expect.any(Date) }), { timeout: 5000, interval: 20 });
   });
 });
