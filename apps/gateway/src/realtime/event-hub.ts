@@ -30,11 +30,11 @@ export function createEventHub(nc: NatsConnection, log: Logger, opts: { retryMs?
   const dispatch = (msg: JsMsg) => {
     const watchers = listeners.get(msg.subject.slice("jobs.events.".length));
     if (!watchers) return;
-    let parsed;
+    let parsed: ReturnType<typeof JobEvent.safeParse> | undefined;
     try {
       parsed = JobEvent.safeParse(msg.json());
     } catch {
-      parsed = undefined;
+      // Not JSON: dropped below like any other malformed message.
     }
     if (!parsed?.success) return log.warn({ subject: msg.subject, stream_seq: msg.seq }, "dropping a malformed job event");
     for (const l of watchers) {

@@ -9,12 +9,11 @@ import { createNatsLogins, freePort, natsConnectOptions, startNats, stopChild, w
 import { connectNats, createEventPublisher, createLogger, createStorageReplicas, ensureStreams, type NatsConnection, type RpcClient } from "@cutroom/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { buildApp } from "../app.ts";
 import type { TokenVerifier } from "../plugins/auth.ts";
-import { createEventHub, type EventHub } from "../realtime/event-hub.ts";
+import { createEventHub } from "../realtime/event-hub.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const caller: Caller = { user_id: randomUUID(), role: "user", tier: "free" };
