@@ -81,6 +81,8 @@ export async function startServices(opts: {
   apps?: readonly AppName[];
   /** Processes per app (default 1), e.g. `{ "job-service": 2 }`. */
   instances?: Partial<Record<AppName, number>>;
+  /** Variables of one instance alone, over the ports picked for it (e.g. a storage replica's STORAGE_PORT that the others must know). */
+  instanceEnv?: Partial<Record<InstanceName, Record<string, string>>>;
   logDir: string;
   echo?: (name: InstanceName, line: string) => void;
   /** Each app connects to NATS as its own user (NATS_USER/NATS_PASSWORD); absent: without auth. */
@@ -101,6 +103,7 @@ export async function startServices(opts: {
       const login = opts.natsLogins?.[app];
       if (login) Object.assign(ownEnv, { NATS_USER: login.user, NATS_PASSWORD: login.password });
       if (i > 1) for (const v of listenPorts[app] ?? []) if (opts.env[v]) ownEnv[v] = String(await freePort());
+      Object.assign(ownEnv, opts.instanceEnv?.[name]);
       const logFile = join(opts.logDir, `${name}.log`);
       const log = createWriteStream(logFile, { flags: "a" });
       instances.set(name, { name, app, ownEnv, extraEnv: {}, log, logFile, wanted: false, budget: new RestartBudget(supervise), ready: Promise.reject(new Error(`${name} was never started`)) });

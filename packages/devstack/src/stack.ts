@@ -55,8 +55,12 @@ export async function startStack(opts: {
   const natsCluster = opts.natsCluster && !opts.natsUrl ? await startNatsCluster({ dir: join(dir, "nats"), logins: createNatsLogins() }) : undefined;
   const nats = opts.natsUrl ? undefined : (natsCluster ?? (await startNats({ storeDir: join(dir, "nats"), port: await freePort(), logins: createNatsLogins(), logFile: join(dir, "logs", "nats-server.log") })));
   const natsUrl = opts.natsUrl ?? nats!.url;
-  const [port, storagePort] = [await freePort(), await freePort()];
+  const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  // Every storage replica's port is known up front: the others reach storage by the list of them all.
+  const storagePorts: number[] = [];
+  for (let i = 0; i < (opts.instances?.["storage-service"] ?? 1); i++) storagePorts.push(await freePort());
+  const storagePort = storagePorts[0]!;
   const storageInternalUrl = `http://127.0.0.1:${storagePort}`;
   // Without a gateway in front, signed URLs point at storage's own data plane.
   const apps = opts.apps ?? allApps;
@@ -68,6 +72,7 @@ export async function startStack(opts: {
     root,
     apps: opts.apps,
     instances: opts.instances,
+    instanceEnv: Object.fromEntries(storagePorts.slice(1).map((p, i) => [`storage-service-${i + 2}`, { STORAGE_PORT: String(p) }])),
     supervise: opts.supervise,
     logDir: join(dir, "logs"),
     natsLogins: nats?.logins,
@@ -79,7 +84,7 @@ export async function startStack(opts: {
       STORAGE_DRIVER: "fs",
       STORAGE_DIR: storageDir,
       STORAGE_PORT: String(storagePort),
-      STORAGE_INTERNAL_URL: storageInternalUrl,
+      STORAGE_INTERNAL_URL: storagePorts.map((p) => `http://127.0.0.1:${p}`).join(","),
       STORAGE_PUBLIC_URL: hasGateway ? `${url}/storage` : `${storageInternalUrl}/storage`,
       STORAGE_URL_SECRET: randomBytes(32).toString("hex"),
       LOG_LEVEL: process.env.LOG_LEVEL ?? "info",

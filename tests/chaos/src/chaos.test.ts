@@ -1,0 +1,25 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { runChaos, reportTable, shortFaults } from "./chaos.ts";
+import { startChaosCluster, type ChaosCluster } from "./cluster.ts";
+import { prepareClient } from "./setup.ts";
+
+// The short chaos run of npm test: the cluster under load while a worker, job-service, a gateway and a
+// NATS node are killed in turn (`npm run chaos` kills every kind and stops Postgres too).
+let cluster: ChaosCluster;
+beforeAll(async () => {
+  cluster = await startChaosCluster({ parentDir: process.env.CUTROOM_TEST_DIR });
+});
+afterAll(async () => cluster?.stop());
+
+it("loses nothing, charges once and keeps every live stream whole while processes die", async () => {
+  const client = await prepareClient(cluster.gateways[0]!, cluster.databaseUrl);
+  const report = await runChaos({ cluster, ...client, perSecond: 3, faults: shortFaults, baselineMs: 5000, downMs: 2000, settleMs: 5000, drainMs: 60_000 });
+  console.log(reportTable(report));
+  writeFileSync(join(cluster.dir, "report.json"), JSON.stringify(report, null, 2));
+  expect(report.failures).toEqual([]);
+  expect(report.verdict.accepted).toBeGreaterThan(30);
+  // Back to steady within the stated time: every job a fault slowed had ended 30 s after it struck.
+  for (const f of report.faults) expect(f.recoveryMs, f.target).toBeLessThan(30_000);
+});
