@@ -1,5 +1,5 @@
 import { createDb, runMigrations } from "@cutroom/db";
-import { connectNats, createLogger, createRpcClient, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
+import { connectNats, createLogger, createRpcClient, announceReady, onShutdown, retrying, serveRpc } from "@cutroom/runtime";
 import { createAuthHandlers, loadSigningKey, openTokenCutoffs, republishRecentCutoffs } from "./app.ts";
 import { readEnv } from "./env.ts";
 
@@ -10,7 +10,7 @@ await runMigrations(env.DATABASE_URL);
 const { db, close: closeDb } = createDb(env.DATABASE_URL);
 const signingKey = await loadSigningKey(db);
 const nc = await connectNats(env, "auth-service", log);
-const cutoffs = await openTokenCutoffs(nc, { replicas: env.NATS_STREAM_REPLICAS });
+const cutoffs = await retrying(() => openTokenCutoffs(nc, { replicas: env.NATS_STREAM_REPLICAS }), "could not open the token cutoffs bucket; trying again", { log });
 await republishRecentCutoffs(db, cutoffs, env.ACCESS_TOKEN_TTL_SECONDS, log);
 const handlers = createAuthHandlers({
   db,

@@ -9,7 +9,10 @@ export interface TokenCutoffs {
   publish: (userId: string, cutoff: TokenCutoff) => Promise<void>;
 }
 
-/** Opens the KV bucket gateways watch, creating it on first start; only each user's latest value is kept. */
+/**
+ * Opens the KV bucket gateways watch, creating it on first start; only each user's latest value is kept.
+ * Replicas count only when it is created (nats.js leaves an existing bucket's config alone), as for the streams.
+ */
 export async function openTokenCutoffs(nc: NatsConnection, opts: { replicas?: number } = {}): Promise<TokenCutoffs> {
   const kv = await new Kvm(nc).create(tokenCutoffsBucket, { history: 1, replicas: opts.replicas ?? 1 });
   return {

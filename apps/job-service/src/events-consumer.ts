@@ -1,6 +1,6 @@
 import { JobEvent, streams } from "@cutroom/contracts";
 import type { Db } from "@cutroom/db";
-import type { Logger, NatsConnection } from "@cutroom/runtime";
+import { retrying, type Logger, type NatsConnection } from "@cutroom/runtime";
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { Timing } from "./env.ts";
 import { applyEventToJob } from "./job-store.ts";
@@ -18,26 +18,44 @@ export interface EventsConsumerDeps {
  * Keeps each job row current from its events on JOB_EVENTS: one durable pull consumer shared by
  * every replica. A message is acked only once the row has it. Only stages, progress and the lease
  * come from events; job-service itself ends a job (finish, cancel) and publishes its terminal event.
+ * When the broker loses the consumer or its stream (a server back with an empty store), the loop
+ * makes it again and goes on: stage updates never stop for want of a restart.
  */
 export async function startEventsConsumer(deps: EventsConsumerDeps): Promise<{ stop: () => Promise<void> }> {
   const { nc, log } = deps;
-  const jsm = await jetstreamManager(nc);
   const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, ack_wait: 30 * 1_000_000_000, max_ack_pending: 1000 };
-  await jsm.consumers.add(streams.jobEvents.name, config).catch(async (err) => {
-    // It exists with an older config: bring it up to date.
-    if (!/already exists|in use/i.test((err as Error).message)) throw err;
-    await jsm.consumers.update(streams.jobEvents.name, durable, config);
-  });
-  const consumer = await jetstream(nc).consumers.get(streams.jobEvents.name, durable);
-  const messages = await consumer.consume({ max_messages: 100 });
+  let stopped = false;
+  const open = async () => {
+    if (stopped) return undefined;
+    const jsm = await jetstreamManager(nc);
+    await jsm.consumers.add(streams.jobEvents.name, config).catch(async (err) => {
+      // It exists with an older config: bring it up to date.
+      if (!/already exists|in use/i.test((err as Error).message)) throw err;
+      await jsm.consumers.update(streams.jobEvents.name, durable, config);
+    });
+    const consumer = await jetstream(nc).consumers.get(streams.jobEvents.name, durable);
+    // Missing consumer or stream ends the iteration instead of waiting forever for one nobody makes.
+    return consumer.consume({ max_messages: 100, abort_on_missing_resource: true });
+  };
+  let messages = await retrying(open, "could not open the job events consumer; trying again", { log });
 
   const done = (async () => {
-    for await (const msg of messages) await handle(deps, msg);
-  })().catch((err) => log.error({ err }, "job events consumer stopped"));
+    while (messages && !stopped) {
+      try {
+        for await (const msg of messages) await handle(deps, msg);
+      } catch (err) {
+        log.warn({ err }, "the job events consumer stopped");
+      }
+      if (stopped) break;
+      log.warn("opening the job events consumer again");
+      messages = await retrying(open, "could not open the job events consumer; trying again", { log, retry: { firstMs: 500 } });
+    }
+  })();
 
   return {
     stop: async () => {
-      await messages.close();
+      stopped = true;
+      await messages?.close();
       await done;
     },
   };

@@ -1,7 +1,6 @@
-import { streams } from "@cutroom/contracts";
 import { createDb, runMigrations } from "@cutroom/db";
 import { loadCatalog, providerAvailability } from "@cutroom/models";
-import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, keepStreams, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
+import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, keepStreams, retrying, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createJobHandlers } from "./app.ts";
 import { readEnv, timingFrom } from "./env.ts";
@@ -22,19 +21,12 @@ await ensureStreams(nc, { replicas: env.NATS_STREAM_REPLICAS, log });
 const rpc = createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS });
 
 const server = serveRpc(nc, "job", createJobHandlers({ db, nc, rpc, events: createEventPublisher(nc), log, timing, models }), log);
-let consumer = await startEventsConsumer({ db, nc, log, timing });
-const reconciler = startReconciler({ db, js: jetstream(nc), jsm: await jetstreamManager(nc), rpc, log, timing });
-// A server back with an empty store lost the streams and our events consumer with them: make both again, at the reconciler's pace.
-const streamKeeper = keepStreams(nc, {
-  replicas: env.NATS_STREAM_REPLICAS,
-  log,
-  everyMs: timing.reconcileIntervalMs,
-  onCreated: async (names) => {
-    if (!names.includes(streams.jobEvents.name)) return;
-    await consumer.stop();
-    consumer = await startEventsConsumer({ db, nc, log, timing });
-  },
-});
+const consumer = await startEventsConsumer({ db, nc, log, timing });
+const jsm = await retrying(() => jetstreamManager(nc), "could not reach JetStream; trying again", { log });
+const reconciler = startReconciler({ db, js: jetstream(nc), jsm, rpc, log, timing });
+// A server back with an empty store lost the streams: make them again, at the reconciler's pace (the
+// events consumer makes itself again once JOB_EVENTS is back).
+const streamKeeper = keepStreams(nc, { replicas: env.NATS_STREAM_REPLICAS, log, everyMs: timing.reconcileIntervalMs });
 
 onShutdown(log, [streamKeeper.stop, reconciler.stop, server.drain, () => consumer.stop(), () => nc.drain(), closeDb]);
 await announceReady(log, nc);

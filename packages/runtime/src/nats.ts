@@ -189,7 +189,12 @@ export async function waitForStreams(nc: NatsConnection, log: Logger, opts: { ev
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function retrying<T>(attempt: () => Promise<T>, message: string, opts: Pick<StreamOptions, "log" | "retry">): Promise<T> {
+/**
+ * Runs a JetStream call until it works, waiting longer each time (250 ms doubling to 5 s) and logging
+ * why: at start, a cluster electing its leader or a server not up yet is a wait, not a crash. Only a
+ * permissions violation, which waiting cannot fix, is thrown.
+ */
+export async function retrying<T>(attempt: () => Promise<T>, message: string, opts: Pick<StreamOptions, "log" | "retry">): Promise<T> {
   let waitMs = opts.retry?.firstMs ?? 250;
   for (;;) {
     try {

@@ -1,7 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jobTypes, streams, type JobTypeName, type Queue } from "@cutroom/contracts";
-import { createEventPublisher, createRpcClient, type Logger, type NatsConnection, type StorageReplicas } from "@cutroom/runtime";
+import { createEventPublisher, createRpcClient, retrying, type Logger, type NatsConnection, type StorageReplicas } from "@cutroom/runtime";
 import { jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import { consumerName, ensureWorkerConsumer, reopenWorkerConsumer } from "./consumer.ts";
 import { handleDelivery, stoppingReason, type DeliveryDeps } from "./delivery.ts";
@@ -58,8 +58,14 @@ const PULL_EXPIRES_MS = 5000;
 export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerOptions, config: WorkerConfig): Promise<Worker> {
   assertHandlers(opts.queue, opts.handlers);
   await mkdir(config.tmpDir, { recursive: true });
-  await ensureWorkerConsumer(nc, opts.queue, config);
-  let consumer = await jetstream(nc).consumers.get(streams.jobs.name, consumerName(opts.queue));
+  let consumer = await retrying(
+    async () => {
+      await ensureWorkerConsumer(nc, opts.queue, config);
+      return jetstream(nc).consumers.get(streams.jobs.name, consumerName(opts.queue));
+    },
+    "could not create or look up the worker's JetStream consumer; trying again",
+    { log },
+  );
 
   const deps: DeliveryDeps = {
     nc,

@@ -90,16 +90,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   await load.drain(o.drainMs);
   const durationMs = load.now();
 
-  const baseline = load.jobs.filter((j) => j.firstTryAt < o.baselineMs - 2000 && j.terminalAt !== undefined && j.errors.length === 0).map(latency);
+  const baselineJobs = load.jobs.filter((j) => j.firstTryAt < o.baselineMs - 2000 && j.terminalAt !== undefined && j.errors.length === 0);
+  const baseline = baselineJobs.map(latency);
   const [p50, p95] = [quantile(baseline, 0.5), quantile(baseline, 0.95)];
-  // A job counts as slowed down by a fault when its client saw an error or it took far longer than usual.
-  const slow = Math.max(2000, 3 * p95);
+  // A job counts as slowed down by a fault when its client saw an error or it took far longer than its type usually takes.
+  const usual = new Map(o.jobs.map(({ type }) => [type, quantile(baselineJobs.filter((j) => j.type === type).map(latency), 0.95)]));
+  const isSlow = (j: JobRecord) => latency(j) > Math.max(2000, 3 * (usual.get(j.type) ?? p95));
   const faults = phases.map(({ fault, from, to }) => {
     const inPhase = load.jobs.filter((j) => j.firstTryAt >= from && j.firstTryAt < to);
     // Jobs already running when the fault struck are its too.
     const touched = load.jobs.filter((j) => j.firstTryAt < to && (j.terminalAt ?? Number.POSITIVE_INFINITY) >= from);
     const errors = touched.flatMap((j) => j.errors.filter((e) => e.at >= from && e.at < to));
-    const hurt = touched.filter((j) => j.errors.some((e) => e.at >= from) || latency(j) > slow);
+    const hurt = touched.filter((j) => j.errors.some((e) => e.at >= from) || isSlow(j));
     return {
       target: fault.target,
       signal: fault.signal,

@@ -31,7 +31,7 @@ export const chaosTimings = {
  * own: the run kills and restarts each process itself, so that what it measures is the product's
  * healing, not a supervisor's.
  */
-export async function startChaosCluster(opts: { parentDir?: string; log?: (line: string) => void } = {}): Promise<ChaosCluster> {
+export async function startChaosCluster(opts: { parentDir?: string; keep?: boolean; log?: (line: string) => void } = {}): Promise<ChaosCluster> {
   const dir = mkdtempSync(join(opts.parentDir ?? tmpdir(), "chaos-"));
   // Postgres runs as its own user when we are root: it must be able to reach its data dir in here.
   chmodSync(dir, 0o755);
@@ -83,7 +83,7 @@ export async function startChaosCluster(opts: { parentDir?: string; log?: (line:
     stop: async () => {
       await stack.stop();
       await pg?.stop();
-      if (!opts.parentDir && !process.env.CUTROOM_KEEP_TEST_DATA) rmSync(dir, { recursive: true, force: true });
+      if (!opts.parentDir && !opts.keep && !process.env.CUTROOM_KEEP_TEST_DATA) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
