@@ -119,15 +119,12 @@ export async function ensureStreams(nc: NatsConnection, opts: StreamOptions = {}
 
 /**
  * For job-service: re-creates the streams the broker lost (a server back with an empty store) while
- * the process runs, every `everyMs` and at once after a reconnect. `onCreated` hears which it made,
- * so consumers on them can be made again too.
+ * the process runs, every `everyMs` and at once after a reconnect. Consumers on them make themselves again.
  */
-export function keepStreams(nc: NatsConnection, opts: StreamOptions & { everyMs: number; onCreated?: (names: string[]) => Promise<void> }): { stop: () => Promise<void> } {
+export function keepStreams(nc: NatsConnection, opts: StreamOptions & { everyMs: number }): { stop: () => Promise<void> } {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
-  // Streams made again whose onCreated has not succeeded yet: it is called again on the next check.
-  let pending: string[] = [];
   const check = () => {
     clearTimeout(timer);
     current = current
@@ -135,10 +132,6 @@ export function keepStreams(nc: NatsConnection, opts: StreamOptions & { everyMs:
         if (stopped) return;
         const created = await syncStreams(nc, opts);
         if (created.length > 0) opts.log?.warn({ streams: created }, "re-created JetStream streams the broker had lost");
-        pending = [...new Set([...pending, ...created])];
-        if (pending.length === 0) return;
-        await opts.onCreated?.(pending);
-        pending = [];
       })
       .catch((err) => opts.log?.warn({ err }, "could not check the JetStream streams; trying again"))
       .finally(() => {

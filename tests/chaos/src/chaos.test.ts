@@ -15,11 +15,10 @@ afterAll(async () => cluster?.stop());
 
 it("loses nothing, charges once and keeps every live stream whole while processes die", async () => {
   const client = await prepareClient(cluster.gateways[0]!, cluster.databaseUrl);
-  const report = await runChaos({ cluster, ...client, perSecond: 3, faults: shortFaults, baselineMs: 5000, downMs: 2000, settleMs: 5000, drainMs: 60_000 });
+  // Back to steady within the stated time: every job a fault slowed has ended 30 s after it struck.
+  const report = await runChaos({ cluster, ...client, perSecond: 3, faults: shortFaults, baselineMs: 5000, downMs: 2000, settleMs: 5000, drainMs: 60_000, recoverWithinMs: 30_000 });
   console.log(reportTable(report));
   writeFileSync(join(cluster.dir, "report.json"), JSON.stringify(report, null, 2));
   expect(report.failures).toEqual([]);
   expect(report.verdict.accepted).toBeGreaterThan(30);
-  // Back to steady within the stated time: every job a fault slowed had ended 30 s after it struck.
-  for (const f of report.faults) expect(f.recoveryMs, f.target).toBeLessThan(30_000);
 });

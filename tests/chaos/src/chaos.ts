@@ -23,6 +23,8 @@ export interface ChaosOptions {
   settleMs: number;
   /** How long accepted jobs get to end once the load stops. */
   drainMs: number;
+  /** The stated time: every job a fault slowed must have ended this long after the fault struck. */
+  recoverWithinMs: number;
   log?: (line: string) => void;
 }
 
@@ -49,6 +51,7 @@ export interface ChaosReport {
   durationMs: number;
   baselineP50Ms: number;
   baselineP95Ms: number;
+  recoverWithinMs: number;
   faults: FaultFigures[];
   verdict: Verdict;
   failures: string[];
@@ -95,13 +98,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const [p50, p95] = [quantile(baseline, 0.5), quantile(baseline, 0.95)];
   // A job counts as slowed down by a fault when its client saw an error or it took far longer than its type usually takes.
   const usual = new Map(o.jobs.map(({ type }) => [type, quantile(baselineJobs.filter((j) => j.type === type).map(latency), 0.95)]));
-  const isSlow = (j: JobRecord) => latency(j) > Math.max(2000, 3 * (usual.get(j.type) ?? p95));
+  const isSlow = (j: JobRecord) => latency(j) > Math.max(2000, 3 * (usual.get(j.type) || p95));
   const faults = phases.map(({ fault, from, to }) => {
     const inPhase = load.jobs.filter((j) => j.firstTryAt >= from && j.firstTryAt < to);
     // Jobs already running when the fault struck are its too.
     const touched = load.jobs.filter((j) => j.firstTryAt < to && (j.terminalAt ?? Number.POSITIVE_INFINITY) >= from);
     const errors = touched.flatMap((j) => j.errors.filter((e) => e.at >= from && e.at < to));
-    const hurt = touched.filter((j) => j.errors.some((e) => e.at >= from) || isSlow(j));
+    const hurt = touched.filter((j) => j.errors.some((e) => e.at >= from && e.at < to) || isSlow(j));
     return {
       target: fault.target,
       signal: fault.signal,
@@ -118,7 +121,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     };
   });
   const verdict = await verify(o.cluster.databaseUrl, load.jobs);
-  return { perSecond: o.perSecond, durationMs, baselineP50Ms: p50, baselineP95Ms: p95, faults, verdict, failures: failures(verdict) };
+  const slowRecoveries = faults
+    .filter((f) => f.recoveryMs > o.recoverWithinMs)
+    .map((f) => `${f.target}: the last job it slowed ended ${(f.recoveryMs / 1000).toFixed(1)} s after it struck (stated: ${o.recoverWithinMs / 1000} s)`);
+  return { perSecond: o.perSecond, durationMs, baselineP50Ms: p50, baselineP95Ms: p95, recoverWithinMs: o.recoverWithinMs, faults, verdict, failures: [...failures(verdict), ...slowRecoveries] };
 }
 
 /** The figures as a Markdown table, as docs/RELIABILITY.md records them. */
@@ -135,7 +141,9 @@ export function reportTable(r: ChaosReport): string {
     "|---|---|---|---|---|---|---|---|",
     ...rows,
     "",
-    r.failures.length === 0 ? "Every check held: every 202 ended terminal, no job charged twice, no reservation left or without a job, every watcher saw a gap-free stream to its terminal event." : `FAILED:\n${r.failures.map((f) => `- ${f}`).join("\n")}`,
+    r.failures.length === 0
+      ? `Every check held: every 202 ended terminal, no job charged twice, no reservation left or without a job, every watcher saw a gap-free stream to its terminal event, and every fault's slowed jobs had ended within ${r.recoverWithinMs / 1000} s of it.`
+      : `FAILED:\n${r.failures.map((f) => `- ${f}`).join("\n")}`,
   ].join("\n");
 }
 

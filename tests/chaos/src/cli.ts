@@ -28,6 +28,7 @@ try {
     downMs: Number(values["down-ms"]),
     settleMs: Number(values["settle-ms"]),
     drainMs: 90_000,
+    recoverWithinMs: 30_000,
     log,
   });
   console.log(`\n${cpus().length} cores, ${Math.round(totalmem() / 1024 ** 3)} GiB, Node ${process.version}\n`);
