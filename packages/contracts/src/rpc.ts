@@ -113,6 +113,11 @@ export const RpcRequest = z.object({
   caller: Caller.nullable(),
   /** The end user's network address as the gateway saw it (throttles sign-in per address); absent for system calls. */
   client_ip: z.string().max(64).nullable().optional(),
+  /**
+   * How long the caller still waits for the answer, in ms, as it sends: the callee's deadline is its
+   * arrival plus this. A duration, not a time of day, so the hosts' clocks need not agree. Absent from older callers.
+   */
+  timeout_ms: z.number().int().positive().optional(),
   body: z.unknown(),
 });
 export type RpcRequest = z.infer<typeof RpcRequest>;

@@ -48,6 +48,42 @@ describe("rpc server", () => {
   });
 });
 
+describe("rpc deadlines", () => {
+  let nats: Awaited<ReturnType<typeof startTestNats>>;
+  beforeAll(async () => {
+    nats = await startTestNats();
+  });
+  afterAll(async () => nats?.stop());
+
+  it("tells the handler when its caller stops waiting, and a call made for a request past its deadline fails at once", async () => {
+    const serverNc = await nats.connect();
+    const seen: (number | undefined)[] = [];
+    const health = async (_b: unknown, ctx: { deadline?: number }) => (seen.push(ctx.deadline), { status: "up", service: "billing", checks: {} });
+    serveRpc(serverNc, "billing", { health } as never, createLogger("test", "silent"));
+    await serverNc.flush();
+    const nc = await nats.connect();
+
+    const sent = Date.now();
+    await createRpcClient(nc, { timeoutMs: 1500 }).call("billing", "health", {});
+    expect(seen[0]! - sent).toBeGreaterThan(1400);
+    expect(seen[0]! - sent).toBeLessThanOrEqual(1600);
+    // A call on behalf of a request with 200 ms left waits 200 ms, not its own 5 s, and says so.
+    await createRpcClient(nc, { timeoutMs: 5000 }).call("billing", "health", {}, { deadline: Date.now() + 200 });
+    expect(seen[1]! - Date.now()).toBeLessThanOrEqual(200);
+    await expect(createRpcClient(nc, { timeoutMs: 5000 }).call("billing", "health", {}, { deadline: Date.now() - 1 })).rejects.toMatchObject({
+      code: "SERVICE_UNAVAILABLE",
+      status: 503,
+      details: { service: "billing", reason: "timeout" },
+    });
+    expect(seen).toHaveLength(2);
+
+    // An older caller's envelope, without timeout_ms, is still served, with no deadline.
+    const reply = await nc.request("svc.billing.health", JSON.stringify({ request_id: "old", caller: null, body: {} }), { timeout: 2000 });
+    expect(reply.json()).toMatchObject({ ok: true });
+    expect(seen[2]).toBeUndefined();
+  });
+});
+
 describe("instance health", () => {
   let nats: Awaited<ReturnType<typeof startTestNats>>;
   beforeAll(async () => {

@@ -28,6 +28,11 @@ export interface RpcContext {
   caller: Caller | null;
   /** The end user's address, when the call started at the gateway. */
   clientIp?: string | null;
+  /**
+   * When the caller stops waiting (epoch ms, this process's clock); absent when it did not say. Work
+   * committed after it is answered to nobody: the caller has already told its client 503.
+   */
+  deadline?: number;
   log: Logger;
 }
 
@@ -66,6 +71,7 @@ export function serveRpc<S extends RpcService>(
 
   const handle = async (msg: Msg) => {
     const method = msg.subject.slice(`svc.${service}.`.length);
+    const receivedAt = Date.now();
     let requestId = "unknown";
     let reply: RpcReply;
     try {
@@ -76,7 +82,13 @@ export function serveRpc<S extends RpcService>(
       if (!contract || !handler) throw new AppError("NOT_FOUND", `unknown method ${service}.${method}`);
       const body = contract.req.safeParse(envelope.body);
       if (!body.success) throw new AppError("INVALID_INPUT", "request failed validation", zodDetails(body.error));
-      const ctx: RpcContext = { requestId, caller: envelope.caller, clientIp: envelope.client_ip ?? null, log: log.child({ request_id: requestId, rpc: method }) };
+      const ctx: RpcContext = {
+        requestId,
+        caller: envelope.caller,
+        clientIp: envelope.client_ip ?? null,
+        ...(envelope.timeout_ms ? { deadline: receivedAt + envelope.timeout_ms } : {}),
+        log: log.child({ request_id: requestId, rpc: method }),
+      };
       reply = { ok: true, data: await handler(body.data, ctx) };
     } catch (err) {
       if (err instanceof AppError) {
@@ -113,6 +125,8 @@ export interface CallContext {
   caller?: Caller | null;
   /** The end user's address (the gateway's `req.ip`), for per-address throttles. */
   clientIp?: string | null;
+  /** The deadline of the request being served (RpcContext.deadline): a call made for it waits no longer. */
+  deadline?: number;
 }
 
 export interface RpcClient {
@@ -121,15 +135,18 @@ export interface RpcClient {
 
 /**
  * Calls another service. A service that is down answers 503 at once (no responders)
- * or after `timeoutMs`, never a hang.
+ * or after `timeoutMs` (or at `ctx.deadline`, if sooner), never a hang. The callee is told how long
+ * the caller waits (`timeout_ms`), so it can refuse to commit what nobody will hear of.
  */
 export function createRpcClient(nc: NatsConnection, opts: { timeoutMs: number }): RpcClient {
   return {
     async call(service, method, body, ctx = {}) {
-      const envelope: RpcRequest = { request_id: ctx.requestId ?? randomUUID(), caller: ctx.caller ?? null, client_ip: ctx.clientIp ?? null, body };
+      const timeout = Math.min(opts.timeoutMs, ctx.deadline === undefined ? Infinity : Math.floor(ctx.deadline - Date.now()));
+      if (timeout <= 0) throw rpcTimedOut(service);
+      const envelope: RpcRequest = { request_id: ctx.requestId ?? randomUUID(), caller: ctx.caller ?? null, client_ip: ctx.clientIp ?? null, timeout_ms: timeout, body };
       let raw: Msg;
       try {
-        raw = await nc.request(subjects.rpc(service, method), encoder.encode(JSON.stringify(envelope)), { timeout: opts.timeoutMs });
+        raw = await nc.request(subjects.rpc(service, method), encoder.encode(JSON.stringify(envelope)), { timeout });
       } catch (err) {
         throw new AppError("SERVICE_UNAVAILABLE", `${service} service is unavailable`, { service, reason: errorName(err) });
       }
@@ -143,6 +160,12 @@ export function createRpcClient(nc: NatsConnection, opts: { timeoutMs: number })
     },
   };
 }
+
+/**
+ * What a caller whose wait ran out answers (503): a callee past its caller's deadline gives the same,
+ * so the client hears one story whichever side noticed first.
+ */
+export const rpcTimedOut = (service: string) => new AppError("SERVICE_UNAVAILABLE", `${service} service is unavailable`, { service, reason: "timeout" });
 
 /** An error reply as an AppError; a code this version does not know becomes INTERNAL. */
 export function toAppError(error: { code: string; message: string; details?: Record<string, unknown> }): AppError {
