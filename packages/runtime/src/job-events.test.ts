@@ -1,7 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { startNatsForTest as startTestNats } from "./test-nats.ts";
+import { streams } from "@cutroom/contracts";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEventPublisher, readJobEvents, readLastJobEvent } from "./job-events.ts";
+import { ensureStreams } from "./nats.ts";
 
 describe("job events on JetStream", () => {
   let nats: Awaited<ReturnType<typeof startTestNats>>;
@@ -49,5 +52,29 @@ describe("job events on JetStream", () => {
       [1, 10],
       [2, 20],
     ]);
+  });
+
+  it("goes on from the seq a job reached when the broker lost its stored events, instead of starting again at 1", async () => {
+    const jobId = randomUUID();
+    const nc = await nats.connect();
+    const pub = createEventPublisher(nc);
+    for (let i = 1; i <= 3; i++) await pub.publish(jobId, { type: "progress", progress: i * 10 });
+    // As a nats-server back with an empty store: the stream is there again, with nothing in it.
+    await (await jetstreamManager(nc)).streams.delete(streams.jobEvents.name);
+    await ensureStreams(nc);
+
+    await pub.publish(jobId, { type: "progress", progress: 40 });
+    // Another process knows only what the store holds and the floor it is given (a claim's last_event_seq).
+    await createEventPublisher(await nats.connect()).publish(jobId, { type: "progress", progress: 50 }, { floor: 3 });
+    await pub.publish(jobId, { type: "error", status: "canceled", error: { code: "CANCELED", message: "canceled by the user" } });
+    expect((await readJobEvents(nc, jobId)).map((e) => e.seq)).toEqual([4, 5, 6]);
+  });
+
+  it("puts a job's first event above the floor it is given when nothing of the job is stored", async () => {
+    const jobId = randomUUID();
+    const pub = createEventPublisher(await nats.connect());
+    expect(await pub.publish(jobId, { type: "progress", progress: 10 }, { floor: 7 })).toMatchObject({ seq: 8 });
+    // The floor only raises: a stored seq above it wins.
+    expect(await pub.publish(jobId, { type: "progress", progress: 20 }, { floor: 2 })).toMatchObject({ seq: 9 });
   });
 });

@@ -8,8 +8,10 @@ export interface JobEventPublisher {
   /**
    * Publishes the next event of a job, with its per-job `seq`; resolves once JetStream stored it.
    * With `unlessEnded`, nothing is published (null) when the job's last stored event is terminal.
+   * `floor`: a seq the job is known to have reached (jobs.last_event_seq, a claim's); the event's
+   * seq is above it even when the broker lost the job's stored events (ADR 020).
    */
-  publish: (jobId: string, event: JobEventInput, opts?: { unlessEnded?: boolean }) => Promise<JobEvent | null>;
+  publish: (jobId: string, event: JobEventInput, opts?: { unlessEnded?: boolean; floor?: number }) => Promise<JobEvent | null>;
 }
 
 const CACHE_LIMIT = 10_000;
@@ -18,6 +20,9 @@ const CACHE_LIMIT = 10_000;
  * Every publisher of a job's events (job-service, any worker, a redelivered worker) shares one
  * gap-free `seq`: each publish says which stream sequence it expects last on the job's subject,
  * and on a mismatch re-reads the last stored event and tries again. The broker is the arbiter.
+ * A seq never goes below one this process published or was given as a floor: after a store loss
+ * the job's subject is empty, and restarting at 1 would hide the job's next events (its ending
+ * too) from watchers and from job-service, which both drop a seq they have already passed.
  */
 export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
   const js: JetStreamClient = jetstream(nc);
@@ -34,18 +39,26 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
     jsm ??= await jetstreamManager(nc);
     const stored = await lastStored(nc, jsm, jobId);
     const event = stored?.event;
-    const state = { streamSeq: stored?.streamSeq ?? 0, seq: event?.seq ?? 0, ended: event ? isTerminalEvent(event) : false };
+    const storedSeq = event?.seq ?? 0;
+    // What this process saw published beyond the store: the store lost it.
+    const known = last.get(jobId);
+    const lost = known !== undefined && known.seq > storedSeq;
+    const state = {
+      streamSeq: stored?.streamSeq ?? 0,
+      seq: lost ? known.seq : storedSeq,
+      ended: (event ? isTerminalEvent(event) : false) || (lost && known.ended),
+    };
     remember(jobId, state);
     return state;
   };
 
   // Publishes of one job from this process go one at a time; other processes are arbitrated by the broker.
   const queues = new Map<string, Promise<unknown>>();
-  const publishOne = async (jobId: string, input: JobEventInput, unlessEnded: boolean): Promise<JobEvent | null> => {
+  const publishOne = async (jobId: string, input: JobEventInput, unlessEnded: boolean, floor: number): Promise<JobEvent | null> => {
       for (let attempt = 0; attempt < 20; attempt++) {
         const prev = last.get(jobId) ?? (await readLast(jobId));
         if (unlessEnded && prev.ended) return null;
-        const event = JobEvent.parse({ ...input, job_id: jobId, seq: prev.seq + 1, timestamp: new Date().toISOString() });
+        const event = JobEvent.parse({ ...input, job_id: jobId, seq: Math.max(prev.seq, floor) + 1, timestamp: new Date().toISOString() });
         try {
           const ack = await js.publish(subjects.jobEvents(jobId), JSON.stringify(event), { expect: { lastSubjectSequence: prev.streamSeq } });
           remember(jobId, { streamSeq: ack.seq, seq: event.seq, ended: isTerminalEvent(event) });
@@ -61,7 +74,7 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
 
   return {
     publish(jobId, input, opts = {}) {
-      const next = (queues.get(jobId) ?? Promise.resolve()).catch(() => {}).then(() => publishOne(jobId, input, opts.unlessEnded ?? false));
+      const next = (queues.get(jobId) ?? Promise.resolve()).catch(() => {}).then(() => publishOne(jobId, input, opts.unlessEnded ?? false, opts.floor ?? 0));
       queues.set(jobId, next);
       void next.finally(() => queues.get(jobId) === next && queues.delete(jobId)).catch(() => {});
       return next;
