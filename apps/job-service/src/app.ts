@@ -17,7 +17,7 @@ import {
 } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { defaultCatalog, resolveModel, unavailableModel, type Catalog, type ModelProviderName } from "@cutroom/models";
-import { runChecks, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
+import { rpcTimedOut, runChecks, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import { jetstream } from "@nats-io/jetstream";
 import { settleCredits } from "./credits.ts";
 import { dispatchJob } from "./dispatch.ts";
@@ -37,6 +37,12 @@ import {
 import type { Timing } from "./env.ts";
 import { jobIdFor } from "./job-id.ts";
 import { requestHash } from "./request-hash.ts";
+
+/**
+ * A job is not committed later than this before its caller's deadline: room for the commit itself,
+ * the answer's way back, and the request's way here (the deadline counts from its arrival).
+ */
+const COMMIT_MARGIN_MS = 250;
 
 export interface JobDeps {
   db: Db;
@@ -107,7 +113,10 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
     // Every retry of one keyed request addresses the same job, so it can hold one reservation only.
     const id = idempotency_key ? jobIdFor(caller.user_id, idempotency_key) : randomUUID();
     const credits = type.cost.estimate(input, work);
-    const callCtx = { requestId: ctx.requestId, caller };
+    const commitBy = ctx.deadline === undefined ? undefined : ctx.deadline - COMMIT_MARGIN_MS;
+    // A caller that has stopped waiting gets no job: not worth a rate slot either.
+    if (commitBy !== undefined && Date.now() >= commitBy) throw rpcTimedOut("job");
+    const callCtx = { requestId: ctx.requestId, caller, deadline: ctx.deadline };
     // The per-minute slot is taken last: a 422 or an idempotent replay costs none.
     const rate = await rpc.call("billing", "rate", { user_id: caller.user_id, tier: caller.tier, bucket: "jobs.create" }, callCtx);
     if (!rate.allowed) {
@@ -127,7 +136,7 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
       idempotencyKey: idempotency_key ?? null,
       requestHash: idempotency_key ? hash : null,
       tier: caller.tier,
-    });
+    }, commitBy);
     if (!row) {
       // Another request with the same key committed first; this one's reservation rolled back with its insert.
       const winner = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key!);
@@ -314,7 +323,7 @@ async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: R
   const media: Record<string, InputMedia[string]> = {};
   const named = namedFiles(type.fileFields, input);
   // Asked for all at once (a list field names many); checked in input order, so the first bad one is the one named.
-  const answers = await Promise.allSettled(named.map(({ fileId }) => rpc.call("storage", "getFile", { file_id: fileId }, { requestId: ctx.requestId, caller: ctx.caller })));
+  const answers = await Promise.allSettled(named.map(({ fileId }) => rpc.call("storage", "getFile", { file_id: fileId }, { requestId: ctx.requestId, caller: ctx.caller, deadline: ctx.deadline })));
   for (const [i, { field, key, fileId }] of named.entries()) {
     const answer = answers[i]!;
     if (answer.status === "rejected") {

@@ -84,6 +84,53 @@ describe("job creation is one transaction: no reservation without a job, answere
     expect(await stack.balance(user)).toMatchObject({ credits: 99, reserved: 1 });
   }, 20_000);
 
+  it("creates nothing when the account stays locked past the caller's RPC timeout: the caller's 503 is the truth", async () => {
+    const user = await stack.newUser(100);
+    const body = await resize(user);
+    const impatient = createRpcClient(await stack.nats.connect(), { timeoutMs: 1500 });
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    const stall = stack.db.sql.begin(async (tx) => {
+      await tx`select 1 from billing.accounts where user_id = ${user.user_id} for update`;
+      locked();
+      await sleep(3000);
+    });
+    await isLocked;
+    // No Idempotency-Key: a client that retries this 503 makes a new job, so this one must not exist.
+    await expect(impatient.call("job", "create", { body }, { caller: user })).rejects.toMatchObject({ code: "SERVICE_UNAVAILABLE", status: 503 });
+    await stall;
+    // Time for a reservation that waited on the lock to commit, were it still waiting.
+    await sleep(700);
+
+    expect(await stack.db.sql`select id from jobs.jobs where user_id = ${user.user_id}`).toEqual([]);
+    expect((await ledgerOf(user)).map((e) => e.kind)).toEqual(["grant"]);
+    expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+  });
+
+  it("creates nothing when the job's insert is slow past the caller's RPC timeout", async () => {
+    const user = await stack.newUser(100);
+    const body = await resize(user, 318);
+    await stack.db.sql.unsafe(`
+      create or replace function jobs.slow_test_insert() returns trigger language plpgsql as $$
+      begin
+        if new.input->>'width' = '318' then perform pg_sleep(2.5); end if;
+        return new;
+      end $$;
+      create trigger slow_test_insert before insert on jobs.jobs for each row execute function jobs.slow_test_insert();`);
+    try {
+      const impatient = createRpcClient(await stack.nats.connect(), { timeoutMs: 1500 });
+      await expect(impatient.call("job", "create", { body }, { caller: user })).rejects.toMatchObject({ code: "SERVICE_UNAVAILABLE", status: 503 });
+      await sleep(1700);
+    } finally {
+      await stack.db.sql.unsafe("drop trigger slow_test_insert on jobs.jobs; drop function jobs.slow_test_insert()");
+    }
+
+    expect(await stack.db.sql`select id from jobs.jobs where user_id = ${user.user_id}`).toEqual([]);
+    expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+  });
+
   it("reserves once for one Idempotency-Key across two replicas, concurrent or one after the other, and answers the same job", async () => {
     const user = await stack.newUser(1);
     const body = await resize(user);

@@ -2,6 +2,7 @@ import type { FinishBody, Job, JobError, JobEvent, ListJobsQuery } from "@cutroo
 import { and, asc, desc, eq, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
 import { reserve } from "@cutroom/ledger";
+import { rpcTimedOut } from "@cutroom/runtime";
 import { applyEvent } from "./apply-event.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
@@ -34,24 +35,49 @@ export function toJob(row: JobRow): Job {
 }
 
 const keyTaken = new Error("idempotency key taken");
+const tooLate = new Error("past the caller's deadline");
+// lock_not_available (lock_timeout) and query_canceled (statement_timeout).
+const TIMED_OUT = new Set(["55P03", "57014"]);
 
 /**
  * Reserves the job's credits and inserts the job in one transaction: both commit or neither (ADR 019),
  * so no crash, stall or failed insert leaves credits held for a job that does not exist. Null when
  * (user, idempotency key) is taken already; the reservation is rolled back with the insert.
+ *
+ * With `commitBy` (epoch ms), nothing commits after it: no statement or lock wait may run past it,
+ * and a transaction still open then rolls back. Its caller has told its client 503 by then, and a
+ * client without an Idempotency-Key that retries would get a second job. Throws the caller's own
+ * timeout error (503 SERVICE_UNAVAILABLE) instead.
  */
-export async function insertReservedJob(db: Db, job: NewJob): Promise<JobRow | null> {
+export async function insertReservedJob(db: Db, job: NewJob, commitBy?: number): Promise<JobRow | null> {
+  const left = () => (commitBy === undefined ? Infinity : Math.floor(commitBy - Date.now()));
+  if (left() <= 0) throw rpcTimedOut("job");
   try {
     return await db.transaction(async (tx) => {
+      if (commitBy !== undefined) {
+        // SET takes no parameters; set_config(…, true) is its SET LOCAL. Both end with the transaction.
+        const ms = `${Math.max(1, left())}ms`;
+        await tx.execute(sql`select set_config('lock_timeout', ${ms}, true), set_config('statement_timeout', ${ms}, true)`);
+      }
       await reserve(tx, job.userId, job.id, job.credits);
       const [row] = await tx.insert(jobs).values(job).onConflictDoNothing().returning();
       if (!row) throw keyTaken;
+      if (left() <= 0) throw tooLate;
       return row;
     });
   } catch (err) {
     if (err === keyTaken) return null;
+    if (err === tooLate || (commitBy !== undefined && TIMED_OUT.has(sqlState(err) ?? ""))) throw rpcTimedOut("job");
     throw err;
   }
+}
+
+/** The SQLSTATE of a driver error, which drizzle may wrap in its own. */
+function sqlState(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === "string") return e.code;
+  }
+  return undefined;
 }
 
 export async function getJob(db: Db, id: string): Promise<JobRow | null> {
