@@ -204,4 +204,15 @@ describe("job creation is one transaction: no reservation without a job, answere
     expect(ledger.filter((e) => e.kind === "release").map((e) => e.job_id).sort()).toEqual([first, second].sort());
     expect(await getJob(stack.db.db, job.id)).toMatchObject({ creditState: "reserved" });
   });
+
+  it("sweeps only the last day's reservations: an older one without a job is left to a one-off check", async () => {
+    const user = await stack.newUser(100);
+    const job_id = randomUUID();
+    await stack.client.call("billing", "reserve", { user_id: user.user_id, job_id, amount: 10 });
+    await stack.db.sql`update billing.ledger set created_at = now() - interval '2 days' where job_id = ${job_id}`;
+
+    await releaseOrphanReservations({ db: stack.db.db, log: silentLogger(), timing: { ...stack.deps.timing, orphanGraceMs: 0 } });
+    expect(await orphansOf(user)).toEqual([expect.objectContaining({ jobId: job_id, amount: 10 })]);
+    expect(await stack.balance(user)).toMatchObject({ credits: 90, reserved: 10 });
+  });
 });

@@ -24,12 +24,18 @@ export function startReconciler(deps: ReconcilerDeps): { stop: () => Promise<voi
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
+  let sweptAt = -Infinity;
+  const pass = async () => {
+    await reconcile(deps).catch((err) => deps.log.error({ err }, "reconcile pass failed"));
+    // Once per grace, not every pass: a reservation is released only once older than the grace anyway.
+    if (Date.now() - sweptAt < deps.timing.orphanGraceMs) return;
+    sweptAt = Date.now();
+    await releaseOrphanReservations(deps).catch((err) => deps.log.error({ err }, "orphan reservation sweep failed"));
+  };
   const tick = () => {
-    current = reconcile(deps)
-      .catch((err) => deps.log.error({ err }, "reconcile pass failed"))
-      .finally(() => {
-        if (!stopped) timer = setTimeout(tick, deps.timing.reconcileIntervalMs);
-      });
+    current = pass().finally(() => {
+      if (!stopped) timer = setTimeout(tick, deps.timing.reconcileIntervalMs);
+    });
   };
   timer = setTimeout(tick, deps.timing.reconcileIntervalMs);
   return {
@@ -41,7 +47,7 @@ export function startReconciler(deps: ReconcilerDeps): { stop: () => Promise<voi
   };
 }
 
-/** One pass: dispatch what never reached the broker, re-dispatch what it lost, settle what billing missed, release credits held for no job. */
+/** One pass: dispatch what never reached the broker, re-dispatch what it lost, settle what billing missed. */
 export async function reconcile({ db, js, jsm, rpc, log, timing }: ReconcilerDeps): Promise<void> {
   await db.transaction(async (tx) => {
     for (const row of await lockUndispatchedJobs(tx, timing.dispatchGraceMs)) {
@@ -70,18 +76,23 @@ export async function reconcile({ db, js, jsm, rpc, log, timing }: ReconcilerDep
       }
     }
   });
-
-  await releaseOrphanReservations({ db, log, timing });
 }
 
 /**
- * Gives back credits held for a job that does not exist. Job creation reserves and inserts in one
- * transaction (ADR 019), so these come only from before that, or from a bare call of billing's
- * reserve; the grace spares such a caller's insert still on its way. Returns how many it released.
+ * How far back past the grace the sweep looks. Job creation reserves and inserts in one transaction
+ * (ADR 019), so an orphan can only come from a job-service of before that, mid rolling deploy, or a
+ * bare reserve (a manual ledger fix): each is swept within a grace or two, long before a day is up.
+ */
+export const ORPHAN_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Gives back credits held for a job that does not exist, reserved within ORPHAN_WINDOW_MS before the
+ * grace; the grace spares a bare reserve's insert still on its way. Returns how many it released.
  */
 export async function releaseOrphanReservations({ db, log, timing }: Pick<ReconcilerDeps, "db" | "log" | "timing">): Promise<number> {
   let released = 0;
-  for (const orphan of await orphanReservations(db, { olderThanMs: timing.orphanGraceMs, limit: 100 })) {
+  const window = { olderThanMs: timing.orphanGraceMs, withinMs: timing.orphanGraceMs + ORPHAN_WINDOW_MS, limit: 100 };
+  for (const orphan of await orphanReservations(db, window)) {
     try {
       const { refunded } = await db.transaction((tx) => settle(tx, orphan.jobId, "release"));
       // Zero refunded: another replica released it first (unless it held nothing).

@@ -77,13 +77,17 @@ export interface OrphanReservation {
  * Open reservations (a `reserve` with no capture or release) whose job does not exist: credits held
  * for nothing. Since job creation commits both together, the list stays empty; a test or a chaos run
  * asserts that, and the job-service reconciler releases what it finds past `olderThanMs`.
+ * `withinMs` reads only reservations made that recently (an index range, not the whole ledger);
+ * without it, every reservation ever made is checked.
  */
-export async function orphanReservations(db: Conn, opts: { olderThanMs?: number; limit?: number } = {}): Promise<OrphanReservation[]> {
+export async function orphanReservations(db: Conn, opts: { olderThanMs?: number; withinMs?: number; limit?: number } = {}): Promise<OrphanReservation[]> {
+  const since = opts.withinMs === undefined ? sql`` : sql`and r.created_at >= now() - make_interval(secs => ${opts.withinMs / 1000})`;
   const rows = await db.execute<{ job_id: string; user_id: string; amount: number; created_at: string | Date }>(sql`
     select r.job_id, r.user_id, -r.amount as amount, r.created_at
     from billing.ledger r
     where r.kind = 'reserve'
       and r.created_at < now() - make_interval(secs => ${(opts.olderThanMs ?? 0) / 1000})
+      ${since}
       and not exists (select 1 from billing.ledger s where s.job_id = r.job_id and s.kind in ('capture', 'release'))
       and not exists (select 1 from jobs.jobs j where j.id = r.job_id)
     order by r.created_at

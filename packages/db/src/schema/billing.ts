@@ -29,6 +29,8 @@ export const ledger = billing.table(
     // At most one reserve, and one settlement (capture or release), per job.
     uniqueIndex("ledger_job_reserve_uq").on(t.jobId).where(sql`kind = 'reserve'`),
     uniqueIndex("ledger_job_settle_uq").on(t.jobId).where(sql`kind in ('capture', 'release')`),
+    // The orphan sweep reads only the last day's reservations (ADR 019), not the whole ledger.
+    index("ledger_reserve_created_idx").on(t.createdAt).where(sql`kind = 'reserve'`),
   ],
 );
 

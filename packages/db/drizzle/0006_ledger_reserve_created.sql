@@ -1,0 +1,1 @@
+CREATE INDEX "ledger_reserve_created_idx" ON "billing"."ledger" USING btree ("created_at") WHERE kind = 'reserve';
