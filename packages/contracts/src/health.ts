@@ -12,6 +12,14 @@ export const DependencyCheck = Check.extend({
 });
 export type DependencyCheck = z.infer<typeof DependencyCheck>;
 
+/** How long GET /health collects the answers to `svc.<name>.health.instances`: every process's answer must come within it. */
+export const instanceHealthWindowMs = 500;
+/**
+ * How long one health check may take before it counts as down ("timed out after … ms"): well inside
+ * the window, so an instance whose database hangs is listed as down instead of missing from the list.
+ */
+export const healthCheckTimeoutMs = 350;
+
 /** Which process answers: `<app>-<host>-<pid>-<random>`, so two replicas on one host (or a restarted one) differ. */
 export const Instance = z.object({
   id: z.string(),
@@ -28,19 +36,20 @@ export const InstanceHealth = ServiceHealth.extend(Instance.shape).extend({
 export type InstanceHealth = z.infer<typeof InstanceHealth>;
 /**
  * A service or worker kind on GET /health: up when every instance that answered is, degraded when
- * some are up and some not, down when none is up (or none answered).
+ * some are up and some not, down when none is up (or none answered). The instances are for admins:
+ * they name hosts and pids.
  */
 export const KindHealth = Check.extend({
   status: z.enum(["up", "degraded", "down"]),
   count: z.number().int().describe("instances that answered"),
-  instances: z.array(InstanceHealth.omit({ service: true })),
+  instances: z.array(InstanceHealth.omit({ service: true })).optional().describe("each instance that answered (admins only)"),
 });
 export type KindHealth = z.infer<typeof KindHealth>;
 export const Health = z.object({
   status: z.enum(["ok", "degraded"]),
   checks: z.record(z.string(), DependencyCheck),
   services: z.record(z.string(), KindHealth),
-  instance: Instance.describe("the gateway that answered"),
+  instance: Instance.optional().describe("the gateway that answered (admins only)"),
 });
 
 /** GET /health/live: the process is up and serving. */

@@ -1,11 +1,14 @@
-import { subjects, type Check, type Instance, type InstanceHealth, type RpcReply, type ServiceHealth } from "@cutroom/contracts";
+import { healthCheckTimeoutMs, instanceHealthWindowMs, subjects, type Check, type Instance, type InstanceHealth, type RpcReply, type ServiceHealth } from "@cutroom/contracts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "./logger.ts";
 
-/** Runs each named check with a deadline; a service is up only when every check is. */
-export async function runChecks(service: string, checks: Record<string, () => Promise<unknown>>, timeoutMs = 2000): Promise<ServiceHealth> {
+/**
+ * Runs each named check with a deadline; a service is up only when every check is. The deadline is
+ * short so that a hanging check is reported (down, timed out) within /health's window.
+ */
+export async function runChecks(service: string, checks: Record<string, () => Promise<unknown>>, timeoutMs = healthCheckTimeoutMs): Promise<ServiceHealth> {
   const results: Record<string, Check> = {};
   await Promise.all(
     Object.entries(checks).map(async ([name, check]) => {
@@ -40,6 +43,9 @@ export function newInstance(app: string): Instance {
 
 const encoder = new TextEncoder();
 
+// A health function not built on runChecks may hang or throw: the instance still answers, down, in time.
+const answerWithinMs = instanceHealthWindowMs - 100;
+
 /**
  * Answers `svc.<name>.health.instances` without a queue group: every process replies with who it
  * is, so whoever collects the replies for a moment counts the replicas and sees which one is sick.
@@ -54,12 +60,16 @@ export function serveInstanceHealth(
   const sub = nc.subscribe(subjects.instanceHealth(name), {
     callback: (err, msg) => {
       if (err) return log.warn({ err }, "instance health subscription failed");
-      health()
+      withTimeout(Promise.resolve().then(health), answerWithinMs)
+        .catch((e: Error): ServiceHealth => {
+          log.warn({ err: e }, "health check failed");
+          return { status: "down", service: name, checks: { health: { status: "down", error: e.message } } };
+        })
         .then((h) => {
           const reply: RpcReply = { ok: true, data: { ...h, ...instance } satisfies InstanceHealth };
           msg.respond(encoder.encode(JSON.stringify(reply)));
         })
-        .catch((e) => log.error({ err: e }, "health check failed"));
+        .catch((e) => log.warn({ err: e }, "instance health reply failed"));
     },
   });
   return { drain: () => sub.drain() };

@@ -138,7 +138,7 @@ describe("API3 broken object property level authorization: what an answer shows"
     }
   });
 
-  it("blames no dependency for a service being down, says unknown when nobody can tell, and keeps reasons for admins", async () => {
+  it("blames no dependency for a service being down, says unknown when nobody can tell, and keeps reasons and processes for admins", async () => {
     await ctx.stack.services.stop("job-service");
     await ctx.stack.services.stop("storage-service");
     try {
@@ -148,12 +148,15 @@ describe("API3 broken object property level authorization: what an answer shows"
       expect(anonymous.body.checks.storage.status).toBe("unknown");
       expect(anonymous.body.services).toMatchObject({ job: { status: "down" }, storage: { status: "down" }, auth: { status: "up" } });
       expect(JSON.stringify(anonymous.body)).not.toMatch(/"error"/);
+      // Which processes run where is for admins: no host names, pids or start times for anyone else.
+      expect(JSON.stringify(anonymous.body)).not.toMatch(/"(instance|instances|host|pid|started_at|load)"/);
 
       const forAdmin = await ctx.api.request("GET", "/health", { token: await adminToken() });
       expect(forAdmin.body.services.job).toMatchObject({ status: "down", error: expect.any(String) });
+      expect(forAdmin.body.services.auth.instances[0]).toMatchObject({ host: expect.any(String), pid: expect.any(Number), started_at: expect.any(String) });
       expect(forAdmin.body.checks.storage).toMatchObject({ status: "unknown", error: expect.any(String) });
       const user = await ctx.api.signUp();
-      expect(JSON.stringify((await ctx.api.request("GET", "/health", { token: user.token })).body)).not.toMatch(/"error"/);
+      expect(JSON.stringify((await ctx.api.request("GET", "/health", { token: user.token })).body)).not.toMatch(/"error"|"host"|"pid"/);
     } finally {
       await ctx.stack.services.start("storage-service");
       await ctx.stack.services.start("job-service");

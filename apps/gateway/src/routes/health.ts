@@ -1,6 +1,7 @@
 import {
   Health,
   InstanceHealth,
+  instanceHealthWindowMs,
   Liveness,
   Readiness,
   RpcReply,
@@ -23,9 +24,6 @@ import { noGatewayModels, type GatewayModels } from "../models.ts";
 import { publicRoute } from "../plugins/openapi.ts";
 
 const TIMEOUT_MS = 2000;
-// How long /health collects instances' answers. Replicas answer within milliseconds of each other;
-// one whose checks hang past this is missing from the list (and its count).
-const INSTANCES_WINDOW_MS = 500;
 
 /** Asks one service for its health (any one instance answers); a silent one is down. */
 async function askHealth(rpc: RpcClient, name: ServiceName): Promise<ServiceHealth | Check> {
@@ -39,14 +37,15 @@ async function askHealth(rpc: RpcClient, name: ServiceName): Promise<ServiceHeal
 
 /**
  * Every instance of one service or worker kind: each process answers `svc.<name>.health.instances`
- * (no queue group), and what arrives within the window counts. With none listening the server says
- * so at once (no responders), so a kind that is down costs no wait.
+ * (no queue group), and what arrives within the window counts; a process whose checks hang answers
+ * in time anyway, as down. With none listening the server says so at once (no responders), so a
+ * kind that is down costs no wait.
  */
 async function askInstances(nc: NatsConnection, name: string): Promise<InstanceHealth[]> {
   const found: InstanceHealth[] = [];
   try {
     const body = JSON.stringify({ request_id: randomUUID(), caller: null, body: {} });
-    for await (const msg of await nc.requestMany(subjects.instanceHealth(name), body, { strategy: "timer", maxWait: INSTANCES_WINDOW_MS })) {
+    for await (const msg of await nc.requestMany(subjects.instanceHealth(name), body, { strategy: "timer", maxWait: instanceHealthWindowMs })) {
       const reply = RpcReply.safeParse(safeJson(msg));
       const health = reply.success && reply.data.ok ? InstanceHealth.safeParse(reply.data.data) : undefined;
       if (health?.success) found.push(health.data);
@@ -70,7 +69,7 @@ function kindHealth(instances: InstanceHealth[]): KindHealth {
   const up = instances.filter((i) => i.status === "up").length;
   const status = up === 0 ? "down" : up === instances.length ? "up" : "degraded";
   const sick = instances.filter((i) => i.status !== "up").map((i) => `${i.id}: ${JSON.stringify(i.checks)}`);
-  const error = instances.length === 0 ? `no instance answered within ${INSTANCES_WINDOW_MS} ms` : sick.join("; ");
+  const error = instances.length === 0 ? `no instance answered within ${instanceHealthWindowMs} ms` : sick.join("; ");
   return { status, count: instances.length, instances: instances.map(({ service: _service, ...i }) => i), ...(status === "up" ? {} : { error }) };
 }
 
@@ -117,10 +116,13 @@ function dependency(name: string, byKind: Record<string, InstanceHealth[]>): Dep
   return seen.find((c) => c.status === "up") ?? seen[0]!;
 }
 
-/** Anonymous callers see up, down and latencies; the reasons (internal error text) are for admins. */
+/**
+ * Anonymous callers see up, down, latencies and how many processes answered; the reasons (internal
+ * error text) and the processes themselves (host names, pids, start times, load) are for admins.
+ */
 const withoutReason = <C extends { error?: string }>({ error: _error, ...check }: C): Omit<C, "error"> => check;
 const bare = <C extends { error?: string }>(all: Record<string, C>) => Object.fromEntries(Object.entries(all).map(([k, c]) => [k, withoutReason(c)]));
-const bareKind = (kind: KindHealth) => ({ ...withoutReason(kind), instances: kind.instances.map((i) => ({ ...i, checks: bare(i.checks) })) });
+const bareKind = ({ status, count }: KindHealth) => ({ status, count });
 
 export async function healthRoutes(
   base: FastifyInstance,
@@ -172,7 +174,7 @@ export async function healthRoutes(
         operationId: "getHealth",
         summary: "Each dependency, service and worker kind, as an operator reads it",
         description:
-          "Each dependency and service; 503 when any is down. A dependency no service could report on is `unknown`. Each service and worker kind lists the instances (processes) that answered within half a second, with their count: a kind is `up` when all of them are, `degraded` when only some are (503), `down` when none is. `instance` is the gateway that answered. Why something is down is shown to admins only (send an admin's token). Load balancers want /health/ready instead.",
+          "Each dependency and service; 503 when any is down. A dependency no service could report on is `unknown`. Each service and worker kind counts the instances (processes) that answered within half a second (one whose checks hang answers as down, its check timed out): a kind is `up` when all of them are, `degraded` when only some are (503), `down` when none is. Admins (send an admin's token) also see why something is down, each instance (id, host, pid, start time, load, its checks) and `instance`, the gateway that answered. Load balancers want /health/ready instead.",
         ...publicRoute,
         response: { 200: Health, 503: { description: "Something is down (a worker kind, perhaps)", content: { "application/json": { schema: Health } } } },
       },
@@ -193,10 +195,10 @@ export async function healthRoutes(
       const modelsDown = modelsCheck.status === "down";
       reply.code(allUp && !modelsDown ? 200 : 503);
       const status = allUp && !modelsDown ? ("ok" as const) : ("degraded" as const);
-      // A token is optional here: a valid admin's gets the reasons, anything else the bare statuses.
+      // A token is optional here: a valid admin's gets the reasons and the instances, anything else the bare statuses and counts.
       if (req.headers.authorization) await app.authenticate(req).catch(() => {});
       if (req.caller?.role === "admin") return { status, checks, services, instance };
-      return { status, checks: bare(checks), services: Object.fromEntries(Object.entries(services).map(([k, kind]) => [k, bareKind(kind)])), instance };
+      return { status, checks: bare(checks), services: Object.fromEntries(Object.entries(services).map(([k, kind]) => [k, bareKind(kind)])) };
     },
   );
 }
