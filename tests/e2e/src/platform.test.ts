@@ -54,6 +54,9 @@ describe("the platform", () => {
     for (const o of ops.filter((o) => o.op.requestBody || o.op.parameters?.some((p: any) => p.in === "query"))) {
       expect(errorSchema(o.op, 422), o.key).toEqual(error);
     }
+    // A status an operation's description promises (the event stream's 503, say) is among its documented answers.
+    const unlisted = ops.flatMap(({ key, op }) => [...String(op.description ?? "").matchAll(/\b(4[0-2]\d|50\d)\b/g)].filter((m) => !op.responses?.[m[1]!]).map((m) => `${key} ${m[1]}`));
+    expect(unlisted).toEqual([]);
     const byKey = Object.fromEntries(ops.map((o) => [o.key, o.op]));
     expect(errorSchema(byKey["POST /api/v1/jobs"], 402)).toEqual(error);
     expect(errorSchema(byKey["POST /api/v1/jobs"], 429)).toEqual(error);
