@@ -83,18 +83,22 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
     return uses.reduce((sum, u) => sum + (resolveModel(models.catalog, u.jobType, u.quality, u.variant).eta_s ?? 0), 0);
   };
 
-  const publishEvent = async (jobId: string, event: Parameters<JobEventPublisher["publish"]>[1]) => {
+  /** `floor`: the row's last_event_seq, so the event goes above what watchers saw even when the broker lost the stored ones. */
+  const publishEvent = async (jobId: string, event: Parameters<JobEventPublisher["publish"]>[1], floor = 0) => {
     // Clients lose a live update, not the job: the row is the record and GET shows it.
-    await events.publish(jobId, event).catch((err) => log.warn({ err, job_id: jobId }, "could not publish a job event"));
+    return events.publish(jobId, event, { floor }).catch((err) => void log.warn({ err, job_id: jobId }, "could not publish a job event"));
   };
 
   /**
    * The queued event, then the first dispatch, after the answer: the committed row is the job, and a
    * broker that stalls (a leader election) must not turn it into a 503. Whatever fails here, the
-   * reconciler dispatches the job after dispatchGraceMs.
+   * reconciler dispatches the job after dispatchGraceMs. So the queued event goes only first: one
+   * that stalls past that may find the worker's `running` stored already, and is then dropped.
    */
   const announce = (row: JobRow, reqLog: Logger) => {
-    void publishEvent(row.id, { type: "status", status: "queued" })
+    void events
+      .publish(row.id, { type: "status", status: "queued" }, { first: true })
+      .catch((err) => reqLog.warn({ err, job_id: row.id }, "could not publish a job event"))
       .then(() => dispatchJob(js, db, row))
       .catch((err) => reqLog.warn({ err, job_id: row.id }, "could not dispatch the job; the reconciler will"));
   };
@@ -198,7 +202,7 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
         // The job is canceled either way; the reconciler releases the credits once billing answers.
         ctx.log.warn({ err, job_id }, "could not release the credits of a canceled job");
       }
-      await publishEvent(job_id, { type: "error", status: "canceled", error });
+      await publishEvent(job_id, { type: "error", status: "canceled", error }, row.lastEventSeq);
       // Billing releases a reservation whole and once; when it was down, the reconciler does it later.
       return { job: toJob(row), credits_refunded: row.creditState === "released" ? row.credits : 0 };
     },
@@ -220,14 +224,15 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
         return { run: false, reason: row.status === "running" ? "leased" : row.status };
       }
       ctx.log.info({ job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
-      await publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}` });
+      const running = await publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}` }, claimed.lastEventSeq);
       const { id, userId: user_id, type, input, attempts: attempt, projectId: project_id } = claimed;
+      const last_event_seq = Math.max(claimed.lastEventSeq, running?.seq ?? 0);
       // A job enqueued before jobs carried a tier is held to the widest limits, which still bound it.
-      return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise"), project_id } };
+      return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise"), project_id, last_event_seq } };
     },
 
     // The row and the credits first, the event last: a client that sees the ending finds it recorded.
-    finish: async ({ job_id, dispatch, outcome, provider_cost_usd }, ctx) => {
+    finish: async ({ job_id, dispatch, outcome, provider_cost_usd, last_event_seq = 0 }, ctx) => {
       const finished = await finishJob(db, job_id, dispatch, outcome, provider_cost_usd);
       let row = finished ?? (await getJob(db, job_id));
       if (!row) throw new AppError("NOT_FOUND", "job not found");
@@ -245,7 +250,8 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
         outcome.status === "succeeded"
           ? ({ type: "result", status: "succeeded", result: outcome.result } as const)
           : ({ type: "error", status: "failed", error: outcome.error } as const);
-      await events.publish(job_id, event, { unlessEnded: true });
+      // Above the worker's last event too: job-service may not have applied it when the broker lost it.
+      await events.publish(job_id, event, { unlessEnded: true, floor: Math.max(row.lastEventSeq, last_event_seq) });
       ctx.log.info({ job_id, status: row.status, credits: row.creditState }, "job finished");
       return { applied: true, status: row.status };
     },

@@ -1,4 +1,5 @@
-import { streams } from "@cutroom/contracts";
+import { streams, type Caller } from "@cutroom/contracts";
+import { createEventPublisher, ensureStreams, readJobEvents } from "@cutroom/runtime";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { getJob } from "./job-store.ts";
 import { startJobStack, type JobStack } from "./test-stack.ts";
@@ -22,5 +23,56 @@ describe("job-service's events consumer", () => {
     await stack.jsm.consumers.delete(streams.jobEvents.name, "job-service");
     await stack.deps.events.publish(job.id, { type: "stage", stage: "grade", status: "done" });
     await vi.waitFor(async () => expect(await stageOf(job.id)).toBe("done"), { timeout: 20_000, interval: 100 });
+  });
+
+  describe("after the broker lost the stored events of a running job", () => {
+    const row = async (id: string) => (await getJob(stack.db.db, id))!;
+    const enqueueAndClaim = async (caller: Caller) => {
+      const { job } = await stack.client.call("job", "create", { body: { type: "video.color-grade", input: { file_id: await stack.addFile(caller, "ready"), width: 64 } } }, { caller });
+      const claim = await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "w1" });
+      return { id: job.id, floor: claim.job!.last_event_seq! };
+    };
+    // What nats-server back with an empty store looks like: the stream made anew, with nothing in it.
+    const loseStore = async () => {
+      await stack.jsm.streams.delete(streams.jobEvents.name);
+      await ensureStreams(stack.deps.nc);
+    };
+
+    it("applies the worker's next events, extending the lease, and ends the job with an event above them all", { timeout: 30_000 }, async () => {
+      const caller = await stack.newUser();
+      const job = await enqueueAndClaim(caller);
+      expect(job.floor).toBe(2);
+      const worker = createEventPublisher(await stack.nats.connect());
+      await worker.publish(job.id, { type: "stage", stage: "grade", status: "running" }, { floor: job.floor });
+      await worker.publish(job.id, { type: "progress", progress: 50 }, { floor: job.floor });
+      await vi.waitFor(async () => expect((await row(job.id)).lastEventSeq).toBe(4), { timeout: 5000, interval: 50 });
+      // What a watcher saw before the loss; it drops every event not past the last of these.
+      expect((await readJobEvents(stack.deps.nc, job.id)).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+      const leaseBefore = (await row(job.id)).leaseUntil!;
+
+      await loseStore();
+      await worker.publish(job.id, { type: "stage", stage: "grade", status: "done" }, { floor: job.floor });
+      await vi.waitFor(async () => expect(await stageOf(job.id)).toBe("done"), { timeout: 20_000, interval: 100 });
+      expect((await row(job.id)).leaseUntil!.getTime()).toBeGreaterThan(leaseBefore.getTime());
+
+      // A worker of before sends no last_event_seq: the row's is the floor.
+      const outcome = { status: "succeeded" as const, result: { files: [] } };
+      expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: true, status: "succeeded" });
+      expect((await readJobEvents(stack.deps.nc, job.id)).map((e) => [e.seq, e.type])).toEqual([
+        [5, "stage"],
+        [6, "result"],
+      ]);
+    });
+
+    it("publishes a cancel above the events job-service applied", { timeout: 30_000 }, async () => {
+      const caller = await stack.newUser();
+      const job = await enqueueAndClaim(caller);
+      const worker = createEventPublisher(await stack.nats.connect());
+      await worker.publish(job.id, { type: "stage", stage: "grade", status: "running" }, { floor: job.floor });
+      await vi.waitFor(async () => expect((await row(job.id)).lastEventSeq).toBe(3), { timeout: 5000, interval: 50 });
+      await loseStore();
+      await stack.client.call("job", "cancel", { job_id: job.id }, { caller });
+      expect(await readJobEvents(stack.deps.nc, job.id)).toEqual([expect.objectContaining({ seq: 4, type: "error", status: "canceled" })]);
+    });
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { JobDispatch, subjects, type Caller } from "@cutroom/contracts";
-import { readJobEvents } from "@cutroom/runtime";
+import { JobDispatch, streams, subjects, type Caller } from "@cutroom/contracts";
+import { createEventPublisher, ensureStreams, readJobEvents } from "@cutroom/runtime";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { getJob } from "./job-store.ts";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
@@ -337,5 +337,24 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
       service: "job",
       checks: { database: { status: "up" }, nats: { status: "up" } },
     });
+  });
+
+  // No events consumer runs here: the worker's events are never applied to the row, as when the broker lost them first.
+  it("ends a job above the worker's last event after the broker lost its store, though the row never had that event", async () => {
+    const user = await stack.newUser(100);
+    const { job } = await create(user, { type: "image.resize", input: { file_id: await stack.addFile(user, "ready", testImage), width: 10 } });
+    const claim = await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "w1" });
+    const worker = createEventPublisher(await stack.nats.connect());
+    for (let i = 1; i <= 3; i++) await worker.publish(job.id, { type: "progress", progress: i * 10 }, { floor: claim.job!.last_event_seq! });
+    const watched = await readJobEvents(stack.deps.nc, job.id);
+    expect(watched.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    // What nats-server back with an empty store looks like: the stream made anew, with nothing in it.
+    await stack.jsm.streams.delete(streams.jobEvents.name);
+    await ensureStreams(stack.deps.nc);
+
+    const outcome = { status: "succeeded" as const, result: { files: [] } };
+    await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome, last_event_seq: 5 });
+    // A watcher drops what is not past the last seq it saw: the ending must be past 5.
+    expect((await readJobEvents(stack.deps.nc, job.id)).map((e) => [e.seq, e.type])).toEqual([[6, "result"]]);
   });
 });

@@ -153,6 +153,13 @@ export const ClaimReply = z.object({
       limits: JobLimits,
       // Optional: a job-service of before outputs inherited it answers without.
       project_id: Uuid.nullable().optional().describe("the job's project: its outputs belong to it too"),
+      // Optional: a job-service of before answers without (the worker then knows only the stored events).
+      last_event_seq: z
+        .number()
+        .int()
+        .nonnegative()
+        .optional()
+        .describe("the job's last event seq job-service knows, the claim's own running event included: the worker's events go above it"),
     })
     .optional(),
 });
@@ -163,6 +170,12 @@ export const FinishBody = z.object({
   job_id: Uuid,
   dispatch: z.number().int(),
   provider_cost_usd: z.number().nonnegative().optional().describe("the USD the job's model runs cost, failed ones included"),
+  last_event_seq: z
+    .number()
+    .int()
+    .nonnegative()
+    .optional()
+    .describe("the seq of the worker's last event of the job: the terminal event goes above it, stored or not"),
   outcome: z.discriminatedUnion("status", [
     z.object({ status: z.literal("succeeded"), result: JobResult }),
     z.object({ status: z.literal("failed"), error: JobError }),
