@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { JobDispatch, streams, subjects, type Caller } from "@cutroom/contracts";
 import { orphanReservations } from "@cutroom/ledger";
-import { createRpcClient, ensureStreams, readJobEvents } from "@cutroom/runtime";
+import { createEventPublisher, createRpcClient, ensureStreams, readJobEvents, type JobEventPublisher } from "@cutroom/runtime";
 import { silentLogger } from "@cutroom/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createJobHandlers } from "./app.ts";
@@ -177,6 +177,28 @@ describe("job creation is one transaction: no reservation without a job, answere
     expect(await getJob(stack.db.db, jobId)).toMatchObject({ status: "queued", dispatchCount: 1, dispatchedAt: expect.any(Date) });
     expect((await readJobEvents(await stack.nats.connect(), jobId))[0]).toMatchObject({ seq: 1, type: "status", status: "queued" });
   }, 30_000);
+
+  it("never stores the queued event after running when its publish stalls past the dispatch grace", async () => {
+    const user = await stack.newUser(100);
+    let unstall!: () => void;
+    const stalled = new Promise<void>((resolve) => {
+      unstall = resolve;
+    });
+    // Another replica's publisher, whose queued event is held up (a broker stall) until the job runs.
+    const publisher = createEventPublisher(await stack.nats.connect());
+    const events: JobEventPublisher = {
+      publish: async (jobId, event, opts) => ("status" in event && event.status === "queued" && (await stalled), publisher.publish(jobId, event, opts)),
+    };
+    const replica = createJobHandlers({ ...stack.deps, events });
+    const { job } = await replica.create({ body: await resize(user) }, { requestId: randomUUID(), caller: user, log: silentLogger() });
+    // The reconciler dispatches it after dispatchGraceMs; a worker claims it and running is stored.
+    await vi.waitFor(async () => expect(await getJob(stack.db.db, job.id)).toMatchObject({ dispatchCount: 1 }), { timeout: 5000, interval: 50 });
+    expect(await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "w1" })).toMatchObject({ run: true });
+    unstall();
+    await sleep(500);
+
+    expect((await readJobEvents(await stack.nats.connect(), job.id)).map((e) => [e.type, "status" in e ? e.status : null])).toEqual([["status", "running"]]);
+  });
 
   it("releases a reservation made by hand for a job that does not exist, once past the grace, and leaves real jobs' reservations alone", async () => {
     const user = await stack.newUser(100);

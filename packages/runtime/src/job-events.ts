@@ -10,8 +10,10 @@ export interface JobEventPublisher {
    * With `unlessEnded`, nothing is published (null) when the job's last stored event is terminal.
    * `floor`: a seq the job is known to have reached (jobs.last_event_seq, a claim's); the event's
    * seq is above it even when the broker lost the job's stored events (ADR 020).
+   * With `first`, nothing is published (null) unless it is the job's first event: a `queued` that
+   * comes late must not be stored after the worker's `running`.
    */
-  publish: (jobId: string, event: JobEventInput, opts?: { unlessEnded?: boolean; floor?: number }) => Promise<JobEvent | null>;
+  publish: (jobId: string, event: JobEventInput, opts?: { unlessEnded?: boolean; floor?: number; first?: boolean }) => Promise<JobEvent | null>;
 }
 
 const CACHE_LIMIT = 10_000;
@@ -54,10 +56,12 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
 
   // Publishes of one job from this process go one at a time; other processes are arbitrated by the broker.
   const queues = new Map<string, Promise<unknown>>();
-  const publishOne = async (jobId: string, input: JobEventInput, unlessEnded: boolean, floor: number): Promise<JobEvent | null> => {
+  const publishOne = async (jobId: string, input: JobEventInput, unlessEnded: boolean, floor: number, first = false): Promise<JobEvent | null> => {
       for (let attempt = 0; attempt < 20; attempt++) {
         const prev = last.get(jobId) ?? (await readLast(jobId));
         if (unlessEnded && prev.ended) return null;
+        // The broker's expected-sequence check makes this hold against other processes too.
+        if (first && (prev.streamSeq > 0 || prev.seq > 0 || floor > 0)) return null;
         const event = JobEvent.parse({ ...input, job_id: jobId, seq: Math.max(prev.seq, floor) + 1, timestamp: new Date().toISOString() });
         try {
           const ack = await js.publish(subjects.jobEvents(jobId), JSON.stringify(event), { expect: { lastSubjectSequence: prev.streamSeq } });
@@ -74,7 +78,7 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
 
   return {
     publish(jobId, input, opts = {}) {
-      const next = (queues.get(jobId) ?? Promise.resolve()).catch(() => {}).then(() => publishOne(jobId, input, opts.unlessEnded ?? false, opts.floor ?? 0));
+      const next = (queues.get(jobId) ?? Promise.resolve()).catch(() => {}).then(() => publishOne(jobId, input, opts.unlessEnded ?? false, opts.floor ?? 0, opts.first));
       queues.set(jobId, next);
       void next.finally(() => queues.get(jobId) === next && queues.delete(jobId)).catch(() => {});
       return next;
