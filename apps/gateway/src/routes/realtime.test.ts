@@ -269,6 +269,29 @@ describe("live job events reach clients only once stored, in stored order", () =
     ]);
     expect(gateway.lines.some((l) => l.msg === "the job events stream was made anew: following it from its start")).toBe(true);
   }, 60_000);
+
+  it("brings a watcher of a running job its next events and its ending after the broker lost the stored ones", async () => {
+    const jobId = runningJob(jobs);
+    const ws = watchWs(gateway.url, jobId);
+    await ws.snapshot;
+    const jobServiceEvents = createEventPublisher(jobService);
+    for (let i = 1; i <= 3; i++) await jobServiceEvents.publish(jobId, { type: "progress", progress: i * 10 });
+    await waitFor("the watcher's first events", async () => ws.events().length === 3);
+    await (await jetstreamManager(admin)).streams.delete(streams.jobEvents.name);
+    await ensureStreams(jobService);
+
+    // Another process (a worker) knows only the floor it was handed; job-service's publisher remembers its own.
+    await createEventPublisher(jobService).publish(jobId, { type: "progress", progress: 40 }, { floor: 3 });
+    await jobServiceEvents.publish(jobId, canceled);
+    expect(await ws.closed).toMatchObject({ code: 1000 });
+    expect(ws.events().map((e) => [e.seq, e.type])).toEqual([
+      [1, "progress"],
+      [2, "progress"],
+      [3, "progress"],
+      [4, "progress"],
+      [5, "error"],
+    ]);
+  }, 60_000);
 });
 
 describe("a resume while JetStream does not answer", () => {
