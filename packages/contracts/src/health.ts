@@ -13,12 +13,13 @@ export const DependencyCheck = Check.extend({
 export type DependencyCheck = z.infer<typeof DependencyCheck>;
 
 /** How long GET /health collects the answers to `svc.<name>.health.instances`: every process's answer must come within it. */
-export const instanceHealthWindowMs = 500;
+export const instanceHealthWindowMs = 1000;
 /**
  * How long one health check may take before it counts as down ("timed out after … ms"): well inside
- * the window, so an instance whose database hangs is listed as down instead of missing from the list.
+ * the window, so an instance whose database hangs is listed as down instead of missing from the list;
+ * not so short that a busy machine (a GC pause, a NATS election) reads as an outage.
  */
-export const healthCheckTimeoutMs = 350;
+export const healthCheckTimeoutMs = 700;
 
 /** Which process answers: `<app>-<host>-<pid>-<random>`, so two replicas on one host (or a restarted one) differ. */
 export const Instance = z.object({

@@ -44,7 +44,7 @@ export function newInstance(app: string): Instance {
 const encoder = new TextEncoder();
 
 // A health function not built on runChecks may hang or throw: the instance still answers, down, in time.
-const answerWithinMs = instanceHealthWindowMs - 100;
+const answerWithinMs = instanceHealthWindowMs - 200;
 
 /**
  * Answers `svc.<name>.health.instances` without a queue group: every process replies with who it

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, connect as connectTcp, type Socket } from "node:net";
 import { join } from "node:path";
 import { stopChild, waitFor, GiveUp } from "@cutroom/devstack";
+import { instanceHealthWindowMs } from "@cutroom/contracts";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { signUpAdmin, useStack, type Stack } from "./stack.ts";
@@ -146,8 +147,8 @@ describe("/health with replicas", () => {
       relay.hang();
       const started = performance.now();
       const res = await ctx.api.request("GET", "/health", { token: await asAdmin() });
-      // The window is half a second; the rest is slack for a busy test machine.
-      expect(performance.now() - started).toBeLessThan(1200);
+      // /health answers once its collection window closes; the rest is slack for a busy test machine.
+      expect(performance.now() - started).toBeLessThan(instanceHealthWindowMs + 700);
       expect(res.status).toBe(503);
       expect(res.body.services.billing).toMatchObject({ status: "degraded", count: 2 });
       const hung = res.body.services.billing.instances.find((i: { pid: number }) => i.pid === replica.pid);
