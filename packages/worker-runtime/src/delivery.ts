@@ -67,9 +67,11 @@ export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<vo
     callback: () => controller.abort(new JobCanceled("the job was canceled")),
   });
   deps.running.add(controller);
+  // The job's events and its ending go above every seq this delivery knows of (ADR 020).
+  const seq = { last: 0 };
   try {
-    const outcome = await runDelivery(msg, dispatch, controller.signal, deps, log);
-    await settle(msg, dispatch.job_id, dispatch.dispatch, outcome, deps, log);
+    const outcome = await runDelivery(msg, dispatch, controller.signal, deps, log, seq);
+    await settle(msg, dispatch.job_id, dispatch.dispatch, outcome, deps, log, seq);
   } catch (err) {
     log.error({ err }, "could not settle the delivery; it will be redelivered");
     msg.nak(retryDelayMs(msg.info.deliveryCount, deps.retryBaseMs));
@@ -80,7 +82,7 @@ export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<vo
   }
 }
 
-async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSignal, deps: DeliveryDeps, log: Logger): Promise<Outcome> {
+async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSignal, deps: DeliveryDeps, log: Logger, seq: { last: number }): Promise<Outcome> {
   let claim: ClaimReply;
   try {
     claim = await deps.rpc.call("job", "claim", { job_id: dispatch.job_id, dispatch: dispatch.dispatch, worker: deps.workerId });
@@ -91,6 +93,7 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
   if (!claim.run || !claim.job) return { kind: "dropped", reason: claim.reason ?? "the claim was refused" };
 
   const job = claim.job;
+  seq.last = job.last_event_seq ?? 0;
   const tmpDir = await mkdtemp(join(deps.tmpRoot, `job-${job.id}-`));
   // The model runs of this attempt, whatever its ending: a failed prediction is billed too.
   const usage: { runs: readonly ProviderRecord[] } = { runs: [] };
@@ -104,6 +107,7 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
       deps,
       log,
       usage,
+      seq,
     );
     // A cancel that arrives as the handler finishes still wins: job-service has already told the owner.
     if (signal.reason instanceof JobCanceled) return { kind: "canceled" };
@@ -135,6 +139,7 @@ async function runHandler(
   deps: DeliveryDeps,
   log: Logger,
   usage: { runs: readonly ProviderRecord[] },
+  seq: { last: number },
 ): Promise<JobResult> {
   const definition = getJobType(job.type);
   const handler = deps.handlers[job.type];
@@ -142,7 +147,7 @@ async function runHandler(
   const input = definition.input.safeParse(rawInput);
   if (!input.success) throw new JobFailure("INVALID_INPUT", `the job's input failed validation: ${input.error.issues[0]?.message ?? "invalid"}`);
 
-  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir, models: deps.models, storage: deps.storage });
+  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir, models: deps.models, storage: deps.storage, seq });
   usage.runs = ctx.models.runs;
   try {
     log.info({ type: job.type, attempt: job.attempt }, "job started");
@@ -156,27 +161,27 @@ async function runHandler(
 }
 
 /** Publishes what the owner must learn, then acknowledges the message the matching way. */
-async function settle(msg: JsMsg, jobId: string, dispatch: number, outcome: Outcome, deps: DeliveryDeps, log: Logger): Promise<void> {
+async function settle(msg: JsMsg, jobId: string, dispatch: number, outcome: Outcome, deps: DeliveryDeps, log: Logger, seq: { last: number }): Promise<void> {
   switch (outcome.kind) {
     case "dropped":
       log.info({ reason: outcome.reason }, "claim refused; dropping the delivery");
       msg.ack();
       return;
     case "succeeded":
-      await finish(deps, jobId, dispatch, { status: "succeeded", result: outcome.result }, outcome.providerCostUsd);
+      await finish(deps, jobId, dispatch, { status: "succeeded", result: outcome.result }, outcome.providerCostUsd, seq.last);
       msg.ack();
       log.info({ files: outcome.result.files.length }, "job succeeded");
       return;
     case "failed":
       log.warn({ err: outcome.cause, code: outcome.error.code }, "job failed");
-      await finish(deps, jobId, dispatch, { status: "failed", error: outcome.error }, outcome.providerCostUsd ?? null);
+      await finish(deps, jobId, dispatch, { status: "failed", error: outcome.error }, outcome.providerCostUsd ?? null, seq.last);
       // No reason string: nats-server before 2.11 does not recognise "+TERM <reason>" as a term.
       msg.term();
       return;
     case "retry":
       log.warn({ err: outcome.cause, delay_ms: outcome.delayMs }, "attempt failed; will retry");
       if (outcome.notice) {
-        await deps.events.publish(jobId, { type: "log", level: "warn", message: outcome.notice }).catch((err) => log.warn({ err }, "could not publish the retry notice"));
+        await deps.events.publish(jobId, { type: "log", level: "warn", message: outcome.notice }, { floor: seq.last }).catch((err) => log.warn({ err }, "could not publish the retry notice"));
       }
       msg.nak(outcome.delayMs);
       return;
@@ -195,10 +200,11 @@ async function settle(msg: JsMsg, jobId: string, dispatch: number, outcome: Outc
  * Reports the outcome to job-service, which records it, settles the credits and tells the owner.
  * A short outage is waited out here; a longer one throws, and the message is redelivered.
  */
-async function finish(deps: DeliveryDeps, jobId: string, dispatch: number, outcome: FinishBody["outcome"], providerCostUsd: number | null): Promise<void> {
+async function finish(deps: DeliveryDeps, jobId: string, dispatch: number, outcome: FinishBody["outcome"], providerCostUsd: number | null, lastEventSeq: number): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await deps.rpc.call("job", "finish", { job_id: jobId, dispatch, outcome, ...(providerCostUsd !== null ? { provider_cost_usd: providerCostUsd } : {}) });
+      const body = { job_id: jobId, dispatch, outcome, last_event_seq: lastEventSeq, ...(providerCostUsd !== null ? { provider_cost_usd: providerCostUsd } : {}) };
+      await deps.rpc.call("job", "finish", body);
       return;
     } catch (err) {
       if (attempt >= 4 || !(isAppError(err) && err.code === "SERVICE_UNAVAILABLE")) throw err;

@@ -20,6 +20,8 @@ export interface JobContextDeps {
   models: ModelService;
   /** storage-service's replicas, which transfers fail over between; absent: each URL as it is. */
   storage?: StorageReplicas;
+  /** The highest seq of the job this delivery knows (the claim's, then its own events'): raised as events go out. */
+  seq: { last: number };
 }
 
 // Storage answers these when the file itself is the problem: retrying cannot help.
@@ -30,19 +32,22 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
   const { rpc, events, logger, job, definition, signal, tmpDir } = deps;
   let currentStage: string | undefined;
 
+  // Above what the claim said the job reached, even when the broker has lost the stored events.
+  const publish = async (event: JobEventInput) => {
+    const published = await events.publish(job.id, event, { floor: deps.seq.last });
+    if (published) deps.seq.last = Math.max(deps.seq.last, published.seq);
+  };
+
   // Progress, stage and log events are best effort: a lost one must not fail the job.
   // Kept until published, so close() can make sure none lands after the terminal event.
   const pending = new Set<Promise<void>>();
   const emit = (event: JobEventInput) => {
-    const p: Promise<void> = events
-      .publish(job.id, event)
+    const p: Promise<void> = publish(event)
       .then(() => {}, (err) => logger.warn({ err, event: event.type }, "could not publish a job event"))
       .finally(() => pending.delete(p));
     pending.add(p);
   };
-  const progress = createProgressReporter((percent) =>
-    events.publish(job.id, { type: "progress", progress: percent, ...(currentStage ? { stage: currentStage } : {}) }),
-  );
+  const progress = createProgressReporter((percent) => publish({ type: "progress", progress: percent, ...(currentStage ? { stage: currentStage } : {}) }));
 
   const ctx: JobContext = {
     job,

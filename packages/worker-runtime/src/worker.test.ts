@@ -2,8 +2,8 @@ import { once } from "node:events";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isTerminalEvent, subjects, type Caller, type JobEvent } from "@cutroom/contracts";
-import { readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
+import { isTerminalEvent, streams, subjects, type Caller, type JobEvent } from "@cutroom/contracts";
+import { ensureStreams, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
 import { freePort, silentLogger } from "@cutroom/testing";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -366,6 +366,36 @@ describe("worker runtime against the real job-service and storage-service", () =
     await expect(
       startWorker(conn, silentLogger(), { name: "w", queue: "image", handlers: { ...handlers, "audio.cleanup": async () => ({ files: [] }) } }, config),
     ).rejects.toThrow(/does not run: audio.cleanup/);
+  });
+
+  it("numbers a job's events past what its watchers saw when the broker lost them mid-run, so job-service still applies them", { timeout: 30_000 }, async () => {
+    let start!: () => void;
+    let end!: () => void;
+    const started = new Promise<void>((r) => (start = r));
+    const ended = new Promise<void>((r) => (end = r));
+    const job = await enqueue(async (ctx) => {
+      await started;
+      await ctx.stage("fetch", async () => {});
+      await ended;
+      return { files: [] };
+    });
+    await vi.waitFor(() => expect(calls.get(job.id)).toBe(1), { timeout: 10_000 });
+    // What a watcher saw: queued, then the claim's running. The worker has published nothing yet.
+    expect((await readJobEvents(nc, job.id)).map((e) => e.seq)).toEqual([1, 2]);
+    // What nats-server back with an empty store looks like: the stream made anew, with nothing in it.
+    await jsm.streams.delete(streams.jobEvents.name);
+    await ensureStreams(nc);
+
+    start();
+    await vi.waitFor(async () => expect((await getJob(job)).stages).toContainEqual({ name: "fetch", status: "done" }), { timeout: 20_000, interval: 100 });
+    end();
+    const { events } = await terminalEvent(job.id);
+    expect(events.map((e) => [e.seq, e.type])).toEqual([
+      [3, "stage"],
+      [4, "stage"],
+      [5, "result"],
+    ]);
+    expect(await getJob(job)).toMatchObject({ status: "succeeded" });
   });
 
   // Last: it stops the shared worker.
