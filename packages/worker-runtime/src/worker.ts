@@ -50,6 +50,11 @@ export function assertHandlers(queue: Queue, handlers: Record<string, unknown>):
 
 // Long enough that an idle worker does not hammer the server, short enough to notice a lost pull.
 const PULL_EXPIRES_MS = 5000;
+/**
+ * The wait before the next pull after one failed (`previousMs` 0: the first failure): 1 s, doubling
+ * to 10 s while JetStream stays away, so an outage is no request storm; a pull that works resets it.
+ */
+export const nextPullRetryMs = (previousMs: number) => (previousMs === 0 ? 1000 : Math.min(10_000, previousMs * 2));
 
 /**
  * The consumer loop: pulls at most `concurrency` messages at a time from the queue's durable
@@ -90,6 +95,7 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
   let batch: ConsumerMessages | undefined;
 
   const pullLoop = async () => {
+    let retryMs = 0;
     while (!stopping) {
       if (inFlight.size >= config.concurrency) {
         await Promise.race([...inFlight, stopRequested]);
@@ -105,10 +111,16 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
           const p: Promise<void> = handleDelivery(msg, deps).finally(() => inFlight.delete(p));
           inFlight.add(p);
         }
+        if (retryMs > 0) log.info("pulling jobs again");
+        retryMs = 0;
       } catch (err) {
         if (stopping) break;
-        log.warn({ err }, "pulling jobs failed; trying again");
-        await sleep(1000);
+        // Said once when pulls start failing; each retry is only a debug line.
+        if (retryMs === 0) log.warn({ err }, "pulling jobs failed; trying again, less and less often, until JetStream answers");
+        else log.debug({ err, retry_ms: retryMs }, "pulling jobs failed again");
+        retryMs = nextPullRetryMs(retryMs);
+        await Promise.race([sleep(retryMs, undefined, { ref: false }), stopRequested]);
+        if (stopping) break;
         consumer = (await reopenWorkerConsumer(nc, opts.queue, config, log).catch(() => null)) ?? consumer;
       }
     }
