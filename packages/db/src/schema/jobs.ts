@@ -1,4 +1,5 @@
-import { bigint, doublePrecision, index, integer, jsonb, pgSchema, real, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { sql } from "drizzle-orm";
+import { bigint, boolean, doublePrecision, index, integer, jsonb, pgSchema, primaryKey, real, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 export const jobsSchema = pgSchema("jobs");
 
@@ -45,5 +46,35 @@ export const jobs = jobsSchema.table(
     uniqueIndex("jobs_user_idempotency_uq").on(t.userId, t.idempotencyKey),
     index("jobs_user_created_idx").on(t.userId, t.createdAt),
     index("jobs_status_idx").on(t.status, t.dispatchedAt),
+    index("jobs_project_idx").on(t.projectId),
   ],
+);
+
+/** A user's named group of jobs and files (ADR 024); deleted softly, so its id never names anything again. */
+export const projects = jobsSchema.table(
+  "projects",
+  {
+    id: uuid("id").primaryKey(),
+    userId: uuid("user_id").notNull(),
+    name: text("name").notNull(),
+    description: text("description"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    deletedAt: timestamp("deleted_at", { withTimezone: true }),
+  },
+  (t) => [index("projects_user_created_idx").on(t.userId, t.createdAt).where(sql`deleted_at is null`)],
+);
+
+/** The user's verdict on a file of a project; a file without a row is not yet judged. */
+export const projectApprovals = jobsSchema.table(
+  "project_approvals",
+  {
+    projectId: uuid("project_id")
+      .notNull()
+      .references(() => projects.id),
+    fileId: uuid("file_id").notNull(),
+    approved: boolean("approved").notNull(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.fileId] })],
 );

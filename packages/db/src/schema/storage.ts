@@ -30,5 +30,8 @@ export const files = storage.table(
     hasAudio: boolean("has_audio"),
     hasAlpha: boolean("has_alpha"),
   },
-  (t) => [index("files_owner_idx").on(t.ownerId, t.folder, t.createdAt)],
+  (t) => [
+    index("files_owner_idx").on(t.ownerId, t.folder, t.createdAt),
+    index("files_project_idx").on(t.projectId, t.createdAt),
+  ],
 );
