@@ -37,6 +37,10 @@ export const jobs = jobsSchema.table(
     tier: text("tier", { enum: ["free", "pro", "enterprise"] }),
     /** What the model provider charged for the job's runs, in USD, recorded when it ends; null for jobs that ran no model. */
     providerCostUsd: doublePrecision("provider_cost_usd"),
+    /** The pipeline run that started the job, its stage and its place in the stage (ADR 025); null for a job asked for directly. */
+    pipelineId: uuid("pipeline_id"),
+    pipelineStage: text("pipeline_stage"),
+    pipelineOrder: integer("pipeline_order"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     startedAt: timestamp("started_at", { withTimezone: true }),
@@ -47,6 +51,56 @@ export const jobs = jobsSchema.table(
     index("jobs_user_created_idx").on(t.userId, t.createdAt),
     index("jobs_status_idx").on(t.status, t.dispatchedAt),
     index("jobs_project_idx").on(t.projectId),
+    index("jobs_pipeline_idx").on(t.pipelineId, t.pipelineStage, t.pipelineOrder),
+  ],
+);
+
+/** One stage of a pipeline run as the engine keeps it (ADR 025). */
+export interface PipelineStageRow {
+  name: string;
+  status: "pending" | "running" | "waiting_approval" | "succeeded" | "failed" | "canceled";
+  progress: number;
+  started_at: string | null;
+  completed_at: string | null;
+  error: { code: string; message: string } | null;
+  job_ids: string[];
+  /** A gate's: the outputs the user chose. */
+  approved_file_ids?: string[];
+}
+
+/** A run of a pipeline type: stages of ordinary jobs (jobs.pipeline_id) and approval gates, advanced by job-service (ADR 025). */
+export const pipelines = jobsSchema.table(
+  "pipelines",
+  {
+    id: uuid("id").primaryKey(),
+    userId: uuid("user_id").notNull(),
+    projectId: uuid("project_id"),
+    type: text("type").notNull(),
+    flavor: text("flavor").notNull(),
+    input: jsonb("input").$type<Record<string, unknown>>().notNull(),
+    /** The flavor's params as they were at start: a flavor file edited later does not change a running pipeline. */
+    params: jsonb("params").$type<Record<string, unknown>>().notNull(),
+    /** The owner's tier at start: its jobs are created within it. */
+    tier: text("tier", { enum: ["free", "pro", "enterprise"] }).notNull(),
+    status: text("status", { enum: ["queued", "running", "waiting_approval", "succeeded", "failed", "canceled"] }).notNull(),
+    stages: jsonb("stages").$type<PipelineStageRow[]>().notNull(),
+    outputs: jsonb("outputs").$type<string[]>().notNull().default([]),
+    error: jsonb("error").$type<{ code: string; message: string }>(),
+    /** Credits of its jobs, reserved or captured (released ones not counted), as of the last advance. */
+    credits: integer("credits").notNull().default(0),
+    /** What the model provider charged for its jobs, USD, as of the last advance. */
+    costUsd: doublePrecision("cost_usd").notNull().default(0),
+    estimate: jsonb("estimate").$type<{ credits: number; eta_seconds: number | null }>().notNull(),
+    /** The seq of the pipeline's last event, for live pipeline events. */
+    lastEventSeq: integer("last_event_seq").notNull().default(0),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    completedAt: timestamp("completed_at", { withTimezone: true }),
+  },
+  (t) => [
+    index("pipelines_user_created_idx").on(t.userId, t.createdAt),
+    // The reconciler's look for runs left behind by a crash.
+    index("pipelines_active_idx").on(t.updatedAt).where(sql`status in ('queued', 'running')`),
   ],
 );
 
