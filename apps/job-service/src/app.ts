@@ -36,6 +36,8 @@ import {
 } from "./job-store.ts";
 import type { Timing } from "./env.ts";
 import { jobIdFor } from "./job-id.ts";
+import { getLiveProject } from "./project-store.ts";
+import { createProjectHandlers } from "./projects.ts";
 import { requestHash } from "./request-hash.ts";
 
 /**
@@ -112,6 +114,10 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
       if (earlier) return replay(earlier, hash);
     }
     requireProvider(body.type, type, input);
+    // Checked again as the job commits (insertReservedJob); here so that a wrong project costs no rate slot.
+    if (body.project_id && !(await getLiveProject(db, caller.user_id, body.project_id))) {
+      throw new AppError("NOT_FOUND", "project not found", { project_id: body.project_id });
+    }
     const work = await sizeWork(rpc, type, input, caller, ctx);
 
     // Every retry of one keyed request addresses the same job, so it can hold one reservation only.
@@ -152,6 +158,29 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
     return { job: toJob(row), created: true, rate };
   };
 
+  /** Cancels a queued or running job of the caller: its worker told, its reservation released, its watchers told. */
+  const cancelUserJob = async (caller: Caller, job_id: string, ctx: RpcContext) => {
+    const error = { code: "CANCELED", message: "canceled by the user" };
+    const canceled = await cancelJob(db, caller.user_id, job_id, error);
+    if (!canceled) {
+      const row = await getUserJob(db, caller.user_id, job_id);
+      if (!row) throw new AppError("NOT_FOUND", "job not found");
+      throw new AppError("INVALID_STATE", `the job is ${row.status} and can no longer be canceled`, { status: row.status });
+    }
+    // Core NATS, not JetStream: only a worker running the job right now needs to hear it.
+    nc.publish(subjects.jobCancel(job_id), JSON.stringify({ job_id }));
+    let row = canceled;
+    try {
+      row = await settleCredits(db, rpc, canceled, { requestId: ctx.requestId, caller });
+    } catch (err) {
+      // The job is canceled either way; the reconciler releases the credits once billing answers.
+      ctx.log.warn({ err, job_id }, "could not release the credits of a canceled job");
+    }
+    await publishEvent(job_id, { type: "error", status: "canceled", error }, row.lastEventSeq);
+    // Billing releases a reservation whole and once; when it was down, the reconciler does it later.
+    return { job: toJob(row), credits_refunded: row.creditState === "released" ? row.credits : 0 };
+  };
+
   /** Runs `run` once every earlier call with the same key has settled. */
   const pending = new Map<string, Promise<unknown>>();
   const oneAtATime = <T>(key: string, run: () => Promise<T>): Promise<T> => {
@@ -184,28 +213,9 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
       return toPage(rows.map(toJob), total, query);
     },
 
-    cancel: async ({ job_id }, ctx) => {
-      const caller = requireCaller(ctx);
-      const error = { code: "CANCELED", message: "canceled by the user" };
-      const canceled = await cancelJob(db, caller.user_id, job_id, error);
-      if (!canceled) {
-        const row = await getUserJob(db, caller.user_id, job_id);
-        if (!row) throw new AppError("NOT_FOUND", "job not found");
-        throw new AppError("INVALID_STATE", `the job is ${row.status} and can no longer be canceled`, { status: row.status });
-      }
-      // Core NATS, not JetStream: only a worker running the job right now needs to hear it.
-      nc.publish(subjects.jobCancel(job_id), JSON.stringify({ job_id }));
-      let row = canceled;
-      try {
-        row = await settleCredits(db, rpc, canceled, { requestId: ctx.requestId, caller });
-      } catch (err) {
-        // The job is canceled either way; the reconciler releases the credits once billing answers.
-        ctx.log.warn({ err, job_id }, "could not release the credits of a canceled job");
-      }
-      await publishEvent(job_id, { type: "error", status: "canceled", error }, row.lastEventSeq);
-      // Billing releases a reservation whole and once; when it was down, the reconciler does it later.
-      return { job: toJob(row), credits_refunded: row.creditState === "released" ? row.credits : 0 };
-    },
+    cancel: async ({ job_id }, ctx) => cancelUserJob(requireCaller(ctx), job_id, ctx),
+
+    ...createProjectHandlers({ db, rpc }, cancelUserJob),
 
     // The same checks and number as create, so what a client is quoted is what it is charged.
     estimate: async ({ type: name, input }, ctx) => {

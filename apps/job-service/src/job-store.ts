@@ -1,9 +1,10 @@
-import type { FinishBody, Job, JobError, JobEvent, ListJobsQuery } from "@cutroom/contracts";
+import { AppError, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
 import { and, asc, desc, eq, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
 import { reserve } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
 import { applyEvent } from "./apply-event.ts";
+import { lockLiveProject } from "./project-store.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
 export type NewJob = typeof jobs.$inferInsert;
@@ -35,6 +36,7 @@ export function toJob(row: JobRow): Job {
 }
 
 const keyTaken = new Error("idempotency key taken");
+const projectGone = new Error("project not found");
 const tooLate = new Error("past the caller's deadline");
 // lock_not_available (lock_timeout) and query_canceled (statement_timeout).
 const TIMED_OUT = new Set(["55P03", "57014"]);
@@ -48,6 +50,9 @@ const TIMED_OUT = new Set(["55P03", "57014"]);
  * and a transaction still open then rolls back. Its caller has told its client 503 by then, and a
  * client without an Idempotency-Key that retries would get a second job. Throws the caller's own
  * timeout error (503 SERVICE_UNAVAILABLE) instead.
+ *
+ * A job in a project holds the project live until it commits (404 NOT_FOUND when it is not): a
+ * project deleted meanwhile waits for it, then cancels it with the rest.
  */
 export async function insertReservedJob(db: Db, job: NewJob, commitBy?: number): Promise<JobRow | null> {
   const left = () => (commitBy === undefined ? Infinity : Math.floor(commitBy - Date.now()));
@@ -59,6 +64,7 @@ export async function insertReservedJob(db: Db, job: NewJob, commitBy?: number):
         const ms = `${Math.max(1, left())}ms`;
         await tx.execute(sql`select set_config('lock_timeout', ${ms}, true), set_config('statement_timeout', ${ms}, true)`);
       }
+      if (job.projectId && !(await lockLiveProject(tx, job.userId, job.projectId))) throw projectGone;
       await reserve(tx, job.userId, job.id, job.credits);
       const [row] = await tx.insert(jobs).values(job).onConflictDoNothing().returning();
       if (!row) throw keyTaken;
@@ -67,6 +73,7 @@ export async function insertReservedJob(db: Db, job: NewJob, commitBy?: number):
     });
   } catch (err) {
     if (err === keyTaken) return null;
+    if (err === projectGone) throw new AppError("NOT_FOUND", "project not found", { project_id: job.projectId });
     if (err === tooLate || (commitBy !== undefined && TIMED_OUT.has(sqlState(err) ?? ""))) throw rpcTimedOut("job");
     throw err;
   }

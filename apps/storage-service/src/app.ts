@@ -13,10 +13,12 @@ import {
   getFileRow,
   getOwnedFile,
   insertPendingFile,
+  listProjectFiles,
   listReadyFiles,
   markReady,
   markRejected,
   moveFile,
+  projectFileRows,
   releaseIngest,
   toFileObject,
   upsertOutputFile,
@@ -95,6 +97,21 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
       await driver.delete(row.storageKey);
       await deleteFileRow(db, row.id);
       return { deleted: true as const };
+    },
+
+    projectFiles: async (q, ctx) => {
+      const { rows, total } = await listProjectFiles(db, callerOf(ctx).user_id, q);
+      return toPage(rows.map(toFileObject), total, q);
+    },
+
+    deleteProjectFiles: async ({ project_id }, ctx) => {
+      const rows = await projectFileRows(db, callerOf(ctx).user_id, project_id);
+      // As deleteFile, bytes before each record: a failure leaves the rest to a retry of the whole call.
+      for (const row of rows) {
+        await driver.delete(row.storageKey);
+        await deleteFileRow(db, row.id);
+      }
+      return { deleted: rows.length };
     },
 
     stats: async (_body, ctx) => {

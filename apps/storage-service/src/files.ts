@@ -1,5 +1,5 @@
 import { kindOf, toFileMetadata, type FileKind, type FileMetadata, type FileObject, type Folder, type MediaFacts } from "@cutroom/contracts";
-import { and, count, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
+import { and, asc, count, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
 import { files } from "@cutroom/db/storage";
 
 /** The rows of storage.files, as plain queries. */
@@ -68,6 +68,36 @@ export async function listReadyFiles(
     db.select({ n: count() }).from(files).where(where),
   ]);
   return { rows, total: totals?.n ?? 0 };
+}
+
+/** A project's ready files of the owner, oldest first (the order they were made in), narrowed to the ids and jobs given. */
+export async function listProjectFiles(
+  db: Db,
+  ownerId: string,
+  q: { project_id: string; kind?: FileKind; file_ids?: string[]; job_ids?: string[]; limit: number; offset: number },
+): Promise<{ rows: FileRow[]; total: number }> {
+  if (q.file_ids?.length === 0 || q.job_ids?.length === 0) return { rows: [], total: 0 };
+  const where = and(
+    eq(files.ownerId, ownerId),
+    eq(files.projectId, q.project_id),
+    eq(files.status, "ready"),
+    q.kind ? kindFilter(q.kind) : undefined,
+    q.file_ids ? inArray(files.id, q.file_ids) : undefined,
+    q.job_ids ? inArray(files.jobId, q.job_ids) : undefined,
+  );
+  const [rows, [totals]] = await Promise.all([
+    db.select().from(files).where(where).orderBy(asc(files.createdAt), asc(files.id)).limit(q.limit).offset(q.offset),
+    db.select({ n: count() }).from(files).where(where),
+  ]);
+  return { rows, total: totals?.n ?? 0 };
+}
+
+/** Every file of the owner's project, whatever its state: what goes when the project does. */
+export async function projectFileRows(db: Db, ownerId: string, projectId: string): Promise<FileRow[]> {
+  return db
+    .select()
+    .from(files)
+    .where(and(eq(files.ownerId, ownerId), eq(files.projectId, projectId)));
 }
 
 // Kind is derived from the content type (kindOf), so the filter mirrors it in SQL.

@@ -4,6 +4,7 @@ export * from "./auth.ts";
 export * from "./files.ts";
 export * from "./billing.ts";
 export * from "./jobs.ts";
+export * from "./projects.ts";
 export * from "./job-types.ts";
 export * from "./compose-job-types.ts";
 export * from "./video-edit-job-types.ts";

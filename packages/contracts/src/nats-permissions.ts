@@ -86,6 +86,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("billing", ["health", "balance", "ledger", "purchase", "rate"]),
       ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats"]),
       ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats"]),
+      ...calls("job", ["createProject", "listProjects", "getProject", "updateProject", "deleteProject", "projectAssets", "approveFiles", "projectCosts"]),
       ...Object.keys(workerQueues).map((w) => subjects.rpc(w, "health")),
       ...[...serviceNames, ...workerNames].map((name) => subjects.instanceHealth(name)),
       ...calls("models", ["enhancePrompt"]),
@@ -131,7 +132,8 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
   "job-service": user("job-service", {
     publish: [
       ...calls("billing", ["rate", "reserve", "capture", "release"]),
-      ...calls("storage", ["getFile"]),
+      // projectFiles, deleteProjectFiles: a project's assets, and its files going with it.
+      ...calls("storage", ["getFile", "projectFiles", "deleteProjectFiles"]),
       subjects.jobRunQueue("*"),
       subjects.jobEvents("*"),
       subjects.jobCancel("*"),

@@ -2,10 +2,22 @@ import { z } from "zod";
 import { AdminUserPatch, Jwks, LoginBody, RefreshBody, RegisterBody, RegisterReply, TokenPair, User } from "./auth.ts";
 import { AdminGrantBody, CreditPackage, Credits, LedgerEntry, RateDecision, PurchaseReply } from "./billing.ts";
 import { Caller, Pagination, Tier, Uuid, page } from "./common.ts";
-import { ContentType, CreateUploadBody, DownloadUrl, FileObject, Filename, ListFilesQuery, UploadTicket } from "./files.ts";
+import { ContentType, CreateUploadBody, DownloadUrl, FileKind, FileObject, Filename, ListFilesQuery, UploadTicket } from "./files.ts";
 import { ServiceHealth } from "./health.ts";
 import { CancelReply, ClaimReply, CreateJobBody, FinishBody, FinishReply, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
 import { EnhancedPrompt, EnhancePromptRequest } from "./prompts.ts";
+import {
+  ApprovalsBody,
+  ApprovalsReply,
+  CreateProjectBody,
+  DeleteProjectReply,
+  ListProjectsQuery,
+  Project,
+  ProjectAsset,
+  ProjectAssetsFilter,
+  ProjectCosts,
+  UpdateProjectBody,
+} from "./projects.ts";
 
 const method = <Req extends z.ZodType, Res extends z.ZodType>(req: Req, res: Res) => ({ req, res });
 const Empty = z.object({});
@@ -67,6 +79,18 @@ export const rpc = {
     listFiles: method(ListFilesQuery, page(FileObject)),
     downloadUrl: method(z.object({ file_id: Uuid }), DownloadUrl),
     deleteFile: method(z.object({ file_id: Uuid }), z.object({ deleted: z.literal(true) })),
+    // job-service's, for projects (caller: the owner): a project's ready files, oldest first, narrowed to the ids and jobs given.
+    projectFiles: method(
+      Pagination.extend({
+        project_id: Uuid,
+        kind: FileKind.optional(),
+        file_ids: z.array(Uuid).optional().describe("only these files"),
+        job_ids: z.array(Uuid).optional().describe("only outputs of these jobs"),
+      }),
+      page(FileObject),
+    ),
+    // A deleted project's files, every state, bytes and records.
+    deleteProjectFiles: method(z.object({ project_id: Uuid }), z.object({ deleted: z.number().int() })),
     stats: method(Empty, z.object({ total_files: z.number().int(), total_bytes: z.number().int() })),
     // Worker-facing (system calls, caller null): bytes move only through short-lived signed URLs.
     inputUrl: method(
@@ -89,6 +113,14 @@ export const rpc = {
     // Worker-facing: the gate every delivery passes before work starts (see ClaimReply).
     claim: method(z.object({ job_id: Uuid, dispatch: z.number().int(), worker: z.string() }), ClaimReply),
     finish: method(FinishBody, FinishReply),
+    createProject: method(CreateProjectBody, Project),
+    listProjects: method(ListProjectsQuery, page(Project)),
+    getProject: method(z.object({ project_id: Uuid }), Project),
+    updateProject: method(z.object({ project_id: Uuid, patch: UpdateProjectBody }), Project),
+    deleteProject: method(z.object({ project_id: Uuid }), DeleteProjectReply),
+    projectAssets: method(ProjectAssetsFilter.extend({ project_id: Uuid }), page(ProjectAsset)),
+    approveFiles: method(ApprovalsBody.extend({ project_id: Uuid }), ApprovalsReply),
+    projectCosts: method(z.object({ project_id: Uuid }), ProjectCosts),
     stats: method(
       Empty,
       z.object({ active_jobs: z.number().int(), completed_jobs_today: z.number().int(), average_processing_time_minutes: z.number().nullable() }),

@@ -28,12 +28,13 @@ export async function fileRoutes(base: FastifyInstance, { rpc, storage }: { rpc:
         summary: "Start a signed upload: a URL to PUT the bytes to",
         description: "Step 1 of a signed upload: PUT the bytes to upload_url with the given headers, then confirm.",
         body: CreateUploadBody,
-        response: { 201: UploadTicket, ...errorResponses(...authErrors, ...bodyErrors) },
+        response: { 201: UploadTicket, ...errorResponses(...authErrors, ...bodyErrors, 404) },
       },
       onSend: noStore,
     },
     async (req, reply) => {
       const max_bytes = tierLimits[req.caller!.tier].maxFileBytes;
+      await requireProject(rpc, req.body.project_id, callCtx(req));
       reply.code(201);
       return rpc.call("storage", "createUpload", { ...req.body, max_bytes }, callCtx(req));
     },
@@ -65,7 +66,7 @@ export async function fileRoutes(base: FastifyInstance, { rpc, storage }: { rpc:
         description: "multipart/form-data with one `file` part (and an optional `project_id` field before it), streamed to storage.",
         consumes: ["multipart/form-data"],
         body: MultipartUpload,
-        response: { 201: FileReply, ...errorResponses(...authErrors, 400, 413, 415, 422) },
+        response: { 201: FileReply, ...errorResponses(...authErrors, 400, 404, 413, 415, 422) },
       },
       // The parts are streamed by the handler, never parsed up front: the body schema only documents them.
       validatorCompiler: () => () => true,
@@ -84,6 +85,7 @@ export async function fileRoutes(base: FastifyInstance, { rpc, storage }: { rpc:
       const project = Uuid.optional().safeParse(projectField?.value || undefined);
       if (!project.success) throw new AppError("INVALID_INPUT", "project_id must be a UUID", { fields: [{ path: "project_id", message: "must be a UUID" }] });
       const project_id = project.data;
+      await requireProject(rpc, project_id, callCtx(req));
       const ingest = await rpc.call(
         "storage",
         "createIngest",
@@ -140,6 +142,14 @@ export async function fileRoutes(base: FastifyInstance, { rpc, storage }: { rpc:
     await rpc.call("storage", "deleteFile", { file_id: req.params.id }, callCtx(req));
     return reply.code(204).send(null);
   });
+}
+
+/**
+ * An upload's project must be a live project of the caller (404 otherwise). The gateway alone starts
+ * uploads (createUpload, createIngest), so the one check here covers both ways in.
+ */
+async function requireProject(rpc: RpcClient, projectId: string | undefined, ctx: ReturnType<typeof callCtx>) {
+  if (projectId) await rpc.call("job", "getProject", { project_id: projectId }, ctx);
 }
 
 function safeJson(text: string): unknown {

@@ -1,0 +1,162 @@
+import type { Project, ProjectCosts } from "@cutroom/contracts";
+import { and, desc, eq, inArray, isNull, sqlTag as sql, type Db } from "@cutroom/db";
+import { jobs, projectApprovals, projects } from "@cutroom/db/jobs";
+import type { Conn, JobRow } from "./job-store.ts";
+
+export type ProjectRow = typeof projects.$inferSelect;
+
+/** Jobs enqueued in a project, counted for its public shape. */
+const jobCount = sql<number>`(select count(*)::int from jobs.jobs j where j.project_id = ${projects.id})`;
+
+export function toProject(row: ProjectRow, jobCount: number): Project {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    job_count: jobCount,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+export async function insertProject(db: Db, p: { id: string; userId: string; name: string; description: string | null }): Promise<ProjectRow> {
+  const [row] = await db.insert(projects).values(p).returning();
+  return row!;
+}
+
+/** The user's project unless deleted; another user's is simply not there. */
+export async function getLiveProject(db: Conn, userId: string, id: string): Promise<{ row: ProjectRow; jobCount: number } | null> {
+  const [found] = await db
+    .select({ row: projects, jobCount })
+    .from(projects)
+    .where(and(eq(projects.id, id), eq(projects.userId, userId), isNull(projects.deletedAt)));
+  return found ?? null;
+}
+
+/**
+ * Whether the user's project is live, holding it so until the caller's transaction ends: a job
+ * enqueued in it commits before the project's deletion can, and so is canceled with it.
+ */
+export async function lockLiveProject(tx: Conn, userId: string, id: string): Promise<boolean> {
+  const [row] = await tx
+    .select({ id: projects.id })
+    .from(projects)
+    .where(and(eq(projects.id, id), eq(projects.userId, userId), isNull(projects.deletedAt)))
+    .for("share");
+  return row !== undefined;
+}
+
+export async function listProjects(db: Db, userId: string, q: { limit: number; offset: number }) {
+  const where = and(eq(projects.userId, userId), isNull(projects.deletedAt));
+  const [rows, counted] = await Promise.all([
+    db.select({ row: projects, jobCount }).from(projects).where(where).orderBy(desc(projects.createdAt), desc(projects.id)).limit(q.limit).offset(q.offset),
+    db.select({ total: sql<number>`count(*)::int` }).from(projects).where(where),
+  ]);
+  return { rows, total: counted[0]?.total ?? 0 };
+}
+
+export async function updateProject(db: Db, userId: string, id: string, patch: { name?: string; description?: string | null }): Promise<ProjectRow | null> {
+  const [row] = await db
+    .update(projects)
+    .set({ ...patch, updatedAt: sql`now()` })
+    .where(and(eq(projects.id, id), eq(projects.userId, userId), isNull(projects.deletedAt)))
+    .returning();
+  return row ?? null;
+}
+
+/**
+ * Marks the user's project deleted; true also when it was deleted already, so a retried delete
+ * finishes what a failed one left (its jobs, its files). False when the user has no such project.
+ */
+export async function markProjectDeleted(db: Db, userId: string, id: string): Promise<boolean> {
+  const [row] = await db
+    .update(projects)
+    .set({ deletedAt: sql`coalesce(${projects.deletedAt}, now())`, updatedAt: sql`now()` })
+    .where(and(eq(projects.id, id), eq(projects.userId, userId)))
+    .returning({ id: projects.id });
+  return row !== undefined;
+}
+
+/** The project's jobs that are still queued or running. */
+export async function activeProjectJobIds(db: Db, userId: string, projectId: string): Promise<string[]> {
+  const rows = await db
+    .select({ id: jobs.id })
+    .from(jobs)
+    .where(and(eq(jobs.userId, userId), eq(jobs.projectId, projectId), inArray(jobs.status, ["queued", "running"])));
+  return rows.map((r) => r.id);
+}
+
+export async function projectJobs(db: Db, userId: string, projectId: string): Promise<JobRow[]> {
+  return db
+    .select()
+    .from(jobs)
+    .where(and(eq(jobs.userId, userId), eq(jobs.projectId, projectId)));
+}
+
+/**
+ * The pipeline stage a job ran as. The hook for pipelines: once the jobs table has a
+ * `pipeline_stage` column (pipelineStage in the Drizzle schema), a selected row carries it and it shows here.
+ */
+export function stageOfJob(row: JobRow): string | null {
+  const stage = (row as JobRow & { pipelineStage?: unknown }).pipelineStage;
+  return typeof stage === "string" ? stage : null;
+}
+
+/** The user's verdicts on files of the project, by file id. */
+export async function projectApprovalMap(db: Db, projectId: string): Promise<Map<string, boolean>> {
+  const rows = await db.select({ fileId: projectApprovals.fileId, approved: projectApprovals.approved }).from(projectApprovals).where(eq(projectApprovals.projectId, projectId));
+  return new Map(rows.map((r) => [r.fileId, r.approved]));
+}
+
+/** Sets the verdict on every file given, in one statement: all of them or none. Returns how many files of the project are approved after it. */
+export async function setApprovals(db: Db, projectId: string, fileIds: string[], approved: boolean): Promise<number> {
+  return db.transaction(async (tx) => {
+    await tx
+      .insert(projectApprovals)
+      .values(fileIds.map((fileId) => ({ projectId, fileId, approved })))
+      .onConflictDoUpdate({ target: [projectApprovals.projectId, projectApprovals.fileId], set: { approved, updatedAt: sql`now()` } });
+    const [row] = await tx
+      .select({ n: sql<number>`count(*)::int` })
+      .from(projectApprovals)
+      .where(and(eq(projectApprovals.projectId, projectId), eq(projectApprovals.approved, true)));
+    return row?.n ?? 0;
+  });
+}
+
+/**
+ * What the project's jobs cost, by job type and model: credits captured (succeeded jobs), the USD
+ * the provider charged (failed runs too), and units: the output files made. A job counts when it
+ * ended having been charged credits or having run a model.
+ */
+export async function projectCosts(db: Db, userId: string, projectId: string): Promise<ProjectCosts> {
+  // Model-backed types record the model as result.model, or inside result.provider.
+  const model = sql<string | null>`coalesce(${jobs.result}->>'model', ${jobs.result}->'provider'->>'model')`;
+  const rows = await db
+    .select({
+      jobType: jobs.type,
+      model,
+      credits: sql<number>`coalesce(sum(${jobs.credits}) filter (where ${jobs.creditState} = 'captured'), 0)::int`,
+      usd: sql<number>`coalesce(sum(${jobs.providerCostUsd}), 0)::float8`,
+      units: sql<number>`coalesce(sum(jsonb_array_length(coalesce(${jobs.result}->'files', '[]'::jsonb))), 0)::int`,
+      count: sql<number>`count(*)::int`,
+    })
+    .from(jobs)
+    .where(
+      and(
+        eq(jobs.userId, userId),
+        eq(jobs.projectId, projectId),
+        inArray(jobs.status, ["succeeded", "failed", "canceled"]),
+        sql`(${jobs.creditState} = 'captured' or ${jobs.providerCostUsd} is not null)`,
+      ),
+    )
+    .groupBy(jobs.type, model)
+    .orderBy(jobs.type, model);
+  const usd = (n: number) => Math.round(n * 1e6) / 1e6;
+  const breakdown = rows.map((r) => ({ job_type: r.jobType, model: r.model, credits: r.credits, usd: usd(r.usd), units: r.units, count: r.count }));
+  return {
+    project_id: projectId,
+    total_credits: breakdown.reduce((s, r) => s + r.credits, 0),
+    total_usd: usd(breakdown.reduce((s, r) => s + r.usd, 0)),
+    breakdown,
+  };
+}
