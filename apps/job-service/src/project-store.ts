@@ -5,8 +5,8 @@ import type { Conn, JobRow } from "./job-store.ts";
 
 export type ProjectRow = typeof projects.$inferSelect;
 
-/** Jobs enqueued in a project, counted for its public shape. */
-const jobCount = sql<number>`(select count(*)::int from jobs.jobs j where j.project_id = ${projects.id})`;
+/** Jobs enqueued in a project, counted for its public shape. (Spelled out: Drizzle writes the outer column unqualified, which the subquery's own id would shadow.) */
+const jobCount = sql<number>`(select count(*)::int from jobs.jobs j where j.project_id = projects.id)`;
 
 export function toProject(row: ProjectRow, jobCount: number): Project {
   return {
