@@ -9,6 +9,8 @@ export * from "./job-types.ts";
 export * from "./compose-job-types.ts";
 export * from "./video-edit-job-types.ts";
 export * from "./prompts.ts";
+export * from "./pipeline-templates.ts";
+export * from "./pipelines.ts";
 export * from "./events.ts";
 export * from "./subjects.ts";
 export * from "./health.ts";
