@@ -163,7 +163,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
   it("lists the caller's jobs newest first, filtered by status, type and project, a page at a time", async () => {
     const user = await stack.newUser();
     const file_id = await stack.addFile(user, "ready", testImage);
-    const project_id = randomUUID();
+    const project_id = (await stack.client.call("job", "createProject", { name: "list" }, { caller: user })).id;
     const a = (await create(user, { type: "image.resize", input: { file_id, width: 10 } })).job;
     const b = (await create(user, { type: "image.thumbnail", input: { file_id }, project_id })).job;
     const c = (await create(user, { type: "image.resize", input: { file_id, width: 20 }, project_id })).job;
@@ -316,7 +316,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
 
   it("hands a worker the job's project with its claim, for its outputs to join", async () => {
     const user = await stack.newUser(100);
-    const project_id = randomUUID();
+    const project_id = (await stack.client.call("job", "createProject", { name: "claim" }, { caller: user })).id;
     const { job } = await create(user, { type: "image.resize", input: { file_id: await stack.addFile(user, "ready", testImage), width: 10 }, project_id });
     expect(await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "w1" })).toMatchObject({ run: true, job: { id: job.id, project_id } });
   });

@@ -2,7 +2,6 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { expectEnvelope } from "./client.ts";
 import { ffprobe } from "./media.ts";
@@ -184,7 +183,7 @@ describe("around the edit jobs", () => {
   it("puts a job's outputs in the job's project", async () => {
     const u = await ctx.api.signUp();
     const { video, segments } = await twoSegments(u.token);
-    const project_id = randomUUID();
+    const project_id = (await ctx.api.post("/projects", { name: "dub" }, u.token)).body.id as string;
     const { final } = await runJob(u.token, { type: "video.lipsync", input: { file_id: video.id, segments: segments.slice(0, 1), mode: "dub" }, project_id });
     const output = (await ctx.api.get(`/files/${final.result.files[0].file_id}`, u.token)).body.file;
     expect(output).toMatchObject({ folder: "output", project_id });
