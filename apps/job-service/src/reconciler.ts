@@ -6,6 +6,7 @@ import { settleCredits } from "./credits.ts";
 import { dispatchHeld, dispatchJob } from "./dispatch.ts";
 import type { Timing } from "./env.ts";
 import { lockOverdueJobs, lockUndispatchedJobs, lockUnsettledJobs } from "./job-store.ts";
+import type { PipelineEngine } from "./pipelines.ts";
 
 export interface ReconcilerDeps {
   db: Db;
@@ -14,6 +15,8 @@ export interface ReconcilerDeps {
   rpc: RpcClient;
   log: Logger;
   timing: Timing;
+  /** Advances pipelines whose advance was lost (ADR 025); absent: none are run here. */
+  pipelines?: Pick<PipelineEngine, "reconcile">;
 }
 
 /**
@@ -48,7 +51,7 @@ export function startReconciler(deps: ReconcilerDeps): { stop: () => Promise<voi
 }
 
 /** One pass: dispatch what never reached the broker, re-dispatch what it lost, settle what billing missed. */
-export async function reconcile({ db, js, jsm, rpc, log, timing }: ReconcilerDeps): Promise<void> {
+export async function reconcile({ db, js, jsm, rpc, log, timing, pipelines }: ReconcilerDeps): Promise<void> {
   await db.transaction(async (tx) => {
     for (const row of await lockUndispatchedJobs(tx, timing.dispatchGraceMs)) {
       const dispatch = await dispatchJob(js, tx, row);
@@ -76,6 +79,9 @@ export async function reconcile({ db, js, jsm, rpc, log, timing }: ReconcilerDep
       }
     }
   });
+
+  // After the settles: a pipeline reads its jobs' credit states as it advances.
+  await pipelines?.reconcile(timing.dispatchGraceMs);
 }
 
 /**

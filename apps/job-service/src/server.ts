@@ -2,7 +2,8 @@ import { createDb, runMigrations } from "@cutroom/db";
 import { loadCatalog, providerAvailability } from "@cutroom/models";
 import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, keepStreams, retrying, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { createJobHandlers } from "./app.ts";
+import { loadPipelineTypes } from "@cutroom/contracts";
+import { createJobService } from "./app.ts";
 import { readEnv, timingFrom } from "./env.ts";
 import { startEventsConsumer } from "./events-consumer.ts";
 import { startReconciler } from "./reconciler.ts";
@@ -20,10 +21,14 @@ const nc = await connectNats(env, "job-service", log);
 await ensureStreams(nc, { replicas: env.NATS_STREAM_REPLICAS, log });
 const rpc = createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS });
 
-const server = serveRpc(nc, "job", createJobHandlers({ db, nc, rpc, events: createEventPublisher(nc), log, timing, models }), log);
+// A bad type or flavor file stops the start, naming the file.
+const pipelineTypes = loadPipelineTypes({ flavorsDir: env.PIPELINE_FLAVORS_DIR });
+log.info({ pipeline_types: [...pipelineTypes.keys()] }, "pipeline types loaded");
+const { handlers, pipelines } = createJobService({ db, nc, rpc, events: createEventPublisher(nc), log, timing, models, pipelineTypes });
+const server = serveRpc(nc, "job", handlers, log);
 const consumer = await startEventsConsumer({ db, nc, log, timing });
 const jsm = await retrying(() => jetstreamManager(nc), "could not reach JetStream; trying again", { log });
-const reconciler = startReconciler({ db, js: jetstream(nc), jsm, rpc, log, timing });
+const reconciler = startReconciler({ db, js: jetstream(nc), jsm, rpc, log, timing, pipelines });
 // A server back with an empty store lost the streams: make them again, at the reconciler's pace (the
 // events consumer makes itself again once JOB_EVENTS is back).
 const streamKeeper = keepStreams(nc, { replicas: env.NATS_STREAM_REPLICAS, log, everyMs: timing.reconcileIntervalMs });

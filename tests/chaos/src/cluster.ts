@@ -50,6 +50,8 @@ export async function startChaosCluster(opts: { parentDir?: string; keep?: boole
       // One client address for every test user: per-address sign-in limits would count the run as one user.
       AUTH_LOGINS_PER_ADDRESS_PER_MINUTE: "1000",
       AUTH_REGISTRATIONS_PER_ADDRESS_PER_HOUR: "1000",
+      // The run's one client follows every job it makes: more live streams than one app user normally holds.
+      WS_MAX_CONNECTIONS_PER_USER: "500",
       LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
     },
   }).catch(async (err) => {
