@@ -14,6 +14,8 @@ import {
   type InputMedia,
   type JobTypeDefinition,
   type JobWork,
+  loadPipelineTypes,
+  type PipelineType,
 } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { defaultCatalog, resolveModel, unavailableModel, type Catalog, type ModelProviderName } from "@cutroom/models";
@@ -37,6 +39,7 @@ import {
 import type { Timing } from "./env.ts";
 import { jobIdFor } from "./job-id.ts";
 import { getLiveProject } from "./project-store.ts";
+import { createPipelineEngine, type PipelineEngine } from "./pipelines.ts";
 import { createProjectHandlers } from "./projects.ts";
 import { requestHash } from "./request-hash.ts";
 
@@ -56,6 +59,8 @@ export interface JobDeps {
   timing: Timing;
   /** The models catalog and which provider the workers have (MODEL_PROVIDER); absent: the default catalog, no provider. */
   models?: { catalog: Catalog; provider: ModelProviderName };
+  /** The pipeline types served (loadPipelineTypes with PIPELINE_FLAVORS_DIR); absent: the built-in ones. */
+  pipelineTypes?: Map<string, PipelineType>;
 }
 
 /**
@@ -63,7 +68,10 @@ export interface JobDeps {
  * and gates every delivery to a worker with a claim. The events consumer and the reconciler
  * (events-consumer.ts, reconciler.ts) keep the records current and the broker honest.
  */
-export function createJobHandlers({ db, nc, rpc, events, log, timing, models = { catalog: defaultCatalog(), provider: "none" } }: JobDeps): RpcHandlers<"job"> {
+export function createJobService({ db, nc, rpc, events, log, timing, models = { catalog: defaultCatalog(), provider: "none" }, pipelineTypes }: JobDeps): {
+  handlers: RpcHandlers<"job">;
+  pipelines: PipelineEngine;
+} {
   const js = jetstream(nc);
 
   /** A job whose models nobody can run is refused before anything is reserved (503, seed 000). */
@@ -105,7 +113,8 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
       .catch((err) => reqLog.warn({ err, job_id: row.id }, "could not dispatch the job; the reconciler will"));
   };
 
-  const createJob = async ({ body, idempotency_key }: Parameters<RpcHandlers<"job">["create"]>[0], ctx: RpcContext) => {
+  /** `pipeline`: the run, stage and place of a job a pipeline starts (ADR 025); such a job takes no rate slot, its run took one. */
+  const createJob = async ({ body, idempotency_key }: Parameters<RpcHandlers<"job">["create"]>[0], ctx: RpcContext, pipeline?: { id: string; stage: string; order: number }) => {
     const caller = requireCaller(ctx);
     const { type, input } = parseInput(body.type, body.input);
     const hash = requestHash(body);
@@ -128,8 +137,8 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
     if (commitBy !== undefined && Date.now() >= commitBy) throw rpcTimedOut("job");
     const callCtx = { requestId: ctx.requestId, caller, deadline: ctx.deadline };
     // The per-minute slot is taken last: a 422 or an idempotent replay costs none.
-    const rate = await rpc.call("billing", "rate", { user_id: caller.user_id, tier: caller.tier, bucket: "jobs.create" }, callCtx);
-    if (!rate.allowed) {
+    const rate = pipeline ? undefined : await rpc.call("billing", "rate", { user_id: caller.user_id, tier: caller.tier, bucket: "jobs.create" }, callCtx);
+    if (rate && !rate.allowed) {
       throw new AppError("RATE_LIMITED", `the ${caller.tier} tier allows ${rate.limit} new jobs per minute`, { limit: rate.limit, remaining: 0, reset: rate.reset });
     }
     const row = await insertReservedJob(db, {
@@ -146,6 +155,7 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
       idempotencyKey: idempotency_key ?? null,
       requestHash: idempotency_key ? hash : null,
       tier: caller.tier,
+      ...(pipeline ? { pipelineId: pipeline.id, pipelineStage: pipeline.stage, pipelineOrder: pipeline.order } : {}),
     }, commitBy);
     if (!row) {
       // Another request with the same key committed first; this one's reservation rolled back with its insert.
@@ -190,7 +200,24 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
     return next;
   };
 
-  return {
+  const pipelines = createPipelineEngine({
+    db,
+    rpc,
+    log,
+    types: pipelineTypes ?? loadPipelineTypes(),
+    jobs: {
+      create: async (caller, body, idempotency_key, pipeline) => {
+        const ctx = { requestId: `pipeline-${pipeline.id}`, caller, log: log.child({ pipeline_id: pipeline.id }) } as RpcContext;
+        return (await createJob({ body, idempotency_key }, ctx, pipeline)).job;
+      },
+      cancel: cancelUserJob,
+      requireProvider,
+      etaSeconds,
+    },
+    projectExists: async (userId, projectId) => (await getLiveProject(db, userId, projectId)) !== null,
+  });
+
+  const handlers: RpcHandlers<"job"> = {
     health: async () => runChecks("job", { database: () => db.execute(sql`select 1`), nats: () => nc.rtt() }),
 
     create: async (request, ctx) => {
@@ -213,7 +240,18 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
       return toPage(rows.map(toJob), total, query);
     },
 
-    cancel: async ({ job_id }, ctx) => cancelUserJob(requireCaller(ctx), job_id, ctx),
+    cancel: async ({ job_id }, ctx) => {
+      const reply = await cancelUserJob(requireCaller(ctx), job_id, ctx);
+      pipelines.jobEnded(job_id);
+      return reply;
+    },
+
+    pipelineTypes: async () => ({ data: pipelines.describeTypes() }),
+    createPipeline: async (body, ctx) => pipelines.create(requireCaller(ctx), body, ctx),
+    getPipeline: async ({ pipeline_id }, ctx) => pipelines.get(requireCaller(ctx), pipeline_id),
+    listPipelines: async (query, ctx) => pipelines.list(requireCaller(ctx), query),
+    approvePipeline: async ({ pipeline_id, stage, file_ids }, ctx) => pipelines.approve(requireCaller(ctx), pipeline_id, stage, file_ids),
+    cancelPipeline: async ({ pipeline_id }, ctx) => pipelines.cancel(requireCaller(ctx), pipeline_id, ctx),
 
     ...createProjectHandlers({ db, rpc }, cancelUserJob),
 
@@ -263,6 +301,7 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
       // Above the worker's last event too: job-service may not have applied it when the broker lost it.
       await events.publish(job_id, event, { unlessEnded: true, floor: Math.max(row.lastEventSeq, last_event_seq) });
       ctx.log.info({ job_id, status: row.status, credits: row.creditState }, "job finished");
+      pipelines.jobEnded(job_id, row.pipelineId);
       return { applied: true, status: row.status };
     },
 
@@ -271,7 +310,10 @@ export function createJobHandlers({ db, nc, rpc, events, log, timing, models = {
       return jobStats(db);
     },
   };
+  return { handlers, pipelines };
 }
+
+export const createJobHandlers = (deps: JobDeps): RpcHandlers<"job"> => createJobService(deps).handlers;
 
 function requireCaller(ctx: RpcContext): Caller {
   if (!ctx.caller) throw new AppError("UNAUTHORIZED", "sign in to use jobs");

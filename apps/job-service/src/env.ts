@@ -21,6 +21,8 @@ export const Env = BaseEnv.extend(DbEnv.shape).extend({
   MODEL_EMULATOR_URL: z.string().optional(),
   /** The operator's models catalog, the same file the workers read: which qualities exist and which run on local engines. */
   MODEL_CATALOG_FILE: z.string().min(1).optional(),
+  /** A directory of the operator's pipeline flavors, `<type>/<flavor>.json` (docs/PIPELINES.md), read at start beside the built-in ones; unset: built-in flavors only. */
+  PIPELINE_FLAVORS_DIR: z.string().min(1).optional(),
 });
 export type Env = ReturnType<typeof Env.parse>;
 export const readEnv = () => loadEnv(Env);

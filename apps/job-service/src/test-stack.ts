@@ -8,7 +8,7 @@ import { createEventPublisher, createRpcClient, serveRpc, type NatsConnection } 
 import { createStorageHandlers, type StorageDeps } from "@cutroom/storage-service";
 import { createMigratedDb, silentLogger, startTestNats } from "@cutroom/testing";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { createJobHandlers } from "./app.ts";
+import { createJobService } from "./app.ts";
 import { Env, timingFrom, type Timing } from "./env.ts";
 import { startEventsConsumer } from "./events-consumer.ts";
 import { startReconciler } from "./reconciler.ts";
@@ -30,9 +30,10 @@ export async function startJobStack(opts: { timing?: Partial<Timing>; lifecycle?
   const nc = await nats.connect();
   const models = { catalog: defaultCatalog(), provider: opts.provider ?? "none" };
   const deps = { db: db.db, nc, rpc: createRpcClient(nc, { timeoutMs: 5000 }), events: createEventPublisher(nc), log, timing, models };
-  serveRpc(nc, "job", createJobHandlers(deps), log);
+  const { handlers, pipelines } = createJobService(deps);
+  serveRpc(nc, "job", handlers, log);
   const lifecycle = opts.lifecycle
-    ? [await startEventsConsumer({ db: db.db, nc, log, timing }), startReconciler({ ...deps, js: jetstream(nc), jsm: await jetstreamManager(nc) })]
+    ? [await startEventsConsumer({ db: db.db, nc, log, timing }), startReconciler({ ...deps, js: jetstream(nc), jsm: await jetstreamManager(nc), pipelines })]
     : [];
 
   const client = createRpcClient(await nats.connect(), { timeoutMs: 5000 });
@@ -42,6 +43,7 @@ export async function startJobStack(opts: { timing?: Partial<Timing>; lifecycle?
     db,
     nats,
     deps,
+    pipelines,
     client,
     jsm,
     addFile: storage.addFile,

@@ -87,6 +87,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats"]),
       ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats"]),
       ...calls("job", ["createProject", "listProjects", "getProject", "updateProject", "deleteProject", "projectAssets", "approveFiles", "projectCosts"]),
+      ...calls("job", ["pipelineTypes", "createPipeline", "getPipeline", "listPipelines", "approvePipeline", "cancelPipeline"]),
       ...Object.keys(workerQueues).map((w) => subjects.rpc(w, "health")),
       ...[...serviceNames, ...workerNames].map((name) => subjects.instanceHealth(name)),
       ...calls("models", ["enhancePrompt"]),
@@ -131,7 +132,8 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
   // Owns the streams (creates and updates them at start) and its events consumer: the whole JetStream API.
   "job-service": user("job-service", {
     publish: [
-      ...calls("billing", ["rate", "reserve", "capture", "release"]),
+      // balance: whether a pipeline's first stage is affordable before the run is made.
+      ...calls("billing", ["rate", "reserve", "capture", "release", "balance"]),
       // projectFiles, deleteProjectFiles: a project's assets, and its files going with it.
       ...calls("storage", ["getFile", "projectFiles", "deleteProjectFiles"]),
       subjects.jobRunQueue("*"),

@@ -6,6 +6,7 @@ import { ContentType, CreateUploadBody, DownloadUrl, FileKind, FileObject, Filen
 import { ServiceHealth } from "./health.ts";
 import { CancelReply, ClaimReply, CreateJobBody, FinishBody, FinishReply, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
 import { EnhancedPrompt, EnhancePromptRequest } from "./prompts.ts";
+import { ApprovePipelineBody, CancelPipelineReply, CreatePipelineBody, ListPipelinesQuery, Pipeline, PipelineTypeDescription } from "./pipelines.ts";
 import {
   ApprovalsBody,
   ApprovalsReply,
@@ -113,6 +114,13 @@ export const rpc = {
     // Worker-facing: the gate every delivery passes before work starts (see ClaimReply).
     claim: method(z.object({ job_id: Uuid, dispatch: z.number().int(), worker: z.string() }), ClaimReply),
     finish: method(FinishBody, FinishReply),
+    // Pipelines (ADR 025): runs of stages of ordinary jobs, advanced by job-service.
+    pipelineTypes: method(Empty, z.object({ data: z.array(PipelineTypeDescription) })),
+    createPipeline: method(CreatePipelineBody, Pipeline),
+    getPipeline: method(z.object({ pipeline_id: Uuid }), Pipeline),
+    listPipelines: method(ListPipelinesQuery, page(Pipeline)),
+    approvePipeline: method(ApprovePipelineBody.extend({ pipeline_id: Uuid }), Pipeline),
+    cancelPipeline: method(z.object({ pipeline_id: Uuid }), CancelPipelineReply),
     createProject: method(CreateProjectBody, Project),
     listProjects: method(ListProjectsQuery, page(Project)),
     getProject: method(z.object({ project_id: Uuid }), Project),
