@@ -19,6 +19,7 @@ import { billingRoutes } from "./routes/billing.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { jobRoutes } from "./routes/jobs.ts";
+import { pipelineRoutes } from "./routes/pipelines.ts";
 import { projectRoutes } from "./routes/projects.ts";
 import { promptRoutes } from "./routes/prompts.ts";
 import { storageProxy } from "./routes/storage-proxy.ts";
@@ -111,6 +112,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
       await api.register(fileRoutes, deps);
       await api.register(jobRoutes, deps);
       await api.register(projectRoutes, deps);
+      await api.register(pipelineRoutes, deps);
       await api.register(promptRoutes, deps);
       await api.register(billingRoutes, deps);
       await api.register(adminRoutes, deps);
