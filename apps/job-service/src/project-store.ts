@@ -93,13 +93,33 @@ export async function projectJobs(db: Db, userId: string, projectId: string): Pr
     .where(and(eq(jobs.userId, userId), eq(jobs.projectId, projectId)));
 }
 
-/**
- * The pipeline stage a job ran as. The hook for pipelines: once the jobs table has a
- * `pipeline_stage` column (pipelineStage in the Drizzle schema), a selected row carries it and it shows here.
- */
+/** The pipeline stage a job ran as (ADR 025); null for a job asked for directly. */
 export function stageOfJob(row: JobRow): string | null {
-  const stage = (row as JobRow & { pipelineStage?: unknown }).pipelineStage;
-  return typeof stage === "string" ? stage : null;
+  return row.pipelineStage;
+}
+
+/**
+ * Where each output of the jobs stands: its 0-based position among its job's result files, or,
+ * for a job of a pipeline stage, among the stage's outputs (its jobs in their stage order).
+ */
+export function outputOrder(jobs: JobRow[]): Map<string, number> {
+  const order = new Map<string, number>();
+  const filesOf = (j: JobRow) => ((j.result as { files?: { file_id: string }[] } | null)?.files ?? []).map((f) => f.file_id);
+  const stages = new Map<string, JobRow[]>();
+  for (const job of jobs) {
+    if (job.pipelineId && job.pipelineStage) {
+      const key = `${job.pipelineId}/${job.pipelineStage}`;
+      stages.set(key, [...(stages.get(key) ?? []), job]);
+    } else {
+      filesOf(job).forEach((id, i) => order.set(id, i));
+    }
+  }
+  for (const stageJobs of stages.values()) {
+    stageJobs.sort((a, b) => (a.pipelineOrder ?? 0) - (b.pipelineOrder ?? 0));
+    let next = 0;
+    for (const job of stageJobs) for (const id of filesOf(job)) order.set(id, next++);
+  }
+  return order;
 }
 
 /** The user's verdicts on files of the project, by file id. */

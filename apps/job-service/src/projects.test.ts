@@ -1,6 +1,25 @@
 import { isAppError } from "@cutroom/contracts";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { JobRow } from "./job-store.ts";
+import { outputOrder } from "./project-store.ts";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
+
+describe("a project's output order", () => {
+  const job = (id: string, files: string[], pipeline?: { id: string; stage: string; order: number }) =>
+    ({ id, result: { files: files.map((file_id) => ({ file_id })) }, pipelineId: pipeline?.id ?? null, pipelineStage: pipeline?.stage ?? null, pipelineOrder: pipeline?.order ?? null }) as unknown as JobRow;
+
+  it("numbers a job's outputs in its result's order, and a pipeline stage's outputs across its jobs in their stage order", () => {
+    const run = "run-1";
+    const order = outputOrder([
+      job("direct", ["a", "b"]),
+      job("clip-2", ["c2"], { id: run, stage: "clips", order: 1 }),
+      job("clip-1", ["c1"], { id: run, stage: "clips", order: 0 }),
+      job("images", ["i1", "i2"], { id: run, stage: "images", order: 0 }),
+      job("other-run", ["x"], { id: "run-2", stage: "clips", order: 0 }),
+    ]);
+    expect(Object.fromEntries(order)).toEqual({ a: 0, b: 1, c1: 0, c2: 1, i1: 0, i2: 1, x: 0 });
+  });
+});
 
 describe("projects in job-service", () => {
   let stack: JobStack;

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { AppError, isAppError, toPage, type Caller, type JobResult, type ProjectAsset } from "@cutroom/contracts";
+import { AppError, isAppError, toPage, type Caller, type ProjectAsset } from "@cutroom/contracts";
 import type { Db } from "@cutroom/db";
 import type { RpcClient, RpcContext, RpcHandlers } from "@cutroom/runtime";
 import {
@@ -8,6 +8,7 @@ import {
   insertProject,
   listProjects,
   markProjectDeleted,
+  outputOrder,
   projectApprovalMap,
   projectCosts,
   projectJobs,
@@ -93,14 +94,14 @@ export function createProjectHandlers({ db, rpc }: { db: Db; rpc: RpcClient }, c
       const file_ids = approved === undefined ? undefined : [...approvals].filter(([, a]) => a === approved).map(([id]) => id);
       const job_ids = stage === undefined ? undefined : jobs.filter((j) => stageOfJob(j) === stage).map((j) => j.id);
       const files = await rpc.call("storage", "projectFiles", { project_id, kind, file_ids, job_ids, limit, offset }, callCtx(ctx, caller));
+      const order = outputOrder(jobs);
       const data = files.data.map((file): ProjectAsset => {
         const job = file.job_id ? jobsById.get(file.job_id) : undefined;
-        const position = job ? ((job.result as JobResult | null)?.files ?? []).findIndex((f) => f.file_id === file.id) : -1;
         return {
           ...file,
           role: file.folder === "output" ? "output" : "input",
           stage: job ? stageOfJob(job) : null,
-          order: position >= 0 ? position : null,
+          order: order.get(file.id) ?? null,
           approved: approvals.get(file.id) ?? null,
         };
       });

@@ -31,7 +31,7 @@ export const ListProjectsQuery = Pagination;
 export const ProjectAsset = FileObject.extend({
   role: z.enum(["input", "output"]).describe("input: uploaded into the project; output: made by one of its jobs"),
   stage: z.string().nullable().describe("the pipeline stage of the job that made it; null for uploads and for jobs outside pipelines"),
-  order: z.number().int().nullable().describe("0-based position among its job's result files; null for uploads"),
+  order: z.number().int().nullable().describe("0-based position among its job's result files, or for a pipeline stage's job among the stage's outputs; null for uploads"),
   approved: z.boolean().nullable().describe("the user's verdict (POST /projects/{id}/approvals); null until given"),
 }).meta({ id: "ProjectAsset" });
 export type ProjectAsset = z.infer<typeof ProjectAsset>;
