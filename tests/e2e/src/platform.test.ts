@@ -44,7 +44,7 @@ describe("the platform", () => {
     expect(ops.filter(({ op }) => !op.summary).map((o) => o.key)).toEqual([]);
 
     const isPublic = (o: { op: any }) => Array.isArray(o.op.security) && o.op.security.length === 0;
-    const publicOps = ["POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh", "GET /api/v1/auth/jwks", "GET /api/v1/job-types", "GET /", "GET /health", "GET /health/live", "GET /health/ready", "POST /api/v1/webhooks/replicate"];
+    const publicOps = ["POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh", "GET /api/v1/auth/jwks", "GET /api/v1/job-types", "GET /api/v1/pipeline-types", "GET /", "GET /health", "GET /health/live", "GET /health/ready", "POST /api/v1/webhooks/replicate"];
     expect(ops.filter(isPublic).map((o) => o.key).sort()).toEqual([...publicOps].sort());
 
     const error = { $ref: "#/components/schemas/Error" };
