@@ -43,7 +43,7 @@ export function resolvePath(expr: string, ctx: TemplateContext): unknown {
  * - a string that is exactly one `{{path}}` is that value, type kept; other strings interpolate values as text (null as "");
  * - an object's keys whose value is null are dropped, and so are an array's null items (optional inputs stay optional);
  * - `{"$map": "{{path}}", "to": template}` is the template once per item of the array (`item`, `index` rebound), null for no array;
- * - `{"$if": "{{path}}", "then": template, "else": template}` is `then` when the value is truthy (a non-empty array), else `else` (null when absent).
+ * - `{"$if": "{{path}}", "$then": template, "$else": template}` is `$then` when the value is truthy (a non-empty array), else `$else` (null when absent). (`$`: a plain `then` key would make the template object a thenable.)
  */
 export function evaluateTemplate(template: unknown, ctx: TemplateContext): unknown {
   if (typeof template === "string") return evaluateString(template, ctx);
@@ -59,7 +59,7 @@ export function evaluateTemplate(template: unknown, ctx: TemplateContext): unkno
   if ("$if" in obj) {
     const test = evaluateTemplate(obj.$if, ctx);
     const truthy = Array.isArray(test) ? test.length > 0 : Boolean(test);
-    return evaluateTemplate(truthy ? obj.then : obj.else, ctx) ?? null;
+    return evaluateTemplate(truthy ? obj.$then : obj.$else, ctx) ?? null;
   }
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(obj)) {

@@ -40,10 +40,10 @@ describe("pipeline templates", () => {
     expect(evaluateTemplate({ clips: { $map: "{{input.missing}}", to: { file_id: "{{item}}" } } }, ctx)).toEqual({});
   });
 
-  it("chooses with $if; an absent else is dropped", () => {
-    expect(evaluateTemplate([{ $if: "{{input.audio_file_id}}", then: { file_id: "{{input.audio_file_id}}" } }], ctx)).toEqual([]);
-    expect(evaluateTemplate({ $if: "{{input.tags}}", then: "yes", else: "no" }, ctx)).toBe("yes");
-    expect(evaluateTemplate({ $if: "{{input.missing}}", then: "yes", else: "no" }, ctx)).toBe("no");
+  it("chooses with $if; an absent $else is dropped", () => {
+    expect(evaluateTemplate([{ $if: "{{input.audio_file_id}}", $then: { file_id: "{{input.audio_file_id}}" } }], ctx)).toEqual([]);
+    expect(evaluateTemplate({ $if: "{{input.tags}}", $then: "yes", $else: "no" }, ctx)).toBe("yes");
+    expect(evaluateTemplate({ $if: "{{input.missing}}", $then: "yes", $else: "no" }, ctx)).toBe("no");
   });
 
   it("leaves numbers, booleans and plain strings alone", () => {
