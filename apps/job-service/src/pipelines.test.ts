@@ -5,6 +5,7 @@ import { jobs, pipelines } from "@cutroom/db/jobs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { finishJob, getJob, type JobRow } from "./job-store.ts";
 import { pipelineJobs } from "./pipeline-store.ts";
+import { projectApprovalMap } from "./project-store.ts";
 import { startJobStack, testClip, testImage, type JobStack } from "./test-stack.ts";
 
 const timing = { leaseMs: 5000, reconcileIntervalMs: 100, redispatchAfterMs: 60_000, dispatchGraceMs: 300 };
@@ -139,6 +140,21 @@ describe("pipelines: storyboard runs of ordinary jobs, advanced by job-service",
     for (const job of await stageJobs(created.id, "images")) expect(job).toMatchObject({ status: "canceled", creditState: "released" });
     expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
     expect((await failure(stack.client.call("job", "cancelPipeline", { pipeline_id: created.id }, { caller: user }))).code).toBe("INVALID_STATE");
+  });
+
+  it("files a run's jobs under its project, and records the gate's verdicts as the project's approvals", async () => {
+    const user = await stack.newUser(100);
+    const project = await stack.client.call("job", "createProject", { name: "hats" }, { caller: user });
+    const created = await create(user, { type: "storyboard", input, project_id: project.id });
+    expect(created.project_id).toBe(project.id);
+    const imageJobs = await finishStage(user, created.id, "images", 2);
+    expect(imageJobs.map((j) => j.projectId)).toEqual([project.id, project.id]);
+    await waitStatus(user, created.id, "waiting_approval");
+    const images = await outputsOf(created.id, "images");
+    await stack.client.call("job", "approvePipeline", { pipeline_id: created.id, stage: "approve_images", file_ids: [images[0]!] }, { caller: user });
+    expect(Object.fromEntries(await projectApprovalMap(stack.db.db, project.id))).toEqual({ [images[0]!]: true, [images[1]!]: false });
+    const [clipJob] = await stageJobs(created.id, "clips");
+    expect(clipJob).toMatchObject({ projectId: project.id, pipelineStage: "clips", pipelineOrder: 0 });
   });
 
   it("hides a run from another user: get, approve and cancel are 404", async () => {

@@ -25,6 +25,7 @@ import type { Db } from "@cutroom/db";
 import type { PipelineStageRow } from "@cutroom/db/jobs";
 import type { Logger, RpcClient, RpcContext } from "@cutroom/runtime";
 import { namedFiles } from "./app.ts";
+import { setApprovals } from "./project-store.ts";
 import type { JobRow } from "./job-store.ts";
 import { evaluateCount, expandStageJobs, isPlaceholderFileId, placeholderFileId, predictOutputs } from "./pipeline-plan.ts";
 import {
@@ -364,7 +365,7 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists 
     },
 
     approve: async (caller: Caller, id: string, stageName: string, fileIds: string[]) => {
-      await db.transaction(async (tx) => {
+      const { projectId, rejected } = await db.transaction(async (tx) => {
         const p = await lockPipeline(tx, id, caller.user_id);
         if (!p) throw new AppError("NOT_FOUND", "pipeline not found");
         const def = types.get(p.type)?.stages.find((s) => s.name === stageName);
@@ -387,7 +388,13 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists 
         Object.assign(stage, { status: "succeeded", progress: 100, completed_at: now(), approved_file_ids: fileIds });
         // Running from here: a crash before the advance leaves a run with nothing to wait for, which the reconciler advances.
         await updatePipeline(tx, id, { status: "running", stages });
+        return { projectId: p.projectId, rejected: outputs.filter((f) => !fileIds.includes(f)) };
       });
+      // The project's assets show the verdict too (seed 003's save-approved-images): the chosen approved, the rest not.
+      if (projectId) {
+        await setApprovals(db, projectId, fileIds, true);
+        if (rejected.length > 0) await setApprovals(db, projectId, rejected, false);
+      }
       return view((await advance(id)) ?? (await userPipeline(caller, id)));
     },
 
