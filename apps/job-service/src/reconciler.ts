@@ -1,9 +1,10 @@
 import type { Db } from "@cutroom/db";
 import { orphanReservations, settle } from "@cutroom/ledger";
-import type { Logger, RpcClient } from "@cutroom/runtime";
+import type { JobEventPublisher, Logger, RpcClient } from "@cutroom/runtime";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { settleCredits } from "./credits.ts";
 import { dispatchHeld, dispatchJob } from "./dispatch.ts";
+import { createEndingsAnnouncer } from "./endings.ts";
 import type { Timing } from "./env.ts";
 import { lockOverdueJobs, lockUndispatchedJobs, lockUnsettledJobs } from "./job-store.ts";
 import type { PipelineEngine } from "./pipelines.ts";
@@ -15,6 +16,8 @@ export interface ReconcilerDeps {
   rpc: RpcClient;
   log: Logger;
   timing: Timing;
+  /** Publishes the endings whose terminal event never reached the stream; absent: not checked here. */
+  events?: JobEventPublisher;
   /** Advances pipelines whose advance was lost (ADR 025); absent: none are run here. */
   pipelines?: Pick<PipelineEngine, "reconcile">;
 }
@@ -28,8 +31,10 @@ export function startReconciler(deps: ReconcilerDeps): { stop: () => Promise<voi
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
   let sweptAt = -Infinity;
+  const announceEndings = deps.events && createEndingsAnnouncer({ ...deps, events: deps.events, graceMs: deps.timing.dispatchGraceMs });
   const pass = async () => {
     await reconcile(deps).catch((err) => deps.log.error({ err }, "reconcile pass failed"));
+    await announceEndings?.().catch((err) => deps.log.error({ err }, "could not check that ended jobs' terminal events are stored"));
     // Once per grace, not every pass: a reservation is released only once older than the grace anyway.
     if (Date.now() - sweptAt < deps.timing.orphanGraceMs) return;
     sweptAt = Date.now();
