@@ -159,10 +159,9 @@ describe("job creation is one transaction: no reservation without a job, answere
     await nc.flush();
     let jobId: string;
     try {
-      const impatient = createRpcClient(await stack.nats.connect(), { timeoutMs: 2000 });
-      const started = Date.now();
+      // A hanging publish gives up after JetStream's 5 s: a caller that waits 4 s is answered only if creation does not wait for it.
+      const impatient = createRpcClient(await stack.nats.connect(), { timeoutMs: 4000 });
       const { job, created } = await impatient.call("job", "create", { body: { type: "audio.cleanup", input: { file_id: await stack.addFile(user) } } }, { caller: user });
-      expect(Date.now() - started).toBeLessThan(1500);
       expect({ created, status: job.status, credits: job.credits }).toEqual({ created: true, status: "queued", credits: { amount: 5, state: "reserved" } });
       jobId = job.id;
       expect(await getJob(stack.db.db, job.id)).toMatchObject({ status: "queued", dispatchedAt: null });
