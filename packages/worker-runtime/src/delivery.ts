@@ -73,8 +73,8 @@ export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<vo
     const outcome = await runDelivery(msg, dispatch, controller.signal, deps, log, seq);
     await settle(msg, dispatch.job_id, dispatch.dispatch, outcome, deps, log, seq);
   } catch (err) {
-    log.error({ err }, "could not settle the delivery; it will be redelivered");
-    msg.nak(retryDelayMs(msg.info.deliveryCount, deps.retryBaseMs));
+    log.error({ err }, "could not settle the delivery; giving it back");
+    handBack(msg, deps.maxAttempts, log, retryDelayMs(msg.info.deliveryCount, deps.retryBaseMs));
   } finally {
     clearInterval(heartbeat);
     cancelSub.unsubscribe();
@@ -183,7 +183,7 @@ async function settle(msg: JsMsg, jobId: string, dispatch: number, outcome: Outc
       if (outcome.notice) {
         await deps.events.publish(jobId, { type: "log", level: "warn", message: outcome.notice }, { floor: seq.last }).catch((err) => log.warn({ err }, "could not publish the retry notice"));
       }
-      msg.nak(outcome.delayMs);
+      handBack(msg, deps.maxAttempts, log, outcome.delayMs);
       return;
     case "canceled":
       log.info("job canceled; stopped working on it");
@@ -191,9 +191,26 @@ async function settle(msg: JsMsg, jobId: string, dispatch: number, outcome: Outc
       return;
     case "released":
       log.info("giving the job back for another worker");
-      msg.nak();
+      handBack(msg, deps.maxAttempts, log);
       return;
   }
+}
+
+/**
+ * Gives a delivery that could not run back for another one, after `delayMs`. On the consumer's last
+ * delivery (max_deliver) a nak is never redelivered yet leaves the message in the work queue, where
+ * job-service's reconciler takes it for the job still queued and never dispatches it again: the job
+ * would wait forever. So the message is termed instead, and the reconciler, finding the job overdue
+ * with its message gone, dispatches it again with a fresh set of deliveries.
+ */
+export function handBack(msg: JsMsg, maxAttempts: number, log: Logger, delayMs?: number): void {
+  if (msg.info.deliveryCount < maxAttempts) {
+    msg.nak(delayMs);
+    return;
+  }
+  log.warn({ seq: msg.seq, delivery: msg.info.deliveryCount }, "the last delivery of this job could not run; job-service's reconciler will dispatch it again");
+  // No reason string: nats-server before 2.11 does not recognise "+TERM <reason>" as a term.
+  msg.term();
 }
 
 /**

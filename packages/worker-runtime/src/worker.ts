@@ -4,7 +4,7 @@ import { jobTypes, streams, type JobTypeName, type Queue } from "@cutroom/contra
 import { createEventPublisher, createRpcClient, retrying, type Logger, type NatsConnection, type StorageReplicas } from "@cutroom/runtime";
 import { jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import { consumerName, ensureWorkerConsumer, reopenWorkerConsumer } from "./consumer.ts";
-import { handleDelivery, stoppingReason, type DeliveryDeps } from "./delivery.ts";
+import { handBack, handleDelivery, stoppingReason, type DeliveryDeps } from "./delivery.ts";
 import { noModels, type ModelService } from "./models.ts";
 import type { AnyJobHandler, JobHandlers } from "./types.ts";
 
@@ -34,7 +34,7 @@ export interface Worker {
   load: () => { inFlight: number; concurrency: number };
   /**
    * Stops pulling, lets running jobs finish for up to `graceMs`, then aborts the rest, which
-   * are handed back (nak) for another worker. Resolves when every message is settled.
+   * are handed back (see handBack) for another delivery. Resolves when every message is settled.
    */
   stop: (opts?: { graceMs?: number }) => Promise<void>;
 }
@@ -105,7 +105,7 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
         batch = await consumer.fetch({ max_messages: config.concurrency - inFlight.size, expires: PULL_EXPIRES_MS });
         for await (const msg of batch) {
           if (stopping) {
-            msg.nak();
+            handBack(msg, config.maxAttempts, log);
             continue;
           }
           const p: Promise<void> = handleDelivery(msg, deps).finally(() => inFlight.delete(p));
