@@ -1,4 +1,4 @@
-import { JobEvent, streams } from "@cutroom/contracts";
+import { JobEvent, streams, subjects } from "@cutroom/contracts";
 import type { Db } from "@cutroom/db";
 import { retrying, type Logger, type NatsConnection } from "@cutroom/runtime";
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
@@ -62,6 +62,8 @@ export async function startEventsConsumer(deps: EventsConsumerDeps): Promise<{ s
 }
 
 async function handle(deps: EventsConsumerDeps, msg: JsMsg) {
+  // JOB_EVENTS carries pipelines' events too (ADR 026); the durable has no filter, as nats-server 2.9 cannot change one on an existing consumer.
+  if (!msg.subject.startsWith(subjects.jobEvents(""))) return msg.ack();
   let event: JobEvent;
   try {
     event = JobEvent.parse(msg.json());

@@ -2,7 +2,8 @@ import { z } from "zod";
 import { JobError, JobResult, JobStatus } from "./jobs.ts";
 import { Uuid } from "./common.ts";
 
-const base = { job_id: Uuid, seq: z.number().int().positive(), timestamp: z.string() };
+// project_id: on the events job-service publishes for a job of a project, so the gateway can route the job's events to the project's channel (ADR 026).
+const base = { job_id: Uuid, seq: z.number().int().positive(), timestamp: z.string(), project_id: Uuid.optional() };
 
 /** What travels on `jobs.events.<jobId>`: a per-job `seq` that only grows lets clients resume. */
 export const JobEvent = z.discriminatedUnion("type", [
@@ -17,3 +18,27 @@ export type JobEvent = z.infer<typeof JobEvent>;
 export type JobEventInput = JobEvent extends infer E ? (E extends unknown ? Omit<E, "job_id" | "seq" | "timestamp"> : never) : never;
 
 export const isTerminalEvent = (e: JobEvent) => e.type === "result" || e.type === "error";
+
+/**
+ * What travels on `pipelines.events.<pipelineId>` (ADR 026): a run's transitions with a per-run
+ * `seq`, published by job-service's pipeline engine with the same publisher as job events.
+ */
+export const PipelineEvent = z.object({
+  type: z.enum(["stage_started", "stage_progress", "waiting_approval", "stage_completed", "pipeline_completed"]),
+  pipeline_id: Uuid,
+  seq: z.number().int().positive(),
+  timestamp: z.string(),
+  project_id: Uuid.nullable().optional(),
+  stage: z.string().optional(),
+  progress: z.number().min(0).max(100).optional(),
+  /** stage_completed: the stage's ending (succeeded, failed, canceled); pipeline_completed: the run's (succeeded, failed, canceled). */
+  status: z.enum(["succeeded", "failed", "canceled"]).optional(),
+  error: JobError.nullable().optional(),
+  /** stage_started: the jobs it created; waiting_approval: the outputs to choose from. */
+  job_ids: z.array(Uuid).optional(),
+  file_ids: z.array(Uuid).optional(),
+});
+export type PipelineEvent = z.infer<typeof PipelineEvent>;
+export type PipelineEventInput = Omit<PipelineEvent, "pipeline_id" | "seq" | "timestamp">;
+
+export const isTerminalPipelineEvent = (e: PipelineEvent) => e.type === "pipeline_completed";

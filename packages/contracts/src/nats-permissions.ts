@@ -93,7 +93,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("models", ["enhancePrompt"]),
       // Relays a model provider's webhook (signature checked) to the worker waiting on the prediction.
       subjects.modelWebhook("*"),
-      // Reads JOB_EVENTS: a job's stored events by message gets (replay), and every new one through
+      // Reads JOB_EVENTS (jobs' and pipelines' events): a job's stored events by message gets (replay), and every new one through
       // one ordered consumer per process (live), which it creates again after NATS restarts.
       JS_ACCOUNT_INFO,
       jsApi("STREAM.INFO", streams.jobEvents.name),
@@ -138,6 +138,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("storage", ["getFile", "projectFiles", "deleteProjectFiles"]),
       subjects.jobRunQueue("*"),
       subjects.jobEvents("*"),
+      subjects.pipelineEvents("*"),
       subjects.jobCancel("*"),
       jsApi(">"),
       `$JS.ACK.${streams.jobEvents.name}.>`,

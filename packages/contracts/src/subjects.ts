@@ -7,6 +7,9 @@ export const subjects = {
   jobRunQueue: (queue: string) => `jobs.run.${queue}.>`,
   jobEvents: (jobId: string) => `jobs.events.${jobId}`,
   jobEventsAll: "jobs.events.>",
+  /** A pipeline's events (ADR 026), in JOB_EVENTS beside the jobs' so one consumer follows both. */
+  pipelineEvents: (pipelineId: string) => `pipelines.events.${pipelineId}`,
+  pipelineEventsAll: "pipelines.events.>",
   jobCancel: (jobId: string) => `jobs.cancel.${jobId}`,
   jobCancelAll: "jobs.cancel.>",
   /** A model provider's webhook for a prediction, relayed by the gateway (core NATS): wakes the worker waiting on it. */
@@ -15,7 +18,7 @@ export const subjects = {
 
 export const streams = {
   jobs: { name: "JOBS", subjects: ["jobs.run.>"] },
-  jobEvents: { name: "JOB_EVENTS", subjects: ["jobs.events.>"] },
+  jobEvents: { name: "JOB_EVENTS", subjects: ["jobs.events.>", "pipelines.events.>"] },
 } as const;
 
 /** Durable consumers on JOBS: one per worker queue, shared by that worker's replicas. */

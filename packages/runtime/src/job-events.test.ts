@@ -3,7 +3,7 @@ import { startNatsForTest as startTestNats } from "./test-nats.ts";
 import { streams } from "@cutroom/contracts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEventPublisher, readJobEvents, readLastJobEvent } from "./job-events.ts";
+import { createEventPublisher, createPipelineEventPublisher, readJobEvents, readLastJobEvent, readLastPipelineEvent, readPipelineEvents } from "./job-events.ts";
 import { ensureStreams } from "./nats.ts";
 
 describe("job events on JetStream", () => {
@@ -24,6 +24,20 @@ describe("job events on JetStream", () => {
     );
     const events = await readJobEvents(await nats.connect(), jobId);
     expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+  });
+
+  it("gives a pipeline its own gap-free seq on its own subject, and nothing after its pipeline_completed with unlessEnded", async () => {
+    const id = randomUUID();
+    const [a, b] = [createPipelineEventPublisher(await nats.connect()), createPipelineEventPublisher(await nats.connect())];
+    await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).publish(id, { type: "stage_progress", stage: "images", progress: i * 10 })));
+    await a.publish(id, { type: "pipeline_completed", status: "succeeded" });
+    expect(await b.publish(id, { type: "stage_progress", stage: "images", progress: 99 }, { unlessEnded: true })).toBeNull();
+    const nc = await nats.connect();
+    expect((await readPipelineEvents(nc, id)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect((await readPipelineEvents(nc, id, 5)).map((e) => e.seq)).toEqual([6, 7]);
+    expect(await readLastPipelineEvent(nc, id)).toMatchObject({ seq: 7, type: "pipeline_completed", pipeline_id: id });
+    // A job with the same id is another subject: its seq starts at 1.
+    expect(await createEventPublisher(nc).publish(id, { type: "progress", progress: 1 })).toMatchObject({ seq: 1 });
   });
 
   it("replays only what came after `since`", async () => {

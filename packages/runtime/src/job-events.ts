@@ -1,5 +1,5 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type MsgRequest, type NextMsgRequest } from "@nats-io/jetstream";
-import { JobEvent, isTerminalEvent, streams, subjects, type JobEventInput } from "@cutroom/contracts";
+import { JobEvent, PipelineEvent, isTerminalEvent, isTerminalPipelineEvent, streams, subjects, type JobEventInput, type PipelineEventInput } from "@cutroom/contracts";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 const WRONG_LAST_SEQUENCE = 10071;
@@ -18,6 +18,43 @@ export interface JobEventPublisher {
 
 const CACHE_LIMIT = 10_000;
 
+/** One kind of event with a per-key gap-free `seq` on its own subject: a job's, a pipeline's (ADR 026). */
+interface EventKind<E extends { seq: number }, I> {
+  what: string;
+  subject: (key: string) => string;
+  /** The event to store, validated. */
+  build: (key: string, input: I, seq: number, timestamp: string) => E;
+  /** A stored message as this kind of event; undefined when it is not one. */
+  parse: (raw: unknown) => E | undefined;
+  isTerminal: (e: E) => boolean;
+}
+
+const safely = <E>(schema: { safeParse: (raw: unknown) => { success: true; data: E } | { success: false } }) => (raw: unknown) => {
+  const parsed = schema.safeParse(raw);
+  return parsed.success ? parsed.data : undefined;
+};
+
+const jobEvents: EventKind<JobEvent, JobEventInput> = {
+  what: "job",
+  subject: subjects.jobEvents,
+  build: (jobId, input, seq, timestamp) => JobEvent.parse({ ...input, job_id: jobId, seq, timestamp }),
+  parse: safely(JobEvent),
+  isTerminal: isTerminalEvent,
+};
+
+const pipelineEvents: EventKind<PipelineEvent, PipelineEventInput> = {
+  what: "pipeline",
+  subject: subjects.pipelineEvents,
+  build: (pipelineId, input, seq, timestamp) => PipelineEvent.parse({ ...input, pipeline_id: pipelineId, seq, timestamp }),
+  parse: safely(PipelineEvent),
+  isTerminal: isTerminalPipelineEvent,
+};
+
+export interface PipelineEventPublisher {
+  /** As JobEventPublisher's publish, for a pipeline's events on `pipelines.events.<id>`. */
+  publish: (pipelineId: string, event: PipelineEventInput, opts?: { unlessEnded?: boolean; floor?: number }) => Promise<PipelineEvent | null>;
+}
+
 /**
  * Every publisher of a job's events (job-service, any worker, a redelivered worker) shares one
  * gap-free `seq`: each publish says which stream sequence it expects last on the job's subject,
@@ -27,6 +64,15 @@ const CACHE_LIMIT = 10_000;
  * too) from watchers and from job-service, which both drop a seq they have already passed.
  */
 export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
+  return createSeqPublisher(nc, jobEvents);
+}
+
+/** A pipeline's events, by the very same arbitration as a job's. */
+export function createPipelineEventPublisher(nc: NatsConnection): PipelineEventPublisher {
+  return createSeqPublisher(nc, pipelineEvents);
+}
+
+function createSeqPublisher<E extends { seq: number }, I>(nc: NatsConnection, kind: EventKind<E, I>) {
   const js: JetStreamClient = jetstream(nc);
   let jsm: JetStreamManager | undefined;
   const last = new Map<string, { streamSeq: number; seq: number; ended: boolean }>();
@@ -39,7 +85,7 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
 
   const readLast = async (jobId: string) => {
     jsm ??= await jetstreamManager(nc);
-    const stored = await lastStored(nc, jsm, jobId);
+    const stored = await lastStored(nc, jsm, kind, jobId);
     const event = stored?.event;
     const storedSeq = event?.seq ?? 0;
     // What this process saw published beyond the store: the store lost it.
@@ -48,7 +94,7 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
     const state = {
       streamSeq: stored?.streamSeq ?? 0,
       seq: lost ? known.seq : storedSeq,
-      ended: (event ? isTerminalEvent(event) : false) || (lost && known.ended),
+      ended: (event ? kind.isTerminal(event) : false) || (lost && known.ended),
     };
     remember(jobId, state);
     return state;
@@ -56,16 +102,16 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
 
   // Publishes of one job from this process go one at a time; other processes are arbitrated by the broker.
   const queues = new Map<string, Promise<unknown>>();
-  const publishOne = async (jobId: string, input: JobEventInput, unlessEnded: boolean, floor: number, first = false): Promise<JobEvent | null> => {
+  const publishOne = async (jobId: string, input: I, unlessEnded: boolean, floor: number, first = false): Promise<E | null> => {
       for (let attempt = 0; attempt < 20; attempt++) {
         const prev = last.get(jobId) ?? (await readLast(jobId));
         if (unlessEnded && prev.ended) return null;
         // The broker's expected-sequence check makes this hold against other processes too.
         if (first && (prev.streamSeq > 0 || prev.seq > 0 || floor > 0)) return null;
-        const event = JobEvent.parse({ ...input, job_id: jobId, seq: Math.max(prev.seq, floor) + 1, timestamp: new Date().toISOString() });
+        const event = kind.build(jobId, input, Math.max(prev.seq, floor) + 1, new Date().toISOString());
         try {
-          const ack = await js.publish(subjects.jobEvents(jobId), JSON.stringify(event), { expect: { lastSubjectSequence: prev.streamSeq } });
-          remember(jobId, { streamSeq: ack.seq, seq: event.seq, ended: isTerminalEvent(event) });
+          const ack = await js.publish(kind.subject(jobId), JSON.stringify(event), { expect: { lastSubjectSequence: prev.streamSeq } });
+          remember(jobId, { streamSeq: ack.seq, seq: event.seq, ended: kind.isTerminal(event) });
           return event;
         } catch (err) {
           const code = (err as { api_error?: { err_code?: number }; code?: number }).api_error?.err_code;
@@ -73,11 +119,11 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
           await readLast(jobId);
         }
       }
-      throw new Error(`could not publish an event for job ${jobId}: too much contention`);
+      throw new Error(`could not publish an event for ${kind.what} ${jobId}: too much contention`);
   };
 
   return {
-    publish(jobId, input, opts = {}) {
+    publish(jobId: string, input: I, opts: { unlessEnded?: boolean; floor?: number; first?: boolean } = {}) {
       const next = (queues.get(jobId) ?? Promise.resolve()).catch(() => {}).then(() => publishOne(jobId, input, opts.unlessEnded ?? false, opts.floor ?? 0, opts.first));
       queues.set(jobId, next);
       void next.finally(() => queues.get(jobId) === next && queues.delete(jobId)).catch(() => {});
@@ -91,20 +137,19 @@ export function createEventPublisher(nc: NatsConnection): JobEventPublisher {
  * publish there (a worker) could leave a message that is not an event: it is passed over, so it
  * spoils neither the replay nor the seq of the next event, which still follows it in the stream.
  */
-async function lastStored(nc: NatsConnection, jsm: JetStreamManager, jobId: string): Promise<{ streamSeq: number; event: JobEvent | null } | null> {
-  const stored = await jsm.streams.getMessage(streams.jobEvents.name, { last_by_subj: subjects.jobEvents(jobId) }).catch((err) => {
+async function lastStored<E extends { seq: number }>(nc: NatsConnection, jsm: JetStreamManager, kind: EventKind<E, never>, key: string): Promise<{ streamSeq: number; event: E | null } | null> {
+  const stored = await jsm.streams.getMessage(streams.jobEvents.name, { last_by_subj: kind.subject(key) }).catch((err) => {
     if (/no message found|not found/i.test((err as Error).message)) return null;
     throw err;
   });
   if (!stored) return null;
-  return { streamSeq: stored.seq, event: asJobEvent(stored) ?? (await readJobEvents(nc, jobId)).at(-1) ?? null };
+  return { streamSeq: stored.seq, event: asEvent(kind, stored) ?? (await readEvents(nc, kind, key)).at(-1) ?? null };
 }
 
-/** A stored message as a job event; undefined when it is not one. */
-function asJobEvent(msg: { json: <T>() => T }): JobEvent | undefined {
+/** A stored message as an event of the kind; undefined when it is not one. */
+function asEvent<E extends { seq: number }>(kind: EventKind<E, never>, msg: { json: <T>() => T }): E | undefined {
   try {
-    const parsed = JobEvent.safeParse(msg.json());
-    return parsed.success ? parsed.data : undefined;
+    return kind.parse(msg.json());
   } catch {
     return undefined;
   }
@@ -112,7 +157,7 @@ function asJobEvent(msg: { json: <T>() => T }): JobEvent | undefined {
 
 /** The last stored event of one job, or null: one direct read, no consumer. */
 export async function readLastJobEvent(nc: NatsConnection, jobId: string): Promise<JobEvent | null> {
-  return (await lastStored(nc, await readerOf(nc), jobId))?.event ?? null;
+  return (await lastStored(nc, await readerOf(nc), jobEvents, jobId))?.event ?? null;
 }
 
 /**
@@ -121,15 +166,29 @@ export async function readLastJobEvent(nc: NatsConnection, jobId: string): Promi
  * create on the stream's leader per resume, and timed out when a NATS node was down.
  */
 export async function readJobEvents(nc: NatsConnection, jobId: string, since = 0): Promise<JobEvent[]> {
+  return readEvents(nc, jobEvents, jobId, since);
+}
+
+/** The last stored event of one pipeline, or null. */
+export async function readLastPipelineEvent(nc: NatsConnection, pipelineId: string): Promise<PipelineEvent | null> {
+  return (await lastStored(nc, await readerOf(nc), pipelineEvents, pipelineId))?.event ?? null;
+}
+
+/** The stored events of one pipeline with `seq` greater than `since`, oldest first, read as a job's are. */
+export async function readPipelineEvents(nc: NatsConnection, pipelineId: string, since = 0): Promise<PipelineEvent[]> {
+  return readEvents(nc, pipelineEvents, pipelineId, since);
+}
+
+async function readEvents<E extends { seq: number }>(nc: NatsConnection, kind: EventKind<E, never>, key: string, since = 0): Promise<E[]> {
   const jsm = await readerOf(nc);
-  const subject = subjects.jobEvents(jobId);
-  const events: JobEvent[] = [];
+  const subject = kind.subject(key);
+  const events: E[] = [];
   for (let seq = 1; ; ) {
     // STREAM.MSG.GET takes `next_by_subj` (nats-server 2.9+); nats.js types only its direct-get variant.
     const query: NextMsgRequest = { seq, next_by_subj: subject };
     const stored = await jsm.streams.getMessage(streams.jobEvents.name, query as unknown as MsgRequest);
     if (!stored) return events;
-    const e = asJobEvent(stored);
+    const e = asEvent(kind, stored);
     if (e && e.seq > since) events.push(e);
     seq = stored.seq + 1;
   }
