@@ -19,7 +19,7 @@ import {
 } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { defaultCatalog, resolveModel, unavailableModel, type Catalog, type ModelProviderName } from "@cutroom/models";
-import { rpcTimedOut, runChecks, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
+import { createPipelineEventPublisher, rpcTimedOut, runChecks, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import { jetstream } from "@nats-io/jetstream";
 import { settleCredits } from "./credits.ts";
 import { dispatchJob } from "./dispatch.ts";
@@ -93,6 +93,9 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     return uses.reduce((sum, u) => sum + (resolveModel(models.catalog, u.jobType, u.quality, u.variant).eta_s ?? 0), 0);
   };
 
+  /** The job's project on the events job-service publishes, so the gateway routes them (and the worker's between) to the project's channel (ADR 026). */
+  const inProject = (row: Pick<JobRow, "projectId">) => (row.projectId ? { project_id: row.projectId } : {});
+
   /** `floor`: the row's last_event_seq, so the event goes above what watchers saw even when the broker lost the stored ones. */
   const publishEvent = async (jobId: string, event: Parameters<JobEventPublisher["publish"]>[1], floor = 0) => {
     // Clients lose a live update, not the job: the row is the record and GET shows it.
@@ -107,7 +110,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
    */
   const announce = (row: JobRow, reqLog: Logger) => {
     void events
-      .publish(row.id, { type: "status", status: "queued" }, { first: true })
+      .publish(row.id, { type: "status", status: "queued", ...inProject(row) }, { first: true })
       .catch((err) => reqLog.warn({ err, job_id: row.id }, "could not publish a job event"))
       .then(() => dispatchJob(js, db, row))
       .catch((err) => reqLog.warn({ err, job_id: row.id }, "could not dispatch the job; the reconciler will"));
@@ -186,7 +189,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       // The job is canceled either way; the reconciler releases the credits once billing answers.
       ctx.log.warn({ err, job_id }, "could not release the credits of a canceled job");
     }
-    await publishEvent(job_id, { type: "error", status: "canceled", error }, row.lastEventSeq);
+    await publishEvent(job_id, { type: "error", status: "canceled", error, ...inProject(row) }, row.lastEventSeq);
     // Billing releases a reservation whole and once; when it was down, the reconciler does it later.
     return { job: toJob(row), credits_refunded: row.creditState === "released" ? row.credits : 0 };
   };
@@ -215,6 +218,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       etaSeconds,
     },
     projectExists: async (userId, projectId) => (await getLiveProject(db, userId, projectId)) !== null,
+    events: createPipelineEventPublisher(nc),
   });
 
   const handlers: RpcHandlers<"job"> = {
@@ -272,7 +276,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
         return { run: false, reason: row.status === "running" ? "leased" : row.status };
       }
       ctx.log.info({ job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
-      const running = await publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}` }, claimed.lastEventSeq);
+      const running = await publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}`, ...inProject(claimed) }, claimed.lastEventSeq);
       const { id, userId: user_id, type, input, attempts: attempt, projectId: project_id } = claimed;
       const last_event_seq = Math.max(claimed.lastEventSeq, running?.seq ?? 0);
       // A job enqueued before jobs carried a tier is held to the widest limits, which still bound it.
@@ -296,8 +300,8 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       }
       const event =
         outcome.status === "succeeded"
-          ? ({ type: "result", status: "succeeded", result: outcome.result } as const)
-          : ({ type: "error", status: "failed", error: outcome.error } as const);
+          ? ({ type: "result", status: "succeeded", result: outcome.result, ...inProject(row) } as const)
+          : ({ type: "error", status: "failed", error: outcome.error, ...inProject(row) } as const);
       // Above the worker's last event too: job-service may not have applied it when the broker lost it.
       await events.publish(job_id, event, { unlessEnded: true, floor: Math.max(row.lastEventSeq, last_event_seq) });
       ctx.log.info({ job_id, status: row.status, credits: row.creditState }, "job finished");

@@ -4,6 +4,7 @@ import { retrying, type Logger, type NatsConnection } from "@cutroom/runtime";
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { Timing } from "./env.ts";
 import { applyEventToJob } from "./job-store.ts";
+import type { PipelineEngine } from "./pipelines.ts";
 
 const durable = "job-service";
 
@@ -12,6 +13,8 @@ export interface EventsConsumerDeps {
   nc: NatsConnection;
   log: Logger;
   timing: Timing;
+  /** Told of a pipeline job's progress, for the run's stage_progress event (ADR 026). */
+  pipelines?: Pick<PipelineEngine, "jobProgressed">;
 }
 
 /**
@@ -73,8 +76,9 @@ async function handle(deps: EventsConsumerDeps, msg: JsMsg) {
     return;
   }
   try {
-    await applyEventToJob(deps.db, event, deps.timing.leaseMs);
+    const row = await applyEventToJob(deps.db, event, deps.timing.leaseMs);
     msg.ack();
+    if (row && event.type === "progress" && row.lastEventSeq === event.seq) deps.pipelines?.jobProgressed(row);
   } catch (err) {
     deps.log.warn({ err, job_id: event.job_id, seq: event.seq }, "could not apply a job event; retrying");
     msg.nak(1000);

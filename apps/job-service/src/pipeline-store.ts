@@ -26,6 +26,19 @@ export async function getUserPipeline(db: Conn, userId: string, id: string): Pro
   return row ?? null;
 }
 
+export async function getPipelineRow(db: Conn, id: string): Promise<PipelineRow | null> {
+  const [row] = await db.select().from(pipelines).where(eq(pipelines.id, id));
+  return row ?? null;
+}
+
+/** Records the seq of a run's last published event; updated_at stays, as the reconciler reads it as the last advance. */
+export async function raiseLastEventSeq(db: Conn, id: string, seq: number): Promise<void> {
+  await db
+    .update(pipelines)
+    .set({ lastEventSeq: sql`greatest(${pipelines.lastEventSeq}, ${seq})` })
+    .where(eq(pipelines.id, id));
+}
+
 export async function updatePipeline(db: Conn, id: string, patch: Partial<NewPipeline>): Promise<PipelineRow> {
   const [row] = await db
     .update(pipelines)

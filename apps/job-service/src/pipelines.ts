@@ -17,18 +17,20 @@ import {
   type JobTypeDefinition,
   type ListPipelinesQuery,
   type MediaFacts,
+  type PipelineEventInput,
   type PipelineType,
   type TemplateContext,
   zodDetails,
 } from "@cutroom/contracts";
 import type { Db } from "@cutroom/db";
 import type { PipelineStageRow } from "@cutroom/db/jobs";
-import type { Logger, RpcClient, RpcContext } from "@cutroom/runtime";
+import type { Logger, PipelineEventPublisher, RpcClient, RpcContext } from "@cutroom/runtime";
 import { namedFiles } from "./app.ts";
 import { setApprovals } from "./project-store.ts";
 import type { JobRow } from "./job-store.ts";
 import { evaluateCount, expandStageJobs, isPlaceholderFileId, placeholderFileId, predictOutputs } from "./pipeline-plan.ts";
 import {
+  getPipelineRow,
   getUserPipeline,
   insertPipeline,
   listUserPipelines,
@@ -37,7 +39,9 @@ import {
   pipelineOfJob,
   pipelineJobs,
   pipelineSpend,
+  raiseLastEventSeq,
   stageFileIds,
+  stageProgress,
   stalePipelineIds,
   toPipeline,
   updatePipeline,
@@ -62,6 +66,8 @@ export interface PipelineDeps {
   jobs: PipelineJobs;
   /** Whether the caller has a live project with this id (projects' own check). */
   projectExists: (userId: string, projectId: string) => Promise<boolean>;
+  /** Publishes the runs' events (ADR 026). */
+  events: PipelineEventPublisher;
 }
 
 export type PipelineEngine = ReturnType<typeof createPipelineEngine>;
@@ -77,7 +83,7 @@ const isPermanent = (err: unknown) => isAppError(err) && err.status >= 400 && er
  * when one of its jobs ends, when the user approves, and from the reconciler; every advance runs
  * under the run's row lock and is idempotent (job ids follow from pipeline, stage and index).
  */
-export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists }: PipelineDeps) {
+export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists, events }: PipelineDeps) {
   const getType = (name: string): PipelineType => {
     const type = types.get(name);
     if (!type) throw new AppError("INVALID_INPUT", `unknown pipeline type ${name}`, { type: name, known_types: [...types.keys()] });
@@ -200,6 +206,49 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists 
     return refunded;
   };
 
+  /**
+   * Publishes a run's events after the change they tell of was committed, in order, each above the
+   * row's last_event_seq, and records the last seq on the row. Nothing follows a pipeline_completed.
+   * A failed publish costs watchers a live update, not the run: GET /pipelines/{id} shows it.
+   */
+  const publish = async (row: PipelineRow, list: PipelineEventInput[]) => {
+    let seq = row.lastEventSeq;
+    try {
+      for (const e of list) {
+        const published = await events.publish(row.id, { ...e, project_id: row.projectId }, { floor: seq, unlessEnded: true });
+        if (published) seq = published.seq;
+      }
+    } catch (err) {
+      log.warn({ err, pipeline_id: row.id }, "could not publish a pipeline event");
+    }
+    if (seq > row.lastEventSeq) await raiseLastEventSeq(db, row.id, seq).catch((err) => log.warn({ err, pipeline_id: row.id }, "could not record a pipeline's last event seq"));
+  };
+
+  /** The events of a change of a run: each stage that started or ended, a gate that opened, the run's ending. */
+  const eventsOf = async (before: { status: string; stages: PipelineStageRow[] }, after: PipelineRow): Promise<PipelineEventInput[]> => {
+    const list: PipelineEventInput[] = [];
+    const type = types.get(after.type);
+    for (const stage of after.stages) {
+      const was = before.stages.find((s) => s.name === stage.name)?.status ?? "pending";
+      if (was === stage.status) continue;
+      const started = was === "pending" && stage.status !== "pending" && stage.started_at !== null;
+      if (started) list.push({ type: "stage_started", stage: stage.name, job_ids: stage.job_ids });
+      if (stage.status === "waiting_approval") {
+        const gated = type?.stages.find((d) => d.name === stage.name)?.gate?.stage;
+        const fileIds = gated ? stageFileIds((await pipelineJobs(db, [after.id])).filter((j) => j.pipelineStage === gated)) : [];
+        list.push({ type: "waiting_approval", stage: stage.name, file_ids: fileIds });
+      }
+      const ended = stage.status === "succeeded" || stage.status === "failed" || stage.status === "canceled";
+      if (ended && (started || was === "running" || was === "waiting_approval")) {
+        list.push({ type: "stage_completed", stage: stage.name, status: stage.status as "succeeded" | "failed" | "canceled", ...(stage.error ? { error: stage.error } : {}) });
+      }
+    }
+    if (pipelineTerminalStatuses.includes(after.status) && !pipelineTerminalStatuses.includes(before.status as never)) {
+      list.push({ type: "pipeline_completed", status: after.status as "succeeded" | "failed" | "canceled", progress: after.status === "succeeded" ? 100 : undefined, error: after.error ?? null });
+    }
+    return list;
+  };
+
   const systemCtx = (id: string): RpcContext => ({ requestId: `pipeline-${id}`, caller: null, log: log.child({ pipeline_id: id }) }) as RpcContext;
 
   /**
@@ -209,9 +258,11 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists 
    */
   const advanceLocked = async (id: string) => {
     const toCancel: string[] = [];
+    let before: { status: string; stages: PipelineStageRow[] } | undefined;
     const row = await db.transaction(async (tx) => {
       const p = await lockPipeline(tx, id);
       if (!p || pipelineTerminalStatuses.includes(p.status)) return null;
+      before = { status: p.status, stages: p.stages };
       const type = types.get(p.type);
       let rowJobs = await pipelineJobs(tx, [id]);
       const stages = p.stages.map((s) => ({ ...s }));
@@ -280,6 +331,7 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists 
       const outputs = done ? stageFileIds(rowJobs.filter((j) => j.pipelineStage === last.name)) : p.outputs;
       return updatePipeline(tx, id, { status, stages, outputs, credits: spend.credits, costUsd: spend.costUsd, ...(done ? { completedAt: new Date() } : {}) });
     });
+    if (row && before) await publish(row, await eventsOf(before, row));
     // After the commit: the jobs' own cancel path, each ending no longer able to move the run.
     if (row && toCancel.length > 0) await cancelJobs(row, toCancel, systemCtx(id));
     if (row) log.info({ pipeline_id: id, status: row.status }, "pipeline advanced");
@@ -288,11 +340,21 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists 
 
   /** One advance at a time per run in this process; across replicas the row lock orders them. */
   const queues = new Map<string, Promise<unknown>>();
-  const advance = (id: string): Promise<PipelineRow | null> => {
-    const next = (queues.get(id) ?? Promise.resolve()).catch(() => {}).then(() => advanceLocked(id));
+  const serial = <T>(id: string, run: () => Promise<T>): Promise<T> => {
+    const next = (queues.get(id) ?? Promise.resolve()).catch(() => {}).then(run);
     queues.set(id, next);
     void next.finally(() => queues.get(id) === next && queues.delete(id)).catch(() => {});
     return next;
+  };
+  const advance = (id: string): Promise<PipelineRow | null> => serial(id, () => advanceLocked(id));
+
+  /** A stage's progress after one of its jobs reported progress: a stage_progress event while the stage runs. */
+  const progressed = async (pipelineId: string, stageName: string) => {
+    const row = await getPipelineRow(db, pipelineId);
+    const stage = row?.stages.find((s) => s.name === stageName);
+    if (!row || !stage || stage.status !== "running") return;
+    const stageJobs = (await pipelineJobs(db, [pipelineId])).filter((j) => j.pipelineStage === stageName);
+    await publish(row, [{ type: "stage_progress", stage: stageName, progress: Math.round(stageProgress(stage, stageJobs) * 10) / 10 }]);
   };
 
   const view = async (row: PipelineRow) => toPipeline(row, await pipelineJobs(db, [row.id]), types.get(row.type));
@@ -365,7 +427,7 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists 
     },
 
     approve: async (caller: Caller, id: string, stageName: string, fileIds: string[]) => {
-      const { projectId, rejected } = await db.transaction(async (tx) => {
+      const { projectId, rejected, before, row } = await db.transaction(async (tx) => {
         const p = await lockPipeline(tx, id, caller.user_id);
         if (!p) throw new AppError("NOT_FOUND", "pipeline not found");
         const def = types.get(p.type)?.stages.find((s) => s.name === stageName);
@@ -387,9 +449,11 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists 
         }
         Object.assign(stage, { status: "succeeded", progress: 100, completed_at: now(), approved_file_ids: fileIds });
         // Running from here: a crash before the advance leaves a run with nothing to wait for, which the reconciler advances.
-        await updatePipeline(tx, id, { status: "running", stages });
-        return { projectId: p.projectId, rejected: outputs.filter((f) => !fileIds.includes(f)) };
+        const row = await updatePipeline(tx, id, { status: "running", stages });
+        return { projectId: p.projectId, rejected: outputs.filter((f) => !fileIds.includes(f)), before: { status: p.status, stages: p.stages }, row };
       });
+      // In the run's queue, so the gate's stage_completed goes out before what the advance starts.
+      await serial(id, async () => publish(row, await eventsOf(before, row)));
       // The project's assets show the verdict too (seed 003's save-approved-images): the chosen approved, the rest not.
       if (projectId) {
         await setApprovals(db, projectId, fileIds, true);
@@ -403,7 +467,11 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists 
         const p = await lockPipeline(tx, id, caller.user_id);
         if (!p) throw new AppError("NOT_FOUND", "pipeline not found");
         if (pipelineTerminalStatuses.includes(p.status)) throw new AppError("INVALID_STATE", `the pipeline is ${p.status} and can no longer be canceled`, { status: p.status });
-        return updatePipeline(tx, id, { status: "canceled", error: { code: "CANCELED", message: "canceled by the user" }, stages: failedStages(p.stages), completedAt: new Date() });
+        const updated = await updatePipeline(tx, id, { status: "canceled", error: { code: "CANCELED", message: "canceled by the user" }, stages: failedStages(p.stages), completedAt: new Date() });
+        return { updated, before: { status: p.status, stages: p.stages } };
+      }).then(async ({ updated, before }) => {
+        await serial(id, async () => publish(updated, await eventsOf(before, updated)));
+        return updated;
       });
       // The run is canceled first, so the jobs' endings find nothing more to start.
       const active = (await pipelineJobs(db, [id])).filter((j) => j.status === "queued" || j.status === "running").map((j) => j.id);
@@ -426,6 +494,13 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists 
     },
 
     advance,
+
+    /** Called by the events consumer when a job of a run reported progress (its row updated): tells the run's watchers, in the run's order. */
+    jobProgressed: (job: Pick<JobRow, "id" | "pipelineId" | "pipelineStage">) => {
+      if (!job.pipelineId || !job.pipelineStage) return;
+      const { pipelineId, pipelineStage } = job;
+      void serial(pipelineId, () => progressed(pipelineId, pipelineStage)).catch((err) => log.warn({ err, job_id: job.id }, "could not publish a pipeline's progress"));
+    },
 
     /** The reconciler's step: advances runs a lost advance left behind, and cancels jobs of runs that ended without canceling them. */
     reconcile: async (graceMs: number) => {

@@ -26,7 +26,7 @@ const pipelineTypes = loadPipelineTypes({ flavorsDir: env.PIPELINE_FLAVORS_DIR }
 log.info({ pipeline_types: [...pipelineTypes.keys()] }, "pipeline types loaded");
 const { handlers, pipelines } = createJobService({ db, nc, rpc, events: createEventPublisher(nc), log, timing, models, pipelineTypes });
 const server = serveRpc(nc, "job", handlers, log);
-const consumer = await startEventsConsumer({ db, nc, log, timing });
+const consumer = await startEventsConsumer({ db, nc, log, timing, pipelines });
 const jsm = await retrying(() => jetstreamManager(nc), "could not reach JetStream; trying again", { log });
 const reconciler = startReconciler({ db, js: jetstream(nc), jsm, rpc, log, timing, events: createEventPublisher(nc), pipelines });
 // A server back with an empty store lost the streams: make them again, at the reconciler's pace (the

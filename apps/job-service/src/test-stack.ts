@@ -33,7 +33,7 @@ export async function startJobStack(opts: { timing?: Partial<Timing>; lifecycle?
   const { handlers, pipelines } = createJobService(deps);
   serveRpc(nc, "job", handlers, log);
   const lifecycle = opts.lifecycle
-    ? [await startEventsConsumer({ db: db.db, nc, log, timing }), startReconciler({ ...deps, js: jetstream(nc), jsm: await jetstreamManager(nc), pipelines })]
+    ? [await startEventsConsumer({ db: db.db, nc, log, timing, pipelines }), startReconciler({ ...deps, js: jetstream(nc), jsm: await jetstreamManager(nc), pipelines })]
     : [];
 
   const client = createRpcClient(await nats.connect(), { timeoutMs: 5000 });
