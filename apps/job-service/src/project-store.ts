@@ -111,7 +111,7 @@ export function outputOrder(jobs: JobRow[]): Map<string, number> {
       const key = `${job.pipelineId}/${job.pipelineStage}`;
       stages.set(key, [...(stages.get(key) ?? []), job]);
     } else {
-      filesOf(job).forEach((id, i) => order.set(id, i));
+      for (const [i, id] of filesOf(job).entries()) order.set(id, i);
     }
   }
   for (const stageJobs of stages.values()) {
