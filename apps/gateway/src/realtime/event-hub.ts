@@ -1,8 +1,11 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
-import { JobEvent, streams, subjects } from "@cutroom/contracts";
+import { JobEvent, PipelineEvent, isTerminalEvent, streams, subjects } from "@cutroom/contracts";
 import type { Logger, NatsConnection } from "@cutroom/runtime";
 
 export type Listener = (event: JobEvent) => void;
+export type PipelineListener = (event: PipelineEvent) => void;
+/** A project's channel: the events of its jobs and its pipelines. */
+export type ProjectListener = (event: JobEvent | PipelineEvent) => void;
 
 const RETRY_MS = 500;
 const MAX_RETRY_MS = 5_000;
@@ -18,9 +21,49 @@ const MAX_RETRY_MS = 5_000;
  * stream's first messages. So it is told to stop when its consumer or stream goes, and the loop here
  * starts another: after the last message seen when the stream is the same one (same `created`),
  * else from the new stream's start. It retries for as long as the process lives.
+ *
+ * The stream holds pipelines' events too (ADR 026), fanned out the same way. A project's channel
+ * gets the events of its pipelines (which name their project) and of its jobs: a job's events name
+ * their project only when job-service publishes them (queued, running, the ending), so the hub
+ * remembers the jobs of each watched project from those and from `addProjectJobs`, and routes the
+ * worker's events between by that.
  */
 export function createEventHub(nc: NatsConnection, log: Logger, opts: { retryMs?: number } = {}) {
   const listeners = new Map<string, Set<Listener>>();
+  const pipelineListeners = new Map<string, Set<PipelineListener>>();
+  const projectListeners = new Map<string, Set<ProjectListener>>();
+  // Jobs of the watched projects only: forgotten when a job ends or its project is no longer watched.
+  const jobProject = new Map<string, string>();
+
+  const each = <E>(watchers: Set<(e: E) => void> | undefined, event: E, subject: string) => {
+    for (const l of watchers ?? []) {
+      try {
+        l(event);
+      } catch (err) {
+        log.error({ err, subject }, "an event listener failed");
+      }
+    }
+  };
+  const parse = <E>(schema: { safeParse: (raw: unknown) => { success: true; data: E } | { success: false } }, msg: JsMsg): E | undefined => {
+    let parsed: ReturnType<typeof schema.safeParse> | undefined;
+    try {
+      parsed = schema.safeParse(msg.json());
+    } catch {
+      // Not JSON: dropped below like any other malformed message.
+    }
+    if (parsed?.success) return parsed.data;
+    log.warn({ subject: msg.subject, stream_seq: msg.seq }, "dropping a malformed event");
+    return undefined;
+  };
+
+  const dispatchPipeline = (msg: JsMsg) => {
+    const watchers = pipelineListeners.get(msg.subject.slice(subjects.pipelineEvents("").length));
+    if (!watchers && projectListeners.size === 0) return;
+    const event = parse(PipelineEvent, msg);
+    if (!event) return;
+    each(watchers, event, msg.subject);
+    if (event.project_id) each(projectListeners.get(event.project_id), event, msg.subject);
+  };
   let closed = false;
   let stopCurrent: (() => void) | undefined;
   let wake: (() => void) | undefined;
@@ -28,22 +71,19 @@ export function createEventHub(nc: NatsConnection, log: Logger, opts: { retryMs?
   const ready = new Promise<void>((r) => (markReady = r));
 
   const dispatch = (msg: JsMsg) => {
-    const watchers = listeners.get(msg.subject.slice("jobs.events.".length));
-    if (!watchers) return;
-    let parsed: ReturnType<typeof JobEvent.safeParse> | undefined;
-    try {
-      parsed = JobEvent.safeParse(msg.json());
-    } catch {
-      // Not JSON: dropped below like any other malformed message.
-    }
-    if (!parsed?.success) return log.warn({ subject: msg.subject, stream_seq: msg.seq }, "dropping a malformed job event");
-    for (const l of watchers) {
-      try {
-        l(parsed.data);
-      } catch (err) {
-        log.error({ err, subject: msg.subject }, "a job event listener failed");
-      }
-    }
+    if (msg.subject.startsWith(subjects.pipelineEvents(""))) return dispatchPipeline(msg);
+    const jobId = msg.subject.slice(subjects.jobEvents("").length);
+    const watchers = listeners.get(jobId);
+    if (!watchers && projectListeners.size === 0) return;
+    const event = parse(JobEvent, msg);
+    if (!event) return;
+    each(watchers, event, msg.subject);
+    const projectId = event.project_id ?? jobProject.get(jobId);
+    const projectWatchers = projectId ? projectListeners.get(projectId) : undefined;
+    if (!projectId || !projectWatchers) return;
+    if (isTerminalEvent(event)) jobProject.delete(jobId);
+    else jobProject.set(jobId, projectId);
+    each(projectWatchers, event, msg.subject);
   };
 
   const pause = (ms: number) =>
@@ -69,9 +109,8 @@ export function createEventHub(nc: NatsConnection, log: Logger, opts: { retryMs?
         if (cursor && !sameStream) log.warn({ stream: streams.jobEvents.name, created: info.created, from }, "the job events stream was made anew: following it from its start");
         const at = { created: info.created, seq: from - 1 };
         cursor = at;
+        // No filter: the stream is jobs' and pipelines' events, and several filters need nats-server 2.10.
         const consumer = await jetstream(nc).consumers.get(streams.jobEvents.name, {
-          // A single filter subject: `filter_subjects` needs nats-server 2.10.
-          filter_subjects: subjects.jobEventsAll,
           deliver_policy: DeliverPolicy.StartSequence,
           opt_start_seq: from,
         });
@@ -102,19 +141,38 @@ export function createEventHub(nc: NatsConnection, log: Logger, opts: { retryMs?
   };
   const following = follow();
 
+  function add<L>(map: Map<string, Set<L>>, key: string, listener: L): () => void {
+    let set = map.get(key);
+    if (!set) map.set(key, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set!.delete(listener);
+      if (set!.size === 0 && map.get(key) === set) map.delete(key);
+    };
+  }
+
   return {
     /** Resolves once the first consumer is up: events published from then on reach listeners. */
     ready,
     listen(jobId: string, listener: Listener): () => void {
-      let set = listeners.get(jobId);
-      if (!set) listeners.set(jobId, (set = new Set()));
-      set.add(listener);
+      return add(listeners, jobId, listener);
+    },
+    listenPipeline(pipelineId: string, listener: PipelineListener): () => void {
+      return add(pipelineListeners, pipelineId, listener);
+    },
+    /** A project's channel. Live only: what its jobs and pipelines published before is theirs to replay. */
+    listenProject(projectId: string, listener: ProjectListener): () => void {
+      const remove = add(projectListeners, projectId, listener);
       return () => {
-        set!.delete(listener);
-        if (set!.size === 0) listeners.delete(jobId);
+        remove();
+        if (!projectListeners.has(projectId)) for (const [job, project] of jobProject) if (project === projectId) jobProject.delete(job);
       };
     },
-    watchers: () => [...listeners.values()].reduce((n, s) => n + s.size, 0),
+    /** Jobs of a watched project that were running before it was watched: their worker's events name no project. */
+    addProjectJobs(projectId: string, jobIds: string[]) {
+      if (projectListeners.has(projectId)) for (const id of jobIds) jobProject.set(id, projectId);
+    },
+    watchers: () => [listeners, pipelineListeners, projectListeners].reduce((n, m) => n + [...m.values()].reduce((k, s) => k + s.size, 0), 0),
     close: async () => {
       closed = true;
       stopCurrent?.();

@@ -8,7 +8,7 @@ import { bearerToken, verifyOrThrow, type TokenVerifier } from "../plugins/auth.
 import { authErrors, errorResponses } from "../plugins/openapi.ts";
 import type { ConnectionLimit } from "../realtime/connection-limit.ts";
 import type { EventHub } from "../realtime/event-hub.ts";
-import { followJob, type StreamItem } from "../realtime/job-stream.ts";
+import { followJob, followPipeline, followProject, type StreamItem } from "../realtime/job-stream.ts";
 
 interface Deps {
   rpc: RpcClient;
@@ -86,53 +86,70 @@ function logFailure(req: FastifyRequest, err: unknown) {
 const ClientMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("subscribe_job"), job_id: Uuid, since: z.number().int().min(0).optional() }),
   z.object({ type: z.literal("unsubscribe_job"), job_id: Uuid }),
+  z.object({ type: z.literal("subscribe_pipeline"), pipeline_id: Uuid, since: z.number().int().min(0).optional() }),
+  z.object({ type: z.literal("unsubscribe_pipeline"), pipeline_id: Uuid }),
+  z.object({ type: z.literal("subscribe_project"), project_id: Uuid }),
+  z.object({ type: z.literal("unsubscribe_project"), project_id: Uuid }),
   z.object({ type: z.literal("ping") }),
 ]);
+type ClientMessage = z.infer<typeof ClientMessage>;
+
+/** What a /ws message subscribes to: its key in the socket's subscriptions and the id field its replies carry. */
+function target(msg: Exclude<ClientMessage, { type: "ping" }>): { key: string; ref: Record<string, string> } {
+  if ("job_id" in msg) return { key: `job:${msg.job_id}`, ref: { job_id: msg.job_id } };
+  if ("pipeline_id" in msg) return { key: `pipeline:${msg.pipeline_id}`, ref: { pipeline_id: msg.pipeline_id } };
+  return { key: `project:${msg.project_id}`, ref: { project_id: msg.project_id } };
+}
 
 export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const { rpc, nc, hub, verifier, connections } = deps;
 
-  // One job: snapshot, then its events; closes normally after the terminal event.
-  app.get(
-    "/ws/jobs/:id",
-    { websocket: true, schema: { hide: true, params: z.object({ id: z.string() }), querystring: z.object({ since: z.coerce.number().int().min(0).optional(), access_token: z.string().optional() }) } },
-    async (socket, req) => {
-      keepAlive(socket);
-      let stop: (() => void) | undefined;
-      socket.on("close", () => stop?.());
-      socket.on("message", (raw) => {
-        const msg = ClientMessage.safeParse(safeJson(raw.toString()));
-        if (msg.success && msg.data.type === "ping") send(socket, { type: "pong" });
-      });
-      try {
-        const caller = await socketCaller(socket, req, deps);
-        const id = Uuid.safeParse(req.params.id);
-        if (!id.success) throw new AppError("NOT_FOUND", "job not found");
-        stop = await followJob({
-          rpc,
-          nc,
-          hub,
-          caller,
-          requestId: req.id,
-          log: req.log,
-          jobId: id.data,
-          since: req.query.since,
-          send: (item) => send(socket, item),
-          onEnd: () => socket.close(1000, "job finished"),
-        });
-        if (socket.readyState !== socket.OPEN) stop();
-      } catch (err) {
-        logFailure(req, err);
-        socket.close(closeCode(err), closeReason(err));
-      }
-    },
-  );
+  type Follow = (o: { caller: Caller; requestId: string; log: FastifyRequest["log"]; id: string; since?: number; send: (item: unknown) => void; onEnd: () => void }) => Promise<() => void>;
+  const followers: Record<"job" | "pipeline", Follow> = {
+    job: (o) => followJob({ rpc, nc, hub, ...o, jobId: o.id }),
+    pipeline: (o) => followPipeline({ rpc, nc, hub, ...o, pipelineId: o.id }),
+  };
 
-  // Many jobs on one socket: subscribe_job / unsubscribe_job / ping.
+  // One job or pipeline: snapshot, then its events; closes normally after the terminal event.
+  for (const what of ["job", "pipeline"] as const) {
+    app.get(
+      `/ws/${what}s/:id`,
+      { websocket: true, schema: { hide: true, params: z.object({ id: z.string() }), querystring: z.object({ since: z.coerce.number().int().min(0).optional(), access_token: z.string().optional() }) } },
+      async (socket, req) => {
+        keepAlive(socket);
+        let stop: (() => void) | undefined;
+        socket.on("close", () => stop?.());
+        socket.on("message", (raw) => {
+          const msg = ClientMessage.safeParse(safeJson(raw.toString()));
+          if (msg.success && msg.data.type === "ping") send(socket, { type: "pong" });
+        });
+        try {
+          const caller = await socketCaller(socket, req, deps);
+          const id = Uuid.safeParse(req.params.id);
+          if (!id.success) throw new AppError("NOT_FOUND", `${what} not found`);
+          stop = await followers[what]({
+            caller,
+            requestId: req.id,
+            log: req.log,
+            id: id.data,
+            since: req.query.since,
+            send: (item) => send(socket, item),
+            onEnd: () => socket.close(1000, `${what} finished`),
+          });
+          if (socket.readyState !== socket.OPEN) stop();
+        } catch (err) {
+          logFailure(req, err);
+          socket.close(closeCode(err), closeReason(err));
+        }
+      },
+    );
+  }
+
+  // Many jobs, pipelines and projects on one socket: subscribe_* / unsubscribe_* / ping.
   app.get("/ws", { websocket: true, schema: { hide: true } }, async (socket, req) => {
     keepAlive(socket);
-    // One entry per job; an entry replaced or removed while its subscription starts is stopped, not kept.
+    // One entry per job, pipeline or project; an entry replaced or removed while its subscription starts is stopped, not kept.
     const subscriptions = new Map<string, { stop: () => void }>();
     socket.on("close", () => {
       for (const entry of subscriptions.values()) entry.stop();
@@ -148,38 +165,42 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
       const caller = await authenticated.catch(() => undefined);
       if (!caller) return;
       const parsed = ClientMessage.safeParse(safeJson(raw.toString()));
-      if (!parsed.success) return send(socket, { type: "error", code: "INVALID_INPUT", message: "expected subscribe_job, unsubscribe_job or ping" });
+      if (!parsed.success) {
+        return send(socket, { type: "error", code: "INVALID_INPUT", message: "expected subscribe_job, unsubscribe_job, subscribe_pipeline, unsubscribe_pipeline, subscribe_project, unsubscribe_project or ping" });
+      }
       const msg = parsed.data;
       if (msg.type === "ping") return send(socket, { type: "pong" });
-      if (msg.type === "unsubscribe_job") {
-        subscriptions.get(msg.job_id)?.stop();
-        subscriptions.delete(msg.job_id);
-        return send(socket, { type: "unsubscribed", job_id: msg.job_id });
+      const { key, ref } = target(msg);
+      if (msg.type === "unsubscribe_job" || msg.type === "unsubscribe_pipeline" || msg.type === "unsubscribe_project") {
+        subscriptions.get(key)?.stop();
+        subscriptions.delete(key);
+        return send(socket, { type: "unsubscribed", ...ref });
       }
-      if (subscriptions.has(msg.job_id)) return;
+      if (subscriptions.has(key)) return;
       const entry = { stop: () => {} };
-      const current = () => subscriptions.get(msg.job_id) === entry;
-      subscriptions.set(msg.job_id, entry);
+      const current = () => subscriptions.get(key) === entry;
+      subscriptions.set(key, entry);
+      const common = { caller, requestId: req.id, log: req.log };
       try {
-        const stop = await followJob({
-          rpc,
-          nc,
-          hub,
-          caller,
-          requestId: req.id,
-          log: req.log,
-          jobId: msg.job_id,
-          since: msg.since,
-          send: (item: StreamItem) => current() && send(socket, item.type === "snapshot" ? { ...item, job_id: msg.job_id } : item),
-          onEnd: () => current() && subscriptions.delete(msg.job_id),
-        });
+        // A snapshot names what it is of; events name it already.
+        const deliver = (item: { type: string }) => current() && send(socket, item.type === "snapshot" ? { ...item, ...ref } : item);
+        const stop =
+          msg.type === "subscribe_project"
+            ? await followProject({ rpc, hub, ...common, projectId: msg.project_id, send: deliver })
+            : await followers[msg.type === "subscribe_job" ? "job" : "pipeline"]({
+                ...common,
+                id: msg.type === "subscribe_job" ? msg.job_id : msg.pipeline_id,
+                since: msg.since,
+                send: (item) => deliver(item as { type: string }),
+                onEnd: () => current() && subscriptions.delete(key),
+              });
         if (current()) entry.stop = stop;
         else stop();
       } catch (err) {
         if (!current()) return;
         logFailure(req, err);
-        subscriptions.delete(msg.job_id);
-        send(socket, { type: "error", job_id: msg.job_id, code: isAppError(err) ? err.code : "INTERNAL", message: isAppError(err) ? err.message : "internal error" });
+        subscriptions.delete(key);
+        send(socket, { type: "error", ...ref, code: isAppError(err) ? err.code : "INTERNAL", message: isAppError(err) ? err.message : "internal error" });
       }
     });
   });
