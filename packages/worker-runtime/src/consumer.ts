@@ -10,12 +10,15 @@ export const consumerName = (queue: Queue) => consumers.worker(queue);
  * Creates or updates the durable pull consumer every replica of a queue's worker shares.
  * `filter_subject` (singular) because nats-server 2.9 has no `filter_subjects`.
  */
-export async function ensureWorkerConsumer(nc: NatsConnection, queue: Queue, opts: { ackWaitMs: number; maxAttempts: number }): Promise<void> {
+export async function ensureWorkerConsumer(nc: NatsConnection, queue: Queue, opts: { ackWaitMs: number }): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const name = consumerName(queue);
   const tunable: Partial<ConsumerConfig> = {
     ack_wait: nanos(opts.ackWaitMs),
-    max_deliver: opts.maxAttempts,
+    // Unlimited: a message whose max_deliver ran out stays in the work queue undelivered (nats-server
+    // does so by design), where job-service takes it for the job still held and the job runs forever.
+    // The worker enforces JOB_MAX_ATTEMPTS itself (runDelivery); an update lifts an older limit too.
+    max_deliver: -1,
     // No `backoff`: with one, nats-server 2.9 adds (backoff[n] - ack_wait) to every nak(delay) of the
     // n-th redelivery (a 4 s retry became 34 s), so the delay a worker announces was not the one applied.
     // Undefined rather than absent, so an update also clears the backoff of a consumer made before.
@@ -42,7 +45,7 @@ export async function ensureWorkerConsumer(nc: NatsConnection, queue: Queue, opt
  * missing too: workers may not make streams, job-service makes it again (keepStreams), and the next
  * failed pull tries again.
  */
-export async function reopenWorkerConsumer(nc: NatsConnection, queue: Queue, opts: { ackWaitMs: number; maxAttempts: number }, log: Logger): Promise<Consumer | null> {
+export async function reopenWorkerConsumer(nc: NatsConnection, queue: Queue, opts: { ackWaitMs: number }, log: Logger): Promise<Consumer | null> {
   const jsm = await jetstreamManager(nc);
   const name = consumerName(queue);
   try {

@@ -36,7 +36,8 @@ export type Outcome =
   | { kind: "failed"; error: JobError; cause?: unknown; providerCostUsd?: number | null }
   | { kind: "retry"; delayMs: number; cause: unknown; notice?: string }
   | { kind: "canceled" }
-  | { kind: "released" };
+  | { kind: "released" }
+  | { kind: "lost"; error: JobError };
 
 class JobCanceled extends Error {}
 class WorkerStopping extends Error {}
@@ -83,6 +84,12 @@ export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<vo
 }
 
 async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSignal, deps: DeliveryDeps, log: Logger, seq: { last: number }): Promise<Outcome> {
+  // The consumer redelivers without limit (see ensureWorkerConsumer), and a nak or term settles every
+  // attempt up to the limit: a delivery past it means the earlier ones died unsettled (a killed worker,
+  // a job that crashes its worker every time). Running it again could crash yet another worker.
+  if (msg.info.deliveryCount > deps.maxAttempts) {
+    return { kind: "lost", error: { code: "WORKER_LOST", message: `no worker finished this job in ${deps.maxAttempts} attempts` } };
+  }
   let claim: ClaimReply;
   try {
     claim = await deps.rpc.call("job", "claim", { job_id: dispatch.job_id, dispatch: dispatch.dispatch, worker: deps.workerId });
@@ -193,15 +200,24 @@ async function settle(msg: JsMsg, jobId: string, dispatch: number, outcome: Outc
       log.info("giving the job back for another worker");
       handBack(msg, deps.maxAttempts, log);
       return;
+    case "lost": {
+      log.warn({ code: outcome.error.code }, "every attempt of this job died without an ending; failing it without running it again");
+      // Unclaimed: job-service applies it only while the job runs under this dispatch. Otherwise the job
+      // ended or moved on, or no attempt claimed it and the reconciler dispatches it again.
+      const { applied, status } = await finish(deps, jobId, dispatch, { status: "failed", error: outcome.error }, null, seq.last);
+      if (!applied) log.info({ status }, "job-service did not fail the job: it is not running under this dispatch");
+      msg.term();
+      return;
+    }
   }
 }
 
 /**
- * Gives a delivery that could not run back for another one, after `delayMs`. On the consumer's last
- * delivery (max_deliver) a nak is never redelivered yet leaves the message in the work queue, where
- * job-service's reconciler takes it for the job still queued and never dispatches it again: the job
- * would wait forever. So the message is termed instead, and the reconciler, finding the job overdue
- * with its message gone, dispatches it again with a fresh set of deliveries.
+ * Gives a delivery that could not run back for another one, after `delayMs`. On the last attempt a
+ * nak would come back past the limit, where the job is failed as lost (runDelivery), though this
+ * attempt only could not run (job-service down, the worker stopping). So the message is termed
+ * instead, and job-service's reconciler, finding the job overdue with its message gone, dispatches
+ * it again with a fresh set of deliveries.
  */
 export function handBack(msg: JsMsg, maxAttempts: number, log: Logger, delayMs?: number): void {
   if (msg.info.deliveryCount < maxAttempts) {
@@ -215,14 +231,13 @@ export function handBack(msg: JsMsg, maxAttempts: number, log: Logger, delayMs?:
 
 /**
  * Reports the outcome to job-service, which records it, settles the credits and tells the owner.
- * A short outage is waited out here; a longer one throws, and the message is redelivered.
+ * A short outage is waited out here; a longer one throws, and the message is handed back (handBack).
  */
-async function finish(deps: DeliveryDeps, jobId: string, dispatch: number, outcome: FinishBody["outcome"], providerCostUsd: number | null, lastEventSeq: number): Promise<void> {
+async function finish(deps: DeliveryDeps, jobId: string, dispatch: number, outcome: FinishBody["outcome"], providerCostUsd: number | null, lastEventSeq: number) {
   for (let attempt = 1; ; attempt++) {
     try {
       const body = { job_id: jobId, dispatch, outcome, last_event_seq: lastEventSeq, ...(providerCostUsd !== null ? { provider_cost_usd: providerCostUsd } : {}) };
-      await deps.rpc.call("job", "finish", body);
-      return;
+      return await deps.rpc.call("job", "finish", body);
     } catch (err) {
       if (attempt >= 4 || !(isAppError(err) && err.code === "SERVICE_UNAVAILABLE")) throw err;
       await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));

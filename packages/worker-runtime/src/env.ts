@@ -7,7 +7,7 @@ export const WorkerEnv = BaseEnv.extend({
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(availableParallelism()),
   /** How long JetStream waits for an ack before redelivering; a running job heartbeats every third of it. */
   JOB_ACK_WAIT_MS: z.coerce.number().int().min(1000).default(30_000),
-  /** Deliveries of one dispatch before the job is failed for good (the consumer's max_deliver). */
+  /** Attempts at one dispatch of a job before it fails for good; a delivery past it (the attempts' workers died unsettled) fails it as WORKER_LOST without running it. */
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   /** Delay before the first retry of a transiently failed job; each next one is 4× longer, at most 30 s. */
   JOB_RETRY_BASE_MS: z.coerce.number().int().min(100).max(30_000).default(1000),

@@ -78,7 +78,7 @@ describe("retry notices", () => {
     }
   }, 40_000);
 
-  it("clears the backoff a consumer made by an earlier version still carries, which would stretch every retry", async () => {
+  it("clears the backoff and the delivery limit a consumer made by an earlier version still carries", async () => {
     const jsm = await jetstreamManager(nc);
     const seconds = (n: number) => n * 1_000_000_000;
     await jsm.consumers.add("JOBS", {
@@ -89,9 +89,10 @@ describe("retry notices", () => {
       max_deliver: 3,
       backoff: [seconds(30), seconds(60)],
     });
-    await ensureWorkerConsumer(nc, "audio", { ackWaitMs: 30_000, maxAttempts: 3 });
+    await ensureWorkerConsumer(nc, "audio", { ackWaitMs: 30_000 });
     const { config: after } = await jsm.consumers.info("JOBS", "worker-audio");
     expect(after.backoff ?? []).toEqual([]);
-    expect(after).toMatchObject({ ack_wait: seconds(30), max_deliver: 3 });
+    // The backoff stretched every retry; the limit stranded a message whose last delivery died unsettled.
+    expect(after).toMatchObject({ ack_wait: seconds(30), max_deliver: -1 });
   });
 });
