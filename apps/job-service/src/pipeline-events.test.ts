@@ -2,7 +2,7 @@ import type { Caller, PipelineEvent } from "@cutroom/contracts";
 import { createEventPublisher, readPipelineEvents } from "@cutroom/runtime";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { JobRow } from "./job-store.ts";
-import { getPipelineRow, pipelineJobs } from "./pipeline-store.ts";
+import { getPipelineRow, pipelineJobs, updatePipeline } from "./pipeline-store.ts";
 import { startJobStack, testClip, testImage, type JobStack } from "./test-stack.ts";
 
 const timing = { leaseMs: 5000, reconcileIntervalMs: 100, redispatchAfterMs: 60_000, dispatchGraceMs: 300 };
@@ -107,5 +107,22 @@ describe("pipeline events: each transition of a run, with a gap-free per-run seq
     ]);
     expect(list[1]).toMatchObject({ status: "canceled" });
     expect(list.every((e) => e.project_id === project.id)).toBe(true);
+  });
+
+  it("publishes the pipeline_completed of a run that ended without it (its publish failed): watchers are not left waiting", async () => {
+    const user = await stack.newUser(100);
+    const created = await stack.client.call("job", "createPipeline", { type: "storyboard", input }, { caller: user });
+    // As a crash between the commit and the publish leaves it: ended in the database, not on the stream.
+    await updatePipeline(stack.db.db, created.id, { status: "failed", error: { code: "STAGE_FAILED", message: "stage images: it fell over" }, completedAt: new Date() });
+    const ending = await waitFor(async () => {
+      const list = await events(created.id);
+      expect(list.at(-1)?.type).toBe("pipeline_completed");
+      return list;
+    });
+    expect(summary(ending)).toEqual([
+      [1, "stage_started", "images"],
+      [2, "pipeline_completed", "failed"],
+    ]);
+    expect(ending[1]).toMatchObject({ error: { code: "STAGE_FAILED" } });
   });
 });

@@ -89,6 +89,16 @@ export async function stalePipelineIds(db: Db, graceMs: number, limit = 100): Pr
   return [...rows].map((r) => r.id);
 }
 
+/** Runs that ended after `after` and at least `graceMs` ago, oldest first: whose pipeline_completed must be on the stream. */
+export async function endedPipelines(db: Db, after: Date, graceMs: number, limit = 500): Promise<PipelineRow[]> {
+  return db
+    .select()
+    .from(pipelines)
+    .where(and(inArray(pipelines.status, ["succeeded", "failed", "canceled"]), sql`${pipelines.completedAt} > ${after.toISOString()}`, sql`${pipelines.completedAt} < now() - make_interval(secs => ${graceMs / 1000})`))
+    .orderBy(asc(pipelines.completedAt))
+    .limit(limit);
+}
+
 /** Jobs still queued or running in pipelines that ended (failed or canceled) when a crash kept them from being canceled. */
 export async function orphanedPipelineJobs(db: Db, limit = 100): Promise<{ jobId: string; userId: string }[]> {
   const rows = await db.execute<{ job_id: string; user_id: string }>(sql`

@@ -30,6 +30,7 @@ import { setApprovals } from "./project-store.ts";
 import type { JobRow } from "./job-store.ts";
 import { evaluateCount, expandStageJobs, isPlaceholderFileId, placeholderFileId, predictOutputs } from "./pipeline-plan.ts";
 import {
+  endedPipelines,
   getPipelineRow,
   getUserPipeline,
   insertPipeline,
@@ -244,7 +245,7 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
       }
     }
     if (pipelineTerminalStatuses.includes(after.status) && !pipelineTerminalStatuses.includes(before.status as never)) {
-      list.push({ type: "pipeline_completed", status: after.status as "succeeded" | "failed" | "canceled", progress: after.status === "succeeded" ? 100 : undefined, error: after.error ?? null });
+      list.push({ type: "pipeline_completed", status: after.status as "succeeded" | "failed" | "canceled", ...(after.status === "succeeded" ? { progress: 100 } : {}), error: after.error ?? null });
     }
     return list;
   };
@@ -356,6 +357,9 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
     const stageJobs = (await pipelineJobs(db, [pipelineId])).filter((j) => j.pipelineStage === stageName);
     await publish(row, [{ type: "stage_progress", stage: stageName, progress: Math.round(stageProgress(stage, stageJobs) * 10) / 10 }]);
   };
+
+  // Runs ended after this have had their ending checked; 10 minutes back after a start.
+  let endingsCursor = new Date(Date.now() - 10 * 60_000);
 
   const view = async (row: PipelineRow) => toPipeline(row, await pipelineJobs(db, [row.id]), types.get(row.type));
 
@@ -502,7 +506,11 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
       void serial(pipelineId, () => progressed(pipelineId, pipelineStage)).catch((err) => log.warn({ err, job_id: job.id }, "could not publish a pipeline's progress"));
     },
 
-    /** The reconciler's step: advances runs a lost advance left behind, and cancels jobs of runs that ended without canceling them. */
+    /**
+     * The reconciler's step: advances runs a lost advance left behind, cancels jobs of runs that ended
+     * without canceling them, and publishes the pipeline_completed of runs whose own publish failed
+     * (watchers wait for it), as job-service does for jobs' endings (endings.ts).
+     */
     reconcile: async (graceMs: number) => {
       for (const id of await stalePipelineIds(db, graceMs)) {
         try {
@@ -519,6 +527,20 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
         } catch (err) {
           if (!(isAppError(err) && err.code === "INVALID_STATE")) log.warn({ err, job_id: jobId }, "could not cancel a job of an ended pipeline; retrying next pass");
         }
+      }
+      try {
+        for (const row of await endedPipelines(db, endingsCursor, graceMs)) {
+          const ending = { type: "pipeline_completed", status: row.status as "succeeded" | "failed" | "canceled", ...(row.status === "succeeded" ? { progress: 100 } : {}), error: row.error ?? null } as const;
+          const published = await events.publish(row.id, { ...ending, project_id: row.projectId }, { unlessEnded: true, floor: row.lastEventSeq });
+          if (published) {
+            log.warn({ pipeline_id: row.id, seq: published.seq }, "published the ending of a pipeline whose pipeline_completed never reached the stream");
+            await raiseLastEventSeq(db, row.id, published.seq);
+          }
+          // Past a run only once its ending is stored: a failure above leaves the cursor for the next pass.
+          endingsCursor = row.completedAt!;
+        }
+      } catch (err) {
+        log.warn({ err }, "could not publish the endings of pipelines; retrying next pass");
       }
     },
   };
