@@ -67,12 +67,12 @@ describe("API9 improper inventory management: the document is the inventory", ()
 
   it("leaves out of the document only the routes docs/SECURITY.md lists, each guarded as it says", async () => {
     const { spec } = await getOperations(ctx.api);
-    const undocumented = ["/openapi.json", "/docs", "/metrics", "/ws", "/ws/jobs/{id}", "/storage/blob/{token}"];
+    const undocumented = ["/openapi.json", "/docs", "/metrics", "/ws", "/ws/jobs/{id}", "/ws/pipelines/{id}", "/storage/blob/{token}"];
     expect(Object.keys(spec.paths).filter((p) => undocumented.includes(p))).toEqual([]);
     expect((await fetch(`${ctx.stack.url}/docs/`)).status).toBe(200);
     expectEnvelope(await ctx.api.request("GET", "/metrics"), 401, "UNAUTHORIZED");
     expectEnvelope(await ctx.api.request("GET", `/storage/blob/v1.${randomUUID()}.forged`), 403, "FORBIDDEN");
-    for (const path of ["/ws", `/ws/jobs/${randomUUID()}`]) {
+    for (const path of ["/ws", `/ws/jobs/${randomUUID()}`, `/ws/pipelines/${randomUUID()}`]) {
       const ws = new WebSocket(`${ctx.stack.url.replace(/^http/, "ws")}${path}`);
       const code = await new Promise<number>((resolve) => ws.once("close", resolve));
       expect(code, path).toBe(1008);
