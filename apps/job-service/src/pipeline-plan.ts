@@ -72,6 +72,9 @@ export interface PredictedOutput {
   result: Record<string, unknown>;
 }
 
+/** The text a text.generate job is predicted to write: non-empty and shorter than any text field takes (an overlay's 500 characters). */
+export const PREDICTED_TEXT = "The text the language model will write.";
+
 const picture = (width: number, height: number): Partial<MediaFacts> => ({ width, height, duration_seconds: null, frame_rate: null });
 
 /**
@@ -100,7 +103,8 @@ export function predictOutputs(type: string, input: Record<string, unknown>, med
     case "audio.tts":
       return { files: [{ width: null, height: null, duration_seconds: speechSeconds(String(input.text ?? ""), Number(input.speed ?? 1)), frame_rate: null }], result: {} };
     case "text.generate":
-      return { files: input.save_as_file ? [{}] : [], result: { text: "" } };
+      // Not "": a stage whose input is only this text (a prompt, a voice's text) must pass its job type's schema as the real text would.
+      return { files: input.save_as_file ? [{}] : [], result: { text: PREDICTED_TEXT } };
     case "text.scenes": {
       const n = Number(input.num_scenes ?? 4);
       const duration = Number(input.scene_duration ?? 8);

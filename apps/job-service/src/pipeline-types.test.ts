@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { evaluateTemplate, getJobType, loadPipelineTypes, type PipelineType, type TemplateContext } from "@cutroom/contracts";
 import { describe, expect, it } from "vitest";
-import { evaluateCount, expandStageJobs, predictOutputs } from "./pipeline-plan.ts";
+import { evaluateCount, expandStageJobs, PREDICTED_TEXT, predictOutputs } from "./pipeline-plan.ts";
 
 /*
  * The built-in pipeline types against the job types they run: every stage's templates, evaluated as
@@ -165,5 +165,18 @@ describe("built-in pipeline types", () => {
     const noSong = walk(types.get("music-video")!, "example", { concept_prompt: "a fox in the snow", num_scenes: 2 }, "worker");
     expect(noSong.find((j) => j.stage === "compose")!.input).toMatchObject({ audio: [], transition: "crossfade" });
     expect(noSong.filter((j) => j.stage === "clips")).toHaveLength(2);
+  });
+
+  it("predicts a text.generate job's text as one every job that takes a text accepts, so a stage fed only that text is not refused before the run", () => {
+    const { text } = predictOutputs("text.generate", { prompt: "write", max_tokens: 64 }, {}).result as { text: string };
+    expect(text).toBe(PREDICTED_TEXT);
+    const consumers: [string, Record<string, unknown>][] = [
+      ["audio.tts", { text }],
+      ["video.generate", { prompt: text }],
+      ["image.generate", { prompt: text }],
+      ["text.generate", { prompt: text }],
+      ["video.compose", { clips: [{ file_id: randomUUID() }], text_overlays: [{ text, duration: 1 }] }],
+    ];
+    for (const [type, input] of consumers) expect(getJobType(type)!.input.safeParse(input).error?.issues, type).toBeUndefined();
   });
 });
