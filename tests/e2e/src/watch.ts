@@ -6,14 +6,14 @@ export interface Watched {
   closeReason: string;
 }
 
-/** Follows `WS /ws/jobs/{id}` until the server closes it; `onMessage` may act mid-stream. */
+/** Follows `WS /ws/jobs/{id}` (or `opts.path`) until the server closes it; `onMessage` may act mid-stream. */
 export function watchJob(
   baseUrl: string,
   token: string,
   jobId: string,
-  opts: { since?: number; auth?: "header" | "query" | "protocol"; onMessage?: (m: any, ws: WebSocket) => void; timeoutMs?: number } = {},
+  opts: { since?: number; auth?: "header" | "query" | "protocol"; onMessage?: (m: any, ws: WebSocket) => void; timeoutMs?: number; path?: string } = {},
 ): Promise<Watched> {
-  const wsUrl = new URL(`/ws/jobs/${jobId}`, baseUrl.replace(/^http/, "ws"));
+  const wsUrl = new URL(opts.path ?? `/ws/jobs/${jobId}`, baseUrl.replace(/^http/, "ws"));
   if (opts.since !== undefined) wsUrl.searchParams.set("since", String(opts.since));
   const auth = opts.auth ?? "header";
   if (auth === "query") wsUrl.searchParams.set("access_token", token);
@@ -42,6 +42,10 @@ export function watchJob(
     });
   });
 }
+
+/** Follows `WS /ws/pipelines/{id}` until the server closes it (after pipeline_completed). */
+export const watchPipeline = (baseUrl: string, token: string, pipelineId: string, opts: Omit<Parameters<typeof watchJob>[3], "path"> = {}) =>
+  watchJob(baseUrl, token, pipelineId, { ...opts, path: `/ws/pipelines/${pipelineId}` });
 
 /** The job events among the messages (everything but the snapshot and pongs). */
 export const eventsOf = (w: Watched) => w.messages.filter((m) => typeof m.seq === "number");
