@@ -44,7 +44,7 @@ export function watchJob(
 }
 
 /** Follows `WS /ws/pipelines/{id}` until the server closes it (after pipeline_completed). */
-export const watchPipeline = (baseUrl: string, token: string, pipelineId: string, opts: Omit<Parameters<typeof watchJob>[3], "path"> = {}) =>
+export const watchPipeline = (baseUrl: string, token: string, pipelineId: string, opts: Omit<NonNullable<Parameters<typeof watchJob>[3]>, "path"> = {}) =>
   watchJob(baseUrl, token, pipelineId, { ...opts, path: `/ws/pipelines/${pipelineId}` });
 
 /** The job events among the messages (everything but the snapshot and pongs). */
