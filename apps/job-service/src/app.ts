@@ -251,10 +251,14 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     },
 
     pipelineTypes: async () => ({ data: pipelines.describeTypes() }),
-    createPipeline: async (body, ctx) => pipelines.create(requireCaller(ctx), body, ctx),
+    createPipeline: async ({ idempotency_key, ...body }, ctx) => {
+      const caller = requireCaller(ctx);
+      // As create: a retry racing its original waits for it, then replays it.
+      return idempotency_key ? oneAtATime(`pipeline:${caller.user_id}:${idempotency_key}`, () => pipelines.create(caller, body, ctx, idempotency_key)) : pipelines.create(caller, body, ctx);
+    },
     getPipeline: async ({ pipeline_id }, ctx) => pipelines.get(requireCaller(ctx), pipeline_id),
     listPipelines: async (query, ctx) => pipelines.list(requireCaller(ctx), query),
-    approvePipeline: async ({ pipeline_id, stage, file_ids }, ctx) => pipelines.approve(requireCaller(ctx), pipeline_id, stage, file_ids),
+    approvePipeline: async ({ pipeline_id, stage, file_ids }, ctx) => pipelines.approve(requireCaller(ctx), pipeline_id, stage, file_ids, ctx),
     cancelPipeline: async ({ pipeline_id }, ctx) => pipelines.cancel(requireCaller(ctx), pipeline_id, ctx),
 
     ...createProjectHandlers({ db, rpc }, cancelUserJob),

@@ -6,9 +6,10 @@ import type { Conn, JobRow, Tx } from "./job-store.ts";
 export type PipelineRow = typeof pipelines.$inferSelect;
 export type NewPipeline = typeof pipelines.$inferInsert;
 
-export async function insertPipeline(db: Conn, row: NewPipeline): Promise<PipelineRow> {
-  const [inserted] = await db.insert(pipelines).values(row).returning();
-  return inserted!;
+/** The new run, or null when a run with its id exists (a keyed request's id, taken by a retry that committed first). */
+export async function insertPipeline(db: Conn, row: NewPipeline): Promise<PipelineRow | null> {
+  const [inserted] = await db.insert(pipelines).values(row).onConflictDoNothing({ target: pipelines.id }).returning();
+  return inserted ?? null;
 }
 
 /** The pipeline locked for this transaction: every change to a run happens under this lock, so advancing twice at once cannot start a stage twice. */

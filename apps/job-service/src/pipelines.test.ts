@@ -191,6 +191,45 @@ describe("pipelines: storyboard runs of ordinary jobs, advanced by job-service",
     expect(await stack.balance(user)).toMatchObject({ reserved: 4 });
   });
 
+  it("answers 402 to an approval whose next stage the owner cannot afford and leaves the gate open, nothing reserved; approved once there are credits", async () => {
+    const user = await stack.newUser(14);
+    const created = await create(user);
+    await finishStage(user, created.id, "images", 2);
+    await waitStatus(user, created.id, "waiting_approval");
+    const images = await outputsOf(created.id, "images");
+    expect(await stack.balance(user)).toMatchObject({ credits: 10, reserved: 0 });
+    const approve = () => stack.client.call("job", "approvePipeline", { pipeline_id: created.id, stage: "approve_images", file_ids: images }, { caller: user });
+    // Two clips of 2 s at 5 credits a second.
+    expect(await failure(approve())).toMatchObject({ code: "INSUFFICIENT_CREDITS", details: { required: 20, available: 10 } });
+    const still = await get(user, created.id);
+    expect(still.status).toBe("waiting_approval");
+    expect(still.stages.map((s) => s.status)).toEqual(["succeeded", "waiting_approval", "pending", "pending", "pending"]);
+    expect(await stageJobs(created.id, "clips")).toHaveLength(0);
+    expect(await stack.balance(user)).toMatchObject({ credits: 10, reserved: 0 });
+
+    await stack.client.call("billing", "grant", { user_id: user.user_id, amount: 10 });
+    const approved = await approve();
+    expect(approved.status).toBe("running");
+    expect(await stageJobs(created.id, "clips")).toHaveLength(2);
+    expect(await stack.balance(user)).toMatchObject({ credits: 0, reserved: 20 });
+  });
+
+  it("makes one run for one Idempotency-Key: a retry (even at once) gets the same run back, replayed, nothing reserved twice; another request with the key is 409", async () => {
+    const user = await stack.newUser(100);
+    const keyed = (body: Record<string, unknown>) => create(user, { ...body, idempotency_key: "run-1" });
+    const [first, racing] = await Promise.all([keyed({ type: "storyboard", input }), keyed({ type: "storyboard", input })]);
+    expect(racing.id).toBe(first.id);
+    expect([first.replayed, racing.replayed].filter(Boolean)).toHaveLength(1);
+    const again = await keyed({ type: "storyboard", input });
+    expect(again).toMatchObject({ id: first.id, replayed: true, status: "running" });
+    expect((await stack.client.call("job", "listPipelines", { limit: 20, offset: 0 }, { caller: user })).total).toBe(1);
+    expect(await stack.balance(user)).toMatchObject({ credits: 96, reserved: 4 });
+    expect(await failure(keyed({ type: "storyboard", input: { ...input, prompt: "another hat" } }))).toMatchObject({ code: "IDEMPOTENCY_CONFLICT" });
+    // The key is the user's own: another user's same key makes another run.
+    const other = await stack.newUser(100);
+    expect((await create(other, { type: "storyboard", input, idempotency_key: "run-1" })).id).not.toBe(first.id);
+  });
+
   it("refuses what cannot run before anything is made: unknown type or flavor, bad input (422), a first stage the user cannot afford (402)", async () => {
     const user = await stack.newUser(3);
     expect(await failure(create(user, { type: "nope", input }))).toMatchObject({ code: "INVALID_INPUT", details: { known_types: expect.arrayContaining(["storyboard"]) } });

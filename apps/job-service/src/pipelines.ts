@@ -17,6 +17,7 @@ import {
   type JobTypeDefinition,
   type ListPipelinesQuery,
   type MediaFacts,
+  type Pipeline,
   type PipelineEventInput,
   type PipelineType,
   type TemplateContext,
@@ -26,6 +27,8 @@ import type { Db } from "@cutroom/db";
 import type { PipelineStageRow } from "@cutroom/db/jobs";
 import type { Logger, PipelineEventPublisher, RpcClient, RpcContext } from "@cutroom/runtime";
 import { namedFiles } from "./app.ts";
+import { pipelineIdFor } from "./job-id.ts";
+import { requestHash } from "./request-hash.ts";
 import { setApprovals } from "./project-store.ts";
 import type { JobRow } from "./job-store.ts";
 import { evaluateCount, expandStageJobs, isPlaceholderFileId, placeholderFileId, predictOutputs } from "./pipeline-plan.ts";
@@ -188,6 +191,45 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
       media[key] = file.media;
     }
     return media;
+  };
+
+  /**
+   * Credits of the jobs an advance from `stages` would make now (every stage whose waits are over,
+   * and those after it that need nothing more), priced as POST /jobs prices them. A job that could
+   * not be made counts nothing: the advance fails the run with it as before.
+   */
+  const creditsToStart = async (row: PipelineRow, stages: PipelineStageRow[], rowJobs: JobRow[], ctx: RpcContext) => {
+    const type = types.get(row.type);
+    if (!type) return 0;
+    const owner = ownerOf(row);
+    const sim = stages.map((s) => ({ ...s }));
+    let credits = 0;
+    for (let started = true; started; ) {
+      started = false;
+      for (const [i, stage] of sim.entries()) {
+        const def = type.stages[i]!;
+        if (stage.status !== "pending" || !def.after.every((dep) => sim.find((s) => s.name === dep)?.status === "succeeded")) continue;
+        started = true;
+        if (def.gate) {
+          stage.status = "waiting_approval";
+          continue;
+        }
+        const specs = expandStageJobs(def, contextOf(row, sim, rowJobs));
+        for (const spec of specs) {
+          const jobType = getJobType(spec.type);
+          const parsed = jobType?.input.safeParse(spec.input);
+          if (!jobType || !parsed?.success) continue;
+          const input = parsed.data as Record<string, unknown>;
+          try {
+            credits += jobType.cost.estimate(input, jobType.work(input, (await mediaOf(jobType, input, new Map(), owner, ctx)) as InputMedia));
+          } catch (err) {
+            if (!isPermanent(err)) throw err;
+          }
+        }
+        stage.status = specs.length === 0 ? "succeeded" : "running";
+      }
+    }
+    return credits;
   };
 
   /** Fails the run: its other jobs canceled (credits released), the stages not done marked canceled. */
@@ -372,7 +414,12 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
   return {
     describeTypes: () => [...types.values()].map(describePipelineType),
 
-    create: async (caller: Caller, body: CreatePipelineBody, ctx: RpcContext) => {
+    /**
+     * Starts a run. With an idempotency key the run's id follows from the user and the key
+     * (pipelineIdFor): a retry finds the run made before and gets it back (`replayed`) when it asks
+     * for the same run (type, flavor, project and input after defaults), 409 IDEMPOTENCY_CONFLICT otherwise.
+     */
+    create: async (caller: Caller, body: CreatePipelineBody, ctx: RpcContext, idempotencyKey?: string): Promise<Pipeline & { replayed?: boolean }> => {
       const type = getType(body.type);
       const flavorName = body.flavor ?? type.defaultFlavor;
       const flavor = type.flavors[flavorName];
@@ -380,6 +427,17 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
       const parsed = type.input.safeParse(body.input);
       if (!parsed.success) throw new AppError("INVALID_INPUT", `input is not valid for ${type.name}`, zodDetails(parsed.error));
       const input = parsed.data;
+      const id = idempotencyKey ? pipelineIdFor(caller.user_id, idempotencyKey) : randomUUID();
+      const asked = { type: type.name, flavor: flavorName, project_id: body.project_id ?? null, input };
+      const replay = async (earlier: PipelineRow) => {
+        if (requestHash({ type: earlier.type, flavor: earlier.flavor, project_id: earlier.projectId, input: earlier.input }) !== requestHash(asked)) {
+          throw new AppError("IDEMPOTENCY_CONFLICT", "this idempotency key was already used with a different request");
+        }
+        return { ...(await view(earlier)), replayed: true };
+      };
+      // Before anything costs: a replay takes no rate slot and needs no credits.
+      const earlier = idempotencyKey ? await getUserPipeline(db, caller.user_id, id) : null;
+      if (earlier) return replay(earlier);
       if (body.project_id && !(await projectExists(caller.user_id, body.project_id))) throw new AppError("NOT_FOUND", "project not found", { project_id: body.project_id });
       // Prompt templates of the flavor read the input once, at start.
       let params: Record<string, unknown>;
@@ -398,7 +456,7 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
       const rate = await rpc.call("billing", "rate", { user_id: caller.user_id, tier: caller.tier, bucket: "jobs.create" }, { requestId: ctx.requestId, caller, deadline: ctx.deadline });
       if (!rate.allowed) throw new AppError("RATE_LIMITED", `the ${caller.tier} tier allows ${rate.limit} new jobs per minute`, { limit: rate.limit, remaining: 0, reset: rate.reset });
       const row = await insertPipeline(db, {
-        id: randomUUID(),
+        id,
         userId: caller.user_id,
         projectId: body.project_id ?? null,
         type: type.name,
@@ -410,6 +468,8 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
         stages: type.stages.map((s) => emptyStage(s.name)),
         estimate: { credits: estimate.credits, eta_seconds: estimate.eta_seconds },
       });
+      // Another request with the same key committed first: its run is the answer.
+      if (!row) return replay((await getPipelineRow(db, id))!);
       // A failure here leaves a queued run, which the reconciler advances.
       const advanced = await advance(row.id).catch((err) => {
         ctx.log.warn({ err, pipeline_id: row.id }, "could not start the pipeline; the reconciler will");
@@ -430,7 +490,11 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
       );
     },
 
-    approve: async (caller: Caller, id: string, stageName: string, fileIds: string[]) => {
+    /**
+     * Opens a gate with the chosen outputs. When the stages it starts cost more than the owner has,
+     * 402 INSUFFICIENT_CREDITS and the gate stays open (nothing reserved): buy credits, approve again.
+     */
+    approve: async (caller: Caller, id: string, stageName: string, fileIds: string[], rpcCtx: RpcContext) => {
       const { projectId, rejected, before, row } = await db.transaction(async (tx) => {
         const p = await lockPipeline(tx, id, caller.user_id);
         if (!p) throw new AppError("NOT_FOUND", "pipeline not found");
@@ -452,6 +516,15 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
           throw new AppError("INVALID_INPUT", `approve ${bounds} outputs of ${def.gate.stage}; ${fileIds.length} given`, { field: "file_ids", min, max, count: fileIds.length });
         }
         Object.assign(stage, { status: "succeeded", progress: 100, completed_at: now(), approved_file_ids: fileIds });
+        // Checked before the verdict commits; a balance that drops between here and the reservations still fails the run.
+        const required = await creditsToStart(p, stages, rowJobs, rpcCtx);
+        if (required > 0) {
+          const owner = ownerOf(p);
+          const balance = await rpc.call("billing", "balance", { user_id: owner.user_id, tier: owner.tier }, { requestId: rpcCtx.requestId, caller, deadline: rpcCtx.deadline });
+          if (balance.credits < required) {
+            throw new AppError("INSUFFICIENT_CREDITS", `the stages after ${stageName} need ${required} credits; you have ${balance.credits}`, { required, available: balance.credits, stage: stageName });
+          }
+        }
         // Running from here: a crash before the advance leaves a run with nothing to wait for, which the reconciler advances.
         const row = await updatePipeline(tx, id, { status: "running", stages });
         return { projectId: p.projectId, rejected: outputs.filter((f) => !fileIds.includes(f)), before: { status: p.status, stages: p.stages }, row };

@@ -116,7 +116,8 @@ export const rpc = {
     finish: method(FinishBody, FinishReply),
     // Pipelines (ADR 025): runs of stages of ordinary jobs, advanced by job-service.
     pipelineTypes: method(Empty, z.object({ data: z.array(PipelineTypeDescription) })),
-    createPipeline: method(CreatePipelineBody, Pipeline),
+    // `idempotency_key` as on create: the same key and request give the same run, `replayed` (a run made before).
+    createPipeline: method(CreatePipelineBody.extend({ idempotency_key: IdempotencyKey.optional() }), Pipeline.extend({ replayed: z.boolean().optional() })),
     getPipeline: method(z.object({ pipeline_id: Uuid }), Pipeline),
     listPipelines: method(ListPipelinesQuery, page(Pipeline)),
     approvePipeline: method(ApprovePipelineBody.extend({ pipeline_id: Uuid }), Pipeline),

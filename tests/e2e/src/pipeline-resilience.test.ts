@@ -124,4 +124,24 @@ describe("pipelines live and across a worker's crash", () => {
     expect(done.credits).toBe(27);
     expect((await ctx.api.get("/billing/credits", u.token)).body).toMatchObject({ credits: 73, reserved: 0 });
   });
+
+  it("takes an Idempotency-Key on POST /pipelines: a retry gets the same run (202, idempotent-replayed), another body with the key is 409", async () => {
+    const u = await ctx.api.signUp();
+    const body = { type: "storyboard", input: { ...storyboard, prompt: "[emulator:slow] a hat" } };
+    const key = { "idempotency-key": "storyboard-1" };
+    const first = await ctx.api.post("/pipelines", body, u.token, key);
+    expect(first.status, JSON.stringify(first.body)).toBe(202);
+    expect(first.headers.get("idempotent-replayed")).toBeNull();
+    const retry = await ctx.api.post("/pipelines", body, u.token, key);
+    expect(retry.status).toBe(202);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(retry.body).toMatchObject({ id: first.body.id, type: "storyboard" });
+    expect(retry.body).not.toHaveProperty("replayed");
+    const other = await ctx.api.post("/pipelines", { ...body, input: { ...body.input, num_images: 2 } }, u.token, key);
+    expect(other.status).toBe(409);
+    expect(other.body.error).toMatchObject({ code: "IDEMPOTENCY_CONFLICT", request_id: expect.any(String) });
+    expect((await ctx.api.get("/pipelines", u.token)).body.total).toBe(1);
+    expect((await ctx.api.get("/billing/credits", u.token)).body).toMatchObject({ reserved: 2 });
+    expect((await ctx.api.post(`/pipelines/${first.body.id}/cancel`, {}, u.token)).status).toBe(200);
+  });
 });

@@ -1,4 +1,4 @@
-import { ApprovePipelineBody, CancelPipelineReply, CreatePipelineBody, IdParams, ListPipelinesQuery, Pipeline, PipelineTypeDescription, page } from "@cutroom/contracts";
+import { ApprovePipelineBody, CancelPipelineReply, CreatePipelineBody, IdempotencyKey, IdParams, ListPipelinesQuery, Pipeline, PipelineTypeDescription, page } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -35,13 +35,15 @@ export async function pipelineRoutes(base: FastifyInstance, { rpc }: { rpc: RpcC
         operationId: "createPipeline",
         summary: "Start a pipeline run (its first stage's credits are reserved now)",
         description:
-          "Starts a run of a pipeline type with a flavor (the type's default_flavor when absent). The answer carries the estimate of the whole run (credits and eta_seconds, every gate assumed to pass all outputs of its stage); 402 when the first stage's jobs cost more than the caller has. Later stages reserve their credits as they start. Takes one slot of the tier's per-minute job window.",
+          "Starts a run of a pipeline type with a flavor (the type's default_flavor when absent). The answer carries the estimate of the whole run (credits and eta_seconds, every gate assumed to pass all outputs of its stage); 402 when the first stage's jobs cost more than the caller has. Later stages reserve their credits as they start. Takes one slot of the tier's per-minute job window. Send an Idempotency-Key header to make retries safe: the same key and request answer the run made before (header `idempotent-replayed: true`), the same key with another request 409.",
+        headers: z.object({ "idempotency-key": IdempotencyKey.optional() }),
         body: CreatePipelineBody,
-        response: { 202: Pipeline, ...errorResponses(...authErrors, ...bodyErrors, 402, 404, 429) },
+        response: { 202: Pipeline, ...errorResponses(...authErrors, ...bodyErrors, 402, 404, 409, 429) },
       },
     },
     async (req, reply) => {
-      const pipeline = await rpc.call("job", "createPipeline", req.body, callCtx(req));
+      const { replayed, ...pipeline } = await rpc.call("job", "createPipeline", { ...req.body, idempotency_key: req.headers["idempotency-key"] }, callCtx(req));
+      if (replayed) reply.header("idempotent-replayed", "true");
       reply.code(202);
       return pipeline;
     },
@@ -73,10 +75,10 @@ export async function pipelineRoutes(base: FastifyInstance, { rpc }: { rpc: RpcC
         tags,
         operationId: "approvePipeline",
         summary: "Open a gate with the chosen outputs",
-        description: "Approves outputs of the gated stage (each must be one of its outputs, their number within the gate's bounds) and starts the stages that waited for the gate. 409 unless the gate is waiting for approval.",
+        description: "Approves outputs of the gated stage (each must be one of its outputs, their number within the gate's bounds) and starts the stages that waited for the gate, reserving their credits. 402 when those cost more than the caller has: the gate stays open and nothing is reserved, so approve again after buying credits. 409 unless the gate is waiting for approval.",
         params: IdParams,
         body: ApprovePipelineBody,
-        response: { 200: Pipeline, ...errorResponses(...authErrors, ...bodyErrors, 404, 409) },
+        response: { 200: Pipeline, ...errorResponses(...authErrors, ...bodyErrors, 402, 404, 409) },
       },
     },
     async (req) => rpc.call("job", "approvePipeline", { pipeline_id: req.params.id, ...req.body }, callCtx(req)),
