@@ -94,11 +94,11 @@ export function startLoad(opts: LoadOptions) {
       const url = new URL(`/ws/jobs/${rec.id}`, gateway(rec.n + rec.reconnects).replace(/^http/, "ws"));
       url.searchParams.set("since", String(since));
       const ws = new WebSocket(url, { headers: { authorization: `Bearer ${opts.token}` } });
-      // A stream silent for this long is dead to the client: it reconnects.
-      let idle = setTimeout(() => ws.terminate(), 20_000);
+      // A stream silent for 10 s is dead to the client: it reconnects with `since`, as docs/RELIABILITY.md advises.
+      let idle = setTimeout(() => ws.terminate(), 10_000);
       ws.on("message", (data) => {
         clearTimeout(idle);
-        idle = setTimeout(() => ws.terminate(), 20_000);
+        idle = setTimeout(() => ws.terminate(), 10_000);
         const m = JSON.parse(data.toString());
         if (typeof m.seq !== "number") return;
         rec.events.push({ seq: m.seq, type: m.type });
