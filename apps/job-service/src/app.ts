@@ -261,7 +261,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     approvePipeline: async ({ pipeline_id, stage, file_ids }, ctx) => pipelines.approve(requireCaller(ctx), pipeline_id, stage, file_ids, ctx),
     cancelPipeline: async ({ pipeline_id }, ctx) => pipelines.cancel(requireCaller(ctx), pipeline_id, ctx),
 
-    ...createProjectHandlers({ db, rpc }, cancelUserJob),
+    ...createProjectHandlers({ db, rpc }, cancelUserJob, pipelines.cancel),
 
     // The same checks and number as create, so what a client is quoted is what it is charged.
     estimate: async ({ type: name, input }, ctx) => {

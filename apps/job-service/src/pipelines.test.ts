@@ -157,6 +157,32 @@ describe("pipelines: storyboard runs of ordinary jobs, advanced by job-service",
     expect(clipJob).toMatchObject({ projectId: project.id, pipelineStage: "clips", pipelineOrder: 0 });
   });
 
+  it("cancels the project's runs when the project is deleted: one waiting at its gate, one with a running job; their jobs canceled and refunded", async () => {
+    const user = await stack.newUser(100);
+    const project = await stack.client.call("job", "createProject", { name: "doomed" }, { caller: user });
+    const atGate = await create(user, { type: "storyboard", input, project_id: project.id });
+    await finishStage(user, atGate.id, "images", 2);
+    await waitStatus(user, atGate.id, "waiting_approval");
+    const working = await create(user, { type: "storyboard", input: { ...input, prompt: "a man loses a hat" }, project_id: project.id });
+    const [first] = await stageJobs(working.id, "images");
+    await stack.client.call("job", "claim", { job_id: first!.id, dispatch: 1, worker: "test" });
+    // The gate's images were made and captured (4); the working run holds 4 more.
+    expect(await stack.balance(user)).toMatchObject({ credits: 92, reserved: 4 });
+
+    const deleted = await stack.client.call("job", "deleteProject", { project_id: project.id }, { caller: user });
+    expect(deleted).toMatchObject({ jobs_canceled: 2, credits_refunded: 4 });
+    for (const id of [atGate.id, working.id]) {
+      const run = await get(user, id);
+      expect(run.status).toBe("canceled");
+      expect(run.stages.some((s) => s.status === "pending" || s.status === "running" || s.status === "waiting_approval")).toBe(false);
+    }
+    for (const job of await stageJobs(working.id, "images")) expect(job).toMatchObject({ status: "canceled", creditState: "released" });
+    expect(await stack.balance(user)).toMatchObject({ credits: 96, reserved: 0 });
+    // A retried delete finds nothing left to end.
+    expect(await stack.client.call("job", "deleteProject", { project_id: project.id }, { caller: user })).toMatchObject({ jobs_canceled: 0, credits_refunded: 0 });
+    expect((await get(user, atGate.id)).status).toBe("canceled");
+  });
+
   it("hides a run from another user: get, approve and cancel are 404", async () => {
     const owner = await stack.newUser(100);
     const other = await stack.newUser(100);

@@ -1,6 +1,6 @@
 import type { Project, ProjectCosts } from "@cutroom/contracts";
 import { and, desc, eq, inArray, isNull, sqlTag as sql, type Db } from "@cutroom/db";
-import { jobs, projectApprovals, projects } from "@cutroom/db/jobs";
+import { jobs, pipelines, projectApprovals, projects } from "@cutroom/db/jobs";
 import type { Conn, JobRow } from "./job-store.ts";
 
 export type ProjectRow = typeof projects.$inferSelect;
@@ -83,6 +83,15 @@ export async function activeProjectJobIds(db: Db, userId: string, projectId: str
     .select({ id: jobs.id })
     .from(jobs)
     .where(and(eq(jobs.userId, userId), eq(jobs.projectId, projectId), inArray(jobs.status, ["queued", "running"])));
+  return rows.map((r) => r.id);
+}
+
+/** The project's pipeline runs that have not ended (ADR 025). */
+export async function liveProjectPipelineIds(db: Db, userId: string, projectId: string): Promise<string[]> {
+  const rows = await db
+    .select({ id: pipelines.id })
+    .from(pipelines)
+    .where(and(eq(pipelines.userId, userId), eq(pipelines.projectId, projectId), inArray(pipelines.status, ["queued", "running", "waiting_approval"])));
   return rows.map((r) => r.id);
 }
 

@@ -6,6 +6,7 @@ import {
   activeProjectJobIds,
   getLiveProject,
   insertProject,
+  liveProjectPipelineIds,
   listProjects,
   markProjectDeleted,
   outputOrder,
@@ -23,11 +24,14 @@ type ProjectMethods = "createProject" | "listProjects" | "getProject" | "updateP
 /** Cancels one job of the caller as POST /jobs/{id}/cancel does; answers the credits refunded. */
 export type CancelJob = (caller: Caller, jobId: string, ctx: RpcContext) => Promise<{ credits_refunded: number }>;
 
+/** Cancels one pipeline run of the caller as POST /pipelines/{id}/cancel does; answers the credits refunded. */
+export type CancelPipeline = (caller: Caller, pipelineId: string, ctx: RpcContext) => Promise<{ credits_refunded: number }>;
+
 /**
  * Projects (ADR 024): a user's named group of jobs and files, with the user's approvals of its files
  * and what its jobs cost. The files stay storage-service's, asked for with the owner's rights.
  */
-export function createProjectHandlers({ db, rpc }: { db: Db; rpc: RpcClient }, cancelJob: CancelJob): Pick<RpcHandlers<"job">, ProjectMethods> {
+export function createProjectHandlers({ db, rpc }: { db: Db; rpc: RpcClient }, cancelJob: CancelJob, cancelPipeline: CancelPipeline): Pick<RpcHandlers<"job">, ProjectMethods> {
   const callCtx = (ctx: RpcContext, caller: Caller) => ({ requestId: ctx.requestId, caller, deadline: ctx.deadline });
 
   const liveProject = async (caller: Caller, projectId: string) => {
@@ -64,14 +68,28 @@ export function createProjectHandlers({ db, rpc }: { db: Db; rpc: RpcClient }, c
       return toProject(row, (await liveProject(caller, project_id)).jobCount);
     },
 
-    // Marked first: from then on no job or upload names it. Then its jobs end and its files go; a
-    // retry of a delete that failed part-way finishes the rest.
+    // Marked first: from then on no job or upload names it. Then its runs and jobs end and its files
+    // go; a retry of a delete that failed part-way finishes the rest.
     deleteProject: async ({ project_id }, ctx) => {
       const caller = requireCaller(ctx);
       if (!(await markProjectDeleted(db, caller.user_id, project_id))) throw new AppError("NOT_FOUND", "project not found", { project_id });
-      let jobs_canceled = 0;
+      const active = await activeProjectJobIds(db, caller.user_id, project_id);
+      let pipelines_canceled = 0;
       let credits_refunded = 0;
-      for (const jobId of await activeProjectJobIds(db, caller.user_id, project_id)) {
+      // Runs before jobs: a run whose job is canceled under it would fail instead, and a run at a gate
+      // has no job to cancel and would wait forever, its next stage's jobs refused by the project check.
+      for (const pipelineId of await liveProjectPipelineIds(db, caller.user_id, project_id)) {
+        try {
+          credits_refunded += (await cancelPipeline(caller, pipelineId, ctx)).credits_refunded;
+          pipelines_canceled++;
+        } catch (err) {
+          if (!(isAppError(err) && err.code === "INVALID_STATE")) throw err;
+        }
+      }
+      const left = await activeProjectJobIds(db, caller.user_id, project_id);
+      // The runs' jobs their cancels ended.
+      let jobs_canceled = active.length - active.filter((id) => left.includes(id)).length;
+      for (const jobId of left) {
         try {
           credits_refunded += (await cancelJob(caller, jobId, ctx)).credits_refunded;
           jobs_canceled++;
@@ -81,7 +99,7 @@ export function createProjectHandlers({ db, rpc }: { db: Db; rpc: RpcClient }, c
         }
       }
       const { deleted } = await rpc.call("storage", "deleteProjectFiles", { project_id }, callCtx(ctx, caller));
-      ctx.log.info({ project_id, jobs_canceled, credits_refunded, files_deleted: deleted }, "project deleted");
+      ctx.log.info({ project_id, pipelines_canceled, jobs_canceled, credits_refunded, files_deleted: deleted }, "project deleted");
       return { jobs_canceled, credits_refunded, files_deleted: deleted };
     },
 
