@@ -117,8 +117,6 @@ export function createEventHub(nc: NatsConnection, log: Logger, opts: { retryMs?
         const messages = await consumer.consume({
           // Stop, rather than recreate the consumer at a sequence of a stream that may be gone.
           abort_on_missing_resource: true,
-          // Short pulls (heartbeats every 2.5 s): a consumer lost with a NATS node is noticed in seconds, not after the default 30 s pull.
-          expires: 5000,
           callback: (msg) => {
             at.seq = msg.seq;
             dispatch(msg);
