@@ -1,14 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isTerminalEvent, subjects } from "@cutroom/contracts";
-import { createRpcClient, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
-import { createMigratedDb, silentLogger, startStack, startTestNats } from "@cutroom/testing";
+import { readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
+import { silentLogger } from "@cutroom/testing";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { imageHandlers, pixelOwner } from "./test-fixture.ts";
+import { startJobServiceForWorkers } from "./test-job-service.ts";
 import { startWorker, type Worker, type WorkerConfig } from "./worker.ts";
 
 /*
@@ -23,36 +21,20 @@ const CREDITS = 10;
 const base: WorkerConfig = { concurrency: 1, ackWaitMs: 1000, maxAttempts: 2, retryBaseMs: 200, tmpDir: "", rpcTimeoutMs: 1000 };
 
 describe("a job whose every attempt's worker process is killed (the real job-service)", () => {
-  let db: Awaited<ReturnType<typeof createMigratedDb>>;
-  let nats: Awaited<ReturnType<typeof startTestNats>>;
-  let services: Awaited<ReturnType<typeof startStack>>;
+  let stack: Awaited<ReturnType<typeof startJobServiceForWorkers>>;
+  let nats: Awaited<ReturnType<typeof startJobServiceForWorkers>>["nats"];
   let nc: NatsConnection;
   let client: RpcClient;
-  let dir: string;
   let config: WorkerConfig;
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "killed-worker-"));
-    config = { ...base, tmpDir: dir };
-    [db, nats] = await Promise.all([createMigratedDb("killed_worker"), startTestNats()]);
-    services = await startStack({
-      databaseUrl: db.url,
-      natsUrl: nats.url,
-      apps: ["billing-service", "storage-service", "job-service"],
-      parentDir: process.env.CUTROOM_TEST_DIR,
-      // Short, as in a chaos run: were the job's message gone, the reconciler would dispatch it again within seconds.
-      env: { RECONCILE_INTERVAL_MS: "250", REDISPATCH_AFTER_MS: "500", JOB_LEASE_MS: "1000" },
-    });
-    nc = await nats.connect();
-    client = createRpcClient(nc, { timeoutMs: 5000 });
+    stack = await startJobServiceForWorkers("killed-worker", base);
+    ({ nats, nc, client, config } = stack);
   }, 60_000);
   afterAll(async () => {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    await services?.stop();
-    await nats?.stop();
-    await db?.close();
-    await rm(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   /** A worker in a process of its own, killed (SIGKILL) as it runs the job's attempt `killAt`; resolves once it is gone. */

@@ -4,12 +4,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isTerminalEvent, jobLimits, subjects, type ClaimReply, type JobDispatch } from "@cutroom/contracts";
-import { createRpcClient, ensureStreams, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
-import { createMigratedDb, silentLogger, startStack, startTestNats } from "@cutroom/testing";
+import { ensureStreams, readJobEvents, type NatsConnection, type RpcClient } from "@cutroom/runtime";
+import { silentLogger, startTestNats } from "@cutroom/testing";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { imageHandlers, pixelOwner } from "./test-fixture.ts";
 import type { JobContext } from "./types.ts";
+import { startJobServiceForWorkers } from "./test-job-service.ts";
 import { startWorker, type Worker, type WorkerConfig } from "./worker.ts";
 
 /*
@@ -97,34 +98,18 @@ describe("a job whose last delivery fails for want of job-service (a stand-in an
 });
 
 describe("a job whose worker stops during its last delivery (the real job-service)", () => {
-  let db: Awaited<ReturnType<typeof createMigratedDb>>;
-  let nats: Awaited<ReturnType<typeof startTestNats>>;
-  let services: Awaited<ReturnType<typeof startStack>>;
+  let stack: Awaited<ReturnType<typeof startJobServiceForWorkers>>;
+  let nats: Awaited<ReturnType<typeof startJobServiceForWorkers>>["nats"];
   let nc: NatsConnection;
   let client: RpcClient;
-  let dir: string;
   let config: WorkerConfig;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "last-delivery-stack-"));
-    config = { ...base, tmpDir: dir };
-    [db, nats] = await Promise.all([createMigratedDb("last_delivery"), startTestNats()]);
-    services = await startStack({
-      databaseUrl: db.url,
-      natsUrl: nats.url,
-      apps: ["billing-service", "storage-service", "job-service"],
-      parentDir: process.env.CUTROOM_TEST_DIR,
-      // Short, so the reconciler finds the handed-back job overdue within seconds.
-      env: { RECONCILE_INTERVAL_MS: "250", REDISPATCH_AFTER_MS: "500", JOB_LEASE_MS: "1000" },
-    });
-    nc = await nats.connect();
-    client = createRpcClient(nc, { timeoutMs: 5000 });
+    stack = await startJobServiceForWorkers("last-delivery-stack", base);
+    ({ nats, nc, client, config } = stack);
   }, 60_000);
   afterAll(async () => {
-    await services?.stop();
-    await nats?.stop();
-    await db?.close();
-    await rm(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it("is dispatched again by job-service and runs to success on the next worker", { timeout: 30_000 }, async () => {
