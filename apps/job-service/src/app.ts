@@ -4,7 +4,6 @@ import {
   describeExceeded,
   exceededLimit,
   getJobType,
-  isAppError,
   jobLimits,
   jobTypes,
   subjects,
@@ -16,13 +15,16 @@ import {
   type JobWork,
   loadPipelineTypes,
   type PipelineType,
+  rateBuckets,
+  tierLimits,
 } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { defaultCatalog, resolveModel, unavailableModel, type Catalog, type ModelProviderName } from "@cutroom/models";
 import { createPipelineEventPublisher, rpcTimedOut, runChecks, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import { jetstream } from "@nats-io/jetstream";
 import { settleCredits } from "./credits.ts";
-import { dispatchJob } from "./dispatch.ts";
+import { createCreationBatcher } from "./creation-batcher.ts";
+import { dispatchJobs } from "./dispatch.ts";
 import {
   cancelJob,
   claimJob,
@@ -30,12 +32,15 @@ import {
   getJob,
   getJobByIdempotencyKey,
   getUserJob,
-  insertReservedJob,
   jobStats,
+  KeyTaken,
   listJobs,
   toJob,
+  type CreateOutcome,
   type JobRow,
+  type JobToCreate,
 } from "./job-store.ts";
+import { getInputFiles } from "./input-files.ts";
 import type { Timing } from "./env.ts";
 import { jobIdFor } from "./job-id.ts";
 import { getLiveProject } from "./project-store.ts";
@@ -52,7 +57,7 @@ const COMMIT_MARGIN_MS = 250;
 export interface JobDeps {
   db: Db;
   nc: NatsConnection;
-  /** Calls storage (file checks) and billing (credits). */
+  /** Calls billing (settling credits) and storage (a pipeline's files). */
   rpc: RpcClient;
   events: JobEventPublisher;
   log: Logger;
@@ -61,6 +66,8 @@ export interface JobDeps {
   models?: { catalog: Catalog; provider: ModelProviderName };
   /** The pipeline types served (loadPipelineTypes with PIPELINE_FLAVORS_DIR); absent: the built-in ones. */
   pipelineTypes?: Map<string, PipelineType>;
+  /** The most jobs one creation transaction commits (JOB_CREATE_BATCH_MAX); absent: 64. */
+  createBatchMax?: number;
 }
 
 /**
@@ -68,7 +75,7 @@ export interface JobDeps {
  * and gates every delivery to a worker with a claim. The events consumer and the reconciler
  * (events-consumer.ts, reconciler.ts) keep the records current and the broker honest.
  */
-export function createJobService({ db, nc, rpc, events, log, timing, models = { catalog: defaultCatalog(), provider: "none" }, pipelineTypes }: JobDeps): {
+export function createJobService({ db, nc, rpc, events, log, timing, models = { catalog: defaultCatalog(), provider: "none" }, pipelineTypes, createBatchMax = 64 }: JobDeps): {
   handlers: RpcHandlers<"job">;
   pipelines: PipelineEngine;
 } {
@@ -103,18 +110,28 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
   };
 
   /**
-   * The queued event, then the first dispatch, after the answer: the committed row is the job, and a
-   * broker that stalls (a leader election) must not turn it into a 503. Whatever fails here, the
-   * reconciler dispatches the job after dispatchGraceMs. So the queued event goes only first: one
-   * that stalls past that may find the worker's `running` stored already, and is then dropped.
+   * The queued events, then the first dispatches, of a batch just committed, after the answers: the
+   * committed row is the job, and a broker that stalls (a leader election) must not turn it into a
+   * 503. Whatever fails here, the reconciler dispatches the job after dispatchGraceMs. So a queued
+   * event goes only first: one that stalls past that may find the worker's `running` stored already,
+   * and is then dropped.
    */
-  const announce = (row: JobRow, reqLog: Logger) => {
-    void events
-      .publish(row.id, { type: "status", status: "queued", ...inProject(row) }, { first: true })
-      .catch((err) => reqLog.warn({ err, job_id: row.id }, "could not publish a job event"))
-      .then(() => dispatchJob(js, db, row))
-      .catch((err) => reqLog.warn({ err, job_id: row.id }, "could not dispatch the job; the reconciler will"));
+  const announce = (rows: JobRow[]) => {
+    void Promise.all(
+      rows.map((row) =>
+        events
+          .publish(row.id, { type: "status", status: "queued", ...inProject(row) }, { first: true })
+          .catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event")),
+      ),
+    )
+      .then(() => dispatchJobs(js, db, rows))
+      .then((failed) => {
+        for (const [i, err] of failed.entries()) if (err) log.warn({ err, job_id: rows[i]!.id }, "could not dispatch the job; the reconciler will");
+      })
+      .catch((err) => log.warn({ err, job_ids: rows.map((r) => r.id) }, "could not record the jobs' dispatch; the reconciler will"));
   };
+
+  const batcher = createCreationBatcher(db, { maxBatch: createBatchMax, created: announce });
 
   /** `pipeline`: the run, stage and place of a job a pipeline starts (ADR 025); such a job takes no rate slot, its run took one. */
   const createJob = async ({ body, idempotency_key }: Parameters<RpcHandlers<"job">["create"]>[0], ctx: RpcContext, pipeline?: { id: string; stage: string; order: number }) => {
@@ -126,11 +143,11 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       if (earlier) return replay(earlier, hash);
     }
     requireProvider(body.type, type, input);
-    // Checked again as the job commits (insertReservedJob); here so that a wrong project costs no rate slot.
+    // Checked again as the job commits (insertReservedJobs); here so that a wrong project costs no rate slot.
     if (body.project_id && !(await getLiveProject(db, caller.user_id, body.project_id))) {
       throw new AppError("NOT_FOUND", "project not found", { project_id: body.project_id });
     }
-    const work = await sizeWork(rpc, type, input, caller, ctx);
+    const work = await sizeWork(db, type, input, caller);
 
     // Every retry of one keyed request addresses the same job, so it can hold one reservation only.
     const id = idempotency_key ? jobIdFor(caller.user_id, idempotency_key) : randomUUID();
@@ -138,13 +155,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     const commitBy = ctx.deadline === undefined ? undefined : ctx.deadline - COMMIT_MARGIN_MS;
     // A caller that has stopped waiting gets no job: not worth a rate slot either.
     if (commitBy !== undefined && Date.now() >= commitBy) throw rpcTimedOut("job");
-    const callCtx = { requestId: ctx.requestId, caller, deadline: ctx.deadline };
-    // The per-minute slot is taken last: a 422 or an idempotent replay costs none.
-    const rate = pipeline ? undefined : await rpc.call("billing", "rate", { user_id: caller.user_id, tier: caller.tier, bucket: "jobs.create" }, callCtx);
-    if (rate && !rate.allowed) {
-      throw new AppError("RATE_LIMITED", `the ${caller.tier} tier allows ${rate.limit} new jobs per minute`, { limit: rate.limit, remaining: 0, reset: rate.reset });
-    }
-    const row = await insertReservedJob(db, {
+    const job: JobToCreate["job"] = {
       id,
       userId: caller.user_id,
       projectId: body.project_id ?? null,
@@ -159,16 +170,33 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       requestHash: idempotency_key ? hash : null,
       tier: caller.tier,
       ...(pipeline ? { pipelineId: pipeline.id, pipelineStage: pipeline.stage, pipelineOrder: pipeline.order } : {}),
-    }, commitBy);
-    if (!row) {
-      // Another request with the same key committed first; this one's reservation rolled back with its insert.
-      const winner = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key!);
+    };
+    // The per-minute slot is taken in the job's transaction, after the checks: a 422 or an idempotent replay costs none.
+    const rate = pipeline ? undefined : { bucket: "jobs.create", limit: rateBuckets["jobs.create"](tierLimits[caller.tier]) };
+    let outcome: CreateOutcome;
+    try {
+      outcome = await batcher.create({ job, ...(rate ? { rate } : {}), ...(commitBy !== undefined ? { commitBy } : {}) });
+    } catch (err) {
+      if (!(err instanceof KeyTaken) || !idempotency_key) throw err;
+      // A job of another id (made before ids came from keys) holds the key; this one's reservation rolled back with its insert.
+      const winner = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key);
       if (!winner) throw new Error(`job insert conflicted but no job holds key ${idempotency_key}`);
       return replay(winner, hash);
     }
-
-    announce(row, ctx.log);
-    return { job: toJob(row), created: true, rate };
+    switch (outcome.kind) {
+      case "created":
+        return { job: toJob(outcome.row), created: true, ...(outcome.rate ? { rate: outcome.rate } : {}) };
+      case "exists":
+        return replay(outcome.row, hash);
+      case "rate-limited": {
+        const { limit, reset } = outcome.rate;
+        throw new AppError("RATE_LIMITED", `the ${caller.tier} tier allows ${limit} new jobs per minute`, { limit, remaining: 0, reset });
+      }
+      case "refused":
+        throw outcome.error;
+      default:
+        throw new Error(`job creation answered ${outcome.kind}`);
+    }
   };
 
   /** Cancels a queued or running job of the caller: its worker told, its reservation released, its watchers told. */
@@ -268,7 +296,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       const caller = requireCaller(ctx);
       const { type, input: parsed } = parseInput(name, input);
       requireProvider(name, type, parsed);
-      const work = await sizeWork(rpc, type, parsed, caller, ctx);
+      const work = await sizeWork(db, type, parsed, caller);
       return { type: name, credits: type.cost.estimate(parsed, work), description: type.cost.describe, work, eta_seconds: etaSeconds(type, parsed) };
     },
 
@@ -349,8 +377,8 @@ function replay(row: JobRow, hash: string) {
  * The work the input asks for, from its files' media facts, within the caller's tier: a job over a
  * limit is refused here (422 naming the limit, the tier and the value), before any credit is reserved.
  */
-async function sizeWork(rpc: RpcClient, type: JobTypeDefinition, input: Record<string, unknown>, caller: Caller, ctx: RpcContext): Promise<JobWork> {
-  const work = type.work(input, await checkInputFiles(rpc, type, input, ctx));
+async function sizeWork(db: Db, type: JobTypeDefinition, input: Record<string, unknown>, caller: Caller): Promise<JobWork> {
+  const work = type.work(input, await checkInputFiles(db, type, input, caller));
   const over = exceededLimit(work, jobLimits(caller.tier));
   if (over) {
     throw new AppError("INVALID_INPUT", describeExceeded(over), { reason: "over tier limit", ...over });
@@ -382,24 +410,17 @@ export function namedFiles(fileFields: readonly string[], input: Record<string, 
 
 /**
  * Every file the input names must be a ready file of the caller, of a kind its field takes (a colour
- * grade of an audio file is refused here, not failed by the worker); storage answers with the
- * caller's rights. Returns their media facts by key.
+ * grade of an audio file is refused here, not failed by the worker); read from storage's rows as
+ * storage answers their owner (ADR 027). Returns their media facts by key.
  */
-async function checkInputFiles(rpc: RpcClient, type: JobTypeDefinition, input: Record<string, unknown>, ctx: RpcContext): Promise<InputMedia> {
+async function checkInputFiles(db: Db, type: JobTypeDefinition, input: Record<string, unknown>, caller: Caller): Promise<InputMedia> {
   const media: Record<string, InputMedia[string]> = {};
   const named = namedFiles(type.fileFields, input);
-  // Asked for all at once (a list field names many); checked in input order, so the first bad one is the one named.
-  const answers = await Promise.allSettled(named.map(({ fileId }) => rpc.call("storage", "getFile", { file_id: fileId }, { requestId: ctx.requestId, caller: ctx.caller, deadline: ctx.deadline })));
-  for (const [i, { field, key, fileId }] of named.entries()) {
-    const answer = answers[i]!;
-    if (answer.status === "rejected") {
-      const err = answer.reason;
-      if (isAppError(err) && err.code === "NOT_FOUND") {
-        throw new AppError("INVALID_INPUT", `${field} names no file of yours`, { field, file_id: fileId, reason: "file not found" });
-      }
-      throw err;
-    }
-    const file = answer.value;
+  const found = await getInputFiles(db, caller.user_id, named.map((n) => n.fileId));
+  // Checked in input order, so the first bad one is the one named.
+  for (const { field, key, fileId } of named) {
+    const file = found.get(fileId);
+    if (!file) throw new AppError("INVALID_INPUT", `${field} names no file of yours`, { field, file_id: fileId, reason: "file not found" });
     if (file.status !== "ready") {
       throw new AppError("INVALID_INPUT", `${field} names a file that is not ready (${file.status})`, { field, file_id: fileId, reason: "file not ready" });
     }

@@ -1,6 +1,6 @@
 import { JobDispatch, streams, subjects } from "@cutroom/contracts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { markDispatched, type Conn, type JobRow } from "./job-store.ts";
+import { markDispatched, markDispatchedMany, type Conn, type JobRow } from "./job-store.ts";
 
 /**
  * Hands a job to the workers as dispatch number `dispatch_count + 1`, and records the JOBS stream
@@ -14,6 +14,23 @@ export async function dispatchJob(js: JetStreamClient, db: Conn, row: JobRow): P
   const ack = await js.publish(subjects.jobRun(row.queue, row.type), JSON.stringify(payload), { msgID: `${row.id}:${dispatch}` });
   await markDispatched(db, row.id, dispatch, ack.seq);
   return dispatch;
+}
+
+/**
+ * dispatchJob for many new jobs (a batch just created): the publishes go out together, and what
+ * reached the broker is recorded in one statement. Answers, per row, the error of a publish that
+ * failed (the reconciler dispatches those jobs later).
+ */
+export async function dispatchJobs(js: JetStreamClient, db: Conn, rows: readonly JobRow[]): Promise<(unknown | undefined)[]> {
+  const sent = await Promise.allSettled(
+    rows.map((row) => {
+      const dispatch = row.dispatchCount + 1;
+      const payload: JobDispatch = { job_id: row.id, user_id: row.userId, type: row.type, input: row.input, dispatch };
+      return js.publish(subjects.jobRun(row.queue, row.type), JSON.stringify(payload), { msgID: `${row.id}:${dispatch}` }).then((ack) => ({ id: row.id, dispatch, seq: ack.seq }));
+    }),
+  );
+  await markDispatchedMany(db, sent.flatMap((s) => (s.status === "fulfilled" ? [s.value] : [])));
+  return sent.map((s) => (s.status === "rejected" ? s.reason : undefined));
 }
 
 /**

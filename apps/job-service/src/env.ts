@@ -13,6 +13,8 @@ export const Env = BaseEnv.extend(DbEnv.shape).extend({
   JOB_LEASE_MS: ms(60_000),
   /** How old a reservation without a job must be before the reconciler releases it (a job-service of before ADR 019 reserved, then inserted). */
   ORPHAN_RESERVATION_GRACE_MS: ms(60_000),
+  /** The most job creations committed in one transaction (group commit, ADR 027): more amortises a commit over more jobs, fewer bounds one batch's time. */
+  JOB_CREATE_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(64),
   /** Which provider the workers run hosted models with: replicate, emulator or none (npm start sets it). Unset: decided from REPLICATE_API_TOKEN and MODEL_EMULATOR_URL as the workers decide. */
   MODEL_PROVIDER: ModelProviderName.optional(),
   /** Set when the workers use Replicate; job-service only looks whether it is set. */

@@ -1,10 +1,10 @@
 import { AppError, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
 import { and, asc, desc, eq, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
-import { reserve } from "@cutroom/ledger";
+import { lockAccounts, reserveMany, takeRates, type RateDecision, type RateTake } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
 import { applyEvent } from "./apply-event.ts";
-import { lockLiveProject } from "./project-store.ts";
+import { lockLiveProjects } from "./project-store.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
 export type NewJob = typeof jobs.$inferInsert;
@@ -35,47 +35,135 @@ export function toJob(row: JobRow): Job {
   };
 }
 
-const keyTaken = new Error("idempotency key taken");
-const projectGone = new Error("project not found");
 const tooLate = new Error("past the caller's deadline");
+const keyTaken = new Error("a job of the batch was inserted meanwhile");
 // lock_not_available (lock_timeout) and query_canceled (statement_timeout).
 const TIMED_OUT = new Set(["55P03", "57014"]);
 
+/** A job to create (insertReservedJobs): the row, the per-minute slot it takes, and its caller's deadline. */
+export interface JobToCreate {
+  job: NewJob & { id: string };
+  /** The window the job takes a unit of; absent for a pipeline's job, whose run took one. */
+  rate?: { bucket: string; limit: number };
+  /** Epoch ms: nothing commits after it (the caller has told its client 503 by then). */
+  commitBy?: number;
+}
+
+/** What became of one job of a batch. */
+export type CreateOutcome =
+  | { kind: "created"; row: JobRow; rate?: RateDecision }
+  /** A keyed job that exists already (a retry): nothing taken, nothing reserved. */
+  | { kind: "exists"; row: JobRow }
+  | { kind: "rate-limited"; rate: RateDecision }
+  /** 402 for its credits, 404 for its project or account. */
+  | { kind: "refused"; error: AppError }
+  /** Its account was locked by another transaction: create it on its own (`skipLocked` only). */
+  | { kind: "alone" };
+
 /**
- * Reserves the job's credits and inserts the job in one transaction: both commit or neither (ADR 019),
- * so no crash, stall or failed insert leaves credits held for a job that does not exist. Null when
- * (user, idempotency key) is taken already; the reservation is rolled back with the insert.
+ * Creates jobs in one transaction (ADR 019, ADR 027): under their accounts' locks, each keyed job
+ * found by its id is answered as it is; each other takes its rate slot, then reserves its credits,
+ * then is inserted. Each job's refusal (429, 402, 404) is its own; the others commit. The statements
+ * per call are constant, not per job. Both the reservation and the job commit, or neither.
  *
- * With `commitBy` (epoch ms), nothing commits after it: no statement or lock wait may run past it,
- * and a transaction still open then rolls back. Its caller has told its client 503 by then, and a
- * client without an Idempotency-Key that retries would get a second job. Throws the caller's own
- * timeout error (503 SERVICE_UNAVAILABLE) instead.
+ * Nothing commits after the earliest `commitBy`: no statement or lock wait may run past it, and a
+ * transaction still open then rolls back; it throws the callers' timeout error (503
+ * SERVICE_UNAVAILABLE), and nothing was created. With `skipLocked`, a job whose account another
+ * transaction holds is answered `alone` instead of waiting, so one busy account cannot hold up a batch.
  *
  * A job in a project holds the project live until it commits (404 NOT_FOUND when it is not): a
  * project deleted meanwhile waits for it, then cancels it with the rest.
  */
-export async function insertReservedJob(db: Db, job: NewJob, commitBy?: number): Promise<JobRow | null> {
-  const left = () => (commitBy === undefined ? Infinity : Math.floor(commitBy - Date.now()));
+export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], opts: { skipLocked?: boolean } = {}): Promise<CreateOutcome[]> {
+  const commitBy = Math.min(...items.map((i) => i.commitBy ?? Infinity));
+  const left = () => Math.floor(commitBy - Date.now());
   if (left() <= 0) throw rpcTimedOut("job");
   try {
     return await db.transaction(async (tx) => {
-      if (commitBy !== undefined) {
+      if (commitBy !== Infinity) {
         // SET takes no parameters; set_config(…, true) is its SET LOCAL. Both end with the transaction.
         const ms = `${Math.max(1, left())}ms`;
         await tx.execute(sql`select set_config('lock_timeout', ${ms}, true), set_config('statement_timeout', ${ms}, true)`);
       }
-      if (job.projectId && !(await lockLiveProject(tx, job.userId, job.projectId))) throw projectGone;
-      await reserve(tx, job.userId, job.id, job.credits);
-      const [row] = await tx.insert(jobs).values(job).onConflictDoNothing().returning();
-      if (!row) throw keyTaken;
+      const outcomes: (CreateOutcome | undefined)[] = new Array(items.length);
+      const locked = await lockAccounts(tx, items.map((i) => i.job.userId), opts);
+      const open = (i: number) => outcomes[i] === undefined;
+      items.forEach((item, i) => {
+        if (!locked.has(item.job.userId)) outcomes[i] = opts.skipLocked ? { kind: "alone" } : { kind: "refused", error: new AppError("NOT_FOUND", "no credit account for this user") };
+      });
+
+      // A keyed job's id comes from (user, key): a retry finds its job by id, under the account lock.
+      const keyed = items.filter((item, i) => open(i) && item.job.idempotencyKey);
+      if (keyed.length > 0) {
+        const found = new Map((await tx.select().from(jobs).where(inArray(jobs.id, keyed.map((k) => k.job.id)))).map((r) => [r.id, r]));
+        items.forEach((item, i) => {
+          const row = found.get(item.job.id);
+          if (open(i) && row) outcomes[i] = { kind: "exists", row };
+        });
+      }
+
+      const inProjects = items.filter((item, i) => open(i) && item.job.projectId);
+      if (inProjects.length > 0) {
+        const live = await lockLiveProjects(tx, inProjects.map((item) => ({ userId: item.job.userId, id: item.job.projectId! })));
+        items.forEach((item, i) => {
+          if (open(i) && item.job.projectId && !live.has(`${item.job.userId}\0${item.job.projectId}`)) {
+            outcomes[i] = { kind: "refused", error: new AppError("NOT_FOUND", "project not found", { project_id: item.job.projectId }) };
+          }
+        });
+      }
+
+      // The per-minute slot before the credits, as one by one: a 429 reserves nothing.
+      const rated = new Map<string, { take: RateTake; at: number[] }>();
+      items.forEach((item, i) => {
+        if (!open(i) || !item.rate) return;
+        const id = `${item.job.userId}\0${item.rate.bucket}`;
+        const entry = rated.get(id) ?? { take: { key: item.job.userId, bucket: item.rate.bucket, limit: item.rate.limit, units: 0 }, at: [] };
+        entry.take.units++;
+        entry.at.push(i);
+        rated.set(id, entry);
+      });
+      const rates: (RateDecision | undefined)[] = new Array(items.length);
+      const entries = [...rated.values()];
+      (await takeRates(tx, entries.map((e) => e.take))).forEach((decisions, e) => {
+        entries[e]!.at.forEach((i, n) => {
+          const rate = decisions[n]!;
+          rates[i] = rate;
+          if (!rate.allowed) outcomes[i] = { kind: "rate-limited", rate };
+        });
+      });
+
+      const toReserve = items.flatMap((_, i) => (open(i) ? [i] : []));
+      const reserved = await reserveMany(
+        tx,
+        locked,
+        toReserve.map((i) => ({ userId: items[i]!.job.userId, jobId: items[i]!.job.id, amount: items[i]!.job.credits })),
+      );
+      const toInsert = toReserve.filter((i, n) => {
+        const r = reserved[n]!;
+        if (!r.ok) outcomes[i] = { kind: "refused", error: r.error };
+        return r.ok;
+      });
+      if (toInsert.length > 0) {
+        const rows = await tx.insert(jobs).values(toInsert.map((i) => items[i]!.job)).onConflictDoNothing().returning();
+        // A job of the batch taken meanwhile (its key by a job of another id): its reservation must not commit without it.
+        if (rows.length !== toInsert.length) throw keyTaken;
+        const byId = new Map(rows.map((r) => [r.id, r]));
+        for (const i of toInsert) outcomes[i] = { kind: "created", row: byId.get(items[i]!.job.id)!, ...(rates[i] ? { rate: rates[i] } : {}) };
+      }
       if (left() <= 0) throw tooLate;
-      return row;
+      return outcomes as CreateOutcome[];
     });
   } catch (err) {
-    if (err === keyTaken) return null;
-    if (err === projectGone) throw new AppError("NOT_FOUND", "project not found", { project_id: job.projectId });
-    if (err === tooLate || (commitBy !== undefined && TIMED_OUT.has(sqlState(err) ?? ""))) throw rpcTimedOut("job");
+    if (err === keyTaken) throw new KeyTaken();
+    if (err === tooLate || (commitBy !== Infinity && TIMED_OUT.has(sqlState(err) ?? ""))) throw rpcTimedOut("job");
     throw err;
+  }
+}
+
+/** A job's idempotency key was taken by a job of another id (made before job ids came from keys); nothing committed. */
+export class KeyTaken extends Error {
+  constructor() {
+    super("idempotency key taken");
   }
 }
 
@@ -125,6 +213,16 @@ export async function markDispatched(db: Conn, id: string, dispatch: number, seq
     .update(jobs)
     .set({ dispatchCount: dispatch, dispatchSeq: seq, dispatchedAt: sql`now()` })
     .where(and(eq(jobs.id, id), sql`${jobs.dispatchCount} < ${dispatch}`));
+}
+
+/** markDispatched for many jobs in one statement. */
+export async function markDispatchedMany(db: Conn, marks: readonly { id: string; dispatch: number; seq: number }[]): Promise<void> {
+  if (marks.length === 0) return;
+  const values = marks.map((m) => sql`(${m.id}::uuid, ${m.dispatch}::int, ${m.seq}::bigint)`);
+  await db.execute(sql`
+    update jobs.jobs j set dispatch_count = v.dispatch, dispatch_seq = v.seq, dispatched_at = now()
+    from (values ${sql.join(values, sql`, `)}) as v(id, dispatch, seq)
+    where j.id = v.id and j.dispatch_count < v.dispatch`);
 }
 
 /** Cancels a queued or running job of the user; null when there is none in those states. */

@@ -34,16 +34,17 @@ export async function getLiveProject(db: Conn, userId: string, id: string): Prom
 }
 
 /**
- * Whether the user's project is live, holding it so until the caller's transaction ends: a job
- * enqueued in it commits before the project's deletion can, and so is canceled with it.
+ * Locks the live projects among the (user, project) pairs until the transaction ends: a job inserted
+ * meanwhile holds its project live, and a delete waits for it. Answers them as `${user}\0${project}`.
  */
-export async function lockLiveProject(tx: Conn, userId: string, id: string): Promise<boolean> {
-  const [row] = await tx
-    .select({ id: projects.id })
+export async function lockLiveProjects(tx: Conn, wanted: readonly { userId: string; id: string }[]): Promise<Set<string>> {
+  const rows = await tx
+    .select({ id: projects.id, userId: projects.userId })
     .from(projects)
-    .where(and(eq(projects.id, id), eq(projects.userId, userId), isNull(projects.deletedAt)))
+    .where(and(inArray(projects.id, [...new Set(wanted.map((w) => w.id))]), isNull(projects.deletedAt)))
+    .orderBy(projects.id)
     .for("share");
-  return row !== undefined;
+  return new Set(rows.map((r) => `${r.userId}\0${r.id}`));
 }
 
 export async function listProjects(db: Db, userId: string, q: { limit: number; offset: number }) {

@@ -24,7 +24,7 @@ const rpc = createRpcClient(nc, { timeoutMs: env.RPC_TIMEOUT_MS });
 // A bad type or flavor file stops the start, naming the file.
 const pipelineTypes = loadPipelineTypes({ flavorsDir: env.PIPELINE_FLAVORS_DIR });
 log.info({ pipeline_types: [...pipelineTypes.keys()] }, "pipeline types loaded");
-const { handlers, pipelines } = createJobService({ db, nc, rpc, events: createEventPublisher(nc), log, timing, models, pipelineTypes });
+const { handlers, pipelines } = createJobService({ db, nc, rpc, events: createEventPublisher(nc), log, timing, models, pipelineTypes, createBatchMax: env.JOB_CREATE_BATCH_MAX });
 const server = serveRpc(nc, "job", handlers, log);
 const consumer = await startEventsConsumer({ db, nc, log, timing, pipelines });
 const jsm = await retrying(() => jetstreamManager(nc), "could not reach JetStream; trying again", { log });

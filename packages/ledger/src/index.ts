@@ -23,17 +23,76 @@ export async function append(tx: Tx, userId: string, kind: LedgerKind, amount: n
   await tx.insert(ledger).values({ id: randomUUID(), userId, kind, amount, jobId, note });
 }
 
+/**
+ * Locks the users' accounts for the rest of the transaction, in user id order, so two transactions
+ * locking overlapping sets never deadlock. With `skipLocked`, an account another transaction holds
+ * is left out, as is a missing one: the caller handles those users on their own.
+ */
+export async function lockAccounts(tx: Tx, userIds: readonly string[], opts: { skipLocked?: boolean } = {}) {
+  const rows = await tx
+    .select({ userId: accounts.userId, available: accounts.available, reserved: accounts.reserved })
+    .from(accounts)
+    .where(inArray(accounts.userId, [...new Set(userIds)]))
+    .orderBy(accounts.userId)
+    .for("update", opts.skipLocked ? { skipLocked: true } : {});
+  return new Map(rows.map((r) => [r.userId, r]));
+}
+
+export type LockedAccounts = Awaited<ReturnType<typeof lockAccounts>>;
+
+/** One job's reservation in `reserveMany`. */
+export interface Reservation {
+  userId: string;
+  jobId: string;
+  amount: number;
+}
+
+export type ReserveOutcome = { ok: true; balance: number } | { ok: false; error: AppError };
+
+/**
+ * `reserve` for many jobs at once, with a constant number of statements: each job is held or
+ * refused on its own (402 for one leaves the others), in the order given, against the accounts
+ * locked by `lockAccounts` (which it keeps current). Idempotent per job, as `reserve`.
+ */
+export async function reserveMany(tx: Tx, locked: LockedAccounts, items: readonly Reservation[]): Promise<ReserveOutcome[]> {
+  if (items.length === 0) return [];
+  const held = new Set(
+    (await tx.select({ jobId: ledger.jobId }).from(ledger).where(and(inArray(ledger.jobId, items.map((i) => i.jobId)), eq(ledger.kind, "reserve")))).map((r) => r.jobId),
+  );
+  const rows: (typeof ledger.$inferInsert)[] = [];
+  const changed = new Set<string>();
+  const outcomes = items.map((item): ReserveOutcome => {
+    const acct = locked.get(item.userId);
+    if (!acct) return { ok: false, error: new AppError("NOT_FOUND", "no credit account for this user") };
+    if (held.has(item.jobId)) return { ok: true, balance: acct.available };
+    if (acct.available < item.amount) return { ok: false, error: insufficient(item.amount, acct.available) };
+    held.add(item.jobId);
+    rows.push({ id: randomUUID(), userId: item.userId, kind: "reserve", amount: -item.amount, jobId: item.jobId, note: null });
+    acct.available -= item.amount;
+    acct.reserved += item.amount;
+    changed.add(item.userId);
+    return { ok: true, balance: acct.available };
+  });
+  if (rows.length > 0) {
+    await tx.insert(ledger).values(rows);
+    const values = [...changed].map((id) => sql`(${id}::uuid, ${locked.get(id)!.available}::int, ${locked.get(id)!.reserved}::int)`);
+    await tx.execute(sql`
+      update billing.accounts a set available = v.available, reserved = v.reserved, updated_at = now()
+      from (values ${sql.join(values, sql`, `)}) as v(user_id, available, reserved)
+      where a.user_id = v.user_id`);
+  }
+  return outcomes;
+}
+
+const insufficient = (required: number, available: number) =>
+  new AppError("INSUFFICIENT_CREDITS", `this job needs ${required} credits; ${available} available`, { required, available });
+
 /** Holds `amount` for a job. Idempotent per job: a second reserve for the same job is a no-op. */
 export async function reserve(tx: Tx, userId: string, jobId: string, amount: number) {
   const acct = await lockAccount(tx, userId);
   const [existing] = await tx.select({ id: ledger.id }).from(ledger).where(and(eq(ledger.jobId, jobId), eq(ledger.kind, "reserve")));
   if (existing) return { balance: acct.available };
-  if (acct.available < amount) {
-    throw new AppError("INSUFFICIENT_CREDITS", `this job needs ${amount} credits; ${acct.available} available`, {
-      required: amount,
-      available: acct.available,
-    });
-  }
+  if (acct.available < amount) throw insufficient(amount, acct.available);
   await append(tx, userId, "reserve", -amount, jobId, null);
   const available = acct.available - amount;
   await tx.update(accounts).set({ available, reserved: acct.reserved + amount, updatedAt: new Date() }).where(eq(accounts.userId, userId));
@@ -94,3 +153,5 @@ export async function orphanReservations(db: Conn, opts: { olderThanMs?: number;
     limit ${opts.limit ?? 1000}`);
   return [...rows].map((r) => ({ jobId: r.job_id, userId: r.user_id, amount: Number(r.amount), createdAt: new Date(r.created_at) }));
 }
+
+export { consumeRate, takeRates, type RateDecision, type RateTake } from "./rate-windows.ts";
