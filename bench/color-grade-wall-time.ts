@@ -23,7 +23,7 @@ interface StackRun {
  */
 export const colorGradeWallTime: Benchmark = {
   name: "color-grade",
-  title: "4. video.color-grade wall time",
+  title: "5. video.color-grade wall time",
   apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-video", "gateway"],
   async run({ stack, api, adminToken, dir, log }) {
     const clip = join(dir, "clip.mp4");

@@ -130,7 +130,7 @@ const cases: EditCase[] = [
  */
 export const editJobsWallTime: Benchmark = {
   name: "edit-jobs",
-  title: "5. issue 9's edit jobs: wall time",
+  title: "6. issue 9's edit jobs: wall time",
   apps: ["auth-service", "billing-service", "storage-service", "job-service", "worker-video", "worker-audio", "gateway"],
   timeoutMs: 900_000,
   async run({ stack, api, adminToken, dir, log }) {

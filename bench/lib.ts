@@ -4,6 +4,7 @@ import { Agent, request } from "node:http";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { AppName, Stack } from "@cutroom/devstack";
+import postgres from "postgres";
 import WebSocket from "ws";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -131,6 +132,9 @@ export async function runLoad(opts: {
   return { errors, firstError, elapsedMs, latencies };
 }
 
+// The peers' processes by their script, as cpuTimeByProcess names them.
+const peerProcesses: Record<string, string> = { "peer-server": "ws-server", "peer-api": "peer-api", "peer-worker": "peer-worker" };
+
 /**
  * CPU time (ms) used so far by this process and everything it started, by who: an app's
  * processes by their folder (apps run from apps/<name>), others by their command name.
@@ -153,11 +157,12 @@ export function cpuTimeByProcess(): Map<string, number> {
   const byName = new Map<string, number>();
   // Helpers such as tsx's esbuild count for the process that started them.
   const ownName = (p: (typeof procs)[number]) => {
-    if (["ffmpeg", "ffprobe", "nats-server", "postgres"].includes(p.comm)) return p.comm;
+    if (["ffmpeg", "ffprobe", "nats-server", "postgres", "redis-server"].includes(p.comm)) return p.comm;
     if (p.comm !== "node") return undefined;
     const cwd = safeRead(() => readlinkSync(`/proc/${p.pid}/cwd`));
     if (cwd?.includes("/apps/")) return basename(cwd);
-    return safeRead(() => readFileSync(`/proc/${p.pid}/cmdline`, "utf8"))?.includes("peer-server") ? "peer" : undefined;
+    const cmdline = safeRead(() => readFileSync(`/proc/${p.pid}/cmdline`, "utf8")) ?? "";
+    return Object.entries(peerProcesses).find(([script]) => cmdline.includes(script))?.[1];
   };
   const visit = (pid: number, label: string) => {
     for (const p of children.get(pid) ?? []) {
@@ -277,15 +282,42 @@ export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i:
   return out;
 }
 
-/** A peer server from peer-server.ts in a process of its own, as the gateway has one; resolves with its port. */
-export async function startPeer(kind: "fastify" | "ws"): Promise<{ port: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "peer-server.ts"), kind], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+/** The bare `ws` server of peer-server.ts in a process of its own, as the gateway has one; resolves with its port. */
+export async function startWsPeer(): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "peer-server.ts")], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once("message", (m) => resolve((m as { port: number }).port));
-    child.once("exit", (code) => reject(new Error(`peer ${kind} exited with ${code}`)));
+    child.once("exit", (code) => reject(new Error(`the ws peer exited with ${code}`)));
   });
   return { port, child };
 }
+
+/** A fresh database `name` on the Postgres server of `serverUrl`; returns its URL. */
+export async function createDatabase(serverUrl: string, name: string): Promise<string> {
+  const sql = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  await sql.unsafe(`drop database if exists ${name}`);
+  await sql.unsafe(`create database ${name}`);
+  await sql.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** The soft limit on open files of this process (the stack's and the peers' processes inherit it). */
+export function openFilesLimit(): number {
+  const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+  const soft = line?.split(/\s{2,}/)[1];
+  return soft === undefined || soft === "unlimited" ? Infinity : Number(soft);
+}
+
+/** Resident memory of a process, in KiB. */
+export function rssKib(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
+  return Number(line?.split(/\s+/)[1] ?? NaN);
+}
+
+/** Sums a CPU reading over the given process names. */
+export const cpuTotal = (spent: Map<string, number>, names: string[]) => names.reduce((sum, n) => sum + (spent.get(n) ?? 0), 0);
 
 /** A small real PNG made by ffmpeg's test source. */
 export function makePng(): Uint8Array {
@@ -309,6 +341,8 @@ export interface BenchContext {
   adminToken: string;
   /** Scratch folder of this run, removed at the end. */
   dir: string;
+  /** The bench's Postgres server (Cutroom's database on it): the peer makes its own database there. */
+  postgresUrl: string;
   log: (line: string) => void;
 }
 
@@ -317,6 +351,8 @@ export interface Benchmark {
   title: string;
   /** The apps its stack runs (each a process, as in production). */
   apps: readonly AppName[];
+  /** Settings of the stack's apps besides the bench's own. */
+  env?: Record<string, string>;
   /** How long it may take before the run fails (default 180 s). */
   timeoutMs?: number;
   run: (ctx: BenchContext) => Promise<BenchResult>;

@@ -1,34 +1,31 @@
-// The peers the benchmarks measure Cutroom against, each in a process of its own as the gateway is:
-//   fastify  answers POST /api/v1/jobs with a hello world (the same request the gateway gets);
-//   ws       sends every message that arrives on /publish to every other connected client.
-// Tells the parent its port over IPC.
+// The bare `ws` server the WebSocket benchmarks measure the gateway against, in a process of its
+// own as the gateway is. A client on /jobs/<id> gets the messages whose `job_id` is <id>; a client
+// on any other path gets every message. Messages arrive from the bench on /publish. Tells the
+// parent its port over IPC.
 import type { AddressInfo } from "node:net";
-import Fastify from "fastify";
-import { WebSocketServer } from "ws";
+import { WebSocketServer, type WebSocket } from "ws";
 
 // The parent going away (even killed) ends the peer too.
 process.on("disconnect", () => process.exit(0));
-const tellPort = (port: number) => process.send!({ port }, undefined, undefined, (err) => err && process.exit(0));
 
-const kind = process.argv[2];
-if (kind === "fastify") {
-  const app = Fastify();
-  app.post("/api/v1/jobs", async (_req, reply) => {
-    reply.code(202);
-    return { hello: "world" };
-  });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  tellPort((app.server.address() as AddressInfo).port);
-} else if (kind === "ws") {
-  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
-  wss.on("connection", (socket, req) => {
-    if (req.url !== "/publish") return;
+const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+const everything = new Set<WebSocket>();
+const byJob = new Map<string, Set<WebSocket>>();
+wss.on("connection", (socket, req) => {
+  const url = req.url ?? "/";
+  if (url === "/publish") {
     socket.on("message", (data) => {
-      for (const client of wss.clients) if (client !== socket) client.send(data, { binary: false });
+      const text = data.toString();
+      for (const client of everything) client.send(text);
+      const jobId = (JSON.parse(text) as { job_id?: string }).job_id;
+      for (const client of (jobId && byJob.get(jobId)) || []) client.send(text);
     });
-  });
-  await new Promise((resolve) => wss.once("listening", resolve));
-  tellPort((wss.address() as AddressInfo).port);
-} else {
-  throw new Error(`unknown peer ${kind}: expected fastify or ws`);
-}
+    return;
+  }
+  const jobId = url.startsWith("/jobs/") ? url.slice("/jobs/".length) : undefined;
+  const set = jobId ? (byJob.get(jobId) ?? byJob.set(jobId, new Set()).get(jobId)!) : everything;
+  set.add(socket);
+  socket.once("close", () => set.delete(socket));
+});
+await new Promise((resolve) => wss.once("listening", resolve));
+process.send!({ port: (wss.address() as AddressInfo).port }, undefined, undefined, (err) => err && process.exit(0));

@@ -1,20 +1,23 @@
 // `npm run bench [-- <name>…]`: starts its own Postgres, then for each benchmark a fresh stack
-// (nats-server and every app it needs, on a database of its own, all on 127.0.0.1), runs it,
+// (nats-server and every app it needs, on a database of its own, all on 127.0.0.1), runs it (the
+// benchmark starts its peer, e.g. peer-stack.ts on a database of its own on the same Postgres),
 // stops it, and prints a Markdown table per benchmark. Everything is stopped at the end, even on failure.
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, freemem, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { ensureTools, freePort, makeAdmin, startPostgres, startStack, type Server, type Stack } from "@cutroom/devstack";
-import postgres from "postgres";
 import { colorGradeWallTime } from "./color-grade-wall-time.ts";
-import { dispatchLatency } from "./dispatch-latency.ts";
 import { editJobsWallTime } from "./edit-jobs-wall-time.ts";
-import { enqueueThroughput } from "./enqueue-throughput.ts";
-import { createApi, formatTable, type Benchmark } from "./lib.ts";
+import { jobCreation } from "./job-creation.ts";
+import { createApi, createDatabase, formatTable, type Benchmark } from "./lib.ts";
+import { ensureRedis } from "./peer-stack.ts";
+import { tinyJobs } from "./tiny-jobs.ts";
+import { workerThroughput } from "./worker-throughput.ts";
 import { wsFanOut } from "./ws-fan-out.ts";
+import { wsScale } from "./ws-scale.ts";
 
-const benchmarks: Benchmark[] = [enqueueThroughput, dispatchLatency, wsFanOut, colorGradeWallTime, editJobsWallTime];
+const benchmarks: Benchmark[] = [jobCreation, tinyJobs, workerThroughput, wsFanOut, wsScale, colorGradeWallTime, editJobsWallTime];
 // A hung benchmark fails the run instead of holding it forever.
 const BENCH_TIMEOUT_MS = 180_000;
 const ADMIN_EMAIL = "admin@bench.cutroom.test";
@@ -51,6 +54,7 @@ console.log(report[0] + "\n");
 let failed = false;
 try {
   const { pgBin } = ensureTools();
+  ensureRedis(log);
   pg = await startPostgres({ pgBin, dataDir: join(runDir, "pg"), port: await freePort(), database: "cutroom", fast: true });
   for (const bench of selected) {
     console.log(`## ${bench.title} (${bench.name})`);
@@ -60,13 +64,14 @@ try {
       apps: bench.apps,
       parentDir: runDir,
       // Services' logs are piped through this process: at info they would compete with the client for CPU.
-      env: { LOG_LEVEL: "warn" },
+      // The sign-in throttles would refuse the benchmarks' dozens of users made from one address; no measure passes through them.
+      env: { LOG_LEVEL: "warn", AUTH_REGISTRATIONS_PER_ADDRESS_PER_HOUR: "0", AUTH_LOGINS_PER_ADDRESS_PER_MINUTE: "0", ...bench.env },
     });
     log(`stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${bench.apps.join(", ")}`);
     const api = createApi(stack.url);
     await api.register(ADMIN_EMAIL);
     await makeAdmin(stack, ADMIN_EMAIL);
-    const ctx = { stack, api, adminToken: await api.login(ADMIN_EMAIL), dir: join(runDir, bench.name), log };
+    const ctx = { stack, api, adminToken: await api.login(ADMIN_EMAIL), dir: join(runDir, bench.name), postgresUrl: pg.url, log };
     mkdirSync(ctx.dir, { recursive: true });
     const result = await withTimeout(bench.run(ctx), bench.timeoutMs ?? BENCH_TIMEOUT_MS, bench.name);
     const took = `took ${((Date.now() - started) / 1000).toFixed(0)} s, stack start included; load average after: ${loadavg()[0]!.toFixed(2)}`;
@@ -90,16 +95,6 @@ try {
 }
 if (!failed) rmSync(runDir, { recursive: true, force: true });
 process.exit(failed ? 1 : 0);
-
-async function createDatabase(serverUrl: string, name: string): Promise<string> {
-  const sql = postgres(serverUrl, { max: 1, onnotice: () => {} });
-  await sql.unsafe(`drop database if exists ${name}`);
-  await sql.unsafe(`create database ${name}`);
-  await sql.end();
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;

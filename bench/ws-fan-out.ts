@@ -1,9 +1,8 @@
-import { readFileSync } from "node:fs";
 import { stopChild } from "@cutroom/devstack";
 import { createEventPublisher } from "@cutroom/runtime";
 import { connect } from "@nats-io/transport-node";
 import type WebSocket from "ws";
-import { cpuPerUnit, cpuSpent, cpuTimeByProcess, makePng, mapLimit, openSocket, sleep, startPeer, summarize, until, type Benchmark } from "./lib.ts";
+import { cpuPerUnit, cpuSpent, cpuTimeByProcess, makePng, mapLimit, openFilesLimit, openSocket, sleep, startWsPeer, summarize, until, type Benchmark } from "./lib.ts";
 
 const CLIENTS = 1_000;
 const EVENTS = 50;
@@ -43,8 +42,10 @@ const payload = (i: number) => JSON.stringify({ i, sent: performance.now() });
  */
 export const wsFanOut: Benchmark = {
   name: "ws-fan-out",
-  title: "3. WebSocket fan-out",
+  title: "4a. WebSocket fan-out: 1,000 clients on one job",
   apps: ["auth-service", "billing-service", "storage-service", "job-service", "gateway"],
+  // All 1,000 clients are one user's: the per-user cap (20 by default) is raised for the run.
+  env: { WS_MAX_CONNECTIONS_PER_USER: "100000" },
   async run({ stack, api, adminToken, log }) {
     const clients = Math.min(CLIENTS, openFilesLimit() - SPARE_FDS);
     if (clients < CLIENTS) log(`open files limit allows only ${clients} clients`);
@@ -82,7 +83,7 @@ export const wsFanOut: Benchmark = {
     log(`gateway: ${clients} clients live in ${(cutroomConnectMs / 1000).toFixed(1)} s`);
 
     const raw = createListeners(clients);
-    const server = await startPeer("ws");
+    const server = await startWsPeer();
     let seq = 0;
     const event = (i: number) =>
       JSON.stringify({ job_id: job.id, seq: ++seq, timestamp: new Date().toISOString(), type: "log", level: "info", message: payload(i) });
@@ -118,16 +119,17 @@ export const wsFanOut: Benchmark = {
         { measure: `connect ${clients} clients`, cutroom: cutroomConnectMs, peer: rawConnectMs, unit: "ms" },
       ],
       notes: [
+        "peer: a `ws` WebSocketServer in a process of its own (no auth, no job lookup, no replay) relaying each message that arrives on /publish to every other client",
         `${clients} clients × ${EVENTS} events = ${c.n} Cutroom and ${r.n} peer samples; every client got every event (and one warm-up event first)`,
         `Cutroom: events published with createEventPublisher onto the stack's JetStream (send time taken before the publish); clients authenticate with a header and are live once the warm-up event reaches them all. Peer: the same event JSON sent over one WebSocket to a \`ws\` server in its own process that relays it to the others`,
-        `CPU ms per event (to ${clients} clients), Cutroom: ${cpuPerUnit(cpu.cutroom, EVENTS)}; peer: ${cpuPerUnit(cpu.peer, EVENTS, ["bench", "peer"])}`,
+        `CPU ms per event (to ${clients} clients), Cutroom: ${cpuPerUnit(cpu.cutroom, EVENTS)}; peer: ${cpuPerUnit(cpu.peer, EVENTS, ["bench", "ws-server"])}`,
         `the clients, the publisher and the timing are all in the bench process; each event waits until the previous one reached every client; open files limit ${openFilesLimit()}`,
       ],
     };
   },
 };
 
-async function closeAll(sockets: WebSocket[]) {
+export async function closeAll(sockets: WebSocket[]) {
   await Promise.all(
     sockets.map(
       (ws) =>
@@ -138,11 +140,4 @@ async function closeAll(sockets: WebSocket[]) {
         }),
     ),
   );
-}
-
-/** The soft limit on open files of this process (the stack's processes inherit it). */
-function openFilesLimit(): number {
-  const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
-  const soft = line?.split(/\s{2,}/)[1];
-  return soft === undefined || soft === "unlimited" ? Infinity : Number(soft);
 }

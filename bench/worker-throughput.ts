@@ -1,0 +1,120 @@
+import { availableParallelism } from "node:os";
+import postgres from "postgres";
+import { createJobRequest, cutroomCreators, peerCreators } from "./job-creation.ts";
+import { cpuPerUnit, cpuSpent, cpuTimeByProcess, cpuTotal, makePng, runLoad, sleep, type Benchmark } from "./lib.ts";
+import { startPeerStack } from "./peer-stack.ts";
+
+const BACKLOG = 2_000;
+const CONCURRENCY = availableParallelism();
+// 2,000 jobs over 16 enterprise users: 125 each, inside the 300-a-minute limit.
+const USERS = 16;
+const CREATE_CONNECTIONS = 16;
+const DRAIN_TIMEOUT_MS = 240_000;
+const POLL_MS = 20;
+const APPS = ["auth-service", "billing-service", "storage-service", "job-service", "worker-image", "gateway"] as const;
+const CUTROOM_PROCESSES = ["postgres", "nats-server", ...APPS];
+const PEER_PROCESSES = ["postgres", "redis-server", "peer-api", "peer-worker"];
+
+interface Drain {
+  /** Jobs that ended between the worker being ready and the last one ending. */
+  jobs: number;
+  ms: number;
+  /** Jobs already ended when the worker said it was ready (Cutroom's worker takes jobs before it says so). */
+  beforeReady: number;
+  /** From starting the worker's process to the last job's end, boot included. */
+  withBootMs: number;
+  failed: number;
+  cpu: Map<string, number>;
+}
+
+/**
+ * Starts the worker (`start` resolves once it is connected, with what makes it take jobs, if
+ * anything), then counts the jobs that ended every POLL_MS until all `total` have.
+ */
+async function drain(count: () => Promise<{ ended: number; failed: number }>, total: number, start: () => Promise<(() => void) | undefined>): Promise<Drain> {
+  const spawned = performance.now();
+  const go = await start();
+  const ready = performance.now();
+  const before = cpuTimeByProcess();
+  const beforeReady = (await count()).ended;
+  go?.();
+  for (;;) {
+    const { ended, failed } = await count();
+    if (ended >= total) {
+      const end = performance.now();
+      return { jobs: total - beforeReady, ms: end - ready, beforeReady, withBootMs: end - spawned, failed, cpu: cpuSpent(before) };
+    }
+    if (performance.now() - ready > DRAIN_TIMEOUT_MS) throw new Error(`only ${ended} of ${total} jobs ended within ${DRAIN_TIMEOUT_MS / 1000} s`);
+    await sleep(POLL_MS);
+  }
+}
+
+const counter = (sql: postgres.Sql, table: string) => async () => {
+  const [row] = await sql.unsafe<{ ended: number; failed: number }[]>(
+    `select count(*) filter (where status in ('succeeded', 'failed', 'canceled'))::int as ended, count(*) filter (where status <> 'succeeded' and status in ('failed', 'canceled'))::int as failed from ${table}`,
+  );
+  return row!;
+};
+
+/**
+ * A backlog of 2,000 image.thumbnail jobs made with the workers stopped, then the worker started:
+ * jobs per second until the last one ended (polled in each side's database), and CPU per job.
+ */
+export const workerThroughput: Benchmark = {
+  name: "worker-throughput",
+  title: "3. Worker throughput",
+  apps: APPS,
+  env: { WORKER_CONCURRENCY: String(CONCURRENCY) },
+  timeoutMs: 420_000,
+  async run({ stack, api, adminToken, dir, postgresUrl, log }) {
+    const png = makePng();
+    await stack.services.stop("worker-image");
+    const users = await cutroomCreators(api, adminToken, png, USERS, BACKLOG);
+    const create = (url: string, request: (i: number) => ReturnType<typeof createJobRequest>) =>
+      runLoad({ url, concurrency: CREATE_CONNECTIONS, maxRequests: BACKLOG, maxMs: 120_000, expectStatus: 202, request });
+    const made = await create(stack.url, (i) => createJobRequest(users[i % USERS]!));
+    if (made.errors > 0) throw new Error(`Cutroom job creation failed: ${made.firstError}`);
+    log(`Cutroom: ${BACKLOG} jobs queued in ${(made.elapsedMs / 1000).toFixed(1)} s; starting worker-image`);
+    const sql = postgres(stack.databaseUrl, { max: 1, onnotice: () => {} });
+    let cutroom: Drain;
+    try {
+      // The worker's process takes jobs as soon as it is connected, before it says it is ready.
+      cutroom = await drain(counter(sql, "jobs"), BACKLOG, async () => void (await stack.services.start("worker-image")));
+    } finally {
+      await sql.end();
+    }
+    log(`Cutroom: ${cutroom.jobs} jobs in ${(cutroom.ms / 1000).toFixed(1)} s`);
+
+    const peer = await startPeerStack({ postgresUrl, name: "worker-throughput", dir, concurrency: CONCURRENCY });
+    let other: Drain;
+    try {
+      const peerUsers = peerCreators(peer, png, USERS);
+      const peerMade = await create(peer.url, (i) => createJobRequest(peerUsers[i % USERS]!));
+      if (peerMade.errors > 0) throw new Error(`peer job creation failed: ${peerMade.firstError}`);
+      log(`peer: ${BACKLOG} jobs queued in ${(peerMade.elapsedMs / 1000).toFixed(1)} s; starting its worker`);
+      other = await drain(counter(peer.sql, "peer_jobs"), BACKLOG, async () => (await peer.startWorker({ run: false })).run);
+    } finally {
+      await peer.stop();
+    }
+    log(`peer: ${other.jobs} jobs in ${(other.ms / 1000).toFixed(1)} s`);
+    if (cutroom.failed + other.failed > 0) throw new Error(`jobs failed: Cutroom ${cutroom.failed}, peer ${other.failed}`);
+
+    const perSecond = (d: Drain) => (d.jobs / d.ms) * 1000;
+    return {
+      peer: "Fastify + BullMQ",
+      rows: [
+        { measure: "jobs per second", cutroom: perSecond(cutroom), peer: perSecond(other), unit: "jobs/s" },
+        { measure: "CPU per job, all server processes", cutroom: cpuTotal(cutroom.cpu, CUTROOM_PROCESSES) / cutroom.jobs, peer: cpuTotal(other.cpu, PEER_PROCESSES) / other.jobs, unit: "ms" },
+      ],
+      notes: [
+        "peer: the BullMQ Worker process of the tiny-jobs benchmark (sharp in the worker's own process: read the input from local disk, fit into 32×32, write the output to local disk, two progress updates, update the Postgres row), the API process relaying its QueueEvents, redis-server. It does not fetch inputs or upload outputs through a storage service, claim jobs in Postgres, publish or store job events, or capture credits",
+        `${BACKLOG} image.thumbnail jobs made through each side's POST /jobs with its worker stopped (Cutroom's worker-image stopped after the stack started; the peer's worker not started), then the worker started with concurrency ${CONCURRENCY} on both sides`,
+        `timed from the worker being ready (Cutroom: worker-image announced ready, ${cutroom.beforeReady} jobs had already ended by then and are not counted; the peer: its Worker connected, then told to run) to the last job's terminal status in its database (polled every ${POLL_MS} ms); from starting the worker's process, boot included: Cutroom ${(cutroom.withBootMs / 1000).toFixed(1)} s, peer ${(other.withBootMs / 1000).toFixed(1)} s`,
+        `every job succeeded on both sides; Cutroom ${cutroom.jobs} jobs in ${(cutroom.ms / 1000).toFixed(1)} s, peer ${other.jobs} in ${(other.ms / 1000).toFixed(1)} s`,
+        `CPU ms per job, Cutroom: ${cpuPerUnit(cutroom.cpu, cutroom.jobs, ["bench", ...CUTROOM_PROCESSES])}`,
+        `CPU ms per job, peer: ${cpuPerUnit(other.cpu, other.jobs, ["bench", ...PEER_PROCESSES])}`,
+        "the CPU row sums the server processes over the same window (the bench's polling, `bench`, left out; Cutroom's sharp processes count as worker-image)",
+      ],
+    };
+  },
+};

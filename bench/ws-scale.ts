@@ -1,0 +1,149 @@
+import { stopChild } from "@cutroom/devstack";
+import { createEventPublisher } from "@cutroom/runtime";
+import { connect } from "@nats-io/transport-node";
+import { cutroomCreators } from "./job-creation.ts";
+import { cpuPerUnit, cpuSpent, cpuTimeByProcess, makePng, mapLimit, openFilesLimit, openSocket, rssKib, startWsPeer, summarize, until, type Benchmark } from "./lib.ts";
+import { closeAll } from "./ws-fan-out.ts";
+
+const JOBS = 1_000;
+const CLIENTS_PER_JOB = 10;
+const USERS = 10;
+const CONNECT_CONCURRENCY = 100;
+const CONNECT_TIMEOUT_MS = 150_000;
+const WAVE_TIMEOUT_MS = 60_000;
+// Sockets this process needs besides the clients: NATS, HTTP, the peer's publisher, stdio.
+const SPARE_FDS = 200;
+
+/** What every client measures, whichever server it listens to: per wave, deliveries and their latencies. */
+function createListeners(expected: number) {
+  const latencies: number[] = [];
+  const counts = new Map<number, number>();
+  let lastAt = 0;
+  let snapshots = 0;
+  const onMessage = (text: string) => {
+    const at = performance.now();
+    const m = JSON.parse(text) as { type: string; message?: string };
+    if (m.type === "snapshot") snapshots++;
+    if (m.type !== "log") return;
+    const { wave, sent } = JSON.parse(m.message!) as { wave: number; sent: number };
+    counts.set(wave, (counts.get(wave) ?? 0) + 1);
+    if (wave < 1) return;
+    latencies.push(at - sent);
+    lastAt = at;
+  };
+  const everyoneGot = (wave: number) => until(() => (counts.get(wave) === expected ? true : undefined), WAVE_TIMEOUT_MS, `all ${expected} clients to get wave ${wave}`);
+  return { onMessage, everyoneGot, latencies, lastAt: () => lastAt, snapshots: () => snapshots };
+}
+
+const payload = (wave: number) => JSON.stringify({ wave, sent: performance.now() });
+
+/**
+ * 10,000 WebSocket clients on one gateway, 10 on each of 1,000 jobs' `WS /ws/jobs/{id}`; then one
+ * event per job published onto the stack's NATS, each reaching its job's 10 clients. Against a bare
+ * `ws` server holding the same 10,000 clients, 10 per job path, relaying the same events by job.
+ */
+export const wsScale: Benchmark = {
+  name: "ws-scale",
+  title: "4b. WebSocket: 10,000 clients across 1,000 jobs",
+  apps: ["auth-service", "billing-service", "storage-service", "job-service", "gateway"],
+  // The per-user cap (20 by default) keeps one account from holding thousands of sockets; here 10 users hold them all.
+  env: { WS_MAX_CONNECTIONS_PER_USER: "100000" },
+  timeoutMs: 300_000,
+  async run({ stack, api, adminToken, log }) {
+    const limit = openFilesLimit();
+    const perJob = Math.min(CLIENTS_PER_JOB, Math.floor((limit - SPARE_FDS) / JOBS));
+    if (perJob < 1) throw new Error(`the open files limit (${limit}) is too low for ${JOBS} clients: raise it (ulimit -n) and run again`);
+    if (perJob < CLIENTS_PER_JOB) log(`the open files limit (${limit}) allows only ${perJob} clients per job: raise it (ulimit -n 32768) for ${CLIENTS_PER_JOB}`);
+    const clients = JOBS * perJob;
+
+    const users = await cutroomCreators(api, adminToken, makePng(), USERS, JOBS);
+    // No workers in this stack: the jobs stay queued while we publish events for them.
+    const jobs = await mapLimit(Array.from({ length: JOBS }), 16, async (_, i) => {
+      const user = users[i % USERS]!;
+      const job = await api.expect(202, "create", api.call("POST", "/jobs", { token: user.token, json: { type: "image.thumbnail", input: { file_id: user.fileId, width: 32, height: 32 } } }));
+      return { id: job.id as string, token: user.token };
+    });
+    const slots = jobs.flatMap((job) => Array.from({ length: perJob }, () => job));
+
+    const gatewayPid = stack.services.children.get("gateway")!.pid!;
+    const cutroom = createListeners(clients);
+    const wsBase = stack.url.replace(/^http/, "ws");
+    const cutroomRss = rssKib(gatewayPid);
+    let started = performance.now();
+    let sockets = await mapLimit(slots, CONNECT_CONCURRENCY, (job) =>
+      openSocket(`${wsBase}/ws/jobs/${job.id}`, { headers: { authorization: `Bearer ${job.token}` }, onMessage: cutroom.onMessage }),
+    );
+    await until(() => (cutroom.snapshots() === clients ? true : undefined), CONNECT_TIMEOUT_MS, "every client's snapshot");
+    const cutroomConnectMs = performance.now() - started;
+    const cutroomRssPer = ((rssKib(gatewayPid) - cutroomRss) * 1024) / clients;
+    log(`gateway: ${clients} clients live in ${(cutroomConnectMs / 1000).toFixed(1)} s`);
+    const nc = await connect({ ...stack.natsOptions(), name: "bench" });
+    const publisher = createEventPublisher(nc);
+    let cutroomAllMs: number;
+    let cutroomCpu: Map<string, number>;
+    try {
+      // Wave 0 reaching everyone proves every client is past its replay and live.
+      for (const job of jobs) await publisher.publish(job.id, { type: "log", level: "info", message: payload(0) });
+      await cutroom.everyoneGot(0);
+      const before = cpuTimeByProcess();
+      started = performance.now();
+      for (const job of jobs) await publisher.publish(job.id, { type: "log", level: "info", message: payload(1) });
+      await cutroom.everyoneGot(1);
+      cutroomAllMs = cutroom.lastAt() - started;
+      cutroomCpu = cpuSpent(before);
+    } finally {
+      await closeAll(sockets);
+      await nc.close();
+    }
+
+    const raw = createListeners(clients);
+    const server = await startWsPeer();
+    let seq = 0;
+    const event = (jobId: string, wave: number) =>
+      JSON.stringify({ job_id: jobId, seq: ++seq, timestamp: new Date().toISOString(), type: "log", level: "info", message: payload(wave) });
+    let rawConnectMs: number;
+    let rawRssPer: number;
+    let rawAllMs: number;
+    let rawCpu: Map<string, number>;
+    try {
+      const publish = await openSocket(`ws://127.0.0.1:${server.port}/publish`, { onMessage: () => {} });
+      const rawRss = rssKib(server.child.pid!);
+      started = performance.now();
+      sockets = await mapLimit(slots, CONNECT_CONCURRENCY, (job) => openSocket(`ws://127.0.0.1:${server.port}/jobs/${job.id}`, { onMessage: raw.onMessage }));
+      rawConnectMs = performance.now() - started;
+      rawRssPer = ((rssKib(server.child.pid!) - rawRss) * 1024) / clients;
+      for (const job of jobs) publish.send(event(job.id, 0));
+      await raw.everyoneGot(0);
+      const before = cpuTimeByProcess();
+      started = performance.now();
+      for (const job of jobs) publish.send(event(job.id, 1));
+      await raw.everyoneGot(1);
+      rawAllMs = raw.lastAt() - started;
+      rawCpu = cpuSpent(before);
+      publish.close();
+      await closeAll(sockets);
+    } finally {
+      await stopChild(server.child);
+    }
+
+    const [c, r] = [summarize(cutroom.latencies), summarize(raw.latencies)];
+    return {
+      peer: "bare ws server, by job",
+      rows: [
+        { measure: `connect ${clients} clients`, cutroom: cutroomConnectMs, peer: rawConnectMs, unit: "ms" },
+        { measure: "delivery latency p50", cutroom: c.p50, peer: r.p50, unit: "ms" },
+        { measure: "delivery latency p99", cutroom: c.p99, peer: r.p99, unit: "ms" },
+        { measure: `all ${clients} deliveries`, cutroom: cutroomAllMs, peer: rawAllMs, unit: "ms" },
+        { measure: "server RSS per connection", cutroom: cutroomRssPer / 1024, peer: rawRssPer / 1024, unit: "KiB" },
+      ],
+      notes: [
+        "peer: a `ws` WebSocketServer in a process of its own (no auth, no job lookup, no replay) keeping a set of sockets per /jobs/<id> path and relaying each message that arrives on /publish to the sockets of its `job_id`",
+        `${JOBS} jobs (image.thumbnail, no workers, so they stay queued) of ${USERS} enterprise users, ${perJob} clients on each (token in the Authorization header; the gateway's WS_MAX_CONNECTIONS_PER_USER raised for the run); then one log event per job, published one after another as fast as they go (Cutroom: createEventPublisher onto JetStream, each publish awaited; peer: sent over one WebSocket), each carrying its send time`,
+        `Cutroom clients count as connected once their snapshot arrived, the peer's once open; a first wave of one event per job reached all ${clients} clients before the measured one`,
+        `RSS: the server process's resident memory after all clients connected minus before, per connection (${(cutroomRssPer / 1024).toFixed(1)} KiB gateway, ${(rawRssPer / 1024).toFixed(1)} KiB bare ws; garbage not yet collected counts)`,
+        `CPU ms per 1,000 deliveries (the measured wave), Cutroom: ${cpuPerUnit(cutroomCpu, clients / 1000)}; peer: ${cpuPerUnit(rawCpu, clients / 1000, ["bench", "ws-server"])}`,
+        `the clients, the publisher and the timing are all in the bench process; open files limit ${limit} (each side's server holds ${clients} sockets, and so does the bench)`,
+      ],
+    };
+  },
+};
