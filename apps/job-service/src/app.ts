@@ -40,7 +40,7 @@ import {
   type JobRow,
   type JobToCreate,
 } from "./job-store.ts";
-import { getInputFiles } from "./input-files.ts";
+import { createInputFileReader, type InputFileReader } from "./input-files.ts";
 import type { Timing } from "./env.ts";
 import { jobIdFor } from "./job-id.ts";
 import { getLiveProject } from "./project-store.ts";
@@ -132,6 +132,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
   };
 
   const batcher = createCreationBatcher(db, { maxBatch: createBatchMax, created: announce });
+  const inputFiles = createInputFileReader(db);
 
   /** `pipeline`: the run, stage and place of a job a pipeline starts (ADR 025); such a job takes no rate slot, its run took one. */
   const createJob = async ({ body, idempotency_key }: Parameters<RpcHandlers<"job">["create"]>[0], ctx: RpcContext, pipeline?: { id: string; stage: string; order: number }) => {
@@ -147,7 +148,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     if (body.project_id && !(await getLiveProject(db, caller.user_id, body.project_id))) {
       throw new AppError("NOT_FOUND", "project not found", { project_id: body.project_id });
     }
-    const work = await sizeWork(db, type, input, caller);
+    const work = await sizeWork(inputFiles, type, input, caller);
 
     // Every retry of one keyed request addresses the same job, so it can hold one reservation only.
     const id = idempotency_key ? jobIdFor(caller.user_id, idempotency_key) : randomUUID();
@@ -296,7 +297,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       const caller = requireCaller(ctx);
       const { type, input: parsed } = parseInput(name, input);
       requireProvider(name, type, parsed);
-      const work = await sizeWork(db, type, parsed, caller);
+      const work = await sizeWork(inputFiles, type, parsed, caller);
       return { type: name, credits: type.cost.estimate(parsed, work), description: type.cost.describe, work, eta_seconds: etaSeconds(type, parsed) };
     },
 
@@ -377,8 +378,8 @@ function replay(row: JobRow, hash: string) {
  * The work the input asks for, from its files' media facts, within the caller's tier: a job over a
  * limit is refused here (422 naming the limit, the tier and the value), before any credit is reserved.
  */
-async function sizeWork(db: Db, type: JobTypeDefinition, input: Record<string, unknown>, caller: Caller): Promise<JobWork> {
-  const work = type.work(input, await checkInputFiles(db, type, input, caller));
+async function sizeWork(inputFiles: InputFileReader, type: JobTypeDefinition, input: Record<string, unknown>, caller: Caller): Promise<JobWork> {
+  const work = type.work(input, await checkInputFiles(inputFiles, type, input, caller));
   const over = exceededLimit(work, jobLimits(caller.tier));
   if (over) {
     throw new AppError("INVALID_INPUT", describeExceeded(over), { reason: "over tier limit", ...over });
@@ -413,10 +414,10 @@ export function namedFiles(fileFields: readonly string[], input: Record<string, 
  * grade of an audio file is refused here, not failed by the worker); read from storage's rows as
  * storage answers their owner (ADR 027). Returns their media facts by key.
  */
-async function checkInputFiles(db: Db, type: JobTypeDefinition, input: Record<string, unknown>, caller: Caller): Promise<InputMedia> {
+async function checkInputFiles(inputFiles: InputFileReader, type: JobTypeDefinition, input: Record<string, unknown>, caller: Caller): Promise<InputMedia> {
   const media: Record<string, InputMedia[string]> = {};
   const named = namedFiles(type.fileFields, input);
-  const found = await getInputFiles(db, caller.user_id, named.map((n) => n.fileId));
+  const found = await inputFiles.get(caller.user_id, named.map((n) => n.fileId));
   // Checked in input order, so the first bad one is the one named.
   for (const { field, key, fileId } of named) {
     const file = found.get(fileId);

@@ -1,5 +1,5 @@
 import { kindOf, type FileKind, type MediaFacts } from "@cutroom/contracts";
-import { and, eq, inArray, type Db } from "@cutroom/db";
+import { inArray, type Db } from "@cutroom/db";
 import { files } from "@cutroom/db/storage";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -11,17 +11,56 @@ export interface InputFile {
   media: MediaFacts | undefined;
 }
 
+interface Asked {
+  ownerId: string;
+  ids: string[];
+  resolve: (found: Map<string, InputFile>) => void;
+  reject: (err: unknown) => void;
+}
+
 /**
- * The owner's files among `ids`, read from storage's table in the shared database (ADR 027), as
- * storage's getFile answers them to their owner: another user's file is not there, as a missing one.
+ * Reads input files from storage's table in the shared database (ADR 027), as storage's getFile
+ * answers them to their owner: another user's file is not there, as a missing one. While one read is
+ * in flight, the requests arriving queue and the next read answers them all (one query, not one each).
  */
-export async function getInputFiles(db: Db, ownerId: string, ids: readonly string[]): Promise<Map<string, InputFile>> {
-  // Not a uuid: no file of anyone's (and no cast error from Postgres).
-  const wanted = [...new Set(ids)].filter((id) => UUID.test(id));
-  if (wanted.length === 0) return new Map();
+export function createInputFileReader(db: Db) {
+  let queue: Asked[] = [];
+  let busy = false;
+  const drain = async () => {
+    busy = true;
+    while (queue.length > 0) {
+      const asked = queue;
+      queue = [];
+      try {
+        const rows = await readFiles(db, [...new Set(asked.flatMap((a) => a.ids))]);
+        for (const a of asked) a.resolve(new Map(a.ids.flatMap((id) => (rows.get(id)?.ownerId === a.ownerId ? [[id, rows.get(id)!.file] as const] : []))));
+      } catch (err) {
+        for (const a of asked) a.reject(err);
+      }
+    }
+    busy = false;
+  };
+  return {
+    /** The owner's files among `ids`, by id. */
+    get: (ownerId: string, ids: readonly string[]): Promise<Map<string, InputFile>> => {
+      // Not a uuid: no file of anyone's (and no cast error from Postgres).
+      const wanted = ids.filter((id) => UUID.test(id));
+      if (wanted.length === 0) return Promise.resolve(new Map());
+      return new Promise((resolve, reject) => {
+        queue.push({ ownerId, ids: wanted, resolve, reject });
+        if (!busy) void drain();
+      });
+    },
+  };
+}
+
+export type InputFileReader = ReturnType<typeof createInputFileReader>;
+
+async function readFiles(db: Db, ids: string[]): Promise<Map<string, { ownerId: string; file: InputFile }>> {
   const rows = await db
     .select({
       id: files.id,
+      ownerId: files.ownerId,
       status: files.status,
       contentType: files.contentType,
       width: files.width,
@@ -34,11 +73,13 @@ export async function getInputFiles(db: Db, ownerId: string, ids: readonly strin
       hasAlpha: files.hasAlpha,
     })
     .from(files)
-    .where(and(inArray(files.id, wanted), eq(files.ownerId, ownerId)));
+    .where(inArray(files.id, ids));
   return new Map(
     rows.map((row) => [
       row.id,
       {
+        ownerId: row.ownerId,
+        file: {
         // As toFileObject in storage-service: the upload's inner states are "pending" to a client.
         status: row.status === "receiving" || row.status === "uploaded" ? "pending" : row.status,
         kind: kindOf(row.contentType),
@@ -55,6 +96,7 @@ export async function getInputFiles(db: Db, ownerId: string, ids: readonly strin
                 has_alpha: row.hasAlpha,
               }
             : undefined,
+        },
       },
     ]),
   );

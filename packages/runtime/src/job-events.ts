@@ -104,7 +104,8 @@ function createSeqPublisher<E extends { seq: number }, I>(nc: NatsConnection, ki
   const queues = new Map<string, Promise<unknown>>();
   const publishOne = async (jobId: string, input: I, unlessEnded: boolean, floor: number, first = false): Promise<E | null> => {
       for (let attempt = 0; attempt < 20; attempt++) {
-        const prev = last.get(jobId) ?? (await readLast(jobId));
+        // A first event needs no read: the broker's expected sequence 0 refuses it when the subject holds any.
+        const prev = last.get(jobId) ?? (first && attempt === 0 ? { streamSeq: 0, seq: 0, ended: false } : await readLast(jobId));
         if (unlessEnded && prev.ended) return null;
         // The broker's expected-sequence check makes this hold against other processes too.
         if (first && (prev.streamSeq > 0 || prev.seq > 0 || floor > 0)) return null;
