@@ -280,7 +280,8 @@ export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: nu
 export async function finishJob(db: Db, id: string, dispatch: number, outcome: FinishBody["outcome"], providerCostUsd?: number): Promise<JobRow | null> {
   const patch =
     outcome.status === "succeeded"
-      ? { status: "succeeded" as const, result: outcome.result, progress: 100, stage: null }
+      ? // Every stage done: a quick job's worker publishes no stage events, its result says it all (ADR 028).
+        { status: "succeeded" as const, result: outcome.result, progress: 100, stage: null, stages: sql`(select coalesce(jsonb_agg(s.e || '{"status":"done"}' order by s.i), '[]') from jsonb_array_elements(${jobs.stages}) with ordinality as s(e, i))` }
       : { status: "failed" as const, error: outcome.error };
   const [row] = await db
     .update(jobs)

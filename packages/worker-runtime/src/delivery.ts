@@ -20,6 +20,8 @@ export interface DeliveryDeps {
   ackWaitMs: number;
   maxAttempts: number;
   retryBaseMs: number;
+  /** How long stage and progress events wait before they are published (see createJobContext). */
+  eventDelayMs: number;
   tmpRoot: string;
   /** The models catalog and provider every job's `ctx.models` uses. */
   models: ModelService;
@@ -154,16 +156,18 @@ async function runHandler(
   const input = definition.input.safeParse(rawInput);
   if (!input.success) throw new JobFailure("INVALID_INPUT", `the job's input failed validation: ${input.error.issues[0]?.message ?? "invalid"}`);
 
-  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir, models: deps.models, storage: deps.storage, seq });
+  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir, models: deps.models, storage: deps.storage, seq, eventDelayMs: deps.eventDelayMs });
   usage.runs = ctx.models.runs;
+  let succeeded = false;
   try {
     log.info({ type: job.type, attempt: job.attempt }, "job started");
     const output = await (handler as (ctx: JobContext) => Promise<JobOutput>)(ctx);
     const result = JobResult.safeParse(output);
     if (!result.success) throw new Error(`${job.type} handler returned an invalid result: ${result.error.message}`);
+    succeeded = true;
     return result.data;
   } finally {
-    await close();
+    await close(succeeded);
   }
 }
 

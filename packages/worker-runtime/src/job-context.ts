@@ -20,6 +20,8 @@ export interface JobContextDeps {
   models: ModelService;
   /** storage-service's replicas, which transfers fail over between; absent: each URL as it is. */
   storage?: StorageReplicas;
+  /** How long stage and progress events wait before they are published (0: at once); one replaced meanwhile is never published. */
+  eventDelayMs: number;
   /** The highest seq of the job this delivery knows (the claim's, then its own events'): raised as events go out. */
   seq: { last: number };
 }
@@ -27,8 +29,17 @@ export interface JobContextDeps {
 // Storage answers these when the file itself is the problem: retrying cannot help.
 const unusableInput = new Set(["NOT_FOUND", "FORBIDDEN", "INVALID_INPUT", "INVALID_STATE", "BAD_REQUEST"]);
 
-/** Builds what a handler sees. `close` stops the progress throttle and waits for every event in flight, before the final event goes out. */
-export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close: () => Promise<void> } {
+/** A later event makes an earlier one not yet published pointless: a newer progress, the end of the stage it started. */
+function replaces(next: JobEventInput, earlier: JobEventInput): boolean {
+  if (earlier.type === "progress") return next.type === "progress";
+  return earlier.type === "stage" && earlier.status === "running" && next.type === "stage" && next.stage === earlier.stage;
+}
+
+/**
+ * Builds what a handler sees. `close` stops the progress throttle and publishes what still waits, before
+ * the final event goes out; `succeeded`: the handler returned, so waiting stage and progress events are dropped.
+ */
+export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close: (succeeded: boolean) => Promise<void> } {
   const { rpc, events, logger, job, definition, signal, tmpDir } = deps;
   let currentStage: string | undefined;
 
@@ -38,16 +49,28 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
     if (published) deps.seq.last = Math.max(deps.seq.last, published.seq);
   };
 
-  // Progress, stage and log events are best effort: a lost one must not fail the job.
-  // Kept until published, so close() can make sure none lands after the terminal event.
-  const pending = new Set<Promise<void>>();
-  const emit = (event: JobEventInput) => {
-    const p: Promise<void> = publish(event)
-      .then(() => {}, (err) => logger.warn({ err, event: event.type }, "could not publish a job event"))
-      .finally(() => pending.delete(p));
-    pending.add(p);
+  // Progress, stage and log events are best effort: a lost one must not fail the job. They wait
+  // eventDelayMs, and one a later event replaces meanwhile is never published (ADR 028).
+  const waiting: JobEventInput[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  // Published one after another, so close() can make sure none lands after the terminal event.
+  let sending: Promise<void> = Promise.resolve();
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const batch = waiting.splice(0);
+    if (batch.length === 0) return;
+    sending = sending.then(async () => {
+      for (const event of batch) await publish(event).catch((err) => logger.warn({ err, event: event.type }, "could not publish a job event"));
+    });
   };
-  const progress = createProgressReporter((percent) => publish({ type: "progress", progress: percent, ...(currentStage ? { stage: currentStage } : {}) }));
+  const emit = (event: JobEventInput) => {
+    for (let i = waiting.length - 1; i >= 0; i--) if (replaces(event, waiting[i]!)) waiting.splice(i, 1);
+    waiting.push(event);
+    if (deps.eventDelayMs <= 0) flush();
+    else timer ??= setTimeout(flush, deps.eventDelayMs);
+  };
+  const progress = createProgressReporter(async (percent) => emit({ type: "progress", progress: percent, ...(currentStage ? { stage: currentStage } : {}) }));
 
   const ctx: JobContext = {
     job,
@@ -110,9 +133,12 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
     models: undefined as unknown as JobContext["models"],
   };
   ctx.models = createJobModels({ service: deps.models, tmpDir, signal, progress: ctx.progress, uploadOutput: ctx.uploadOutput, log: ctx.log });
-  const close = async () => {
+  const close = async (succeeded: boolean) => {
     await progress.stop();
-    await Promise.all([...pending]);
+    // The result says every stage is done and progress 100: what still waits would only repeat it.
+    if (succeeded) waiting.splice(0, waiting.length, ...waiting.filter((e) => e.type === "log"));
+    flush();
+    await sending;
   };
   return { ctx, close };
 }

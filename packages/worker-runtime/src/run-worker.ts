@@ -28,6 +28,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     ackWaitMs: env.JOB_ACK_WAIT_MS,
     maxAttempts: env.JOB_MAX_ATTEMPTS,
     retryBaseMs: env.JOB_RETRY_BASE_MS,
+    eventDelayMs: env.JOB_EVENT_DELAY_MS,
     tmpDir: env.WORKER_TMP_DIR,
     rpcTimeoutMs: env.RPC_TIMEOUT_MS,
     models,

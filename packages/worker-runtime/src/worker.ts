@@ -21,6 +21,8 @@ export interface WorkerConfig {
   maxAttempts: number;
   /** Delay before the first retry after a transient failure; each next one is 4× longer, at most 30 s. */
   retryBaseMs: number;
+  /** How long stage and progress events wait before they are published; absent: DEFAULT_EVENT_DELAY_MS. */
+  eventDelayMs?: number;
   tmpDir: string;
   rpcTimeoutMs: number;
   /** The models catalog and provider (createModelService); absent: the default catalog and no provider. */
@@ -47,6 +49,9 @@ export function assertHandlers(queue: Queue, handlers: Record<string, unknown>):
   if (missing.length > 0) throw new Error(`queue ${queue}: no handler for ${missing.join(", ")}`);
   if (unknown.length > 0) throw new Error(`queue ${queue}: handlers for job types it does not run: ${unknown.join(", ")}`);
 }
+
+// As JOB_EVENT_DELAY_MS's default, for workers started without it (tests).
+const DEFAULT_EVENT_DELAY_MS = 200;
 
 // Long enough that an idle worker does not hammer the server, short enough to notice a lost pull.
 const PULL_EXPIRES_MS = 5000;
@@ -82,6 +87,7 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
     ackWaitMs: config.ackWaitMs,
     maxAttempts: config.maxAttempts,
     retryBaseMs: config.retryBaseMs,
+    eventDelayMs: config.eventDelayMs ?? DEFAULT_EVENT_DELAY_MS,
     tmpRoot: config.tmpDir,
     models: config.models ?? noModels(),
     storage: config.storage,
