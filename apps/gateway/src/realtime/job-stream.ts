@@ -1,5 +1,6 @@
 import { AppError, isTerminalEvent, isTerminalPipelineEvent, pipelineTerminalStatuses, terminalStatuses, type Caller, type Job, type JobEvent, type Pipeline, type PipelineEvent, type Project } from "@cutroom/contracts";
 import { readJobEvents, readLastJobEvent, readLastPipelineEvent, readPipelineEvents, type Logger, type NatsConnection, type RpcClient } from "@cutroom/runtime";
+import type { Coalesce } from "./coalesce.ts";
 import type { EventHub } from "./event-hub.ts";
 
 export type StreamItem = { type: "snapshot"; job: Job } | JobEvent;
@@ -10,6 +11,8 @@ interface FollowOpts<Item> {
   rpc: RpcClient;
   nc: NatsConnection;
   hub: EventHub;
+  /** Shares the snapshot and stored-event reads of clients opening the same job at once. */
+  coalesce: Coalesce;
   caller: Caller;
   requestId: string;
   log: Pick<Logger, "warn">;
@@ -39,41 +42,46 @@ interface Followed<S, E extends { seq: number }> {
  * events cannot be read (NATS down or not answering), logged on `log` (the request's, with its id).
  */
 export async function followJob(opts: FollowOpts<StreamItem> & { jobId: string }): Promise<() => void> {
-  const { hub, nc, jobId } = opts;
+  const { hub, nc, jobId, coalesce, caller } = opts;
   return follow(opts, {
     what: "job",
     id: jobId,
     listen: (l) => hub.listen(jobId, l),
     snapshot: async () => {
-      const job = await opts.rpc.call("job", "get", { job_id: jobId }, { requestId: opts.requestId, caller: opts.caller });
+      // What job.get answers depends on who asks (another user's job is NOT_FOUND): shared by the same caller only.
+      const job = await coalesce(`job:${jobId}:${callerKey(caller)}`, () => opts.rpc.call("job", "get", { job_id: jobId }, { requestId: opts.requestId, caller }));
       opts.send({ type: "snapshot", job });
       return job;
     },
     ended: (job) => terminalStatuses.includes(job.status),
-    read: (since) => readJobEvents(nc, jobId, since),
-    readLast: () => readLastJobEvent(nc, jobId),
+    read: (since) => coalesce(`job-events:${jobId}:${since}`, () => readJobEvents(nc, jobId, since)),
+    readLast: () => coalesce(`job-last:${jobId}`, () => readLastJobEvent(nc, jobId)),
     isTerminal: isTerminalEvent,
   });
 }
 
 /** Follows one pipeline as followJob follows a job: GET /pipelines/{id} as the snapshot, its events, closing after pipeline_completed. */
 export async function followPipeline(opts: FollowOpts<PipelineStreamItem> & { pipelineId: string }): Promise<() => void> {
-  const { hub, nc, pipelineId } = opts;
+  const { hub, nc, pipelineId, coalesce, caller } = opts;
   return follow(opts, {
     what: "pipeline",
     id: pipelineId,
     listen: (l) => hub.listenPipeline(pipelineId, l),
     snapshot: async () => {
-      const pipeline = await opts.rpc.call("job", "getPipeline", { pipeline_id: pipelineId }, { requestId: opts.requestId, caller: opts.caller });
+      const pipeline = await coalesce(`pipeline:${pipelineId}:${callerKey(caller)}`, () =>
+        opts.rpc.call("job", "getPipeline", { pipeline_id: pipelineId }, { requestId: opts.requestId, caller }),
+      );
       opts.send({ type: "snapshot", pipeline });
       return pipeline;
     },
     ended: (pipeline) => pipelineTerminalStatuses.includes(pipeline.status),
-    read: (since) => readPipelineEvents(nc, pipelineId, since),
-    readLast: () => readLastPipelineEvent(nc, pipelineId),
+    read: (since) => coalesce(`pipeline-events:${pipelineId}:${since}`, () => readPipelineEvents(nc, pipelineId, since)),
+    readLast: () => coalesce(`pipeline-last:${pipelineId}`, () => readLastPipelineEvent(nc, pipelineId)),
     isTerminal: isTerminalPipelineEvent,
   });
 }
+
+const callerKey = (c: Caller) => `${c.user_id}:${c.role}:${c.tier}`;
 
 async function follow<S, E extends { seq: number }, Item>(opts: FollowOpts<Item>, it: Followed<S, E>): Promise<() => void> {
   const send = opts.send as unknown as (e: E) => void;
@@ -146,7 +154,7 @@ const ACTIVE_JOBS_READ = 100;
  * running are made known to the hub (up to a hundred each of running and queued), so the worker's
  * events, which name no project, reach the channel too.
  */
-export async function followProject(opts: Omit<FollowOpts<ProjectStreamItem>, "since" | "nc" | "onEnd"> & { projectId: string }): Promise<() => void> {
+export async function followProject(opts: Omit<FollowOpts<ProjectStreamItem>, "since" | "nc" | "onEnd" | "coalesce"> & { projectId: string }): Promise<() => void> {
   const { hub, projectId } = opts;
   const ctx = { requestId: opts.requestId, caller: opts.caller };
   let ready = false;

@@ -44,7 +44,7 @@ async function startNatsWithUsers() {
 }
 
 /** The gateway as server.ts builds it (its own NATS user, one event hub), with job-service and auth-service stood in for. */
-async function startGateway(target: Parameters<typeof connectNats>[0], jobs: Map<string, Job>) {
+async function startGateway(target: Parameters<typeof connectNats>[0], jobs: Map<string, Job>, opts: { maxConnectionsPerUser?: number } = {}) {
   const lines: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk, _enc, done) {
@@ -55,16 +55,20 @@ async function startGateway(target: Parameters<typeof connectNats>[0], jobs: Map
   const log = createLogger("gateway", "info", destination);
   const nc = await connectNats(target, "gateway", log);
   const hub = createEventHub(nc, log, { retryMs: 100 });
+  const calls = { jobGet: 0 };
   const rpc = {
     async call(service: string, method: string, body: { job_id: string }) {
       if (service !== "job" || method !== "get") throw new Error(`unexpected call ${service}.${method}`);
+      calls.jobGet++;
+      // A lookup takes a round trip to job-service and Postgres.
+      await sleep(5);
       const job = jobs.get(body.job_id);
       if (!job) throw new AppError("NOT_FOUND", "job not found");
       return job;
     },
   } as unknown as RpcClient;
   const verifier = { verify: async () => caller, refresh: async () => {}, userChanged: async () => {} } as unknown as TokenVerifier;
-  const app = await buildApp({ rpc, nc, verifier, hub, log, storage: createStorageReplicas(["http://127.0.0.1:9"]) });
+  const app = await buildApp({ rpc, nc, verifier, hub, log, storage: createStorageReplicas(["http://127.0.0.1:9"]), maxConnectionsPerUser: opts.maxConnectionsPerUser });
   await app.listen({ port: 0, host: "127.0.0.1" });
   const address = app.server.address() as { port: number };
   return {
@@ -72,6 +76,7 @@ async function startGateway(target: Parameters<typeof connectNats>[0], jobs: Map
     hub,
     nc,
     lines,
+    calls,
     url: `http://127.0.0.1:${address.port}`,
     close: async () => {
       await app.close();
@@ -171,7 +176,7 @@ describe("live job events reach clients only once stored, in stored order", () =
     // job-service owns the streams and publishes events, as its own NATS user.
     jobService = await nats.as("job-service");
     await ensureStreams(jobService);
-    gateway = await startGateway(nats.login("gateway"), jobs);
+    gateway = await startGateway(nats.login("gateway"), jobs, { maxConnectionsPerUser: 1000 });
     await gateway.hub.ready;
   });
   afterAll(async () => {
@@ -232,6 +237,39 @@ describe("live job events reach clients only once stored, in stored order", () =
     }
     expect(await consumers()).toBe(before);
   });
+
+  it("gives each of many clients opening one job at once its snapshot, then every event from its first on, without a gap, while events keep coming", async () => {
+    const jobId = runningJob(jobs);
+    const publisher = createEventPublisher(jobService);
+    const CLIENTS = 300;
+    const lookupsBefore = gateway.calls.jobGet;
+    let publishing = true;
+    let published = 0;
+    const publishes = (async () => {
+      while (publishing) {
+        await publisher.publish(jobId, { type: "progress", progress: ++published % 100 });
+        await sleep(2);
+      }
+    })();
+    const watchers = Array.from({ length: CLIENTS }, () => watchWs(gateway.url, jobId));
+    await Promise.all(watchers.map((w) => w.snapshot));
+    // The last client to connect sees a few live events too.
+    const target = published + 5;
+    await waitFor("events after every client connected", async () => watchers.every((w) => w.events().some((e) => e.seq >= target)));
+    publishing = false;
+    await publishes;
+    await publisher.publish(jobId, canceled);
+    const total = published + 1;
+    for (const w of watchers) {
+      expect(await w.closed).toMatchObject({ code: 1000 });
+      expect(w.messages[0]).toMatchObject({ type: "snapshot", job: { id: jobId } });
+      const seqs = w.events().map((e) => e.seq);
+      expect(seqs.at(-1)).toBe(total);
+      expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => seqs[0]! + i));
+    }
+    // Clients opening the job together shared job lookups.
+    expect(gateway.calls.jobGet - lookupsBefore).toBeLessThan(CLIENTS);
+  }, 60_000);
 
   it("keeps delivering after the stream is deleted and made again, and after nats-server comes back with an empty store", async () => {
     // The stream's sequence moves on first, so that a consumer resuming at the old sequence would skip the new stream's first messages.

@@ -6,6 +6,7 @@ import type { WebSocket } from "ws";
 import { z } from "zod";
 import { bearerToken, verifyOrThrow, type TokenVerifier } from "../plugins/auth.ts";
 import { authErrors, errorResponses } from "../plugins/openapi.ts";
+import { createCoalescer } from "../realtime/coalesce.ts";
 import type { ConnectionLimit } from "../realtime/connection-limit.ts";
 import type { EventHub } from "../realtime/event-hub.ts";
 import { followJob, followPipeline, followProject, type StreamItem } from "../realtime/job-stream.ts";
@@ -65,8 +66,14 @@ function keepAlive(socket: WebSocket) {
   socket.on("close", () => clearInterval(timer));
 }
 
-const send = (socket: WebSocket, payload: unknown) => {
-  if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(payload));
+// The hub hands every watcher of a job the same event object: it is serialised once, and each socket sends that Buffer.
+const frames = new WeakMap<object, Buffer>();
+const sseChunks = new WeakMap<object, string>();
+const send = (socket: WebSocket, payload: object) => {
+  if (socket.readyState !== socket.OPEN) return;
+  let frame = frames.get(payload);
+  if (!frame) frames.set(payload, (frame = Buffer.from(JSON.stringify(payload))));
+  socket.send(frame, { binary: false });
 };
 const closeReason = (err: unknown) => (isAppError(err) ? `${err.code}: ${err.message}` : "INTERNAL: internal error").slice(0, 120);
 
@@ -104,11 +111,12 @@ function target(msg: Exclude<ClientMessage, { type: "ping" }>): { key: string; r
 export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const { rpc, nc, hub, verifier, connections } = deps;
+  const coalesce = createCoalescer();
 
-  type Follow = (o: { caller: Caller; requestId: string; log: FastifyRequest["log"]; id: string; since?: number; send: (item: unknown) => void; onEnd: () => void }) => Promise<() => void>;
+  type Follow = (o: { caller: Caller; requestId: string; log: FastifyRequest["log"]; id: string; since?: number; send: (item: object) => void; onEnd: () => void }) => Promise<() => void>;
   const followers: Record<"job" | "pipeline", Follow> = {
-    job: (o) => followJob({ rpc, nc, hub, ...o, jobId: o.id }),
-    pipeline: (o) => followPipeline({ rpc, nc, hub, ...o, pipelineId: o.id }),
+    job: (o) => followJob({ rpc, nc, hub, coalesce, ...o, jobId: o.id }),
+    pipeline: (o) => followPipeline({ rpc, nc, hub, coalesce, ...o, pipelineId: o.id }),
   };
 
   // One job or pipeline: snapshot, then its events; closes normally after the terminal event.
@@ -233,13 +241,17 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
       const lines: string[] = [];
       let raw: typeof reply.raw | undefined;
       const write = (item: StreamItem) => {
-        const chunk = item.type === "snapshot" ? `event: snapshot\ndata: ${JSON.stringify(item)}\n\n` : `id: ${item.seq}\nevent: ${item.type}\ndata: ${JSON.stringify(item)}\n\n`;
+        let chunk = sseChunks.get(item);
+        if (!chunk) {
+          chunk = item.type === "snapshot" ? `event: snapshot\ndata: ${JSON.stringify(item)}\n\n` : `id: ${item.seq}\nevent: ${item.type}\ndata: ${JSON.stringify(item)}\n\n`;
+          sseChunks.set(item, chunk);
+        }
         if (raw) raw.write(chunk);
         else lines.push(chunk);
       };
       let ended = false;
       const release = connections.acquire(req.caller!.user_id);
-      const stop = await followJob({ rpc, nc, hub, caller: req.caller!, requestId: req.id, log: req.log, jobId: req.params.id, since, send: write, onEnd: () => {
+      const stop = await followJob({ rpc, nc, hub, coalesce, caller: req.caller!, requestId: req.id, log: req.log, jobId: req.params.id, since, send: write, onEnd: () => {
         ended = true;
         raw?.end();
       } }).catch((err: unknown) => {
