@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { cutroomCreators, peerCreators, type Creator } from "./job-creation.ts";
+import postgres from "postgres";
 import { makePng, median, openSocket, summarize, type Benchmark } from "./lib.ts";
 import { startPeerStack } from "./peer-stack.ts";
 
@@ -16,11 +17,10 @@ interface Run {
   acceptedMs: number;
   /** The terminal event came in the snapshot: the job had ended before the socket was open. */
   inSnapshot: boolean;
-  /** Cutroom only: milliseconds per phase, from its events' timestamps. */
-  phases?: Record<string, number>;
+  jobId: string;
 }
 
-type Message = { type: string; status?: string; stage?: string; timestamp?: string; job?: { status: string } };
+type Message = { type: string; job?: { status: string } };
 
 /**
  * One tiny job at a time through each stack, alternating: POST /jobs (image.thumbnail of a 64×48
@@ -36,7 +36,6 @@ async function runOne(baseUrl: string, creator: Creator, side: "cutroom" | "peer
   const body = (await res.json()) as { id: string };
   const accepted = performance.now();
   if (res.status !== 202) throw new Error(`${side} POST /jobs: ${res.status} ${JSON.stringify(body)}`);
-  const events: Message[] = [];
   let end: { at: number; ok: boolean; inSnapshot: boolean; what: string } | undefined;
   let settle: () => void;
   const ended = new Promise<void>((resolve) => (settle = resolve));
@@ -48,7 +47,6 @@ async function runOne(baseUrl: string, creator: Creator, side: "cutroom" | "peer
     headers: { authorization: `Bearer ${creator.token}` },
     onMessage: (text) => {
       const m = JSON.parse(text) as Message;
-      events.push(m);
       if (m.type === "snapshot" && TERMINAL.includes(m.job!.status)) finish(m.job!.status === "succeeded", true, text);
       // Cutroom ends a job with a result or an error event; the peer relays BullMQ's completed or failed.
       if (m.type === "result" || m.type === "completed") finish(true, false, text);
@@ -61,15 +59,18 @@ async function runOne(baseUrl: string, creator: Creator, side: "cutroom" | "peer
   clearTimeout(timer);
   ws.close();
   if (!end!.ok) throw new Error(`${side} job ${body.id} did not succeed: ${end!.what}`);
-  const at = (match: (e: Message) => boolean) => Date.parse(events.find(match)?.timestamp ?? "");
-  const phases =
-    side === "cutroom"
-      ? {
-          "queued → running": at((e) => e.type === "status" && e.status === "running") - at((e) => e.type === "status" && e.status === "queued"),
-          "running → result": at((e) => e.type === "result") - at((e) => e.type === "status" && e.status === "running"),
-        }
-      : undefined;
-  return { totalMs: end!.at - sent, acceptedMs: accepted - sent, inSnapshot: end!.inSnapshot, phases };
+  return { totalMs: end!.at - sent, acceptedMs: accepted - sent, inSnapshot: end!.inSnapshot, jobId: body.id };
+}
+
+/** Median ms from the row's creation to its start, and from its start to its end. */
+async function medianPhases(sql: postgres.Sql, table: string, runs: Run[]): Promise<string> {
+  const [row] = await sql.unsafe<{ waited: number; ran: number }[]>(
+    `select percentile_cont(0.5) within group (order by extract(epoch from started_at - created_at) * 1000) as waited,
+            percentile_cont(0.5) within group (order by extract(epoch from completed_at - started_at) * 1000) as ran
+       from ${table} where id = any($1::uuid[])`,
+    [runs.map((r) => r.jobId)],
+  );
+  return `created → started ${Number(row!.waited).toFixed(1)} ms, started → completed ${Number(row!.ran).toFixed(1)} ms`;
 }
 
 export const tinyJobs: Benchmark = {
@@ -82,6 +83,7 @@ export const tinyJobs: Benchmark = {
     const [cutroomUser] = await cutroomCreators(api, adminToken, png, 1, 1_000);
     const peer = await startPeerStack({ postgresUrl, name: "tiny-jobs", dir, concurrency: CONCURRENCY });
     const runs = { cutroom: [] as Run[], peer: [] as Run[] };
+    let phases: Record<"cutroom" | "peer", string>;
     try {
       await peer.startWorker();
       const [peerUser] = peerCreators(peer, png, 1);
@@ -93,13 +95,15 @@ export const tinyJobs: Benchmark = {
         runs.cutroom.push(c);
         runs.peer.push(p);
       }
+      const sql = postgres(stack.databaseUrl, { max: 1, onnotice: () => {} });
+      phases = { cutroom: await medianPhases(sql, "jobs.jobs", runs.cutroom), peer: await medianPhases(peer.sql, "peer_jobs", runs.peer) };
+      await sql.end();
     } finally {
       await peer.stop();
     }
     const [c, p] = [summarize(runs.cutroom.map((r) => r.totalMs)), summarize(runs.peer.map((r) => r.totalMs))];
     const [ca, pa] = [median(runs.cutroom.map((r) => r.acceptedMs)), median(runs.peer.map((r) => r.acceptedMs))];
     log(`POST → terminal event: Cutroom p50 ${c.p50.toFixed(1)} ms, p99 ${c.p99.toFixed(1)} ms; peer p50 ${p.p50.toFixed(1)} ms, p99 ${p.p99.toFixed(1)} ms`);
-    const phase = (name: string) => `${name} ${median(runs.cutroom.map((r) => r.phases![name]!)).toFixed(0)} ms`;
     return {
       peer: "Fastify + BullMQ",
       rows: [
@@ -111,7 +115,7 @@ export const tinyJobs: Benchmark = {
         "peer: the Fastify + BullMQ API of the job-creation benchmark, plus a BullMQ Worker process (sharp: read the input file from local disk, fit into 32×32, write the output to local disk, update the row) and WS /ws/jobs/:id on the API relaying QueueEvents after a snapshot of the row. It does not fetch the input or store the output through a storage service (no file record, no signed URLs), record or replay events, reserve or capture credits, or claim the job (BullMQ's lock is the only guard against a second run)",
         `${JOBS} image.thumbnail jobs a side after ${WARMUP} warm-up, one at a time, alternating Cutroom and peer; worker concurrency ${CONCURRENCY} on both; p99 of ${JOBS} samples is the second slowest`,
         `timed from sending POST /jobs to the terminal event on the job's WebSocket (Cutroom: result; peer: completed), the socket opened right after the 202 (token in the Authorization header); the job had already ended when the snapshot came in ${runs.cutroom.filter((r) => r.inSnapshot).length} Cutroom and ${runs.peer.filter((r) => r.inSnapshot).length} peer runs`,
-        `Cutroom medians by phase, from its events' timestamps (ms resolution): ${phase("queued → running")}, ${phase("running → result")}`,
+        `medians by phase from each side's job rows (created_at → started_at → completed_at), Cutroom: ${phases.cutroom}; peer: ${phases.peer}`,
       ],
     };
   },

@@ -79,7 +79,7 @@ export const workerThroughput: Benchmark = {
     let cutroom: Drain;
     try {
       // The worker's process takes jobs as soon as it is connected, before it says it is ready.
-      cutroom = await drain(counter(sql, "jobs"), BACKLOG, async () => void (await stack.services.start("worker-image")));
+      cutroom = await drain(counter(sql, "jobs.jobs"), BACKLOG, async () => void (await stack.services.start("worker-image")));
     } finally {
       await sql.end();
     }
