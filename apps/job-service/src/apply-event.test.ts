@@ -1,6 +1,6 @@
 import type { JobEvent } from "@cutroom/contracts";
 import { describe, expect, it } from "vitest";
-import { applyEvent } from "./apply-event.ts";
+import { applyEvent, foldEvents } from "./apply-event.ts";
 
 const now = new Date("2026-01-01T00:00:00Z");
 const running = {
@@ -39,5 +39,25 @@ describe("applying a job event to its row", () => {
     ];
     for (const e of stray) expect(applyEvent(running, event(5, e))).toEqual({ lastEventSeq: 5 });
     expect(applyEvent({ ...running, status: "queued" }, event(5, { type: "status", status: "running" }))).toEqual({ lastEventSeq: 5 });
+  });
+
+  it("folds a batch of one job's events as if applied one by one, in seq order, skipping those applied already", () => {
+    const batch = [
+      event(6, { type: "progress", progress: 40, stage: "grade" }),
+      event(3, { type: "stage", stage: "fetch", status: "running" }),
+      event(4, { type: "stage", stage: "fetch", status: "done" }),
+      event(5, { type: "stage", stage: "grade", status: "running" }),
+    ];
+    expect(foldEvents(running, batch)).toEqual({
+      lastEventSeq: 6,
+      progress: 40,
+      stage: "grade",
+      stages: [
+        { name: "fetch", status: "done" },
+        { name: "grade", status: "running" },
+      ],
+    });
+    expect(foldEvents(running, [event(2, { type: "progress", progress: 10 })])).toBeNull();
+    expect(foldEvents({ ...running, status: "succeeded" }, batch)).toBeNull();
   });
 });

@@ -29,3 +29,19 @@ function withStage(stages: JobRow["stages"], name: string, status: string): JobR
   if (!stages.some((s) => s.name === name)) return [...stages, { name, status }];
   return stages.map((s) => (s.name === name ? { name, status } : s));
 }
+
+/**
+ * What a job's events change in its row, applied in seq order as applyEvent would one by one (each
+ * sees the row as the ones before left it); null when none of them changes anything.
+ */
+export function foldEvents(job: Pick<JobRow, "status" | "stages" | "lastEventSeq">, events: readonly JobEvent[]): JobPatch | null {
+  let current = job;
+  let folded: JobPatch | null = null;
+  for (const event of [...events].sort((a, b) => a.seq - b.seq)) {
+    const patch = applyEvent(current, event);
+    if (!patch) continue;
+    folded = { ...(folded ?? {}), ...patch };
+    current = { ...current, ...(patch.stages ? { stages: patch.stages } : {}), lastEventSeq: patch.lastEventSeq ?? current.lastEventSeq };
+  }
+  return folded;
+}

@@ -3,10 +3,13 @@ import type { Db } from "@cutroom/db";
 import { retrying, type Logger, type NatsConnection } from "@cutroom/runtime";
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { Timing } from "./env.ts";
-import { applyEventToJob } from "./job-store.ts";
+import { foldEvents } from "./apply-event.ts";
+import { applyEventToJob, readEventTargets, writeEventPatches, type EventsPatch } from "./job-store.ts";
 import type { PipelineEngine } from "./pipelines.ts";
 
 const durable = "job-service";
+// Most events applied with one read and one write (ADR 028); more waiting make the next batch.
+const MAX_BATCH = 500;
 
 export interface EventsConsumerDeps {
   db: Db;
@@ -19,7 +22,8 @@ export interface EventsConsumerDeps {
 
 /**
  * Keeps each job row current from its events on JOB_EVENTS: one durable pull consumer shared by
- * every replica. A message is acked only once the row has it. Only stages, progress and the lease
+ * every replica. The messages that arrived together are applied as one batch, one after another
+ * batch, and a message is acked only once the row has it. Only stages, progress and the lease
  * come from events; job-service itself ends a job (finish, cancel) and publishes its terminal event.
  * When the broker loses the consumer or its stream (a server back with an empty store), the loop
  * makes it again and goes on: stage updates never stop for want of a restart.
@@ -41,11 +45,12 @@ export async function startEventsConsumer(deps: EventsConsumerDeps): Promise<{ s
     return consumer.consume({ max_messages: 100, abort_on_missing_resource: true });
   };
   let messages = await retrying(open, "could not open the job events consumer; trying again", { log });
+  const batches = createBatcher(deps);
 
   const done = (async () => {
     while (messages && !stopped) {
       try {
-        for await (const msg of messages) await handle(deps, msg);
+        for await (const msg of messages) batches.add(msg);
       } catch (err) {
         log.warn({ err }, "the job events consumer stopped");
       }
@@ -60,21 +65,83 @@ export async function startEventsConsumer(deps: EventsConsumerDeps): Promise<{ s
       stopped = true;
       await messages?.close();
       await done;
+      await batches.idle();
     },
   };
 }
 
-async function handle(deps: EventsConsumerDeps, msg: JsMsg) {
-  // JOB_EVENTS carries pipelines' events too (ADR 026); the durable has no filter, as nats-server 2.9 cannot change one on an existing consumer.
-  if (!msg.subject.startsWith(subjects.jobEvents(""))) return msg.ack();
-  let event: JobEvent;
+/** Collects the messages that arrive in one turn of the event loop and applies them as one batch, batches one at a time, in order. */
+function createBatcher(deps: EventsConsumerDeps) {
+  const waiting: JsMsg[] = [];
+  let running: Promise<void> | undefined;
+  const run = async () => {
+    while (waiting.length > 0) await applyBatch(deps, waiting.splice(0, MAX_BATCH));
+    running = undefined;
+  };
+  return {
+    add(msg: JsMsg) {
+      waiting.push(msg);
+      running ??= new Promise<void>((resolve) => setImmediate(resolve)).then(run);
+    },
+    idle: () => running ?? Promise.resolve(),
+  };
+}
+
+/**
+ * Reads the batch's jobs, folds each one's events onto its row and writes every change in one
+ * statement (writeEventPatches). A job whose row moved between the read and the write (a claim, a
+ * finish, another replica) has its events applied one by one under a row lock, as before batching.
+ */
+async function applyBatch(deps: EventsConsumerDeps, msgs: JsMsg[]): Promise<void> {
+  const byJob = new Map<string, { event: JobEvent; msg: JsMsg }[]>();
+  for (const msg of msgs) {
+    // JOB_EVENTS carries pipelines' events too (ADR 026); the durable has no filter, as nats-server 2.9 cannot change one on an existing consumer.
+    if (!msg.subject.startsWith(subjects.jobEvents(""))) {
+      msg.ack();
+      continue;
+    }
+    let event: JobEvent;
+    try {
+      event = JobEvent.parse(msg.json());
+    } catch (err) {
+      deps.log.warn({ err, subject: msg.subject }, "dropping a message that is not a job event");
+      msg.term("not a job event");
+      continue;
+    }
+    byJob.set(event.job_id, [...(byJob.get(event.job_id) ?? []), { event, msg }]);
+  }
+  if (byJob.size === 0) return;
+
+  let written: Awaited<ReturnType<typeof writeEventPatches>>;
+  const patches: EventsPatch[] = [];
   try {
-    event = JobEvent.parse(msg.json());
+    const rows = await readEventTargets(deps.db, [...byJob.keys()]);
+    for (const row of rows) {
+      const patch = foldEvents(row, byJob.get(row.id)!.map((e) => e.event));
+      if (patch) patches.push({ id: row.id, was: row, patch });
+    }
+    written = await writeEventPatches(deps.db, patches, deps.timing.leaseMs);
   } catch (err) {
-    deps.log.warn({ err, subject: msg.subject }, "dropping a message that is not a job event");
-    msg.term("not a job event");
+    deps.log.warn({ err, events: msgs.length }, "could not apply a batch of job events; retrying");
+    for (const { msg } of [...byJob.values()].flat()) msg.nak(1000);
     return;
   }
+
+  const changed = new Map(written.map((row) => [row.id, row]));
+  const missed = new Set(patches.filter((p) => !changed.has(p.id)).map((p) => p.id));
+  for (const [jobId, events] of byJob) {
+    if (missed.has(jobId)) {
+      for (const { event, msg } of events) await applyOne(deps, event, msg);
+      continue;
+    }
+    // Applied, already applied, or for a job that ended or does not exist: nothing more to do with it.
+    for (const { msg } of events) msg.ack();
+    const row = changed.get(jobId);
+    if (row && events.some(({ event }) => event.type === "progress")) deps.pipelines?.jobProgressed(row);
+  }
+}
+
+async function applyOne(deps: EventsConsumerDeps, event: JobEvent, msg: JsMsg) {
   try {
     const row = await applyEventToJob(deps.db, event, deps.timing.leaseMs);
     msg.ack();

@@ -3,7 +3,7 @@ import { and, asc, desc, eq, inArray, isNull, or, sqlTag as sql, type Db } from 
 import { jobs } from "@cutroom/db/jobs";
 import { lockAccounts, reserveMany, takeRates, type RateDecision, type RateTake } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
-import { applyEvent } from "./apply-event.ts";
+import { applyEvent, type JobPatch } from "./apply-event.ts";
 import { lockLiveProjects } from "./project-store.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
@@ -305,6 +305,50 @@ export async function applyEventToJob(db: Db, event: JobEvent, leaseMs: number):
       .returning();
     return updated ?? null;
   });
+}
+
+/** The rows a batch of events may change, as they are now; unlocked, since writeEventPatches checks that nothing moved since. */
+export function readEventTargets(db: Db, ids: string[]): Promise<Pick<JobRow, "id" | "status" | "stages" | "lastEventSeq">[]> {
+  return db.select({ id: jobs.id, status: jobs.status, stages: jobs.stages, lastEventSeq: jobs.lastEventSeq }).from(jobs).where(inArray(jobs.id, ids));
+}
+
+/** What a batch of events changes in one job: the events' patches folded onto the row as it was read. */
+export interface EventsPatch {
+  id: string;
+  was: Pick<JobRow, "status" | "lastEventSeq">;
+  patch: JobPatch;
+}
+
+/**
+ * Writes many jobs' patches in one statement, each only where its row is still as it was read (same
+ * last_event_seq and status): a claim, a finish or another replica in between makes it miss, and the
+ * caller applies that job's events one by one instead. An event of a running job extends its lease.
+ * Returns the rows written.
+ */
+export async function writeEventPatches(db: Db, patches: EventsPatch[], leaseMs: number): Promise<Pick<JobRow, "id" | "lastEventSeq" | "pipelineId" | "pipelineStage">[]> {
+  if (patches.length === 0) return [];
+  const values = patches.map(({ id, was, patch }) => ({
+    id,
+    was_seq: was.lastEventSeq,
+    was_status: was.status,
+    last_event_seq: patch.lastEventSeq,
+    progress: patch.progress ?? null,
+    stage: patch.stage ?? null,
+    stages: patch.stages ?? null,
+  }));
+  const rows = await db.execute<{ id: string; last_event_seq: number; pipeline_id: string | null; pipeline_stage: string | null }>(sql`
+    update jobs.jobs as j set
+      last_event_seq = v.last_event_seq,
+      progress = coalesce(v.progress, j.progress),
+      stage = coalesce(v.stage, j.stage),
+      stages = coalesce(v.stages, j.stages),
+      lease_until = case when j.status = 'running' then ${fromNow(leaseMs)} else j.lease_until end,
+      updated_at = now()
+    from jsonb_to_recordset(${JSON.stringify(values)}::jsonb)
+      as v(id uuid, was_seq integer, was_status text, last_event_seq integer, progress real, stage text, stages jsonb)
+    where j.id = v.id and j.last_event_seq = v.was_seq and j.status = v.was_status
+    returning j.id, j.last_event_seq, j.pipeline_id, j.pipeline_stage`);
+  return rows.map((r) => ({ id: r.id, lastEventSeq: r.last_event_seq, pipelineId: r.pipeline_id, pipelineStage: r.pipeline_stage }));
 }
 
 /** Queued jobs that never reached the broker (the publish at enqueue failed), locked for this replica. */
