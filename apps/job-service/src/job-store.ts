@@ -1,7 +1,7 @@
 import { AppError, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
 import { and, asc, desc, eq, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
-import { lockAccounts, reserveMany, takeRates, type RateDecision, type RateTake } from "@cutroom/ledger";
+import { lockAccounts, reserveMany, settle, takeRates, type RateDecision, type RateTake } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
 import { applyEvent, type JobPatch } from "./apply-event.ts";
 import { lockLiveProjects } from "./project-store.ts";
@@ -274,8 +274,10 @@ export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: nu
 }
 
 /**
- * Records the outcome reported by the worker holding the claim; null when the job is no longer
- * running under that dispatch (canceled meanwhile, or finished by an earlier report).
+ * Records the outcome reported by the worker holding the claim and settles its credits (capture on
+ * success, release on failure) in the same transaction: the ending and the credits commit together,
+ * without a call to billing-service (ADR 028). Null when the job is no longer running under that
+ * dispatch (canceled meanwhile, or finished by an earlier report); nothing is settled then.
  */
 export async function finishJob(db: Db, id: string, dispatch: number, outcome: FinishBody["outcome"], providerCostUsd?: number): Promise<JobRow | null> {
   const patch =
@@ -283,12 +285,20 @@ export async function finishJob(db: Db, id: string, dispatch: number, outcome: F
       ? // Every stage done: a quick job's worker publishes no stage events, its result says it all (ADR 028).
         { status: "succeeded" as const, result: outcome.result, progress: 100, stage: null, stages: sql`(select coalesce(jsonb_agg(s.e || '{"status":"done"}' order by s.i), '[]') from jsonb_array_elements(${jobs.stages}) with ordinality as s(e, i))` }
       : { status: "failed" as const, error: outcome.error };
-  const [row] = await db
-    .update(jobs)
-    .set({ ...patch, ...(providerCostUsd !== undefined ? { providerCostUsd } : {}), completedAt: sql`now()`, updatedAt: sql`now()` })
-    .where(and(eq(jobs.id, id), eq(jobs.status, "running"), eq(jobs.claimedDispatch, dispatch)))
-    .returning();
-  return row ?? null;
+  const expected = outcome.status === "succeeded" ? "captured" : "released";
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(jobs)
+      .set({ ...patch, creditState: expected, ...(providerCostUsd !== undefined ? { providerCostUsd } : {}), completedAt: sql`now()`, updatedAt: sql`now()` })
+      .where(and(eq(jobs.id, id), eq(jobs.status, "running"), eq(jobs.claimedDispatch, dispatch)))
+      .returning();
+    if (!row) return null;
+    // The job row first, then the account: the order the reconciler's settles take too.
+    const { state } = await settle(tx, id, outcome.status === "succeeded" ? "capture" : "release");
+    // "none": the ledger holds nothing for the job, so there is nothing left to give back.
+    const settled = state === "captured" ? "captured" : "released";
+    return settled === expected ? row : ((await setCreditState(tx, id, settled)) ?? row);
+  });
 }
 
 /** Applies one job event to its row (see applyEvent); an event from a running job's worker extends its lease. */

@@ -62,7 +62,7 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
     expect(ledger.data.filter((e) => e.kind === "capture")).toHaveLength(1);
   });
 
-  it("finishes a job while billing is down: the result goes out at once, and the credits settle when billing is back", async () => {
+  it("finishes a job while billing-service is down: the ending and its capture commit together, without it (ADR 028)", async () => {
     const user = await stack.newUser();
     const job = await enqueue(user);
     await claim(job.id, "w1", 1);
@@ -71,11 +71,23 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
     expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: true, status: "succeeded" });
     const events = await readJobEvents(await stack.nats.connect(), job.id);
     expect(events.filter((e) => e.type === "result")).toHaveLength(1);
-    expect(await row(job.id)).toMatchObject({ status: "succeeded", creditState: "reserved" });
+    expect(await row(job.id)).toMatchObject({ status: "succeeded", creditState: "captured" });
 
     billingUp();
-    await vi.waitFor(async () => expect((await row(job.id)).creditState).toBe("captured"), { timeout: 5000, interval: 50 });
-    expect(await stack.balance(user)).toMatchObject({ credits: 75, reserved: 0 });
+    await vi.waitFor(async () => expect(await stack.balance(user)).toMatchObject({ credits: 75, reserved: 0 }), { timeout: 5000, interval: 50 });
+  });
+
+  it("releases a failed job's credits as it records the failure, once however often the worker reports", async () => {
+    const user = await stack.newUser();
+    const job = await enqueue(user);
+    await claim(job.id, "w1", 1);
+    const outcome = { status: "failed" as const, error: { code: "INVALID_MEDIA", message: "not a video" } };
+    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: true, status: "failed" });
+    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome })).toEqual({ applied: true, status: "failed" });
+    expect(await row(job.id)).toMatchObject({ status: "failed", creditState: "released" });
+    expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+    const ledger = await stack.client.call("billing", "ledger", { user_id: user.user_id, limit: 20, offset: 0 });
+    expect(ledger.data.filter((e) => e.kind === "release")).toHaveLength(1);
   });
 
   it("does not let a worker finish a job that was canceled meanwhile: the credits stay refunded", async () => {
