@@ -21,18 +21,55 @@ interface FollowOpts<Item> {
   onEnd: () => void;
 }
 
-/** What following differs in between a job and a pipeline (ADR 026): the rest is one procedure. */
-interface Followed<S, E extends { seq: number }> {
+/**
+ * What following differs in between a job and a pipeline (ADR 026): the rest is one procedure.
+ * One object per kind, not closures per client: a gateway holds tens of thousands of watches, and
+ * tsx names every closure it makes (a property array each), so per-client state lives in a `Watch`.
+ */
+interface Kind<S, E extends { seq: number }> {
   what: "job" | "pipeline";
-  id: string;
-  listen: (listener: (e: E) => void) => () => void;
-  snapshot: () => Promise<S>;
+  listen(hub: EventHub, id: string, listener: (e: E) => void): () => void;
+  /** Reads the snapshot (shared with the same caller's other clients opening it now) and sends it. */
+  snapshot(opts: FollowOpts<never>, id: string): Promise<S>;
   /** The snapshot says it has ended. */
-  ended: (snapshot: S) => boolean;
-  read: (since: number) => Promise<E[]>;
-  readLast: () => Promise<E | null>;
-  isTerminal: (e: E) => boolean;
+  ended(snapshot: S): boolean;
+  read(opts: FollowOpts<never>, id: string, since: number): Promise<E[]>;
+  readLast(opts: FollowOpts<never>, id: string): Promise<E | null>;
+  isTerminal(e: E): boolean;
 }
+
+const callerKey = (c: Caller) => `${c.user_id}:${c.role}:${c.tier}`;
+
+const jobKind: Kind<Job, JobEvent> = {
+  what: "job",
+  listen: (hub, id, listener) => hub.listen(id, listener),
+  async snapshot(opts, id) {
+    // What job.get answers depends on who asks (another user's job is NOT_FOUND): shared by the same caller only.
+    const job = await opts.coalesce(`job:${id}:${callerKey(opts.caller)}`, () => opts.rpc.call("job", "get", { job_id: id }, { requestId: opts.requestId, caller: opts.caller }));
+    (opts.send as (item: StreamItem) => void)({ type: "snapshot", job });
+    return job;
+  },
+  ended: (job) => terminalStatuses.includes(job.status),
+  read: (opts, id, since) => opts.coalesce(`job-events:${id}:${since}`, () => readJobEvents(opts.nc, id, since)),
+  readLast: (opts, id) => opts.coalesce(`job-last:${id}`, () => readLastJobEvent(opts.nc, id)),
+  isTerminal: isTerminalEvent,
+};
+
+const pipelineKind: Kind<Pipeline, PipelineEvent> = {
+  what: "pipeline",
+  listen: (hub, id, listener) => hub.listenPipeline(id, listener),
+  async snapshot(opts, id) {
+    const pipeline = await opts.coalesce(`pipeline:${id}:${callerKey(opts.caller)}`, () =>
+      opts.rpc.call("job", "getPipeline", { pipeline_id: id }, { requestId: opts.requestId, caller: opts.caller }),
+    );
+    (opts.send as (item: PipelineStreamItem) => void)({ type: "snapshot", pipeline });
+    return pipeline;
+  },
+  ended: (pipeline) => pipelineTerminalStatuses.includes(pipeline.status),
+  read: (opts, id, since) => opts.coalesce(`pipeline-events:${id}:${since}`, () => readPipelineEvents(opts.nc, id, since)),
+  readLast: (opts, id) => opts.coalesce(`pipeline-last:${id}`, () => readLastPipelineEvent(opts.nc, id)),
+  isTerminal: isTerminalPipelineEvent,
+};
 
 /**
  * Follows one job for one client: the snapshot first, then the stored events after `since`
@@ -41,107 +78,87 @@ interface Followed<S, E extends { seq: number }> {
  * Throws NOT_FOUND (AppError) when the job is not the caller's, SERVICE_UNAVAILABLE when the stored
  * events cannot be read (NATS down or not answering), logged on `log` (the request's, with its id).
  */
-export async function followJob(opts: FollowOpts<StreamItem> & { jobId: string }): Promise<() => void> {
-  const { hub, nc, jobId, coalesce, caller } = opts;
-  return follow(opts, {
-    what: "job",
-    id: jobId,
-    listen: (l) => hub.listen(jobId, l),
-    snapshot: async () => {
-      // What job.get answers depends on who asks (another user's job is NOT_FOUND): shared by the same caller only.
-      const job = await coalesce(`job:${jobId}:${callerKey(caller)}`, () => opts.rpc.call("job", "get", { job_id: jobId }, { requestId: opts.requestId, caller }));
-      opts.send({ type: "snapshot", job });
-      return job;
-    },
-    ended: (job) => terminalStatuses.includes(job.status),
-    read: (since) => coalesce(`job-events:${jobId}:${since}`, () => readJobEvents(nc, jobId, since)),
-    readLast: () => coalesce(`job-last:${jobId}`, () => readLastJobEvent(nc, jobId)),
-    isTerminal: isTerminalEvent,
-  });
+export function followJob(opts: FollowOpts<StreamItem> & { jobId: string }): Promise<() => void> {
+  return new Watch(opts as FollowOpts<never>, jobKind, opts.jobId).start();
 }
 
 /** Follows one pipeline as followJob follows a job: GET /pipelines/{id} as the snapshot, its events, closing after pipeline_completed. */
-export async function followPipeline(opts: FollowOpts<PipelineStreamItem> & { pipelineId: string }): Promise<() => void> {
-  const { hub, nc, pipelineId, coalesce, caller } = opts;
-  return follow(opts, {
-    what: "pipeline",
-    id: pipelineId,
-    listen: (l) => hub.listenPipeline(pipelineId, l),
-    snapshot: async () => {
-      const pipeline = await coalesce(`pipeline:${pipelineId}:${callerKey(caller)}`, () =>
-        opts.rpc.call("job", "getPipeline", { pipeline_id: pipelineId }, { requestId: opts.requestId, caller }),
-      );
-      opts.send({ type: "snapshot", pipeline });
-      return pipeline;
-    },
-    ended: (pipeline) => pipelineTerminalStatuses.includes(pipeline.status),
-    read: (since) => coalesce(`pipeline-events:${pipelineId}:${since}`, () => readPipelineEvents(nc, pipelineId, since)),
-    readLast: () => coalesce(`pipeline-last:${pipelineId}`, () => readLastPipelineEvent(nc, pipelineId)),
-    isTerminal: isTerminalPipelineEvent,
-  });
+export function followPipeline(opts: FollowOpts<PipelineStreamItem> & { pipelineId: string }): Promise<() => void> {
+  return new Watch(opts as FollowOpts<never>, pipelineKind, opts.pipelineId).start();
 }
 
-const callerKey = (c: Caller) => `${c.user_id}:${c.role}:${c.tier}`;
+class Watch<S, E extends { seq: number }> {
+  private lastSeq: number;
+  private replaying = true;
+  private ended = false;
+  private buffered: E[] = [];
+  private readonly stopListening: () => void;
 
-async function follow<S, E extends { seq: number }, Item>(opts: FollowOpts<Item>, it: Followed<S, E>): Promise<() => void> {
-  const send = opts.send as unknown as (e: E) => void;
-  let lastSeq = opts.since ?? 0;
-  let replaying = true;
-  let ended = false;
-  const buffered: E[] = [];
-
-  const deliver = (e: E) => {
-    if (ended || e.seq <= lastSeq) return;
-    lastSeq = e.seq;
-    send(e);
-    if (it.isTerminal(e)) {
-      ended = true;
-      stop();
-      opts.onEnd();
-    }
-  };
-  const stop = it.listen((e) => (replaying ? buffered.push(e) : deliver(e)));
-
-  try {
-    const snapshot = await it.snapshot();
-    if (opts.since !== undefined) {
-      for (const e of await history(opts, it, () => it.read(opts.since!))) deliver(e);
-    } else {
-      // A fresh watcher gets live events only, but always the ending if there already is one.
-      const last = await history(opts, it, () => it.readLast());
-      if (last && it.isTerminal(last)) {
-        lastSeq = last.seq - 1;
-        deliver(last);
-      } else {
-        lastSeq = last?.seq ?? 0;
-      }
-    }
-    // Events older than the stream keeps: the snapshot alone tells it has ended.
-    if (!ended && it.ended(snapshot) && !buffered.some(it.isTerminal)) {
-      ended = true;
-      stop();
-      opts.onEnd();
-      return () => {};
-    }
-    replaying = false;
-    for (const e of buffered.sort((a, b) => a.seq - b.seq)) deliver(e);
-  } catch (err) {
-    stop();
-    throw err;
+  constructor(
+    private readonly opts: FollowOpts<never>,
+    private readonly kind: Kind<S, E>,
+    private readonly id: string,
+  ) {
+    this.lastSeq = opts.since ?? 0;
+    this.stopListening = kind.listen(opts.hub, id, (e) => (this.replaying ? this.buffered.push(e) : this.deliver(e)));
   }
-  return () => {
-    ended = true;
-    stop();
-  };
+
+  private deliver(e: E) {
+    if (this.ended || e.seq <= this.lastSeq) return;
+    this.lastSeq = e.seq;
+    (this.opts.send as (e: E) => void)(e);
+    if (this.kind.isTerminal(e)) this.finish();
+  }
+
+  private finish() {
+    this.ended = true;
+    this.stopListening();
+    this.opts.onEnd();
+  }
+
+  async start(): Promise<() => void> {
+    const { opts, kind, id } = this;
+    try {
+      const snapshot = await kind.snapshot(opts, id);
+      if (opts.since !== undefined) {
+        for (const e of await history(opts, kind, id, () => kind.read(opts, id, opts.since!))) this.deliver(e);
+      } else {
+        // A fresh watcher gets live events only, but always the ending if there already is one.
+        const last = await history(opts, kind, id, () => kind.readLast(opts, id));
+        if (last && kind.isTerminal(last)) {
+          this.lastSeq = last.seq - 1;
+          this.deliver(last);
+        } else {
+          this.lastSeq = last?.seq ?? 0;
+        }
+      }
+      // Events older than the stream keeps: the snapshot alone tells it has ended.
+      if (!this.ended && kind.ended(snapshot) && !this.buffered.some(kind.isTerminal)) {
+        this.finish();
+        return () => {};
+      }
+      this.replaying = false;
+      const buffered = this.buffered.sort((a, b) => a.seq - b.seq);
+      this.buffered = [];
+      for (const e of buffered) this.deliver(e);
+    } catch (err) {
+      this.stopListening();
+      throw err;
+    }
+    return () => {
+      this.ended = true;
+      this.stopListening();
+    };
+  }
 }
 
 /** A read of the stored events; its failure is the events store being unavailable, not a bug (503). */
-async function history<T>(opts: { log: Pick<Logger, "warn">; since?: number }, it: { what: string; id: string }, read: () => Promise<T>): Promise<T> {
+async function history<T>(opts: { log: Pick<Logger, "warn">; since?: number }, kind: { what: string }, id: string, read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (err) {
-    opts.log.warn({ err, [`${it.what}_id`]: it.id, since: opts.since }, `could not read the ${it.what}'s stored events`);
-    throw new AppError("SERVICE_UNAVAILABLE", `${it.what} events are unavailable right now; try again shortly`, { service: "events" });
+    opts.log.warn({ err, [`${kind.what}_id`]: id, since: opts.since }, `could not read the ${kind.what}'s stored events`);
+    throw new AppError("SERVICE_UNAVAILABLE", `${kind.what} events are unavailable right now; try again shortly`, { service: "events" });
   }
 }
 

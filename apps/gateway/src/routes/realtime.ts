@@ -55,16 +55,44 @@ async function socketCaller(socket: WebSocket, req: FastifyRequest, { verifier, 
   return caller;
 }
 
-function keepAlive(socket: WebSocket) {
-  let alive = true;
-  socket.on("pong", () => (alive = true));
-  const timer = setInterval(() => {
-    if (!alive) return socket.terminate();
-    alive = false;
-    socket.ping();
-  }, PING_EVERY_MS);
-  socket.on("close", () => clearInterval(timer));
+/**
+ * Pings every socket each 20 s and ends those that did not answer the last ping. One timer and two
+ * shared listeners for all of them, rather than a timer and closures per socket (docs/adr/029).
+ */
+function createKeepAlive() {
+  // Each open socket: whether it answered since the last ping.
+  const sockets = new Map<WebSocket, boolean>();
+  let timer: NodeJS.Timeout | undefined;
+  function answered(this: WebSocket) {
+    sockets.set(this, true);
+  }
+  function closed(this: WebSocket) {
+    sockets.delete(this);
+  }
+  const sweep = () => {
+    for (const [socket, alive] of sockets) {
+      if (!alive) {
+        socket.terminate();
+        continue;
+      }
+      sockets.set(socket, false);
+      socket.ping();
+    }
+  };
+  return {
+    add(socket: WebSocket) {
+      sockets.set(socket, true);
+      socket.on("pong", answered);
+      socket.on("close", closed);
+      timer ??= setInterval(sweep, PING_EVERY_MS).unref();
+    },
+    stop: () => clearInterval(timer),
+  };
 }
+
+/** The sinks a watch sends to, made outside the handlers so that they hold only the socket. */
+const sendTo = (socket: WebSocket) => (item: object) => send(socket, item);
+const closeWhenEnded = (socket: WebSocket, what: string) => () => socket.close(1000, `${what} finished`);
 
 // The hub hands every watcher of a job the same event object: it is serialised once, and each socket sends that Buffer.
 const frames = new WeakMap<object, Buffer>();
@@ -112,6 +140,8 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const { rpc, nc, hub, verifier, connections } = deps;
   const coalesce = createCoalescer();
+  const keepAlive = createKeepAlive();
+  app.addHook("onClose", async () => keepAlive.stop());
 
   type Follow = (o: { caller: Caller; requestId: string; log: FastifyRequest["log"]; id: string; since?: number; send: (item: object) => void; onEnd: () => void }) => Promise<() => void>;
   const followers: Record<"job" | "pipeline", Follow> = {
@@ -125,7 +155,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
       `/ws/${what}s/:id`,
       { websocket: true, schema: { hide: true, params: z.object({ id: z.string() }), querystring: z.object({ since: z.coerce.number().int().min(0).optional(), access_token: z.string().optional() }) } },
       async (socket, req) => {
-        keepAlive(socket);
+        keepAlive.add(socket);
         let stop: (() => void) | undefined;
         socket.on("close", () => stop?.());
         socket.on("message", (raw) => {
@@ -142,8 +172,8 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
             log: req.log,
             id: id.data,
             since: req.query.since,
-            send: (item) => send(socket, item),
-            onEnd: () => socket.close(1000, `${what} finished`),
+            send: sendTo(socket),
+            onEnd: closeWhenEnded(socket, what),
           });
           if (socket.readyState !== socket.OPEN) stop();
         } catch (err) {
@@ -156,7 +186,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
 
   // Many jobs, pipelines and projects on one socket: subscribe_* / unsubscribe_* / ping.
   app.get("/ws", { websocket: true, schema: { hide: true } }, async (socket, req) => {
-    keepAlive(socket);
+    keepAlive.add(socket);
     // One entry per job, pipeline or project; an entry replaced or removed while its subscription starts is stopped, not kept.
     const subscriptions = new Map<string, { stop: () => void }>();
     socket.on("close", () => {
