@@ -26,6 +26,14 @@ export interface PeerStack {
   stop: () => Promise<void>;
 }
 
+// Peer stacks not stopped yet: the bench stops them after a benchmark that failed or timed out, and on Ctrl-C.
+const running = new Set<() => Promise<void>>();
+
+/** Stops every peer stack still running (redis-server would outlive the bench otherwise). */
+export async function stopPeerStacks(): Promise<void> {
+  await Promise.all([...running].map((stop) => stop()));
+}
+
 /** Debian's redis-server, installed when missing and we are root. */
 export function ensureRedis(log: (line: string) => void): void {
   if (spawnSync("sh", ["-c", "command -v redis-server"], { stdio: "ignore" }).status === 0) return;
@@ -91,9 +99,11 @@ export async function startPeerStack(opts: {
   const databaseUrl = await createDatabase(opts.postgresUrl, `bench_peer_${opts.name.replaceAll("-", "_")}`);
   const sql = postgres(databaseUrl, { max: 2, onnotice: () => {} });
   const stop = async () => {
+    running.delete(stop);
     await Promise.all(children.map((c) => stopChild(c)));
     await sql.end();
   };
+  running.add(stop);
   try {
     await sql`
       create table peer_jobs (

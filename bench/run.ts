@@ -11,7 +11,7 @@ import { colorGradeWallTime } from "./color-grade-wall-time.ts";
 import { editJobsWallTime } from "./edit-jobs-wall-time.ts";
 import { jobCreation } from "./job-creation.ts";
 import { createApi, createDatabase, formatTable, type Benchmark } from "./lib.ts";
-import { ensureRedis } from "./peer-stack.ts";
+import { ensureRedis, stopPeerStacks } from "./peer-stack.ts";
 import { tinyJobs } from "./tiny-jobs.ts";
 import { workerThroughput } from "./worker-throughput.ts";
 import { wsFanOut } from "./ws-fan-out.ts";
@@ -38,6 +38,7 @@ const log = (line: string) => console.log(`  ${line}`);
 let pg: Server | undefined;
 let stack: Stack | undefined;
 const stopAll = async () => {
+  await stopPeerStacks().catch(() => {});
   await stack?.stop().catch(() => {});
   await pg?.stop().catch(() => {});
 };
@@ -59,37 +60,46 @@ try {
   for (const bench of selected) {
     console.log(`## ${bench.title} (${bench.name})`);
     const started = Date.now();
-    stack = await startStack({
-      databaseUrl: await createDatabase(pg.url, `bench_${bench.name.replaceAll("-", "_")}`),
-      apps: bench.apps,
-      parentDir: runDir,
-      // Services' logs are piped through this process: at info they would compete with the client for CPU.
-      // The sign-in throttles would refuse the benchmarks' dozens of users made from one address; no measure passes through them.
-      env: { LOG_LEVEL: "warn", AUTH_REGISTRATIONS_PER_ADDRESS_PER_HOUR: "0", AUTH_LOGINS_PER_ADDRESS_PER_MINUTE: "0", ...bench.env },
-    });
-    log(`stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${bench.apps.join(", ")}`);
-    const api = createApi(stack.url);
-    await api.register(ADMIN_EMAIL);
-    await makeAdmin(stack, ADMIN_EMAIL);
-    const ctx = { stack, api, adminToken: await api.login(ADMIN_EMAIL), dir: join(runDir, bench.name), postgresUrl: pg.url, log };
-    mkdirSync(ctx.dir, { recursive: true });
-    const result = await withTimeout(bench.run(ctx), bench.timeoutMs ?? BENCH_TIMEOUT_MS, bench.name);
-    const took = `took ${((Date.now() - started) / 1000).toFixed(0)} s, stack start included; load average after: ${loadavg()[0]!.toFixed(2)}`;
-    const section = `## ${bench.title}\n\n${formatTable(result)}\n- ${took}`;
-    report.push(section);
-    console.log(`\n${section}\n`);
-    await stack.stop();
-    stack = undefined;
+    try {
+      stack = await startStack({
+        databaseUrl: await createDatabase(pg.url, `bench_${bench.name.replaceAll("-", "_")}`),
+        apps: bench.apps,
+        parentDir: runDir,
+        // Services' logs are piped through this process: at info they would compete with the client for CPU.
+        // The sign-in throttles would refuse the benchmarks' dozens of users made from one address; no measure passes through them.
+        env: { LOG_LEVEL: "warn", AUTH_REGISTRATIONS_PER_ADDRESS_PER_HOUR: "0", AUTH_LOGINS_PER_ADDRESS_PER_MINUTE: "0", ...bench.env },
+      });
+      log(`stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${bench.apps.join(", ")}`);
+      const api = createApi(stack.url);
+      await api.register(ADMIN_EMAIL);
+      await makeAdmin(stack, ADMIN_EMAIL);
+      const ctx = { stack, api, adminToken: await api.login(ADMIN_EMAIL), dir: join(runDir, bench.name), postgresUrl: pg.url, log };
+      mkdirSync(ctx.dir, { recursive: true });
+      const result = await withTimeout(bench.run(ctx), bench.timeoutMs ?? BENCH_TIMEOUT_MS, bench.name);
+      const took = `took ${((Date.now() - started) / 1000).toFixed(0)} s, stack start included; load average after: ${loadavg()[0]!.toFixed(2)}`;
+      const section = `## ${bench.title}\n\n${formatTable(result)}\n- ${took}`;
+      report.push(section);
+      console.log(`\n${section}\n`);
+    } catch (err) {
+      // One benchmark failing (on a tree others are changing, say) does not cost the others' figures.
+      failed = true;
+      console.error(err);
+      report.push(`## ${bench.title}\n\nfailed: ${(err as Error).message.split("\n")[0]}`);
+      if (stack) {
+        cpSync(join(stack.dir, "logs"), join(runDir, "logs", bench.name), { recursive: true });
+        console.error(`the stack's logs are kept in ${join(runDir, "logs", bench.name)}`);
+      }
+    } finally {
+      await stopPeerStacks().catch(() => {});
+      await stack?.stop().catch(() => {});
+      stack = undefined;
+    }
   }
   mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
   writeFileSync(join(import.meta.dirname, "results", "latest.md"), report.join("\n\n") + "\n");
 } catch (err) {
   failed = true;
   console.error(err);
-  if (stack) {
-    cpSync(join(stack.dir, "logs"), join(runDir, "logs"), { recursive: true });
-    console.error(`the stack's logs are kept in ${join(runDir, "logs")}`);
-  }
 } finally {
   await stopAll();
 }

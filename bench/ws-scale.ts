@@ -80,14 +80,17 @@ export const wsScale: Benchmark = {
     const nc = await connect({ ...stack.natsOptions(), name: "bench" });
     const publisher = createEventPublisher(nc);
     let cutroomAllMs: number;
+    let publishedMs = NaN;
     let cutroomCpu: Map<string, number>;
     try {
       // Wave 0 reaching everyone proves every client is past its replay and live.
-      for (const job of jobs) await publisher.publish(job.id, { type: "log", level: "info", message: payload(0) });
+      const wave = (n: number) => Promise.all(jobs.map((job) => publisher.publish(job.id, { type: "log", level: "info", message: payload(n) })));
+      await wave(0);
       await cutroom.everyoneGot(0);
       const before = cpuTimeByProcess();
       started = performance.now();
-      for (const job of jobs) await publisher.publish(job.id, { type: "log", level: "info", message: payload(1) });
+      await wave(1);
+      publishedMs = performance.now() - started;
       await cutroom.everyoneGot(1);
       cutroomAllMs = cutroom.lastAt() - started;
       cutroomCpu = cpuSpent(before);
@@ -138,7 +141,7 @@ export const wsScale: Benchmark = {
       ],
       notes: [
         "peer: a `ws` WebSocketServer in a process of its own (no auth, no job lookup, no replay) keeping a set of sockets per /jobs/<id> path and relaying each message that arrives on /publish to the sockets of its `job_id`",
-        `${JOBS} jobs (image.thumbnail, no workers, so they stay queued) of ${USERS} enterprise users, ${perJob} clients on each (token in the Authorization header; the gateway's WS_MAX_CONNECTIONS_PER_USER raised for the run); then one log event per job, published one after another as fast as they go (Cutroom: createEventPublisher onto JetStream, each publish awaited; peer: sent over one WebSocket), each carrying its send time`,
+        `${JOBS} jobs (image.thumbnail, no workers, so they stay queued) of ${USERS} enterprise users, ${perJob} clients on each (token in the Authorization header; the gateway's WS_MAX_CONNECTIONS_PER_USER raised for the run); then one log event per job, all ${JOBS} sent at once (Cutroom: createEventPublisher onto JetStream, the publishes started together; peer: sent over one WebSocket), each carrying the time its publish was called, so the latencies include the queue behind the burst; Cutroom's ${JOBS} publishes were all acknowledged by JetStream after ${publishedMs.toFixed(0)} ms`,
         `Cutroom clients count as connected once their snapshot arrived, the peer's once open; a first wave of one event per job reached all ${clients} clients before the measured one`,
         `RSS: the server process's resident memory after all clients connected minus before, per connection (${(cutroomRssPer / 1024).toFixed(1)} KiB gateway, ${(rawRssPer / 1024).toFixed(1)} KiB bare ws; garbage not yet collected counts)`,
         `CPU ms per 1,000 deliveries (the measured wave), Cutroom: ${cpuPerUnit(cutroomCpu, clients / 1000)}; peer: ${cpuPerUnit(rawCpu, clients / 1000, ["bench", "ws-server"])}`,
