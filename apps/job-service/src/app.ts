@@ -23,6 +23,7 @@ import { defaultCatalog, resolveModel, unavailableModel, type Catalog, type Mode
 import { createPipelineEventPublisher, rpcTimedOut, runChecks, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import { jetstream } from "@nats-io/jetstream";
 import { settleCredits } from "./credits.ts";
+import { coalesce } from "./coalesce.ts";
 import { createCreationBatcher } from "./creation-batcher.ts";
 import { dispatchJobs } from "./dispatch.ts";
 import {
@@ -31,6 +32,7 @@ import {
   finishJob,
   getJob,
   getJobByIdempotencyKey,
+  getJobsByIdempotencyKeys,
   getUserJob,
   jobStats,
   KeyTaken,
@@ -133,6 +135,8 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
 
   const batcher = createCreationBatcher(db, { maxBatch: createBatchMax, created: announce });
   const inputFiles = createInputFileReader(db);
+  // A keyed request's earlier job, looked up with the concurrent requests' in one query.
+  const keyedJob = coalesce((keys: { userId: string; key: string; id: string }[]) => getJobsByIdempotencyKeys(db, keys));
 
   /** `pipeline`: the run, stage and place of a job a pipeline starts (ADR 025); such a job takes no rate slot, its run took one. */
   const createJob = async ({ body, idempotency_key }: Parameters<RpcHandlers<"job">["create"]>[0], ctx: RpcContext, pipeline?: { id: string; stage: string; order: number }) => {
@@ -140,7 +144,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     const { type, input } = parseInput(body.type, body.input);
     const hash = requestHash(body);
     if (idempotency_key) {
-      const earlier = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key);
+      const earlier = await keyedJob({ userId: caller.user_id, key: idempotency_key, id: jobIdFor(caller.user_id, idempotency_key) });
       if (earlier) return replay(earlier, hash);
     }
     requireProvider(body.type, type, input);

@@ -1,6 +1,7 @@
 import { kindOf, type FileKind, type MediaFacts } from "@cutroom/contracts";
 import { inArray, type Db } from "@cutroom/db";
 import { files } from "@cutroom/db/storage";
+import { coalesce } from "./coalesce.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -11,45 +12,22 @@ export interface InputFile {
   media: MediaFacts | undefined;
 }
 
-interface Asked {
-  ownerId: string;
-  ids: string[];
-  resolve: (found: Map<string, InputFile>) => void;
-  reject: (err: unknown) => void;
-}
-
 /**
  * Reads input files from storage's table in the shared database (ADR 027), as storage's getFile
- * answers them to their owner: another user's file is not there, as a missing one. While one read is
- * in flight, the requests arriving queue and the next read answers them all (one query, not one each).
+ * answers them to their owner: another user's file is not there, as a missing one. Concurrent
+ * requests' reads are answered by one query.
  */
 export function createInputFileReader(db: Db) {
-  let queue: Asked[] = [];
-  let busy = false;
-  const drain = async () => {
-    busy = true;
-    while (queue.length > 0) {
-      const asked = queue;
-      queue = [];
-      try {
-        const rows = await readFiles(db, [...new Set(asked.flatMap((a) => a.ids))]);
-        for (const a of asked) a.resolve(new Map(a.ids.flatMap((id) => (rows.get(id)?.ownerId === a.ownerId ? [[id, rows.get(id)!.file] as const] : []))));
-      } catch (err) {
-        for (const a of asked) a.reject(err);
-      }
-    }
-    busy = false;
-  };
+  const read = coalesce(async (asks: { ownerId: string; ids: string[] }[]) => {
+    const rows = await readFiles(db, [...new Set(asks.flatMap((a) => a.ids))]);
+    return asks.map((a) => new Map(a.ids.flatMap((id) => (rows.get(id)?.ownerId === a.ownerId ? [[id, rows.get(id)!.file] as const] : []))));
+  });
   return {
     /** The owner's files among `ids`, by id. */
-    get: (ownerId: string, ids: readonly string[]): Promise<Map<string, InputFile>> => {
+    get: async (ownerId: string, ids: readonly string[]): Promise<Map<string, InputFile>> => {
       // Not a uuid: no file of anyone's (and no cast error from Postgres).
       const wanted = ids.filter((id) => UUID.test(id));
-      if (wanted.length === 0) return Promise.resolve(new Map());
-      return new Promise((resolve, reject) => {
-        queue.push({ ownerId, ids: wanted, resolve, reject });
-        if (!busy) void drain();
-      });
+      return wanted.length === 0 ? new Map() : read({ ownerId, ids: wanted });
     },
   };
 }

@@ -190,6 +190,19 @@ export async function getJobByIdempotencyKey(db: Db, userId: string, key: string
   return row ?? null;
 }
 
+/**
+ * The jobs of many (user, idempotency key) pairs in one query, in their order (null where none):
+ * by the id the key names (jobIdFor), or by the pair for a job made before ids came from keys.
+ */
+export async function getJobsByIdempotencyKeys(db: Db, keys: readonly { userId: string; key: string; id: string }[]): Promise<(JobRow | null)[]> {
+  const pairs = keys.map((k) => sql`(${k.userId}::uuid, ${k.key})`);
+  const rows = await db
+    .select()
+    .from(jobs)
+    .where(or(inArray(jobs.id, keys.map((k) => k.id)), sql`(${jobs.userId}, ${jobs.idempotencyKey}) in (${sql.join(pairs, sql`, `)})`));
+  return keys.map((k) => rows.find((r) => r.id === k.id) ?? rows.find((r) => r.userId === k.userId && r.idempotencyKey === k.key) ?? null);
+}
+
 export async function listJobs(db: Db, userId: string, q: ListJobsQuery) {
   const where = and(
     eq(jobs.userId, userId),
