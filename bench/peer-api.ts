@@ -58,6 +58,15 @@ interface JobRow {
   completed_at: Date | null;
 }
 
+// jsonb keeps keys in an order of its own: requests are compared with their keys sorted.
+const canonical = (v: unknown): string =>
+  v && typeof v === "object" && !Array.isArray(v)
+    ? `{${Object.keys(v)
+        .sort()
+        .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+        .join(",")}}`
+    : JSON.stringify(v);
+
 const app = Fastify();
 await app.register(fastifyJwt, {
   secret: { public: env.PEER_JWT_PUBLIC_KEY },
@@ -86,7 +95,7 @@ app.post("/api/v1/jobs", { preHandler: authenticate }, async (req, reply) => {
     returning *`;
   if (!created) {
     const [existing] = await sql<JobRow[]>`select * from peer_jobs where user_id = ${userId} and idempotency_key = ${key.data!}`;
-    if (existing!.type !== body.data.type || JSON.stringify(existing!.input) !== JSON.stringify(body.data.input)) {
+    if (existing!.type !== body.data.type || canonical(existing!.input) !== canonical(body.data.input)) {
       return reply.code(409).send({ error: "idempotency key reused with another request" });
     }
     return reply.code(202).header("idempotent-replayed", "true").send(existing);
