@@ -29,6 +29,8 @@ export interface DeliveryDeps {
   storage?: StorageReplicas;
   /** Abort controllers of the jobs running now, so a stopping worker can give them back. */
   running: Set<AbortController>;
+  /** Where a delivery registers for its job's cancel (watchCancels). */
+  cancels: CancelWatch;
 }
 
 /** How one delivery ends; `settle` turns each into exactly one ack, nak or term. */
@@ -42,6 +44,37 @@ export type Outcome =
   | { kind: "lost"; error: JobError };
 
 class JobCanceled extends Error {}
+
+export interface CancelWatch {
+  /** Aborts `controller` when the job is canceled, until the returned function is called. */
+  watch: (jobId: string, controller: AbortController) => () => void;
+  close: () => void;
+}
+
+/**
+ * One subscription to every job's cancel for the whole worker, rather than a subscribe and an
+ * unsubscribe per delivery (ADR 028). Only a job running here right now has anything to abort.
+ */
+export function watchCancels(nc: NatsConnection): CancelWatch {
+  const watched = new Map<string, Set<AbortController>>();
+  const prefix = subjects.jobCancel("");
+  const sub = nc.subscribe(subjects.jobCancel("*"), {
+    callback: (_err, msg) => {
+      for (const controller of watched.get(msg.subject.slice(prefix.length)) ?? []) controller.abort(new JobCanceled("the job was canceled"));
+    },
+  });
+  return {
+    watch(jobId, controller) {
+      const set = watched.get(jobId) ?? watched.set(jobId, new Set()).get(jobId)!;
+      set.add(controller);
+      return () => {
+        set.delete(controller);
+        if (set.size === 0 && watched.get(jobId) === set) watched.delete(jobId);
+      };
+    },
+    close: () => sub.unsubscribe(),
+  };
+}
 class WorkerStopping extends Error {}
 export const stoppingReason = () => new WorkerStopping("the worker is shutting down");
 
@@ -64,11 +97,8 @@ export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<vo
   const log = deps.log.child({ job_id: dispatch.job_id, dispatch: dispatch.dispatch, delivery: msg.info.deliveryCount });
   const heartbeat = setInterval(() => msg.working(), Math.max(250, Math.floor(deps.ackWaitMs / 3)));
   const controller = new AbortController();
-  // Subscribed before the claim: a cancel landing between claim and handler start still aborts.
-  const cancelSub = deps.nc.subscribe(subjects.jobCancel(dispatch.job_id), {
-    max: 1,
-    callback: () => controller.abort(new JobCanceled("the job was canceled")),
-  });
+  // Watched before the claim: a cancel landing between claim and handler start still aborts.
+  const unwatch = deps.cancels.watch(dispatch.job_id, controller);
   deps.running.add(controller);
   // The job's events and its ending go above every seq this delivery knows of (ADR 020).
   const seq = { last: 0 };
@@ -80,7 +110,7 @@ export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<vo
     handBack(msg, deps.maxAttempts, log, retryDelayMs(msg.info.deliveryCount, deps.retryBaseMs));
   } finally {
     clearInterval(heartbeat);
-    cancelSub.unsubscribe();
+    unwatch();
     deps.running.delete(controller);
   }
 }

@@ -4,7 +4,7 @@ import { jobTypes, streams, type JobTypeName, type Queue } from "@cutroom/contra
 import { createEventPublisher, createRpcClient, retrying, type Logger, type NatsConnection, type StorageReplicas } from "@cutroom/runtime";
 import { jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import { consumerName, ensureWorkerConsumer, reopenWorkerConsumer } from "./consumer.ts";
-import { handBack, handleDelivery, stoppingReason, type DeliveryDeps } from "./delivery.ts";
+import { handBack, handleDelivery, stoppingReason, watchCancels, type DeliveryDeps } from "./delivery.ts";
 import { noModels, type ModelService } from "./models.ts";
 import type { AnyJobHandler, JobHandlers } from "./types.ts";
 
@@ -92,6 +92,7 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
     models: config.models ?? noModels(),
     storage: config.storage,
     running: new Set(),
+    cancels: watchCancels(nc),
   };
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
@@ -148,6 +149,7 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
         for (const controller of deps.running) controller.abort(stoppingReason());
       }
       await finished;
+      deps.cancels.close();
     },
   };
 }
