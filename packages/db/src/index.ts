@@ -42,4 +42,4 @@ export async function runMigrations(url: string): Promise<void> {
   }
 }
 
-export { sql as sqlTag, eq, and, or, desc, asc, inArray, count, isNull, gt, lt } from "drizzle-orm";
+export { sql as sqlTag, eq, and, or, desc, asc, inArray, count, isNull, gt, lt, getTableColumns } from "drizzle-orm";

@@ -49,39 +49,57 @@ export interface Reservation {
 
 export type ReserveOutcome = { ok: true; balance: number } | { ok: false; error: AppError };
 
+/** The jobs among `jobIds` that hold a reserve already. */
+export async function heldReserves(tx: Tx, jobIds: readonly string[]): Promise<Set<string>> {
+  if (jobIds.length === 0) return new Set();
+  const rows = await tx.select({ jobId: ledger.jobId }).from(ledger).where(and(inArray(ledger.jobId, [...jobIds]), eq(ledger.kind, "reserve")));
+  return new Set(rows.map((r) => r.jobId!));
+}
+
 /**
- * `reserve` for many jobs at once, with a constant number of statements: each job is held or
- * refused on its own (402 for one leaves the others), in the order given, against the accounts
- * locked by `lockAccounts` (which it keeps current). Idempotent per job, as `reserve`.
+ * `reserve` for many jobs at once, decided in memory: each job is held or refused on its own (402
+ * for one leaves the others), in the order given, against the accounts locked by `lockAccounts`
+ * (which it keeps current) and the reserves `held` already (idempotent per job, as `reserve`).
+ * `writeReservations` then records it in two statements, however many jobs.
  */
-export async function reserveMany(tx: Tx, locked: LockedAccounts, items: readonly Reservation[]): Promise<ReserveOutcome[]> {
-  if (items.length === 0) return [];
-  const held = new Set(
-    (await tx.select({ jobId: ledger.jobId }).from(ledger).where(and(inArray(ledger.jobId, items.map((i) => i.jobId)), eq(ledger.kind, "reserve")))).map((r) => r.jobId),
-  );
+export function planReservations(locked: LockedAccounts, items: readonly Reservation[], held: ReadonlySet<string>) {
+  const taken = new Set(held);
   const rows: (typeof ledger.$inferInsert)[] = [];
   const changed = new Set<string>();
   const outcomes = items.map((item): ReserveOutcome => {
     const acct = locked.get(item.userId);
     if (!acct) return { ok: false, error: new AppError("NOT_FOUND", "no credit account for this user") };
-    if (held.has(item.jobId)) return { ok: true, balance: acct.available };
+    if (taken.has(item.jobId)) return { ok: true, balance: acct.available };
     if (acct.available < item.amount) return { ok: false, error: insufficient(item.amount, acct.available) };
-    held.add(item.jobId);
+    taken.add(item.jobId);
     rows.push({ id: randomUUID(), userId: item.userId, kind: "reserve", amount: -item.amount, jobId: item.jobId, note: null });
     acct.available -= item.amount;
     acct.reserved += item.amount;
     changed.add(item.userId);
     return { ok: true, balance: acct.available };
   });
-  if (rows.length > 0) {
-    await tx.insert(ledger).values(rows);
-    const values = [...changed].map((id) => sql`(${id}::uuid, ${locked.get(id)!.available}::int, ${locked.get(id)!.reserved}::int)`);
-    await tx.execute(sql`
+  const accountsAfter = [...changed].map((userId) => ({ userId, available: locked.get(userId)!.available, reserved: locked.get(userId)!.reserved }));
+  return { outcomes, rows, accounts: accountsAfter };
+}
+
+/** Records a plan of `planReservations`: one multi-row insert of the ledger, one update of the accounts, sent together. */
+export async function writeReservations(tx: Tx, plan: ReturnType<typeof planReservations>): Promise<void> {
+  if (plan.rows.length === 0) return;
+  const values = plan.accounts.map((a) => sql`(${a.userId}::uuid, ${a.available}::int, ${a.reserved}::int)`);
+  await Promise.all([
+    tx.insert(ledger).values(plan.rows),
+    tx.execute(sql`
       update billing.accounts a set available = v.available, reserved = v.reserved, updated_at = now()
       from (values ${sql.join(values, sql`, `)}) as v(user_id, available, reserved)
-      where a.user_id = v.user_id`);
-  }
-  return outcomes;
+      where a.user_id = v.user_id`),
+  ]);
+}
+
+/** `reserve` for many jobs: `planReservations` on the reserves held now, then `writeReservations`. */
+export async function reserveMany(tx: Tx, locked: LockedAccounts, items: readonly Reservation[]): Promise<ReserveOutcome[]> {
+  const plan = planReservations(locked, items, await heldReserves(tx, items.map((i) => i.jobId)));
+  await writeReservations(tx, plan);
+  return plan.outcomes;
 }
 
 const insufficient = (required: number, available: number) =>
