@@ -1,6 +1,6 @@
 import { kindOf, type FileKind, type MediaFacts } from "@cutroom/contracts";
-import { inArray, type Db } from "@cutroom/db";
-import { files } from "@cutroom/db/storage";
+import { sqlTag as sql, type Db } from "@cutroom/db";
+import type { files } from "@cutroom/db/storage";
 import { coalesce } from "./coalesce.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -35,45 +35,44 @@ export function createInputFileReader(db: Db) {
 export type InputFileReader = ReturnType<typeof createInputFileReader>;
 
 async function readFiles(db: Db, ids: string[]): Promise<Map<string, { ownerId: string; file: InputFile }>> {
-  const rows = await db
-    .select({
-      id: files.id,
-      ownerId: files.ownerId,
-      status: files.status,
-      contentType: files.contentType,
-      width: files.width,
-      height: files.height,
-      durationSeconds: files.durationSeconds,
-      frameRate: files.frameRate,
-      videoCodec: files.videoCodec,
-      audioCodec: files.audioCodec,
-      hasAudio: files.hasAudio,
-      hasAlpha: files.hasAlpha,
-    })
-    .from(files)
-    .where(inArray(files.id, ids));
+  const rows = await db.execute<{
+    id: string;
+    owner_id: string;
+    status: (typeof files.$inferSelect)["status"];
+    content_type: string;
+    width: number | null;
+    height: number | null;
+    duration_seconds: number | null;
+    frame_rate: number | null;
+    video_codec: string | null;
+    audio_codec: string | null;
+    has_audio: boolean | null;
+    has_alpha: boolean | null;
+  }>(sql`
+    select id, owner_id, status, content_type, width, height, duration_seconds, frame_rate, video_codec, audio_codec, has_audio, has_alpha
+    from storage.files where id = any(${sql.param(ids)}::uuid[])`);
   return new Map(
-    rows.map((row) => [
+    [...rows].map((row) => [
       row.id,
       {
-        ownerId: row.ownerId,
+        ownerId: row.owner_id,
         file: {
-        // As toFileObject in storage-service: the upload's inner states are "pending" to a client.
-        status: row.status === "receiving" || row.status === "uploaded" ? "pending" : row.status,
-        kind: kindOf(row.contentType),
-        media:
-          row.width !== null || row.durationSeconds !== null
-            ? {
-                width: row.width,
-                height: row.height,
-                duration_seconds: row.durationSeconds,
-                frame_rate: row.frameRate,
-                video_codec: row.videoCodec,
-                audio_codec: row.audioCodec,
-                has_audio: row.hasAudio,
-                has_alpha: row.hasAlpha,
-              }
-            : undefined,
+          // As toFileObject in storage-service: the upload's inner states are "pending" to a client.
+          status: row.status === "receiving" || row.status === "uploaded" ? "pending" : row.status,
+          kind: kindOf(row.content_type),
+          media:
+            row.width !== null || row.duration_seconds !== null
+              ? {
+                  width: row.width,
+                  height: row.height,
+                  duration_seconds: row.duration_seconds,
+                  frame_rate: row.frame_rate,
+                  video_codec: row.video_codec,
+                  audio_codec: row.audio_codec,
+                  has_audio: row.has_audio,
+                  has_alpha: row.has_alpha,
+                }
+              : undefined,
         },
       },
     ]),

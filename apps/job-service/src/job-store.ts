@@ -94,7 +94,7 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
       const [, locked, existing, live, held] = await Promise.all([
         timeouts,
         lockAccounts(tx, items.map((i) => i.job.userId), opts),
-        keyedIds.length > 0 ? tx.select().from(jobs).where(inArray(jobs.id, keyedIds)) : [],
+        existingJobs(tx, keyedIds),
         inProjects.length > 0 ? lockLiveProjects(tx, inProjects.map((item) => ({ userId: item.job.userId, id: item.job.projectId! }))) : new Set<string>(),
         heldReserves(tx, items.map((i) => i.job.id)),
       ]);
@@ -213,12 +213,21 @@ export async function getJobByIdempotencyKey(db: Db, userId: string, key: string
  * by the id the key names (jobIdFor), or by the pair for a job made before ids came from keys.
  */
 export async function getJobsByIdempotencyKeys(db: Db, keys: readonly { userId: string; key: string; id: string }[]): Promise<(JobRow | null)[]> {
-  const pairs = keys.map((k) => sql`(${k.userId}::uuid, ${k.key})`);
-  const rows = await db
-    .select()
-    .from(jobs)
-    .where(or(inArray(jobs.id, keys.map((k) => k.id)), sql`(${jobs.userId}, ${jobs.idempotencyKey}) in (${sql.join(pairs, sql`, `)})`));
+  // Ids first (nearly always none): the whole rows only for the hits.
+  const hits = await db.execute<{ id: string }>(sql`
+    select id from jobs.jobs
+    where id = any(${sql.param(keys.map((k) => k.id))}::uuid[])
+       or (user_id, idempotency_key) in (select * from unnest(${sql.param(keys.map((k) => k.userId))}::uuid[], ${sql.param(keys.map((k) => k.key))}::text[]))`);
+  if (hits.length === 0) return keys.map(() => null);
+  const rows = await db.select().from(jobs).where(inArray(jobs.id, [...hits].map((h) => h.id)));
   return keys.map((k) => rows.find((r) => r.id === k.id) ?? rows.find((r) => r.userId === k.userId && r.idempotencyKey === k.key) ?? null);
+}
+
+/** The jobs among `ids`, read whole only when there are any (a keyed batch's retries). */
+async function existingJobs(conn: Conn, ids: readonly string[]): Promise<JobRow[]> {
+  if (ids.length === 0) return [];
+  const hits = await conn.execute<{ id: string }>(sql`select id from jobs.jobs where id = any(${sql.param([...ids])}::uuid[])`);
+  return hits.length === 0 ? [] : conn.select().from(jobs).where(inArray(jobs.id, [...hits].map((h) => h.id)));
 }
 
 export async function listJobs(db: Db, userId: string, q: ListJobsQuery) {

@@ -29,13 +29,13 @@ export async function append(tx: Tx, userId: string, kind: LedgerKind, amount: n
  * is left out, as is a missing one: the caller handles those users on their own.
  */
 export async function lockAccounts(tx: Tx, userIds: readonly string[], opts: { skipLocked?: boolean } = {}) {
-  const rows = await tx
-    .select({ userId: accounts.userId, available: accounts.available, reserved: accounts.reserved })
-    .from(accounts)
-    .where(inArray(accounts.userId, [...new Set(userIds)]))
-    .orderBy(accounts.userId)
-    .for("update", opts.skipLocked ? { skipLocked: true } : {});
-  return new Map(rows.map((r) => [r.userId, r]));
+  // Plain SQL with one array parameter: a query built per batch should not cost more than it reads.
+  const rows = await tx.execute<{ user_id: string; available: number; reserved: number }>(sql`
+    select user_id, available, reserved from billing.accounts
+    where user_id = any(${sql.param([...new Set(userIds)])}::uuid[])
+    order by user_id
+    for update ${opts.skipLocked ? sql`skip locked` : sql``}`);
+  return new Map([...rows].map((r) => [r.user_id, { userId: r.user_id, available: Number(r.available), reserved: Number(r.reserved) }]));
 }
 
 export type LockedAccounts = Awaited<ReturnType<typeof lockAccounts>>;
@@ -52,8 +52,8 @@ export type ReserveOutcome = { ok: true; balance: number } | { ok: false; error:
 /** The jobs among `jobIds` that hold a reserve already. */
 export async function heldReserves(tx: Tx, jobIds: readonly string[]): Promise<Set<string>> {
   if (jobIds.length === 0) return new Set();
-  const rows = await tx.select({ jobId: ledger.jobId }).from(ledger).where(and(inArray(ledger.jobId, [...jobIds]), eq(ledger.kind, "reserve")));
-  return new Set(rows.map((r) => r.jobId!));
+  const rows = await tx.execute<{ job_id: string }>(sql`select job_id from billing.ledger where kind = 'reserve' and job_id = any(${sql.param([...jobIds])}::uuid[])`);
+  return new Set([...rows].map((r) => r.job_id));
 }
 
 /**
