@@ -11,7 +11,7 @@ export const WorkerEnv = BaseEnv.extend({
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   /** Delay before the first retry of a transiently failed job; each next one is 4× longer, at most 30 s. */
   JOB_RETRY_BASE_MS: z.coerce.number().int().min(100).max(30_000).default(1000),
-  /** How long a job's stage and progress events wait before they are published, in ms: one replaced meanwhile (a stage that ended, newer progress) is never sent, and those still waiting when the job succeeds are dropped, so a job of a few milliseconds costs no events but its result. 0: each at once. */
+  /** How long a job's stage and progress events wait before they are published, in ms: one replaced meanwhile (a stage that ended, newer progress) is never sent, and a job that succeeds before any went out publishes none, so a job of a few milliseconds costs no events but its result. 0: each at once. */
   JOB_EVENT_DELAY_MS: z.coerce.number().int().min(0).max(5000).default(200),
   /** storage-service's data planes, where signed input and output URLs point (never at a gateway); replicas comma-separated, the same list storage-service has: one refusing the connection or not taking it in time is passed over for the next. */
   STORAGE_INTERNAL_URL: z.string().default("http://127.0.0.1:8001").transform(urlList),

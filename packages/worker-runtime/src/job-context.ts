@@ -37,7 +37,7 @@ function replaces(next: JobEventInput, earlier: JobEventInput): boolean {
 
 /**
  * Builds what a handler sees. `close` stops the progress throttle and publishes what still waits, before
- * the final event goes out; `succeeded`: the handler returned, so waiting stage and progress events are dropped.
+ * the final event goes out; `succeeded`: the handler returned, so stage and progress events are dropped if none went out yet.
  */
 export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close: (succeeded: boolean) => Promise<void> } {
   const { rpc, events, logger, job, definition, signal, tmpDir } = deps;
@@ -55,11 +55,13 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
   let timer: NodeJS.Timeout | undefined;
   // Published one after another, so close() can make sure none lands after the terminal event.
   let sending: Promise<void> = Promise.resolve();
+  let announced = false;
   const flush = () => {
     clearTimeout(timer);
     timer = undefined;
     const batch = waiting.splice(0);
     if (batch.length === 0) return;
+    announced = true;
     sending = sending.then(async () => {
       for (const event of batch) await publish(event).catch((err) => logger.warn({ err, event: event.type }, "could not publish a job event"));
     });
@@ -135,8 +137,9 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
   ctx.models = createJobModels({ service: deps.models, tmpDir, signal, progress: ctx.progress, uploadOutput: ctx.uploadOutput, log: ctx.log });
   const close = async (succeeded: boolean) => {
     await progress.stop();
-    // The result says every stage is done and progress 100: what still waits would only repeat it.
-    if (succeeded) waiting.splice(0, waiting.length, ...waiting.filter((e) => e.type === "log"));
+    // A job done before anything of it was announced: the result says every stage is done and progress
+    // 100, so what waits would only repeat it. One that showed its way keeps its last steps.
+    if (succeeded && !announced) waiting.splice(0, waiting.length, ...waiting.filter((e) => e.type === "log"));
     flush();
     await sending;
   };

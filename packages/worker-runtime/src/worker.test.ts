@@ -141,6 +141,17 @@ describe("worker runtime against the real job-service and storage-service", () =
     expect(shown).toEqual(["fetch:done", "process:running", "progress:10", "process:done"]);
   });
 
+  it("publishes what still waits before the result of a job that already showed its progress", async () => {
+    const job = await enqueue(async (ctx) => {
+      ctx.progress(10);
+      await vi.waitFor(async () => expect((await readJobEvents(nc, ctx.job.id)).some((e) => e.type === "progress")).toBe(true), { timeout: 5000, interval: 20 });
+      await ctx.stage("process", async () => {});
+      return { files: [] };
+    });
+    const { events } = await terminalEvent(job.id);
+    expect(events.slice(2).map((e) => (e.type === "stage" ? `${e.stage}:${e.status}` : e.type))).toEqual(["progress", "process:done", "result"]);
+  });
+
   it("publishes every log and stage event of a job before its result, even ones sent just before the handler returns", async () => {
     const job = await enqueue(async (ctx) => {
       await ctx.stage("fetch", async () => {});
