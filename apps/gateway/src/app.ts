@@ -23,6 +23,7 @@ import { pipelineRoutes } from "./routes/pipelines.ts";
 import { projectRoutes } from "./routes/projects.ts";
 import { promptRoutes } from "./routes/prompts.ts";
 import { storageProxy } from "./routes/storage-proxy.ts";
+import { tusExposedHeaders, uploadRoutes } from "./routes/uploads.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
 import { createConnectionLimit } from "./realtime/connection-limit.ts";
@@ -57,7 +58,7 @@ export interface GatewayDeps {
 }
 
 /** Response headers a browser client may read: request ids, rate limits, idempotent replays. */
-const exposedHeaders = ["x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after", "idempotent-replayed"];
+const exposedHeaders = ["x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after", "idempotent-replayed", ...tusExposedHeaders];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -110,6 +111,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     async (api) => {
       await api.register(authRoutes, deps);
       await api.register(fileRoutes, deps);
+      await api.register(uploadRoutes, deps);
       await api.register(jobRoutes, deps);
       await api.register(projectRoutes, deps);
       await api.register(pipelineRoutes, deps);

@@ -100,13 +100,17 @@ export async function endedPipelines(db: Db, after: Date, graceMs: number, limit
     .limit(limit);
 }
 
-/** Jobs still queued or running in pipelines that ended (failed or canceled) when a crash kept them from being canceled. */
-export async function orphanedPipelineJobs(db: Db, limit = 100): Promise<{ jobId: string; userId: string }[]> {
-  const rows = await db.execute<{ job_id: string; user_id: string }>(sql`
-    select j.id as job_id, j.user_id from jobs.jobs j join jobs.pipelines p on p.id = j.pipeline_id
-    where j.status in ('queued', 'running') and p.status in ('failed', 'canceled')
+/**
+ * Jobs still queued or running in pipelines that ended (failed or canceled) at least `graceMs` ago,
+ * when a crash kept them from being canceled. A run that ended just now is still canceling its jobs
+ * itself: taken here, they would be missing from the credits its cancel (or a project delete) answers.
+ */
+export async function orphanedPipelineJobs(db: Db, graceMs: number, limit = 100): Promise<{ jobId: string; userId: string; pipelineId: string }[]> {
+  const rows = await db.execute<{ job_id: string; user_id: string; pipeline_id: string }>(sql`
+    select j.id as job_id, j.user_id, j.pipeline_id from jobs.jobs j join jobs.pipelines p on p.id = j.pipeline_id
+    where j.status in ('queued', 'running') and p.status in ('failed', 'canceled') and p.completed_at < now() - make_interval(secs => ${graceMs / 1000})
     limit ${limit}`);
-  return [...rows].map((r) => ({ jobId: r.job_id, userId: r.user_id }));
+  return [...rows].map((r) => ({ jobId: r.job_id, userId: r.user_id, pipelineId: r.pipeline_id }));
 }
 
 /** A stage's output file ids: every file of its succeeded jobs, in job order. */

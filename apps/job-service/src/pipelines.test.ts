@@ -206,6 +206,17 @@ describe("pipelines: storyboard runs of ordinary jobs, advanced by job-service",
     await waitStatus(user, created.id, "waiting_approval");
   });
 
+  it("cancels and refunds the jobs of a run that ended without canceling them (a crash between): the reconciler does, once the run's own cancel had its time", async () => {
+    const user = await stack.newUser(100);
+    const created = await create(user);
+    // Ended as the cancel's commit leaves it, without the job cancels that follow it.
+    await stack.db.db.update(pipelines).set({ status: "canceled", completedAt: new Date() }).where(eq(pipelines.id, created.id));
+    for (const job of await stageJobs(created.id, "images")) {
+      await waitFor(async () => expect(await getJob(stack.db.db, job.id)).toMatchObject({ status: "canceled", creditState: "released" }));
+    }
+    expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+  });
+
   it("makes each job once however many advances run at once (job ids follow from run, stage and place)", async () => {
     const user = await stack.newUser(100);
     const created = await create(user);

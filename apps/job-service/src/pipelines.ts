@@ -539,24 +539,25 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
       return view((await advance(id)) ?? (await userPipeline(caller, id)));
     },
 
-    cancel: async (caller: Caller, id: string, ctx: RpcContext) => {
-      const row = await db.transaction(async (tx) => {
-        const p = await lockPipeline(tx, id, caller.user_id);
-        if (!p) throw new AppError("NOT_FOUND", "pipeline not found");
-        if (pipelineTerminalStatuses.includes(p.status)) throw new AppError("INVALID_STATE", `the pipeline is ${p.status} and can no longer be canceled`, { status: p.status });
-        const updated = await updatePipeline(tx, id, { status: "canceled", error: { code: "CANCELED", message: "canceled by the user" }, stages: failedStages(p.stages), completedAt: new Date() });
-        return { updated, before: { status: p.status, stages: p.stages } };
-      }).then(async ({ updated, before }) => {
-        await serial(id, async () => publish(updated, await eventsOf(before, updated)));
-        return updated;
-      });
-      // The run is canceled first, so the jobs' endings find nothing more to start.
-      const active = (await pipelineJobs(db, [id])).filter((j) => j.status === "queued" || j.status === "running").map((j) => j.id);
-      const refunded = await cancelJobs(row, active, ctx);
-      const spend = pipelineSpend(await pipelineJobs(db, [id]));
-      const updated = await updatePipeline(db, id, { credits: spend.credits, costUsd: spend.costUsd });
-      return { pipeline: await view(updated), credits_refunded: refunded };
-    },
+    // In the run's queue from the lock to its jobs' cancels: the reconciler's sweep of ended runs' jobs
+    // waits its turn there, so it never cancels (and refunds) a job this cancel is about to.
+    cancel: (caller: Caller, id: string, ctx: RpcContext) =>
+      serial(id, async () => {
+        const { updated: row, before } = await db.transaction(async (tx) => {
+          const p = await lockPipeline(tx, id, caller.user_id);
+          if (!p) throw new AppError("NOT_FOUND", "pipeline not found");
+          if (pipelineTerminalStatuses.includes(p.status)) throw new AppError("INVALID_STATE", `the pipeline is ${p.status} and can no longer be canceled`, { status: p.status });
+          const updated = await updatePipeline(tx, id, { status: "canceled", error: { code: "CANCELED", message: "canceled by the user" }, stages: failedStages(p.stages), completedAt: new Date() });
+          return { updated, before: { status: p.status, stages: p.stages } };
+        });
+        await publish(row, await eventsOf(before, row));
+        // The run is canceled first, so the jobs' endings find nothing more to start.
+        const active = (await pipelineJobs(db, [id])).filter((j) => j.status === "queued" || j.status === "running").map((j) => j.id);
+        const refunded = await cancelJobs(row, active, ctx);
+        const spend = pipelineSpend(await pipelineJobs(db, [id]));
+        const updated = await updatePipeline(db, id, { credits: spend.credits, costUsd: spend.costUsd });
+        return { pipeline: await view(updated), credits_refunded: refunded };
+      }),
 
     /**
      * Called when a job ends (finished, failed, canceled): advances its run, if it has one, without
@@ -593,9 +594,10 @@ export function createPipelineEngine({ db, rpc, log, types, jobs, projectExists,
           log.warn({ err, pipeline_id: id }, "could not advance a pipeline; retrying next pass");
         }
       }
-      for (const { jobId, userId } of await orphanedPipelineJobs(db)) {
+      for (const { jobId, userId, pipelineId } of await orphanedPipelineJobs(db, graceMs)) {
         try {
-          await jobs.cancel({ user_id: userId, role: "user", tier: "free" }, jobId, systemCtx(jobId));
+          // After whatever the run's queue holds: a cancel of the run still under way there cancels its own jobs.
+          await serial(pipelineId, () => jobs.cancel({ user_id: userId, role: "user", tier: "free" }, jobId, systemCtx(jobId)));
           log.warn({ job_id: jobId }, "canceled a job of a pipeline that had ended");
         } catch (err) {
           if (!(isAppError(err) && err.code === "INVALID_STATE")) log.warn({ err, job_id: jobId }, "could not cancel a job of an ended pipeline; retrying next pass");

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { fileTypeFromBuffer } from "file-type";
-import { AppError, kindOf, toPage, type Caller, type FileObject, type MediaFacts } from "@cutroom/contracts";
+import { AppError, downloadUrlSeconds, kindOf, toPage, type Caller, type FileObject, type MediaFacts } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { runChecks, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import type { Audience, StorageDriver } from "./drivers/driver.ts";
@@ -24,6 +24,7 @@ import {
   upsertOutputFile,
   type FileRow,
 } from "./files.ts";
+import { createImportHandlers, defaultImportOptions, type ImportOptions } from "./import.ts";
 import { acceptsContent, storedContentType } from "./media-check.ts";
 import { createMediaProbe, UnmeasurableMedia, type MediaProbe, type ProbeSource } from "./probe.ts";
 import type { Signer } from "./signed-token.ts";
@@ -37,10 +38,14 @@ export interface StorageDeps {
   internalUrl: string;
   /** Measures media files as they become ready (default: image headers and ffprobe, 15 s at most). */
   probe?: MediaProbe;
+  /** POST /files/import: addresses allowed, timeout, redirects (default: public addresses only, 10 min, 5). */
+  imports?: ImportOptions;
 }
 
 /** Signed URLs and tickets live this long. */
 const urlTtlSec = 15 * 60;
+/** A client's download URL, unless it asks for another lifetime (seed 003's default). */
+const downloadTtlSec = downloadUrlSeconds.default;
 /** Enough leading bytes for file-type to recognise every format it knows. */
 const sniffBytes = 64 * 1024;
 
@@ -82,14 +87,23 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
 
     listFiles: async (q, ctx) => {
       const { rows, total } = await listReadyFiles(db, callerOf(ctx).user_id, q);
-      return toPage(rows.map(toFileObject), total, q);
+      const data = await Promise.all(
+        rows.map(async (row) => {
+          if (q.include !== "url") return toFileObject(row);
+          const { url, expires_at } = await signedDownload(driver, row, "client", downloadTtlSec);
+          return { ...toFileObject(row), download: { url, expires_at } };
+        }),
+      );
+      return toPage(data, total, q);
     },
 
-    downloadUrl: async ({ file_id }, ctx) => {
+    downloadUrl: async ({ file_id, expires_in }, ctx) => {
       const row = await ownedFile(ctx, file_id);
       if (row.status !== "ready") throw new AppError("INVALID_STATE", "the file is not uploaded yet", { file_id, status: row.status });
-      return signedDownload(driver, row);
+      return signedDownload(driver, row, "client", expires_in ?? downloadTtlSec);
     },
+
+    ...createImportHandlers({ db, driver, options: deps.imports ?? defaultImportOptions, finalise: (row, size) => finaliseUpload(deps, row, size) }),
 
     deleteFile: async ({ file_id }, ctx) => {
       const row = await ownedFile(ctx, file_id);
@@ -279,12 +293,12 @@ async function uploadTicket(driver: StorageDriver, row: FileRow, size?: number, 
   return { file_id: row.id, upload_url: url, method: "PUT" as const, headers, expires_at: expiresAt() };
 }
 
-async function signedDownload(driver: StorageDriver, row: FileRow, audience: Audience = "client") {
-  const url = await driver.presignGet(row.storageKey, { expiresInSec: urlTtlSec, filename: row.filename, contentType: row.contentType, audience });
-  return { url, expires_at: expiresAt() };
+async function signedDownload(driver: StorageDriver, row: FileRow, audience: Audience = "client", expiresInSec = urlTtlSec) {
+  const url = await driver.presignGet(row.storageKey, { expiresInSec, filename: row.filename, contentType: row.contentType, audience });
+  return { url, expires_at: expiresAt(expiresInSec), expires_in: expiresInSec };
 }
 
-const expiresAt = () => new Date(Date.now() + urlTtlSec * 1000).toISOString();
+const expiresAt = (seconds = urlTtlSec) => new Date(Date.now() + seconds * 1000).toISOString();
 
 function callerOf(ctx: RpcContext): Caller {
   if (!ctx.caller) throw new AppError("UNAUTHORIZED", "this call needs a signed-in caller");

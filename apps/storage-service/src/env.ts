@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { BaseEnv, DbEnv, envOrigins, loadEnv, urlList } from "@cutroom/runtime";
+import { BaseEnv, DbEnv, envFlag, envOrigins, loadEnv, urlList } from "@cutroom/runtime";
 
 export const Env = BaseEnv.extend(DbEnv.shape)
   .extend({
@@ -20,6 +20,12 @@ export const Env = BaseEnv.extend(DbEnv.shape)
     CORS_ORIGINS: envOrigins("*"),
     /** How long measuring an upload's media (ffprobe for video and audio) may take, in ms, before the file is refused as unreadable; a local file takes well under a second. */
     MEDIA_PROBE_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
+    /** POST /files/import: longest an import may take, connect to last byte, in seconds; then it fails with IMPORT_FETCH_FAILED (reason timeout). */
+    FILES_IMPORT_TIMEOUT_S: z.coerce.number().int().positive().default(600),
+    /** POST /files/import: most redirects followed (each one's addresses checked again). */
+    FILES_IMPORT_MAX_REDIRECTS: z.coerce.number().int().min(0).max(20).default(5),
+    /** For tests only: lets imports fetch from private, loopback and link-local addresses (refused in production). */
+    FILES_IMPORT_ALLOW_PRIVATE: envFlag(false),
     /** HMAC key of signed URLs and ingest tokens; replicas must share it. Required in production; `npm start` keeps one in its data dir; otherwise random per start. */
     STORAGE_URL_SECRET: z.string().min(16).optional(),
     /** s3 driver: endpoint of an S3-compatible server (MinIO, R2, s3rver); unset means AWS itself. */
@@ -36,6 +42,11 @@ export const Env = BaseEnv.extend(DbEnv.shape)
     S3_SECRET_ACCESS_KEY: z.string().optional(),
   })
   .refine((env) => env.STORAGE_DRIVER !== "s3" || env.S3_BUCKET, { path: ["S3_BUCKET"], message: "is required when STORAGE_DRIVER=s3" })
+  // An open door to the internal network (SSRF) must never reach production.
+  .refine((env) => !(env.NODE_ENV === "production" && env.FILES_IMPORT_ALLOW_PRIVATE), {
+    path: ["FILES_IMPORT_ALLOW_PRIVATE"],
+    message: "is for tests only and cannot be set when NODE_ENV=production",
+  })
   // A random key per process breaks every URL at a restart and between replicas: fine for a test, never in production.
   .refine((env) => env.NODE_ENV !== "production" || env.STORAGE_URL_SECRET, {
     path: ["STORAGE_URL_SECRET"],

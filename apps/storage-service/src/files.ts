@@ -1,4 +1,4 @@
-import { kindOf, toFileMetadata, type FileKind, type FileMetadata, type FileObject, type Folder, type MediaFacts } from "@cutroom/contracts";
+import { kindOf, toFileMetadata, type FileCategory, type FileKind, type FileMetadata, type FileObject, type Folder, type MediaFacts } from "@cutroom/contracts";
 import { and, asc, count, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
 import { files } from "@cutroom/db/storage";
 
@@ -54,7 +54,7 @@ export async function getOwnedFile(db: Db, ownerId: string, id: string): Promise
 export async function listReadyFiles(
   db: Db,
   ownerId: string,
-  q: { folder?: Folder; kind?: FileKind; project_id?: string; limit: number; offset: number },
+  q: { folder?: Folder; kind?: FileKind; category?: FileCategory; project_id?: string; limit: number; offset: number },
 ): Promise<{ rows: FileRow[]; total: number }> {
   const where = and(
     eq(files.ownerId, ownerId),
@@ -62,6 +62,7 @@ export async function listReadyFiles(
     q.folder ? eq(files.folder, q.folder) : undefined,
     q.project_id ? eq(files.projectId, q.project_id) : undefined,
     q.kind ? kindFilter(q.kind) : undefined,
+    q.category ? categoryFilter(ownerId, q.category) : undefined,
   );
   const [rows, [totals]] = await Promise.all([
     db.select().from(files).where(where).orderBy(desc(files.createdAt), desc(files.id)).limit(q.limit).offset(q.offset),
@@ -104,6 +105,17 @@ export async function projectFileRows(db: Db, ownerId: string, projectId: string
 function kindFilter(kind: FileKind) {
   if (kind !== "other") return sql`split_part(${files.contentType}, '/', 1) = ${kind}`;
   return sql`split_part(${files.contentType}, '/', 1) not in ('image', 'video', 'audio')`;
+}
+
+/**
+ * Seed 003's output categories. A final file is an output of a pipeline run's last stage: the run's
+ * `outputs` in job-service's table of the shared database (read as job-service reads ours, ADR 027).
+ */
+function categoryFilter(ownerId: string, category: FileCategory) {
+  const final = sql`exists (select 1 from jobs.pipelines p where p.user_id = ${ownerId} and p.outputs ? ${files.id}::text)`;
+  if (category === "final") return and(eq(files.folder, "output"), final);
+  const kind = ({ images: "image", videos: "video", audio: "audio" } as const)[category];
+  return and(eq(files.folder, "output"), kindFilter(kind), sql`not ${final}`);
 }
 
 /**

@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import { AppError, errorStatus, type ErrorCode, type ErrorEnvelope } from "@cutroom/contracts";
 import type { Logger } from "@cutroom/runtime";
 import type { IngestReceiver, SignedPutReceiver } from "./app.ts";
+import type { createUploadReceivers } from "./resumable.ts";
 import { contentDisposition } from "./drivers/driver.ts";
 import type { FsDriver } from "./drivers/fs-driver.ts";
 
@@ -103,6 +104,33 @@ export const ingestRoutes =
       return reply.status(201).send(file);
     });
   };
+
+/** Resumable uploads' bytes (ADR 030), from the gateway: chunks, complete, tus PATCHes; the token names the upload. */
+export const uploadRoutes =
+  (receive: ReturnType<typeof createUploadReceivers>): Routes =>
+  (app) => {
+    app.put<{ Params: { token: string; index: string }; Querystring: { sha256?: string } }>("/storage/uploads/:token/chunks/:index", async (req) =>
+      receive.chunk(req.params.token, Number(req.params.index), bodyOf(req), req.query.sha256 || undefined),
+    );
+    app.post<{ Params: { token: string }; Querystring: { sha256?: string } }>("/storage/uploads/:token/complete", async (req) => {
+      req.raw.resume();
+      return receive.complete(req.params.token, req.query.sha256 || undefined);
+    });
+    app.patch<{ Params: { token: string } }>("/storage/uploads/:token/tus", async (req) => {
+      const offset = Number(req.headers["upload-offset"]);
+      if (!Number.isSafeInteger(offset) || offset < 0) throw new AppError("BAD_REQUEST", "Upload-Offset must be a non-negative integer");
+      const checksum = parseChecksum(req.headers["upload-checksum"]);
+      return receive.patch(req.params.token, offset, bodyOf(req), checksum);
+    });
+  };
+
+/** tus's `Upload-Checksum: <algorithm> <base64 digest>`, for the algorithms we take (sha1, sha256). */
+function parseChecksum(header: string | string[] | undefined): { algorithm: "sha256" | "sha1"; digest: string } | undefined {
+  if (header === undefined) return undefined;
+  const [algorithm, digest] = String(header).trim().split(/\s+/);
+  if ((algorithm !== "sha256" && algorithm !== "sha1") || !digest) throw new AppError("BAD_REQUEST", "Upload-Checksum must be `sha256 <base64>` or `sha1 <base64>`", { algorithm: algorithm ?? null });
+  return { algorithm, digest };
+}
 
 /**
  * The request body as a stream of its own: a driver that fails destroys this one, not the

@@ -22,6 +22,7 @@ const driver =
     : new FsDriver({ dir: env.STORAGE_DIR, publicUrl: env.STORAGE_PUBLIC_URL, internalUrl: env.STORAGE_INTERNAL_URL[0]!, signer });
 const deps: StorageDeps = { db, driver, signer, internalUrl: env.STORAGE_INTERNAL_URL[0]!, probe: createMediaProbe({ timeoutMs: env.MEDIA_PROBE_TIMEOUT_MS }) };
 
+deps.imports = { allowPrivate: env.FILES_IMPORT_ALLOW_PRIVATE, timeoutMs: env.FILES_IMPORT_TIMEOUT_S * 1000, maxRedirects: env.FILES_IMPORT_MAX_REDIRECTS };
 const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver, createSignedPutReceiver(deps))] : [])], { corsOrigins: env.CORS_ORIGINS });
 await http.listen({ port: env.STORAGE_PORT, host: env.STORAGE_HOST });
 const nc = await connectNats(env, "storage-service", log);

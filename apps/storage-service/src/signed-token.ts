@@ -3,7 +3,7 @@ import { AppError } from "@cutroom/contracts";
 
 /** What a signed URL allows: one operation on one key until `exp` (ms since epoch). */
 export interface TokenClaims {
-  op: "put" | "get" | "ingest";
+  op: "put" | "get" | "ingest" | "upload";
   key: string;
   exp: number;
   /** put and ingest: the most bytes the body may have. */

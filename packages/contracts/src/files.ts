@@ -97,18 +97,75 @@ export const FileObject = z
     created_at: Timestamp,
     media: MediaFacts.optional().describe("measured image, video or audio facts; absent for other files and for files stored before they were measured"),
     metadata: FileMetadata.optional().describe("the same facts as `media`, named as seed 000's asset metadata (duration, fps)"),
+    download: z
+      .object({ url: z.string(), expires_at: Timestamp })
+      .optional()
+      .describe("with `include=url` on a list: a signed download URL, valid for an hour"),
   })
   .meta({ id: "File" });
 export type FileObject = z.infer<typeof FileObject>;
 
+/**
+ * Seed 003's output categories. images, videos, audio: output files of that kind that are not final;
+ * final: the outputs of a pipeline run's last stage (its `outputs`, set when the run succeeds), such as
+ * the composed video of a storyboard.
+ */
+export const FileCategory = z.enum(["images", "videos", "audio", "final"]);
+export type FileCategory = z.infer<typeof FileCategory>;
+
 export const ListFilesQuery = Pagination.extend({
   folder: Folder.optional(),
   kind: FileKind.optional(),
+  category: FileCategory.optional().describe(
+    "output files only: images, videos or audio (outputs of that kind that are not final), or final (the outputs of a pipeline run's last stage, once the run succeeded)",
+  ),
   project_id: Uuid.optional(),
+  include: z.enum(["url"]).optional().describe("url: each file carries `download`, a signed URL valid for the default hour"),
 });
 export type ListFilesQuery = z.infer<typeof ListFilesQuery>;
 
-export const DownloadUrl = z.object({ url: z.string(), expires_at: Timestamp });
+/** Seed 003's `expires_in`, in seconds: a minute to 7 days (S3 signs a URL for at most 7 days). */
+export const downloadUrlSeconds = { min: 60, max: 7 * 24 * 60 * 60, default: 60 * 60 } as const;
+export const DownloadUrlQuery = z.object({
+  expires_in: z.coerce
+    .number()
+    .int()
+    .min(downloadUrlSeconds.min)
+    .max(downloadUrlSeconds.max)
+    .default(downloadUrlSeconds.default)
+    .describe("seconds the URL stays valid: 60 to 604800 (7 days); 3600 by default"),
+});
+
+export const DownloadUrl = z.object({ url: z.string(), expires_at: Timestamp, expires_in: z.number().int().describe("seconds the URL was signed for") });
+
+export const ImportFileBody = z.object({
+  url: z.url().max(2048).describe("a public http(s) URL of an image, video or audio file"),
+  filename: Filename.optional().describe("the name to keep it under; the URL's last path segment when absent"),
+  project_id: Uuid.optional(),
+});
+export type ImportFileBody = z.infer<typeof ImportFileBody>;
+
+/** An import's failure, as the error envelope would have said it had the fetch run in the request. */
+export const ImportError = z.object({
+  code: z.string(),
+  message: z.string(),
+  status: z.number().int().describe("the HTTP status this failure maps to (413 too large, 415 not media, 422 address refused, 502 fetch failed)"),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const FileImport = z
+  .object({
+    id: Uuid,
+    status: z.enum(["running", "succeeded", "failed"]),
+    url: z.string(),
+    file_id: Uuid.describe("the file it becomes: pending while running, ready once succeeded, rejected if it failed"),
+    error: ImportError.nullable(),
+    file: FileObject.optional().describe("the file, once succeeded"),
+    created_at: Timestamp,
+    completed_at: Timestamp.nullable(),
+  })
+  .meta({ id: "FileImport" });
+export type FileImport = z.infer<typeof FileImport>;
 
 export function kindOf(contentType: string): FileKind {
   const top = contentType.split("/")[0];

@@ -85,6 +85,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       // rate: the prompt enhancement bucket, counted before the gateway asks a worker for it.
       ...calls("billing", ["health", "balance", "ledger", "purchase", "rate"]),
       ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats"]),
+      ...calls("storage", ["startImport", "getImport"]),
       ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats"]),
       ...calls("job", ["createProject", "listProjects", "getProject", "updateProject", "deleteProject", "projectAssets", "approveFiles", "projectCosts"]),
       ...calls("job", ["pipelineTypes", "createPipeline", "getPipeline", "listPipelines", "approvePipeline", "cancelPipeline"]),

@@ -4,6 +4,7 @@ import { AdminGrantBody, CreditPackage, Credits, LedgerEntry, RateDecision, Purc
 import { Caller, Pagination, Tier, Uuid, page } from "./common.ts";
 import { ContentType, CreateUploadBody, DownloadUrl, FileKind, FileObject, Filename, ListFilesQuery, UploadTicket } from "./files.ts";
 import { ServiceHealth } from "./health.ts";
+import { FileImport, ImportFileBody } from "./files.ts";
 import { CancelReply, ClaimReply, CreateJobBody, FinishBody, FinishReply, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
 import { EnhancedPrompt, EnhancePromptRequest } from "./prompts.ts";
 import { ApprovePipelineBody, CancelPipelineReply, CreatePipelineBody, ListPipelinesQuery, Pipeline, PipelineTypeDescription } from "./pipelines.ts";
@@ -78,7 +79,10 @@ export const rpc = {
     ),
     getFile: method(z.object({ file_id: Uuid }), FileObject),
     listFiles: method(ListFilesQuery, page(FileObject)),
-    downloadUrl: method(z.object({ file_id: Uuid }), DownloadUrl),
+    downloadUrl: method(z.object({ file_id: Uuid, expires_in: z.number().int().positive().optional() }), DownloadUrl),
+    // POST /files/import: the fetch runs on in storage-service after the answer; getImport follows it.
+    startImport: method(ImportFileBody.extend({ max_bytes: z.number().int() }), FileImport),
+    getImport: method(z.object({ import_id: Uuid }), FileImport),
     deleteFile: method(z.object({ file_id: Uuid }), z.object({ deleted: z.literal(true) })),
     // job-service's, for projects (caller: the owner): a project's ready files, oldest first, narrowed to the ids and jobs given.
     projectFiles: method(

@@ -1,4 +1,4 @@
-import { AppError, CreateUploadBody, UploadTicket, DownloadUrl, FileObject, ListFilesQuery, Uuid, page, tierLimits, type ErrorEnvelope, IdParams } from "@cutroom/contracts";
+import { AppError, CreateUploadBody, UploadTicket, DownloadUrl, DownloadUrlQuery, FileObject, ListFilesQuery, Uuid, page, tierLimits, type ErrorEnvelope, IdParams } from "@cutroom/contracts";
 import { toAppError, type RpcClient, type StorageReplicas } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -7,6 +7,7 @@ import { callCtx } from "../context.ts";
 import { authErrors, bodyErrors, errorResponses } from "../plugins/openapi.ts";
 import { noStore } from "../plugins/security-headers.ts";
 import { BodyError, readAll, requestStorage } from "../storage-http.ts";
+import { fileImportRoutes } from "./file-imports.ts";
 
 const FileReply = z.object({ file: FileObject });
 const MultipartUpload = z.object({
@@ -115,7 +116,18 @@ export async function fileRoutes(base: FastifyInstance, { rpc, storage }: { rpc:
 
   app.get(
     "/files",
-    { schema: { tags, operationId: "listFiles", summary: "The caller's ready files, newest first", querystring: ListFilesQuery, response: { 200: page(FileObject), ...errorResponses(...authErrors, 422) } } },
+    {
+      schema: {
+        tags,
+        operationId: "listFiles",
+        summary: "The caller's ready files, newest first",
+        description:
+          "Filters: `folder`, `kind` (image, video, audio, other), `category` (output files: `images`, `videos`, `audio` are outputs of that kind that are not final; `final` are the outputs of a pipeline run's last stage, set when the run succeeds, such as a storyboard's composed video), `project_id`. `include=url` adds to each file `download`, a signed URL valid for an hour. Unknown values are 422.",
+        querystring: ListFilesQuery,
+        response: { 200: page(FileObject), ...errorResponses(...authErrors, 422) },
+      },
+      onSend: noStore,
+    },
     async (req) => rpc.call("storage", "listFiles", req.query, callCtx(req)),
   );
 
@@ -130,13 +142,17 @@ export async function fileRoutes(base: FastifyInstance, { rpc, storage }: { rpc:
         tags,
         operationId: "getFileDownloadUrl",
         summary: "A signed URL to download a file's bytes",
+        description: "`expires_in`: seconds the URL stays valid, 60 to 604800 (7 days), 3600 by default; anything else is 422.",
         params: IdParams,
+        querystring: DownloadUrlQuery,
         response: { 200: DownloadUrl, ...errorResponses(...authErrors, 404, 409, 422) },
       },
       onSend: noStore,
     },
-    async (req) => rpc.call("storage", "downloadUrl", { file_id: req.params.id }, callCtx(req)),
+    async (req) => rpc.call("storage", "downloadUrl", { file_id: req.params.id, expires_in: req.query.expires_in }, callCtx(req)),
   );
+
+  await fileImportRoutes(app, { rpc });
 
   app.delete("/files/:id", { schema: { tags, operationId: "deleteFile", summary: "Delete a file and its bytes", params: IdParams, response: { 204: z.null(), ...errorResponses(...authErrors, 404, 422) } } }, async (req, reply) => {
     await rpc.call("storage", "deleteFile", { file_id: req.params.id }, callCtx(req));
@@ -148,7 +164,7 @@ export async function fileRoutes(base: FastifyInstance, { rpc, storage }: { rpc:
  * An upload's project must be a live project of the caller (404 otherwise). The gateway alone starts
  * uploads (createUpload, createIngest), so the one check here covers both ways in.
  */
-async function requireProject(rpc: RpcClient, projectId: string | undefined, ctx: ReturnType<typeof callCtx>) {
+export async function requireProject(rpc: RpcClient, projectId: string | undefined, ctx: ReturnType<typeof callCtx>) {
   if (projectId) await rpc.call("job", "getProject", { project_id: projectId }, ctx);
 }
 

@@ -37,6 +37,35 @@ export interface StorageDriver {
   presignGet(key: string, opts: { expiresInSec: number; filename: string; contentType: string; audience?: Audience }): Promise<string>;
   /** Throws when the driver cannot store objects right now (for health). */
   check(): Promise<void>;
+  /** The object's bytes as a stream (a resumable upload's SHA-256 is checked from it). */
+  openStream(key: string): Promise<Readable>;
+  /**
+   * A multipart upload that becomes the object at `key` on completeMultipart (ADR 030): s3 its own
+   * (parts straight to S3), fs a directory of part files. Returns its id.
+   */
+  startMultipart(key: string, opts: { contentType: string }): Promise<string>;
+  /** Stores part `partNumber` (1-based) from `body`, which must be exactly `size` bytes (else INVALID_INPUT, nothing kept); returns its ETag. A part sent again replaces it. */
+  putPart(key: string, uploadId: string, partNumber: number, body: Readable, size: number): Promise<string>;
+  /** Joins the parts, in order, into the object at `key`. */
+  completeMultipart(key: string, uploadId: string, parts: Array<{ partNumber: number; etag: string }>): Promise<void>;
+  /** Drops the parts; a multipart upload already gone is fine. */
+  abortMultipart(key: string, uploadId: string): Promise<void>;
+}
+
+/** Passes exactly `size` bytes through: more or fewer fail the stream with INVALID_INPUT. */
+export function exactBytes(size: number): Transform {
+  let bytes = 0;
+  const wrong = () => new AppError("INVALID_INPUT", `the part must be ${size} bytes`, { expected_size: size, size: bytes });
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      if (bytes > size) done(wrong());
+      else done(null, chunk);
+    },
+    flush(done) {
+      done(bytes === size ? null : wrong());
+    },
+  });
 }
 
 /** Passes bytes through while counting them; fails with PAYLOAD_TOO_LARGE once there are more than `maxBytes`. */

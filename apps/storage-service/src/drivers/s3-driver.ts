@@ -1,5 +1,8 @@
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -7,11 +10,12 @@ import {
   PutObjectCommand,
   S3Client,
   S3ServiceException,
+  UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { pipeline, type Readable } from "node:stream";
-import { assertSafeKey, contentDisposition, limitBytes, type Audience, type StorageDriver } from "./driver.ts";
+import { assertSafeKey, contentDisposition, exactBytes, limitBytes, type Audience, type StorageDriver } from "./driver.ts";
 
 export interface S3Config {
   /** Where this service reaches S3; workers, inside the deployment too, get URLs for it. */
@@ -136,6 +140,55 @@ export class S3Driver implements StorageDriver {
 
   async check(): Promise<void> {
     await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+  }
+
+  async openStream(key: string): Promise<Readable> {
+    assertSafeKey(key);
+    const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    return res.Body as Readable;
+  }
+
+  async startMultipart(key: string, { contentType }: { contentType: string }): Promise<string> {
+    assertSafeKey(key);
+    const res = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }));
+    return res.UploadId!;
+  }
+
+  async putPart(key: string, uploadId: string, partNumber: number, body: Readable, size: number): Promise<string> {
+    assertSafeKey(key);
+    // Streamed straight to S3 with its length signed: a body that comes short or long fails the counter, which aborts the request.
+    const abort = new AbortController();
+    const counted = pipeline(body, exactBytes(size), (err) => err && abort.abort(err));
+    try {
+      const res = await this.client.send(
+        new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: counted, ContentLength: size }),
+        { abortSignal: abort.signal },
+      );
+      return res.ETag!;
+    } catch (err) {
+      throw counted.errored ?? body.errored ?? (abort.signal.aborted ? abort.signal.reason : undefined) ?? err;
+    }
+  }
+
+  async completeMultipart(key: string, uploadId: string, parts: Array<{ partNumber: number; etag: string }>): Promise<void> {
+    assertSafeKey(key);
+    await this.client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+      }),
+    );
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    assertSafeKey(key);
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err; // NoSuchUpload: aborted or completed already
+    }
   }
 
   close(): void {

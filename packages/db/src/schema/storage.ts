@@ -1,4 +1,4 @@
-import { bigint, boolean, doublePrecision, index, integer, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, doublePrecision, index, integer, jsonb, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 export const storage = pgSchema("storage");
 
@@ -34,4 +34,24 @@ export const files = storage.table(
     index("files_owner_idx").on(t.ownerId, t.folder, t.createdAt),
     index("files_project_idx").on(t.projectId, t.createdAt),
   ],
+);
+
+/**
+ * A file fetched from a URL (POST /files/import). The fetch runs in storage-service after the answer;
+ * the row tells the client how it went. One still running past `deadline_at` was cut off by a restart.
+ */
+export const imports = storage.table(
+  "imports",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id").notNull(),
+    fileId: uuid("file_id").notNull(),
+    url: text("url").notNull(),
+    status: text("status", { enum: ["running", "succeeded", "failed"] }).notNull().default("running"),
+    error: jsonb("error").$type<{ code: string; message: string; status: number; details?: Record<string, unknown> }>(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    deadlineAt: timestamp("deadline_at", { withTimezone: true }).notNull(),
+    completedAt: timestamp("completed_at", { withTimezone: true }),
+  },
+  (t) => [index("imports_owner_idx").on(t.ownerId, t.createdAt)],
 );
