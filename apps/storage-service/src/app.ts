@@ -27,6 +27,7 @@ import {
 import { createImportHandlers, defaultImportOptions, type ImportOptions } from "./import.ts";
 import { acceptsContent, storedContentType } from "./media-check.ts";
 import { createMediaProbe, UnmeasurableMedia, type MediaProbe, type ProbeSource } from "./probe.ts";
+import { createResumableHandlers, type ResumableDeps } from "./resumable.ts";
 import type { Signer } from "./signed-token.ts";
 
 export interface StorageDeps {
@@ -40,6 +41,18 @@ export interface StorageDeps {
   probe?: MediaProbe;
   /** POST /files/import: addresses allowed, timeout, redirects (default: public addresses only, 10 min, 5). */
   imports?: ImportOptions;
+  /** Resumable uploads and unconfirmed tickets are swept this long after they start (UPLOAD_EXPIRY_S; default 24 h). */
+  uploadExpirySec?: number;
+}
+
+/** Resumable uploads (chunked, tus: ADR 030) with this service's checks of a finished file. */
+export function resumableDeps(deps: StorageDeps): ResumableDeps {
+  return {
+    ...deps,
+    uploadExpirySec: deps.uploadExpirySec ?? 24 * 60 * 60,
+    finalise: (row, size) => finaliseUpload(deps, row, size),
+    downloadUrl: async (row) => (await signedDownload(deps.driver, row)).url,
+  };
 }
 
 /** Signed URLs and tickets live this long. */
@@ -60,6 +73,7 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
   };
 
   return {
+    ...createResumableHandlers(resumableDeps(deps)),
     health: async () => runChecks("storage", { database: () => db.execute(sql`select 1`), storage: () => driver.check() }),
 
     createUpload: async ({ filename, content_type, size, project_id, max_bytes }, ctx) => {

@@ -20,6 +20,10 @@ export const Env = BaseEnv.extend(DbEnv.shape)
     CORS_ORIGINS: envOrigins("*"),
     /** How long measuring an upload's media (ffprobe for video and audio) may take, in ms, before the file is refused as unreadable; a local file takes well under a second. */
     MEDIA_PROBE_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
+    /** Seconds a resumable upload (chunked, tus) may take from init to complete, and a signed-URL upload to its confirm; then the sweeper deletes its bytes. */
+    UPLOAD_EXPIRY_S: z.coerce.number().int().positive().default(24 * 60 * 60),
+    /** How often, in seconds, this service sweeps expired uploads (every replica may: the sweep is idempotent); 0 turns it off. */
+    UPLOAD_SWEEP_INTERVAL_S: z.coerce.number().int().min(0).default(10 * 60),
     /** POST /files/import: longest an import may take, connect to last byte, in seconds; then it fails with IMPORT_FETCH_FAILED (reason timeout). */
     FILES_IMPORT_TIMEOUT_S: z.coerce.number().int().positive().default(600),
     /** POST /files/import: most redirects followed (each one's addresses checked again). */

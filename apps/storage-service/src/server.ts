@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { createDb, runMigrations } from "@cutroom/db";
 import { connectNats, createLogger, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
-import { createIngestReceiver, createSignedPutReceiver, createStorageHandlers, type StorageDeps } from "./app.ts";
+import { createIngestReceiver, createSignedPutReceiver, createStorageHandlers, resumableDeps, type StorageDeps } from "./app.ts";
 import { FsDriver } from "./drivers/fs-driver.ts";
 import { S3Driver } from "./drivers/s3-driver.ts";
 import { readEnv } from "./env.ts";
 import { createMediaProbe } from "./probe.ts";
-import { blobRoutes, buildHttp, ingestRoutes } from "./http.ts";
+import { blobRoutes, buildHttp, ingestRoutes, uploadRoutes } from "./http.ts";
+import { createUploadReceivers, sweepUploads } from "./resumable.ts";
 import { createSigner } from "./signed-token.ts";
 
 const env = readEnv();
@@ -20,13 +21,22 @@ const driver =
   env.STORAGE_DRIVER === "s3"
     ? new S3Driver({ endpoint: env.S3_ENDPOINT, publicEndpoint: env.S3_PUBLIC_ENDPOINT, region: env.S3_REGION, bucket: env.S3_BUCKET!, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY })
     : new FsDriver({ dir: env.STORAGE_DIR, publicUrl: env.STORAGE_PUBLIC_URL, internalUrl: env.STORAGE_INTERNAL_URL[0]!, signer });
-const deps: StorageDeps = { db, driver, signer, internalUrl: env.STORAGE_INTERNAL_URL[0]!, probe: createMediaProbe({ timeoutMs: env.MEDIA_PROBE_TIMEOUT_MS }) };
+const deps: StorageDeps = { db, driver, signer, internalUrl: env.STORAGE_INTERNAL_URL[0]!, probe: createMediaProbe({ timeoutMs: env.MEDIA_PROBE_TIMEOUT_MS }), uploadExpirySec: env.UPLOAD_EXPIRY_S };
 
 deps.imports = { allowPrivate: env.FILES_IMPORT_ALLOW_PRIVATE, timeoutMs: env.FILES_IMPORT_TIMEOUT_S * 1000, maxRedirects: env.FILES_IMPORT_MAX_REDIRECTS };
-const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver, createSignedPutReceiver(deps))] : [])], { corsOrigins: env.CORS_ORIGINS });
+const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), uploadRoutes(createUploadReceivers(resumableDeps(deps))), ...(driver instanceof FsDriver ? [blobRoutes(driver, createSignedPutReceiver(deps))] : [])], { corsOrigins: env.CORS_ORIGINS });
 await http.listen({ port: env.STORAGE_PORT, host: env.STORAGE_HOST });
 const nc = await connectNats(env, "storage-service", log);
 const server = serveRpc(nc, "storage", createStorageHandlers(deps), log);
 
-onShutdown(log, [server.drain, () => http.close(), () => nc.drain(), closeDb]);
+const sweep = () =>
+  sweepUploads(resumableDeps(deps)).then(
+    (n) => (n.uploads || n.tickets) && log.info(n, "swept abandoned uploads"),
+    (err: unknown) => log.warn({ err }, "sweeping abandoned uploads failed"),
+  );
+const sweeper = env.UPLOAD_SWEEP_INTERVAL_S > 0 ? setInterval(sweep, env.UPLOAD_SWEEP_INTERVAL_S * 1000) : undefined;
+sweeper?.unref();
+if (sweeper) void sweep();
+
+onShutdown(log, [async () => clearInterval(sweeper), server.drain, () => http.close(), () => nc.drain(), closeDb]);
 await announceReady(log, nc, { driver: driver.name, port: env.STORAGE_PORT });

@@ -171,3 +171,75 @@ export function kindOf(contentType: string): FileKind {
   const top = contentType.split("/")[0];
   return top === "image" || top === "video" || top === "audio" ? top : "other";
 }
+
+/**
+ * Chunks and tus parts are multipart parts of S3, which must be 5 MiB at least (all but the last);
+ * the same bounds on fs keep a client's settings valid whatever the driver.
+ */
+export const uploadChunkBytes = { min: 5 * 1024 ** 2, max: 512 * 1024 ** 2 } as const;
+/** S3's most parts in one multipart upload. */
+export const maxUploadChunks = 10_000;
+
+export const Sha256Hex = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/, "must be a SHA-256 as 64 hex digits")
+  .transform((s) => s.toLowerCase());
+
+/** Seed 004's `POST chunked-upload/init`. */
+export const InitChunkedUploadBody = z.object({
+  filename: Filename,
+  total_size: z.number().int().positive().describe("the whole file's exact size in bytes"),
+  chunk_size: z
+    .number()
+    .int()
+    .min(uploadChunkBytes.min)
+    .max(uploadChunkBytes.max)
+    .describe("every chunk's size but the last (which is the rest); 5 MiB to 512 MiB"),
+  file_type: ContentType.describe("the file's media type; checked against its bytes at complete, as a signed upload's confirm does"),
+  sha256: Sha256Hex.optional().describe("the whole file's SHA-256, checked at complete"),
+  project_id: Uuid.optional(),
+});
+export type InitChunkedUploadBody = z.infer<typeof InitChunkedUploadBody>;
+
+export const ChunkedUploadTicket = z.object({ upload_id: Uuid, chunk_count: z.number().int(), expires_at: Timestamp });
+
+export const ChunkReceipt = z.object({
+  upload_id: Uuid,
+  chunk_index: z.number().int(),
+  chunks_received: z.number().int(),
+  chunks_total: z.number().int(),
+});
+
+/** Where an upload stands, so a client that crashed sends only what is missing. */
+export const ResumableUpload = z
+  .object({
+    upload_id: Uuid,
+    protocol: z.enum(["chunked", "tus"]),
+    status: z.enum(["open", "completing", "completed", "failed", "terminated"]),
+    filename: z.string(),
+    file_type: z.string(),
+    total_size: z.number().int(),
+    chunk_size: z.number().int(),
+    chunk_count: z.number().int(),
+    chunks_received: z.number().int(),
+    received: z.array(z.number().int()).describe("indexes of the chunks stored (tus: whole parts)"),
+    missing: z.array(z.number().int()).describe("indexes still to send"),
+    offset: z.number().int().describe("tus: bytes stored so far"),
+    file_id: Uuid.describe("the file this upload becomes; ready once completed"),
+    expires_at: Timestamp,
+    created_at: Timestamp,
+  })
+  .meta({ id: "ResumableUpload" });
+export type ResumableUpload = z.infer<typeof ResumableUpload>;
+
+export const CompleteChunkedUploadBody = z.object({ sha256: Sha256Hex.optional().describe("the whole file's SHA-256, when not given at init") }).default({});
+
+/** Seed 004's answer to `POST chunked-upload/complete/{upload_id}`. */
+export const CompletedUpload = z.object({
+  file_id: Uuid,
+  filename: z.string(),
+  file_size: z.number().int(),
+  file_url: z.string().describe("a signed download URL, valid for 15 minutes"),
+  file: FileObject,
+});
+export type CompletedUpload = z.infer<typeof CompletedUpload>;

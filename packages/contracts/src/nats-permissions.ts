@@ -84,7 +84,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       // Not billing.grant: admins' grants go through auth.grantCredits, which reads the caller's role from its database.
       // rate: the prompt enhancement bucket, counted before the gateway asks a worker for it.
       ...calls("billing", ["health", "balance", "ledger", "purchase", "rate"]),
-      ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats"]),
+      ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats", "createResumableUpload", "getResumableUpload", "resumableUploadUrl", "deleteResumableUpload"]),
       ...calls("storage", ["startImport", "getImport"]),
       ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats"]),
       ...calls("job", ["createProject", "listProjects", "getProject", "updateProject", "deleteProject", "projectAssets", "approveFiles", "projectCosts"]),

@@ -2,7 +2,19 @@ import { z } from "zod";
 import { AdminUserPatch, Jwks, LoginBody, RefreshBody, RegisterBody, RegisterReply, TokenPair, User } from "./auth.ts";
 import { AdminGrantBody, CreditPackage, Credits, LedgerEntry, RateDecision, PurchaseReply } from "./billing.ts";
 import { Caller, Pagination, Tier, Uuid, page } from "./common.ts";
-import { ContentType, CreateUploadBody, DownloadUrl, FileKind, FileObject, Filename, ListFilesQuery, UploadTicket } from "./files.ts";
+import {
+  ChunkedUploadTicket,
+  ContentType,
+  CreateUploadBody,
+  DownloadUrl,
+  FileKind,
+  FileObject,
+  Filename,
+  InitChunkedUploadBody,
+  ListFilesQuery,
+  ResumableUpload,
+  UploadTicket,
+} from "./files.ts";
 import { ServiceHealth } from "./health.ts";
 import { FileImport, ImportFileBody } from "./files.ts";
 import { CancelReply, ClaimReply, CreateJobBody, FinishBody, FinishReply, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
@@ -97,6 +109,14 @@ export const rpc = {
     // A deleted project's files, every state, bytes and records.
     deleteProjectFiles: method(z.object({ project_id: Uuid }), z.object({ deleted: z.number().int() })),
     stats: method(Empty, z.object({ total_files: z.number().int(), total_bytes: z.number().int() })),
+    // Resumable uploads (chunked and tus, ADR 030): records here, bytes over the data plane at `url` (signed, per upload).
+    createResumableUpload: method(
+      InitChunkedUploadBody.extend({ protocol: z.enum(["chunked", "tus"]), chunk_size: z.number().int().positive().optional(), max_bytes: z.number().int() }),
+      ChunkedUploadTicket,
+    ),
+    getResumableUpload: method(z.object({ upload_id: Uuid }), ResumableUpload),
+    resumableUploadUrl: method(z.object({ upload_id: Uuid }), z.object({ url: z.string(), upload: ResumableUpload })),
+    deleteResumableUpload: method(z.object({ upload_id: Uuid }), z.object({ deleted: z.literal(true) })),
     // Worker-facing (system calls, caller null): bytes move only through short-lived signed URLs.
     inputUrl: method(
       z.object({ owner_id: Uuid, file_id: Uuid }),

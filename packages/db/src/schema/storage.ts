@@ -1,4 +1,4 @@
-import { bigint, boolean, doublePrecision, index, integer, jsonb, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, doublePrecision, index, integer, jsonb, pgSchema, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 export const storage = pgSchema("storage");
 
@@ -34,6 +34,53 @@ export const files = storage.table(
     index("files_owner_idx").on(t.ownerId, t.folder, t.createdAt),
     index("files_project_idx").on(t.projectId, t.createdAt),
   ],
+);
+
+/**
+ * A resumable upload (seed 004's chunked upload, or tus): its bytes go to a multipart upload of the
+ * driver (S3's own, or a part directory on fs) until complete makes them the file `file_id`.
+ */
+export const uploads = storage.table(
+  "uploads",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id").notNull(),
+    fileId: uuid("file_id").notNull(),
+    protocol: text("protocol", { enum: ["chunked", "tus"] }).notNull(),
+    totalSize: bigint("total_size", { mode: "number" }).notNull(),
+    // chunked: the client's chunk size; tus: the size of the parts its PATCH bodies are cut into.
+    chunkSize: integer("chunk_size").notNull(),
+    chunkCount: integer("chunk_count").notNull(),
+    sha256: text("sha256"),
+    multipartId: text("multipart_id").notNull(),
+    // open → completing → completed; failed when the bytes were refused; terminated by a tus DELETE.
+    status: text("status", { enum: ["open", "completing", "completed", "failed", "terminated"] }).notNull().default("open"),
+    // tus: bytes stored so far (whole parts, then the tail: the bytes short of a part, kept as an object of their own).
+    offset: bigint("offset", { mode: "number" }).notNull().default(0),
+    tailKey: text("tail_key"),
+    tailSize: integer("tail_size").notNull().default(0),
+    // tus: one PATCH at a time; a lease rather than a flag, so a storage-service that died mid-PATCH does not block it forever.
+    lockedUntil: timestamp("locked_until", { withTimezone: true }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [index("uploads_expires_idx").on(t.expiresAt)],
+);
+
+/** The parts stored of an upload: a chunk (index = chunk_index) or a tus part; re-sending one replaces it. */
+export const uploadParts = storage.table(
+  "upload_parts",
+  {
+    uploadId: uuid("upload_id")
+      .notNull()
+      .references(() => uploads.id, { onDelete: "cascade" }),
+    partIndex: integer("part_index").notNull(),
+    // The driver's part holding it: two per index taken in turn, so a resend never overwrites the part recorded (ADR 030).
+    partNumber: integer("part_number").notNull(),
+    size: integer("size").notNull(),
+    etag: text("etag").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.uploadId, t.partIndex] })],
 );
 
 /**
