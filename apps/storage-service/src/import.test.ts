@@ -103,7 +103,7 @@ describe("file imports", () => {
     expect(web.asked).toEqual([]);
     const list = await handlers().listFiles({ limit: 20, offset: 0 }, ctxOf(caller));
     expect(list.total).toBe(0);
-    for (const url of ["http://localhost:9/x.png", "http://[::1]:9/x.png", "http://169.254.169.254/latest/meta-data", "http://10.1.2.3/x.png"]) {
+    for (const url of ["http://localhost:9/x.png", "http://[::1]:9/x.png", "http://169.254.169.254/latest/meta-data", "http://10.1.2.3/x.png", "http://no-such-host.invalid/x.png"]) {
       expect(await refusal(handlers().startImport({ url, max_bytes: 1_000_000 }, ctxOf(caller)))).toMatchObject({ code: "IMPORT_URL_REFUSED" });
     }
     await web.close();

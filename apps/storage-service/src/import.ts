@@ -185,7 +185,8 @@ async function checkHost(url: URL, options: ImportOptions): Promise<void> {
 function resolve(host: string): Promise<LookupAddress[]> {
   return new Promise((done, fail) =>
     dnsLookup(host, { all: true }, (err, addresses) =>
-      err ? fail(new AppError("IMPORT_FETCH_FAILED", `cannot resolve ${host}: ${err.code ?? err.message}`, { reason: "dns", host })) : done(addresses),
+      // The client's URL names no host we can find: its mistake to fix (422), not a failure of ours.
+      err ? fail(new AppError("IMPORT_URL_REFUSED", `cannot resolve ${host}: ${err.code ?? err.message}`, { reason: "dns", host })) : done(addresses),
     ),
   );
 }

@@ -9,7 +9,7 @@ import { requireProject } from "./files.ts";
 const importDescription = `Fetches an image, video or audio file from a public http(s) URL into storage, as a job: the answer (202)
 comes at once with the import's id and the file id it becomes; follow it with GET /files/import/{id} (or GET /files/{file_id}).
 Refused at once (422 IMPORT_URL_REFUSED, details.reason): a scheme other than http(s), credentials in the URL, a host that
-resolves to a private, loopback, link-local or otherwise non-public address. The fetch checks the addresses it connects to
+resolves to a private, loopback, link-local or otherwise non-public address, or not at all. The fetch checks the addresses it connects to
 again (DNS rebinding) and after each redirect (5 at most); an import that fails ends \`failed\` with \`error\` {code, message,
 status}: IMPORT_URL_REFUSED (a redirect to a private address), PAYLOAD_TOO_LARGE (past the tier's file limit: free 500 MB,
 pro 2 GB, enterprise 5 GB, counted as the bytes arrive), UNSUPPORTED_MEDIA_TYPE (not media, or not readable), IMPORT_FETCH_FAILED
