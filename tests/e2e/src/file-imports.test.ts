@@ -26,7 +26,7 @@ function useWebServer(body: () => Promise<Uint8Array>) {
 
 async function settled(api: Client, token: string, id: string) {
   for (;;) {
-    const res = await api.get(`/files/import/${id}`, token);
+    const res = await api.get(`/imports/${id}`, token);
     if (res.status !== 200 || res.body.status !== "running") return res;
     await sleep(50);
   }
@@ -87,6 +87,6 @@ describe("file imports from a loopback server (FILES_IMPORT_ALLOW_PRIVATE, for t
     expect(done.body).toMatchObject({ status: "succeeded", file: { id: started.body.file_id, filename: "picture.png", status: "ready", kind: "image", media: { width: 48, height: 24 } } });
     expect((await ctx.api.get(`/files/${started.body.file_id}`, token)).body.file.status).toBe("ready");
     const other = await ctx.api.signUp();
-    expectEnvelope(await ctx.api.get(`/files/import/${started.body.id}`, other.token), 404);
+    expectEnvelope(await ctx.api.get(`/imports/${started.body.id}`, other.token), 404);
   });
 });

@@ -7,12 +7,12 @@ import { authErrors, bodyErrors, errorResponses } from "../plugins/openapi.ts";
 import { requireProject } from "./files.ts";
 
 const importDescription = `Fetches an image, video or audio file from a public http(s) URL into storage, as a job: the answer (202)
-comes at once with the import's id and the file id it becomes; follow it with GET /files/import/{id} (or GET /files/{file_id}).
+comes at once with the import's id and the file id it becomes; follow it with GET /imports/{id} (or GET /files/{file_id}).
 Refused at once (422 IMPORT_URL_REFUSED, details.reason): a scheme other than http(s), credentials in the URL, a host that
 resolves to a private, loopback, link-local or otherwise non-public address, or not at all. The fetch checks the addresses it connects to
 again (DNS rebinding) and after each redirect (5 at most); an import that fails ends \`failed\` with \`error\` {code, message,
-status}: IMPORT_URL_REFUSED (a redirect to a private address), PAYLOAD_TOO_LARGE (past the tier's file limit: free 500 MB,
-pro 2 GB, enterprise 5 GB, counted as the bytes arrive), UNSUPPORTED_MEDIA_TYPE (not media, or not readable), IMPORT_FETCH_FAILED
+status}: IMPORT_URL_REFUSED (a redirect to a private address), PAYLOAD_TOO_LARGE (past the tier's file limit, as for uploads,
+counted as the bytes arrive), UNSUPPORTED_MEDIA_TYPE (not media, or not readable), IMPORT_FETCH_FAILED
 (the server's error status, no connection, the timeout).`;
 
 /** POST /files/import and its status (storage-service fetches in the background: import.ts there). */
@@ -36,12 +36,13 @@ export async function fileImportRoutes(base: FastifyInstance, { rpc }: { rpc: Rp
       const max_bytes = tierLimits[req.caller!.tier].maxFileBytes;
       await requireProject(rpc, req.body.project_id, callCtx(req));
       const started = await rpc.call("storage", "startImport", { ...req.body, max_bytes }, callCtx(req));
-      return reply.code(202).header("location", `/api/v1/files/import/${started.id}`).send(started);
+      return reply.code(202).header("location", `/api/v1/imports/${started.id}`).send(started);
     },
   );
 
   app.get(
-    "/files/import/:id",
+    // Not /files/import/{id}: it would be ambiguous with /files/{id}/download-url for client generators.
+    "/imports/:id",
     {
       schema: {
         tags,
