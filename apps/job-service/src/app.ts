@@ -22,6 +22,7 @@ import { sqlTag as sql, type Db } from "@cutroom/db";
 import { defaultCatalog, resolveModel, unavailableModel, type Catalog, type ModelProviderName } from "@cutroom/models";
 import { createPipelineEventPublisher, rpcTimedOut, runChecks, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import { jetstream } from "@nats-io/jetstream";
+import { createAdmission } from "./admission.ts";
 import { settleCredits } from "./credits.ts";
 import { coalesce } from "./coalesce.ts";
 import { createCreationBatcher } from "./creation-batcher.ts";
@@ -37,6 +38,7 @@ import {
   jobStats,
   KeyTaken,
   listJobs,
+  queuePositions,
   toJob,
   type CreateOutcome,
   type JobRow,
@@ -80,6 +82,7 @@ export interface JobDeps {
 export function createJobService({ db, nc, rpc, events, log, timing, models = { catalog: defaultCatalog(), provider: "none" }, pipelineTypes, createBatchMax = 64 }: JobDeps): {
   handlers: RpcHandlers<"job">;
   pipelines: PipelineEngine;
+  admission: ReturnType<typeof createAdmission>;
 } {
   const js = jetstream(nc);
 
@@ -118,21 +121,29 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
    * event goes only first: one that stalls past that may find the worker's `running` stored already,
    * and is then dropped.
    */
-  const announce = (rows: JobRow[]) => {
-    void Promise.all(
-      rows.map((row) =>
-        events
-          .publish(row.id, { type: "status", status: "queued", ...inProject(row) }, { first: true })
-          .catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event")),
-      ),
-    )
-      .then(() => dispatchJobs(js, db, rows))
+  const announce = (created: JobRow[]) => {
+    // A held job waits for a concurrent-job slot (ADR 031): its queued event says where it stands, and it is not dispatched.
+    const rows = created.filter((r) => !r.held);
+    const held = created.filter((r) => r.held);
+    const places = held.length > 0 ? queuePositions(db, held).catch(() => new Map<string, number>()) : Promise.resolve(new Map<string, number>());
+    void places
+      .then((at) =>
+        Promise.all(
+          created.map((row) =>
+            events
+              .publish(row.id, { type: "status", status: "queued", ...(row.held ? { queue_position: at.get(row.id) ?? null, queue_reason: "concurrency_limit" as const } : {}), ...inProject(row) }, { first: true })
+              .catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event")),
+          ),
+        ),
+      )
+      .then(() => (rows.length > 0 ? dispatchJobs(js, db, rows) : []))
       .then((failed) => {
         for (const [i, err] of failed.entries()) if (err) log.warn({ err, job_id: rows[i]!.id }, "could not dispatch the job; the reconciler will");
       })
       .catch((err) => log.warn({ err, job_ids: rows.map((r) => r.id) }, "could not record the jobs' dispatch; the reconciler will"));
   };
 
+  const admission = createAdmission({ db, js, events, log });
   const batcher = createCreationBatcher(db, { maxBatch: createBatchMax, created: announce });
   const inputFiles = createInputFileReader(db);
   // A keyed request's earlier job, looked up with the concurrent requests' in one query.
@@ -190,7 +201,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     }
     switch (outcome.kind) {
       case "created":
-        return { job: toJob(outcome.row), created: true, ...(outcome.rate ? { rate: outcome.rate } : {}) };
+        return { job: toJob(outcome.row, outcome.position), created: true, ...(outcome.rate ? { rate: outcome.rate } : {}) };
       case "exists":
         return replay(outcome.row, hash);
       case "rate-limited": {
@@ -215,6 +226,8 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     }
     // Core NATS, not JetStream: only a worker running the job right now needs to hear it.
     nc.publish(subjects.jobCancel(job_id), JSON.stringify({ job_id }));
+    // Its slot (or its place) goes to the owner's next waiting jobs; the reconciler does it when this fails.
+    void admission.ended(canceled).catch((err) => ctx.log.warn({ err, job_id }, "could not hand the canceled job's slot on; the reconciler will"));
     let row = canceled;
     try {
       row = await settleCredits(db, rpc, canceled, { requestId: ctx.requestId, caller });
@@ -269,12 +282,17 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     get: async ({ job_id }, ctx) => {
       const row = await getUserJob(db, requireCaller(ctx).user_id, job_id);
       if (!row) throw new AppError("NOT_FOUND", "job not found");
-      return toJob(row);
+      return toJob(row, (await queuePositions(db, [row])).get(row.id));
     },
 
     list: async (query, ctx) => {
       const { rows, total } = await listJobs(db, requireCaller(ctx).user_id, query);
-      return toPage(rows.map(toJob), total, query);
+      const places = await queuePositions(db, rows);
+      return toPage(
+        rows.map((r) => toJob(r, places.get(r.id))),
+        total,
+        query,
+      );
     },
 
     cancel: async ({ job_id }, ctx) => {
@@ -310,7 +328,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       if (!claimed) {
         const row = await getJob(db, job_id);
         if (!row) return { run: false, reason: "not found" };
-        return { run: false, reason: row.status === "running" ? "leased" : row.status };
+        return { run: false, reason: row.status === "running" ? "leased" : row.held && row.status === "queued" ? "held" : row.status };
       }
       ctx.log.info({ job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
       const running = await publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}`, ...inProject(claimed) }, claimed.lastEventSeq);
@@ -323,7 +341,9 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     // The row and the credits first, the event last: a client that sees the ending finds it recorded.
     finish: async ({ job_id, dispatch, outcome, provider_cost_usd, last_event_seq = 0 }, ctx) => {
       const finished = await finishJob(db, job_id, dispatch, outcome, provider_cost_usd);
-      let row = finished ?? (await getJob(db, job_id));
+      // The jobs its slot went to start now (after the commit that gave it to them).
+      if (finished) void admission.started(finished.admitted).catch((err) => ctx.log.warn({ err, job_id }, "could not start the jobs waiting for this one's slot; the reconciler will"));
+      let row: JobRow | null = finished ?? (await getJob(db, job_id));
       if (!row) throw new AppError("NOT_FOUND", "job not found");
       // Not ours to finish (canceled meanwhile), unless this is a retry of a report already recorded.
       if (!finished && row.status !== outcome.status) return { applied: false, status: row.status };
@@ -351,7 +371,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       return jobStats(db);
     },
   };
-  return { handlers, pipelines };
+  return { handlers, pipelines, admission };
 }
 
 export const createJobHandlers = (deps: JobDeps): RpcHandlers<"job"> => createJobService(deps).handlers;

@@ -1,4 +1,4 @@
-import { AppError, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
+import { AppError, tierLimits, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
 import { and, asc, desc, eq, getTableColumns, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
 import { heldReserves, lockAccounts, planReservations, settle, takeRates, writeReservations, type RateDecision, type RateTake } from "@cutroom/ledger";
@@ -12,8 +12,8 @@ export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 /** The pool or an open transaction: the reconciler calls these with the rows it has locked. */
 export type Conn = Db | Tx;
 
-/** The public shape of a row. */
-export function toJob(row: JobRow): Job {
+/** The public shape of a row; `position`: a held job's place among its owner's waiting jobs (queuePositions). */
+export function toJob(row: JobRow, position?: number): Job {
   return {
     id: row.id,
     type: row.type,
@@ -28,6 +28,8 @@ export function toJob(row: JobRow): Job {
     attempts: row.attempts,
     provider_cost_usd: row.providerCostUsd,
     project_id: row.projectId,
+    queue_position: row.held && row.status === "queued" ? (position ?? null) : null,
+    queue_reason: row.held && row.status === "queued" ? "concurrency_limit" : null,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
     started_at: row.startedAt?.toISOString() ?? null,
@@ -51,7 +53,8 @@ export interface JobToCreate {
 
 /** What became of one job of a batch. */
 export type CreateOutcome =
-  | { kind: "created"; row: JobRow; rate?: RateDecision }
+  /** `position`: a held job's place among its owner's waiting jobs (ADR 031). */
+  | { kind: "created"; row: JobRow; rate?: RateDecision; position?: number }
   /** A keyed job that exists already (a retry): nothing taken, nothing reserved. */
   | { kind: "exists"; row: JobRow }
   | { kind: "rate-limited"; rate: RateDecision }
@@ -91,12 +94,14 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
       const keyedIds = items.flatMap((item) => (item.job.idempotencyKey ? [item.job.id] : []));
       const inProjects = items.filter((item) => item.job.projectId);
       // A keyed job's id comes from (user, key): a retry finds its job by id, under the account lock.
-      const [, locked, existing, live, held] = await Promise.all([
+      // The slots are read after the account locks, which every admission holds (ADR 031): the count is current.
+      const [, locked, existing, live, held, slots] = await Promise.all([
         timeouts,
         lockAccounts(tx, items.map((i) => i.job.userId), opts),
         existingJobs(tx, keyedIds),
         inProjects.length > 0 ? lockLiveProjects(tx, inProjects.map((item) => ({ userId: item.job.userId, id: item.job.projectId! }))) : new Set<string>(),
         heldReserves(tx, items.map((i) => i.job.id)),
+        slotsInUse(tx, items.map((i) => i.job.userId)),
       ]);
       const outcomes: (CreateOutcome | undefined)[] = new Array(items.length);
       const open = (i: number) => outcomes[i] === undefined;
@@ -141,13 +146,16 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
         if (!r.ok) outcomes[i] = { kind: "refused", error: r.error };
         return r.ok;
       });
+      const positions = admit(slots, toInsert.map((i) => items[i]!.job));
       if (toInsert.length > 0) {
         // The ledger, the accounts and the jobs in one round trip: any failure rolls back all three.
         const [, rows] = await Promise.all([writeReservations(tx, plan), insertJobRows(tx, toInsert.map((i) => items[i]!.job))]);
         // A job of the batch taken meanwhile (its key by a job of another id): its reservation must not commit without it.
         if (rows.length !== toInsert.length) throw keyTaken;
         const byId = new Map(rows.map((r) => [r.id, r]));
-        for (const i of toInsert) outcomes[i] = { kind: "created", row: byId.get(items[i]!.job.id)!, ...(rates[i] ? { rate: rates[i] } : {}) };
+        toInsert.forEach((i, n) => {
+          outcomes[i] = { kind: "created", row: byId.get(items[i]!.job.id)!, ...(rates[i] ? { rate: rates[i] } : {}), ...(positions[n] ? { position: positions[n] } : {}) };
+        });
       }
       if (left() <= 0) throw tooLate;
       return outcomes as CreateOutcome[];
@@ -160,6 +168,104 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
 }
 
 const jobColumns = Object.entries(getTableColumns(jobs));
+
+/** Each tier's concurrent-job limit, as one SQL parameter; a job of before tiers counts as enterprise. */
+const concurrencyLimits = JSON.stringify(Object.fromEntries(Object.entries(tierLimits).map(([tier, l]) => [tier, l.concurrentJobs])));
+const concurrencyLimit = (tier: JobRow["tier"] | undefined) => tierLimits[tier ?? "enterprise"].concurrentJobs;
+
+/** Per user: the jobs holding a concurrent-job slot (queued with one, or running) and those waiting for one. */
+async function slotsInUse(conn: Conn, userIds: readonly string[]): Promise<Map<string, { active: number; waiting: number }>> {
+  const rows = await conn.execute<{ user_id: string; active: number; waiting: number }>(sql`
+    select user_id, count(*) filter (where not held)::int as active, count(*) filter (where held)::int as waiting
+    from jobs.jobs where user_id = any(${sql.param([...new Set(userIds)])}::uuid[]) and status in ('queued', 'running')
+    group by user_id`);
+  return new Map([...rows].map((r) => [r.user_id, { active: Number(r.active), waiting: Number(r.waiting) }]));
+}
+
+/**
+ * Marks each new job held or not, in order, from its owner's slots in use (ADR 031): a job takes a
+ * free slot only when none of the owner's jobs waits already (those go first, oldest first; the
+ * reconciler hands them slots a lost ending left free). Answers each held job's place, else 0.
+ */
+function admit(slots: Map<string, { active: number; waiting: number }>, newJobs: NewJob[]): number[] {
+  const seen = new Map<string, { active: number; waiting: number }>();
+  return newJobs.map((job) => {
+    const user = seen.get(job.userId) ?? { ...(slots.get(job.userId) ?? { active: 0, waiting: 0 }) };
+    seen.set(job.userId, user);
+    job.held = user.waiting > 0 || user.active >= concurrencyLimit(job.tier);
+    if (!job.held) {
+      user.active++;
+      return 0;
+    }
+    return ++user.waiting;
+  });
+}
+
+/** Rows as `returning *` of plain SQL gives them, through the columns' own decoders. */
+function decodeRows(raw: readonly Record<string, unknown>[]): JobRow[] {
+  return raw.map((r) => Object.fromEntries(jobColumns.map(([key, col]) => [key, r[col.name] == null ? null : col.mapFromDriverValue(r[col.name])])) as JobRow);
+}
+
+/**
+ * Hands the users' free concurrent-job slots to their held jobs, oldest first, and answers the jobs
+ * it released (to dispatch). Run in a transaction that holds the users' account locks (lockAccounts),
+ * as job creation does, after the change that freed a slot: the count it reads is then current.
+ */
+export async function admitWaitingJobs(tx: Tx, userIds: readonly string[]): Promise<JobRow[]> {
+  const users = sql.param([...new Set(userIds)]);
+  const rows = await tx.execute<Record<string, unknown>>(sql`
+    with active as (
+      select user_id, count(*)::int as n from jobs.jobs
+      where user_id = any(${users}::uuid[]) and status in ('queued', 'running') and not held
+      group by user_id
+    ), waiting as (
+      select id, user_id, tier, row_number() over (partition by user_id order by queue_order, id) as place
+      from jobs.jobs where user_id = any(${users}::uuid[]) and status = 'queued' and held
+    )
+    update jobs.jobs j set held = false, updated_at = now()
+    from waiting w left join active a on a.user_id = w.user_id
+    where j.id = w.id and j.held and j.status = 'queued'
+      and coalesce(a.n, 0) + w.place <= (${concurrencyLimits}::jsonb ->> coalesce(w.tier, 'enterprise'))::int
+    returning j.*`);
+  return decodeRows([...rows]);
+}
+
+/** admitWaitingJobs in a transaction of its own, under the users' account locks (both statements in one round trip). */
+export function admitWaitingJobsNow(db: Db, userIds: readonly string[]): Promise<JobRow[]> {
+  return db.transaction(async (tx) => (await Promise.all([lockAccounts(tx, userIds), admitWaitingJobs(tx, userIds)]))[1]);
+}
+
+/** Users with a held job and a free slot: an ending whose admission was lost (a crash between a cancel and its admission). */
+export async function usersWithFreeSlots(db: Db, limit = 100): Promise<string[]> {
+  const rows = await db.execute<{ user_id: string }>(sql`
+    select h.user_id from jobs.jobs h
+    where h.status = 'queued' and h.held
+    group by h.user_id
+    having (select count(*) from jobs.jobs a where a.user_id = h.user_id and a.status in ('queued', 'running') and not a.held)
+      < min((${concurrencyLimits}::jsonb ->> coalesce(h.tier, 'enterprise'))::int)
+    limit ${limit}`);
+  return [...rows].map((r) => r.user_id);
+}
+
+/** Held jobs' places among their owners' waiting jobs (1 starts next), by id. */
+export async function queuePositions(conn: Conn, rows: readonly JobRow[]): Promise<Map<string, number>> {
+  const ids = rows.filter((r) => r.held && r.status === "queued").map((r) => r.id);
+  if (ids.length === 0) return new Map();
+  const found = await conn.execute<{ id: string; place: number }>(sql`
+    select h.id, (select count(*) from jobs.jobs w
+                  where w.user_id = h.user_id and w.status = 'queued' and w.held and (w.queue_order, w.id) <= (h.queue_order, h.id))::int as place
+    from jobs.jobs h where h.id = any(${sql.param(ids)}::uuid[])`);
+  return new Map([...found].map((r) => [r.id, Number(r.place)]));
+}
+
+/** A user's held jobs in order, with their places: their queued events say where they stand. */
+export async function waitingJobs(conn: Conn, userId: string, limit = 100): Promise<(Pick<JobRow, "id" | "projectId" | "lastEventSeq"> & { position: number })[]> {
+  const rows = await conn.execute<{ id: string; project_id: string | null; last_event_seq: number; place: number }>(sql`
+    select id, project_id, last_event_seq, row_number() over (order by queue_order, id)::int as place
+    from jobs.jobs where user_id = ${userId} and status = 'queued' and held
+    order by queue_order, id limit ${limit}`);
+  return [...rows].map((r) => ({ id: r.id, projectId: r.project_id, lastEventSeq: Number(r.last_event_seq), position: Number(r.place) }));
+}
 
 /**
  * A multi-row insert of jobs (`on conflict do nothing`), returning the rows inserted. The rows go
@@ -175,7 +281,7 @@ async function insertJobRows(tx: Tx, rows: readonly NewJob[]): Promise<JobRow[]>
     select ${names} from json_populate_recordset(null::jobs.jobs, ${json}::json)
     on conflict do nothing
     returning *`);
-  return [...inserted].map((raw) => Object.fromEntries(jobColumns.map(([key, col]) => [key, raw[col.name] == null ? null : col.mapFromDriverValue(raw[col.name])])) as JobRow);
+  return decodeRows([...inserted]);
 }
 
 /** A job's idempotency key was taken by a job of another id (made before job ids came from keys); nothing committed. */
@@ -304,7 +410,8 @@ export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: nu
       and(
         eq(jobs.id, id),
         or(
-          eq(jobs.status, "queued"),
+          // A held job has no slot yet (ADR 031): whatever delivery names it, it does not start.
+          and(eq(jobs.status, "queued"), eq(jobs.held, false)),
           and(eq(jobs.status, "running"), or(sql`coalesce(${jobs.leaseUntil}, '-infinity') < now()`, eq(jobs.claimedDispatch, dispatch))),
         ),
       ),
@@ -319,7 +426,13 @@ export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: nu
  * without a call to billing-service (ADR 028). Null when the job is no longer running under that
  * dispatch (canceled meanwhile, or finished by an earlier report); nothing is settled then.
  */
-export async function finishJob(db: Db, id: string, dispatch: number, outcome: FinishBody["outcome"], providerCostUsd?: number): Promise<JobRow | null> {
+export async function finishJob(
+  db: Db,
+  id: string,
+  dispatch: number,
+  outcome: FinishBody["outcome"],
+  providerCostUsd?: number,
+): Promise<(JobRow & { admitted: JobRow[] }) | null> {
   const patch =
     outcome.status === "succeeded"
       ? // Every stage done: a quick job's worker publishes no stage events, its result says it all (ADR 028).
@@ -337,7 +450,10 @@ export async function finishJob(db: Db, id: string, dispatch: number, outcome: F
     const { state } = await settle(tx, id, outcome.status === "succeeded" ? "capture" : "release");
     // "none": the ledger holds nothing for the job, so there is nothing left to give back.
     const settled = state === "captured" ? "captured" : "released";
-    return settled === expected ? row : ((await setCreditState(tx, id, settled)) ?? row);
+    const ended = settled === expected ? row : ((await setCreditState(tx, id, settled)) ?? row);
+    // The slot it held goes to its owner's next waiting job in the same commit (ADR 031), under the account's lock.
+    const [, admitted] = await Promise.all([lockAccounts(tx, [row.userId]), admitWaitingJobs(tx, [row.userId])]);
+    return { ...ended, admitted };
   });
 }
 
@@ -406,7 +522,7 @@ export function lockUndispatchedJobs(tx: Tx, graceMs: number, limit = 100) {
   return tx
     .select()
     .from(jobs)
-    .where(and(eq(jobs.status, "queued"), isNull(jobs.dispatchedAt), sql`${jobs.createdAt} < ${ago(graceMs)}`))
+    .where(and(eq(jobs.status, "queued"), eq(jobs.held, false), isNull(jobs.dispatchedAt), sql`${jobs.createdAt} < ${ago(graceMs)}`))
     .orderBy(asc(jobs.createdAt))
     .limit(limit)
     .for("update", { skipLocked: true });

@@ -37,7 +37,8 @@ describe("job-service: model-backed jobs with a provider", () => {
   let user: Caller;
   beforeAll(async () => {
     stack = await startJobStack({ provider: "emulator" });
-    user = await stack.newUser(100);
+    // Pro: its jobs stay queued across the tests, and a free user runs one at a time (ADR 031).
+    user = await stack.newUser(100, "user", "pro");
   });
   afterAll(async () => stack?.stop());
 

@@ -36,14 +36,17 @@ describe("pipeline events: each transition of a run, with a gap-free per-run seq
   const outputsOf = async (id: string, name: string) => (await stageJobs(id, name)).map((j) => (j.result as { files: { file_id: string }[] }).files[0]!.file_id);
 
   it("tells stage_started, stage_progress, waiting_approval, stage_completed and pipeline_completed in order, and records the last seq", async () => {
-    const user = await stack.newUser(100);
+    // Pro: both images run at once (a free user's run one at a time, ADR 031).
+    const user = await stack.newUser(100, "user", "pro");
     const created = await stack.client.call("job", "createPipeline", { type: "storyboard", input }, { caller: user });
     const worker = createEventPublisher(stack.deps.nc);
 
     const images = await stage(created.id, "images", 2);
-    for (const job of images) {
+    for (const [i, job] of images.entries()) {
       const claim = await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "test" });
       await worker.publish(job.id, { type: "progress", progress: 50 }, { floor: claim.job!.last_event_seq! });
+      // Each report applied before the next is sent: the events consumer applies events that arrive together as one batch.
+      await waitFor(async () => expect((await events(created.id)).filter((e) => e.type === "stage_progress")).toHaveLength(i + 1));
     }
     // Both images at 50: the stage's progress is their mean, told once per job's report.
     await waitFor(async () => expect((await events(created.id)).filter((e) => e.type === "stage_progress").map((e) => e.progress)).toEqual([25, 50]));

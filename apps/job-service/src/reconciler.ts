@@ -2,6 +2,7 @@ import type { Db } from "@cutroom/db";
 import { orphanReservations, settle } from "@cutroom/ledger";
 import type { JobEventPublisher, Logger, RpcClient } from "@cutroom/runtime";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { createAdmission } from "./admission.ts";
 import { settleCredits } from "./credits.ts";
 import { dispatchHeld, dispatchJob } from "./dispatch.ts";
 import { createEndingsAnnouncer } from "./endings.ts";
@@ -55,8 +56,11 @@ export function startReconciler(deps: ReconcilerDeps): { stop: () => Promise<voi
   };
 }
 
-/** One pass: dispatch what never reached the broker, re-dispatch what it lost, settle what billing missed. */
-export async function reconcile({ db, js, jsm, rpc, log, timing, pipelines }: ReconcilerDeps): Promise<void> {
+/** One pass: start held jobs that have a free slot, dispatch what never reached the broker, re-dispatch what it lost, settle what billing missed. */
+export async function reconcile({ db, js, jsm, rpc, log, timing, pipelines, events }: ReconcilerDeps): Promise<void> {
+  // Slots an ending left free without handing them on (ADR 031): their jobs are dispatched here.
+  await createAdmission({ db, js, log, ...(events ? { events } : {}) }).sweep();
+
   await db.transaction(async (tx) => {
     for (const row of await lockUndispatchedJobs(tx, timing.dispatchGraceMs)) {
       const dispatch = await dispatchJob(js, tx, row);

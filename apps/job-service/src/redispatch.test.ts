@@ -19,7 +19,8 @@ describe("the reconciler re-dispatches each job by its own message", () => {
   const row = async (id: string) => (await getJob(stack.db.db, id))!;
 
   it("re-dispatches the overdue job whose message was lost while another job's message on the same subject is still held", { timeout: 15_000 }, async () => {
-    const user = await stack.newUser();
+    // Pro: both jobs dispatched at once (a free user's second waits for the first, ADR 031).
+    const user = await stack.newUser(100, "user", "pro");
     const jobs = [await enqueue(user), await enqueue(user)];
     await vi.waitFor(async () => expect(await stack.queued("video", "video.color-grade")).toBe(2), { timeout: 5000, interval: 20 });
     // The broker loses one of the two messages (no worker runs here, so both wait on the subject).

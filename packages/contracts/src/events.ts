@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { JobError, JobResult, JobStatus } from "./jobs.ts";
+import { JobError, JobResult, JobStatus, QueueReason } from "./jobs.ts";
 import { Uuid } from "./common.ts";
 
 // project_id: on the events job-service publishes for a job of a project, so the gateway can route the job's events to the project's channel (ADR 026).
@@ -7,7 +7,15 @@ const base = { job_id: Uuid, seq: z.number().int().positive(), timestamp: z.stri
 
 /** What travels on `jobs.events.<jobId>`: a per-job `seq` that only grows lets clients resume. */
 export const JobEvent = z.discriminatedUnion("type", [
-  z.object({ ...base, type: z.literal("status"), status: JobStatus, message: z.string().optional() }),
+  z.object({
+    ...base,
+    type: z.literal("status"),
+    status: JobStatus,
+    message: z.string().optional(),
+    // A queued job's place while it waits for a concurrent-job slot, on its queued events as it changes (ADR 031); null once it has a slot.
+    queue_position: z.number().int().positive().nullable().optional(),
+    queue_reason: QueueReason.nullable().optional(),
+  }),
   z.object({ ...base, type: z.literal("stage"), stage: z.string(), status: z.enum(["running", "done", "failed", "skipped"]) }),
   z.object({ ...base, type: z.literal("progress"), progress: z.number().min(0).max(100), stage: z.string().optional() }),
   z.object({ ...base, type: z.literal("log"), level: z.enum(["info", "warn", "error"]), message: z.string() }),

@@ -23,6 +23,10 @@ export type JobError = z.infer<typeof JobError>;
 export const CreditState = z.enum(["reserved", "captured", "released"]);
 export const StageState = z.object({ name: z.string(), status: z.enum(["pending", "running", "done", "failed", "skipped"]) });
 
+/** Why a queued job waits: `concurrency_limit` while its owner's tier runs as many jobs at once as it may (ADR 031). */
+export const QueueReason = z.enum(["concurrency_limit"]);
+export type QueueReason = z.infer<typeof QueueReason>;
+
 export const Job = z
   .object({
     id: Uuid,
@@ -38,6 +42,13 @@ export const Job = z
     attempts: z.number().int(),
     provider_cost_usd: z.number().nullable().describe("what the model provider charged for the job's runs, in USD, once it ended (0 for local engines and the emulator); null without model runs"),
     project_id: Uuid.nullable(),
+    queue_position: z
+      .number()
+      .int()
+      .positive()
+      .nullable()
+      .describe("while the job waits for one of its owner's concurrent-job slots: its place among their waiting jobs (1 starts next); null otherwise"),
+    queue_reason: QueueReason.nullable().describe("why a queued job has not been handed to a worker yet; null when it has a slot"),
     created_at: Timestamp,
     updated_at: Timestamp,
     started_at: Timestamp.nullable(),

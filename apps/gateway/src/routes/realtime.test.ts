@@ -103,6 +103,8 @@ function runningJob(jobs: Map<string, Job>): string {
     attempts: 1,
     provider_cost_usd: null,
     project_id: null,
+    queue_position: null,
+    queue_reason: null,
     created_at: now,
     updated_at: now,
     started_at: now,

@@ -41,6 +41,10 @@ export const jobs = jobsSchema.table(
     pipelineId: uuid("pipeline_id"),
     pipelineStage: text("pipeline_stage"),
     pipelineOrder: integer("pipeline_order"),
+    /** Queued but waiting for one of its owner's concurrent-job slots (ADR 031): never dispatched nor claimed while true. */
+    held: boolean("held").notNull().default(false),
+    /** The order a user's held jobs get their slots in (a sequence: a batch's jobs share created_at). */
+    queueOrder: bigint("queue_order", { mode: "number" }).default(sql`nextval('jobs.jobs_queue_order_seq')`),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     startedAt: timestamp("started_at", { withTimezone: true }),
@@ -52,6 +56,8 @@ export const jobs = jobsSchema.table(
     index("jobs_status_idx").on(t.status, t.dispatchedAt),
     index("jobs_project_idx").on(t.projectId),
     index("jobs_pipeline_idx").on(t.pipelineId, t.pipelineStage, t.pipelineOrder),
+    // A user's slots in use and jobs waiting for one, read under their lock at every creation and ending.
+    index("jobs_user_active_idx").on(t.userId, t.held, t.queueOrder).where(sql`status in ('queued', 'running')`),
   ],
 );
 
