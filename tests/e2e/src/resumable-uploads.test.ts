@@ -71,8 +71,8 @@ describe.each(drivers)("resumable uploads on the %s driver", (_driver, env) => {
     const first = await Promise.all([7, 2, 9].map((i) => send(i)));
     expect(first.map((r) => r.status)).toEqual([200, 200, 200]);
     expect(first[2]!.body).toMatchObject({ upload_id: id, chunk_index: 9, chunks_total: 10 });
-    const again = await Promise.all([send(0, { checksum: sha256(chunkOf(file, 0)) }), send(2)]);
-    expect(again.map((r) => r.body.chunks_received).sort()).toEqual([4, 4]);
+    expect((await send(0, { checksum: sha256(chunkOf(file, 0)) })).body.chunks_received).toBe(4);
+    expect((await send(2)).body).toMatchObject({ chunk_index: 2, chunks_received: 4 });
     await expect(send(4, { cutAfter: 2 * MiB })).rejects.toThrow();
 
     // The client "crashed": what the server has tells it what to send.
@@ -198,7 +198,7 @@ describe.each(drivers)("resumable uploads on the %s driver", (_driver, env) => {
     expect((await fetch(at, { method: "HEAD", headers: h })).headers.get("upload-offset")).toBe("0");
     const ok = await patch(0, part1, `sha256 ${b64(part1)}`);
     expect([ok.status, ok.headers.get("upload-offset")]).toEqual([204, String(part1.length)]);
-    expect((await patch(0, part1)).status).toBe(409);
+    expect((await patch(0, Buffer.from("late"))).status).toBe(409);
     const rest = await patch(part1.length, bytes.subarray(part1.length));
     expect(rest.status).toBe(204);
     const fileId = rest.headers.get("cutroom-file-id");
