@@ -29,6 +29,7 @@ import { realtimeRoutes } from "./routes/realtime.ts";
 import { createConnectionLimit } from "./realtime/connection-limit.ts";
 import type { EventHub } from "./realtime/event-hub.ts";
 import type { GatewayModels } from "./models.ts";
+import type { RequestBudget } from "./request-budget.ts";
 
 export interface GatewayDeps {
   rpc: RpcClient;
@@ -53,6 +54,8 @@ export interface GatewayDeps {
   maxConnectionsPerUser?: number;
   /** The models catalog, who serves hosted models, and the webhook key; absent: the default catalog, no provider. */
   models?: GatewayModels;
+  /** Each user's authenticated requests a minute, by tier (RATE_LIMIT_*_PER_MINUTE); absent: no budget. */
+  requestBudget?: RequestBudget;
   /** How long POST /prompts/enhance waits for the language model (PROMPT_ENHANCE_TIMEOUT_MS). */
   promptEnhanceTimeoutMs?: number;
 }
@@ -102,7 +105,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   await app.register(formbody);
   await app.register(multipart);
   await app.register(websocket, { options: { handleProtocols: (protocols) => (protocols.has("bearer") ? "bearer" : false) } });
-  await app.register(authPlugin, { verifier: deps.verifier });
+  await app.register(authPlugin, { verifier: deps.verifier, ...(deps.requestBudget ? { budget: deps.requestBudget } : {}) });
 
   await app.register(healthRoutes, deps);
   await app.register(storageProxy, { storage: deps.storage });

@@ -19,6 +19,12 @@ export const Env = BaseEnv.extend({
   REQUEST_IDLE_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
   /** Open WebSockets (/ws, /ws/jobs/{id}) and event streams (SSE) per user on one gateway process; the next one is refused (close code 1008, or 429). */
   WS_MAX_CONNECTIONS_PER_USER: z.coerce.number().int().positive().default(20),
+  /** Authenticated requests a free user may make a minute on one gateway process (job creation has its own limit); 0 turns it off. */
+  RATE_LIMIT_FREE_PER_MINUTE: z.coerce.number().int().min(0).default(600),
+  /** The same for a pro user. */
+  RATE_LIMIT_PRO_PER_MINUTE: z.coerce.number().int().min(0).default(1200),
+  /** The same for an enterprise user. */
+  RATE_LIMIT_ENTERPRISE_PER_MINUTE: z.coerce.number().int().min(0).default(3000),
   /** Browser origins allowed by CORS: * (any; the API takes bearer tokens, not cookies) or a comma-separated list of origins. */
   CORS_ORIGINS: envOrigins("*"),
   /** Whose X-Forwarded-For gives the client address (sign-in throttles): false, true (any sender: only behind a proxy that overwrites it), or proxy addresses/CIDRs, comma-separated. */

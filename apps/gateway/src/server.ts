@@ -3,6 +3,7 @@ import { buildApp } from "./app.ts";
 import { gatewayModels } from "./models.ts";
 import { readEnv } from "./env.ts";
 import { createTokenVerifier } from "./plugins/auth.ts";
+import { createRequestBudget } from "./request-budget.ts";
 import { serveMetrics } from "./plugins/metrics.ts";
 import { createEventHub } from "./realtime/event-hub.ts";
 import { watchTokenCutoffs } from "./token-cutoffs.ts";
@@ -20,7 +21,7 @@ await verifier.refresh().catch((err) => log.warn({ err: (err as Error).message }
 const hub = createEventHub(nc, log);
 // Watchers that start before the hub follows the stream could miss what is stored meanwhile; JetStream not up yet must not hold the gateway back for long.
 if (!(await Promise.race([hub.ready.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 10_000).unref())]))) log.warn("not following job events yet: live watchers get events once JetStream answers");
-const app = await buildApp({ rpc, nc, verifier, hub, log, storage: createStorageReplicas(env.STORAGE_INTERNAL_URL, { connectTimeoutMs: env.STORAGE_CONNECT_TIMEOUT_MS }), bodyLimit: env.BODY_LIMIT_BYTES, trustProxy: env.TRUST_PROXY, metricsToken: env.METRICS_TOKEN, corsOrigins: env.CORS_ORIGINS, requestTimeoutMs: env.REQUEST_TIMEOUT_MS, idleTimeoutMs: env.REQUEST_IDLE_TIMEOUT_MS, maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER, models: gatewayModels(env), promptEnhanceTimeoutMs: env.PROMPT_ENHANCE_TIMEOUT_MS });
+const app = await buildApp({ rpc, nc, verifier, hub, log, storage: createStorageReplicas(env.STORAGE_INTERNAL_URL, { connectTimeoutMs: env.STORAGE_CONNECT_TIMEOUT_MS }), bodyLimit: env.BODY_LIMIT_BYTES, trustProxy: env.TRUST_PROXY, metricsToken: env.METRICS_TOKEN, corsOrigins: env.CORS_ORIGINS, requestTimeoutMs: env.REQUEST_TIMEOUT_MS, idleTimeoutMs: env.REQUEST_IDLE_TIMEOUT_MS, maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER, requestBudget: createRequestBudget({ free: env.RATE_LIMIT_FREE_PER_MINUTE, pro: env.RATE_LIMIT_PRO_PER_MINUTE, enterprise: env.RATE_LIMIT_ENTERPRISE_PER_MINUTE }), models: gatewayModels(env), promptEnhanceTimeoutMs: env.PROMPT_ENHANCE_TIMEOUT_MS });
 await app.listen({ port: env.PORT, host: env.HOST });
 
 const metrics = env.METRICS_PORT ? await serveMetrics(app.metrics, { port: env.METRICS_PORT, host: env.METRICS_HOST }) : undefined;

@@ -1,18 +1,24 @@
 import { AccessClaims, AppError, type Caller } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { createHash } from "node:crypto";
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from "jose";
+import type { RequestBudget } from "../request-budget.ts";
 import type { TokenCutoffWatch } from "../token-cutoffs.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
     caller: Caller | null;
   }
+  interface FastifyContextConfig {
+    /** false: the route is not counted in the per-user request budget (job creation has its own limit). */
+    requestBudget?: boolean;
+  }
   interface FastifyInstance {
-    authenticate: (req: FastifyRequest) => Promise<void>;
-    requireAdmin: (req: FastifyRequest) => Promise<void>;
+    /** As a route's onRequest hook (with its reply) it also takes a unit of the caller's request budget. */
+    authenticate: (req: FastifyRequest, reply?: FastifyReply) => Promise<void>;
+    requireAdmin: (req: FastifyRequest, reply?: FastifyReply) => Promise<void>;
     /** After an admin changed a user: their older tokens stop working on this gateway now, not when the watch delivers it. */
     userChanged: (userId: string) => Promise<void>;
   }
@@ -107,15 +113,17 @@ export function bearerToken(req: FastifyRequest): string | undefined {
   return undefined;
 }
 
-export const authPlugin = fp(async (app: FastifyInstance, opts: { verifier: TokenVerifier }) => {
+export const authPlugin = fp(async (app: FastifyInstance, opts: { verifier: TokenVerifier; budget?: RequestBudget }) => {
   app.decorateRequest("caller", null);
-  app.decorate("authenticate", async (req: FastifyRequest) => {
+  app.decorate("authenticate", async (req: FastifyRequest, reply?: FastifyReply) => {
     const token = bearerToken(req);
     if (!token) throw new AppError("UNAUTHORIZED", "a Bearer access token is required");
     req.caller = await verifyOrThrow(opts.verifier, token);
+    // Once per HTTP request (a WebSocket's upgrade included); the frames on a socket never pass here.
+    if (opts.budget && reply && req.routeOptions.config.requestBudget !== false) await opts.budget.take(req.caller, reply);
   });
-  app.decorate("requireAdmin", async (req: FastifyRequest) => {
-    await app.authenticate(req);
+  app.decorate("requireAdmin", async (req: FastifyRequest, reply?: FastifyReply) => {
+    await app.authenticate(req, reply);
     if (req.caller?.role !== "admin") throw new AppError("FORBIDDEN", "admins only");
   });
   app.decorate("userChanged", async (userId: string) => {

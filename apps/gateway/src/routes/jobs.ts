@@ -38,6 +38,8 @@ export async function jobRoutes(base: FastifyInstance, { rpc, models = noGateway
     "/jobs",
     {
       onRequest: app.authenticate,
+      // Its own per-minute limit, exact across replicas, is taken as the job commits (ADR 027).
+      config: { requestBudget: false },
       schema: {
         tags,
         operationId: "createJob",
