@@ -134,6 +134,34 @@ export function describeDriverContract(
       expect((await fetch(shortLived)).status).toBe(403);
     });
 
+    it("joins multipart parts, sent out of order and again, into exactly their bytes; a part of the wrong size is refused", async () => {
+      const key = newKey();
+      const first = randomBytes(5 * 1024 * 1024);
+      const last = randomBytes(1234);
+      const id = await driver.startMultipart(key, { contentType: "application/octet-stream" });
+      const lastTag = await driver.putPart(key, id, 3, streamOf(last), last.length);
+      await driver.putPart(key, id, 1, streamOf(randomBytes(first.length)), first.length);
+      const firstTag = await driver.putPart(key, id, 1, streamOf(first), first.length);
+      await expect(driver.putPart(key, id, 2, streamOf(randomBytes(10)), 11)).rejects.toMatchObject({ code: "INVALID_INPUT" });
+      await expect(driver.putPart(key, id, 2, streamOf(randomBytes(12)), 11)).rejects.toMatchObject({ code: "INVALID_INPUT" });
+      await driver.completeMultipart(key, id, [
+        { partNumber: 1, etag: firstTag },
+        { partNumber: 3, etag: lastTag },
+      ]);
+      const joined = await new Response(Readable.toWeb(await driver.openStream(key)) as ReadableStream).arrayBuffer();
+      expect(sha256(new Uint8Array(joined))).toBe(sha256(Buffer.concat([first, last])));
+      await driver.delete(key);
+    });
+
+    it("aborts a multipart upload, also one aborted already", async () => {
+      const key = newKey();
+      const id = await driver.startMultipart(key, { contentType: "application/octet-stream" });
+      await driver.putPart(key, id, 1, streamOf(randomBytes(100)), 100);
+      await driver.abortMultipart(key, id);
+      await expect(driver.abortMultipart(key, id)).resolves.toBeUndefined();
+      expect(await driver.size(key)).toBeUndefined();
+    });
+
     it("reports itself healthy", async () => {
       await expect(driver.check()).resolves.toBeUndefined();
     });
