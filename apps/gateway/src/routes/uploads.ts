@@ -59,7 +59,7 @@ async function chunkedRoutes(base: FastifyInstance, { rpc, storage }: { rpc: Rpc
         tags,
         operationId: "initChunkedUpload",
         summary: "Start a chunked upload (seed 004): then send the chunks, in any order, and complete",
-        description: `A file of up to the tier's limit (free 500 MB, pro 2 GB, enterprise 5 GB; 413 past it) in chunks of chunk_size (${uploadChunkBytes.min} to ${uploadChunkBytes.max} bytes). Unfinished uploads expire (expires_at).`,
+        description: `A file of up to the tier's file size limit (413 past it, with the numbers) in chunks of chunk_size (${uploadChunkBytes.min} to ${uploadChunkBytes.max} bytes). Unfinished uploads expire (expires_at).`,
         body: InitChunkedUploadBody,
         response: { 201: ChunkedUploadTicket, ...errorResponses(...authErrors, ...bodyErrors, 404) },
       },
