@@ -27,6 +27,7 @@ import {
 import { createImportHandlers, defaultImportOptions, type ImportOptions } from "./import.ts";
 import { acceptsContent, storedContentType } from "./media-check.ts";
 import { createMediaProbe, UnmeasurableMedia, type MediaProbe, type ProbeSource } from "./probe.ts";
+import { checkQuota, storageUsage } from "./quota.ts";
 import { createResumableHandlers, type ResumableDeps } from "./resumable.ts";
 import type { Signer } from "./signed-token.ts";
 
@@ -79,6 +80,7 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
     createUpload: async ({ filename, content_type, size, project_id, max_bytes }, ctx) => {
       const caller = callerOf(ctx);
       if (size > max_bytes) throw new AppError("PAYLOAD_TOO_LARGE", `the file is larger than your limit of ${max_bytes} bytes`, { size, max_bytes });
+      await checkQuota(db, caller, size);
       const row = await insertPendingFile(db, { id: randomUUID(), ownerId: caller.user_id, projectId: project_id, folder: "input", filename, contentType: content_type, declaredSize: size });
       return uploadTicket(driver, row, size);
     },
@@ -93,11 +95,13 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
     createIngest: async ({ filename, content_type, project_id, max_bytes }, ctx) => {
       const caller = callerOf(ctx);
       const row = await insertPendingFile(db, { id: randomUUID(), ownerId: caller.user_id, projectId: project_id, folder: "input", filename, contentType: content_type });
-      const token = signer.sign({ op: "ingest", key: row.id, exp: Date.now() + urlTtlSec * 1000, max: max_bytes, ct: content_type });
+      const token = signer.sign({ op: "ingest", key: row.id, exp: Date.now() + urlTtlSec * 1000, max: max_bytes, ct: content_type, tier: caller.tier });
       return { file_id: row.id, ingest_url: `${deps.internalUrl}/storage/ingest/${token}` };
     },
 
     getFile: async ({ file_id }, ctx) => toFileObject(await ownedFile(ctx, file_id)),
+
+    usage: async (_body, ctx) => storageUsage(db, callerOf(ctx)),
 
     listFiles: async (q, ctx) => {
       const { rows, total } = await listReadyFiles(db, callerOf(ctx).user_id, q);
@@ -245,14 +249,23 @@ export function createIngestReceiver(deps: StorageDeps): IngestReceiver {
       throw new AppError("INVALID_STATE", "this upload is already finished or under way", { file_id: existing.id, status: existing.status });
     }
     const maxBytes = claims.max ?? Number.POSITIVE_INFINITY;
+    // The size is known only from the body: the quota is checked with its length, and again with what arrived (ADR 031).
+    const owner: Caller | undefined = claims.tier ? { user_id: row.ownerId, role: "user", tier: claims.tier } : undefined;
     let size: number;
     try {
       if (contentLength !== undefined && contentLength > maxBytes) {
         throw new AppError("PAYLOAD_TOO_LARGE", `the file is larger than your limit of ${maxBytes} bytes`, { size: contentLength, max_bytes: maxBytes });
       }
+      if (owner && contentLength !== undefined) await checkQuota(deps.db, owner, contentLength, { except: row.id });
       size = await deps.driver.putStream(row.storageKey, body, { maxBytes, contentType: row.contentType });
+      if (owner) {
+        await checkQuota(deps.db, owner, size, { except: row.id }).catch(async (err) => {
+          await deps.driver.delete(row.storageKey);
+          throw err;
+        });
+      }
     } catch (err) {
-      if (err instanceof AppError && err.code === "PAYLOAD_TOO_LARGE") await markRejected(deps.db, row.id);
+      if (err instanceof AppError && (err.code === "PAYLOAD_TOO_LARGE" || err.code === "STORAGE_QUOTA_EXCEEDED")) await markRejected(deps.db, row.id);
       else await releaseIngest(deps.db, row.id);
       throw err;
     }

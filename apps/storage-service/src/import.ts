@@ -10,6 +10,7 @@ import { files, imports } from "@cutroom/db/storage";
 import type { RpcContext, RpcHandlers } from "@cutroom/runtime";
 import type { StorageDriver } from "./drivers/driver.ts";
 import { claimIngest, getOwnedFile, insertPendingFile, markRejected, toFileObject, type FileRow } from "./files.ts";
+import { checkQuota } from "./quota.ts";
 
 export interface ImportOptions {
   /**
@@ -65,7 +66,7 @@ export function createImportHandlers(deps: ImportDeps): Pick<RpcHandlers<"storag
         .insert(imports)
         .values({ id: randomUUID(), ownerId: caller.user_id, fileId: file.id, url: target.href, deadlineAt: new Date(Date.now() + deps.options.timeoutMs) })
         .returning();
-      void runImport(deps, row!, claimed, target, max_bytes, filename === undefined);
+      void runImport(deps, row!, claimed, target, max_bytes, filename === undefined, caller);
       return toFileImport(row!);
     },
 
@@ -87,7 +88,7 @@ export function createImportHandlers(deps: ImportDeps): Pick<RpcHandlers<"storag
 }
 
 /** The fetch, the store and the checks; whatever happens ends in the row as succeeded or failed with a reason. */
-async function runImport(deps: ImportDeps, row: ImportRow, claimed: FileRow, url: URL, maxBytes: number, nameFromServer: boolean): Promise<void> {
+async function runImport(deps: ImportDeps, row: ImportRow, claimed: FileRow, url: URL, maxBytes: number, nameFromServer: boolean, caller: Caller): Promise<void> {
   const { db, driver } = deps;
   const signal = AbortSignal.timeout(deps.options.timeoutMs);
   let file = claimed;
@@ -105,10 +106,20 @@ async function runImport(deps: ImportDeps, row: ImportRow, claimed: FileRow, url
       res.destroy();
       throw new AppError("PAYLOAD_TOO_LARGE", `the file is larger than your limit of ${maxBytes} bytes`, { size: declared, max_bytes: maxBytes });
     }
+    // The storage quota (ADR 031) with the announced length, and again with what arrived.
+    if (Number.isFinite(declared)) {
+      try {
+        await checkQuota(db, caller, declared, { except: file.id });
+      } catch (err) {
+        res.destroy();
+        throw err;
+      }
+    }
     // Streamed into the driver, counted as it goes (no content-length, or a lying one, still stops at the limit).
     const size = await driver.putStream(file.storageKey, res, { maxBytes }).catch((err: unknown) => {
       throw signal.aborted ? timedOut(deps.options.timeoutMs) : err;
     });
+    await checkQuota(db, caller, size, { except: file.id });
     const detected = (await fileTypeFromBuffer(await driver.readHead(file.storageKey, sniffBytes)))?.mime;
     if (!detected || kindOf(detected) === "other") {
       throw new AppError("UNSUPPORTED_MEDIA_TYPE", "the URL does not hold an image, video or audio file", { detected: detected ?? null });

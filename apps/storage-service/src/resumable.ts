@@ -5,6 +5,7 @@ import { AppError, maxUploadChunks, type Caller, type CompletedUpload, type File
 import type { RpcContext } from "@cutroom/runtime";
 import type { StorageDriver } from "./drivers/driver.ts";
 import { deleteFileRow, getFileRow, markRejected, storageKey, toFileObject, type FileRow } from "./files.ts";
+import { checkQuota } from "./quota.ts";
 import type { Signer } from "./signed-token.ts";
 import {
   commitPatch,
@@ -70,6 +71,8 @@ export function createResumableHandlers(deps: ResumableDeps) {
           tier: caller.tier,
         });
       }
+      // Its file row holds total_size from here on, so uploads under way count against the quota too (ADR 031).
+      await checkQuota(db, caller, body.total_size);
       const chunkSize = body.protocol === "tus" ? tusPartBytes : body.chunk_size;
       if (!chunkSize) throw new AppError("INVALID_INPUT", "chunk_size is required", { fields: [{ path: "chunk_size", message: "required" }] });
       const chunkCount = Math.ceil(body.total_size / chunkSize);

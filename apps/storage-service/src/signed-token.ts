@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { AppError } from "@cutroom/contracts";
+import { AppError, type Tier } from "@cutroom/contracts";
 
 /** What a signed URL allows: one operation on one key until `exp` (ms since epoch). */
 export interface TokenClaims {
@@ -12,6 +12,8 @@ export interface TokenClaims {
   ct?: string;
   /** get: the filename offered in content-disposition. */
   fn?: string;
+  /** ingest: the owner's tier, whose storage quota the body is checked against once its size is known. */
+  tier?: Tier;
 }
 
 export interface Signer {

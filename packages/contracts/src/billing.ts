@@ -4,6 +4,13 @@ import { Pagination, Tier, Timestamp, Uuid } from "./common.ts";
 export const LedgerKind = z.enum(["grant", "purchase", "reserve", "capture", "release"]);
 export type LedgerKind = z.infer<typeof LedgerKind>;
 
+/** A user's storage against their tier's quota (ADR 031). */
+export const StorageUsage = z.object({
+  used_bytes: z.number().int().describe("bytes of the user's files, and of uploads under way by their declared size"),
+  quota_bytes: z.number().int().describe("the tier's quota; an upload that would pass it is refused with 413 STORAGE_QUOTA_EXCEEDED"),
+});
+export type StorageUsage = z.infer<typeof StorageUsage>;
+
 export const Credits = z.object({
   credits: z.number().int().describe("available to spend now"),
   reserved: z.number().int().describe("held by queued or running jobs"),
@@ -13,6 +20,7 @@ export const Credits = z.object({
     concurrent_jobs: z.number().int(),
     max_file_bytes: z.number().int(),
   }),
+  storage: StorageUsage,
 });
 
 export const LedgerEntry = z.object({

@@ -12,9 +12,9 @@ export type Role = z.infer<typeof Role>;
 
 /** Limits per tier, as in seed 004. Sign-up credits are a setting of auth-service (SIGNUP_CREDITS). */
 export const tierLimits: Record<Tier, TierLimits> = {
-  free: { jobsPerMinute: 10, promptEnhancementsPerMinute: 30, concurrentJobs: 1, maxFileBytes: 500 * 1024 ** 2, maxInputPixels: 8192 ** 2, maxOutputPixels: 4096 ** 2, maxMediaSeconds: 10 * 60, maxSegments: 3 },
-  pro: { jobsPerMinute: 60, promptEnhancementsPerMinute: 120, concurrentJobs: 3, maxFileBytes: 2 * 1024 ** 3, maxInputPixels: 16384 ** 2, maxOutputPixels: 8192 ** 2, maxMediaSeconds: 60 * 60, maxSegments: 10 },
-  enterprise: { jobsPerMinute: 300, promptEnhancementsPerMinute: 600, concurrentJobs: 10, maxFileBytes: 5 * 1024 ** 3, maxInputPixels: 16384 ** 2, maxOutputPixels: 16384 ** 2, maxMediaSeconds: 4 * 60 * 60, maxSegments: 50 },
+  free: { jobsPerMinute: 10, promptEnhancementsPerMinute: 30, concurrentJobs: 1, maxFileBytes: 500 * 1024 ** 2, maxInputPixels: 8192 ** 2, maxOutputPixels: 4096 ** 2, maxMediaSeconds: 10 * 60, maxSegments: 3, storageQuotaBytes: 5 * 1024 ** 3 },
+  pro: { jobsPerMinute: 60, promptEnhancementsPerMinute: 120, concurrentJobs: 3, maxFileBytes: 2 * 1024 ** 3, maxInputPixels: 16384 ** 2, maxOutputPixels: 8192 ** 2, maxMediaSeconds: 60 * 60, maxSegments: 10, storageQuotaBytes: 50 * 1024 ** 3 },
+  enterprise: { jobsPerMinute: 300, promptEnhancementsPerMinute: 600, concurrentJobs: 10, maxFileBytes: 5 * 1024 ** 3, maxInputPixels: 16384 ** 2, maxOutputPixels: 16384 ** 2, maxMediaSeconds: 4 * 60 * 60, maxSegments: 50, storageQuotaBytes: 500 * 1024 ** 3 },
 };
 
 /**
@@ -35,6 +35,8 @@ export interface TierLimits {
   maxMediaSeconds: number;
   /** The most segments one job may edit (video.lipsync's, seed 004's pro-sync). */
   maxSegments: number;
+  /** The bytes a user's files may take together: stored files and uploads under way (ADR 031). */
+  storageQuotaBytes: number;
 }
 
 /** Per-minute windows billing counts (billing.rate), each with its limit per tier. */

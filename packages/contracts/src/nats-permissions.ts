@@ -86,6 +86,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("billing", ["health", "balance", "ledger", "purchase", "rate"]),
       ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats", "createResumableUpload", "getResumableUpload", "resumableUploadUrl", "deleteResumableUpload"]),
       ...calls("storage", ["startImport", "getImport"]),
+      ...calls("storage", ["usage"]),
       ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats"]),
       ...calls("job", ["createProject", "listProjects", "getProject", "updateProject", "deleteProject", "projectAssets", "approveFiles", "projectCosts"]),
       ...calls("job", ["pipelineTypes", "createPipeline", "getPipeline", "listPipelines", "approvePipeline", "cancelPipeline"]),

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { AdminUserPatch, Jwks, LoginBody, RefreshBody, RegisterBody, RegisterReply, TokenPair, User } from "./auth.ts";
-import { AdminGrantBody, CreditPackage, Credits, LedgerEntry, RateDecision, PurchaseReply } from "./billing.ts";
+import { AdminGrantBody, CreditPackage, Credits, LedgerEntry, RateDecision, PurchaseReply, StorageUsage } from "./billing.ts";
 import { Caller, Pagination, Tier, Uuid, page } from "./common.ts";
 import {
   ChunkedUploadTicket,
@@ -59,7 +59,8 @@ export const rpc = {
   billing: {
     health,
     openAccount: method(z.object({ user_id: Uuid, credits: z.number().int().nonnegative() }), z.object({ credits: z.number().int() })),
-    balance: method(z.object({ user_id: Uuid, tier: Tier }), Credits),
+    // The gateway adds storage-service's usage (GET /billing/credits).
+    balance: method(z.object({ user_id: Uuid, tier: Tier }), Credits.omit({ storage: true })),
     ledger: method(Pagination.extend({ user_id: Uuid }), page(LedgerEntry)),
     reserve: method(z.object({ user_id: Uuid, job_id: Uuid, amount: z.number().int().nonnegative() }), z.object({ balance: z.number().int() })),
     capture: method(z.object({ job_id: Uuid }), z.object({ state: z.enum(["captured", "released", "none"]) })),
@@ -96,6 +97,8 @@ export const rpc = {
     startImport: method(ImportFileBody.extend({ max_bytes: z.number().int() }), FileImport),
     getImport: method(z.object({ import_id: Uuid }), FileImport),
     deleteFile: method(z.object({ file_id: Uuid }), z.object({ deleted: z.literal(true) })),
+    // The caller's bytes against their tier's quota (GET /billing/credits shows it).
+    usage: method(z.object({}), StorageUsage),
     // job-service's, for projects (caller: the owner): a project's ready files, oldest first, narrowed to the ids and jobs given.
     projectFiles: method(
       Pagination.extend({

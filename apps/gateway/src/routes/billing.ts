@@ -10,8 +10,16 @@ export async function billingRoutes(base: FastifyInstance, { rpc }: { rpc: RpcCl
   const tags = ["billing"];
   app.addHook("onRequest", app.authenticate);
 
-  app.get("/billing/credits", { schema: { tags, operationId: "getCredits", summary: "The caller's credit balance and tier", response: { 200: Credits, ...errorResponses(...authErrors) } } }, async (req) =>
-    rpc.call("billing", "balance", { user_id: req.caller!.user_id, tier: req.caller!.tier }, callCtx(req)),
+  app.get(
+    "/billing/credits",
+    { schema: { tags, operationId: "getCredits", summary: "The caller's credit balance, tier, limits and storage use", response: { 200: Credits, ...errorResponses(...authErrors) } } },
+    async (req) => {
+      const [balance, storage] = await Promise.all([
+        rpc.call("billing", "balance", { user_id: req.caller!.user_id, tier: req.caller!.tier }, callCtx(req)),
+        rpc.call("storage", "usage", {}, callCtx(req)),
+      ]);
+      return { ...balance, storage };
+    },
   );
 
   app.get(
