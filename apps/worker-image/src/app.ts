@@ -25,12 +25,14 @@ async function processImage(engine: ImageEngine, ctx: JobContext<ImageJobInput>)
   const input = await ctx.stage("fetch", () => ctx.fetchInput(file_id));
   ctx.progress(30);
 
+  // The output's name is known now: its upload ticket is asked for while sharp works.
+  const filename = `${basename(input.filename, extname(input.filename)) || "image"}.${extensions[format]}`;
+  const output = ctx.prepareOutput(filename, contentTypes[format]);
   const outputPath = join(ctx.tmpDir, `output.${extensions[format]}`);
   const image = await ctx.stage("process", () => engine.resize(input.path, outputPath, { width, height, fit, format, quality, limits: ctx.limits }, ctx.signal));
   ctx.progress(70);
 
-  const filename = `${basename(input.filename, extname(input.filename)) || "image"}.${extensions[format]}`;
-  const file = await ctx.stage("upload", () => ctx.uploadOutput(image.path, filename, contentTypes[format]));
+  const file = await ctx.stage("upload", () => output.upload(image.path));
 
   return { files: [file], width: image.width, height: image.height, format: image.format, size: image.size };
 }

@@ -14,9 +14,14 @@ export async function generateImages(engine: ImageEngine, ctx: JobContext<ImageG
   const size = generatedImageSize(input);
 
   const { references, prompt } = await ctx.stage("prepare", async () => {
-    const references: InputFile[] = [];
-    for (const id of input.reference_file_ids ?? []) references.push(await ctx.fetchInput(id));
-    const prompt = input.enhance_prompt ? await enhancePrompt(ctx.models, { prompt: input.prompt, family: input.family, medium: "image" }) : input.prompt;
+    // The references and the prompt's enhancement at once; an id given twice is fetched once (both would write one path).
+    const ids = input.reference_file_ids ?? [];
+    const fetches = new Map<string, Promise<InputFile>>();
+    for (const id of ids) if (!fetches.has(id)) fetches.set(id, ctx.fetchInput(id));
+    const [references, prompt] = await Promise.all([
+      Promise.all(ids.map((id) => fetches.get(id)!)),
+      input.enhance_prompt ? enhancePrompt(ctx.models, { prompt: input.prompt, family: input.family, medium: "image" }) : input.prompt,
+    ]);
     return { references, prompt };
   });
 

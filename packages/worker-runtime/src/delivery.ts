@@ -84,8 +84,12 @@ export const retryDelayMs = (attempt: number, baseMs: number) => Math.min(30_000
 /** 500 → "0.5", 4000 → "4": what the owner reads must be the delay applied, not a rounding of it. */
 const seconds = (ms: number) => String(Math.round(ms / 100) / 10);
 
-/** Handles one JetStream message from start to its single ack, nak or term. Never throws. */
-export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<void> {
+/**
+ * Handles one JetStream message from start to its single ack, nak or term. Never throws. `release`
+ * gives back the delivery's working slot (see startWorker): called once its job only moves results
+ * (its first upload starts) or has ended, before the finish is reported; calling it again does nothing.
+ */
+export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps, release: () => void = () => {}): Promise<void> {
   let dispatch: JobDispatch;
   try {
     dispatch = JobDispatch.parse(msg.json());
@@ -103,7 +107,8 @@ export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<vo
   // The job's events and its ending go above every seq this delivery knows of (ADR 020).
   const seq = { last: 0 };
   try {
-    const outcome = await runDelivery(msg, dispatch, controller.signal, deps, log, seq);
+    const outcome = await runDelivery(msg, dispatch, controller.signal, deps, log, seq, release);
+    release();
     await settle(msg, dispatch.job_id, dispatch.dispatch, outcome, deps, log, seq);
   } catch (err) {
     log.error({ err }, "could not settle the delivery; giving it back");
@@ -115,7 +120,7 @@ export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps): Promise<vo
   }
 }
 
-async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSignal, deps: DeliveryDeps, log: Logger, seq: { last: number }): Promise<Outcome> {
+async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSignal, deps: DeliveryDeps, log: Logger, seq: { last: number }, release: () => void): Promise<Outcome> {
   // The consumer redelivers without limit (see ensureWorkerConsumer), and a nak or term settles every
   // attempt up to the limit: a delivery past it means the earlier ones died unsettled (a killed worker,
   // a job that crashes its worker every time). Running it again could crash yet another worker.
@@ -147,6 +152,7 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
       log,
       usage,
       seq,
+      release,
     );
     // A cancel that arrives as the handler finishes still wins: job-service has already told the owner.
     if (signal.reason instanceof JobCanceled) return { kind: "canceled" };
@@ -179,6 +185,7 @@ async function runHandler(
   log: Logger,
   usage: { runs: readonly ProviderRecord[] },
   seq: { last: number },
+  release: () => void,
 ): Promise<JobResult> {
   const definition = getJobType(job.type);
   const handler = deps.handlers[job.type];
@@ -186,7 +193,7 @@ async function runHandler(
   const input = definition.input.safeParse(rawInput);
   if (!input.success) throw new JobFailure("INVALID_INPUT", `the job's input failed validation: ${input.error.issues[0]?.message ?? "invalid"}`);
 
-  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir, models: deps.models, storage: deps.storage, seq, eventDelayMs: deps.eventDelayMs });
+  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir, models: deps.models, storage: deps.storage, seq, eventDelayMs: deps.eventDelayMs, onUpload: release });
   usage.runs = ctx.models.runs;
   let succeeded = false;
   try {

@@ -24,7 +24,12 @@ export interface JobContextDeps {
   eventDelayMs: number;
   /** The highest seq of the job this delivery knows (the claim's, then its own events'): raised as events go out. */
   seq: { last: number };
+  /** Called as each upload starts: the job's heavy part is over, so the worker may start its next one (ADR 028). */
+  onUpload?: () => void;
 }
+
+// A ticket asked for ahead (prepareOutput) is asked again when its signed URL has less than this left.
+const TICKET_MARGIN_MS = 30_000;
 
 // Storage answers these when the file itself is the problem: retrying cannot help.
 const unusableInput = new Set(["NOT_FOUND", "FORBIDDEN", "INVALID_INPUT", "INVALID_STATE", "BAD_REQUEST"]);
@@ -118,18 +123,31 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
       return { path, filename: file.filename, contentType: file.content_type, size };
     },
 
-    async uploadOutput(localPath, filename, contentType, opts) {
-      const ticket = await rpc.call("storage", "createOutput", {
-        owner_id: job.userId,
-        job_id: job.id,
-        filename,
-        content_type: contentType,
-        ...(job.projectId ? { project_id: job.projectId } : {}),
-      });
-      await uploadFile(ticket, localPath, contentType, signal, deps.storage);
-      const file = await rpc.call("storage", "confirmOutput", { owner_id: job.userId, file_id: ticket.file_id, ...(opts?.check ? { check: true } : {}) });
-      return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };
+    prepareOutput(filename, contentType, opts) {
+      const askTicket = () =>
+        rpc.call("storage", "createOutput", {
+          owner_id: job.userId,
+          job_id: job.id,
+          filename,
+          content_type: contentType,
+          ...(job.projectId ? { project_id: job.projectId } : {}),
+        });
+      // Asked at once, awaited only by upload: a job that fails before it uploads leaves the refusal unobserved.
+      const early = askTicket();
+      early.catch(() => {});
+      return {
+        async upload(localPath) {
+          deps.onUpload?.();
+          let ticket = await early;
+          // The same file id each time (one per job and name), so a second ask only signs a fresh URL.
+          if (Date.parse(ticket.expires_at) - Date.now() < TICKET_MARGIN_MS) ticket = await askTicket();
+          await uploadFile(ticket, localPath, contentType, signal, deps.storage);
+          const file = await rpc.call("storage", "confirmOutput", { owner_id: job.userId, file_id: ticket.file_id, ...(opts?.check ? { check: true } : {}) });
+          return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };
+        },
+      };
     },
+    uploadOutput: (localPath, filename, contentType, opts) => ctx.prepareOutput(filename, contentType, opts).upload(localPath),
 
     // Assigned below: it uploads through this very context.
     models: undefined as unknown as JobContext["models"],

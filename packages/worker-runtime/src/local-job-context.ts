@@ -46,6 +46,7 @@ export function localJobContext<I>(type: keyof typeof jobTypes, input: Record<st
       return { path: file.path, filename: file.filename, contentType: file.contentType, size: (await readFile(file.path)).byteLength };
     },
     uploadOutput,
+    prepareOutput: (filename: string, contentType: string) => ({ upload: (localPath: string) => uploadOutput(localPath, filename, contentType) }),
     models: createJobModels({ service: opts.service ?? noModels(), tmpDir: dir, signal: controller.signal, progress: () => {}, uploadOutput, log }),
   } satisfies JobContext<I>;
   return { ctx, uploads };

@@ -47,8 +47,18 @@ export interface JobContext<I = unknown> {
    * worker did not make itself, such as a provider's outputs.
    */
   uploadOutput: (localPath: string, filename: string, contentType: string, opts?: { check?: boolean }) => Promise<ResultFile>;
+  /**
+   * uploadOutput in two steps, for a name known before the bytes: storage's upload ticket is asked for
+   * now, while the job makes the file, and `upload` then only sends and confirms it.
+   */
+  prepareOutput: (filename: string, contentType: string, opts?: { check?: boolean }) => PreparedOutput;
   /** Hosted models and the catalog: `ctx.models.run({ jobType, quality, input })` (see models.ts). */
   models: JobModels;
+}
+
+/** An output whose upload ticket is on its way (JobContext.prepareOutput). */
+export interface PreparedOutput {
+  upload: (localPath: string) => Promise<ResultFile>;
 }
 
 export type JobHandler<T extends JobTypeName = JobTypeName> = (ctx: JobContext<JobInput<T>>) => Promise<JobOutput>;

@@ -477,4 +477,37 @@ describe("worker runtime against the real job-service and storage-service", () =
       await next.stop({ graceMs: 0 });
     }
   });
+
+  it("claims and starts its next job while the previous one uploads, yet works on one job at a time with concurrency 1", async () => {
+    const single = await startWorker(await nats.connect(), silentLogger(), { name: "worker-overlap", queue: "image", handlers }, { ...config, concurrency: 1 });
+    try {
+      let working = 0;
+      let most = 0;
+      let secondStarted!: () => void;
+      const started = new Promise<void>((resolve) => (secondStarted = resolve));
+      const first = await enqueue(async (ctx) => {
+        most = Math.max(most, ++working);
+        const input = await ctx.fetchInput(ctx.input.file_id);
+        const output = ctx.prepareOutput("first.png", "image/png");
+        working--;
+        const uploaded = output.upload(input.path);
+        // Were the slot still taken while this uploads, the next job would never start and this one never end.
+        await started;
+        return { files: [await uploaded] };
+      });
+      const second = await enqueue(async () => {
+        most = Math.max(most, ++working);
+        secondStarted();
+        working--;
+        return { files: [] };
+      });
+      const [a, b] = await Promise.all([terminalEvent(first.id), terminalEvent(second.id)]);
+      expect(a.last).toMatchObject({ type: "result", status: "succeeded", result: { files: [{ filename: "first.png", content_type: "image/png", size: PIXEL.length }] } });
+      expect(b.last).toMatchObject({ type: "result", status: "succeeded" });
+      expect([claimsOf(a.events), claimsOf(b.events)]).toEqual([[`attempt 1 on worker-overlap-${process.pid}`], [`attempt 1 on worker-overlap-${process.pid}`]]);
+      expect(most).toBe(1);
+    } finally {
+      await single.stop({ graceMs: 0 });
+    }
+  });
 });

@@ -32,7 +32,7 @@ export interface WorkerConfig {
 }
 
 export interface Worker {
-  /** Jobs running now, and the most this process runs at once. */
+  /** Jobs in hand now (working, or uploading and reporting their results), and the most this process works on at once. */
   load: () => { inFlight: number; concurrency: number };
   /**
    * Stops pulling, lets running jobs finish for up to `graceMs`, then aborts the rest, which
@@ -62,8 +62,12 @@ const PULL_EXPIRES_MS = 5000;
 export const nextPullRetryMs = (previousMs: number) => (previousMs === 0 ? 1000 : Math.min(10_000, previousMs * 2));
 
 /**
- * The consumer loop: pulls at most `concurrency` messages at a time from the queue's durable
- * consumer and hands each to `handleDelivery`, which settles it exactly once.
+ * The consumer loop: pulls messages from the queue's durable consumer and hands each to
+ * `handleDelivery`, which settles it exactly once. A message is pulled only for a free working slot,
+ * of which there are `concurrency`. A job gives its slot back as its first upload starts (or when it
+ * ends), so the next job's pull, claim and work overlap this one's upload, confirm and finish, which
+ * only wait (ADR 028). Jobs that gave their slot back count against a second `concurrency`: at most
+ * twice as many messages are held as slots.
  */
 export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerOptions, config: WorkerConfig): Promise<Worker> {
   assertHandlers(opts.queue, opts.handlers);
@@ -95,27 +99,44 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
     cancels: watchCancels(nc),
   };
   const inFlight = new Set<Promise<void>>();
+  let working = 0;
+  const maxHeld = config.concurrency * 2;
   let stopping = false;
   let wake = () => {};
   // Lets a loop waiting for a free slot see the stop at once, not when a job ends.
   const stopRequested = new Promise<void>((resolve) => (wake = resolve));
+  // Set by a loop waiting for room; a slot given back or a delivery settled calls it.
+  let roomChanged = () => {};
+  const room = () => Math.min(config.concurrency - working, maxHeld - inFlight.size);
   let batch: ConsumerMessages | undefined;
 
   const pullLoop = async () => {
     let retryMs = 0;
     while (!stopping) {
-      if (inFlight.size >= config.concurrency) {
-        await Promise.race([...inFlight, stopRequested]);
+      if (room() <= 0) {
+        await Promise.race([new Promise<void>((resolve) => (roomChanged = resolve)), stopRequested]);
         continue;
       }
       try {
-        batch = await consumer.fetch({ max_messages: config.concurrency - inFlight.size, expires: PULL_EXPIRES_MS });
+        batch = await consumer.fetch({ max_messages: room(), expires: PULL_EXPIRES_MS });
         for await (const msg of batch) {
           if (stopping) {
             handBack(msg, config.maxAttempts, log);
             continue;
           }
-          const p: Promise<void> = handleDelivery(msg, deps).finally(() => inFlight.delete(p));
+          working++;
+          let released = false;
+          const release = () => {
+            if (released) return;
+            released = true;
+            working--;
+            roomChanged();
+          };
+          const p: Promise<void> = handleDelivery(msg, deps, release).finally(() => {
+            release();
+            inFlight.delete(p);
+            roomChanged();
+          });
           inFlight.add(p);
         }
         if (retryMs > 0) log.info("pulling jobs again");
