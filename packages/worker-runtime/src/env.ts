@@ -3,7 +3,7 @@ import { BaseEnv, loadEnv, urlList } from "@cutroom/runtime";
 import { z } from "zod";
 
 export const WorkerEnv = BaseEnv.extend({
-  /** Jobs this process runs at once; also the most JetStream messages it holds unacked. */
+  /** Jobs this process works on at once; a job that is uploading its outputs or reporting its end gives its slot to the next, so it holds at most twice this many JetStream messages unacked. */
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(availableParallelism()),
   /** How long JetStream waits for an ack before redelivering; a running job heartbeats every third of it. */
   JOB_ACK_WAIT_MS: z.coerce.number().int().min(1000).default(30_000),
