@@ -12,11 +12,15 @@ import { admitWaitingJobsNow, usersWithFreeSlots, waitingJobs, type JobRow } fro
 export function createAdmission(deps: { db: Db; js: JetStreamClient; events?: JobEventPublisher; log: Logger }) {
   const inProject = (row: Pick<JobRow, "projectId">) => (row.projectId ? { project_id: row.projectId } : {});
 
-  /** The users' waiting jobs' queued events with their places, above each one's last event. */
+  /**
+   * The queued events of the users' first waiting jobs with their new places, above each one's last
+   * event. Only the first few: every ending moves every waiting job up, and telling a backlog of
+   * hundreds each time would cost events quadratic in it; GET shows any job's place.
+   */
   const tellPlaces = async (userIds: Iterable<string>) => {
     if (!deps.events) return;
     for (const userId of new Set(userIds)) {
-      for (const job of await waitingJobs(deps.db, userId)) {
+      for (const job of await waitingJobs(deps.db, userId, PLACES_TOLD)) {
         await deps.events
           .publish(job.id, { type: "status", status: "queued", queue_position: job.position, queue_reason: "concurrency_limit", ...inProject(job) }, { unlessEnded: true, floor: job.lastEventSeq })
           .catch((err) => deps.log.warn({ err, job_id: job.id }, "could not publish a job event"));
@@ -60,3 +64,6 @@ export function createAdmission(deps: { db: Db; js: JetStreamClient; events?: Jo
 }
 
 export type Admission = ReturnType<typeof createAdmission>;
+
+/** How many of a user's waiting jobs hear their new place when it changes (ADR 031). */
+export const PLACES_TOLD = 5;
