@@ -14,8 +14,8 @@ export function createAdmission(deps: { db: Db; js: JetStreamClient; events?: Jo
 
   /**
    * The queued events of the users' first waiting jobs with their new places, above each one's last
-   * event. Only the first few: every ending moves every waiting job up, and telling a backlog of
-   * hundreds each time would cost events quadratic in it; GET shows any job's place.
+   * event. Only the first: every ending moves every waiting job up, and telling a backlog of n each
+   * time costs n events per ending (ADR 031's figures); GET shows any job's place.
    */
   const tellPlaces = async (userIds: Iterable<string>) => {
     if (!deps.events) return;
@@ -65,5 +65,5 @@ export function createAdmission(deps: { db: Db; js: JetStreamClient; events?: Jo
 
 export type Admission = ReturnType<typeof createAdmission>;
 
-/** How many of a user's waiting jobs hear their new place when it changes (ADR 031). */
-export const PLACES_TOLD = 5;
+/** How many of a user's waiting jobs hear their new place when it changes: the next one to start (ADR 031). */
+export const PLACES_TOLD = 1;
