@@ -1,7 +1,7 @@
 import cors from "@fastify/cors";
 import { randomUUID } from "node:crypto";
 import { PassThrough } from "node:stream";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { AppError, errorStatus, type ErrorCode, type ErrorEnvelope } from "@cutroom/contracts";
 import type { Logger } from "@cutroom/runtime";
 import type { IngestReceiver, SignedPutReceiver } from "./app.ts";
@@ -109,20 +109,33 @@ export const ingestRoutes =
 export const uploadRoutes =
   (receive: ReturnType<typeof createUploadReceivers>): Routes =>
   (app) => {
-    app.put<{ Params: { token: string; index: string }; Querystring: { sha256?: string } }>("/storage/uploads/:token/chunks/:index", async (req) =>
-      receive.chunk(req.params.token, Number(req.params.index), bodyOf(req), req.query.sha256 || undefined),
+    app.put<{ Params: { token: string; index: string }; Querystring: { sha256?: string } }>("/storage/uploads/:token/chunks/:index", async (req, reply) =>
+      receive.chunk(req.params.token, Number(req.params.index), uploadBodyOf(req, reply), req.query.sha256 || undefined),
     );
     app.post<{ Params: { token: string }; Querystring: { sha256?: string } }>("/storage/uploads/:token/complete", async (req) => {
       req.raw.resume();
       return receive.complete(req.params.token, req.query.sha256 || undefined);
     });
-    app.patch<{ Params: { token: string } }>("/storage/uploads/:token/tus", async (req) => {
+    app.patch<{ Params: { token: string } }>("/storage/uploads/:token/tus", async (req, reply) => {
       const offset = Number(req.headers["upload-offset"]);
       if (!Number.isSafeInteger(offset) || offset < 0) throw new AppError("BAD_REQUEST", "Upload-Offset must be a non-negative integer");
       const checksum = parseChecksum(req.headers["upload-checksum"]);
-      return receive.patch(req.params.token, offset, bodyOf(req), checksum);
+      return receive.patch(req.params.token, offset, uploadBodyOf(req, reply), checksum);
     });
   };
+
+/**
+ * As bodyOf, for receivers that may refuse before reading (unknown upload, wrong offset). What is left
+ * unread once the answer is out is drained: else the paused body holds the kept-alive connection, and
+ * the gateway's next request on it would wait forever. A caller that drops the connection mid-body
+ * fails only a reader, if any.
+ */
+function uploadBodyOf(req: FastifyRequest, reply: FastifyReply): PassThrough {
+  const body = bodyOf(req);
+  body.on("error", () => {});
+  reply.raw.once("finish", () => body.resume());
+  return body;
+}
 
 /** tus's `Upload-Checksum: <algorithm> <base64 digest>`, for the algorithms we take (sha1, sha256). */
 function parseChecksum(header: string | string[] | undefined): { algorithm: "sha256" | "sha1"; digest: string } | undefined {

@@ -198,7 +198,9 @@ describe.each(drivers)("resumable uploads on the %s driver", (_driver, env) => {
     expect((await fetch(at, { method: "HEAD", headers: h })).headers.get("upload-offset")).toBe("0");
     const ok = await patch(0, part1, `sha256 ${b64(part1)}`);
     expect([ok.status, ok.headers.get("upload-offset")]).toEqual([204, String(part1.length)]);
-    expect((await patch(0, Buffer.from("late"))).status).toBe(409);
+    // A stale offset is refused before the body is read; the next PATCH must not wait behind that unread body
+    // (storage's connection to the gateway is kept alive: it hung there once).
+    for (let i = 0; i < 3; i++) expect((await patch(0, part1)).status).toBe(409);
     const rest = await patch(part1.length, bytes.subarray(part1.length));
     expect(rest.status).toBe(204);
     const fileId = rest.headers.get("cutroom-file-id");
