@@ -133,7 +133,7 @@ export async function runLoad(opts: {
 }
 
 // The peers' processes by their script, as cpuTimeByProcess names them.
-const peerProcesses: Record<string, string> = { "peer-server": "ws-server", "peer-api": "peer-api", "peer-worker": "peer-worker" };
+const peerProcesses: Record<string, string> = { "peer-server": "ws-server", "peer-api": "peer-api", "peer-worker": "peer-worker", "peer-upload": "upload-peer" };
 
 /**
  * CPU time (ms) used so far by this process and everything it started, by who: an app's

@@ -13,11 +13,12 @@ import { jobCreation } from "./job-creation.ts";
 import { createApi, createDatabase, formatTable, type Benchmark } from "./lib.ts";
 import { ensureRedis, stopPeerStacks } from "./peer-stack.ts";
 import { tinyJobs } from "./tiny-jobs.ts";
+import { uploadMemory } from "./upload-memory.ts";
 import { workerThroughput } from "./worker-throughput.ts";
 import { wsFanOut } from "./ws-fan-out.ts";
 import { wsScale } from "./ws-scale.ts";
 
-const benchmarks: Benchmark[] = [jobCreation, tinyJobs, workerThroughput, wsFanOut, wsScale, colorGradeWallTime, editJobsWallTime];
+const benchmarks: Benchmark[] = [jobCreation, tinyJobs, workerThroughput, wsFanOut, wsScale, colorGradeWallTime, editJobsWallTime, uploadMemory];
 // A hung benchmark fails the run instead of holding it forever.
 const BENCH_TIMEOUT_MS = 180_000;
 const ADMIN_EMAIL = "admin@bench.cutroom.test";
@@ -93,6 +94,8 @@ try {
       await stopPeerStacks().catch(() => {});
       await stack?.stop().catch(() => {});
       stack = undefined;
+      // The scratch folder goes even when the run fails (a timed-out upload-memory leaves a 1 GiB file there); the logs stay.
+      rmSync(join(runDir, bench.name), { recursive: true, force: true });
     }
   }
   mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
