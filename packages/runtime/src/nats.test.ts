@@ -8,6 +8,7 @@ import { jetstreamManager, RetentionPolicy } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "./logger.ts";
 import { connectNats, ensureStreams, waitForStreams, type NatsConnection } from "./nats.ts";
+import { createRpcClient, serveRpc } from "./rpc.ts";
 
 const log = createLogger("test", "silent");
 let dir: string;
@@ -41,6 +42,21 @@ describe("connectNats with the stack's users", () => {
     const job = await connectAs("job-service");
     const reply = await job.request("svc.billing.rate", "{}", { timeout: 2000 });
     expect(reply.json()).toEqual({ ok: true, data: "svc.billing.rate" });
+  });
+
+  it("carries RPC calls through the caller's own inbox, and fails a call its user may not make at once, not at its timeout", async () => {
+    const billing = await connectAs("billing-service");
+    const server = serveRpc(billing, "billing", { health: async () => ({ status: "up", service: "billing", checks: {} }) } as never, log);
+    await billing.flush();
+    const client = createRpcClient(await connectAs("gateway"), { timeoutMs: 60_000 });
+    await expect(client.call("billing", "health", {})).resolves.toMatchObject({ status: "up" });
+    // No worker may grant credits: the server refuses the publish, and the caller hears of it from the server.
+    const worker = createRpcClient(await connectAs("worker-video"), { timeoutMs: 60_000 });
+    await expect(worker.call("billing", "grant", { user_id: "00000000-0000-4000-8000-000000000000", amount: 1 } as never)).rejects.toMatchObject({
+      code: "SERVICE_UNAVAILABLE",
+      details: { reason: "unreachable" },
+    });
+    await server.drain();
   });
 
   it("refuses a user without its password before reaching the server", async () => {

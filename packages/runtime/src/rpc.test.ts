@@ -26,6 +26,31 @@ describe("rpc client", () => {
     const client = createRpcClient(await nats.connect(), { timeoutMs: 300 });
     await expect(client.call("billing", "health", {})).rejects.toMatchObject({ code: "SERVICE_UNAVAILABLE", details: { reason: "timeout" } });
   });
+
+  it("gives each of many calls in flight at once its own reply, whatever order they are answered in", async () => {
+    const serverNc = await nats.connect();
+    const reserve = async (b: { amount: number }) => (await new Promise((r) => setTimeout(r, (b.amount * 7) % 23)), { balance: b.amount });
+    const server = serveRpc(serverNc, "billing", { reserve } as never, createLogger("test", "silent"));
+    await serverNc.flush();
+    const client = createRpcClient(await nats.connect(), { timeoutMs: 5000 });
+    const ids = { user_id: "00000000-0000-4000-8000-000000000000", job_id: "00000000-0000-4000-8000-000000000001" };
+    const amounts = Array.from({ length: 200 }, (_, i) => i);
+    const replies = await Promise.all(amounts.map((amount) => client.call("billing", "reserve", { ...ids, amount })));
+    expect(replies.map((r) => r.balance)).toEqual(amounts);
+    await server.drain();
+  });
+
+  it("fails the calls waiting on a connection that closes at once, as unavailable, not at their timeout", async () => {
+    const nc = await nats.connect();
+    nc.subscribe("svc.billing.*", { callback: () => {} });
+    await nc.flush();
+    const callerNc = await nats.connect();
+    const call = createRpcClient(callerNc, { timeoutMs: 60_000 }).call("billing", "health", {});
+    await callerNc.flush();
+    await callerNc.close();
+    await expect(call).rejects.toMatchObject({ code: "SERVICE_UNAVAILABLE", details: { reason: "unreachable" } });
+    await expect(createRpcClient(callerNc, { timeoutMs: 60_000 }).call("billing", "health", {})).rejects.toMatchObject({ code: "SERVICE_UNAVAILABLE", details: { reason: "unreachable" } });
+  });
 });
 
 describe("rpc server", () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import {
   AppError,
-  RpcReply,
+  type RpcReply,
   RpcRequest,
   errorStatus,
   rpc,
@@ -20,6 +20,7 @@ import {
 import type { NatsConnection, Msg } from "@nats-io/transport-node";
 import type { z } from "zod";
 import { newInstance, serveInstanceHealth } from "./health.ts";
+import { NoReply, replyInbox } from "./rpc-replies.ts";
 import type { Logger } from "./logger.ts";
 
 export interface RpcContext {
@@ -46,6 +47,23 @@ export interface RpcServer {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A handler's context; its child logger is made when the handler first logs, as most never do. */
+function rpcContext(log: Logger, method: string, envelope: RpcRequest, receivedAt: number): RpcContext {
+  let child: Logger | undefined;
+  const requestId = envelope.request_id;
+  return {
+    requestId,
+    caller: envelope.caller,
+    clientIp: envelope.client_ip ?? null,
+    ...(envelope.timeout_ms ? { deadline: receivedAt + envelope.timeout_ms } : {}),
+    get log() {
+      child ??= log.child({ request_id: requestId, rpc: method });
+      return child;
+    },
+  };
+}
 
 /**
  * Answers `svc.<service>.<method>` in a queue group, so replicas share the load.
@@ -58,7 +76,6 @@ export function serveRpc<S extends RpcService>(
   log: Logger,
   opts: { instance?: Instance } = {},
 ): RpcServer {
-  const sub = nc.subscribe(subjects.rpc(service, "*"), { queue: `svc.${service}` });
   const inflight = new Set<Promise<void>>();
   const methods = rpc[service] as Record<string, { req: z.ZodType; res: z.ZodType }>;
   const health = (handlers as Partial<Record<string, (b: unknown, c: RpcContext) => Promise<ServiceHealth>>>).health;
@@ -69,27 +86,22 @@ export function serveRpc<S extends RpcService>(
       }), log)
     : undefined;
 
+  const prefixLength = `svc.${service}.`.length;
   const handle = async (msg: Msg) => {
-    const method = msg.subject.slice(`svc.${service}.`.length);
+    const method = msg.subject.slice(prefixLength);
     const receivedAt = Date.now();
     let requestId = "unknown";
     let reply: RpcReply;
     try {
-      const envelope = RpcRequest.parse(msg.json());
+      // The envelope and body come from another process (the gateway, a worker): both are parsed.
+      const envelope = RpcRequest.parse(JSON.parse(decoder.decode(msg.data)));
       requestId = envelope.request_id;
       const contract = methods[method];
       const handler = (handlers as Record<string, (b: unknown, c: RpcContext) => Promise<unknown>>)[method];
       if (!contract || !handler) throw new AppError("NOT_FOUND", `unknown method ${service}.${method}`);
       const body = contract.req.safeParse(envelope.body);
       if (!body.success) throw new AppError("INVALID_INPUT", "request failed validation", zodDetails(body.error));
-      const ctx: RpcContext = {
-        requestId,
-        caller: envelope.caller,
-        clientIp: envelope.client_ip ?? null,
-        ...(envelope.timeout_ms ? { deadline: receivedAt + envelope.timeout_ms } : {}),
-        log: log.child({ request_id: requestId, rpc: method }),
-      };
-      reply = { ok: true, data: await handler(body.data, ctx) };
+      reply = { ok: true, data: await handler(body.data, rpcContext(log, method, envelope, receivedAt)) };
     } catch (err) {
       if (err instanceof AppError) {
         reply = { ok: false, error: { code: err.code, message: err.message, details: err.details } };
@@ -105,12 +117,20 @@ export function serveRpc<S extends RpcService>(
     if (msg.reply) msg.respond(encoder.encode(JSON.stringify(reply)));
   };
 
-  (async () => {
-    for await (const msg of sub) {
-      const p = handle(msg).finally(() => inflight.delete(p));
+  // A callback, not the async iterator: no promise and queue step per message before the handler starts.
+  const sub = nc.subscribe(subjects.rpc(service, "*"), {
+    queue: `svc.${service}`,
+    callback: (err, msg) => {
+      if (err) {
+        log.error({ err }, "rpc subscription ended");
+        return;
+      }
+      const p: Promise<void> = handle(msg)
+        .catch((e) => log.warn({ err: e, rpc: msg.subject }, "could not answer an rpc request"))
+        .finally(() => inflight.delete(p));
       inflight.add(p);
-    }
-  })().catch((err) => log.error({ err }, "rpc subscription ended"));
+    },
+  });
 
   return {
     drain: async () => {
@@ -146,15 +166,16 @@ export function createRpcClient(nc: NatsConnection, opts: { timeoutMs: number })
       const envelope: RpcRequest = { request_id: ctx.requestId ?? randomUUID(), caller: ctx.caller ?? null, client_ip: ctx.clientIp ?? null, timeout_ms: timeout, body };
       let raw: Msg;
       try {
-        raw = await nc.request(subjects.rpc(service, method), encoder.encode(JSON.stringify(envelope)), { timeout });
+        raw = await replyInbox(nc).request(subjects.rpc(service, method), encoder.encode(JSON.stringify(envelope)), timeout);
       } catch (err) {
-        throw new AppError("SERVICE_UNAVAILABLE", `${service} service is unavailable`, { service, reason: errorName(err) });
+        throw new AppError("SERVICE_UNAVAILABLE", `${service} service is unavailable`, { service, reason: err instanceof NoReply ? err.reason : "unreachable" });
       }
-      const reply = RpcReply.safeParse(safeJson(raw));
-      if (!reply.success) throw malformedReply(service, method);
-      if (!reply.data.ok) throw toAppError(reply.data.error);
+      const reply = readReply(raw);
+      if (!reply) throw malformedReply(service, method);
+      if (!reply.ok) throw toAppError(reply.error);
+      // The data is another process's: parsed with its contract (a service of another version mid-deploy).
       const contract = (rpc[service] as Record<string, { res: z.ZodType }>)[method]!;
-      const data = contract.res.safeParse(reply.data.data);
+      const data = contract.res.safeParse(reply.data);
       if (!data.success) throw malformedReply(service, method);
       return data.data as never;
     },
@@ -176,19 +197,24 @@ export function toAppError(error: { code: string; message: string; details?: Rec
 // A reply that breaks the contract is our bug, not the client's: a 500, never a 4xx with our field paths.
 const malformedReply = (service: string, method: string) => new AppError("INTERNAL", `malformed reply from ${service}.${method}`);
 
-function safeJson(msg: Msg): unknown {
+/**
+ * The reply envelope (RpcReply) checked by hand: two shapes of a few fields, where zod's union costs
+ * more than the rest of the check; the data inside is parsed with its method's contract. Undefined when malformed.
+ */
+function readReply(msg: Msg): RpcReply | undefined {
+  let r: { ok?: unknown; data?: unknown; error?: { code?: unknown; message?: unknown; details?: unknown } | null };
   try {
-    return msg.json();
+    r = JSON.parse(decoder.decode(msg.data));
   } catch {
     return undefined;
   }
-}
-
-function errorName(err: unknown): string {
-  const e = err as { name?: string; code?: string; message?: string };
-  if (/no responders/i.test(e?.message ?? "") || e?.code === "503") return "no_responders";
-  if (/timeout/i.test(e?.message ?? "") || e?.name === "TimeoutError") return "timeout";
-  return "unreachable";
+  if (typeof r !== "object" || r === null) return undefined;
+  if (r.ok === true) return { ok: true, data: r.data };
+  const e = r.error;
+  if (r.ok !== false || typeof e !== "object" || e === null || typeof e.code !== "string" || typeof e.message !== "string") return undefined;
+  if (e.details === undefined) return { ok: false, error: { code: e.code, message: e.message } };
+  if (typeof e.details !== "object" || e.details === null || Array.isArray(e.details)) return undefined;
+  return { ok: false, error: { code: e.code, message: e.message, details: e.details as Record<string, unknown> } };
 }
 
 // postgres.js connection failures, and Postgres refusing work while it starts, stops or is full.
