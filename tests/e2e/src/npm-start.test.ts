@@ -10,12 +10,15 @@ import { makePng } from "./media.ts";
 
 const root = join(import.meta.dirname, "..", "..", "..");
 
-/** `npm start` as a user runs it: the real script, only the given settings, none of npm test's servers. */
+/**
+ * `npm start` as a user runs it: npm itself (so a signal to npm's process must reach the stack: npm
+ * passes it to its child only, hence the script's `exec`), only the given settings, none of npm test's servers.
+ */
 function npmStart(env: Record<string, string>) {
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !/^(DATABASE_URL|NATS_URL|S3_|STORAGE_|PORT|HOST|CUTROOM_|LOG_LEVEL|REPLICATE_|MODEL_)/.test(k)),
   ) as Record<string, string>;
-  const child = spawn(process.execPath, [join(root, "scripts", "bootstrap.mjs"), "start"], { cwd: root, env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("npm", ["start"], { cwd: root, env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));
   child.stderr!.on("data", (d) => (output += d));
@@ -92,8 +95,10 @@ describe("npm start", () => {
     expect(await second.exited).not.toBe(0);
     expect(second.output()).toContain(`port ${port + 2} (CUTROOM_NATS_PORT) is in use`);
 
-    // The URL signed before a restart still works after it (the signing secret lives in the data dir).
+    // SIGTERM to npm's own process (as a supervisor sends it) stops the whole stack: every port is free again.
     await stopChild(first.child, "SIGTERM", 30_000);
+    for (const p of [port, port + 1, port + 2, port + 3, port + 4]) expect(await portFree(p), `port ${p} still taken after SIGTERM to npm start`).toBe(true);
+    // The URL signed before a restart still works after it (the signing secret lives in the data dir).
     const again = npmStart({ PORT: String(port), CUTROOM_DATA_DIR: dataDir });
     running.push(again.child);
     await again.up;
