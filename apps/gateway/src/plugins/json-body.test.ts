@@ -1,5 +1,7 @@
 import Fastify from "fastify";
+import { validatorCompiler } from "fastify-type-provider-zod";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { errorsPlugin } from "./errors.ts";
 import { jsonBodyPlugin, jsonProblem } from "./json-body.ts";
 
@@ -26,6 +28,19 @@ describe("JSON bodies", () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().error.message).toBe("body.full_name contains a NUL character");
     expect(jsonProblem({ a: [{ "k\0": 1 }] })).toMatch(/NUL/);
+  });
+
+  it("takes a POST without a body where the body is optional (logout, a chunked upload's complete), and names the missing fields where it is not", async () => {
+    const app = await echoApp();
+    app.setValidatorCompiler(validatorCompiler);
+    app.post("/optional", { schema: { body: z.object({ sha256: z.string().optional() }).optional() } }, async (req) => ({ got: req.body }));
+    app.post("/required", { schema: { body: z.object({ name: z.string() }) } }, async (req) => ({ got: req.body }));
+    const bare = await app.inject({ method: "POST", url: "/optional" });
+    expect(bare.statusCode, bare.body).toBe(200);
+    expect(bare.json()).toEqual({ got: {} });
+    const missing = await app.inject({ method: "POST", url: "/required" });
+    expect(missing.statusCode).toBe(422);
+    expect(missing.json().error.details.fields[0].path).toBe("body.name");
   });
 
   it("refuses a NUL character (%00) in the URL with 400, before any route sees it", async () => {

@@ -37,6 +37,11 @@ export const jsonBodyPlugin = fp(async (app: FastifyInstance) => {
       done(problem ? new AppError("BAD_REQUEST", problem) : null, value);
     });
   });
+  // A POST with no body and no content type (curl -XPOST, fetch without a body) reaches validation as
+  // null, which no object schema takes, so a route whose body is optional refused it: validate it as {}.
+  app.addHook("preValidation", async (req) => {
+    if (req.body == null && req.headers["content-type"] === undefined) req.body = {};
+  });
   // The same for a NUL in the URL: a %00 in a query or path parameter would reach Postgres as one.
   app.addHook("onRequest", async (req) => {
     if (req.url.includes("%00")) throw new AppError("BAD_REQUEST", "the URL contains a NUL character (%00)");
