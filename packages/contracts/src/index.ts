@@ -8,6 +8,7 @@ export * from "./projects.ts";
 export * from "./job-types.ts";
 export * from "./compose-job-types.ts";
 export * from "./video-edit-job-types.ts";
+export * from "./job-requests.ts";
 export * from "./prompts.ts";
 export * from "./pipeline-templates.ts";
 export * from "./pipelines.ts";

@@ -37,6 +37,24 @@ export const bodyErrors = [400, 413, 415, 422] as const;
 /** Public operations say so: the document's default is a bearer token. */
 export const publicRoute = { security: [] };
 
+// Request schemas that validate one way and are documented another (see documentedAs).
+const documentation = new WeakMap<object, object>();
+
+/**
+ * Documents a route's body as `shown` while `validating` still checks requests, so the errors stay
+ * what they are; e.g. POST /jobs is shown as one schema per job type (CreateJobRequest).
+ */
+export function documentedAs<T extends object>(validating: T, shown: object): T {
+  documentation.set(validating, shown);
+  return validating;
+}
+
+const transform: typeof jsonSchemaTransform = (route) => {
+  const body = route.schema?.body as object | undefined;
+  const shown = body && documentation.get(body);
+  return jsonSchemaTransform(shown ? { ...route, schema: { ...route.schema, body: shown } } : route);
+};
+
 /** OpenAPI 3.1 generated from the same zod schemas that validate requests; UI at /docs. */
 export const openapiPlugin = fp(async (app: FastifyInstance) => {
   await app.register(swagger, {
@@ -59,8 +77,8 @@ export const openapiPlugin = fp(async (app: FastifyInstance) => {
       },
       security: [{ bearer: [] }],
     },
-    transform: jsonSchemaTransform,
-    transformObject: (document) => withoutUnusedSchemas(jsonSchemaTransformObject(document)),
+    transform,
+    transformObject: (document) => withDiscriminatorMappings(withoutUnusedSchemas(jsonSchemaTransformObject(document))),
   });
   await app.register(swaggerUi, { routePrefix: "/docs", staticCSP: docsCsp });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
@@ -87,5 +105,31 @@ function withoutUnusedSchemas(document: OpenApiDocument): OpenApiDocument {
     pending.push(...refsIn(schemas[name]));
   }
   for (const name of Object.keys(schemas)) if (!used.has(name)) delete schemas[name];
+  return document;
+}
+
+/**
+ * zod writes a discriminated union's `discriminator` without a `mapping`; OpenAPI needs one when
+ * the component names are not the discriminator's values (`CreateImageResizeJobInput` for
+ * `image.resize`), so it is filled in from each member's constant.
+ */
+function withDiscriminatorMappings(document: OpenApiDocument): OpenApiDocument {
+  const schemas = ("components" in document && document.components?.schemas) || {};
+  const component = (ref: string) => (schemas as Record<string, { properties?: Record<string, { const?: unknown }> }>)[decodeURIComponent(ref.replace("#/components/schemas/", ""))];
+  const visit = (node: unknown) => {
+    if (!node || typeof node !== "object") return;
+    if (Array.isArray(node)) return node.forEach(visit);
+    const s = node as { oneOf?: { $ref?: string }[]; discriminator?: { propertyName: string; mapping?: Record<string, string> } };
+    if (s.discriminator && s.oneOf && !s.discriminator.mapping) {
+      const mapping: Record<string, string> = {};
+      for (const { $ref } of s.oneOf) {
+        const value = $ref && component($ref)?.properties?.[s.discriminator.propertyName]?.const;
+        if (typeof value === "string") mapping[value] = $ref!;
+      }
+      s.discriminator.mapping = mapping;
+    }
+    for (const child of Object.values(node)) visit(child);
+  };
+  visit(document);
   return document;
 }

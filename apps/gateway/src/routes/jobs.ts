@@ -1,4 +1,4 @@
-import { CancelReply, CreateJobBody, Estimate, IdempotencyKey, Job, JobTypeDescription, type JobTypeName, ListJobsQuery, describeJobType, jobTypes, page, IdParams } from "@cutroom/contracts";
+import { CancelReply, CreateJobBody, CreateJobRequest, Estimate, EstimateJobRequest, IdempotencyKey, Job, JobTypeDescription, type JobTypeName, ListJobsQuery, describeJobType, jobTypes, page, IdParams } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -6,7 +6,7 @@ import { z } from "zod";
 import { canRun, listModelLevels } from "@cutroom/models";
 import { callCtx } from "../context.ts";
 import { noGatewayModels, type GatewayModels } from "../models.ts";
-import { authErrors, bodyErrors, errorResponses, publicRoute } from "../plugins/openapi.ts";
+import { authErrors, bodyErrors, documentedAs, errorResponses, publicRoute } from "../plugins/openapi.ts";
 
 export async function jobRoutes(base: FastifyInstance, { rpc, models = noGatewayModels() }: { rpc: RpcClient; models?: GatewayModels }) {
   const app = base.withTypeProvider<ZodTypeProvider>();
@@ -46,7 +46,7 @@ export async function jobRoutes(base: FastifyInstance, { rpc, models = noGateway
         summary: "Enqueue a job (credits are reserved now)",
         description: "Enqueue a job. Send an Idempotency-Key header to make retries safe. Limited per tier per minute (X-RateLimit-* headers).",
         headers: z.object({ "idempotency-key": IdempotencyKey.optional() }),
-        body: CreateJobBody,
+        body: documentedAs(CreateJobBody, CreateJobRequest),
         response: { 202: Job, ...errorResponses(...authErrors, ...bodyErrors, 402, 409, 429) },
       },
     },
@@ -67,7 +67,7 @@ export async function jobRoutes(base: FastifyInstance, { rpc, models = noGateway
         tags,
         operationId: "estimateJob",
         summary: "What a job would cost, without enqueueing it",
-        body: CreateJobBody.pick({ type: true, input: true }),
+        body: documentedAs(CreateJobBody.pick({ type: true, input: true }), EstimateJobRequest),
         response: { 200: Estimate, ...errorResponses(...authErrors, ...bodyErrors) },
       },
     },
