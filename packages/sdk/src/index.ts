@@ -1,0 +1,11 @@
+export { Cutroom } from "./client.ts";
+export type { CutroomOptions, Tokens, WebSocketConstructor, WebSocketLike } from "./transport.ts";
+export { CutroomError, CutroomNetworkError, isCutroomError } from "./errors.ts";
+export type { AuthApi } from "./auth.ts";
+export type { FilesApi, UploadOptions } from "./files.ts";
+export { ResumableUpload, type Progress, type ResumableUploadOptions } from "./resumable-upload.ts";
+export { isTerminalJobEvent, terminalJobStatuses, type JobsApi, type WaitOptions } from "./jobs.ts";
+export type { PipelinesApi } from "./pipelines.ts";
+export type { ProjectsApi } from "./projects.ts";
+export type { EventStreamOptions } from "./events.ts";
+export type * from "./types.ts";

@@ -1,0 +1,78 @@
+import { CutroomError } from "./errors.ts";
+import { type EventStreamOptions, followEvents, sleep } from "./events.ts";
+import type { Transport } from "./transport.ts";
+import type { CancelJobReply, CreateJobParams, Estimate, Job, JobEvent, JobPage, JobStatus, JobTypeDescription, JobTypeName, ListJobsParams } from "./types.ts";
+
+export const terminalJobStatuses: readonly JobStatus[] = ["succeeded", "failed", "canceled"];
+export const isTerminalJobEvent = (e: JobEvent) => e.type === "result" || e.type === "error";
+
+export interface WaitOptions {
+  signal?: AbortSignal;
+  /** Polling interval when live events cannot be used. Default 1000 ms. */
+  pollIntervalMs?: number;
+}
+
+export class JobsApi {
+  constructor(private readonly t: Transport) {}
+
+  /** Every job type: its input JSON Schema, presets and cost. */
+  async types(): Promise<JobTypeDescription[]> {
+    return (await this.t.json<{ data: JobTypeDescription[] }>("GET", "/job-types", { auth: false })).data;
+  }
+
+  /**
+   * Enqueues a job (202). An Idempotency-Key is made for the call unless given, so the retry after
+   * a token refresh, or the caller's own retry with the same key, addresses the same job.
+   */
+  create<T extends JobTypeName>(params: CreateJobParams<T>, opts: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<Job> {
+    const key = opts.idempotencyKey ?? globalThis.crypto.randomUUID();
+    return this.t.json("POST", "/jobs", { json: params, headers: { "idempotency-key": key }, signal: opts.signal });
+  }
+
+  /** What a job would cost, without enqueueing it. */
+  estimate<T extends JobTypeName>(params: Omit<CreateJobParams<T>, "project_id">): Promise<Estimate> {
+    return this.t.json("POST", "/jobs/estimate", { json: params });
+  }
+
+  get(id: string, opts: { signal?: AbortSignal } = {}): Promise<Job> {
+    return this.t.json("GET", `/jobs/${id}`, { signal: opts.signal });
+  }
+
+  list(params: ListJobsParams = {}): Promise<JobPage> {
+    return this.t.json("GET", "/jobs", { query: params });
+  }
+
+  /** Cancels a queued or running job; its reserved credits come back (409 once it has ended). */
+  cancel(id: string): Promise<CancelJobReply> {
+    return this.t.json("POST", `/jobs/${id}/cancel`, { json: {} });
+  }
+
+  /**
+   * A job's events in seq order over a WebSocket, ending after its terminal event (`result` or
+   * `error`); reconnects with `since` when the socket drops, so none is missed or repeated.
+   */
+  events(id: string, opts: EventStreamOptions = {}): AsyncGenerator<JobEvent, void, undefined> {
+    return followEvents<JobEvent>(this.t, "jobs", id, isTerminalJobEvent, opts);
+  }
+
+  /** Waits until the job has ended and returns it: by its live events, else by polling. */
+  async wait(id: string, opts: WaitOptions = {}): Promise<Job> {
+    if (this.t.WebSocket) {
+      try {
+        for await (const _ of this.events(id, { signal: opts.signal })) {
+          // The stream ends after the terminal event.
+        }
+        const job = await this.get(id, opts);
+        if (terminalJobStatuses.includes(job.status)) return job;
+      } catch (err) {
+        // What polling would meet too (no such job, no session) is the answer; a failing socket is not.
+        if (opts.signal?.aborted || (err instanceof CutroomError && err.status >= 400 && err.status < 500)) throw err;
+      }
+    }
+    for (;;) {
+      const job = await this.get(id, opts);
+      if (terminalJobStatuses.includes(job.status)) return job;
+      await sleep(opts.pollIntervalMs ?? 1000, opts.signal);
+    }
+  }
+}
