@@ -37,11 +37,13 @@ async function connectAs(app: keyof NatsLogins) {
 describe("connectNats with the stack's users", () => {
   it("gets a reply from another app across two users' permissions", async () => {
     const billing = await connectAs("billing-service");
-    billing.subscribe("svc.billing.*", { callback: (_err, msg) => void msg.respond(JSON.stringify({ ok: true, data: msg.subject })) });
+    const bare = billing.subscribe("svc.billing.*", { callback: (_err, msg) => void msg.respond(JSON.stringify({ ok: true, data: msg.subject })) });
     await billing.flush();
     const job = await connectAs("job-service");
     const reply = await job.request("svc.billing.rate", "{}", { timeout: 2000 });
     expect(reply.json()).toEqual({ ok: true, data: "svc.billing.rate" });
+    // Left subscribed, it would answer the next tests' billing calls too, with no envelope.
+    bare.unsubscribe();
   });
 
   it("carries RPC calls through the caller's own inbox, and fails a call its user may not make at once, not at its timeout", async () => {
@@ -56,6 +58,31 @@ describe("connectNats with the stack's users", () => {
       code: "SERVICE_UNAVAILABLE",
       details: { reason: "unreachable" },
     });
+    await server.drain();
+  });
+
+  it("sends what the callbacks of one event-loop turn publish in one socket write, each call still answered", async () => {
+    const storage = await connectAs("storage-service");
+    const server = serveRpc(storage, "storage", { health: async () => ({ status: "up", service: "storage", checks: {} }) } as never, log);
+    await storage.flush();
+    const gateway = await connectAs("gateway");
+    const client = createRpcClient(gateway, { timeoutMs: 60_000 });
+    const socket = (gateway as unknown as { protocol: { transport: { socket: { write: (...args: unknown[]) => boolean } } } }).protocol.transport.socket;
+    let writes = 0;
+    const write = socket.write.bind(socket);
+    socket.write = (...args: unknown[]) => {
+      writes++;
+      return write(...args);
+    };
+    // Twenty timers due at once run in one turn, each its own callback, as twenty HTTP requests read together do.
+    const calls = await new Promise<Promise<unknown>[]>((resolve) => {
+      const started: Promise<unknown>[] = [];
+      for (let i = 0; i < 20; i++) setTimeout(() => started.push(client.call("storage", "health", {})) === 20 && resolve(started), 0);
+    });
+    await expect(Promise.all(calls)).resolves.toHaveLength(20);
+    socket.write = write;
+    // One write for the twenty (and the reply subscription the first call opens), not one each.
+    expect(writes).toBeLessThan(3);
     await server.drain();
   });
 
