@@ -6,6 +6,7 @@ import type { Logger, NatsConnection, RpcClient, StorageReplicas } from "@cutroo
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import { authPlugin, type TokenVerifier } from "./plugins/auth.ts";
 import { connectionsPlugin } from "./plugins/connections.ts";
 import { clientErrorHandler, errorsPlugin, frameworkErrors } from "./plugins/errors.ts";
@@ -16,6 +17,7 @@ import { securityHeadersPlugin } from "./plugins/security-headers.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { billingRoutes } from "./routes/billing.ts";
+import { dashboardRoutes } from "./routes/dashboard.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { jobRoutes } from "./routes/jobs.ts";
@@ -58,6 +60,8 @@ export interface GatewayDeps {
   requestBudget?: RequestBudget;
   /** How long POST /prompts/enhance waits for the language model (PROMPT_ENHANCE_TIMEOUT_MS). */
   promptEnhanceTimeoutMs?: number;
+  /** The built dashboard served at /dashboard (DASHBOARD_DIR); absent: apps/dashboard/dist. */
+  dashboardDir?: string;
 }
 
 /** Response headers a browser client may read: request ids, rate limits, idempotent replays. */
@@ -109,6 +113,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, deps);
   await app.register(storageProxy, { storage: deps.storage });
+  await app.register(dashboardRoutes, { dir: deps.dashboardDir ?? fileURLToPath(new URL("../../dashboard/dist", import.meta.url)) });
   await app.register(realtimeRoutes, { ...deps, connections: createConnectionLimit(deps.maxConnectionsPerUser ?? 20) });
   await app.register(
     async (api) => {

@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ModelProviderName } from "@cutroom/models";
 import { BaseEnv, envOrigins, loadEnv, urlList } from "@cutroom/runtime";
@@ -49,6 +50,8 @@ export const Env = BaseEnv.extend({
   REPLICATE_WEBHOOK_SECRET: z.string().min(1).optional(),
   /** The operator's models catalog, the file the workers read: GET /job-types lists its levels and prices. */
   MODEL_CATALOG_FILE: z.string().min(1).optional(),
+  /** The built web dashboard served at /dashboard (default: apps/dashboard/dist of this checkout, which npm start builds). */
+  DASHBOARD_DIR: z.string().min(1).default(fileURLToPath(new URL("../../dashboard/dist", import.meta.url))),
   /** How long POST /api/v1/prompts/enhance waits for the language model, in ms (then 502 PROVIDER_ERROR; the worker cancels the prediction). */
   PROMPT_ENHANCE_TIMEOUT_MS: z.coerce.number().int().min(2000).max(600_000).default(60_000),
 });

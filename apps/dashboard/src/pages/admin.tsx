@@ -1,0 +1,141 @@
+import type { User } from "@cutroom/sdk";
+import { useEffect, useState } from "preact/hooks";
+import { type AdminStats, describeError, getJson, type Health } from "../api.ts";
+
+/** GET /admin/users: a page of users. */
+type UserPage = { data: User[]; total: number };
+
+const workerKinds = (health: Health) => Object.entries(health.services).filter(([name]) => name.startsWith("worker-"));
+
+/** For admins: totals, users, every process's health, and the worker queues' load. */
+export function Admin() {
+  const [stats, setStats] = useState<AdminStats | null>(null);
+  const [users, setUsers] = useState<UserPage | null>(null);
+  const [health, setHealth] = useState<Health | null>(null);
+  const [error, setError] = useState("");
+
+  useEffect(() => {
+    const load = () =>
+      Promise.all([
+        getJson<AdminStats>("/api/v1/admin/stats"),
+        getJson<UserPage>("/api/v1/admin/users?limit=50"),
+        // 503 is a degraded stack, still a full answer.
+        getJson<Health>("/health", { okStatuses: [503] }),
+      ])
+        .then(([s, u, h]) => {
+          setStats(s);
+          setUsers(u);
+          setHealth(h);
+          setError("");
+        })
+        .catch((err) => setError(describeError(err)));
+    load();
+    const timer = setInterval(load, 5000);
+    return () => clearInterval(timer);
+  }, []);
+
+  return (
+    <div class="card">
+      <h1>Admin</h1>
+      {error && <p class="error">{error}</p>}
+      {stats && (
+        <section>
+          <h2>Stats</h2>
+          <dl class="stats" id="admin-stats">
+            <Stat label="users" value={stats.total_users} />
+            <Stat label="new today" value={stats.users_today} />
+            <Stat label="active jobs" value={stats.active_jobs} />
+            <Stat label="completed today" value={stats.completed_jobs_today} />
+            <Stat label="avg processing" value={stats.average_processing_time_minutes === null ? "–" : `${stats.average_processing_time_minutes.toFixed(2)} min`} />
+            <Stat label="files" value={stats.total_files} />
+            <Stat label="storage" value={`${stats.total_storage_gb} GB`} />
+          </dl>
+        </section>
+      )}
+      {health && (
+        <section>
+          <h2>
+            Queues <span class="muted">(jobs in flight on each worker kind / its slots)</span>
+          </h2>
+          <table id="queues">
+            <tbody>
+              {workerKinds(health).map(([name, kind]) => {
+                const inFlight = (kind.instances ?? []).reduce((n, i) => n + (i.load?.in_flight ?? 0), 0);
+                const slots = (kind.instances ?? []).reduce((n, i) => n + (i.load?.concurrency ?? 0), 0);
+                return (
+                  <tr key={name}>
+                    <td>{name}</td>
+                    <td>
+                      <progress max={slots || 1} value={inFlight} /> {inFlight} / {slots}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+          <h2>
+            Health <span class={`status status-${health.status}`}>{health.status}</span>
+          </h2>
+          <table id="health">
+            <tbody>
+              {Object.entries(health.checks).map(([name, c]) => (
+                <tr key={name}>
+                  <td>{name}</td>
+                  <td class={`status-${c.status}`}>{c.status}</td>
+                  <td class="muted">{c.latency_ms !== undefined ? `${c.latency_ms} ms` : ""}</td>
+                  <td class="muted">{c.error ?? ""}</td>
+                </tr>
+              ))}
+              {Object.entries(health.services).map(([name, kind]) => (
+                <tr key={name}>
+                  <td>{name}</td>
+                  <td class={`status-${kind.status}`}>{kind.status}</td>
+                  <td class="muted">{kind.count} instance(s)</td>
+                  <td class="muted">{(kind.instances ?? []).map((i) => `${i.host}:${i.pid}`).join(", ") || kind.error}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      )}
+      {users && (
+        <section>
+          <h2>
+            Users <span class="muted">({users.total})</span>
+          </h2>
+          <table id="users">
+            <thead>
+              <tr>
+                <th>email</th>
+                <th>role</th>
+                <th>tier</th>
+                <th>credits</th>
+                <th>last sign-in</th>
+              </tr>
+            </thead>
+            <tbody>
+              {users.data.map((u) => (
+                <tr key={u.user_id} class={u.disabled ? "disabled" : ""}>
+                  <td>{u.email}</td>
+                  <td>{u.role}</td>
+                  <td>{u.tier}</td>
+                  <td>{u.credits}</td>
+                  <td>{u.last_login ? new Date(u.last_login).toLocaleString() : "never"}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      )}
+    </div>
+  );
+}
+
+function Stat({ label, value }: { label: string; value: string | number }) {
+  return (
+    <div>
+      <dt>{label}</dt>
+      <dd>{value}</dd>
+    </div>
+  );
+}
