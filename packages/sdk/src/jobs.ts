@@ -29,6 +29,14 @@ export class JobsApi {
     return this.t.json("POST", "/jobs", { json: params, headers: { "idempotency-key": key }, signal: opts.signal });
   }
 
+  /**
+   * create() for a type known only at run time (a CLI argument, a newer server's type): the input
+   * is not checked here, the server answers 422 naming the fields it refuses.
+   */
+  createUntyped(params: { type: string; input: Record<string, unknown>; project_id?: string }, opts: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<Job> {
+    return this.create(params as CreateJobParams<JobTypeName>, opts);
+  }
+
   /** What a job would cost, without enqueueing it. */
   estimate<T extends JobTypeName>(params: Omit<CreateJobParams<T>, "project_id">): Promise<Estimate> {
     return this.t.json("POST", "/jobs/estimate", { json: params });

@@ -137,7 +137,13 @@ describe("jobs", () => {
     const b = await sdk.jobs.create({ type: "image.thumbnail", input: { file_id: file.id } }, { idempotencyKey: key });
     expect(b.id).toBe(a.id);
     expect((await sdk.jobs.list({ type: "image.thumbnail" })).total).toBe(2);
-    await sdk.jobs.wait(a.id);
+    // Without a working WebSocket, wait polls.
+    const noSockets = client({ ...sdk.tokens, WebSocket: class {
+      constructor() {
+        throw new Error("no WebSocket here");
+      }
+    } as unknown as WebSocketConstructor });
+    expect(await noSockets.jobs.wait(a.id, { pollIntervalMs: 100 })).toMatchObject({ id: a.id, status: "succeeded" });
 
     // @ts-expect-error an image.thumbnail input's width is a number
     await expect(sdk.jobs.create({ type: "image.thumbnail", input: { file_id: file.id, width: "big" } })).rejects.toMatchObject({ status: 422 });
@@ -188,6 +194,8 @@ describe("errors", () => {
     const invalid = await sdk.jobs.create({ type: "image.thumbnail", input: { file_id: "not-a-uuid" } }).catch((e: unknown) => e);
     expect(invalid).toBeInstanceOf(CutroomError);
     expect(invalid).toMatchObject({ status: 422, code: "INVALID_INPUT", requestId: expect.stringMatching(/.+/), details: { fields: expect.any(Array) } });
+
+    await expect(sdk.jobs.createUntyped({ type: "image.no-such-type", input: {} })).rejects.toMatchObject({ status: 422, code: "INVALID_INPUT" });
 
     const missing = await sdk.jobs.get(randomUUID()).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(CutroomError);
