@@ -34,6 +34,10 @@ export function createEventHub(nc: NatsConnection, log: Logger, opts: { retryMs?
   const projectListeners = new Map<string, Set<ProjectListener>>();
   // Jobs of the watched projects only: forgotten when a job ends or its project is no longer watched.
   const jobProject = new Map<string, string>();
+  // A watched job's version: a fresh number each time an event of it is dispatched or its watchers
+  // begin anew, so a read taken at one version misses nothing while it holds (docs/adr/035).
+  const jobVersions = new Map<string, number>();
+  let changes = 0;
 
   const each = <E>(watchers: Set<(e: E) => void> | undefined, event: E, subject: string) => {
     for (const l of watchers ?? []) {
@@ -74,6 +78,7 @@ export function createEventHub(nc: NatsConnection, log: Logger, opts: { retryMs?
     if (msg.subject.startsWith(subjects.pipelineEvents(""))) return dispatchPipeline(msg);
     const jobId = msg.subject.slice(subjects.jobEvents("").length);
     const watchers = listeners.get(jobId);
+    if (watchers) jobVersions.set(jobId, ++changes);
     if (!watchers && projectListeners.size === 0) return;
     const event = parse(JobEvent, msg);
     if (!event) return;
@@ -141,13 +146,17 @@ export function createEventHub(nc: NatsConnection, log: Logger, opts: { retryMs?
   };
   const following = follow();
 
-  function add<L>(map: Map<string, Set<L>>, key: string, listener: L): () => void {
+  const forgetVersion = (jobId: string) => jobVersions.delete(jobId);
+  function add<L>(map: Map<string, Set<L>>, key: string, listener: L, onLast?: (key: string) => void): () => void {
     let set = map.get(key);
     if (!set) map.set(key, (set = new Set()));
     set.add(listener);
     return () => {
       set!.delete(listener);
-      if (set!.size === 0 && map.get(key) === set) map.delete(key);
+      if (set!.size === 0 && map.get(key) === set) {
+        map.delete(key);
+        onLast?.(key);
+      }
     };
   }
 
@@ -155,8 +164,14 @@ export function createEventHub(nc: NatsConnection, log: Logger, opts: { retryMs?
     /** Resolves once the first consumer is up: events published from then on reach listeners. */
     ready,
     listen(jobId: string, listener: Listener): () => void {
-      return add(listeners, jobId, listener);
+      if (!listeners.has(jobId)) jobVersions.set(jobId, ++changes);
+      return add(listeners, jobId, listener, forgetVersion);
     },
+    /**
+     * The job's version while it has watchers: the same number as long as no event of it was
+     * dispatched since, and no gap in its watchers; a number never handed out before otherwise.
+     */
+    jobVersion: (jobId: string): number => jobVersions.get(jobId) ?? ++changes,
     listenPipeline(pipelineId: string, listener: PipelineListener): () => void {
       return add(pipelineListeners, pipelineId, listener);
     },

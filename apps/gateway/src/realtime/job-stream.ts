@@ -40,18 +40,34 @@ interface Kind<S, E extends { seq: number }> {
 
 const callerKey = (c: Caller) => `${c.user_id}:${c.role}:${c.tier}`;
 
+// Clients sharing one read of a job get one snapshot object, so it is serialised once for all (docs/adr/035).
+const jobSnapshots = new WeakMap<Job, StreamItem>();
+const jobSnapshot = (job: Job) => {
+  let item = jobSnapshots.get(job);
+  if (!item) jobSnapshots.set(job, (item = { type: "snapshot", job }));
+  return item;
+};
+
+/**
+ * A job's reads are shared while the hub dispatched none of its events (docs/adr/035): every watcher
+ * listens before it reads, so an event stored after a shared read began reaches it live.
+ */
 const jobKind: Kind<Job, JobEvent> = {
   what: "job",
   listen: (hub, id, listener) => hub.listen(id, listener),
   async snapshot(opts, id) {
     // What job.get answers depends on who asks (another user's job is NOT_FOUND): shared by the same caller only.
-    const job = await opts.coalesce(`job:${id}:${callerKey(opts.caller)}`, () => opts.rpc.call("job", "get", { job_id: id }, { requestId: opts.requestId, caller: opts.caller }));
-    (opts.send as (item: StreamItem) => void)({ type: "snapshot", job });
+    const job = await opts.coalesce(
+      `job:${id}:${callerKey(opts.caller)}`,
+      () => opts.rpc.call("job", "get", { job_id: id }, { requestId: opts.requestId, caller: opts.caller }),
+      () => opts.hub.jobVersion(id),
+    );
+    (opts.send as (item: StreamItem) => void)(jobSnapshot(job));
     return job;
   },
   ended: (job) => terminalStatuses.includes(job.status),
-  read: (opts, id, since) => opts.coalesce(`job-events:${id}:${since}`, () => readJobEvents(opts.nc, id, since)),
-  readLast: (opts, id) => opts.coalesce(`job-last:${id}`, () => readLastJobEvent(opts.nc, id)),
+  read: (opts, id, since) => opts.coalesce(`job-events:${id}:${since}`, () => readJobEvents(opts.nc, id, since), () => opts.hub.jobVersion(id)),
+  readLast: (opts, id) => opts.coalesce(`job-last:${id}`, () => readLastJobEvent(opts.nc, id), () => opts.hub.jobVersion(id)),
   isTerminal: isTerminalEvent,
 };
 

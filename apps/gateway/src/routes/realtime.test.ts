@@ -55,13 +55,14 @@ async function startGateway(target: Parameters<typeof connectNats>[0], jobs: Map
   const log = createLogger("gateway", "info", destination);
   const nc = await connectNats(target, "gateway", log);
   const hub = createEventHub(nc, log, { retryMs: 100 });
-  const calls = { jobGet: 0 };
+  // `hold`: while set, job lookups wait for it instead of the usual few milliseconds.
+  const calls = { jobGet: 0, hold: undefined as Promise<void> | undefined };
   const rpc = {
     async call(service: string, method: string, body: { job_id: string }) {
       if (service !== "job" || method !== "get") throw new Error(`unexpected call ${service}.${method}`);
       calls.jobGet++;
       // A lookup takes a round trip to job-service and Postgres.
-      await sleep(5);
+      await (calls.hold ?? sleep(5));
       const job = jobs.get(body.job_id);
       if (!job) throw new AppError("NOT_FOUND", "job not found");
       return job;
@@ -272,6 +273,28 @@ describe("live job events reach clients only once stored, in stored order", () =
     // Clients opening the job together shared job lookups.
     expect(gateway.calls.jobGet - lookupsBefore).toBeLessThan(CLIENTS);
   }, 60_000);
+
+  it("serves many clients opening a job whose events are quiet from one job lookup, and still leaves no gap", async () => {
+    const jobId = runningJob(jobs);
+    const publisher = createEventPublisher(jobService);
+    await publisher.publish(jobId, { type: "progress", progress: 10 });
+    const lookupsBefore = gateway.calls.jobGet;
+    const watchersBefore = gateway.hub.watchers();
+    let release = () => {};
+    gateway.calls.hold = new Promise<void>((r) => (release = r));
+    const watchers = Array.from({ length: 50 }, () => watchWs(gateway.url, jobId));
+    // Every client listens, then asks, while the first lookup is still under way.
+    await waitFor("every client to be waiting for its snapshot", async () => gateway.hub.watchers() === watchersBefore + watchers.length);
+    gateway.calls.hold = undefined;
+    release();
+    await Promise.all(watchers.map((w) => w.snapshot));
+    expect(gateway.calls.jobGet - lookupsBefore).toBe(1);
+    await publisher.publish(jobId, canceled);
+    for (const w of watchers) {
+      expect(await w.closed).toMatchObject({ code: 1000 });
+      expect(w.events().map((e) => e.seq)).toEqual([2]);
+    }
+  });
 
   it("keeps delivering after the stream is deleted and made again, and after nats-server comes back with an empty store", async () => {
     // The stream's sequence moves on first, so that a consumer resuming at the old sequence would skip the new stream's first messages.
