@@ -1,6 +1,6 @@
 import { CutroomError } from "./errors.ts";
 import { type EventStreamOptions, followEvents, sleep } from "./events.ts";
-import type { Transport } from "./transport.ts";
+import { newIdempotencyKey, type Transport } from "./transport.ts";
 import type { CancelJobReply, CreateJobParams, Estimate, Job, JobEvent, JobPage, JobStatus, JobTypeDescription, JobTypeName, ListJobsParams } from "./types.ts";
 
 export const terminalJobStatuses: readonly JobStatus[] = ["succeeded", "failed", "canceled"];
@@ -25,7 +25,7 @@ export class JobsApi {
    * a token refresh, or the caller's own retry with the same key, addresses the same job.
    */
   create<T extends JobTypeName>(params: CreateJobParams<T>, opts: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<Job> {
-    const key = opts.idempotencyKey ?? globalThis.crypto.randomUUID();
+    const key = opts.idempotencyKey ?? newIdempotencyKey();
     return this.t.json("POST", "/jobs", { json: params, headers: { "idempotency-key": key }, signal: opts.signal });
   }
 

@@ -1,5 +1,5 @@
 import { type EventStreamOptions, followEvents } from "./events.ts";
-import type { Transport } from "./transport.ts";
+import { newIdempotencyKey, type Transport } from "./transport.ts";
 import type { ApprovePipelineParams, CancelPipelineReply, CreatePipelineParams, ListPipelinesParams, Pipeline, PipelineEvent, PipelinePage, PipelineTypeDescription } from "./types.ts";
 
 export class PipelinesApi {
@@ -12,7 +12,7 @@ export class PipelinesApi {
 
   /** Starts a run (202); an Idempotency-Key is made for the call unless given. */
   create(params: CreatePipelineParams, opts: { idempotencyKey?: string } = {}): Promise<Pipeline> {
-    const key = opts.idempotencyKey ?? globalThis.crypto.randomUUID();
+    const key = opts.idempotencyKey ?? newIdempotencyKey();
     return this.t.json("POST", "/pipelines", { json: params, headers: { "idempotency-key": key } });
   }
 

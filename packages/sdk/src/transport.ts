@@ -58,7 +58,9 @@ export class Transport {
   constructor(opts: CutroomOptions) {
     this.origin = opts.baseUrl.replace(/\/+$/, "").replace(/\/api\/v1$/, "");
     this.apiUrl = `${this.origin}/api/v1`;
-    this.fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    // Called unbound: a browser's fetch invoked as a method of another object throws "Illegal invocation".
+    const fetchImpl = opts.fetch ?? globalThis.fetch;
+    this.fetch = (input, init) => fetchImpl(input, init);
     this.WebSocket = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.accessToken = opts.accessToken;
     this.refreshToken = opts.refreshToken;
@@ -144,4 +146,14 @@ export class Transport {
       throw new CutroomNetworkError(`${init.method ?? "GET"} ${url.split("?")[0]} failed: ${(err as Error)?.message ?? err}`, { cause: err });
     }
   }
+}
+
+/** A v4 UUID for Idempotency-Key: randomUUID exists only in secure contexts (https, localhost) of a browser. */
+export function newIdempotencyKey(): string {
+  if (typeof globalThis.crypto.randomUUID === "function") return globalThis.crypto.randomUUID();
+  const b = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
