@@ -82,15 +82,23 @@ export function planReservations(locked: LockedAccounts, items: readonly Reserva
   return { outcomes, rows, accounts: accountsAfter };
 }
 
-/** Records a plan of `planReservations`: one multi-row insert of the ledger, one update of the accounts, sent together. */
+/**
+ * Records a plan of `planReservations`: one multi-row insert of the ledger, one update of the
+ * accounts, sent together. Each takes its rows as arrays, so its text is the same whatever the
+ * batch's size: Postgres parses and plans it once per connection, not once per size (ADR 034).
+ */
 export async function writeReservations(tx: Tx, plan: ReturnType<typeof planReservations>): Promise<void> {
   if (plan.rows.length === 0) return;
-  const values = plan.accounts.map((a) => sql`(${a.userId}::uuid, ${a.available}::int, ${a.reserved}::int)`);
+  const { rows, accounts: changed } = plan;
   await Promise.all([
-    tx.insert(ledger).values(plan.rows),
+    tx.execute(sql`
+      insert into billing.ledger (id, user_id, kind, amount, job_id, note)
+      select * from unnest(${sql.param(rows.map((r) => r.id))}::uuid[], ${sql.param(rows.map((r) => r.userId))}::uuid[], ${sql.param(rows.map((r) => r.kind))}::text[],
+        ${sql.param(rows.map((r) => r.amount))}::int[], ${sql.param(rows.map((r) => r.jobId ?? null))}::uuid[], ${sql.param(rows.map((r) => r.note ?? null))}::text[])`),
     tx.execute(sql`
       update billing.accounts a set available = v.available, reserved = v.reserved, updated_at = now()
-      from (values ${sql.join(values, sql`, `)}) as v(user_id, available, reserved)
+      from unnest(${sql.param(changed.map((a) => a.userId))}::uuid[], ${sql.param(changed.map((a) => a.available))}::int[], ${sql.param(changed.map((a) => a.reserved))}::int[])
+        as v(user_id, available, reserved)
       where a.user_id = v.user_id`),
   ]);
 }

@@ -32,10 +32,12 @@ export async function takeRates(conn: Db | Tx, takes: readonly RateTake[], now =
     return { ...t, windowMs, windowStart: new Date(Math.floor(now / windowMs) * windowMs) };
   });
   const ordered = [...windows].sort((a, b) => (a.key === b.key ? cmp(a.bucket, b.bucket) : cmp(a.key, b.key)));
-  const values = ordered.map((w) => sql`(${w.key}::uuid, ${w.bucket}, ${w.windowStart.toISOString()}::timestamptz, ${w.units}::int)`);
+  // Arrays, not a values list: one statement text whatever the number of windows (ADR 034). The
+  // window starts go as text: postgres.js has no serializer for a timestamptz[] parameter.
   const rows = await conn.execute<{ user_id: string; bucket: string; count: number }>(sql`
     insert into billing.rate_windows (user_id, bucket, window_start, count)
-    values ${sql.join(values, sql`, `)}
+    select * from unnest(${sql.param(ordered.map((w) => w.key))}::uuid[], ${sql.param(ordered.map((w) => w.bucket))}::text[],
+      ${sql.param(ordered.map((w) => w.windowStart.toISOString()))}::text[]::timestamptz[], ${sql.param(ordered.map((w) => w.units))}::int[])
     on conflict (user_id, bucket, window_start) do update set count = greatest(billing.rate_windows.count + excluded.count, 0)
     returning user_id, bucket, count`);
   const counts = new Map([...rows].map((r) => [`${r.user_id}\0${r.bucket}`, Number(r.count)]));
