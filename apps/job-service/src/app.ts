@@ -108,6 +108,26 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
   /** The job's project on the events job-service publishes, so the gateway routes them (and the worker's between) to the project's channel (ADR 026). */
   const inProject = (row: Pick<JobRow, "projectId">) => (row.projectId ? { project_id: row.projectId } : {});
 
+  /**
+   * A claimed job's signed storage access (ADR 033): its inputs' URLs and its output URL, asked while its
+   * running event goes out, so its worker makes no call to storage of its own. Best effort: without it
+   * (storage slow or down) the worker asks storage itself, as before, and fails or retries as it did.
+   */
+  const storageAccess = async (row: JobRow, ctx: RpcContext) => {
+    const fileIds = namedFiles(getJobType(row.type)?.fileFields ?? [], row.input).map((n) => n.fileId);
+    try {
+      return await rpc.call(
+        "storage",
+        "jobAccess",
+        { owner_id: row.userId, job_id: row.id, project_id: row.projectId, file_ids: [...new Set(fileIds.filter((id) => UUID.test(id)))] },
+        { requestId: ctx.requestId, deadline: Math.min(ctx.deadline ?? Number.POSITIVE_INFINITY, Date.now() + STORAGE_ACCESS_WAIT_MS) },
+      );
+    } catch (err) {
+      ctx.log.warn({ err, job_id: row.id }, "storage did not sign the claimed job's access; its worker asks storage itself");
+      return undefined;
+    }
+  };
+
   /** `floor`: the row's last_event_seq, so the event goes above what watchers saw even when the broker lost the stored ones. */
   const publishEvent = async (jobId: string, event: Parameters<JobEventPublisher["publish"]>[1], floor = 0) => {
     // Clients lose a live update, not the job: the row is the record and GET shows it.
@@ -331,11 +351,14 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
         return { run: false, reason: row.status === "running" ? "leased" : row.held && row.status === "queued" ? "held" : row.status };
       }
       ctx.log.info({ job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
-      const running = await publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}`, ...inProject(claimed) }, claimed.lastEventSeq);
+      const [running, storage] = await Promise.all([
+        publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}`, ...inProject(claimed) }, claimed.lastEventSeq),
+        storageAccess(claimed, ctx),
+      ]);
       const { id, userId: user_id, type, input, attempts: attempt, projectId: project_id } = claimed;
       const last_event_seq = Math.max(claimed.lastEventSeq, running?.seq ?? 0);
       // A job enqueued before jobs carried a tier is held to the widest limits, which still bound it.
-      return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise"), project_id, last_event_seq } };
+      return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise"), project_id, last_event_seq, ...(storage ? { storage } : {}) } };
     },
 
     // The row and the credits first, the event last: a client that sees the ending finds it recorded.
@@ -373,6 +396,10 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
   };
   return { handlers, pipelines, admission };
 }
+
+// A claim waits this long at most for storage's signatures; then its worker asks storage itself (ADR 033).
+const STORAGE_ACCESS_WAIT_MS = 1000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const createJobHandlers = (deps: JobDeps): RpcHandlers<"job"> => createJobService(deps).handlers;
 

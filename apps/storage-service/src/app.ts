@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { fileTypeFromBuffer } from "file-type";
-import { AppError, downloadUrlSeconds, kindOf, toPage, type Caller, type FileObject, type MediaFacts } from "@cutroom/contracts";
+import { AppError, downloadUrlSeconds, kindOf, toPage, type Caller, type FileObject, type InputUrl, type MediaFacts } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { runChecks, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import type { Audience, StorageDriver } from "./drivers/driver.ts";
@@ -12,6 +12,7 @@ import {
   fileStats,
   getFileRow,
   getOwnedFile,
+  getReadyFiles,
   insertPendingFile,
   listProjectFiles,
   listReadyFiles,
@@ -19,6 +20,7 @@ import {
   markRejected,
   moveFile,
   projectFileRows,
+  receiveOutputFile,
   releaseIngest,
   toFileObject,
   upsertOutputFile,
@@ -158,6 +160,20 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
       return { url, expires_at, filename: row.filename, content_type: row.contentType, size: row.size };
     },
 
+    // One call for a claimed job (ADR 033): a missing or unready input is left out, and the worker's own inputUrl then says why.
+    jobAccess: async ({ owner_id, job_id, project_id, file_ids }) => {
+      const rows = file_ids.length === 0 ? [] : await getReadyFiles(db, owner_id, file_ids);
+      const inputs: Record<string, InputUrl> = {};
+      for (const row of rows) {
+        const { url, expires_at } = await signedDownload(driver, row, "worker");
+        inputs[row.id] = { url, expires_at, filename: row.filename, content_type: row.contentType, size: row.size };
+      }
+      // Only where our data plane receives worker uploads itself (fs); an S3 worker PUTs to S3 and confirms after.
+      if (driver.name !== "fs") return { inputs, expires_at: expiresAt() };
+      const token = signer.sign({ op: "output", key: owner_id, job: job_id, ...(project_id ? { prj: project_id } : {}), exp: Date.now() + urlTtlSec * 1000 });
+      return { inputs, output_url: `${deps.internalUrl}/storage/output/${token}`, expires_at: expiresAt() };
+    },
+
     createOutput: async ({ owner_id, job_id, filename, content_type, project_id }) => {
       const row = await upsertOutputFile(db, {
         id: outputFileId(job_id, filename),
@@ -230,6 +246,33 @@ export function createSignedPutReceiver(deps: StorageDeps): SignedPutReceiver {
       await releaseIngest(deps.db, row.id);
       throw err;
     }
+  };
+}
+
+export type OutputReceiver = (token: string, filename: string, contentType: string, body: Readable) => Promise<FileObject>;
+
+/**
+ * The data plane's `PUT /storage/output/:token?filename=<name>` (ADR 033): a job's output stored and
+ * recorded in one request, what createOutput, the signed PUT and confirmOutput did in three. The row is
+ * the one (job, filename) always names, claimed as the bytes arrive; they are measured as confirmOutput
+ * measures them, and the answer is the ready file. A PUT that fails keeps nothing and leaves the row pending.
+ */
+export function createOutputReceiver(deps: StorageDeps): OutputReceiver {
+  return async (token, filename, contentType, body) => {
+    const claims = deps.signer.verify(token, "output");
+    if (!claims.job) throw new AppError("FORBIDDEN", "this link names no job");
+    const row = await receiveOutputFile(deps.db, { id: outputFileId(claims.job, filename), ownerId: claims.key, jobId: claims.job, projectId: claims.prj ?? null, filename, contentType });
+    if (!row) throw new AppError("CONFLICT", "this output belongs to another user", { job_id: claims.job });
+    let size: number;
+    try {
+      size = await deps.driver.putStream(row.storageKey, body, { maxBytes: Number.POSITIVE_INFINITY, contentType });
+    } catch (err) {
+      await moveFile(deps.db, row.id, "receiving", "pending");
+      throw err;
+    }
+    // Our own output: left unmeasured rather than refused when the probe cannot read it (as confirmOutput).
+    const media = await probeOf(deps)(kindOf(contentType), probeSource(deps.driver, row.storageKey)).catch(() => undefined);
+    return toFileObject(await markReady(deps.db, row.id, size, undefined, media));
   };
 }
 

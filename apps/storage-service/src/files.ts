@@ -1,5 +1,5 @@
 import { kindOf, toFileMetadata, type FileCategory, type FileKind, type FileMetadata, type FileObject, type Folder, type MediaFacts } from "@cutroom/contracts";
-import { and, asc, count, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
+import { and, asc, clientOf, count, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
 import { files } from "@cutroom/db/storage";
 
 /** The rows of storage.files, as plain queries. */
@@ -21,35 +21,100 @@ export async function insertPendingFile(
 }
 
 /** A job's output file: the same (job, filename) always lands on the same row, put back to pending for the new bytes. */
-export async function upsertOutputFile(
-  db: Db,
-  f: { id: string; ownerId: string; jobId: string; projectId: string | null; filename: string; contentType: string },
-): Promise<FileRow | undefined> {
-  const [row] = await db
-    .insert(files)
-    .values({ ...f, folder: "output", storageKey: storageKey(f.ownerId, f.id) })
-    .onConflictDoUpdate({
-      target: files.id,
-      set: { contentType: f.contentType, status: "pending", size: 0, confirmedAt: null },
-      setWhere: eq(files.ownerId, f.ownerId),
-    })
-    .returning();
-  return row;
+export async function upsertOutputFile(db: Db, f: OutputFile): Promise<FileRow | undefined> {
+  return putOutputRow(db, f, "pending");
+}
+
+/**
+ * As upsertOutputFile, but the row is claimed for the bytes arriving now (receiving): a job's output URL
+ * stores and records an output in one request (ADR 033). Another user's row is left alone: undefined.
+ */
+export async function receiveOutputFile(db: Db, f: OutputFile): Promise<FileRow | undefined> {
+  return putOutputRow(db, f, "receiving");
+}
+
+type OutputFile = { id: string; ownerId: string; jobId: string; projectId: string | null; filename: string; contentType: string };
+
+// Plain SQL on the worker's path: Drizzle's query building cost more CPU than the statement (ADR 033).
+async function putOutputRow(db: Db, f: OutputFile, status: "pending" | "receiving"): Promise<FileRow | undefined> {
+  const [row] = await clientOf(db)<SqlFileRow[]>`
+    insert into storage.files (id, owner_id, project_id, job_id, folder, filename, content_type, storage_key, status)
+    values (${f.id}, ${f.ownerId}, ${f.projectId}, ${f.jobId}, 'output', ${f.filename}, ${f.contentType}, ${storageKey(f.ownerId, f.id)}, ${status})
+    on conflict (id) do update set content_type = excluded.content_type, status = excluded.status, size = 0, confirmed_at = null
+    where storage.files.owner_id = excluded.owner_id
+    returning *`;
+  return row && fromSql(row);
 }
 
 export async function getFileRow(db: Db, id: string): Promise<FileRow | undefined> {
-  const [row] = await db.select().from(files).where(eq(files.id, id));
-  return row;
+  const [row] = await clientOf(db)<SqlFileRow[]>`select * from storage.files where id = ${id}`;
+  return row && fromSql(row);
 }
 
 /** The file when `ownerId` owns it; another user's file is simply not there. */
 export async function getOwnedFile(db: Db, ownerId: string, id: string): Promise<FileRow | undefined> {
-  const [row] = await db
-    .select()
-    .from(files)
-    .where(and(eq(files.id, id), eq(files.ownerId, ownerId)));
-  return row;
+  const [row] = await clientOf(db)<SqlFileRow[]>`select * from storage.files where id = ${id} and owner_id = ${ownerId}`;
+  return row && fromSql(row);
 }
+
+/** The owner's ready files among `ids` (a job's inputs); another user's, or one not ready, is not there. */
+export async function getReadyFiles(db: Db, ownerId: string, ids: readonly string[]): Promise<FileRow[]> {
+  const rows = await clientOf(db)<SqlFileRow[]>`
+    select * from storage.files where id = any(${ids as string[]}::uuid[]) and owner_id = ${ownerId} and status = 'ready'`;
+  return rows.map(fromSql);
+}
+
+/** A row of storage.files as postgres.js gives it under Drizzle's parsers: snake_case, int8 and timestamps as text. */
+type SqlFileRow = {
+  id: string;
+  owner_id: string;
+  project_id: string | null;
+  job_id: string | null;
+  folder: FileRow["folder"];
+  filename: string;
+  content_type: string;
+  declared_size: string | null;
+  size: string;
+  status: FileRow["status"];
+  storage_key: string;
+  created_at: string;
+  confirmed_at: string | null;
+  width: number | null;
+  height: number | null;
+  duration_seconds: number | null;
+  frame_rate: number | null;
+  video_codec: string | null;
+  audio_codec: string | null;
+  has_audio: boolean | null;
+  has_alpha: boolean | null;
+};
+
+function fromSql(r: SqlFileRow): FileRow {
+  return {
+    id: r.id,
+    ownerId: r.owner_id,
+    projectId: r.project_id,
+    jobId: r.job_id,
+    folder: r.folder,
+    filename: r.filename,
+    contentType: r.content_type,
+    declaredSize: r.declared_size === null ? null : Number(r.declared_size),
+    size: Number(r.size),
+    status: r.status,
+    storageKey: r.storage_key,
+    createdAt: new Date(r.created_at),
+    confirmedAt: r.confirmed_at === null ? null : new Date(r.confirmed_at),
+    width: r.width,
+    height: r.height,
+    durationSeconds: r.duration_seconds,
+    frameRate: r.frame_rate,
+    videoCodec: r.video_codec,
+    audioCodec: r.audio_codec,
+    hasAudio: r.has_audio,
+    hasAlpha: r.has_alpha,
+  };
+}
+
 
 export async function listReadyFiles(
   db: Db,
@@ -136,22 +201,15 @@ export async function claimIngest(db: Db, id: string): Promise<FileRow | undefin
  * a second PUT, or one after confirm, finds the row in another state. Undefined then.
  */
 export async function claimSignedPut(db: Db, key: string): Promise<FileRow | undefined> {
-  const [row] = await db
-    .update(files)
-    .set({ status: "receiving" })
-    .where(and(eq(files.id, fileIdOfKey(key)), eq(files.storageKey, key), eq(files.status, "pending")))
-    .returning();
-  return row;
+  const [row] = await clientOf(db)<SqlFileRow[]>`
+    update storage.files set status = 'receiving' where id = ${fileIdOfKey(key)} and storage_key = ${key} and status = 'pending' returning *`;
+  return row && fromSql(row);
 }
 
 /** `from` → `to` as a conditional update: of two calls racing for the row, exactly one moves it. Undefined when it was not in `from`. */
 export async function moveFile(db: Db, id: string, from: FileRow["status"], to: FileRow["status"]): Promise<FileRow | undefined> {
-  const [row] = await db
-    .update(files)
-    .set({ status: to })
-    .where(and(eq(files.id, id), eq(files.status, from)))
-    .returning();
-  return row;
+  const [row] = await clientOf(db)<SqlFileRow[]>`update storage.files set status = ${to} where id = ${id} and status = ${from} returning *`;
+  return row && fromSql(row);
 }
 
 /** receiving → pending: the PUT failed part-way, so the ingest or signed URL may be tried again. */
@@ -171,20 +229,18 @@ export async function markReady(db: Db, id: string, size: number, contentType?: 
     ? {
         width: media.width,
         height: media.height,
-        durationSeconds: media.duration_seconds,
-        frameRate: media.frame_rate,
-        videoCodec: media.video_codec ?? null,
-        audioCodec: media.audio_codec ?? null,
-        hasAudio: media.has_audio ?? null,
-        hasAlpha: media.has_alpha ?? null,
+        duration_seconds: media.duration_seconds,
+        frame_rate: media.frame_rate,
+        video_codec: media.video_codec ?? null,
+        audio_codec: media.audio_codec ?? null,
+        has_audio: media.has_audio ?? null,
+        has_alpha: media.has_alpha ?? null,
       }
     : {};
-  const [row] = await db
-    .update(files)
-    .set({ status: "ready", size, confirmedAt: new Date(), ...(contentType ? { contentType } : {}), ...facts })
-    .where(and(eq(files.id, id), inArray(files.status, ["pending", "receiving", "uploaded"])))
-    .returning();
-  return row ?? (await getFileRow(db, id))!;
+  const q = clientOf(db);
+  const patch = { status: "ready", size, confirmed_at: new Date().toISOString(), ...(contentType ? { content_type: contentType } : {}), ...facts };
+  const [row] = await q<SqlFileRow[]>`update storage.files set ${q(patch)} where id = ${id} and status in ('pending', 'receiving', 'uploaded') returning *`;
+  return row ? fromSql(row) : (await getFileRow(db, id))!;
 }
 
 export async function markRejected(db: Db, id: string): Promise<void> {

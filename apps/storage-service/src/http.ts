@@ -4,7 +4,7 @@ import { PassThrough } from "node:stream";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { AppError, errorStatus, type ErrorCode, type ErrorEnvelope } from "@cutroom/contracts";
 import type { Logger } from "@cutroom/runtime";
-import type { IngestReceiver, SignedPutReceiver } from "./app.ts";
+import type { IngestReceiver, OutputReceiver, SignedPutReceiver } from "./app.ts";
 import type { createUploadReceivers } from "./resumable.ts";
 import { contentDisposition } from "./drivers/driver.ts";
 import type { FsDriver } from "./drivers/fs-driver.ts";
@@ -92,6 +92,20 @@ export const blobRoutes =
       }
       reply.header("content-length", size);
       return reply.send(size === 0 ? "" : driver.openRead(claims.key));
+    });
+  };
+
+/** A job's outputs, each stored and recorded by its PUT (ADR 033); the answer is the ready file. */
+export const outputRoutes =
+  (receive: OutputReceiver): Routes =>
+  (app) => {
+    app.put<{ Params: { token: string }; Querystring: { filename?: string } }>("/storage/output/:token", async (req, reply) => {
+      const filename = req.query.filename;
+      if (!filename || filename.length > 1024) throw new AppError("BAD_REQUEST", "the upload needs a filename of 1 to 1024 characters");
+      const type = req.headers["content-type"]?.split(";")[0]?.trim().toLowerCase();
+      if (!type) throw new AppError("BAD_REQUEST", "the upload needs a content-type");
+      const file = await receive(req.params.token, filename, type, bodyOf(req));
+      return reply.status(200).send(file);
     });
   };
 

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { createDb, runMigrations } from "@cutroom/db";
 import { connectNats, createLogger, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
-import { createIngestReceiver, createSignedPutReceiver, createStorageHandlers, resumableDeps, type StorageDeps } from "./app.ts";
+import { createIngestReceiver, createOutputReceiver, createSignedPutReceiver, createStorageHandlers, resumableDeps, type StorageDeps } from "./app.ts";
 import { FsDriver } from "./drivers/fs-driver.ts";
 import { S3Driver } from "./drivers/s3-driver.ts";
 import { readEnv } from "./env.ts";
 import { createMediaProbe } from "./probe.ts";
-import { blobRoutes, buildHttp, ingestRoutes, uploadRoutes } from "./http.ts";
+import { blobRoutes, buildHttp, ingestRoutes, outputRoutes, uploadRoutes } from "./http.ts";
 import { createUploadReceivers, sweepUploads } from "./resumable.ts";
 import { createSigner } from "./signed-token.ts";
 
@@ -24,7 +24,7 @@ const driver =
 const deps: StorageDeps = { db, driver, signer, internalUrl: env.STORAGE_INTERNAL_URL[0]!, probe: createMediaProbe({ timeoutMs: env.MEDIA_PROBE_TIMEOUT_MS }), uploadExpirySec: env.UPLOAD_EXPIRY_S };
 
 deps.imports = { allowPrivate: env.FILES_IMPORT_ALLOW_PRIVATE, timeoutMs: env.FILES_IMPORT_TIMEOUT_S * 1000, maxRedirects: env.FILES_IMPORT_MAX_REDIRECTS };
-const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), uploadRoutes(createUploadReceivers(resumableDeps(deps))), ...(driver instanceof FsDriver ? [blobRoutes(driver, createSignedPutReceiver(deps))] : [])], { corsOrigins: env.CORS_ORIGINS });
+const http = buildHttp(log, [ingestRoutes(createIngestReceiver(deps)), uploadRoutes(createUploadReceivers(resumableDeps(deps))), ...(driver instanceof FsDriver ? [blobRoutes(driver, createSignedPutReceiver(deps)), outputRoutes(createOutputReceiver(deps))] : [])], { corsOrigins: env.CORS_ORIGINS });
 await http.listen({ port: env.STORAGE_PORT, host: env.STORAGE_HOST });
 const nc = await connectNats(env, "storage-service", log);
 const server = serveRpc(nc, "storage", createStorageHandlers(deps), log);

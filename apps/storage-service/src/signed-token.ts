@@ -3,7 +3,7 @@ import { AppError, type Tier } from "@cutroom/contracts";
 
 /** What a signed URL allows: one operation on one key until `exp` (ms since epoch). */
 export interface TokenClaims {
-  op: "put" | "get" | "ingest" | "upload";
+  op: "put" | "get" | "ingest" | "upload" | "output";
   key: string;
   exp: number;
   /** put and ingest: the most bytes the body may have. */
@@ -14,6 +14,9 @@ export interface TokenClaims {
   fn?: string;
   /** ingest: the owner's tier, whose storage quota the body is checked against once its size is known. */
   tier?: Tier;
+  /** output: the job whose outputs the URL takes (`key` is their owner), and its project, which they join (ADR 033). */
+  job?: string;
+  prj?: string;
 }
 
 export interface Signer {

@@ -12,12 +12,12 @@ import { freePort } from "@cutroom/devstack";
 import { createRpcClient, serveRpc, type RpcClient } from "@cutroom/runtime";
 import { createMigratedDb, silentLogger, startTestNats } from "@cutroom/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createIngestReceiver, createSignedPutReceiver, createStorageHandlers, outputFileId, type StorageDeps } from "./app.ts";
+import { createIngestReceiver, createOutputReceiver, createSignedPutReceiver, createStorageHandlers, outputFileId, type StorageDeps } from "./app.ts";
 import type { StorageDriver } from "./drivers/driver.ts";
 import { FsDriver } from "./drivers/fs-driver.ts";
 import { S3Driver } from "./drivers/s3-driver.ts";
 import { Env } from "./env.ts";
-import { blobRoutes, buildHttp, ingestRoutes } from "./http.ts";
+import { blobRoutes, buildHttp, ingestRoutes, outputRoutes } from "./http.ts";
 import { createSigner } from "./signed-token.ts";
 
 const ffmpeg = (...args: string[]) => execFileSync("ffmpeg", ["-v", "error", ...args, "pipe:1"], { maxBuffer: 64 * 1024 * 1024 });
@@ -35,7 +35,7 @@ async function startStorage(makeDriver: (ctx: { port: number; signer: ReturnType
   const signer = createSigner(randomBytes(32).toString("hex"));
   const driver = makeDriver({ port, signer });
   const deps: StorageDeps = { db: db.db, driver, signer, internalUrl: `http://127.0.0.1:${port}` };
-  const http = buildHttp(silentLogger(), [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver, createSignedPutReceiver(deps))] : [])]);
+  const http = buildHttp(silentLogger(), [ingestRoutes(createIngestReceiver(deps)), ...(driver instanceof FsDriver ? [blobRoutes(driver, createSignedPutReceiver(deps)), outputRoutes(createOutputReceiver(deps))] : [])]);
   await http.listen({ port, host: "127.0.0.1" });
   serveRpc(await nats.connect(), "storage", createStorageHandlers(deps), silentLogger());
   const rpc = createRpcClient(await nats.connect(), { timeoutMs: 5000 });
@@ -416,6 +416,41 @@ describe("storage-service with the fs driver", () => {
     const outputs = await as(s.rpc, owner)("listFiles", { folder: "output", limit: 20, offset: 0 });
     expect(outputs.data.filter((f: FileObject) => f.filename === "graded.mp4")).toHaveLength(1);
     await expect(system("confirmOutput", { owner_id: randomUUID(), file_id: first.file_id })).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("signs a claimed job's ready inputs and an output URL whose PUT stores and records the output, once per name", async () => {
+    const owner = newUser();
+    const system = as(s.rpc, null);
+    const file = await upload(owner, mp4, "video/mp4");
+    const pending: UploadTicket = await as(s.rpc, owner)("createUpload", { filename: "p.png", content_type: "image/png", size: 10, max_bytes: 100 });
+    const theirs = await upload(newUser(), png, "image/png");
+    const job = randomUUID();
+    const project = randomUUID();
+    const access = await system("jobAccess", { owner_id: owner.user_id, job_id: job, project_id: project, file_ids: [file.id, pending.file_id, theirs.id] });
+    // Only the owner's ready file: the worker asks inputUrl for the others, which says why.
+    expect(Object.keys(access.inputs)).toEqual([file.id]);
+    expect(access.inputs[file.id]).toMatchObject({ filename: "f.bin", content_type: "video/mp4", size: mp4.length });
+    expect(sha256(Buffer.from(await (await fetch(access.inputs[file.id]!.url)).arrayBuffer()))).toBe(sha256(mp4));
+
+    const putOutput = (name: string, body: Buffer, type = "image/png") => fetch(`${access.output_url}?filename=${encodeURIComponent(name)}`, { method: "PUT", headers: { "content-type": type }, body });
+    const res = await putOutput("thumb é.png", png);
+    expect(res.status).toBe(200);
+    const stored = (await res.json()) as FileObject;
+    expect(stored).toMatchObject({ id: outputFileId(job, "thumb é.png"), filename: "thumb é.png", status: "ready", folder: "output", size: png.length, job_id: job, project_id: project, media: { width: 32, height: 32 } });
+    // A re-run's PUT lands on the same row, with its own bytes.
+    expect(await (await putOutput("thumb é.png", png.subarray(0, 100))).json()).toMatchObject({ id: stored.id, status: "ready", size: 100 });
+    const outputs = await as(s.rpc, owner)("listFiles", { folder: "output", limit: 20, offset: 0 });
+    expect(outputs.data.filter((f: FileObject) => f.job_id === job)).toHaveLength(1);
+    expect(sha256(Buffer.from(await (await fetch((await system("inputUrl", { owner_id: owner.user_id, file_id: stored.id })).url)).arrayBuffer()))).toBe(sha256(png.subarray(0, 100)));
+
+    // The token is the only credential: a changed one, or one for downloads, stores nothing.
+    const forged = `${access.output_url!.slice(0, -2)}xx?filename=x.png`;
+    expect((await fetch(forged, { method: "PUT", headers: { "content-type": "image/png" }, body: png })).status).toBe(403);
+    const getUrl = access.inputs[file.id]!.url.replace("/storage/blob/", "/storage/output/");
+    expect((await fetch(`${getUrl}?filename=x.png`, { method: "PUT", headers: { "content-type": "image/png" }, body: png })).status).toBe(403);
+    const noName = await fetch(access.output_url!, { method: "PUT", headers: { "content-type": "image/png" }, body: png });
+    expect(noName.status).toBe(400);
+    expect(((await noName.json()) as ErrorEnvelope).error.code).toBe("BAD_REQUEST");
   });
 
   it("does not let the owner confirm a job's output that the worker is still writing", async () => {

@@ -147,6 +147,22 @@ export const JobDispatch = z.object({
 });
 export type JobDispatch = z.infer<typeof JobDispatch>;
 
+/** A signed download URL of one input file, with what the worker checks the download against. */
+export const InputUrl = z.object({ url: z.string(), expires_at: z.string(), filename: z.string(), content_type: z.string(), size: z.number().int() });
+export type InputUrl = z.infer<typeof InputUrl>;
+
+/**
+ * What storage-service signs for one claimed job (ADR 033): a download URL for each input file that is
+ * a ready file of the owner, and, where its data plane receives worker uploads itself (fs driver), one
+ * URL the job's outputs are PUT to, `?filename=<name>`, which records each as a ready output on receipt.
+ */
+export const JobStorageAccess = z.object({
+  inputs: z.record(z.string(), InputUrl),
+  output_url: z.string().optional(),
+  expires_at: z.string(),
+});
+export type JobStorageAccess = z.infer<typeof JobStorageAccess>;
+
 /**
  * job-service's answer to a worker that received a dispatch. `run: false` means ack and
  * drop the message (the job is finished, canceled, or another worker holds a live lease).
@@ -171,6 +187,8 @@ export const ClaimReply = z.object({
         .nonnegative()
         .optional()
         .describe("the job's last event seq job-service knows, the claim's own running event included: the worker's events go above it"),
+      // Optional: absent when storage did not answer in time, or from a job-service of before (the worker then asks storage itself).
+      storage: JobStorageAccess.optional().describe("signed access to the job's files, asked of storage-service by the claim (ADR 033)"),
     })
     .optional(),
 });

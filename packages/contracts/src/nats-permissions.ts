@@ -138,6 +138,8 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("billing", ["rate", "reserve", "capture", "release", "balance"]),
       // projectFiles, deleteProjectFiles: a project's assets, and its files going with it.
       ...calls("storage", ["getFile", "projectFiles", "deleteProjectFiles"]),
+      // jobAccess: a claim answers the job's signed storage URLs (ADR 033).
+      ...calls("storage", ["jobAccess"]),
       subjects.jobRunQueue("*"),
       subjects.jobEvents("*"),
       subjects.pipelineEvents("*"),

@@ -17,7 +17,7 @@ import {
 } from "./files.ts";
 import { ServiceHealth } from "./health.ts";
 import { FileImport, ImportFileBody } from "./files.ts";
-import { CancelReply, ClaimReply, CreateJobBody, FinishBody, FinishReply, Estimate, IdempotencyKey, Job, ListJobsQuery } from "./jobs.ts";
+import { CancelReply, ClaimReply, CreateJobBody, FinishBody, FinishReply, Estimate, IdempotencyKey, InputUrl, Job, JobStorageAccess, ListJobsQuery } from "./jobs.ts";
 import { EnhancedPrompt, EnhancePromptRequest } from "./prompts.ts";
 import { ApprovePipelineBody, CancelPipelineReply, CreatePipelineBody, ListPipelinesQuery, Pipeline, PipelineTypeDescription } from "./pipelines.ts";
 import {
@@ -121,10 +121,9 @@ export const rpc = {
     resumableUploadUrl: method(z.object({ upload_id: Uuid }), z.object({ url: z.string(), upload: ResumableUpload })),
     deleteResumableUpload: method(z.object({ upload_id: Uuid }), z.object({ deleted: z.literal(true) })),
     // Worker-facing (system calls, caller null): bytes move only through short-lived signed URLs.
-    inputUrl: method(
-      z.object({ owner_id: Uuid, file_id: Uuid }),
-      z.object({ url: z.string(), expires_at: z.string(), filename: z.string(), content_type: z.string(), size: z.number().int() }),
-    ),
+    inputUrl: method(z.object({ owner_id: Uuid, file_id: Uuid }), InputUrl),
+    // job-service's claim asks it for the claimed job (ADR 033): its inputs' URLs and where its outputs go, in one call.
+    jobAccess: method(z.object({ owner_id: Uuid, job_id: Uuid, project_id: Uuid.nullable().optional(), file_ids: z.array(Uuid).max(100) }), JobStorageAccess),
     // `project_id`: the job's, which its outputs inherit.
     createOutput: method(z.object({ owner_id: Uuid, job_id: Uuid, filename: z.string(), content_type: z.string(), project_id: Uuid.optional() }), UploadTicket),
     // `check`: bytes the worker did not make (a model provider's): checked as an upload is, refused when they are not what they claim.

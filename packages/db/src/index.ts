@@ -25,6 +25,9 @@ export function createDb(url: string, opts: { max?: number } = {}): DbHandle {
   return { db, sql, close: () => sql.end({ timeout: 5 }) };
 }
 
+/** The postgres.js client under a Drizzle `db`: hot paths send it plain SQL, prepared once per connection, without Drizzle's query building. */
+export const clientOf = (db: Db): postgres.Sql => (db as Db & { $client: postgres.Sql }).$client;
+
 export const migrationsFolder = fileURLToPath(new URL("../drizzle", import.meta.url));
 
 /**

@@ -1,6 +1,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { JobDispatch, JobResult, getJobType, isAppError, subjects, type ClaimReply, type FinishBody, type JobError, type JobLimits } from "@cutroom/contracts";
+import { JobDispatch, JobResult, getJobType, isAppError, subjects, type ClaimReply, type FinishBody, type JobError, type JobLimits, type JobStorageAccess } from "@cutroom/contracts";
 import type { JobEventPublisher, Logger, NatsConnection, RpcClient, StorageReplicas } from "@cutroom/runtime";
 import type { JsMsg } from "@nats-io/jetstream";
 import { createJobContext } from "./job-context.ts";
@@ -153,6 +153,7 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
       usage,
       seq,
       release,
+      job.storage,
     );
     // A cancel that arrives as the handler finishes still wins: job-service has already told the owner.
     if (signal.reason instanceof JobCanceled) return { kind: "canceled" };
@@ -186,6 +187,7 @@ async function runHandler(
   usage: { runs: readonly ProviderRecord[] },
   seq: { last: number },
   release: () => void,
+  access?: JobStorageAccess,
 ): Promise<JobResult> {
   const definition = getJobType(job.type);
   const handler = deps.handlers[job.type];
@@ -193,7 +195,7 @@ async function runHandler(
   const input = definition.input.safeParse(rawInput);
   if (!input.success) throw new JobFailure("INVALID_INPUT", `the job's input failed validation: ${input.error.issues[0]?.message ?? "invalid"}`);
 
-  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir, models: deps.models, storage: deps.storage, seq, eventDelayMs: deps.eventDelayMs, onUpload: release });
+  const { ctx, close } = createJobContext({ rpc: deps.rpc, events: deps.events, logger: log, job, definition, input: input.data, limits, signal, tmpDir, models: deps.models, storage: deps.storage, seq, eventDelayMs: deps.eventDelayMs, onUpload: release, access });
   usage.runs = ctx.models.runs;
   let succeeded = false;
   try {

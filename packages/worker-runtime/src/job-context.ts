@@ -1,10 +1,10 @@
 import { extname, join } from "node:path";
-import { isAppError, type JobEventInput, type JobLimits, type JobTypeDefinition } from "@cutroom/contracts";
+import { isAppError, type JobEventInput, type InputUrl, type JobLimits, type JobStorageAccess, type JobTypeDefinition } from "@cutroom/contracts";
 import type { JobEventPublisher, Logger, RpcClient, StorageReplicas } from "@cutroom/runtime";
 import { JobFailure } from "./job-failure.ts";
 import { createJobModels, type ModelService } from "./models.ts";
 import { createProgressReporter } from "./progress.ts";
-import { downloadToFile, uploadFile } from "./transfer.ts";
+import { downloadToFile, putOutputFile, TransferError, uploadFile } from "./transfer.ts";
 import type { JobContext } from "./types.ts";
 
 export interface JobContextDeps {
@@ -26,6 +26,8 @@ export interface JobContextDeps {
   seq: { last: number };
   /** Called as each upload starts: the job's heavy part is over, so the worker may start its next one (ADR 028). */
   onUpload?: () => void;
+  /** The signed storage access the claim answered (ADR 033); absent, or past its margin, the context asks storage itself. */
+  access?: JobStorageAccess;
 }
 
 // A ticket asked for ahead (prepareOutput) is asked again when its signed URL has less than this left.
@@ -113,17 +115,41 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
     },
 
     async fetchInput(fileId) {
+      const download = async (file: InputUrl) => {
+        const path = join(tmpDir, `input-${fileId}${safeExtension(file.filename)}`);
+        const size = await downloadToFile(file.url, path, signal, deps.storage);
+        if (size !== file.size) throw new Error(`input ${fileId} arrived with ${size} of ${file.size} bytes`);
+        return { path, filename: file.filename, contentType: file.content_type, size };
+      };
+      // The URL the claim brought (ADR 033), unless it is about to expire.
+      const given = deps.access?.inputs[fileId];
+      if (given && fresh(given.expires_at)) {
+        try {
+          return await download(given);
+        } catch (err) {
+          // Gone since the claim (its owner deleted it): storage's own answer below says so, and the job fails at once.
+          if (!(err instanceof TransferError && (err.status === 404 || err.status === 403))) throw err;
+        }
+      }
       const file = await rpc.call("storage", "inputUrl", { owner_id: job.userId, file_id: fileId }).catch((err) => {
         if (isAppError(err) && unusableInput.has(err.code)) throw new JobFailure("INPUT_UNAVAILABLE", `input file ${fileId}: ${err.message}`);
         throw err;
       });
-      const path = join(tmpDir, `input-${fileId}${safeExtension(file.filename)}`);
-      const size = await downloadToFile(file.url, path, signal, deps.storage);
-      if (size !== file.size) throw new Error(`input ${fileId} arrived with ${size} of ${file.size} bytes`);
-      return { path, filename: file.filename, contentType: file.content_type, size };
+      return download(file);
     },
 
     prepareOutput(filename, contentType, opts) {
+      // The claim's output URL stores and records the file in one PUT; a provider's bytes (`check`) are confirmed as before.
+      const outputUrl = opts?.check ? undefined : deps.access?.output_url;
+      if (outputUrl && fresh(deps.access!.expires_at)) {
+        return {
+          async upload(localPath) {
+            deps.onUpload?.();
+            const file = await putOutputFile(`${outputUrl}?filename=${encodeURIComponent(filename)}`, localPath, contentType, signal, deps.storage);
+            return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };
+          },
+        };
+      }
       const askTicket = () =>
         rpc.call("storage", "createOutput", {
           owner_id: job.userId,
@@ -163,6 +189,9 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
   };
   return { ctx, close };
 }
+
+/** A signed URL with more than the margin left: one about to expire is asked for again. */
+const fresh = (expiresAt: string) => Date.parse(expiresAt) - Date.now() >= TICKET_MARGIN_MS;
 
 /** Keeps the input's extension (ffmpeg and sharp sniff by it) but nothing else from a user-chosen name. */
 function safeExtension(filename: string): string {

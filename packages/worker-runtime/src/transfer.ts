@@ -3,6 +3,7 @@ import { stat } from "node:fs/promises";
 import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
+import { FileObject } from "@cutroom/contracts";
 import { createStorageReplicas, type StorageReplicas } from "@cutroom/runtime";
 
 /**
@@ -11,6 +12,8 @@ import { createStorageReplicas, type StorageReplicas } from "@cutroom/runtime";
  */
 export class TransferError extends Error {
   override name = "TransferError";
+  /** storage's HTTP status, when it answered. */
+  status?: number;
 }
 
 /** "connection refused", "HTTP 403": what went wrong, in words an API user can act on. */
@@ -50,7 +53,7 @@ export async function downloadToFile(url: string, path: string, signal: AbortSig
   const status = res.statusCode ?? 500;
   if (status < 200 || status >= 300) {
     res.resume();
-    throw new TransferError(`could not download the input file from storage (HTTP ${status})`);
+    throw Object.assign(new TransferError(`could not download the input file from storage (HTTP ${status})`), { status });
   }
   await pipeline(res, createWriteStream(path), { signal });
   return (await stat(path)).size;
@@ -79,4 +82,23 @@ export async function uploadFile(
   await finished(res).catch(() => {});
   if ((res.statusCode ?? 500) >= 300) throw new TransferError(`could not upload the output file to storage (HTTP ${res.statusCode})`);
   return size;
+}
+
+/**
+ * Streams a job's output to its storage access's output URL (ADR 033), which stores and records it in
+ * one request: the answer is the ready file, checked against its contract.
+ */
+export async function putOutputFile(url: string, path: string, contentType: string, signal: AbortSignal, storage: StorageReplicas = direct): Promise<FileObject> {
+  const { size } = await stat(path);
+  const res = await send(storage, url, { method: "PUT", headers: { "content-type": contentType, "content-length": String(size) }, open: () => createReadStream(path), signal }, "upload the output file to");
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  if ((res.statusCode ?? 500) >= 300) throw new TransferError(`could not upload the output file to storage (HTTP ${res.statusCode})`);
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString());
+  } catch {}
+  const file = FileObject.safeParse(body);
+  if (!file.success) throw new TransferError("could not upload the output file to storage (an unreadable answer)");
+  return file.data;
 }

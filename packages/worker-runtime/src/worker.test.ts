@@ -125,6 +125,27 @@ describe("worker runtime against the real job-service and storage-service", () =
     expect(await tmpLeft()).toEqual([]);
   });
 
+  it("fetches its input and stores its output through the URLs its claim brought, with no call to storage of its own", async () => {
+    // Every request to storage over NATS, whoever makes it: job-service's one jobAccess per claim, none from the worker.
+    const asked: string[] = [];
+    const sub = nc.subscribe(subjects.rpc("storage", "*"), { callback: (_err, msg) => void asked.push(msg.subject.split(".").pop()!) });
+    await nc.flush();
+    const job = await enqueue(async (ctx) => {
+      const input = await ctx.fetchInput(ctx.input.file_id);
+      const out = join(ctx.tmpDir, "out.png");
+      await writeFile(out, await readFile(input.path));
+      return { files: [await ctx.prepareOutput("small.png", "image/png").upload(out)] };
+    });
+    const { last } = await terminalEvent(job.id);
+    sub.unsubscribe();
+    expect(last).toMatchObject({ type: "result", status: "succeeded", result: { files: [{ filename: "small.png", content_type: "image/png", size: PIXEL.length }] } });
+    const fileId = (last as Extract<JobEvent, { type: "result" }>).result.files[0]!.file_id;
+    expect(await client.call("storage", "getFile", { file_id: fileId }, { caller: job.owner })).toMatchObject({ folder: "output", job_id: job.id, status: "ready", media: { width: 1, height: 1 } });
+    const { url } = await client.call("storage", "downloadUrl", { file_id: fileId }, { caller: job.owner });
+    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(PIXEL)).toBe(true);
+    expect(asked.filter((m) => m !== "createUpload" && m !== "confirmUpload" && m !== "getFile" && m !== "downloadUrl")).toEqual(["jobAccess"]);
+  });
+
   it("announces a stage still running once the event delay has passed, and a stage that ended before it by its end only", async () => {
     const job = await enqueue(async (ctx) => {
       await ctx.stage("fetch", async () => {});
