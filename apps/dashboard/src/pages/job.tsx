@@ -15,7 +15,8 @@ function apply(job: Job, e: JobEvent): Job {
       return { ...job, stage: e.stage, stages };
     }
     case "result":
-      return { ...job, status: "succeeded", progress: 100, result: e.result };
+      // A quick job's stage events may be folded into its result, which means every stage is done (ADR 028).
+      return { ...job, status: "succeeded", progress: 100, result: e.result, stages: job.stages.map((s) => (s.status === "pending" || s.status === "running" ? { ...s, status: "done" } : s)) };
     case "error":
       return { ...job, status: e.status, error: e.error };
     default:
@@ -37,15 +38,14 @@ export function JobPage({ id }: { id: string }) {
     (async () => {
       let current = await cutroom.jobs.get(id, { signal: stop.signal });
       setJob(current);
-      if (!terminalJobStatuses.includes(current.status)) {
-        for await (const e of cutroom.jobs.events(id, { signal: stop.signal })) {
-          current = apply(current, e);
-          setJob(current);
-          setEvents((all) => [...all.slice(-49), e]);
-        }
-        // The stored job has what events do not carry (credits, timestamps).
-        setJob(await cutroom.jobs.get(id, { signal: stop.signal }));
+      // From seq 0: the events so far, then live ones; the stream ends after the terminal event.
+      for await (const e of cutroom.jobs.events(id, { signal: stop.signal })) {
+        current = apply(current, e);
+        setJob(current);
+        setEvents((all) => [...all.slice(-99), e]);
       }
+      // The stored job has what events do not carry (credits, timestamps).
+      setJob(await cutroom.jobs.get(id, { signal: stop.signal }));
     })().catch((err) => {
       if (!stop.signal.aborted) setError(describeError(err));
     });
@@ -105,9 +105,9 @@ export function JobPage({ id }: { id: string }) {
         </section>
       )}
       {events.length > 0 && (
-        <details>
+        <details open>
           <summary>Live events ({events.length})</summary>
-          <ul class="events">
+          <ul class="events" id="job-events">
             {events.map((e) => (
               <li key={e.seq}>
                 #{e.seq} {describe(e)}
