@@ -46,7 +46,7 @@ async function openPage() {
 async function shot(page: Page, name: string) {
   if (!screenshots) return;
   mkdirSync(screenshots, { recursive: true });
-  await page.screenshot({ path: join(screenshots, `${name}.png`) });
+  await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
 }
 
 async function signIn(page: Page, email: string, password: string) {
