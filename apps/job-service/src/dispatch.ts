@@ -1,4 +1,5 @@
 import { JobDispatch, streams, subjects } from "@cutroom/contracts";
+import { publishToStream, type NatsConnection } from "@cutroom/runtime";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { markDispatched, markDispatchedMany, type Conn, type JobRow } from "./job-store.ts";
 
@@ -8,12 +9,27 @@ import { markDispatched, markDispatchedMany, type Conn, type JobRow } from "./jo
  * dispatch a no-op in the broker's duplicate window.
  */
 export async function dispatchJob(js: JetStreamClient, db: Conn, row: JobRow): Promise<number> {
+  const { dispatch, ack } = await publishDispatch(js, row);
+  await markDispatched(db, row.id, dispatch, ack.seq);
+  return dispatch;
+}
+
+/**
+ * The dispatch's message, its ack coming to the connection's one reply subscription (publishToStream,
+ * ADR 034) rather than through nats.js's js.publish, which costs an Error per call.
+ */
+function publishDispatch(js: JetStreamClient, row: JobRow) {
   const dispatch = row.dispatchCount + 1;
   const payload: JobDispatch = { job_id: row.id, user_id: row.userId, type: row.type, input: row.input, dispatch };
   // A duplicate publish is acked with the first one's seq, so the row always names the message that holds this dispatch.
-  const ack = await js.publish(subjects.jobRun(row.queue, row.type), JSON.stringify(payload), { msgID: `${row.id}:${dispatch}` });
-  await markDispatched(db, row.id, dispatch, ack.seq);
-  return dispatch;
+  return publishToStream(connectionOf(js), subjects.jobRun(row.queue, row.type), JSON.stringify(payload), { msgID: `${row.id}:${dispatch}` }).then((ack) => ({ dispatch, ack }));
+}
+
+/** The connection a JetStream client publishes on: nats.js keeps it as `nc` (not in its types). */
+function connectionOf(js: JetStreamClient): NatsConnection {
+  const nc = (js as unknown as { nc?: NatsConnection }).nc;
+  if (!nc) throw new Error("nats.js's JetStream client no longer shows its connection as nc");
+  return nc;
 }
 
 /**
@@ -23,11 +39,7 @@ export async function dispatchJob(js: JetStreamClient, db: Conn, row: JobRow): P
  */
 export async function dispatchJobs(js: JetStreamClient, db: Conn, rows: readonly JobRow[]): Promise<(unknown | undefined)[]> {
   const sent = await Promise.allSettled(
-    rows.map((row) => {
-      const dispatch = row.dispatchCount + 1;
-      const payload: JobDispatch = { job_id: row.id, user_id: row.userId, type: row.type, input: row.input, dispatch };
-      return js.publish(subjects.jobRun(row.queue, row.type), JSON.stringify(payload), { msgID: `${row.id}:${dispatch}` }).then((ack) => ({ id: row.id, dispatch, seq: ack.seq }));
-    }),
+    rows.map((row) => publishDispatch(js, row).then(({ dispatch, ack }) => ({ id: row.id, dispatch, seq: ack.seq }))),
   );
   await markDispatchedMany(db, sent.flatMap((s) => (s.status === "fulfilled" ? [s.value] : [])));
   return sent.map((s) => (s.status === "rejected" ? s.reason : undefined));

@@ -361,13 +361,12 @@ export async function markDispatched(db: Conn, id: string, dispatch: number, seq
     .where(and(eq(jobs.id, id), sql`${jobs.dispatchCount} < ${dispatch}`));
 }
 
-/** markDispatched for many jobs in one statement. */
+/** markDispatched for many jobs in one statement, of one text whatever their number (arrays, ADR 034). */
 export async function markDispatchedMany(db: Conn, marks: readonly { id: string; dispatch: number; seq: number }[]): Promise<void> {
   if (marks.length === 0) return;
-  const values = marks.map((m) => sql`(${m.id}::uuid, ${m.dispatch}::int, ${m.seq}::bigint)`);
   await db.execute(sql`
     update jobs.jobs j set dispatch_count = v.dispatch, dispatch_seq = v.seq, dispatched_at = now()
-    from (values ${sql.join(values, sql`, `)}) as v(id, dispatch, seq)
+    from unnest(${sql.param(marks.map((m) => m.id))}::uuid[], ${sql.param(marks.map((m) => m.dispatch))}::int[], ${sql.param(marks.map((m) => String(m.seq)))}::text[]::bigint[]) as v(id, dispatch, seq)
     where j.id = v.id and j.dispatch_count < v.dispatch`);
 }
 
@@ -475,7 +474,8 @@ export async function applyEventToJob(db: Db, event: JobEvent, leaseMs: number):
 
 /** The rows a batch of events may change, as they are now; unlocked, since writeEventPatches checks that nothing moved since. */
 export function readEventTargets(db: Db, ids: string[]): Promise<Pick<JobRow, "id" | "status" | "stages" | "lastEventSeq">[]> {
-  return db.select({ id: jobs.id, status: jobs.status, stages: jobs.stages, lastEventSeq: jobs.lastEventSeq }).from(jobs).where(inArray(jobs.id, ids));
+  // An array parameter: one statement text whatever the batch's size (ADR 034).
+  return db.select({ id: jobs.id, status: jobs.status, stages: jobs.stages, lastEventSeq: jobs.lastEventSeq }).from(jobs).where(sql`${jobs.id} = any(${sql.param(ids)}::uuid[])`);
 }
 
 /** What a batch of events changes in one job: the events' patches folded onto the row as it was read. */

@@ -5,4 +5,5 @@ export * from "./rpc.ts";
 export * from "./health.ts";
 export * from "./shutdown.ts";
 export * from "./job-events.ts";
+export * from "./stream-publish.ts";
 export * from "./storage-replicas.ts";

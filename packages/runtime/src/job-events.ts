@@ -1,6 +1,7 @@
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type MsgRequest, type NextMsgRequest } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager, type MsgRequest, type NextMsgRequest } from "@nats-io/jetstream";
 import { JobEvent, PipelineEvent, isTerminalEvent, isTerminalPipelineEvent, streams, subjects, type JobEventInput, type PipelineEventInput } from "@cutroom/contracts";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { publishToStream } from "./stream-publish.ts";
 
 const WRONG_LAST_SEQUENCE = 10071;
 
@@ -73,7 +74,6 @@ export function createPipelineEventPublisher(nc: NatsConnection): PipelineEventP
 }
 
 function createSeqPublisher<E extends { seq: number }, I>(nc: NatsConnection, kind: EventKind<E, I>) {
-  const js: JetStreamClient = jetstream(nc);
   let jsm: JetStreamManager | undefined;
   const last = new Map<string, { streamSeq: number; seq: number; ended: boolean }>();
   const remember = (jobId: string, state: { streamSeq: number; seq: number; ended: boolean }) => {
@@ -111,7 +111,7 @@ function createSeqPublisher<E extends { seq: number }, I>(nc: NatsConnection, ki
         if (first && (prev.streamSeq > 0 || prev.seq > 0 || floor > 0)) return null;
         const event = kind.build(jobId, input, Math.max(prev.seq, floor) + 1, new Date().toISOString());
         try {
-          const ack = await js.publish(kind.subject(jobId), JSON.stringify(event), { expect: { lastSubjectSequence: prev.streamSeq } });
+          const ack = await publishToStream(nc, kind.subject(jobId), JSON.stringify(event), { expectLastSubjectSequence: prev.streamSeq });
           remember(jobId, { streamSeq: ack.seq, seq: event.seq, ended: kind.isTerminal(event) });
           return event;
         } catch (err) {

@@ -1,4 +1,4 @@
-import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 
 /** Why a request got no reply: as `details.reason` of the caller's 503. */
 export type NoReplyReason = "no_responders" | "timeout" | "unreachable";
@@ -18,7 +18,7 @@ interface Pending {
 
 export interface ReplyInbox {
   /** Publishes `data` to `subject` and resolves with its first reply; rejects with NoReply, never hangs past `timeoutMs`. */
-  request: (subject: string, data: Uint8Array, timeoutMs: number) => Promise<Msg>;
+  request: (subject: string, data: Uint8Array, timeoutMs: number, headers?: MsgHdrs) => Promise<Msg>;
 }
 
 const inboxes = new WeakMap<NatsConnection, ReplyInbox>();
@@ -89,7 +89,7 @@ function createReplyInbox(nc: NatsConnection): ReplyInbox {
   })().catch(() => {});
 
   return {
-    request(subject, data, timeoutMs) {
+    request(subject, data, timeoutMs, headers) {
       if (nc.isClosed() || nc.isDraining()) return Promise.reject(new NoReply("unreachable"));
       sub ??= start();
       const token = (next++).toString(36);
@@ -97,7 +97,7 @@ function createReplyInbox(nc: NatsConnection): ReplyInbox {
         const timer = setTimeout(() => settle(token)?.reject(new NoReply("timeout")), timeoutMs);
         pending.set(token, { subject, resolve, reject, timer });
         try {
-          nc.publish(subject, data, { reply: base + token });
+          nc.publish(subject, data, headers ? { reply: base + token, headers } : { reply: base + token });
         } catch {
           settle(token)?.reject(new NoReply("unreachable"));
         }
