@@ -1,7 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { availableParallelism } from "node:os";
-import { combineLoads, cpuPerUnit, cpuSpent, cpuTimeByProcess, cpuTotal, makePng, mapLimit, median, runLoad, type Api, type Benchmark, type LoadResult } from "./lib.ts";
+import { combineLoads, cpuPerUnit, cpuSpent, cpuTimeByProcess, cpuTotal, cutroomCreators, makePng, median, runLoad, type Benchmark, type Creator, type LoadResult } from "./lib.ts";
 import { startPeerStack, type PeerStack } from "./peer-stack.ts";
+
+// The other benchmarks import them from here.
+export { cutroomCreators, type Creator };
 
 const CONCURRENCY = 32;
 const ROUNDS = 3;
@@ -17,19 +20,6 @@ const USERS = 32;
 const APPS = ["auth-service", "billing-service", "storage-service", "job-service", "gateway"] as const;
 const CUTROOM_PROCESSES = ["postgres", "nats-server", ...APPS];
 const PEER_PROCESSES = ["postgres", "redis-server", "peer-api"];
-
-export interface Creator {
-  token: string;
-  fileId: string;
-}
-
-/** Enterprise users, each with an uploaded PNG and `credits` credits. */
-export function cutroomCreators(api: Api, adminToken: string, png: Uint8Array, users: number, credits: number): Promise<Creator[]> {
-  return mapLimit(Array.from({ length: users }), 4, async () => {
-    const user = await api.enterpriseUser(adminToken, credits);
-    return { token: user.token, fileId: await api.upload(user.token, "in.png", "image/png", png) };
-  });
-}
 
 /** The peer has no accounts: a user is a uuid in a signed token, and a file one on its disk. */
 export function peerCreators(peer: PeerStack, png: Uint8Array, users: number): Creator[] {

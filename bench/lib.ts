@@ -268,6 +268,87 @@ export function openSocket(url: string, opts: { headers?: Record<string, string>
   });
 }
 
+/** Closes every socket and resolves once all have closed. */
+export async function closeAll(sockets: WebSocket[]) {
+  await Promise.all(
+    sockets.map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          if (ws.readyState === ws.CLOSED) return resolve();
+          ws.once("close", () => resolve());
+          ws.close();
+        }),
+    ),
+  );
+}
+
+/**
+ * The stack of the WebSocket benchmarks: every app but the workers (jobs stay queued). Their clients
+ * belong to a few users, so the per-user cap on connections (20 by default) is raised for the run.
+ */
+export const wsStack = {
+  apps: ["auth-service", "billing-service", "storage-service", "job-service", "gateway"],
+  env: { WS_MAX_CONNECTIONS_PER_USER: "100000" },
+} satisfies Pick<Benchmark, "apps" | "env">;
+
+/** A log event's message in the WebSocket benchmarks: its wave and when it was sent. */
+export const wavePayload = (wave: number) => JSON.stringify({ wave, sent: performance.now() });
+
+/**
+ * What every client of a WebSocket benchmark measures, whichever server it listens to: snapshots,
+ * and per wave of log events (their message a `wavePayload`) the deliveries and their latencies.
+ * Waves below 0 are warm-ups: counted, not measured.
+ */
+export function trackClients(expected: number, waveTimeoutMs: number) {
+  const latencies: number[] = [];
+  // Per measured wave, the latency of the delivery that completed it (the last client's).
+  const waveEnds: number[] = [];
+  const counts = new Map<number, number>();
+  let lastAt = 0;
+  let snapshots = 0;
+  const onMessage = (text: string) => {
+    const at = performance.now();
+    const m = JSON.parse(text) as { type: string; message?: string };
+    if (m.type === "snapshot") snapshots++;
+    if (m.type !== "log") return;
+    const { wave, sent } = JSON.parse(m.message!) as { wave: number; sent: number };
+    const n = (counts.get(wave) ?? 0) + 1;
+    counts.set(wave, n);
+    if (wave < 0) return;
+    latencies.push(at - sent);
+    lastAt = at;
+    if (n === expected) waveEnds.push(at - sent);
+  };
+  const everyoneGot = (wave: number) => until(() => (counts.get(wave) === expected ? true : undefined), waveTimeoutMs, `all ${expected} clients to get wave ${wave}`);
+  return { onMessage, everyoneGot, latencies, waveEnds, lastAt: () => lastAt, snapshots: () => snapshots };
+}
+
+export interface Creator {
+  token: string;
+  fileId: string;
+}
+
+/** Enterprise users, each with an uploaded PNG and `credits` credits. */
+export function cutroomCreators(api: Api, adminToken: string, png: Uint8Array, users: number, credits: number): Promise<Creator[]> {
+  return mapLimit(Array.from({ length: users }), 4, async () => {
+    const user = await api.enterpriseUser(adminToken, credits);
+    return { token: user.token, fileId: await api.upload(user.token, "in.png", "image/png", png) };
+  });
+}
+
+/**
+ * `jobs` image.thumbnail jobs spread over `users` new enterprise users, with the token of each
+ * job's owner. With no workers in the stack they stay queued while a benchmark publishes their events.
+ */
+export async function queuedJobs(api: Api, adminToken: string, users: number, jobs: number): Promise<{ id: string; token: string }[]> {
+  const creators = await cutroomCreators(api, adminToken, makePng(), users, jobs * 10);
+  return mapLimit(Array.from({ length: jobs }), 16, async (_, i) => {
+    const user = creators[i % users]!;
+    const job = await api.expect(202, "create", api.call("POST", "/jobs", { token: user.token, json: { type: "image.thumbnail", input: { file_id: user.fileId, width: 32, height: 32 } } }));
+    return { id: job.id as string, token: user.token };
+  });
+}
+
 /** Runs `fn` over `items` with at most `limit` at a time. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
@@ -315,6 +396,9 @@ export function rssKib(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
   return Number(line?.split(/\s+/)[1] ?? NaN);
 }
+
+/** Sums a CPU reading over every process but the bench's own (its clients and timing). */
+export const cpuOfServers = (spent: Map<string, number>) => [...spent].reduce((sum, [name, ms]) => (name === "bench" ? sum : sum + ms), 0);
 
 /** Sums a CPU reading over the given process names. */
 export const cpuTotal = (spent: Map<string, number>, names: string[]) => names.reduce((sum, n) => sum + (spent.get(n) ?? 0), 0);

@@ -1,9 +1,7 @@
 import { stopChild } from "@cutroom/devstack";
 import { createEventPublisher } from "@cutroom/runtime";
 import { connect } from "@nats-io/transport-node";
-import { cutroomCreators } from "./job-creation.ts";
-import { cpuPerUnit, cpuSpent, cpuTimeByProcess, makePng, mapLimit, openFilesLimit, openSocket, rssKib, startWsPeer, summarize, until, type Benchmark } from "./lib.ts";
-import { closeAll } from "./ws-fan-out.ts";
+import { closeAll, cpuOfServers, cpuPerUnit, cpuSpent, cpuTimeByProcess, mapLimit, openFilesLimit, openSocket, queuedJobs, rssKib, startWsPeer, summarize, trackClients, until, wavePayload as payload, wsStack, type Benchmark } from "./lib.ts";
 
 const JOBS = 1_000;
 const CLIENTS_PER_JOB = 10;
@@ -14,29 +12,6 @@ const WAVE_TIMEOUT_MS = 60_000;
 // Sockets this process needs besides the clients: NATS, HTTP, the peer's publisher, stdio.
 const SPARE_FDS = 200;
 
-/** What every client measures, whichever server it listens to: per wave, deliveries and their latencies. */
-function createListeners(expected: number) {
-  const latencies: number[] = [];
-  const counts = new Map<number, number>();
-  let lastAt = 0;
-  let snapshots = 0;
-  const onMessage = (text: string) => {
-    const at = performance.now();
-    const m = JSON.parse(text) as { type: string; message?: string };
-    if (m.type === "snapshot") snapshots++;
-    if (m.type !== "log") return;
-    const { wave, sent } = JSON.parse(m.message!) as { wave: number; sent: number };
-    counts.set(wave, (counts.get(wave) ?? 0) + 1);
-    if (wave < 1) return;
-    latencies.push(at - sent);
-    lastAt = at;
-  };
-  const everyoneGot = (wave: number) => until(() => (counts.get(wave) === expected ? true : undefined), WAVE_TIMEOUT_MS, `all ${expected} clients to get wave ${wave}`);
-  return { onMessage, everyoneGot, latencies, lastAt: () => lastAt, snapshots: () => snapshots };
-}
-
-const payload = (wave: number) => JSON.stringify({ wave, sent: performance.now() });
-
 /**
  * 10,000 WebSocket clients on one gateway, 10 on each of 1,000 jobs' `WS /ws/jobs/{id}`; then one
  * event per job published onto the stack's NATS, each reaching its job's 10 clients. Against a bare
@@ -45,9 +20,7 @@ const payload = (wave: number) => JSON.stringify({ wave, sent: performance.now()
 export const wsScale: Benchmark = {
   name: "ws-scale",
   title: "4b. WebSocket: 10,000 clients across 1,000 jobs",
-  apps: ["auth-service", "billing-service", "storage-service", "job-service", "gateway"],
-  // The per-user cap (20 by default) keeps one account from holding thousands of sockets; here 10 users hold them all.
-  env: { WS_MAX_CONNECTIONS_PER_USER: "100000" },
+  ...wsStack,
   timeoutMs: 300_000,
   async run({ stack, api, adminToken, log }) {
     const limit = openFilesLimit();
@@ -56,25 +29,21 @@ export const wsScale: Benchmark = {
     if (perJob < CLIENTS_PER_JOB) log(`the open files limit (${limit}) allows only ${perJob} clients per job: raise it (ulimit -n 32768) for ${CLIENTS_PER_JOB}`);
     const clients = JOBS * perJob;
 
-    const users = await cutroomCreators(api, adminToken, makePng(), USERS, JOBS);
-    // No workers in this stack: the jobs stay queued while we publish events for them.
-    const jobs = await mapLimit(Array.from({ length: JOBS }), 16, async (_, i) => {
-      const user = users[i % USERS]!;
-      const job = await api.expect(202, "create", api.call("POST", "/jobs", { token: user.token, json: { type: "image.thumbnail", input: { file_id: user.fileId, width: 32, height: 32 } } }));
-      return { id: job.id as string, token: user.token };
-    });
+    const jobs = await queuedJobs(api, adminToken, USERS, JOBS);
     const slots = jobs.flatMap((job) => Array.from({ length: perJob }, () => job));
 
     const gatewayPid = stack.services.children.get("gateway")!.pid!;
-    const cutroom = createListeners(clients);
+    const cutroom = trackClients(clients, WAVE_TIMEOUT_MS);
     const wsBase = stack.url.replace(/^http/, "ws");
     const cutroomRss = rssKib(gatewayPid);
+    let cpuBefore = cpuTimeByProcess();
     let started = performance.now();
     let sockets = await mapLimit(slots, CONNECT_CONCURRENCY, (job) =>
       openSocket(`${wsBase}/ws/jobs/${job.id}`, { headers: { authorization: `Bearer ${job.token}` }, onMessage: cutroom.onMessage }),
     );
     await until(() => (cutroom.snapshots() === clients ? true : undefined), CONNECT_TIMEOUT_MS, "every client's snapshot");
     const cutroomConnectMs = performance.now() - started;
+    const cutroomConnectCpu = cpuSpent(cpuBefore);
     const cutroomRssPer = ((rssKib(gatewayPid) - cutroomRss) * 1024) / clients;
     log(`gateway: ${clients} clients live in ${(cutroomConnectMs / 1000).toFixed(1)} s`);
     const nc = await connect({ ...stack.natsOptions(), name: "bench" });
@@ -83,15 +52,15 @@ export const wsScale: Benchmark = {
     let publishedMs = NaN;
     let cutroomCpu: Map<string, number>;
     try {
-      // Wave 0 reaching everyone proves every client is past its replay and live.
+      // The warm-up wave reaching everyone proves every client is past its replay and live.
       const wave = (n: number) => Promise.all(jobs.map((job) => publisher.publish(job.id, { type: "log", level: "info", message: payload(n) })));
-      await wave(0);
-      await cutroom.everyoneGot(0);
+      await wave(-1);
+      await cutroom.everyoneGot(-1);
       const before = cpuTimeByProcess();
       started = performance.now();
-      await wave(1);
+      await wave(0);
       publishedMs = performance.now() - started;
-      await cutroom.everyoneGot(1);
+      await cutroom.everyoneGot(0);
       cutroomAllMs = cutroom.lastAt() - started;
       cutroomCpu = cpuSpent(before);
     } finally {
@@ -99,28 +68,31 @@ export const wsScale: Benchmark = {
       await nc.close();
     }
 
-    const raw = createListeners(clients);
+    const raw = trackClients(clients, WAVE_TIMEOUT_MS);
     const server = await startWsPeer();
     let seq = 0;
     const event = (jobId: string, wave: number) =>
       JSON.stringify({ job_id: jobId, seq: ++seq, timestamp: new Date().toISOString(), type: "log", level: "info", message: payload(wave) });
     let rawConnectMs: number;
+    let rawConnectCpu: Map<string, number>;
     let rawRssPer: number;
     let rawAllMs: number;
     let rawCpu: Map<string, number>;
     try {
       const publish = await openSocket(`ws://127.0.0.1:${server.port}/publish`, { onMessage: () => {} });
       const rawRss = rssKib(server.child.pid!);
+      cpuBefore = cpuTimeByProcess();
       started = performance.now();
       sockets = await mapLimit(slots, CONNECT_CONCURRENCY, (job) => openSocket(`ws://127.0.0.1:${server.port}/jobs/${job.id}`, { onMessage: raw.onMessage }));
       rawConnectMs = performance.now() - started;
+      rawConnectCpu = cpuSpent(cpuBefore);
       rawRssPer = ((rssKib(server.child.pid!) - rawRss) * 1024) / clients;
-      for (const job of jobs) publish.send(event(job.id, 0));
-      await raw.everyoneGot(0);
+      for (const job of jobs) publish.send(event(job.id, -1));
+      await raw.everyoneGot(-1);
       const before = cpuTimeByProcess();
       started = performance.now();
-      for (const job of jobs) publish.send(event(job.id, 1));
-      await raw.everyoneGot(1);
+      for (const job of jobs) publish.send(event(job.id, 0));
+      await raw.everyoneGot(0);
       rawAllMs = raw.lastAt() - started;
       rawCpu = cpuSpent(before);
       publish.close();
@@ -134,6 +106,7 @@ export const wsScale: Benchmark = {
       peer: "bare ws server, by job",
       rows: [
         { measure: `connect ${clients} clients`, cutroom: cutroomConnectMs, peer: rawConnectMs, unit: "ms" },
+        { measure: "CPU per connection, server processes", cutroom: cpuOfServers(cutroomConnectCpu) / clients, peer: (rawConnectCpu.get("ws-server") ?? NaN) / clients, unit: "ms" },
         { measure: "delivery latency p50", cutroom: c.p50, peer: r.p50, unit: "ms" },
         { measure: "delivery latency p99", cutroom: c.p99, peer: r.p99, unit: "ms" },
         { measure: `all ${clients} deliveries`, cutroom: cutroomAllMs, peer: rawAllMs, unit: "ms" },
@@ -144,6 +117,7 @@ export const wsScale: Benchmark = {
         `${JOBS} jobs (image.thumbnail, no workers, so they stay queued) of ${USERS} enterprise users, ${perJob} clients on each (token in the Authorization header; the gateway's WS_MAX_CONNECTIONS_PER_USER raised for the run); then one log event per job, all ${JOBS} sent at once (Cutroom: createEventPublisher onto JetStream, the publishes started together; peer: sent over one WebSocket), each carrying the time its publish was called, so the latencies include the queue behind the burst; Cutroom's ${JOBS} publishes were all acknowledged by JetStream after ${publishedMs.toFixed(0)} ms`,
         `Cutroom clients count as connected once their snapshot arrived, the peer's once open; a first wave of one event per job reached all ${clients} clients before the measured one`,
         `RSS: the server process's resident memory after all clients connected minus before, per connection (${(cutroomRssPer / 1024).toFixed(1)} KiB gateway, ${(rawRssPer / 1024).toFixed(1)} KiB bare ws; garbage not yet collected counts)`,
+        `CPU ms per 1,000 connections (Cutroom: until every snapshot arrived; peer: until open), Cutroom: ${cpuPerUnit(cutroomConnectCpu, clients / 1000)}; peer: ${cpuPerUnit(rawConnectCpu, clients / 1000, ["bench", "ws-server"])}`,
         `CPU ms per 1,000 deliveries (the measured wave), Cutroom: ${cpuPerUnit(cutroomCpu, clients / 1000)}; peer: ${cpuPerUnit(rawCpu, clients / 1000, ["bench", "ws-server"])}`,
         `the clients, the publisher and the timing are all in the bench process; open files limit ${limit} (each side's server holds ${clients} sockets, and so does the bench)`,
       ],
