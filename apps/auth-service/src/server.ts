@@ -1,5 +1,5 @@
 import { createDb, runMigrations } from "@cutroom/db";
-import { connectNats, createLogger, createRpcClient, announceReady, onShutdown, retrying, serveRpc } from "@cutroom/runtime";
+import { connectNats, createLogger, createRpcClient, announceReady, onShutdown, startMetricsListener, retrying, serveRpc } from "@cutroom/runtime";
 import { createAuthHandlers, loadSigningKey, openTokenCutoffs, republishRecentCutoffs } from "./app.ts";
 import { readEnv } from "./env.ts";
 
@@ -30,5 +30,6 @@ const handlers = createAuthHandlers({
 });
 const server = serveRpc(nc, "auth", handlers, log);
 
-onShutdown(log, [server.drain, () => nc.drain(), closeDb]);
+const closeMetrics = await startMetricsListener(env, log);
+onShutdown(log, [closeMetrics, server.drain, () => nc.drain(), closeDb]);
 await announceReady(log, nc, { kid: signingKey.kid });

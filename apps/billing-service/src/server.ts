@@ -1,5 +1,5 @@
 import { createDb, runMigrations } from "@cutroom/db";
-import { connectNats, createLogger, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
+import { connectNats, createLogger, announceReady, onShutdown, startMetricsListener, serveRpc } from "@cutroom/runtime";
 import { createBillingHandlers } from "./app.ts";
 import { readEnv } from "./env.ts";
 
@@ -12,5 +12,6 @@ const nc = await connectNats(env, "billing-service", log);
 if (env.BILLING_TEST_PURCHASES) log.warn("BILLING_TEST_PURCHASES is on: POST /billing/purchases adds credits without payment");
 const server = serveRpc(nc, "billing", createBillingHandlers({ db, testPurchases: env.BILLING_TEST_PURCHASES }), log);
 
-onShutdown(log, [server.drain, () => nc.drain(), closeDb]);
+const closeMetrics = await startMetricsListener(env, log);
+onShutdown(log, [closeMetrics, server.drain, () => nc.drain(), closeDb]);
 await announceReady(log, nc);

@@ -34,10 +34,6 @@ export const Env = BaseEnv.extend({
     .trim()
     .default("false")
     .transform((v): boolean | string => (v === "false" || v === "" ? false : v === "true" ? true : v)),
-  /** A separate listener serving /metrics without authentication; unset, metrics are only on the API port, for admins. */
-  METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
-  /** Interface of that listener: keep it private. */
-  METRICS_HOST: z.string().default("127.0.0.1"),
   /** A bearer token a scraper may send to read /metrics on the API port (admins' access tokens work too). */
   METRICS_TOKEN: z.string().min(16).optional(),
   /** Which provider the workers run hosted models with (replicate, emulator, none), shown by /health and GET /job-types; npm start sets it. Unset: decided from REPLICATE_API_TOKEN and MODEL_EMULATOR_URL. */

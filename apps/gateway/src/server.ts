@@ -1,10 +1,9 @@
-import { connectNats, createLogger, createRpcClient, createStorageReplicas, announceReady, onShutdown } from "@cutroom/runtime";
+import { connectNats, createLogger, createRpcClient, createStorageReplicas, announceReady, onShutdown, startMetricsListener } from "@cutroom/runtime";
 import { buildApp } from "./app.ts";
 import { gatewayModels } from "./models.ts";
 import { readEnv } from "./env.ts";
 import { createTokenVerifier } from "./plugins/auth.ts";
 import { createRequestBudget } from "./request-budget.ts";
-import { serveMetrics } from "./plugins/metrics.ts";
 import { createEventHub } from "./realtime/event-hub.ts";
 import { watchTokenCutoffs } from "./token-cutoffs.ts";
 
@@ -24,10 +23,9 @@ if (!(await Promise.race([hub.ready.then(() => true), new Promise<false>((r) => 
 const app = await buildApp({ rpc, nc, verifier, hub, log, storage: createStorageReplicas(env.STORAGE_INTERNAL_URL, { connectTimeoutMs: env.STORAGE_CONNECT_TIMEOUT_MS }), bodyLimit: env.BODY_LIMIT_BYTES, trustProxy: env.TRUST_PROXY, metricsToken: env.METRICS_TOKEN, corsOrigins: env.CORS_ORIGINS, requestTimeoutMs: env.REQUEST_TIMEOUT_MS, idleTimeoutMs: env.REQUEST_IDLE_TIMEOUT_MS, maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER, requestBudget: createRequestBudget({ free: env.RATE_LIMIT_FREE_PER_MINUTE, pro: env.RATE_LIMIT_PRO_PER_MINUTE, enterprise: env.RATE_LIMIT_ENTERPRISE_PER_MINUTE }), models: gatewayModels(env), promptEnhanceTimeoutMs: env.PROMPT_ENHANCE_TIMEOUT_MS, dashboardDir: env.DASHBOARD_DIR });
 await app.listen({ port: env.PORT, host: env.HOST });
 
-const metrics = env.METRICS_PORT ? await serveMetrics(app.metrics, { port: env.METRICS_PORT, host: env.METRICS_HOST }) : undefined;
-if (metrics) log.info({ port: metrics.port, host: env.METRICS_HOST }, "metrics listener up");
+const closeMetrics = await startMetricsListener(env, log, app.metrics);
 
-onShutdown(log, [() => app.close(), async () => metrics?.close(), async () => hub.close(), () => cutoffs.stop(), () => nc.drain()]);
+onShutdown(log, [() => app.close(), closeMetrics, async () => hub.close(), () => cutoffs.stop(), () => nc.drain()]);
 // Tokens are refused (503) until the cutoffs are loaded; auth-service, up first, has made the bucket by now.
 const cutoffsLoaded = await Promise.race([cutoffs.ready.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 10_000).unref())]);
 if (!cutoffsLoaded) log.warn("token cutoffs not loaded yet: signed-in requests answer 503 until auth-service has started");

@@ -1,4 +1,5 @@
 import type { CallContext, RpcClient } from "@cutroom/runtime";
+import { countSettled } from "./job-metrics.ts";
 import { setCreditState, type Conn, type JobRow } from "./job-store.ts";
 
 /**
@@ -12,5 +13,7 @@ export async function settleCredits(db: Conn, rpc: RpcClient, row: JobRow, ctx: 
       : await rpc.call("billing", "release", { job_id: row.id }, ctx);
   // "none": billing holds nothing for the job, so there is nothing left to give back.
   const state = reply.state === "captured" ? "captured" : "released";
-  return (await setCreditState(db, row.id, state)) ?? row;
+  const settled = (await setCreditState(db, row.id, state)) ?? row;
+  if (row.creditState === "reserved") countSettled(settled);
+  return settled;
 }

@@ -5,6 +5,7 @@ import { heldReserves, lockAccounts, planReservations, settle, takeRates, writeR
 import { rpcTimedOut } from "@cutroom/runtime";
 import { applyEvent, type JobPatch } from "./apply-event.ts";
 import { lockLiveProjects } from "./project-store.ts";
+import { countCreated, countEnded, countStarted } from "./job-metrics.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
 export type NewJob = typeof jobs.$inferInsert;
@@ -82,7 +83,7 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
   const left = () => Math.floor(commitBy - Date.now());
   if (left() <= 0) throw rpcTimedOut("job");
   try {
-    return await db.transaction(async (tx) => {
+    return countCreated(await db.transaction(async (tx) => {
       // Statements that need no answer of another go out together (postgres.js pipelines them on the
       // transaction's connection); the server still runs them in order, so the timeouts are set
       // first and the reads after them see what the account locks hold still.
@@ -159,7 +160,7 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
       }
       if (left() <= 0) throw tooLate;
       return outcomes as CreateOutcome[];
-    });
+    }));
   } catch (err) {
     if (err === keyTaken) throw new KeyTaken();
     if (err === tooLate || (commitBy !== Infinity && TIMED_OUT.has(sqlState(err) ?? ""))) throw rpcTimedOut("job");
@@ -377,7 +378,7 @@ export async function cancelJob(db: Db, userId: string, id: string, error: JobEr
     .set({ status: "canceled", error, completedAt: sql`now()`, updatedAt: sql`now()` })
     .where(and(eq(jobs.id, id), eq(jobs.userId, userId), inArray(jobs.status, ["queued", "running"])))
     .returning();
-  return row ?? null;
+  return row ? countEnded(row) : null;
 }
 
 export async function setCreditState(db: Conn, id: string, state: JobRow["creditState"]): Promise<JobRow | null> {
@@ -416,7 +417,7 @@ export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: nu
       ),
     )
     .returning();
-  return row ?? null;
+  return row ? countStarted(row) : null;
 }
 
 /**
@@ -453,7 +454,7 @@ export async function finishJob(
     // The slot it held goes to its owner's next waiting job in the same commit (ADR 031), under the account's lock.
     const [, admitted] = await Promise.all([lockAccounts(tx, [row.userId]), admitWaitingJobs(tx, [row.userId])]);
     return { ...ended, admitted };
-  });
+  }).then(countEnded);
 }
 
 /** Applies one job event to its row (see applyEvent); an event from a running job's worker extends its lease. */

@@ -1,8 +1,8 @@
 import { createDb, runMigrations } from "@cutroom/db";
 import { loadCatalog, providerAvailability } from "@cutroom/models";
-import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, keepStreams, retrying, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
+import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, keepStreams, retrying, announceReady, onShutdown, readQueueDepth, serveRpc, startMetricsListener } from "@cutroom/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { loadPipelineTypes } from "@cutroom/contracts";
+import { consumers, loadPipelineTypes, Queue, streams } from "@cutroom/contracts";
 import { createJobService } from "./app.ts";
 import { readEnv, timingFrom } from "./env.ts";
 import { startEventsConsumer } from "./events-consumer.ts";
@@ -33,5 +33,9 @@ const reconciler = startReconciler({ db, js: jetstream(nc), jsm, rpc, log, timin
 // events consumer makes itself again once JOB_EVENTS is back).
 const streamKeeper = keepStreams(nc, { replicas: env.NATS_STREAM_REPLICAS, log, everyMs: timing.reconcileIntervalMs });
 
-onShutdown(log, [streamKeeper.stop, reconciler.stop, server.drain, () => consumer.stop(), () => nc.drain(), closeDb]);
+// Read at each scrape: what waits in the broker for each kind of worker, seen from a process that is always up.
+for (const queue of Queue.options) readQueueDepth(queue, async () => (await jsm.consumers.info(streams.jobs.name, consumers.worker(queue))).num_pending);
+const closeMetrics = await startMetricsListener(env, log);
+
+onShutdown(log, [closeMetrics, streamKeeper.stop, reconciler.stop, server.drain, () => consumer.stop(), () => nc.drain(), closeDb]);
 await announceReady(log, nc);

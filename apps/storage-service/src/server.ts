@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createDb, runMigrations } from "@cutroom/db";
-import { connectNats, createLogger, announceReady, onShutdown, serveRpc } from "@cutroom/runtime";
+import { connectNats, createLogger, announceReady, onShutdown, serveRpc, startMetricsListener } from "@cutroom/runtime";
 import { createIngestReceiver, createOutputReceiver, createSignedPutReceiver, createStorageHandlers, resumableDeps, type StorageDeps } from "./app.ts";
 import { FsDriver } from "./drivers/fs-driver.ts";
 import { S3Driver } from "./drivers/s3-driver.ts";
@@ -38,5 +38,6 @@ const sweeper = env.UPLOAD_SWEEP_INTERVAL_S > 0 ? setInterval(sweep, env.UPLOAD_
 sweeper?.unref();
 if (sweeper) void sweep();
 
-onShutdown(log, [async () => clearInterval(sweeper), server.drain, () => http.close(), () => nc.drain(), closeDb]);
+const closeMetrics = await startMetricsListener(env, log);
+onShutdown(log, [closeMetrics, async () => clearInterval(sweeper), server.drain, () => http.close(), () => nc.drain(), closeDb]);
 await announceReady(log, nc, { driver: driver.name, port: env.STORAGE_PORT });

@@ -27,9 +27,18 @@ export type InstanceName = AppName | `${AppName}-${number}`;
 /** The port variables each app listens on: a second instance gets free ports of its own for those the stack sets. */
 const listenPorts: Partial<Record<AppName, string[]>> = {
   gateway: ["PORT", "METRICS_PORT"],
-  "storage-service": ["STORAGE_PORT"],
+  "storage-service": ["STORAGE_PORT", "METRICS_PORT"],
+  "auth-service": ["METRICS_PORT"],
+  "billing-service": ["METRICS_PORT"],
+  "job-service": ["METRICS_PORT"],
+  "worker-image": ["METRICS_PORT"],
+  "worker-video": ["METRICS_PORT"],
+  "worker-audio": ["METRICS_PORT"],
   "model-emulator": ["MODEL_EMULATOR_PORT"],
 };
+
+/** Whether an instance listens on a free port of its own for `variable` rather than the stack's: every app serves metrics, the gateway's first instance on METRICS_PORT itself. */
+const ownPort = (app: AppName, i: number, variable: string) => i > 1 || (variable === "METRICS_PORT" && app !== "gateway");
 
 const startTimeoutMs = 60_000;
 
@@ -102,7 +111,7 @@ export async function startServices(opts: {
       const ownEnv: Record<string, string> = {};
       const login = opts.natsLogins?.[app];
       if (login) Object.assign(ownEnv, { NATS_USER: login.user, NATS_PASSWORD: login.password });
-      if (i > 1) for (const v of listenPorts[app] ?? []) if (opts.env[v]) ownEnv[v] = String(await freePort());
+      for (const v of listenPorts[app] ?? []) if (opts.env[v] && ownPort(app, i, v)) ownEnv[v] = String(await freePort());
       Object.assign(ownEnv, opts.instanceEnv?.[name]);
       const logFile = join(opts.logDir, `${name}.log`);
       const log = createWriteStream(logFile, { flags: "a" });

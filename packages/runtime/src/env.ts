@@ -16,6 +16,10 @@ export const BaseEnv = z.object({
   NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   /** How long a caller waits for another service before answering 503. */
   RPC_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  /** A listener serving this process's Prometheus /metrics without authentication (docs/METRICS.md); unset: none (the gateway still serves them to admins on its API port). */
+  METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  /** Interface of that listener: keep it private. */
+  METRICS_HOST: z.string().default("127.0.0.1"),
 });
 
 export const DbEnv = z.object({

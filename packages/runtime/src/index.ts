@@ -7,3 +7,4 @@ export * from "./shutdown.ts";
 export * from "./job-events.ts";
 export * from "./stream-publish.ts";
 export * from "./storage-replicas.ts";
+export * from "./metrics.ts";

@@ -5,6 +5,7 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { isAppError } from "@cutroom/contracts";
+import { providerCallDuration, providerCalls, providerCost, stopwatch } from "@cutroom/runtime";
 import { costUsd, defaultCatalog, resolveModel, UnknownModel, type Catalog, type ModelProviderName, type ResolvedModel } from "@cutroom/models";
 import { JobFailure, RetryableFailure } from "./job-failure.ts";
 import { outputUrls, ProviderError, type ModelProvider, type Prediction } from "./providers/replicate.ts";
@@ -244,6 +245,7 @@ export function createJobModels(deps: JobModelsDeps): JobModels {
       fileInputs[field] = Array.isArray(f) ? await Promise.all(f.map(blob)) : await blob(f);
     }
     let prediction: Prediction;
+    const elapsed = stopwatch();
     try {
       prediction = await client.run(model.model, { ...req.input, ...fileInputs, ...model.params }, {
         signal,
@@ -251,12 +253,14 @@ export function createJobModels(deps: JobModelsDeps): JobModels {
         onCreated: (id) => deps.log.info(`${model.model}: prediction ${id} started${client.synthetic ? " (emulator, synthetic output)" : ""}`),
       });
     } catch (err) {
+      countProviderCall(client.name, model.model, signal.aborted ? "canceled" : "failed", elapsed());
       if (signal.aborted || !(err instanceof ProviderError)) throw err;
       // A failed prediction is billed too: kept for the job's cost.
-      if (err.prediction) runs.push(record(model, err.prediction, {}));
+      if (err.prediction) runs.push(countProviderCost(record(model, err.prediction, {})));
       if (err.retryable) throw new RetryableFailure("PROVIDER_ERROR", `the model provider is unavailable: ${err.message}`, { cause: err });
       throw new JobFailure("PROVIDER_ERROR", `${model.model}: ${err.message}`, { cause: err });
     }
+    countProviderCall(client.name, model.model, "succeeded", elapsed());
     const raw = prediction.output;
     let downloads: ModelFile[] = [];
     let text: string | undefined;
@@ -268,7 +272,7 @@ export function createJobModels(deps: JobModelsDeps): JobModels {
       const name = req.filename ?? "output";
       downloads = await Promise.all(urls.map((url, i) => download(url, i, urls.length, name)));
     }
-    const provider = record(model, prediction, { outputs: req.output === "text" ? 1 : downloads.length, outputSeconds: req.outputSeconds });
+    const provider = countProviderCost(record(model, prediction, { outputs: req.output === "text" ? 1 : downloads.length, outputSeconds: req.outputSeconds }));
     runs.push(provider);
     deps.progress(to);
     return { output: raw, ...(text !== undefined ? { text } : {}), downloads, provider, model };
@@ -301,6 +305,16 @@ export function createJobModels(deps: JobModelsDeps): JobModels {
       return runs;
     },
   };
+}
+
+function countProviderCall(provider: string, model: string, outcome: "succeeded" | "failed" | "canceled", seconds: number) {
+  providerCalls.inc({ provider, model, outcome });
+  providerCallDuration.observe({ provider, model }, seconds);
+}
+
+function countProviderCost(run: ProviderRecord): ProviderRecord {
+  if (run.cost_usd !== null) providerCost.inc({ provider: run.name, model: run.model }, run.cost_usd);
+  return run;
 }
 
 /** The USD the job's runs cost, summed; null when none ran or one could not be priced. */

@@ -1,4 +1,4 @@
-import { connectNats, createLogger, createStorageReplicas, waitForStreams, announceReady, onShutdown, type Logger, type NatsConnection } from "@cutroom/runtime";
+import { connectNats, createLogger, createStorageReplicas, waitForStreams, announceReady, onShutdown, readWorkerInFlight, startMetricsListener, workerConcurrency, type Logger, type NatsConnection } from "@cutroom/runtime";
 import { readWorkerEnv } from "./env.ts";
 import { serveWorkerHealth } from "./health.ts";
 import { createModelService } from "./model-service.ts";
@@ -37,6 +37,9 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   const health = serveWorkerHealth(nc, opts.name, opts.queue, worker, log);
   const served = opts.serve?.({ nc, models, log });
 
-  onShutdown(log, [async () => served?.drain(), () => worker.stop({ graceMs: SHUTDOWN_GRACE_MS }), health.drain, () => nc.drain()], SHUTDOWN_GRACE_MS + 5000);
+  readWorkerInFlight(opts.name, () => worker.load().inFlight);
+  workerConcurrency.set({ worker: opts.name }, env.WORKER_CONCURRENCY);
+  const closeMetrics = await startMetricsListener(env, log);
+  onShutdown(log, [closeMetrics, async () => served?.drain(), () => worker.stop({ graceMs: SHUTDOWN_GRACE_MS }), health.drain, () => nc.drain()], SHUTDOWN_GRACE_MS + 5000);
   await announceReady(log, nc, { queue: opts.queue, concurrency: env.WORKER_CONCURRENCY });
 }

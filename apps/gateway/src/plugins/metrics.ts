@@ -1,9 +1,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { metricsRegistry } from "@cutroom/runtime";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { bearerToken } from "./auth.ts";
 
 declare module "fastify" {
@@ -20,13 +19,13 @@ export interface MetricsOptions {
 }
 
 /**
- * Prometheus metrics: requests and their durations per route, method and status, the process's
- * own (CPU, memory, event loop, GC) and the given gauges. On the API port /metrics is for admins
- * (or the METRICS_TOKEN bearer): route names and traffic are not for everyone.
+ * Prometheus metrics: requests and their durations per route, method and status, the given gauges,
+ * and the process's own (@cutroom/runtime's registry: CPU, memory, realtime connections…). On the
+ * API port /metrics is for admins (or the METRICS_TOKEN bearer): route names and traffic are not for everyone.
  */
 export const metricsPlugin = fp(async (app: FastifyInstance, opts: MetricsOptions) => {
+  // This app's own, apart from the process's: tests build several apps in one process.
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
   const labelNames = ["method", "route", "status"] as const;
   const requests = new Counter({ name: "cutroom_http_requests_total", help: "HTTP requests answered", labelNames, registers: [registry] });
   const duration = new Histogram({
@@ -46,7 +45,7 @@ export const metricsPlugin = fp(async (app: FastifyInstance, opts: MetricsOption
       },
     });
   }
-  app.decorate("metrics", registry);
+  app.decorate("metrics", Registry.merge([registry, metricsRegistry]));
 
   app.addHook("onResponse", async (req, reply) => {
     // The route pattern, never the raw URL: ids and tokens would make a series per request.
@@ -62,8 +61,8 @@ export const metricsPlugin = fp(async (app: FastifyInstance, opts: MetricsOption
     await app.requireAdmin(req);
   };
   app.get("/metrics", { schema: { hide: true }, onRequest: authorize }, async (_req, reply) => {
-    reply.type(registry.contentType);
-    return registry.metrics();
+    reply.type(app.metrics.contentType);
+    return app.metrics.metrics();
   });
 });
 
@@ -71,29 +70,4 @@ export const metricsPlugin = fp(async (app: FastifyInstance, opts: MetricsOption
 function sameSecret(secret: string) {
   const expected = createHash("sha256").update(secret).digest();
   return (given: string) => timingSafeEqual(createHash("sha256").update(given).digest(), expected);
-}
-
-/**
- * /metrics without authentication on a listener of its own (METRICS_PORT), for a scraper on a
- * private interface (METRICS_HOST); everything else there is 404.
- */
-export async function serveMetrics(registry: Registry, opts: { port: number; host: string }) {
-  const server = createServer((req, res) => {
-    if (req.method !== "GET" || req.url?.split("?")[0] !== "/metrics") {
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
-      () => res.writeHead(500, { "content-type": "text/plain" }).end("metrics unavailable\n"),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
 }

@@ -49,7 +49,7 @@ async function callerOf(token: string | undefined, verifier: TokenVerifier): Pro
 /** The socket's caller, holding one of their connection slots until it closes (RATE_LIMITED past the limit). */
 async function socketCaller(socket: WebSocket, req: FastifyRequest, { verifier, connections }: Pick<Deps, "verifier" | "connections">): Promise<Caller> {
   const caller = await callerOf(wsToken(req), verifier);
-  const release = connections.acquire(caller.user_id);
+  const release = connections.acquire(caller.user_id, "websocket");
   socket.once("close", release);
   if (socket.readyState === socket.CLOSED) release();
   return caller;
@@ -118,7 +118,7 @@ function logFailure(req: FastifyRequest, err: unknown) {
   else if (err.status >= 500) req.log.warn({ err }, "job watch failed");
 }
 
-const ClientMessage = z.discriminatedUnion("type", [
+export const ClientMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("subscribe_job"), job_id: Uuid, since: z.number().int().min(0).optional() }),
   z.object({ type: z.literal("unsubscribe_job"), job_id: Uuid }),
   z.object({ type: z.literal("subscribe_pipeline"), pipeline_id: Uuid, since: z.number().int().min(0).optional() }),
@@ -280,7 +280,7 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
         else lines.push(chunk);
       };
       let ended = false;
-      const release = connections.acquire(req.caller!.user_id);
+      const release = connections.acquire(req.caller!.user_id, "sse");
       const stop = await followJob({ rpc, nc, hub, coalesce, caller: req.caller!, requestId: req.id, log: req.log, jobId: req.params.id, since, send: write, onEnd: () => {
         ended = true;
         raw?.end();
