@@ -174,16 +174,22 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     const caller = requireCaller(ctx);
     const { type, input } = parseInput(body.type, body.input);
     const hash = requestHash(body);
-    if (idempotency_key) {
-      const earlier = await keyedJob({ userId: caller.user_id, key: idempotency_key, id: jobIdFor(caller.user_id, idempotency_key) });
+    // A keyed retry's job is found as the batch commits, by the id its key names (ADR 034): no read
+    // before. Only when a check refuses it is it looked up here, so that a retry is still answered its
+    // job after its file, project or model provider went.
+    let work: JobWork;
+    try {
+      requireProvider(body.type, type, input);
+      // Checked again as the job commits (insertReservedJobs); here so that a wrong project costs no rate slot.
+      if (body.project_id && !(await getLiveProject(db, caller.user_id, body.project_id))) {
+        throw new AppError("NOT_FOUND", "project not found", { project_id: body.project_id });
+      }
+      work = await sizeWork(inputFiles, type, input, caller);
+    } catch (err) {
+      const earlier = idempotency_key ? await keyedJob({ userId: caller.user_id, key: idempotency_key, id: jobIdFor(caller.user_id, idempotency_key) }) : null;
       if (earlier) return replay(earlier, hash);
+      throw err;
     }
-    requireProvider(body.type, type, input);
-    // Checked again as the job commits (insertReservedJobs); here so that a wrong project costs no rate slot.
-    if (body.project_id && !(await getLiveProject(db, caller.user_id, body.project_id))) {
-      throw new AppError("NOT_FOUND", "project not found", { project_id: body.project_id });
-    }
-    const work = await sizeWork(inputFiles, type, input, caller);
 
     // Every retry of one keyed request addresses the same job, so it can hold one reservation only.
     const id = idempotency_key ? jobIdFor(caller.user_id, idempotency_key) : randomUUID();

@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { JobDispatch, streams, subjects, type Caller } from "@cutroom/contracts";
+import { eq } from "@cutroom/db";
+import { files } from "@cutroom/db/storage";
 import { createEventPublisher, ensureStreams, readJobEvents } from "@cutroom/runtime";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { getJob } from "./job-store.ts";
@@ -72,6 +74,19 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
     expect(new Set(jobs.map((r) => r.job.id)).size).toBe(1);
     expect(jobs.filter((r) => r.created)).toHaveLength(1);
     expect(await stack.balance(user)).toMatchObject({ credits: 0, reserved: 1 });
+  });
+
+  it("answers a keyed retry with its job after the input file is gone, and 409 for another body, without charging again", async () => {
+    const user = await stack.newUser(100);
+    const file_id = await stack.addFile(user, "ready", testImage);
+    const key = `key-${randomUUID()}`;
+    const first = await create(user, { type: "image.resize", input: { file_id, width: 320 } }, key);
+    await stack.db.db.delete(files).where(eq(files.id, file_id));
+    await expect(create(user, { type: "image.resize", input: { file_id, width: 320 } }, key)).resolves.toMatchObject({ created: false, job: { id: first.job.id } });
+    await expect(create(user, { type: "image.resize", input: { file_id, width: 640 } }, key)).rejects.toMatchObject({ code: "IDEMPOTENCY_CONFLICT" });
+    // A new key for the same input is a new job, and its file is gone.
+    await expect(create(user, { type: "image.resize", input: { file_id, width: 320 } }, `key-${randomUUID()}`)).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    expect(await stack.balance(user)).toMatchObject({ credits: 99, reserved: 1 });
   });
 
   it("answers 409 IDEMPOTENCY_CONFLICT when a key is reused with a different body", async () => {
