@@ -107,5 +107,15 @@ export interface AdminStats {
   total_storage_gb: number;
 }
 
+/** GET /api/v1/admin/queues, being added beside @cutroom/sdk's admin.queues(): until then a 404, and the page shows the workers' load alone. */
+export interface QueueDepth {
+  queue: string;
+  queued: number;
+  held: number;
+  running: number;
+  pending: number | null;
+  ack_pending: number | null;
+}
+
 /** GET /health as an admin reads it: every service and worker kind with its instances. */
 export type Health = z.infer<typeof HealthSchema>;

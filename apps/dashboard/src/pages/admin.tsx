@@ -1,6 +1,6 @@
 import type { User } from "@cutroom/sdk";
 import { useEffect, useState } from "preact/hooks";
-import { type AdminStats, describeError, getJson, type Health } from "../api.ts";
+import { type AdminStats, describeError, getJson, type Health, type QueueDepth } from "../api.ts";
 
 /** GET /admin/users: a page of users. */
 type UserPage = { data: User[]; total: number };
@@ -12,6 +12,7 @@ export function Admin() {
   const [stats, setStats] = useState<AdminStats | null>(null);
   const [users, setUsers] = useState<UserPage | null>(null);
   const [health, setHealth] = useState<Health | null>(null);
+  const [queues, setQueues] = useState<QueueDepth[] | null>(null);
   const [error, setError] = useState("");
 
   useEffect(() => {
@@ -21,11 +22,13 @@ export function Admin() {
         getJson<UserPage>("/api/v1/admin/users?limit=50"),
         // 503 is a degraded stack, still a full answer.
         getJson<Health>("/health", { okStatuses: [503] }),
+        getJson<{ data?: QueueDepth[] }>("/api/v1/admin/queues", { okStatuses: [404] }),
       ])
-        .then(([s, u, h]) => {
+        .then(([s, u, h, q]) => {
           setStats(s);
           setUsers(u);
           setHealth(h);
+          setQueues(q.data ?? null);
           setError("");
         })
         .catch((err) => setError(describeError(err)));
@@ -54,10 +57,39 @@ export function Admin() {
       )}
       {health && (
         <section>
+          {queues && (
+            <>
+              <h2>Queues</h2>
+              <table id="queues">
+                <thead>
+                  <tr>
+                    <th>queue</th>
+                    <th>queued</th>
+                    <th>held for a slot</th>
+                    <th>running</th>
+                    <th>undelivered</th>
+                    <th>unacknowledged</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {queues.map((q) => (
+                    <tr key={q.queue}>
+                      <td>{q.queue}</td>
+                      <td>{q.queued}</td>
+                      <td>{q.held}</td>
+                      <td>{q.running}</td>
+                      <td>{q.pending ?? "no consumer"}</td>
+                      <td>{q.ack_pending ?? "–"}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </>
+          )}
           <h2>
-            Queues <span class="muted">(jobs in flight on each worker kind / its slots)</span>
+            Workers <span class="muted">(jobs in flight on each kind / its slots)</span>
           </h2>
-          <table id="queues">
+          <table id="workers">
             <tbody>
               {workerKinds(health).map(([name, kind]) => {
                 const inFlight = (kind.instances ?? []).reduce((n, i) => n + (i.load?.in_flight ?? 0), 0);

@@ -1,4 +1,4 @@
-import type { FileObject, JobTypeDescription, JobTypeName } from "@cutroom/sdk";
+import type { FileObject, JobTypeDescription } from "@cutroom/sdk";
 import { useEffect, useState } from "preact/hooks";
 import { cutroom, describeError } from "../api.ts";
 import { navigate } from "../router.tsx";
@@ -39,7 +39,7 @@ export function NewJob({ query }: { query: URLSearchParams }) {
     setError("");
     try {
       // The form is generated at run time from the schema: the server validates the input (422 naming the field).
-      const job = await cutroom.jobs.create({ type: type.type as JobTypeName, input: inputFromValues(schema, values) } as Parameters<typeof cutroom.jobs.create>[0]);
+      const job = await cutroom.jobs.createUntyped({ type: type.type, input: inputFromValues(schema, values) });
       navigate(`/jobs/${job.id}`);
     } catch (err) {
       setError(describeError(err));
