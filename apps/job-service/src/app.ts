@@ -20,9 +20,10 @@ import {
 } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { defaultCatalog, resolveModel, unavailableModel, type Catalog, type ModelProviderName } from "@cutroom/models";
-import { createPipelineEventPublisher, rpcTimedOut, runChecks, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
+import { createPipelineEventPublisher, currentTrace, rpcTimedOut, runChecks, tracing, withTrace, type TraceContext, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import { jetstream } from "@nats-io/jetstream";
 import { createAdmission } from "./admission.ts";
+import { createAdminJobHandlers } from "./admin-jobs.ts";
 import { settleCredits } from "./credits.ts";
 import { coalesce } from "./coalesce.ts";
 import { createCreationBatcher } from "./creation-batcher.ts";
@@ -142,6 +143,8 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
    * and is then dropped.
    */
   const announce = (created: JobRow[]) => {
+    // Taken now, before the creating calls resume and forget them: each job's queued event and dispatch go in its request's trace.
+    const traces = tracing.on ? new Map(created.map((r) => [r.id, creationTraces.get(r.id)!] as const).filter(([, t]) => t)) : undefined;
     // A held job waits for a concurrent-job slot (ADR 031): its queued event says where it stands, and it is not dispatched.
     const rows = created.filter((r) => !r.held);
     const held = created.filter((r) => r.held);
@@ -150,13 +153,13 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       .then((at) =>
         Promise.all(
           created.map((row) =>
-            events
-              .publish(row.id, { type: "status", status: "queued", ...(row.held ? { queue_position: at.get(row.id) ?? null, queue_reason: "concurrency_limit" as const } : {}), ...inProject(row) }, { first: true })
-              .catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event")),
+            withTrace(traces?.get(row.id), () =>
+              events.publish(row.id, { type: "status", status: "queued", ...(row.held ? { queue_position: at.get(row.id) ?? null, queue_reason: "concurrency_limit" as const } : {}), ...inProject(row) }, { first: true }),
+            ).catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event")),
           ),
         ),
       )
-      .then(() => (rows.length > 0 ? dispatchJobs(js, db, rows) : []))
+      .then(() => (rows.length > 0 ? dispatchJobs(js, db, rows, traces) : []))
       .then((failed) => {
         for (const [i, err] of failed.entries()) if (err) log.warn({ err, job_id: rows[i]!.id }, "could not dispatch the job; the reconciler will");
       })
@@ -164,13 +167,18 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
   };
 
   const admission = createAdmission({ db, js, events, log });
+  // Each job being created's request trace, by job id, until its batch commits (tracing on only; ADR 036).
+  const creationTraces = new Map<string, TraceContext>();
   const batcher = createCreationBatcher(db, { maxBatch: createBatchMax, created: announce });
   const inputFiles = createInputFileReader(db);
   // A keyed request's earlier job, looked up with the concurrent requests' in one query.
   const keyedJob = coalesce((keys: { userId: string; key: string; id: string }[]) => getJobsByIdempotencyKeys(db, keys));
 
-  /** `pipeline`: the run, stage and place of a job a pipeline starts (ADR 025); such a job takes no rate slot, its run took one. */
-  const createJob = async ({ body, idempotency_key }: Parameters<RpcHandlers<"job">["create"]>[0], ctx: RpcContext, pipeline?: { id: string; stage: string; order: number }) => {
+  /**
+   * `pipeline`: the run, stage and place of a job a pipeline starts (ADR 025); such a job takes no rate slot, its run took one.
+   * `rateSlot` false: nor does an admin's requeue, which is not the owner asking.
+   */
+  const createJob = async ({ body, idempotency_key }: Parameters<RpcHandlers<"job">["create"]>[0], ctx: RpcContext, pipeline?: { id: string; stage: string; order: number }, rateSlot = !pipeline) => {
     const caller = requireCaller(ctx);
     const { type, input } = parseInput(body.type, body.input);
     const hash = requestHash(body);
@@ -214,7 +222,9 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       ...(pipeline ? { pipelineId: pipeline.id, pipelineStage: pipeline.stage, pipelineOrder: pipeline.order } : {}),
     };
     // The per-minute slot is taken in the job's transaction, after the checks: a 422 or an idempotent replay costs none.
-    const rate = pipeline ? undefined : { bucket: "jobs.create", limit: rateBuckets["jobs.create"](tierLimits[caller.tier]) };
+    const rate = rateSlot ? { bucket: "jobs.create", limit: rateBuckets["jobs.create"](tierLimits[caller.tier]) } : undefined;
+    const trace = currentTrace();
+    if (trace) creationTraces.set(id, trace);
     let outcome: CreateOutcome;
     try {
       outcome = await batcher.create({ job, ...(rate ? { rate } : {}), ...(commitBy !== undefined ? { commitBy } : {}) });
@@ -224,6 +234,8 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       const winner = await getJobByIdempotencyKey(db, caller.user_id, idempotency_key);
       if (!winner) throw new Error(`job insert conflicted but no job holds key ${idempotency_key}`);
       return replay(winner, hash);
+    } finally {
+      if (trace) creationTraces.delete(id);
     }
     switch (outcome.kind) {
       case "created":
@@ -339,6 +351,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     cancelPipeline: async ({ pipeline_id }, ctx) => pipelines.cancel(requireCaller(ctx), pipeline_id, ctx),
 
     ...createProjectHandlers({ db, rpc }, cancelUserJob, pipelines.cancel),
+    ...createAdminJobHandlers({ db, js, create: (caller, body, idempotency_key, ctx) => createJob({ body, idempotency_key }, { ...ctx, caller }, undefined, false) }),
 
     // The same checks and number as create, so what a client is quoted is what it is charged.
     estimate: async ({ type: name, input }, ctx) => {

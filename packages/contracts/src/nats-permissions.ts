@@ -2,6 +2,7 @@ import { tokenCutoffsBucket } from "./auth.ts";
 import type { Queue } from "./job-types.ts";
 import type { RpcMethod, RpcService } from "./rpc.ts";
 import { consumers, serviceNames, streams, subjects, workerNames, type WorkerName } from "./subjects.ts";
+import { workerControlSubject, workerRegistryBucket } from "./workers.ts";
 
 /**
  * Who may publish and subscribe to what on NATS: one NATS user per app, so that reaching the
@@ -35,6 +36,8 @@ const jsApi = (...tokens: string[]) => ["$JS.API", ...tokens].join(".");
 const JS_ACCOUNT_INFO = jsApi("INFO");
 // auth-service's token cutoffs: a KV bucket is the stream KV_<bucket> on subjects $KV.<bucket>.<key>.
 const CUTOFFS_STREAM = `KV_${tokenCutoffsBucket}`;
+// The worker registry (ADR 038): workers make the bucket if it is missing and put their heartbeats; the gateway watches it.
+const WORKERS_STREAM = `KV_${workerRegistryBucket}`;
 
 /** `answersAs`: the name an app answers requests under (`svc.<name>.*`), if it answers any. */
 function user(app: NatsUserName, p: { publish?: string[]; subscribe?: string[]; answersAs?: string }): NatsPermissions {
@@ -69,9 +72,13 @@ function worker(name: WorkerName): NatsPermissions {
       jsApi("CONSUMER.INFO", streams.jobs.name, consumer),
       jsApi("CONSUMER.MSG.NEXT", streams.jobs.name, consumer),
       `$JS.ACK.${streams.jobs.name}.${consumer}.>`,
+      jsApi("STREAM.INFO", WORKERS_STREAM),
+      jsApi("STREAM.CREATE", WORKERS_STREAM),
+      `$KV.${workerRegistryBucket}.>`,
     ],
     // Webhooks of the predictions it waits on, relayed by the gateway: each only wakes its poll.
-    subscribe: [subjects.jobCancel("*"), subjects.modelWebhook("*"), subjects.rpc(name, "health"), ...(service ? [serves(service)] : [])],
+    // Its kind's control subjects: an admin's drain and resume, each instance hearing its own.
+    subscribe: [subjects.jobCancel("*"), subjects.modelWebhook("*"), subjects.rpc(name, "health"), workerControlSubject(name, "*"), ...(service ? [serves(service)] : [])],
     answersAs: name,
   });
 }
@@ -87,7 +94,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("storage", ["health", "createUpload", "confirmUpload", "createIngest", "getFile", "listFiles", "downloadUrl", "deleteFile", "stats", "createResumableUpload", "getResumableUpload", "resumableUploadUrl", "deleteResumableUpload"]),
       ...calls("storage", ["startImport", "getImport"]),
       ...calls("storage", ["usage"]),
-      ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats"]),
+      ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats", "queues", "requeue"]),
       ...calls("job", ["createProject", "listProjects", "getProject", "updateProject", "deleteProject", "projectAssets", "approveFiles", "projectCosts"]),
       ...calls("job", ["pipelineTypes", "createPipeline", "getPipeline", "listPipelines", "approvePipeline", "cancelPipeline"]),
       ...Object.keys(workerQueues).map((w) => subjects.rpc(w, "health")),
@@ -112,6 +119,13 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       jsApi("STREAM.MSG.GET", CUTOFFS_STREAM),
       jsApi("DIRECT.GET", CUTOFFS_STREAM, ">"),
       `$JS.FC.${CUTOFFS_STREAM}.>`,
+      // Watches the worker registry as it watches the cutoffs, and asks one instance to drain or resume.
+      jsApi("STREAM.INFO", WORKERS_STREAM),
+      jsApi("CONSUMER.CREATE", WORKERS_STREAM, ">"),
+      jsApi("CONSUMER.INFO", WORKERS_STREAM, "*"),
+      jsApi("CONSUMER.DELETE", WORKERS_STREAM, "*"),
+      `$JS.FC.${WORKERS_STREAM}.>`,
+      workerControlSubject("*", "*"),
     ],
     // Live events come through its JetStream consumer (to its inbox), never straight off jobs.events.>:
     // the broker forwards there even a publish the stream refused.

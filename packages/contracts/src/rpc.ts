@@ -16,8 +16,9 @@ import {
   UploadTicket,
 } from "./files.ts";
 import { ServiceHealth } from "./health.ts";
+import { QueuesReply, RequeueReply } from "./admin.ts";
 import { FileImport, ImportFileBody } from "./files.ts";
-import { CancelReply, ClaimReply, CreateJobBody, FinishBody, FinishReply, Estimate, IdempotencyKey, InputUrl, Job, JobStorageAccess, ListJobsQuery } from "./jobs.ts";
+import { CancelReply, ClaimReply, CreateJobBody, CreateJobsBatchBody, FinishBody, FinishReply, Estimate, IdempotencyKey, InputUrl, Job, JobsBatchReply, JobStorageAccess, ListJobsQuery } from "./jobs.ts";
 import { EnhancedPrompt, EnhancePromptRequest } from "./prompts.ts";
 import { ApprovePipelineBody, CancelPipelineReply, CreatePipelineBody, ListPipelinesQuery, Pipeline, PipelineTypeDescription } from "./pipelines.ts";
 import {
@@ -133,6 +134,8 @@ export const rpc = {
     health,
     // `rate` is the per-minute window after this request; absent on an idempotent replay, which takes no slot.
     create: method(z.object({ body: CreateJobBody, idempotency_key: IdempotencyKey.optional() }), z.object({ job: Job, created: z.boolean(), rate: RateDecision.optional() })),
+    // All the jobs or none (issue 15); `rate` as on create, absent on a replay.
+    createBatch: method(z.object({ body: CreateJobsBatchBody, idempotency_key: IdempotencyKey.optional() }), JobsBatchReply.extend({ created: z.boolean(), rate: RateDecision.optional() })),
     get: method(z.object({ job_id: Uuid }), Job),
     list: method(ListJobsQuery, page(Job)),
     cancel: method(z.object({ job_id: Uuid }), CancelReply),
@@ -160,6 +163,9 @@ export const rpc = {
       Empty,
       z.object({ active_jobs: z.number().int(), completed_jobs_today: z.number().int(), average_processing_time_minutes: z.number().nullable() }),
     ),
+    // Admins' (GET /admin/queues, POST /admin/jobs/{id}/requeue): every worker queue's depth; a failed job run again.
+    queues: method(Empty, QueuesReply),
+    requeue: method(z.object({ job_id: Uuid }), RequeueReply),
   },
   // Synchronous model calls, answered by the worker that holds the provider token (worker-image), not by a service of its own.
   models: {

@@ -1,4 +1,4 @@
-import { AdminGrantBody, AdminUserPatch, Pagination, User, page, IdParams } from "@cutroom/contracts";
+import { AdminGrantBody, AdminUserPatch, Pagination, QueuesReply, RequeueReply, User, page, IdParams } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -70,5 +70,40 @@ export async function adminRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClie
     },
     // Through auth-service, which checks the caller is still an admin before billing grants anything.
     async (req) => rpc.call("auth", "grantCredits", { user_id: req.params.id, ...req.body }, callCtx(req)),
+  );
+
+  app.get(
+    "/admin/queues",
+    {
+      schema: {
+        tags,
+        operationId: "getQueues",
+        summary: "Every worker queue's depth",
+        description: "Per worker queue: its jobs queued (and of those, held for a concurrency slot) and running, from the database, and its JetStream consumer's undelivered (pending) and unacknowledged (ack_pending) messages.",
+        response: { 200: QueuesReply, ...errorResponses(...adminErrors) },
+      },
+    },
+    async (req) => rpc.call("job", "queues", {}, callCtx(req)),
+  );
+
+  app.post(
+    "/admin/jobs/:id/requeue",
+    {
+      schema: {
+        tags,
+        operationId: "requeueJob",
+        summary: "Run a failed job again",
+        description:
+          "Makes a new job of the failed job's owner, type, input and project, reserving its credits from the owner's balance (402 when short), without taking a rate slot. Asked again for the same failed job, it answers the same new job (idempotent-replayed: true) and reserves nothing more. 409 unless the job failed, or when it is a stage of a pipeline run.",
+        params: IdParams,
+        response: { 202: RequeueReply, ...errorResponses(...adminErrors, 402, 404, 409, 422) },
+      },
+    },
+    async (req, reply) => {
+      const requeued = await rpc.call("job", "requeue", { job_id: req.params.id }, callCtx(req));
+      if (!requeued.created) reply.header("idempotent-replayed", "true");
+      reply.code(202);
+      return requeued;
+    },
   );
 }
