@@ -1,3 +1,4 @@
+import { AdminApi } from "./admin.ts";
 import { AuthApi } from "./auth.ts";
 import { FilesApi } from "./files.ts";
 import { JobsApi } from "./jobs.ts";
@@ -19,6 +20,8 @@ export class Cutroom {
   readonly jobs: JobsApi;
   readonly pipelines: PipelinesApi;
   readonly projects: ProjectsApi;
+  /** Operators' calls (admin routes, GET /health). */
+  readonly admin: AdminApi;
   private readonly transport: Transport;
 
   constructor(opts: CutroomOptions) {
@@ -28,6 +31,7 @@ export class Cutroom {
     this.jobs = new JobsApi(this.transport);
     this.pipelines = new PipelinesApi(this.transport);
     this.projects = new ProjectsApi(this.transport);
+    this.admin = new AdminApi(this.transport);
   }
 
   /** The tokens the client holds now (they change on login, refresh and logout). */

@@ -1,6 +1,7 @@
 export { Cutroom } from "./client.ts";
 export type { CutroomOptions, Tokens, WebSocketConstructor, WebSocketLike } from "./transport.ts";
 export { CutroomError, CutroomNetworkError, isCutroomError } from "./errors.ts";
+export type { AdminApi } from "./admin.ts";
 export type { AuthApi } from "./auth.ts";
 export type { FilesApi, UploadOptions } from "./files.ts";
 export { ResumableUpload, type Progress, type ResumableUploadOptions } from "./resumable-upload.ts";

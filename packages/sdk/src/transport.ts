@@ -38,6 +38,10 @@ export interface RequestOptions {
   /** false: send no token and never refresh (sign-in calls). */
   auth?: boolean;
   signal?: AbortSignal;
+  /** true: `path` is from the origin (`/health`), not under /api/v1. */
+  root?: boolean;
+  /** Statuses besides 2xx whose body is the answer (GET /health answers 503 with the report). */
+  okStatuses?: number[];
 }
 
 /**
@@ -90,7 +94,7 @@ export class Transport {
       await this.refreshAfter(sent);
       res = await this.send(method, path, opts, this.accessToken);
     }
-    if (!res.ok) throw await errorFromResponse(res);
+    if (!res.ok && !opts.okStatuses?.includes(res.status)) throw await errorFromResponse(res);
     return res;
   }
 
@@ -120,8 +124,8 @@ export class Transport {
     this.setTokens((await res.json()) as TokenPair);
   }
 
-  url(path: string, query?: RequestOptions["query"]): string {
-    const url = new URL(this.apiUrl + path);
+  url(path: string, query?: RequestOptions["query"], root = false): string {
+    const url = new URL((root ? this.origin : this.apiUrl) + path);
     for (const [key, value] of Object.entries(query ?? {})) if (value !== undefined) url.searchParams.set(key, String(value));
     return url.toString();
   }
@@ -134,7 +138,7 @@ export class Transport {
       headers["content-type"] = "application/json";
       body = JSON.stringify(opts.json);
     }
-    return this.fetchOrThrow(this.url(path, opts.query), { method, headers, body, signal: opts.signal });
+    return this.fetchOrThrow(this.url(path, opts.query, opts.root), { method, headers, body, signal: opts.signal });
   }
 
   /** fetch, with a failure to connect as CutroomNetworkError (an abort stays the caller's AbortError). */

@@ -14,6 +14,12 @@ export type RegisterParams = z.input<typeof C.RegisterBody>;
 export type RegisterReply = z.infer<typeof C.RegisterReply>;
 export type LoginParams = z.input<typeof C.LoginBody>;
 export type User = z.infer<typeof C.User>;
+export type UserPage = Page<typeof C.User>;
+export type AdminUserPatch = z.input<typeof C.AdminUserPatch>;
+export type Health = z.infer<typeof C.Health>;
+export type QueueDepth = z.infer<typeof C.QueueDepth>;
+export type QueuesReply = z.infer<typeof C.QueuesReply>;
+export type RequeueReply = z.infer<typeof C.RequeueReply>;
 
 export type FileObject = z.infer<typeof C.FileObject>;
 export type FilePage = Page<typeof C.FileObject>;
