@@ -86,6 +86,16 @@ describe("connectNats with the stack's users", () => {
     await server.drain();
   });
 
+  it("still sends what was published right before the connection is closed", async () => {
+    const listener = await connectAs("worker-image");
+    const got = new Promise<string>((resolve) => listener.subscribe("jobs.cancel.*", { callback: (_err, msg) => resolve(msg.subject) }));
+    await listener.flush();
+    const jobService = await connectAs("job-service");
+    jobService.publish("jobs.cancel.last-words", "{}");
+    await jobService.close();
+    await expect(got).resolves.toBe("jobs.cancel.last-words");
+  });
+
   it("refuses a user without its password before reaching the server", async () => {
     await expect(connectNats({ NATS_URL: server.url, NATS_USER: "gateway", NATS_PASSWORD: undefined }, "gateway", log)).rejects.toThrow(/NATS_USER and NATS_PASSWORD/);
   });

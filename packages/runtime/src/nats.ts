@@ -41,6 +41,7 @@ export async function connectNats(target: NatsTarget, name: string, log: Logger)
 
 interface Protocol {
   flushPending: () => void;
+  close: (err?: Error) => Promise<void>;
   outbound: { size: () => number };
   pendingLimit: number;
 }
@@ -54,9 +55,10 @@ interface Protocol {
  */
 export function flushOncePerTurn(nc: NatsConnection): void {
   const protocol = (nc as unknown as { protocol?: Partial<Protocol> }).protocol;
-  if (typeof protocol?.flushPending !== "function" || typeof protocol.outbound?.size !== "function" || typeof protocol.pendingLimit !== "number") return;
+  if (typeof protocol?.flushPending !== "function" || typeof protocol.close !== "function" || typeof protocol.outbound?.size !== "function" || typeof protocol.pendingLimit !== "number") return;
   const { outbound } = protocol;
   const flushNow = protocol.flushPending.bind(protocol);
+  const close = protocol.close.bind(protocol);
   let scheduled = false;
   protocol.flushPending = () => {
     if (outbound.size() >= protocol.pendingLimit!) return flushNow();
@@ -66,6 +68,11 @@ export function flushOncePerTurn(nc: NatsConnection): void {
       scheduled = false;
       flushNow();
     });
+  };
+  // close() destroys the socket without writing what is pending: what this turn published goes first, as it did.
+  protocol.close = (err?: Error) => {
+    if (outbound.size() > 0) flushNow();
+    return close(err);
   };
 }
 
