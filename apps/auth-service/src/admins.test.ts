@@ -53,5 +53,6 @@ describe("making admins (npm run admin)", () => {
     } finally {
       await other.drop();
     }
-  });
+    // Four commands, each a new Node process: seconds apiece on a busy machine.
+  }, 120_000);
 });

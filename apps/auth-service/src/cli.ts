@@ -1,9 +1,9 @@
 import { parseArgs } from "node:util";
-import { createDb, runMigrations } from "@cutroom/db";
 import { isAppError } from "@cutroom/contracts";
-import { createAdmin, promoteToAdmin, type AdminResult } from "./admins.ts";
+import { adminCommands, describeAdminCommand, runAdminCommand, type AdminCommand } from "./admin-commands.ts";
 import { readEnv } from "./env.ts";
 
+// `cutroom create-admin` / `cutroom promote` (packages/cli) run the same runAdminCommand.
 const usage = `Makes admins, straight in the database (DATABASE_URL), with no service running:
 
   npm run admin -- create-admin --email <email> [--password <password>] [--name <full name>]
@@ -17,29 +17,16 @@ const { positionals, values } = parseArgs({
   options: { email: { type: "string" }, password: { type: "string" }, name: { type: "string" }, help: { type: "boolean", short: "h" } },
 });
 const [command] = positionals;
-if (values.help || !command || !["create-admin", "promote"].includes(command) || !values.email) {
+if (values.help || !command || !adminCommands.includes(command as AdminCommand) || !values.email) {
   process.stderr.write(usage);
   process.exit(values.help ? 0 : 2);
 }
 
-const env = readEnv();
-await runMigrations(env.DATABASE_URL);
-const { db, close } = createDb(env.DATABASE_URL, { max: 1 });
-let result: AdminResult;
 try {
-  result =
-    command === "create-admin"
-      ? await createAdmin(db, { email: values.email, password: values.password, fullName: values.name, signupCredits: env.SIGNUP_CREDITS })
-      : await promoteToAdmin(db, { email: values.email, signupCredits: env.SIGNUP_CREDITS });
+  const result = await runAdminCommand(command as AdminCommand, { email: values.email, password: values.password, name: values.name }, readEnv());
+  process.stdout.write(describeAdminCommand(result));
 } catch (err) {
   const message = isAppError(err) ? `${err.message}` : (err as Error).message;
   process.stderr.write(`${command} failed: ${message}\n`);
   process.exit(1);
-} finally {
-  await close();
 }
-
-const { user, generatedPassword, credits, wasAdmin } = result;
-const did = command === "create-admin" ? "created admin" : wasAdmin ? "already an admin" : "promoted to admin";
-process.stdout.write(`${did}: ${user.email} (user id ${user.id}, ${credits} credits)\n`);
-if (generatedPassword) process.stdout.write(`password: ${generatedPassword}\n`);
