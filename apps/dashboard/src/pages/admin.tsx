@@ -1,9 +1,9 @@
-import type { User } from "@cutroom/sdk";
+import { CutroomError, type Health, type QueueDepth, type UserPage } from "@cutroom/sdk";
 import { useEffect, useState } from "preact/hooks";
-import { type AdminStats, describeError, getJson, type Health, type QueueDepth } from "../api.ts";
+import { cutroom, describeError } from "../api.ts";
 
-/** GET /admin/users: a page of users. */
-type UserPage = { data: User[]; total: number };
+/** GET /admin/stats (its reply has no schema in the contracts: the SDK gives numbers by name). */
+type AdminStats = Awaited<ReturnType<typeof cutroom.admin.stats>>;
 
 const workerKinds = (health: Health) => Object.entries(health.services).filter(([name]) => name.startsWith("worker-"));
 
@@ -18,17 +18,20 @@ export function Admin() {
   useEffect(() => {
     const load = () =>
       Promise.all([
-        getJson<AdminStats>("/api/v1/admin/stats"),
-        getJson<UserPage>("/api/v1/admin/users?limit=50"),
-        // 503 is a degraded stack, still a full answer.
-        getJson<Health>("/health", { okStatuses: [503] }),
-        getJson<{ data?: QueueDepth[] }>("/api/v1/admin/queues", { okStatuses: [404] }),
+        cutroom.admin.stats(),
+        cutroom.admin.users({ limit: 50 }),
+        cutroom.admin.health(),
+        // A server older than GET /admin/queues answers 404: the workers' load is shown alone.
+        cutroom.admin.queues().catch((err) => {
+          if (err instanceof CutroomError && err.status === 404) return null;
+          throw err;
+        }),
       ])
         .then(([s, u, h, q]) => {
           setStats(s);
           setUsers(u);
           setHealth(h);
-          setQueues(q.data ?? null);
+          setQueues(q?.data ?? null);
           setError("");
         })
         .catch((err) => setError(describeError(err)));
@@ -49,7 +52,7 @@ export function Admin() {
             <Stat label="new today" value={stats.users_today} />
             <Stat label="active jobs" value={stats.active_jobs} />
             <Stat label="completed today" value={stats.completed_jobs_today} />
-            <Stat label="avg processing" value={stats.average_processing_time_minutes === null ? "–" : `${stats.average_processing_time_minutes.toFixed(2)} min`} />
+            <Stat label="avg processing" value={stats.average_processing_time_minutes == null ? "–" : `${stats.average_processing_time_minutes.toFixed(2)} min`} />
             <Stat label="files" value={stats.total_files} />
             <Stat label="storage" value={`${stats.total_storage_gb} GB`} />
           </dl>
@@ -163,11 +166,11 @@ export function Admin() {
   );
 }
 
-function Stat({ label, value }: { label: string; value: string | number }) {
+function Stat({ label, value }: { label: string; value: string | number | null | undefined }) {
   return (
     <div>
       <dt>{label}</dt>
-      <dd>{value}</dd>
+      <dd>{value ?? "–"}</dd>
     </div>
   );
 }
