@@ -48,6 +48,8 @@ export const Env = BaseEnv.extend({
   MODEL_CATALOG_FILE: z.string().min(1).optional(),
   /** The built web dashboard served at /dashboard (default: apps/dashboard/dist of this checkout, which npm start builds). */
   DASHBOARD_DIR: z.string().min(1).default(fileURLToPath(new URL("../../dashboard/dist", import.meta.url))),
+  /** A worker instance with no heartbeat for this long, in ms, is gone in GET /api/v1/workers (listed for an hour after); two missed heartbeats already read as unhealthy. */
+  WORKER_GONE_AFTER_MS: z.coerce.number().int().min(500).default(30_000),
   /** How long POST /api/v1/prompts/enhance waits for the language model, in ms (then 502 PROVIDER_ERROR; the worker cancels the prediction). */
   PROMPT_ENHANCE_TIMEOUT_MS: z.coerce.number().int().min(2000).max(600_000).default(60_000),
 });

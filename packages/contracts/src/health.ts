@@ -44,6 +44,10 @@ export const KindHealth = Check.extend({
   status: z.enum(["up", "degraded", "down"]),
   count: z.number().int().describe("instances that answered"),
   instances: z.array(InstanceHealth.omit({ service: true })).optional().describe("each instance that answered (admins only)"),
+  load: z.number().int().min(0).max(100).optional().describe("a worker kind: working slots in use across its instances that are up, in percent (admins only)"),
+  in_flight: z.number().int().optional().describe("a worker kind: jobs its instances hold (admins only)"),
+  concurrency: z.number().int().optional().describe("a worker kind: working slots across its instances that are up (admins only)"),
+  draining: z.number().int().optional().describe("a worker kind: its instances that take no new jobs (admins only)"),
 });
 export type KindHealth = z.infer<typeof KindHealth>;
 export const Health = z.object({
@@ -51,6 +55,7 @@ export const Health = z.object({
   checks: z.record(z.string(), DependencyCheck),
   services: z.record(z.string(), KindHealth),
   instance: Instance.optional().describe("the gateway that answered (admins only)"),
+  unserved_job_types: z.array(z.string()).describe("job types whose queue has no worker instance up and not draining: their jobs wait (the reply is 503)"),
 });
 
 /** GET /health/live: the process is up and serving. */

@@ -108,6 +108,19 @@ describe("NATS permissions", () => {
     for (const denied of ["svc.billing.grant", "svc.billing.reserve", "svc.billing.capture", "svc.billing.release"]) expect(mayPublish("gateway", denied), denied).toBe(false);
   });
 
+  it("lets workers put their heartbeats in the registry and the gateway watch it, and only the gateway drain an instance of its kind", () => {
+    for (const w of ["worker-image", "worker-video", "worker-audio"] as const) {
+      expect(mayPublish(w, "$KV.workers.worker-image-host-1-abcdef"), w).toBe(true);
+      expect(mayPublish(w, "$JS.API.STREAM.CREATE.KV_workers"), w).toBe(true);
+      expect(mayPublish(w, "$JS.API.STREAM.DELETE.KV_workers"), w).toBe(false);
+    }
+    expect(mayPublish("gateway", "$JS.API.CONSUMER.CREATE.KV_workers.KV_WATCHER_1")).toBe(true);
+    expect(mayPublish("gateway", "$KV.workers.worker-image-host-1-abcdef")).toBe(false);
+    const control = "workers.control.worker-video.worker-video-host-1-abcdef";
+    expect(whoPublishes(control)).toEqual(["gateway"]);
+    expect(natsUserNames.filter((a) => maySubscribe(a, control))).toEqual(["worker-video"]);
+  });
+
   it("has a caller for every RPC method", () => {
     for (const [service, methods] of Object.entries(rpc)) {
       for (const method of Object.keys(methods)) expect(whoPublishes(subjects.rpc(service, method)), `${service}.${method}`).not.toEqual([]);

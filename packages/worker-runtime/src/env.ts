@@ -1,8 +1,15 @@
+import { readFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { BaseEnv, loadEnv, urlList } from "@cutroom/runtime";
 import { z } from "zod";
 
+const packageVersion = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
 export const WorkerEnv = BaseEnv.extend({
+  /** How often this process puts its heartbeat (load, jobs in hand, counts) in the worker registry, in ms: one put each, whatever the jobs; two missed read as unhealthy. */
+  WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
+  /** The version this instance reports in GET /api/v1/workers (a deploy sets its release); default: the worker runtime's package version. */
+  WORKER_VERSION: z.string().min(1).default(packageVersion),
   /** Jobs this process works on at once; a job that is uploading its outputs or reporting its end gives its slot to the next, so it holds at most twice this many JetStream messages unacked. */
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(availableParallelism()),
   /** How long JetStream waits for an ack before redelivering; a running job heartbeats every third of it. */

@@ -25,7 +25,8 @@ export function serveWorkerHealth(
       jetstream: async () => (await jetstreamManager(nc)).consumers.info(streams.jobs.name, consumerName(queue)),
     });
     const load = worker.load();
-    return { ...health, load: { concurrency: load.concurrency, in_flight: load.inFlight } };
+    // draining 1: up, but taking no new jobs, so /health does not count it as serving its job types.
+    return { ...health, load: { concurrency: load.concurrency, in_flight: load.inFlight, free_slots: Math.max(0, load.concurrency - load.working), draining: load.draining ? 1 : 0 } };
   };
   const sub = nc.subscribe(subjects.rpc(name, "health"), {
     queue: `svc.${name}`,

@@ -5,6 +5,7 @@ import { createEventPublisher, createRpcClient, retrying, type Logger, type Nats
 import { jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import { consumerName, ensureWorkerConsumer, reopenWorkerConsumer } from "./consumer.ts";
 import { handBack, handleDelivery, stoppingReason, watchCancels, type DeliveryDeps } from "./delivery.ts";
+import { countJobEndings, type JobStats } from "./job-stats.ts";
 import { noModels, type ModelService } from "./models.ts";
 import type { AnyJobHandler, JobHandlers } from "./types.ts";
 
@@ -32,8 +33,17 @@ export interface WorkerConfig {
 }
 
 export interface Worker {
-  /** Jobs in hand now (working, or uploading and reporting their results), and the most this process works on at once. */
-  load: () => { inFlight: number; concurrency: number };
+  /**
+   * Jobs in hand now (working, or uploading and reporting their results), the most this process works
+   * on at once, the slots in use, whether it is draining, and whether its last pull worked.
+   */
+  load: () => { inFlight: number; concurrency: number; working: number; draining: boolean; pulling: boolean };
+  /** The jobs it ended in the last hour and the last ones' durations (the registry's heartbeat). */
+  stats: JobStats;
+  /** Takes no new jobs (pulls no more; a message already on its way is handed back) and finishes those in hand. */
+  drain: () => void;
+  /** Takes jobs again after a drain. */
+  resume: () => void;
   /**
    * Stops pulling, lets running jobs finish for up to `graceMs`, then aborts the rest, which
    * are handed back (see handBack) for another delivery. Resolves when every message is settled.
@@ -81,9 +91,10 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
     { log },
   );
 
+  const counted = countJobEndings(createRpcClient(nc, { timeoutMs: config.rpcTimeoutMs }));
   const deps: DeliveryDeps = {
     nc,
-    rpc: createRpcClient(nc, { timeoutMs: config.rpcTimeoutMs }),
+    rpc: counted.rpc,
     events: createEventPublisher(nc),
     log,
     workerId: `${opts.name}-${process.pid}`,
@@ -109,10 +120,18 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
   let roomChanged = () => {};
   const room = () => Math.min(config.concurrency - working, maxHeld - inFlight.size);
   let batch: ConsumerMessages | undefined;
+  let draining = false;
+  let pulling = true;
+  // Set by a loop waiting out a drain; resume and stop call it.
+  let undrained = () => {};
 
   const pullLoop = async () => {
     let retryMs = 0;
     while (!stopping) {
+      if (draining) {
+        await Promise.race([new Promise<void>((resolve) => (undrained = resolve)), stopRequested]);
+        continue;
+      }
       if (room() <= 0) {
         await Promise.race([new Promise<void>((resolve) => (roomChanged = resolve)), stopRequested]);
         continue;
@@ -120,7 +139,7 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
       try {
         batch = await consumer.fetch({ max_messages: room(), expires: PULL_EXPIRES_MS });
         for await (const msg of batch) {
-          if (stopping) {
+          if (stopping || draining) {
             handBack(msg, config.maxAttempts, log);
             continue;
           }
@@ -141,8 +160,10 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
         }
         if (retryMs > 0) log.info("pulling jobs again");
         retryMs = 0;
+        pulling = true;
       } catch (err) {
         if (stopping) break;
+        pulling = false;
         // Said once when pulls start failing; each retry is only a debug line.
         if (retryMs === 0) log.warn({ err }, "pulling jobs failed; trying again, less and less often, until JetStream answers");
         else log.debug({ err, retry_ms: retryMs }, "pulling jobs failed again");
@@ -156,7 +177,17 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
   const loop = pullLoop();
 
   return {
-    load: () => ({ inFlight: inFlight.size, concurrency: config.concurrency }),
+    load: () => ({ inFlight: inFlight.size, concurrency: config.concurrency, working, draining, pulling }),
+    stats: counted.stats,
+    drain() {
+      if (!draining) log.info({ jobs: inFlight.size }, "draining: taking no new jobs, finishing those in hand");
+      draining = true;
+    },
+    resume() {
+      if (draining) log.info("resumed: taking jobs again");
+      draining = false;
+      undrained();
+    },
     async stop({ graceMs = 10_000 } = {}) {
       stopping = true;
       wake();

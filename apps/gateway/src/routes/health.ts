@@ -7,8 +7,11 @@ import {
   RpcReply,
   serviceNames,
   subjects,
+  jobTypes,
   workerNames,
+  workerQueues,
   type Check,
+  type JobTypeName,
   type DependencyCheck,
   type Instance,
   type KindHealth,
@@ -82,6 +85,25 @@ async function checkNats(nc: NatsConnection): Promise<Check> {
 }
 
 const answered = (a: ServiceHealth | Check) => "service" in a;
+
+/**
+ * A worker kind's load as its instances that are up report it (svc.<kind>.health.instances): slots
+ * in use in percent, jobs held, slots, and how many drain. Admins see it beside the instances.
+ */
+function workerLoad(instances: InstanceHealth[]): Pick<KindHealth, "load" | "in_flight" | "concurrency" | "draining"> {
+  const up = instances.filter((i) => i.status === "up");
+  const sum = (key: string) => up.reduce((n, i) => n + (i.load?.[key] ?? 0), 0);
+  const concurrency = sum("concurrency");
+  const busy = concurrency - sum("free_slots");
+  return { load: concurrency > 0 ? Math.min(100, Math.max(0, Math.round((100 * busy) / concurrency))) : 0, in_flight: sum("in_flight"), concurrency, draining: sum("draining") };
+}
+
+/** Job types none of whose queue's worker instances is up and taking jobs (not draining): their jobs wait. */
+function unservedJobTypes(byKind: Record<string, InstanceHealth[]>): string[] {
+  const serving = (kind: string) => (byKind[kind] ?? []).some((i) => i.status === "up" && !i.load?.draining);
+  const queues = new Set<string>(workerNames.filter(serving).map((w) => workerQueues[w]));
+  return (Object.keys(jobTypes) as JobTypeName[]).filter((t) => !queues.has(jobTypes[t].queue));
+}
 
 /**
  * Who serves hosted models. The emulator is asked (any HTTP answer is up); Replicate is not, since
@@ -185,11 +207,13 @@ export async function healthRoutes(
       const [natsCheck, modelsCheck, answers] = await Promise.all([checkNats(nc), checkModels(models), Promise.all(names.map((n) => askInstances(nc, n)))]);
       const byKind = Object.fromEntries(names.map((n, i) => [n, answers[i]!]));
       const services = Object.fromEntries(names.map((n) => [n, kindHealth(byKind[n]!)]));
+      for (const w of workerNames) Object.assign(services[w]!, workerLoad(byKind[w]!));
+      const unserved = unservedJobTypes(byKind);
       const checks: Record<string, DependencyCheck> = { nats: natsCheck, database: dependency("database", byKind), storage: dependency("storage", byKind) };
       // billing reports test_purchases only when free credits are on: shown here so an operator sees it.
       const testPurchases = byKind.billing!.find((i) => i.checks.test_purchases)?.checks.test_purchases;
       if (testPurchases) checks.test_purchases = testPurchases;
-      const allUp = [...Object.values(checks), ...Object.values(services)].every((c) => c.status === "up");
+      const allUp = [...Object.values(checks), ...Object.values(services)].every((c) => c.status === "up") && unserved.length === 0;
       // After the sum: a stack without a provider is a choice, not an outage.
       checks.models = modelsCheck;
       const modelsDown = modelsCheck.status === "down";
@@ -197,8 +221,8 @@ export async function healthRoutes(
       const status = allUp && !modelsDown ? ("ok" as const) : ("degraded" as const);
       // A token is optional here: a valid admin's gets the reasons and the instances, anything else the bare statuses and counts.
       if (req.headers.authorization) await app.authenticate(req).catch(() => {});
-      if (req.caller?.role === "admin") return { status, checks, services, instance };
-      return { status, checks: bare(checks), services: Object.fromEntries(Object.entries(services).map(([k, kind]) => [k, bareKind(kind)])) };
+      if (req.caller?.role === "admin") return { status, checks, services, instance, unserved_job_types: unserved };
+      return { status, checks: bare(checks), services: Object.fromEntries(Object.entries(services).map(([k, kind]) => [k, bareKind(kind)])), unserved_job_types: unserved };
     },
   );
 }

@@ -10,6 +10,8 @@ import { createCoalescer } from "../realtime/coalesce.ts";
 import type { ConnectionLimit } from "../realtime/connection-limit.ts";
 import type { EventHub } from "../realtime/event-hub.ts";
 import { followJob, followPipeline, followProject, type StreamItem } from "../realtime/job-stream.ts";
+import { followWorkers } from "../realtime/worker-stream.ts";
+import type { WorkerRegistry } from "../worker-registry.ts";
 
 interface Deps {
   rpc: RpcClient;
@@ -17,6 +19,8 @@ interface Deps {
   hub: EventHub;
   verifier: TokenVerifier;
   connections: ConnectionLimit;
+  /** The worker registry, for admins' subscribe_workers; absent: no worker events. */
+  workers?: WorkerRegistry;
 }
 
 const PING_EVERY_MS = 20_000;
@@ -125,12 +129,15 @@ export const ClientMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("unsubscribe_pipeline"), pipeline_id: Uuid }),
   z.object({ type: z.literal("subscribe_project"), project_id: Uuid }),
   z.object({ type: z.literal("unsubscribe_project"), project_id: Uuid }),
+  // Admins only: worker_health for every worker instance, now and at each change (ADR 038).
+  z.object({ type: z.literal("subscribe_workers") }),
+  z.object({ type: z.literal("unsubscribe_workers") }),
   z.object({ type: z.literal("ping") }),
 ]);
 type ClientMessage = z.infer<typeof ClientMessage>;
 
 /** What a /ws message subscribes to: its key in the socket's subscriptions and the id field its replies carry. */
-function target(msg: Exclude<ClientMessage, { type: "ping" }>): { key: string; ref: Record<string, string> } {
+function target(msg: Exclude<ClientMessage, { type: "ping" | "subscribe_workers" | "unsubscribe_workers" }>): { key: string; ref: Record<string, string> } {
   if ("job_id" in msg) return { key: `job:${msg.job_id}`, ref: { job_id: msg.job_id } };
   if ("pipeline_id" in msg) return { key: `pipeline:${msg.pipeline_id}`, ref: { pipeline_id: msg.pipeline_id } };
   return { key: `project:${msg.project_id}`, ref: { project_id: msg.project_id } };
@@ -204,10 +211,21 @@ export async function realtimeRoutes(base: FastifyInstance, deps: Deps) {
       if (!caller) return;
       const parsed = ClientMessage.safeParse(safeJson(raw.toString()));
       if (!parsed.success) {
-        return send(socket, { type: "error", code: "INVALID_INPUT", message: "expected subscribe_job, unsubscribe_job, subscribe_pipeline, unsubscribe_pipeline, subscribe_project, unsubscribe_project or ping" });
+        return send(socket, { type: "error", code: "INVALID_INPUT", message: "expected subscribe_job, unsubscribe_job, subscribe_pipeline, unsubscribe_pipeline, subscribe_project, unsubscribe_project, subscribe_workers, unsubscribe_workers or ping" });
       }
       const msg = parsed.data;
       if (msg.type === "ping") return send(socket, { type: "pong" });
+      if (msg.type === "unsubscribe_workers") {
+        subscriptions.get("workers")?.stop();
+        subscriptions.delete("workers");
+        return send(socket, { type: "unsubscribed", workers: true });
+      }
+      if (msg.type === "subscribe_workers") {
+        if (caller.role !== "admin") return send(socket, { type: "error", code: "FORBIDDEN", message: "subscribe_workers is for admins only" });
+        if (!deps.workers || subscriptions.has("workers")) return;
+        subscriptions.set("workers", { stop: followWorkers(deps.workers, sendTo(socket)) });
+        return;
+      }
       const { key, ref } = target(msg);
       if (msg.type === "unsubscribe_job" || msg.type === "unsubscribe_pipeline" || msg.type === "unsubscribe_project") {
         subscriptions.get(key)?.stop();
