@@ -1,7 +1,7 @@
 import { AppError, tierLimits, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
 import { and, asc, desc, eq, getTableColumns, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
-import { heldReserves, lockAccounts, planReservations, settle, takeRates, writeReservations, type RateDecision, type RateTake } from "@cutroom/ledger";
+import { heldReserves, lockAccounts, planReservations, takeRates, writeReservations, type RateDecision, type RateTake } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
 import { applyEvent, type JobPatch } from "./apply-event.ts";
 import { lockLiveProjects } from "./project-store.ts";
@@ -215,13 +215,14 @@ function decodeRows(raw: readonly Record<string, unknown>[]): JobRow[] {
 export async function admitWaitingJobs(tx: Tx, userIds: readonly string[]): Promise<JobRow[]> {
   const users = sql.param([...new Set(userIds)]);
   const rows = await tx.execute<Record<string, unknown>>(sql`
-    with active as (
-      select user_id, count(*)::int as n from jobs.jobs
-      where user_id = any(${users}::uuid[]) and status in ('queued', 'running') and not held
-      group by user_id
-    ), waiting as (
+    with waiting as (
       select id, user_id, tier, row_number() over (partition by user_id order by queue_order, id) as place
       from jobs.jobs where user_id = any(${users}::uuid[]) and status = 'queued' and held
+    ), active as (
+      -- Counted only for owners with a held job: most endings have none, and then this is one index probe (ADR 041).
+      select user_id, count(*)::int as n from jobs.jobs
+      where user_id in (select user_id from waiting) and status in ('queued', 'running') and not held
+      group by user_id
     )
     update jobs.jobs j set held = false, updated_at = now()
     from waiting w left join active a on a.user_id = w.user_id
@@ -433,27 +434,49 @@ export async function finishJob(
   outcome: FinishBody["outcome"],
   providerCostUsd?: number,
 ): Promise<(JobRow & { admitted: JobRow[] }) | null> {
-  const patch =
-    outcome.status === "succeeded"
-      ? // Every stage done: a quick job's worker publishes no stage events, its result says it all (ADR 028).
-        { status: "succeeded" as const, result: outcome.result, progress: 100, stage: null, stages: sql`(select coalesce(jsonb_agg(s.e || '{"status":"done"}' order by s.i), '[]') from jsonb_array_elements(${jobs.stages}) with ordinality as s(e, i))` }
-      : { status: "failed" as const, error: outcome.error };
-  const expected = outcome.status === "succeeded" ? "captured" : "released";
+  const capture = outcome.status === "succeeded";
+  const patch = capture
+    ? // Every stage done: a quick job's worker publishes no stage events, its result says it all (ADR 028).
+      sql`result = ${JSON.stringify(outcome.result)}::jsonb, progress = 100, stage = null,
+        stages = (select coalesce(jsonb_agg(s.e || '{"status":"done"}' order by s.i), '[]') from jsonb_array_elements(j.stages) with ordinality as s(e, i))`
+    : sql`error = ${JSON.stringify(outcome.error)}::jsonb`;
+  const refund = capture ? sql`0` : sql`coalesce(r.amount, 0)`;
   return db.transaction(async (tx) => {
-    const [row] = await tx
-      .update(jobs)
-      .set({ ...patch, creditState: expected, ...(providerCostUsd !== undefined ? { providerCostUsd } : {}), completedAt: sql`now()`, updatedAt: sql`now()` })
-      .where(and(eq(jobs.id, id), eq(jobs.status, "running"), eq(jobs.claimedDispatch, dispatch)))
-      .returning();
+    // One statement ends the row and settles its reservation (ADR 041), as settle() did in five: the row is
+    // locked first, then the account (the order the reconciler's settles take). Any settle of a job follows
+    // its ending, which this row's lock makes ours alone; ledger_job_settle_uq refuses a second one anyway.
+    // credit_state is what the ledger says after it: a settle already made, else this one, else none held.
+    const ended = await tx.execute<Record<string, unknown>>(sql`
+      with ended as (
+        update jobs.jobs j set status = ${outcome.status}, ${patch},
+          credit_state = coalesce(
+            (select case s.kind when 'capture' then 'captured' else 'released' end from billing.ledger s where s.job_id = j.id and s.kind in ('capture', 'release')),
+            (select ${capture ? "captured" : "released"}::text from billing.ledger r where r.job_id = j.id and r.kind = 'reserve'),
+            'released'),
+          provider_cost_usd = coalesce(${providerCostUsd ?? null}::float8, j.provider_cost_usd),
+          completed_at = now(), updated_at = now()
+        where j.id = ${id}::uuid and j.status = 'running' and j.claimed_dispatch = ${dispatch}
+        returning j.*
+      ), reserve as (
+        select r.user_id, -r.amount as amount from ended e join billing.ledger r on r.job_id = e.id and r.kind = 'reserve'
+        where not exists (select 1 from billing.ledger s where s.job_id = e.id and s.kind in ('capture', 'release'))
+      ), account as (
+        -- The owner's account, locked even with nothing to settle: the admission below counts under it.
+        update billing.accounts a set available = a.available + ${refund}, reserved = a.reserved - coalesce(r.amount, 0), updated_at = now()
+        from ended e left join reserve r on r.user_id = e.user_id
+        where a.user_id = e.user_id
+        returning a.user_id
+      ), settled as (
+        insert into billing.ledger (id, user_id, kind, amount, job_id, note)
+        select gen_random_uuid(), r.user_id, ${capture ? "capture" : "release"}, ${refund}, ${id}::uuid, ${capture ? sql`'captured ' || r.amount` : sql`null`}
+        from reserve r join account using (user_id)
+      )
+      select * from ended`);
+    const [row] = decodeRows([...ended]);
     if (!row) return null;
-    // The job row first, then the account: the order the reconciler's settles take too.
-    const { state } = await settle(tx, id, outcome.status === "succeeded" ? "capture" : "release");
-    // "none": the ledger holds nothing for the job, so there is nothing left to give back.
-    const settled = state === "captured" ? "captured" : "released";
-    const ended = settled === expected ? row : ((await setCreditState(tx, id, settled)) ?? row);
-    // The slot it held goes to its owner's next waiting job in the same commit (ADR 031), under the account's lock.
-    const [, admitted] = await Promise.all([lockAccounts(tx, [row.userId]), admitWaitingJobs(tx, [row.userId])]);
-    return { ...ended, admitted };
+    // The slot it held goes to its owner's next waiting job in the same commit (ADR 031); the account is locked above.
+    const admitted = await admitWaitingJobs(tx, [row.userId]);
+    return { ...row, admitted };
   }).then(countEnded);
 }
 
