@@ -95,6 +95,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("storage", ["startImport", "getImport"]),
       ...calls("storage", ["usage"]),
       ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats", "queues", "requeue"]),
+      ...calls("job", ["createBatch"]),
       ...calls("job", ["createProject", "listProjects", "getProject", "updateProject", "deleteProject", "projectAssets", "approveFiles", "projectCosts"]),
       ...calls("job", ["pipelineTypes", "createPipeline", "getPipeline", "listPipelines", "approvePipeline", "cancelPipeline"]),
       ...Object.keys(workerQueues).map((w) => subjects.rpc(w, "health")),
