@@ -222,8 +222,9 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       idempotencyKey: idempotency_key ?? null,
       requestHash: idempotency_key ? hash : null,
       tier: caller.tier,
-      displayName: body.display_name ?? null,
-      metadata: body.metadata ?? null,
+      // Only when given: a column no job of a batch sets stays out of its insert (insertJobRows).
+      ...(body.display_name !== undefined ? { displayName: body.display_name } : {}),
+      ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
       ...(pipeline ? { pipelineId: pipeline.id, pipelineStage: pipeline.stage, pipelineOrder: pipeline.order } : {}),
     };
     // The per-minute slot is taken in the job's transaction, after the checks: a 422 or an idempotent replay costs none.
