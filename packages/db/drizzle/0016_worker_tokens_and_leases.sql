@@ -17,6 +17,8 @@ CREATE TABLE "jobs"."worker_leases" (
 	"dispatch" integer NOT NULL,
 	"token_id" uuid NOT NULL,
 	"worker" text NOT NULL,
+	"lease_ms" integer NOT NULL,
+	"expires_at" timestamp with time zone NOT NULL,
 	"last_event_seq" integer DEFAULT 0 NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL
 );
