@@ -1,10 +1,11 @@
 import { createDb, runMigrations } from "@cutroom/db";
-import { connectNats, createLogger, createRpcClient, announceReady, onShutdown, startMetricsListener, retrying, serveRpc } from "@cutroom/runtime";
+import { connectNats, createLogger, createRpcClient, announceReady, onShutdown, startMetricsListener, startTracing, retrying, serveRpc } from "@cutroom/runtime";
 import { createAuthHandlers, loadSigningKey, openTokenCutoffs, republishRecentCutoffs } from "./app.ts";
 import { readEnv } from "./env.ts";
 
 const env = readEnv();
 const log = createLogger("auth-service", env.LOG_LEVEL);
+const closeTracing = await startTracing(env, "auth-service", log);
 
 await runMigrations(env.DATABASE_URL);
 const { db, close: closeDb } = createDb(env.DATABASE_URL);
@@ -31,5 +32,5 @@ const handlers = createAuthHandlers({
 const server = serveRpc(nc, "auth", handlers, log);
 
 const closeMetrics = await startMetricsListener(env, log);
-onShutdown(log, [closeMetrics, server.drain, () => nc.drain(), closeDb]);
+onShutdown(log, [closeMetrics, server.drain, () => nc.drain(), closeDb, closeTracing]);
 await announceReady(log, nc, { kid: signingKey.kid });

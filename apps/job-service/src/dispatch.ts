@@ -1,5 +1,5 @@
 import { JobDispatch, streams, subjects } from "@cutroom/contracts";
-import { publishToStream, type NatsConnection } from "@cutroom/runtime";
+import { publishToStream, readJobTrace, tracing, withTrace, type NatsConnection, type TraceContext } from "@cutroom/runtime";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { markDispatched, markDispatchedMany, type Conn, type JobRow } from "./job-store.ts";
 
@@ -18,7 +18,13 @@ export async function dispatchJob(js: JetStreamClient, db: Conn, row: JobRow): P
  * The dispatch's message, its ack coming to the connection's one reply subscription (publishToStream,
  * ADR 034) rather than through nats.js's js.publish, which costs an Error per call.
  */
-function publishDispatch(js: JetStreamClient, row: JobRow) {
+function publishDispatch(js: JetStreamClient, row: JobRow, trace?: TraceContext) {
+  if (!tracing.on) return sendDispatch(js, row);
+  // In the job's own trace (ADR 036): the creating request's, kept in memory or read back from the job's first event.
+  return (trace ? Promise.resolve(trace) : readJobTrace(connectionOf(js), row.id)).then((ctx) => withTrace(ctx, () => sendDispatch(js, row)));
+}
+
+function sendDispatch(js: JetStreamClient, row: JobRow) {
   const dispatch = row.dispatchCount + 1;
   const payload: JobDispatch = { job_id: row.id, user_id: row.userId, type: row.type, input: row.input, dispatch };
   // A duplicate publish is acked with the first one's seq, so the row always names the message that holds this dispatch.
@@ -35,11 +41,11 @@ function connectionOf(js: JetStreamClient): NatsConnection {
 /**
  * dispatchJob for many new jobs (a batch just created): the publishes go out together, and what
  * reached the broker is recorded in one statement. Answers, per row, the error of a publish that
- * failed (the reconciler dispatches those jobs later).
+ * failed (the reconciler dispatches those jobs later). `traces`: each new job's creating trace (tracing on).
  */
-export async function dispatchJobs(js: JetStreamClient, db: Conn, rows: readonly JobRow[]): Promise<(unknown | undefined)[]> {
+export async function dispatchJobs(js: JetStreamClient, db: Conn, rows: readonly JobRow[], traces?: ReadonlyMap<string, TraceContext>): Promise<(unknown | undefined)[]> {
   const sent = await Promise.allSettled(
-    rows.map((row) => publishDispatch(js, row).then(({ dispatch, ack }) => ({ id: row.id, dispatch, seq: ack.seq }))),
+    rows.map((row) => publishDispatch(js, row, traces?.get(row.id)).then(({ dispatch, ack }) => ({ id: row.id, dispatch, seq: ack.seq }))),
   );
   await markDispatchedMany(db, sent.flatMap((s) => (s.status === "fulfilled" ? [s.value] : [])));
   return sent.map((s) => (s.status === "rejected" ? s.reason : undefined));

@@ -1,6 +1,6 @@
 import { createDb, runMigrations } from "@cutroom/db";
 import { loadCatalog, providerAvailability } from "@cutroom/models";
-import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, keepStreams, retrying, announceReady, onShutdown, readQueueDepth, serveRpc, startMetricsListener } from "@cutroom/runtime";
+import { connectNats, createEventPublisher, createLogger, createRpcClient, ensureStreams, keepStreams, retrying, announceReady, onShutdown, readQueueDepth, serveRpc, startMetricsListener, startTracing } from "@cutroom/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { consumers, loadPipelineTypes, Queue, streams } from "@cutroom/contracts";
 import { createJobService } from "./app.ts";
@@ -11,6 +11,7 @@ import { startReconciler } from "./reconciler.ts";
 const env = readEnv();
 const timing = timingFrom(env);
 const log = createLogger("job-service", env.LOG_LEVEL);
+const closeTracing = await startTracing(env, "job-service", log);
 const models = { catalog: loadCatalog({ overrideFile: env.MODEL_CATALOG_FILE }), provider: providerAvailability(env) };
 log.info({ provider: models.provider }, "models: jobs needing a provider are refused without one");
 
@@ -37,5 +38,5 @@ const streamKeeper = keepStreams(nc, { replicas: env.NATS_STREAM_REPLICAS, log, 
 for (const queue of Queue.options) readQueueDepth(queue, async () => (await jsm.consumers.info(streams.jobs.name, consumers.worker(queue))).num_pending);
 const closeMetrics = await startMetricsListener(env, log);
 
-onShutdown(log, [closeMetrics, streamKeeper.stop, reconciler.stop, server.drain, () => consumer.stop(), () => nc.drain(), closeDb]);
+onShutdown(log, [closeMetrics, streamKeeper.stop, reconciler.stop, server.drain, () => consumer.stop(), () => nc.drain(), closeDb, closeTracing]);
 await announceReady(log, nc);

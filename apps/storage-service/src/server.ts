@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createDb, runMigrations } from "@cutroom/db";
-import { connectNats, createLogger, announceReady, onShutdown, serveRpc, startMetricsListener } from "@cutroom/runtime";
+import { connectNats, createLogger, announceReady, onShutdown, serveRpc, startMetricsListener, startTracing } from "@cutroom/runtime";
 import { createIngestReceiver, createOutputReceiver, createSignedPutReceiver, createStorageHandlers, resumableDeps, type StorageDeps } from "./app.ts";
 import { FsDriver } from "./drivers/fs-driver.ts";
 import { S3Driver } from "./drivers/s3-driver.ts";
@@ -12,6 +12,7 @@ import { createSigner } from "./signed-token.ts";
 
 const env = readEnv();
 const log = createLogger("storage-service", env.LOG_LEVEL);
+const closeTracing = await startTracing(env, "storage-service", log);
 
 await runMigrations(env.DATABASE_URL);
 const { db, close: closeDb } = createDb(env.DATABASE_URL);
@@ -39,5 +40,5 @@ sweeper?.unref();
 if (sweeper) void sweep();
 
 const closeMetrics = await startMetricsListener(env, log);
-onShutdown(log, [closeMetrics, async () => clearInterval(sweeper), server.drain, () => http.close(), () => nc.drain(), closeDb]);
+onShutdown(log, [closeMetrics, async () => clearInterval(sweeper), server.drain, () => http.close(), () => nc.drain(), closeDb, closeTracing]);
 await announceReady(log, nc, { driver: driver.name, port: env.STORAGE_PORT });

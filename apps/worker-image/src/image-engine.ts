@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from "node:child_process";
 import type { JobLimits } from "@cutroom/contracts";
+import { inSpan, tracing } from "@cutroom/runtime";
 import { JobFailure } from "@cutroom/worker-runtime";
 import type { BorderReport, KeyedImage } from "./chroma-key.ts";
 import type { EngineOp, EngineRequest, engineOps } from "./engine-process.ts";
@@ -50,8 +51,11 @@ export function createImageEngine(opts: { maxIdle?: number } = {}): ImageEngine 
     return child;
   };
 
-  /** Runs one operation in an idle process (or a new one); an abort kills that process. */
-  const call = async <K extends EngineOp>(op: K, args: Parameters<Ops[K]>, signal: AbortSignal): Promise<Awaited<ReturnType<Ops[K]>>> => {
+  /** Runs one operation in an idle process (or a new one); an abort kills that process. A span per operation when tracing is on (ADR 036). */
+  const call = <K extends EngineOp>(op: K, args: Parameters<Ops[K]>, signal: AbortSignal): Promise<Awaited<ReturnType<Ops[K]>>> =>
+    tracing.on ? inSpan(`sharp ${op}`, { attributes: { "cutroom.engine.op": op } }, () => callChild(op, args, signal)) : callChild(op, args, signal);
+
+  const callChild = async <K extends EngineOp>(op: K, args: Parameters<Ops[K]>, signal: AbortSignal): Promise<Awaited<ReturnType<Ops[K]>>> => {
     signal.throwIfAborted();
     const child = idle.pop() ?? (await spawnChild());
     const id = nextId++;

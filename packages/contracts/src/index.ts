@@ -17,6 +17,5 @@ export * from "./events.ts";
 export * from "./subjects.ts";
 export * from "./health.ts";
 export * from "./workers.ts";
-export * from "./worker-api.ts";
 export * from "./rpc.ts";
 export * from "./nats-permissions.ts";

@@ -20,6 +20,14 @@ export const BaseEnv = z.object({
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** Interface of that listener: keep it private. */
   METRICS_HOST: z.string().default("127.0.0.1"),
+  /** An OTLP/HTTP collector (e.g. http://127.0.0.1:4318): spans go to its /v1/traces as JSON (ADR 036); unset with the next one: tracing off, at no cost. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  /** The full traces URL, taken as is instead of OTEL_EXPORTER_OTLP_ENDPOINT's /v1/traces. */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url().optional(),
+  /** The service.name of this process's spans; unset: the app's name (gateway, job-service, worker-image...). */
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  /** How long finished spans wait to go out in one export, in ms. */
+  OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().positive().default(5000),
 });
 
 export const DbEnv = z.object({

@@ -8,3 +8,4 @@ export * from "./job-events.ts";
 export * from "./stream-publish.ts";
 export * from "./storage-replicas.ts";
 export * from "./metrics.ts";
+export * from "./tracing.ts";

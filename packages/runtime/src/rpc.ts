@@ -17,10 +17,11 @@ import {
   type Instance,
   type ServiceHealth,
 } from "@cutroom/contracts";
-import type { NatsConnection, Msg } from "@nats-io/transport-node";
+import type { NatsConnection, Msg, MsgHdrs } from "@nats-io/transport-node";
 import type { z } from "zod";
 import { newInstance, serveInstanceHealth } from "./health.ts";
 import { NoReply, replyInbox } from "./rpc-replies.ts";
+import { activeSpan, extractTrace, injectTrace, inSpan, markError, SpanKind, tracing } from "./tracing.ts";
 import type { Logger } from "./logger.ts";
 
 export interface RpcContext {
@@ -111,11 +112,16 @@ export function serveRpc<S extends RpcService>(
         reply = { ok: false, error: { code: "SERVICE_UNAVAILABLE", message: `${service} service cannot reach its database`, details: { service } } };
       } else {
         log.error({ err, request_id: requestId, rpc: method }, "rpc handler failed");
+        if (tracing.on) markError(activeSpan(), err);
         reply = { ok: false, error: { code: "INTERNAL", message: "internal error" } };
       }
     }
     if (msg.reply) msg.respond(encoder.encode(JSON.stringify(reply)));
   };
+
+  // The caller's span's child, in the caller's trace (its traceparent header).
+  const handleTraced = (msg: Msg) =>
+    inSpan(`${service}.${msg.subject.slice(prefixLength)}`, { kind: SpanKind.SERVER, parent: extractTrace(msg.headers), attributes: { "rpc.system": "nats", "rpc.service": service } }, () => handle(msg));
 
   // A callback, not the async iterator: no promise and queue step per message before the handler starts.
   const sub = nc.subscribe(subjects.rpc(service, "*"), {
@@ -125,7 +131,7 @@ export function serveRpc<S extends RpcService>(
         log.error({ err }, "rpc subscription ended");
         return;
       }
-      const p: Promise<void> = handle(msg)
+      const p: Promise<void> = (tracing.on ? handleTraced(msg) : handle(msg))
         .catch((e) => log.warn({ err: e, rpc: msg.subject }, "could not answer an rpc request"))
         .finally(() => inflight.delete(p));
       inflight.add(p);
@@ -159,25 +165,30 @@ export interface RpcClient {
  * the caller waits (`timeout_ms`), so it can refuse to commit what nobody will hear of.
  */
 export function createRpcClient(nc: NatsConnection, opts: { timeoutMs: number }): RpcClient {
+  async function send<S extends RpcService, M extends RpcMethod<S>>(service: S, method: M, body: RpcReq<S, M>, ctx: CallContext, headers?: MsgHdrs): Promise<RpcRes<S, M>> {
+    const timeout = Math.min(opts.timeoutMs, ctx.deadline === undefined ? Infinity : Math.floor(ctx.deadline - Date.now()));
+    if (timeout <= 0) throw rpcTimedOut(service);
+    const envelope: RpcRequest = { request_id: ctx.requestId ?? randomUUID(), caller: ctx.caller ?? null, client_ip: ctx.clientIp ?? null, timeout_ms: timeout, body };
+    let raw: Msg;
+    try {
+      raw = await replyInbox(nc).request(subjects.rpc(service, method), encoder.encode(JSON.stringify(envelope)), timeout, headers);
+    } catch (err) {
+      throw new AppError("SERVICE_UNAVAILABLE", `${service} service is unavailable`, { service, reason: err instanceof NoReply ? err.reason : "unreachable" });
+    }
+    const reply = readReply(raw);
+    if (!reply) throw malformedReply(service, method);
+    if (!reply.ok) throw toAppError(reply.error);
+    // The data is another process's: parsed with its contract (a service of another version mid-deploy).
+    const contract = (rpc[service] as Record<string, { res: z.ZodType }>)[method]!;
+    const data = contract.res.safeParse(reply.data);
+    if (!data.success) throw malformedReply(service, method);
+    return data.data as never;
+  }
   return {
-    async call(service, method, body, ctx = {}) {
-      const timeout = Math.min(opts.timeoutMs, ctx.deadline === undefined ? Infinity : Math.floor(ctx.deadline - Date.now()));
-      if (timeout <= 0) throw rpcTimedOut(service);
-      const envelope: RpcRequest = { request_id: ctx.requestId ?? randomUUID(), caller: ctx.caller ?? null, client_ip: ctx.clientIp ?? null, timeout_ms: timeout, body };
-      let raw: Msg;
-      try {
-        raw = await replyInbox(nc).request(subjects.rpc(service, method), encoder.encode(JSON.stringify(envelope)), timeout);
-      } catch (err) {
-        throw new AppError("SERVICE_UNAVAILABLE", `${service} service is unavailable`, { service, reason: err instanceof NoReply ? err.reason : "unreachable" });
-      }
-      const reply = readReply(raw);
-      if (!reply) throw malformedReply(service, method);
-      if (!reply.ok) throw toAppError(reply.error);
-      // The data is another process's: parsed with its contract (a service of another version mid-deploy).
-      const contract = (rpc[service] as Record<string, { res: z.ZodType }>)[method]!;
-      const data = contract.res.safeParse(reply.data);
-      if (!data.success) throw malformedReply(service, method);
-      return data.data as never;
+    call(service, method, body, ctx = {}) {
+      if (!tracing.on) return send(service, method, body, ctx);
+      // A client span whose context rides in the request's headers (ADR 036).
+      return inSpan(`${service}.${method}`, { kind: SpanKind.CLIENT, attributes: { "rpc.system": "nats", "rpc.service": service } }, () => send(service, method, body, ctx, injectTrace()));
     },
   };
 }

@@ -1,5 +1,6 @@
 import { headers as msgHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { replyInbox } from "./rpc-replies.ts";
+import { injectTrace, inSpan, SpanKind, tracing } from "./tracing.ts";
 
 /** What JetStream answers a stored message: its stream, its sequence, and whether it was a duplicate (same msgID). */
 export interface StreamAck {
@@ -29,18 +30,27 @@ const ACK_TIMEOUT_MS = 5_000;
  * Rejects with StreamPublishError when the broker refuses, NoReply when none answers (no stream holds
  * the subject: `no_responders`; `timeout`; `unreachable`).
  */
-export async function publishToStream(
-  nc: NatsConnection,
-  subject: string,
-  payload: string,
-  opts: { msgID?: string; expectLastSubjectSequence?: number; timeoutMs?: number } = {},
-): Promise<StreamAck> {
+export function publishToStream(nc: NatsConnection, subject: string, payload: string, opts: StreamPublishOptions = {}): Promise<StreamAck> {
+  if (!tracing.on) return publish(nc, subject, payload, opts);
+  // A producer span whose context rides in the message's traceparent header: the consumer's span is its child (ADR 036).
+  const kind = subject.slice(0, subject.indexOf(".", subject.indexOf(".") + 1));
+  return inSpan(`publish ${kind}`, { kind: SpanKind.PRODUCER, attributes: { "messaging.system": "nats", "messaging.destination.name": subject } }, () => publish(nc, subject, payload, opts, true));
+}
+
+interface StreamPublishOptions {
+  msgID?: string;
+  expectLastSubjectSequence?: number;
+  timeoutMs?: number;
+}
+
+async function publish(nc: NatsConnection, subject: string, payload: string, opts: StreamPublishOptions, traced = false): Promise<StreamAck> {
   let h: ReturnType<typeof msgHeaders> | undefined;
   if (opts.msgID !== undefined || opts.expectLastSubjectSequence !== undefined) {
     h = msgHeaders();
     if (opts.msgID !== undefined) h.set("Nats-Msg-Id", opts.msgID);
     if (opts.expectLastSubjectSequence !== undefined) h.set("Nats-Expected-Last-Subject-Sequence", String(opts.expectLastSubjectSequence));
   }
+  if (traced) h = injectTrace(h);
   const reply = await replyInbox(nc).request(subject, encoder.encode(payload), opts.timeoutMs ?? ACK_TIMEOUT_MS, h);
   let ack: { stream?: unknown; seq?: unknown; duplicate?: unknown; error?: { code?: number; err_code?: number; description?: string } };
   try {

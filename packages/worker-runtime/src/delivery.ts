@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { JobDispatch, JobResult, getJobType, isAppError, subjects, type ClaimReply, type FinishBody, type JobError, type JobLimits, type JobStorageAccess } from "@cutroom/contracts";
-import type { JobEventPublisher, Logger, NatsConnection, RpcClient, StorageReplicas } from "@cutroom/runtime";
+import { activeSpan, extractTrace, inSpan, SpanKind, tracing, type JobEventPublisher, type Logger, type NatsConnection, type RpcClient, type StorageReplicas } from "@cutroom/runtime";
 import type { JsMsg } from "@nats-io/jetstream";
 import { createJobContext } from "./job-context.ts";
 import { TransferError } from "./transfer.ts";
@@ -89,7 +89,14 @@ const seconds = (ms: number) => String(Math.round(ms / 100) / 10);
  * gives back the delivery's working slot (see startWorker): called once its job only moves results
  * (its first upload starts) or has ended, before the finish is reported; calling it again does nothing.
  */
-export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps, release: () => void = () => {}): Promise<void> {
+export function handleDelivery(msg: JsMsg, deps: DeliveryDeps, release: () => void = () => {}): Promise<void> {
+  if (!tracing.on) return deliver(msg, deps, release);
+  // The delivery's span, child of its dispatch's publish span: the job's trace goes on here (ADR 036).
+  const type = msg.subject.split(".").slice(3).join(".");
+  return inSpan(`process ${type}`, { kind: SpanKind.CONSUMER, parent: extractTrace(msg.headers), attributes: { "messaging.system": "nats", "messaging.destination.name": msg.subject, "cutroom.delivery": msg.info.deliveryCount } }, () => deliver(msg, deps, release));
+}
+
+async function deliver(msg: JsMsg, deps: DeliveryDeps, release: () => void): Promise<void> {
   let dispatch: JobDispatch;
   try {
     dispatch = JobDispatch.parse(msg.json());
@@ -99,6 +106,7 @@ export async function handleDelivery(msg: JsMsg, deps: DeliveryDeps, release: ()
     return;
   }
   const log = deps.log.child({ job_id: dispatch.job_id, dispatch: dispatch.dispatch, delivery: msg.info.deliveryCount });
+  if (tracing.on) activeSpan()?.setAttributes({ "cutroom.job_id": dispatch.job_id, "cutroom.dispatch": dispatch.dispatch });
   const heartbeat = setInterval(() => msg.working(), Math.max(250, Math.floor(deps.ackWaitMs / 3)));
   const controller = new AbortController();
   // Watched before the claim: a cancel landing between claim and handler start still aborts.

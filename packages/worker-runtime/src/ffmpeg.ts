@@ -2,6 +2,7 @@
 // module, so it can be replaced (e.g. by a plain child_process.spawn) without touching workers.
 // ffprobe already is: fluent-ffmpeg's cannot be stopped, and a probe must end within its timeout.
 import { spawn } from "node:child_process";
+import { inSpan, tracing } from "@cutroom/runtime";
 import ffmpeg from "fluent-ffmpeg";
 import type { FfmpegCommand } from "fluent-ffmpeg";
 
@@ -62,6 +63,11 @@ function stderrLog({ onProgress, durationSec }: RunOptions) {
 
 /** Runs one ffmpeg command built on a fresh FfmpegCommand; resolves with its log (stderr). */
 export function runFfmpeg(build: (cmd: FfmpegCommand) => unknown, opts: RunOptions = {}): Promise<{ stderr: string }> {
+  // One span per run when tracing is on (ADR 036): every ffmpeg of a job goes through here or runFfmpegArgs.
+  return tracing.on ? inSpan("ffmpeg", { attributes: { "process.executable.name": "ffmpeg" } }, () => startFfmpeg(build, opts)) : startFfmpeg(build, opts);
+}
+
+function startFfmpeg(build: (cmd: FfmpegCommand) => unknown, opts: RunOptions): Promise<{ stderr: string }> {
   const { signal } = opts;
   if (signal?.aborted) return Promise.reject(abortError());
 
@@ -202,6 +208,10 @@ async function packetDuration(input: string[], streamIndex: number, deadline: nu
 }
 
 function runFfprobe(args: string[], deadline: number, signal?: AbortSignal): Promise<string> {
+  return tracing.on ? inSpan("ffprobe", { attributes: { "process.executable.name": "ffprobe" } }, () => startFfprobe(args, deadline, signal)) : startFfprobe(args, deadline, signal);
+}
+
+function startFfprobe(args: string[], deadline: number, signal?: AbortSignal): Promise<string> {
   if (signal?.aborted) return Promise.reject(abortError());
   return new Promise((resolve, reject) => {
     const child = spawn("ffprobe", ["-v", "error", ...args], { stdio: ["ignore", "pipe", "pipe"] });
@@ -314,6 +324,10 @@ export async function measureFrame(path: string, atSec = 0, signal?: AbortSignal
  * to the benchmark, so the very same command can be run by hand. Resolves with its log (stderr).
  */
 export function runFfmpegArgs(args: readonly string[], opts: RunOptions = {}): Promise<{ stderr: string }> {
+  return tracing.on ? inSpan("ffmpeg", { attributes: { "process.executable.name": "ffmpeg" } }, () => startFfmpegArgs(args, opts)) : startFfmpegArgs(args, opts);
+}
+
+function startFfmpegArgs(args: readonly string[], opts: RunOptions): Promise<{ stderr: string }> {
   const { signal } = opts;
   if (signal?.aborted) return Promise.reject(abortError());
   const { log, report, onLine } = stderrLog(opts);

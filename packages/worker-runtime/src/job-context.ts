@@ -1,6 +1,6 @@
 import { extname, join } from "node:path";
 import { isAppError, type JobEventInput, type InputUrl, type JobLimits, type JobStorageAccess, type JobTypeDefinition } from "@cutroom/contracts";
-import type { JobEventPublisher, Logger, RpcClient, StorageReplicas } from "@cutroom/runtime";
+import { inSpan, tracing, type JobEventPublisher, type Logger, type RpcClient, type StorageReplicas } from "@cutroom/runtime";
 import { JobFailure } from "./job-failure.ts";
 import { createJobModels, type ModelService } from "./models.ts";
 import { createProgressReporter } from "./progress.ts";
@@ -105,7 +105,7 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
       currentStage = name;
       emit({ type: "stage", stage: name, status: "running" });
       try {
-        const value = await fn();
+        const value = await (tracing.on ? inSpan(`stage ${name}`, { attributes: { "cutroom.stage": name } }, fn) : fn());
         emit({ type: "stage", stage: name, status: "done" });
         return value;
       } catch (err) {

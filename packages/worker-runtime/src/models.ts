@@ -5,7 +5,7 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { isAppError } from "@cutroom/contracts";
-import { providerCallDuration, providerCalls, providerCost, stopwatch } from "@cutroom/runtime";
+import { inSpan, providerCallDuration, providerCalls, providerCost, SpanKind, stopwatch, tracing } from "@cutroom/runtime";
 import { costUsd, defaultCatalog, resolveModel, UnknownModel, type Catalog, type ModelProviderName, type ResolvedModel } from "@cutroom/models";
 import { JobFailure, RetryableFailure } from "./job-failure.ts";
 import { outputUrls, ProviderError, type ModelProvider, type Prediction } from "./providers/replicate.ts";
@@ -247,11 +247,14 @@ export function createJobModels(deps: JobModelsDeps): JobModels {
     let prediction: Prediction;
     const elapsed = stopwatch();
     try {
-      prediction = await client.run(model.model, { ...req.input, ...fileInputs, ...model.params }, {
-        signal,
-        onProgress: (p) => deps.progress(from + ((to - from) * p) / 100),
-        onCreated: (id) => deps.log.info(`${model.model}: prediction ${id} started${client.synthetic ? " (emulator, synthetic output)" : ""}`),
-      });
+      // A span per provider call when tracing is on (ADR 036).
+      const run = () =>
+        client.run(model.model, { ...req.input, ...fileInputs, ...model.params }, {
+          signal,
+          onProgress: (p) => deps.progress(from + ((to - from) * p) / 100),
+          onCreated: (id) => deps.log.info(`${model.model}: prediction ${id} started${client.synthetic ? " (emulator, synthetic output)" : ""}`),
+        });
+      prediction = await (tracing.on ? inSpan(`model ${model.model}`, { kind: SpanKind.CLIENT, attributes: { "cutroom.provider": client.name, "cutroom.model": model.model } }, run) : run());
     } catch (err) {
       countProviderCall(client.name, model.model, signal.aborted ? "canceled" : "failed", elapsed());
       if (signal.aborted || !(err instanceof ProviderError)) throw err;
