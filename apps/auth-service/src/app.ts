@@ -8,6 +8,7 @@ import { findRefreshToken, issueRefreshToken, revokeAllForUser, revokeFamily, ro
 import { listPublicJwks, signAccessToken, type SigningKey } from "./signing-keys.ts";
 import { createThrottle, type ThrottleLimits } from "./throttle.ts";
 import { cutoffOf, type TokenCutoffs } from "./token-cutoffs.ts";
+import { createWorkerTokenHandlers } from "./worker-tokens.ts";
 import { changeUser, countUsers, deleteUser, getUser, getUserByEmail, insertUser, listUsers, recordLogin, withUserForIssue, type UserRow } from "./users.ts";
 
 export { loadSigningKey } from "./signing-keys.ts";
@@ -183,6 +184,8 @@ export function createAuthHandlers(deps: AuthDeps): RpcHandlers<"auth"> {
       const { total, today } = await countUsers(db);
       return { total_users: total, users_today: today };
     },
+
+    ...createWorkerTokenHandlers(db, requireAdmin),
   };
 }
 

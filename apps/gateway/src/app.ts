@@ -28,6 +28,8 @@ import { promptRoutes } from "./routes/prompts.ts";
 import { storageProxy } from "./routes/storage-proxy.ts";
 import { tusExposedHeaders, uploadRoutes } from "./routes/uploads.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
+import { workerRoutes } from "./routes/workers.ts";
+import { watchWorkerRegistry, type WorkerRegistry } from "./worker-registry.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
 import { createConnectionLimit } from "./realtime/connection-limit.ts";
 import type { EventHub } from "./realtime/event-hub.ts";
@@ -63,6 +65,8 @@ export interface GatewayDeps {
   promptEnhanceTimeoutMs?: number;
   /** The built dashboard served at /dashboard (DASHBOARD_DIR); absent: apps/dashboard/dist. */
   dashboardDir?: string;
+  /** A worker silent this long is gone in GET /workers (WORKER_GONE_AFTER_MS); absent: 30 s. */
+  workerGoneAfterMs?: number;
 }
 
 /** Response headers a browser client may read: request ids, rate limits, idempotent replays. */
@@ -113,10 +117,13 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   await app.register(websocket, { options: { handleProtocols: (protocols) => (protocols.has("bearer") ? "bearer" : false) } });
   await app.register(authPlugin, { verifier: deps.verifier, ...(deps.requestBudget ? { budget: deps.requestBudget } : {}) });
 
+  // The worker registry's watch, shared by GET /workers and WS /ws subscribe_workers (ADR 038).
+  const workers: WorkerRegistry = watchWorkerRegistry(deps.nc, deps.log, { goneAfterMs: deps.workerGoneAfterMs ?? 30_000 });
+  app.addHook("onClose", async () => workers.stop());
   await app.register(healthRoutes, deps);
   await app.register(storageProxy, { storage: deps.storage });
   await app.register(dashboardRoutes, { dir: deps.dashboardDir ?? fileURLToPath(new URL("../../dashboard/dist", import.meta.url)) });
-  await app.register(realtimeRoutes, { ...deps, connections: createConnectionLimit(deps.maxConnectionsPerUser ?? 20) });
+  await app.register(realtimeRoutes, { ...deps, workers, connections: createConnectionLimit(deps.maxConnectionsPerUser ?? 20) });
   await app.register(
     async (api) => {
       await api.register(authRoutes, deps);
@@ -128,6 +135,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
       await api.register(promptRoutes, deps);
       await api.register(billingRoutes, deps);
       await api.register(adminRoutes, deps);
+      await api.register(workerRoutes, { workers });
       await api.register(webhookRoutes, { nc: deps.nc, webhookSecret: deps.models?.webhookSecret });
     },
     { prefix: "/api/v1" },

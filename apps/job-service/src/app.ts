@@ -27,6 +27,7 @@ import { createAdminJobHandlers } from "./admin-jobs.ts";
 import { settleCredits } from "./credits.ts";
 import { coalesce } from "./coalesce.ts";
 import { createCreationBatcher } from "./creation-batcher.ts";
+import { createQueueLines } from "./queue-lines.ts";
 import { dispatchJobs } from "./dispatch.ts";
 import {
   cancelJob,
@@ -161,12 +162,14 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       )
       .then(() => (rows.length > 0 ? dispatchJobs(js, db, rows, traces) : []))
       .then((failed) => {
+        for (const queue of new Set(rows.map((r) => r.queue))) lines.touch(queue);
         for (const [i, err] of failed.entries()) if (err) log.warn({ err, job_id: rows[i]!.id }, "could not dispatch the job; the reconciler will");
       })
       .catch((err) => log.warn({ err, job_ids: rows.map((r) => r.id) }, "could not record the jobs' dispatch; the reconciler will"));
   };
 
   const admission = createAdmission({ db, js, events, log });
+  const lines = createQueueLines({ db, events, log, intervalMs: timing.queuePlacesIntervalMs ?? 0 });
   // Each job being created's request trace, by job id, until its batch commits (tracing on only; ADR 036).
   const creationTraces = new Map<string, TraceContext>();
   const batcher = createCreationBatcher(db, { maxBatch: createBatchMax, created: announce });
@@ -219,6 +222,9 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       idempotencyKey: idempotency_key ?? null,
       requestHash: idempotency_key ? hash : null,
       tier: caller.tier,
+      // Only when given: a column no job of a batch sets stays out of its insert (insertJobRows).
+      ...(body.display_name !== undefined ? { displayName: body.display_name } : {}),
+      ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
       ...(pipeline ? { pipelineId: pipeline.id, pipelineStage: pipeline.stage, pipelineOrder: pipeline.order } : {}),
     };
     // The per-minute slot is taken in the job's transaction, after the checks: a 422 or an idempotent replay costs none.
@@ -253,6 +259,104 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     }
   };
 
+  /**
+   * POST /jobs/batch (issue 15): every job checked first (422 naming `jobs[i]`), then all created in
+   * one transaction or none (insertReservedJobs `atomic`): the whole batch's credits (402 with its
+   * total), the whole batch in the rate window (429), nothing taken when any is refused. A keyed
+   * batch's jobs take ids from the key and their index, so a retry finds them all and replays them.
+   */
+  const createBatch = async ({ body, idempotency_key }: Parameters<RpcHandlers<"job">["createBatch"]>[0], ctx: RpcContext) => {
+    const caller = requireCaller(ctx);
+    const hash = requestHash(body);
+    const keyOf = (i: number) => (idempotency_key ? `${idempotency_key}${BATCH_KEY_SEPARATOR}${i}` : undefined);
+    const replayBatch = (rows: JobRow[]) => {
+      if (rows.length !== body.jobs.length || rows.some((r) => r.requestHash !== hash)) {
+        throw new AppError("IDEMPOTENCY_CONFLICT", "this idempotency key was already used with a different request");
+      }
+      return { jobs: rows.map((r) => toJob(r)), created: false };
+    };
+    const earlier = async () => {
+      if (!idempotency_key) return null;
+      const rows = await getJobsByIdempotencyKeys(db, body.jobs.map((_, i) => ({ userId: caller.user_id, key: keyOf(i)!, id: jobIdFor(caller.user_id, keyOf(i)!) })));
+      return rows.some((r) => r) ? replayBatch(rows.filter((r): r is JobRow => r !== null)) : null;
+    };
+
+    // All checked at once; the first refused in order is the one answered.
+    const checked = await Promise.allSettled(
+      body.jobs.map(async (item, i) => {
+        try {
+          const { type, input } = parseInput(item.type, item.input);
+          requireProvider(item.type, type, input);
+          return { type, input, work: await sizeWork(inputFiles, type, input, caller) };
+        } catch (err) {
+          throw inBatch(err, i, "input");
+        }
+      }),
+    );
+    const refused = checked.find((c) => c.status === "rejected");
+    if (refused) {
+      // A keyed retry is still answered its jobs after one's file, project or provider went.
+      const found = await earlier();
+      if (found) return found;
+      throw refused.reason;
+    }
+    const projects = [...new Set(body.jobs.flatMap((j) => (j.project_id ? [j.project_id] : [])))];
+    for (const projectId of projects) {
+      if (!(await getLiveProject(db, caller.user_id, projectId))) {
+        const i = body.jobs.findIndex((j) => j.project_id === projectId);
+        const found = await earlier();
+        if (found) return found;
+        throw new AppError("NOT_FOUND", `jobs[${i}]: project not found`, { project_id: projectId, field: `jobs[${i}].project_id`, index: i });
+      }
+    }
+
+    const commitBy = ctx.deadline === undefined ? undefined : ctx.deadline - COMMIT_MARGIN_MS;
+    if (commitBy !== undefined && Date.now() >= commitBy) throw rpcTimedOut("job");
+    const rate = { bucket: "jobs.create", limit: rateBuckets["jobs.create"](tierLimits[caller.tier]) };
+    const items: JobToCreate[] = body.jobs.map((item, i) => {
+      const { type, input, work } = (checked[i] as PromiseFulfilledResult<{ type: JobTypeDefinition; input: Record<string, unknown>; work: JobWork }>).value;
+      const key = keyOf(i);
+      return {
+        job: {
+          id: key ? jobIdFor(caller.user_id, key) : randomUUID(),
+          userId: caller.user_id,
+          projectId: item.project_id ?? null,
+          type: item.type,
+          queue: type.queue,
+          status: "queued",
+          stages: type.stages.map((name) => ({ name, status: "pending" })),
+          input,
+          credits: type.cost.estimate(input, work),
+          creditState: "reserved",
+          idempotencyKey: key ?? null,
+          requestHash: key ? hash : null,
+          tier: caller.tier,
+          displayName: item.display_name ?? null,
+          metadata: item.metadata ?? null,
+        },
+        rate,
+        ...(commitBy !== undefined ? { commitBy } : {}),
+      };
+    });
+    const outcomes = await batcher.createAll(items);
+    const existing = outcomes.flatMap((o) => (o.kind === "exists" ? [o.row] : []));
+    if (existing.length > 0) return replayBatch(existing.length === outcomes.length ? existing : []);
+    const first = outcomes[0]!;
+    if (first.kind === "rate-limited") {
+      const { limit, remaining, reset } = first.rate;
+      throw new AppError("RATE_LIMITED", `the ${caller.tier} tier allows ${limit} new jobs per minute; this batch of ${items.length} does not fit the ${remaining} left`, { limit, remaining, reset, requested: items.length });
+    }
+    const error = outcomes.find((o): o is Extract<CreateOutcome, { kind: "refused" }> => o.kind === "refused");
+    if (error) {
+      const i = outcomes.indexOf(error);
+      throw error.error.code === "INSUFFICIENT_CREDITS" ? error.error : inBatch(error.error, i);
+    }
+    const created = outcomes.map((o) => (o.kind === "created" ? o : null));
+    if (created.some((o) => o === null)) throw new Error("a batch's creation answered neither all created nor a refusal");
+    const last = created.at(-1)!;
+    return { jobs: created.map((o) => toJob(o!.row, o!.position)), created: true, ...(last.rate ? { rate: last.rate } : {}) };
+  };
+
   /** Cancels a queued or running job of the caller: its worker told, its reservation released, its watchers told. */
   const cancelUserJob = async (caller: Caller, job_id: string, ctx: RpcContext) => {
     const error = { code: "CANCELED", message: "canceled by the user" };
@@ -264,6 +368,8 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     }
     // Core NATS, not JetStream: only a worker running the job right now needs to hear it.
     nc.publish(subjects.jobCancel(job_id), JSON.stringify({ job_id }));
+    // The jobs behind it in its worker queue move up.
+    if (canceled.dispatchedAt && !canceled.held) lines.touch(canceled.queue);
     // Its slot (or its place) goes to the owner's next waiting jobs; the reconciler does it when this fails.
     void admission.ended(canceled).catch((err) => ctx.log.warn({ err, job_id }, "could not hand the canceled job's slot on; the reconciler will"));
     let row = canceled;
@@ -317,15 +423,21 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       return idempotency_key ? oneAtATime(`${caller.user_id}:${idempotency_key}`, () => createJob(request, ctx)) : createJob(request, ctx);
     },
 
+    createBatch: async (request, ctx) => {
+      const caller = requireCaller(ctx);
+      // As create: a retry racing its original waits for it, then replays it.
+      return request.idempotency_key ? oneAtATime(`batch:${caller.user_id}:${request.idempotency_key}`, () => createBatch(request, ctx)) : createBatch(request, ctx);
+    },
+
     get: async ({ job_id }, ctx) => {
       const row = await getUserJob(db, requireCaller(ctx).user_id, job_id);
       if (!row) throw new AppError("NOT_FOUND", "job not found");
-      return toJob(row, (await queuePositions(db, [row])).get(row.id));
+      return toJob(row, (await lines.places([row])).get(row.id));
     },
 
     list: async (query, ctx) => {
       const { rows, total } = await listJobs(db, requireCaller(ctx).user_id, query);
-      const places = await queuePositions(db, rows);
+      const places = await lines.places(rows);
       return toPage(
         rows.map((r) => toJob(r, places.get(r.id))),
         total,
@@ -370,6 +482,8 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
         return { run: false, reason: row.status === "running" ? "leased" : row.held && row.status === "queued" ? "held" : row.status };
       }
       ctx.log.info({ job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
+      // The jobs behind it move up: told at the next pass, with every other claim's meanwhile (ADR 037).
+      lines.touch(claimed.queue);
       const [running, storage] = await Promise.all([
         publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}`, ...inProject(claimed) }, claimed.lastEventSeq),
         storageAccess(claimed, ctx),
@@ -434,6 +548,19 @@ function parseInput(name: string, input: unknown): { type: JobTypeDefinition; in
   const parsed = type.input.safeParse(input);
   if (!parsed.success) throw new AppError("INVALID_INPUT", `input is not valid for ${name}`, zodDetails(parsed.error));
   return { type, input: parsed.data as Record<string, unknown> };
+}
+
+/** Between a batch's key and a job's index in the job's own key: a header value cannot hold it, so no single job's key is ever one of these. */
+const BATCH_KEY_SEPARATOR = "\n#";
+
+/** A refusal of one job of a batch, naming it: `jobs[i]` before its message and each field it names (`within`: the part of the job the fields are in). */
+function inBatch(err: unknown, i: number, within?: string): unknown {
+  if (!(err instanceof AppError)) return err;
+  const at = (field: string) => `jobs[${i}].${within ? `${within}.` : ""}${field}`;
+  const details = { ...(err.details ?? {}), index: i } as Record<string, unknown>;
+  if (typeof details.field === "string") details.field = at(details.field);
+  if (Array.isArray(details.fields)) details.fields = (details.fields as { path: string }[]).map((f) => ({ ...f, path: f.path === "(root)" ? `jobs[${i}].${within ?? ""}`.replace(/\.$/, "") : at(f.path) }));
+  return new AppError(err.code, `jobs[${i}]: ${err.message}`, details);
 }
 
 /** The answer to a repeated idempotency key: the same job for the same request, 409 for another. */

@@ -52,7 +52,8 @@ describe("job-service: concurrent jobs per tier (ADR 031), on real Postgres and 
 
     await finish(first.id);
     await vi.waitFor(async () => expect((await dispatched([second.id])).map((d) => d.dispatch)).toEqual([1]), { timeout: 5000, interval: 50 });
-    expect(await get(user, second.id)).toMatchObject({ status: "queued", queue_position: null, queue_reason: null });
+    // Out of its owner's line, into its worker queue's (ADR 037): first there, nothing else of the queue waits.
+    await vi.waitFor(async () => expect(await get(user, second.id)).toMatchObject({ status: "queued", queue_position: 1, queue_reason: "waiting_for_worker" }), { timeout: 5000, interval: 50 });
     expect(await claim(second.id)).toMatchObject({ run: true });
 
     const [a, b] = [(await getJob(stack.db.db, first.id))!, (await getJob(stack.db.db, second.id))!];

@@ -62,6 +62,16 @@ export function createCreationBatcher(db: Db, opts: { maxBatch: number; created:
   };
 
   return {
+    /**
+     * Jobs that commit all together or not at all (POST /jobs/batch): one transaction of their own,
+     * beside the batches (a refusal of one must not roll back other requests' jobs); `created` sees them once committed.
+     */
+    createAll: async (items: readonly JobToCreate[]): Promise<CreateOutcome[]> => {
+      const outcomes = await insertReservedJobs(db, items, { atomic: true });
+      const rows = outcomes.flatMap((o) => (o.kind === "created" ? [o.row] : []));
+      if (rows.length > 0) opts.created(rows);
+      return outcomes;
+    },
     create: (item: JobToCreate): Promise<CreateOutcome> =>
       new Promise((resolve, reject) => {
         queue.push({ item, resolve, reject });

@@ -13,6 +13,8 @@ export const Env = BaseEnv.extend(DbEnv.shape).extend({
   JOB_LEASE_MS: ms(60_000),
   /** How old a reservation without a job must be before the reconciler releases it (a job-service of before ADR 019 reserved, then inserted). */
   ORPHAN_RESERVATION_GRACE_MS: ms(60_000),
+  /** How often a worker queue's waiting jobs hear their changed places (ADR 037): at most one queued event per job per interval, only after waiting that long; 0: only GET shows places. */
+  QUEUE_PLACES_INTERVAL_MS: z.coerce.number().int().nonnegative().default(2000),
   /** The most job creations committed in one transaction (group commit, ADR 027): more amortises a commit over more jobs, fewer bounds one batch's time. */
   JOB_CREATE_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(64),
   /** Which provider the workers run hosted models with: replicate, emulator or none (npm start sets it). Unset: decided from REPLICATE_API_TOKEN and MODEL_EMULATOR_URL as the workers decide. */
@@ -38,6 +40,8 @@ export interface Timing {
   dispatchGraceMs: number;
   /** A reservation with no job is released once it is this old. */
   orphanGraceMs: number;
+  /** How often queued jobs' changed places in their worker queue are told (ADR 037); 0 or absent: never. */
+  queuePlacesIntervalMs?: number;
 }
 
 export const timingFrom = (env: Env): Timing => ({
@@ -46,4 +50,5 @@ export const timingFrom = (env: Env): Timing => ({
   leaseMs: env.JOB_LEASE_MS,
   dispatchGraceMs: 3000,
   orphanGraceMs: env.ORPHAN_RESERVATION_GRACE_MS,
+  queuePlacesIntervalMs: env.QUEUE_PLACES_INTERVAL_MS,
 });

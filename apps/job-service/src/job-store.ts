@@ -13,8 +13,20 @@ export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 /** The pool or an open transaction: the reconciler calls these with the rows it has locked. */
 export type Conn = Db | Tx;
 
-/** The public shape of a row; `position`: a held job's place among its owner's waiting jobs (queuePositions). */
-export function toJob(row: JobRow, position?: number): Job {
+/** A queued job's place in its line and its eta (ADR 037), as queueLines works them out. */
+export interface QueuePlace {
+  position: number;
+  eta: number | null;
+}
+
+/**
+ * The public shape of a row; `place`: a queued job's place in its line (queueLines), or a held job's
+ * bare position (creation knows it without a read). A dispatched job is shown in its worker queue's
+ * line only with a place, so a caller that did not look (a cancel's answer) shows none.
+ */
+export function toJob(row: JobRow, place?: number | QueuePlace): Job {
+  const at = typeof place === "number" ? { position: place, eta: null } : place;
+  const line = row.status !== "queued" ? null : row.held ? "concurrency_limit" : at && row.dispatchedAt != null ? "waiting_for_worker" : null;
   return {
     id: row.id,
     type: row.type,
@@ -29,8 +41,11 @@ export function toJob(row: JobRow, position?: number): Job {
     attempts: row.attempts,
     provider_cost_usd: row.providerCostUsd,
     project_id: row.projectId,
-    queue_position: row.held && row.status === "queued" ? (position ?? null) : null,
-    queue_reason: row.held && row.status === "queued" ? "concurrency_limit" : null,
+    queue_position: line ? (at?.position ?? null) : null,
+    queue_reason: line,
+    eta_seconds: line ? (at?.eta ?? null) : null,
+    display_name: row.displayName ?? null,
+    metadata: row.metadata ?? {},
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
     started_at: row.startedAt?.toISOString() ?? null,
@@ -78,7 +93,7 @@ export type CreateOutcome =
  * A job in a project holds the project live until it commits (404 NOT_FOUND when it is not): a
  * project deleted meanwhile waits for it, then cancels it with the rest.
  */
-export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], opts: { skipLocked?: boolean } = {}): Promise<CreateOutcome[]> {
+export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], opts: { skipLocked?: boolean; atomic?: boolean } = {}): Promise<CreateOutcome[]> {
   const commitBy = Math.min(...items.map((i) => i.commitBy ?? Infinity));
   const left = () => Math.floor(commitBy - Date.now());
   if (left() <= 0) throw rpcTimedOut("job");
@@ -115,6 +130,11 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
           outcomes[i] = { kind: "refused", error: new AppError("NOT_FOUND", "project not found", { project_id: item.job.projectId }) };
         }
       });
+      // All or none (POST /jobs/batch): a job found (a replay) or refused answers the batch before anything is taken.
+      if (opts.atomic && outcomes.some((o) => o !== undefined)) {
+        return Array.from(outcomes, (o): CreateOutcome => o ?? { kind: "refused", error: new AppError("IDEMPOTENCY_CONFLICT", "part of this batch exists already") });
+      }
+
 
       // The per-minute slot before the credits, as one by one: a 429 reserves nothing.
       const rated = new Map<string, { take: RateTake; at: number[] }>();
@@ -135,8 +155,16 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
           if (!rate.allowed) outcomes[i] = { kind: "rate-limited", rate };
         });
       });
+      if (opts.atomic) {
+        // The batch fits the window whole or takes none of it (the rollback gives back what was counted).
+        const first = rates.find((r) => r !== undefined);
+        if (first && rates.some((r) => r && !r.allowed)) throw new AtomicRefusal({ kind: "rate-limited", rate: { ...first, allowed: false, remaining: first.allowed ? first.remaining + 1 : 0 } });
+      }
+
 
       const toReserve = items.flatMap((_, i) => (open(i) ? [i] : []));
+      // Before the plan spends it: a batch short of credits is told the whole batch's price against this.
+      const availableBefore = new Map([...locked.values()].map((a) => [a.userId, a.available]));
       const plan = planReservations(
         locked,
         toReserve.map((i) => ({ userId: items[i]!.job.userId, jobId: items[i]!.job.id, amount: items[i]!.job.credits })),
@@ -147,6 +175,16 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
         if (!r.ok) outcomes[i] = { kind: "refused", error: r.error };
         return r.ok;
       });
+      if (opts.atomic && toInsert.length < toReserve.length) {
+        const shortOf = plan.outcomes.find((r) => !r.ok)!;
+        const userId = items[toReserve[plan.outcomes.indexOf(shortOf)]!]!.job.userId;
+        const required = toReserve.reduce((sum, i) => sum + (items[i]!.job.userId === userId ? items[i]!.job.credits : 0), 0);
+        const available = availableBefore.get(userId);
+        throw new AtomicRefusal({
+          kind: "refused",
+          error: available === undefined || shortOf.ok ? (shortOf as { error: AppError }).error : insufficientForBatch(required, available, toReserve.length),
+        });
+      }
       const positions = admit(slots, toInsert.map((i) => items[i]!.job));
       if (toInsert.length > 0) {
         // The ledger, the accounts and the jobs in one round trip: any failure rolls back all three.
@@ -162,11 +200,20 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
       return outcomes as CreateOutcome[];
     }));
   } catch (err) {
+    if (err instanceof AtomicRefusal) return items.map(() => err.outcome);
     if (err === keyTaken) throw new KeyTaken();
     if (err === tooLate || (commitBy !== Infinity && TIMED_OUT.has(sqlState(err) ?? ""))) throw rpcTimedOut("job");
     throw err;
   }
 }
+
+/** Rolls an all-or-none creation back, answering every job of it with `outcome`. */
+class AtomicRefusal {
+  constructor(readonly outcome: CreateOutcome) {}
+}
+
+const insufficientForBatch = (required: number, available: number, jobs: number) =>
+  new AppError("INSUFFICIENT_CREDITS", `these ${jobs} jobs need ${required} credits; ${available} available`, { required, available });
 
 const jobColumns = Object.entries(getTableColumns(jobs));
 
@@ -344,6 +391,10 @@ export async function listJobs(db: Db, userId: string, q: ListJobsQuery) {
     q.status ? eq(jobs.status, q.status) : undefined,
     q.type ? eq(jobs.type, q.type) : undefined,
     q.project_id ? eq(jobs.projectId, q.project_id) : undefined,
+    // A substring in any case; the pattern's own wildcards are taken literally.
+    q.display_name ? sql`${jobs.displayName} ilike ${`%${q.display_name.replace(/[\\%_]/g, (c) => `\\${c}`)}%`}` : undefined,
+    // Each top-level key equal to the value as text (->> writes a number or boolean as JSON does).
+    ...Object.entries(q.metadata ?? {}).map(([key, value]) => sql`${jobs.metadata} ->> ${key} = ${value}`),
   );
   const [rows, counted] = await Promise.all([
     db.select().from(jobs).where(where).orderBy(desc(jobs.createdAt), desc(jobs.id)).limit(q.limit).offset(q.offset),

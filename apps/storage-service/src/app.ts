@@ -153,28 +153,30 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
       return fileStats(db);
     },
 
-    inputUrl: async ({ owner_id, file_id }) => {
+    // `public`: for a worker over HTTP (ADR 040), which reaches storage only through the public address.
+    inputUrl: async ({ owner_id, file_id, public: outside }) => {
       const row = await getOwnedFile(db, owner_id, file_id);
       if (row?.status !== "ready") throw new AppError("NOT_FOUND", "input file not found", { file_id });
-      const { url, expires_at } = await signedDownload(driver, row, "worker");
+      const { url, expires_at } = await signedDownload(driver, row, outside ? "client" : "worker");
       return { url, expires_at, filename: row.filename, content_type: row.contentType, size: row.size };
     },
 
     // One call for a claimed job (ADR 033): a missing or unready input is left out, and the worker's own inputUrl then says why.
-    jobAccess: async ({ owner_id, job_id, project_id, file_ids }) => {
+    jobAccess: async ({ owner_id, job_id, project_id, file_ids, public: outside }) => {
       const rows = file_ids.length === 0 ? [] : await getReadyFiles(db, owner_id, file_ids);
       const inputs: Record<string, InputUrl> = {};
       for (const row of rows) {
-        const { url, expires_at } = await signedDownload(driver, row, "worker");
+        const { url, expires_at } = await signedDownload(driver, row, outside ? "client" : "worker");
         inputs[row.id] = { url, expires_at, filename: row.filename, content_type: row.contentType, size: row.size };
       }
       // Only where our data plane receives worker uploads itself (fs); an S3 worker PUTs to S3 and confirms after.
-      if (driver.name !== "fs") return { inputs, expires_at: expiresAt() };
+      // A worker outside (ADR 040) cannot reach the data plane's own address: it takes output tickets.
+      if (driver.name !== "fs" || outside) return { inputs, expires_at: expiresAt() };
       const token = signer.sign({ op: "output", key: owner_id, job: job_id, ...(project_id ? { prj: project_id } : {}), exp: Date.now() + urlTtlSec * 1000 });
       return { inputs, output_url: `${deps.internalUrl}/storage/output/${token}`, expires_at: expiresAt() };
     },
 
-    createOutput: async ({ owner_id, job_id, filename, content_type, project_id }) => {
+    createOutput: async ({ owner_id, job_id, filename, content_type, project_id, public: outside }) => {
       const row = await upsertOutputFile(db, {
         id: outputFileId(job_id, filename),
         ownerId: owner_id,
@@ -184,7 +186,7 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
         contentType: content_type,
       });
       if (!row) throw new AppError("CONFLICT", "this output belongs to another user", { job_id });
-      return uploadTicket(driver, row, undefined, "worker");
+      return uploadTicket(driver, row, undefined, outside ? "client" : "worker");
     },
 
     confirmOutput: async ({ owner_id, file_id, check }) => {

@@ -17,6 +17,8 @@ export const errorStatus = {
   EMAIL_TAKEN: 409,
   IDEMPOTENCY_CONFLICT: 409,
   INVALID_STATE: 409,
+  // A worker over HTTP whose lease expired (another worker may hold the job now), or whose job ended meanwhile (ADR 040).
+  LEASE_LOST: 409,
   PAYLOAD_TOO_LARGE: 413,
   STORAGE_QUOTA_EXCEEDED: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,

@@ -12,9 +12,11 @@ export const JobEvent = z.discriminatedUnion("type", [
     type: z.literal("status"),
     status: JobStatus,
     message: z.string().optional(),
-    // A queued job's place while it waits for a concurrent-job slot, on its queued events as it changes (ADR 031); null once it has a slot.
+    // A queued job's place in the line it waits in, on its queued events as it changes (ADR 031, ADR 037); null once in none.
     queue_position: z.number().int().positive().nullable().optional(),
     queue_reason: QueueReason.nullable().optional(),
+    // With a place: about how many seconds until it finishes (ADR 037).
+    eta_seconds: z.number().int().nonnegative().nullable().optional(),
   }),
   z.object({ ...base, type: z.literal("stage"), stage: z.string(), status: z.enum(["running", "done", "failed", "skipped"]) }),
   z.object({ ...base, type: z.literal("progress"), progress: z.number().min(0).max(100), stage: z.string().optional() }),

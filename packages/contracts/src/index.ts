@@ -17,5 +17,6 @@ export * from "./events.ts";
 export * from "./subjects.ts";
 export * from "./health.ts";
 export * from "./workers.ts";
+export * from "./worker-api.ts";
 export * from "./rpc.ts";
 export * from "./nats-permissions.ts";

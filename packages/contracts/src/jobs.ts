@@ -5,14 +5,39 @@ export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "ca
 export type JobStatus = z.infer<typeof JobStatus>;
 export const terminalStatuses: readonly JobStatus[] = ["succeeded", "failed", "canceled"];
 
+/** The most a job's `metadata` may hold: top-level keys, and bytes of its JSON (issue 15). */
+export const jobMetadataLimits = { keys: 50, bytes: 16 * 1024 } as const;
+
+/** The caller's own tags on a job: a small JSON object, stored and shown back as given; never read by a worker. */
+export const JobMetadata = z
+  .record(z.string().min(1).max(100), z.unknown())
+  .superRefine((value, ctx) => {
+    const keys = Object.keys(value).length;
+    if (keys > jobMetadataLimits.keys) ctx.addIssue({ code: "custom", message: `metadata has ${keys} keys; at most ${jobMetadataLimits.keys}` });
+    const bytes = new TextEncoder().encode(JSON.stringify(value)).length;
+    if (bytes > jobMetadataLimits.bytes) ctx.addIssue({ code: "custom", message: `metadata is ${bytes} bytes as JSON; at most ${jobMetadataLimits.bytes}` });
+  })
+  .describe(`a JSON object of your own (at most ${jobMetadataLimits.keys} keys, ${jobMetadataLimits.bytes / 1024} KiB as JSON), shown back on the job; GET /jobs filters on its top-level keys`);
+export type JobMetadata = z.infer<typeof JobMetadata>;
+
+export const JobDisplayName = z.string().min(1).max(200).describe("a name of your own for the job, shown back on it; GET /jobs finds it by part of it");
+
 export const CreateJobBody = z.object({
   type: z.string().min(1).max(100),
   input: z.record(z.string(), z.unknown()),
   project_id: Uuid.optional(),
+  display_name: JobDisplayName.optional(),
+  metadata: JobMetadata.optional(),
 });
 export type CreateJobBody = z.infer<typeof CreateJobBody>;
 
 export const IdempotencyKey = z.string().min(1).max(200);
+
+/** The most jobs one POST /jobs/batch creates. */
+export const maxBatchJobs = 100;
+/** POST /jobs/batch: jobs created all together or none (issue 15). */
+export const CreateJobsBatchBody = z.object({ jobs: z.array(CreateJobBody).min(1).max(maxBatchJobs) });
+export type CreateJobsBatchBody = z.infer<typeof CreateJobsBatchBody>;
 
 export const ResultFile = z.object({ file_id: Uuid, filename: z.string(), content_type: z.string(), size: z.number().int() });
 export const JobResult = z.object({ files: z.array(ResultFile) }).catchall(z.unknown());
@@ -23,8 +48,11 @@ export type JobError = z.infer<typeof JobError>;
 export const CreditState = z.enum(["reserved", "captured", "released"]);
 export const StageState = z.object({ name: z.string(), status: z.enum(["pending", "running", "done", "failed", "skipped"]) });
 
-/** Why a queued job waits: `concurrency_limit` while its owner's tier runs as many jobs at once as it may (ADR 031). */
-export const QueueReason = z.enum(["concurrency_limit"]);
+/**
+ * Why a queued job waits (ADR 037): `concurrency_limit` while its owner's tier runs as many jobs at once
+ * as it may (ADR 031); `waiting_for_worker` once handed to its worker queue, until a worker takes it.
+ */
+export const QueueReason = z.enum(["concurrency_limit", "waiting_for_worker"]);
 export type QueueReason = z.infer<typeof QueueReason>;
 
 export const Job = z
@@ -47,8 +75,18 @@ export const Job = z
       .int()
       .positive()
       .nullable()
-      .describe("while the job waits for one of its owner's concurrent-job slots: its place among their waiting jobs (1 starts next); null otherwise"),
-    queue_reason: QueueReason.nullable().describe("why a queued job has not been handed to a worker yet; null when it has a slot"),
+      .describe(
+        "while the job is queued, its place in the line it waits in (1 is next): with queue_reason concurrency_limit, among its owner's jobs waiting for a concurrent-job slot; with waiting_for_worker, among the jobs handed to its worker queue and not yet taken by a worker. Null once running or ended, and between creation and its hand-over to the queue",
+      ),
+    queue_reason: QueueReason.nullable().describe("which line a queued job waits in (see queue_position); null when it is in none"),
+    eta_seconds: z
+      .number()
+      .int()
+      .nonnegative()
+      .nullable()
+      .describe("while queued with a queue_position: about how many seconds until it finishes, from the recent run times of its type and the jobs ahead of it; null when running, ended, or nothing is known yet"),
+    display_name: z.string().nullable().describe("the name given at creation; null when none"),
+    metadata: z.record(z.string(), z.unknown()).describe("the metadata given at creation; {} when none"),
     created_at: Timestamp,
     updated_at: Timestamp,
     started_at: Timestamp.nullable(),
@@ -61,10 +99,16 @@ export const ListJobsQuery = Pagination.extend({
   status: JobStatus.optional(),
   type: z.string().max(100).optional(),
   project_id: Uuid.optional(),
+  display_name: z.string().min(1).max(200).optional().describe("jobs whose display_name contains this text, in any case"),
+  metadata: z
+    .record(z.string().min(1).max(100), z.string().max(1000))
+    .optional()
+    .describe("`metadata[key]=value`, repeatable: jobs whose metadata has each top-level key with exactly that value (a string, or a number or boolean written as text)"),
 });
 export type ListJobsQuery = z.infer<typeof ListJobsQuery>;
 
 export const CancelReply = z.object({ job: Job, credits_refunded: z.number().int() });
+export const JobsBatchReply = z.object({ jobs: z.array(Job).describe("the jobs created, in the order asked") });
 
 /** The work a job asks for, sized before it runs from its input and its input files' media facts. */
 export const JobWork = z.object({

@@ -95,8 +95,12 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("storage", ["startImport", "getImport"]),
       ...calls("storage", ["usage"]),
       ...calls("job", ["health", "create", "get", "list", "cancel", "estimate", "stats", "queues", "requeue"]),
+      ...calls("job", ["createBatch"]),
       ...calls("job", ["createProject", "listProjects", "getProject", "updateProject", "deleteProject", "projectAssets", "approveFiles", "projectCosts"]),
       ...calls("job", ["pipelineTypes", "createPipeline", "getPipeline", "listPipelines", "approvePipeline", "cancelPipeline"]),
+      // Workers over HTTP (ADR 040): their tokens (admins'; verified per request) and their leases.
+      ...calls("auth", ["createWorkerToken", "listWorkerTokens", "revokeWorkerToken", "verifyWorkerToken"]),
+      ...calls("job", ["workerLease", "workerHeartbeat", "workerEvents", "workerInput", "workerOutput", "workerConfirmOutput", "workerFinish"]),
       ...Object.keys(workerQueues).map((w) => subjects.rpc(w, "health")),
       ...[...serviceNames, ...workerNames].map((name) => subjects.instanceHealth(name)),
       ...calls("models", ["enhancePrompt"]),
@@ -154,6 +158,8 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("storage", ["getFile", "projectFiles", "deleteProjectFiles"]),
       // jobAccess: a claim answers the job's signed storage URLs (ADR 033).
       ...calls("storage", ["jobAccess"]),
+      // A worker over HTTP's fresh input URLs and output tickets go through job-service, which holds its lease (ADR 040).
+      ...calls("storage", ["inputUrl", "createOutput", "confirmOutput"]),
       subjects.jobRunQueue("*"),
       subjects.jobEvents("*"),
       subjects.pipelineEvents("*"),

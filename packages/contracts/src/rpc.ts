@@ -20,6 +20,7 @@ import { QueuesReply, RequeueReply } from "./admin.ts";
 import { FileImport, ImportFileBody } from "./files.ts";
 import { CancelReply, ClaimReply, CreateJobBody, CreateJobsBatchBody, FinishBody, FinishReply, Estimate, IdempotencyKey, InputUrl, Job, JobsBatchReply, JobStorageAccess, ListJobsQuery } from "./jobs.ts";
 import { EnhancedPrompt, EnhancePromptRequest } from "./prompts.ts";
+import { CreatedWorkerToken, CreateWorkerTokenBody, FinishedLease, LeaseState, WorkerEventsReply, WorkerIdentity, WorkerLease, WorkerToken, workerRpc } from "./worker-api.ts";
 import { ApprovePipelineBody, CancelPipelineReply, CreatePipelineBody, ListPipelinesQuery, Pipeline, PipelineTypeDescription } from "./pipelines.ts";
 import {
   ApprovalsBody,
@@ -56,6 +57,11 @@ export const rpc = {
     // Admins' credit grants pass here, where the caller's role is read from the database, on their way to billing.grant.
     grantCredits: method(AdminGrantBody.extend({ user_id: Uuid }), z.object({ credits: z.number().int() })),
     stats: method(Empty, z.object({ total_users: z.number().int(), users_today: z.number().int() })),
+    // Worker tokens (ADR 040): admins make, list and revoke them; the gateway verifies one on each worker request.
+    createWorkerToken: method(CreateWorkerTokenBody, CreatedWorkerToken),
+    listWorkerTokens: method(Empty, z.object({ data: z.array(WorkerToken) })),
+    revokeWorkerToken: method(z.object({ token_id: Uuid }), WorkerToken),
+    verifyWorkerToken: method(z.object({ token: z.string().max(200) }), WorkerIdentity),
   },
   billing: {
     health,
@@ -122,11 +128,12 @@ export const rpc = {
     resumableUploadUrl: method(z.object({ upload_id: Uuid }), z.object({ url: z.string(), upload: ResumableUpload })),
     deleteResumableUpload: method(z.object({ upload_id: Uuid }), z.object({ deleted: z.literal(true) })),
     // Worker-facing (system calls, caller null): bytes move only through short-lived signed URLs.
-    inputUrl: method(z.object({ owner_id: Uuid, file_id: Uuid }), InputUrl),
+    inputUrl: method(z.object({ owner_id: Uuid, file_id: Uuid, public: z.boolean().optional() }), InputUrl),
     // job-service's claim asks it for the claimed job (ADR 033): its inputs' URLs and where its outputs go, in one call.
-    jobAccess: method(z.object({ owner_id: Uuid, job_id: Uuid, project_id: Uuid.nullable().optional(), file_ids: z.array(Uuid).max(100) }), JobStorageAccess),
+    // `public`: URLs for a worker outside (over HTTP, ADR 040), through the public address rather than storage's own.
+    jobAccess: method(z.object({ owner_id: Uuid, job_id: Uuid, project_id: Uuid.nullable().optional(), file_ids: z.array(Uuid).max(100), public: z.boolean().optional() }), JobStorageAccess),
     // `project_id`: the job's, which its outputs inherit.
-    createOutput: method(z.object({ owner_id: Uuid, job_id: Uuid, filename: z.string(), content_type: z.string(), project_id: Uuid.optional() }), UploadTicket),
+    createOutput: method(z.object({ owner_id: Uuid, job_id: Uuid, filename: z.string(), content_type: z.string(), project_id: Uuid.optional(), public: z.boolean().optional() }), UploadTicket),
     // `check`: bytes the worker did not make (a model provider's): checked as an upload is, refused when they are not what they claim.
     confirmOutput: method(z.object({ owner_id: Uuid, file_id: Uuid, check: z.boolean().optional() }), FileObject),
   },
@@ -143,6 +150,14 @@ export const rpc = {
     // Worker-facing: the gate every delivery passes before work starts (see ClaimReply).
     claim: method(z.object({ job_id: Uuid, dispatch: z.number().int(), worker: z.string() }), ClaimReply),
     finish: method(FinishBody, FinishReply),
+    // Workers over HTTP (ADR 040), through the gateway: a lease is a claim in Postgres, its events and ending go the claim's ways.
+    workerLease: method(workerRpc.lease, z.object({ lease: WorkerLease.omit({ links: true }).nullable() })),
+    workerHeartbeat: method(workerRpc.heartbeat, LeaseState),
+    workerEvents: method(workerRpc.events, WorkerEventsReply),
+    workerInput: method(workerRpc.input, InputUrl),
+    workerOutput: method(workerRpc.output, UploadTicket),
+    workerConfirmOutput: method(workerRpc.confirmOutput, FileObject),
+    workerFinish: method(workerRpc.finish, FinishedLease),
     // Pipelines (ADR 025): runs of stages of ordinary jobs, advanced by job-service.
     pipelineTypes: method(Empty, z.object({ data: z.array(PipelineTypeDescription) })),
     // `idempotency_key` as on create: the same key and request give the same run, `replayed` (a run made before).

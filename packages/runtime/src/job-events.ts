@@ -13,9 +13,10 @@ export interface JobEventPublisher {
    * `floor`: a seq the job is known to have reached (jobs.last_event_seq, a claim's); the event's
    * seq is above it even when the broker lost the job's stored events (ADR 020).
    * With `first`, nothing is published (null) unless it is the job's first event: a `queued` that
-   * comes late must not be stored after the worker's `running`.
+   * comes late must not be stored after the worker's `running`. With `whileQueued`, nothing is
+   * published unless the job's last stored event is a `queued` status (a place in a line, ADR 037).
    */
-  publish: (jobId: string, event: JobEventInput, opts?: { unlessEnded?: boolean; floor?: number; first?: boolean }) => Promise<JobEvent | null>;
+  publish: (jobId: string, event: JobEventInput, opts?: { unlessEnded?: boolean; floor?: number; first?: boolean; whileQueued?: boolean }) => Promise<JobEvent | null>;
 }
 
 const CACHE_LIMIT = 10_000;
@@ -29,6 +30,8 @@ interface EventKind<E extends { seq: number }, I> {
   /** A stored message as this kind of event; undefined when it is not one. */
   parse: (raw: unknown) => E | undefined;
   isTerminal: (e: E) => boolean;
+  /** Whether the event leaves its job waiting (`queued`); false for kinds without a queue. */
+  isQueued?: (e: E) => boolean;
 }
 
 const safely = <E>(schema: { safeParse: (raw: unknown) => { success: true; data: E } | { success: false } }) => (raw: unknown) => {
@@ -42,6 +45,7 @@ const jobEvents: EventKind<JobEvent, JobEventInput> = {
   build: (jobId, input, seq, timestamp) => JobEvent.parse({ ...input, job_id: jobId, seq, timestamp }),
   parse: safely(JobEvent),
   isTerminal: isTerminalEvent,
+  isQueued: (e) => e.type === "status" && e.status === "queued",
 };
 
 const pipelineEvents: EventKind<PipelineEvent, PipelineEventInput> = {
@@ -76,8 +80,8 @@ export function createPipelineEventPublisher(nc: NatsConnection): PipelineEventP
 
 function createSeqPublisher<E extends { seq: number }, I>(nc: NatsConnection, kind: EventKind<E, I>) {
   let jsm: JetStreamManager | undefined;
-  const last = new Map<string, { streamSeq: number; seq: number; ended: boolean }>();
-  const remember = (jobId: string, state: { streamSeq: number; seq: number; ended: boolean }) => {
+  const last = new Map<string, { streamSeq: number; seq: number; ended: boolean; queued?: boolean }>();
+  const remember = (jobId: string, state: { streamSeq: number; seq: number; ended: boolean; queued?: boolean }) => {
     last.delete(jobId);
     last.set(jobId, state);
     // Jobs that end without a terminal event from this process would otherwise stay forever.
@@ -96,6 +100,7 @@ function createSeqPublisher<E extends { seq: number }, I>(nc: NatsConnection, ki
       streamSeq: stored?.streamSeq ?? 0,
       seq: lost ? known.seq : storedSeq,
       ended: (event ? kind.isTerminal(event) : false) || (lost && known.ended),
+      queued: !lost && event !== null && event !== undefined && (kind.isQueued?.(event) ?? false),
     };
     remember(jobId, state);
     return state;
@@ -103,17 +108,18 @@ function createSeqPublisher<E extends { seq: number }, I>(nc: NatsConnection, ki
 
   // Publishes of one job from this process go one at a time; other processes are arbitrated by the broker.
   const queues = new Map<string, Promise<unknown>>();
-  const publishOne = async (jobId: string, input: I, unlessEnded: boolean, floor: number, first = false): Promise<E | null> => {
+  const publishOne = async (jobId: string, input: I, unlessEnded: boolean, floor: number, first = false, whileQueued = false): Promise<E | null> => {
       for (let attempt = 0; attempt < 20; attempt++) {
         // A first event needs no read: the broker's expected sequence 0 refuses it when the subject holds any.
         const prev = last.get(jobId) ?? (first && attempt === 0 ? { streamSeq: 0, seq: 0, ended: false } : await readLast(jobId));
         if (unlessEnded && prev.ended) return null;
+        if (whileQueued && !prev.queued) return null;
         // The broker's expected-sequence check makes this hold against other processes too.
         if (first && (prev.streamSeq > 0 || prev.seq > 0 || floor > 0)) return null;
         const event = kind.build(jobId, input, Math.max(prev.seq, floor) + 1, new Date().toISOString());
         try {
           const ack = await publishToStream(nc, kind.subject(jobId), JSON.stringify(event), { expectLastSubjectSequence: prev.streamSeq });
-          remember(jobId, { streamSeq: ack.seq, seq: event.seq, ended: kind.isTerminal(event) });
+          remember(jobId, { streamSeq: ack.seq, seq: event.seq, ended: kind.isTerminal(event), queued: kind.isQueued?.(event) ?? false });
           return event;
         } catch (err) {
           const code = (err as { api_error?: { err_code?: number }; code?: number }).api_error?.err_code;
@@ -125,8 +131,8 @@ function createSeqPublisher<E extends { seq: number }, I>(nc: NatsConnection, ki
   };
 
   return {
-    publish(jobId: string, input: I, opts: { unlessEnded?: boolean; floor?: number; first?: boolean } = {}) {
-      const next = (queues.get(jobId) ?? Promise.resolve()).catch(() => {}).then(() => publishOne(jobId, input, opts.unlessEnded ?? false, opts.floor ?? 0, opts.first));
+    publish(jobId: string, input: I, opts: { unlessEnded?: boolean; floor?: number; first?: boolean; whileQueued?: boolean } = {}) {
+      const next = (queues.get(jobId) ?? Promise.resolve()).catch(() => {}).then(() => publishOne(jobId, input, opts.unlessEnded ?? false, opts.floor ?? 0, opts.first, opts.whileQueued));
       queues.set(jobId, next);
       void next.finally(() => queues.get(jobId) === next && queues.delete(jobId)).catch(() => {});
       return next;

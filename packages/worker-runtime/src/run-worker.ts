@@ -1,6 +1,8 @@
-import { connectNats, createLogger, createStorageReplicas, waitForStreams, announceReady, onShutdown, readWorkerInFlight, startMetricsListener, startTracing, workerConcurrency, type Logger, type NatsConnection } from "@cutroom/runtime";
+import { workerRegistryId, type WorkerName } from "@cutroom/contracts";
+import { connectNats, newInstance, createLogger, createStorageReplicas, waitForStreams, announceReady, onShutdown, readWorkerInFlight, startMetricsListener, startTracing, workerConcurrency, type Logger, type NatsConnection } from "@cutroom/runtime";
 import { readWorkerEnv } from "./env.ts";
 import { serveWorkerHealth } from "./health.ts";
+import { registerWorker } from "./registry.ts";
 import { createModelService } from "./model-service.ts";
 import type { ModelService } from "./models.ts";
 import { assertHandlers, startWorker, type WorkerOptions } from "./worker.ts";
@@ -35,12 +37,16 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     models,
     storage: createStorageReplicas(env.STORAGE_INTERNAL_URL, { connectTimeoutMs: env.STORAGE_CONNECT_TIMEOUT_MS }),
   });
-  const health = serveWorkerHealth(nc, opts.name, opts.queue, worker, log);
+  // One id for /health and the worker registry, usable as a subject token (its drain and resume subject).
+  const base = newInstance(opts.name);
+  const instance = { ...base, id: workerRegistryId(base.id), version: env.WORKER_VERSION };
+  const health = serveWorkerHealth(nc, opts.name, opts.queue, worker, log, instance);
+  const registration = registerWorker(nc, log, { id: instance.id, kind: opts.name as WorkerName, queue: opts.queue, instance, version: env.WORKER_VERSION, heartbeatMs: env.WORKER_HEARTBEAT_MS, worker });
   const served = opts.serve?.({ nc, models, log });
 
   readWorkerInFlight(opts.name, () => worker.load().inFlight);
   workerConcurrency.set({ worker: opts.name }, env.WORKER_CONCURRENCY);
   const closeMetrics = await startMetricsListener(env, log);
-  onShutdown(log, [closeMetrics, async () => served?.drain(), () => worker.stop({ graceMs: SHUTDOWN_GRACE_MS }), health.drain, () => nc.drain(), closeTracing], SHUTDOWN_GRACE_MS + 5000);
+  onShutdown(log, [closeMetrics, async () => served?.drain(), () => (worker.drain(), registration.beat()), () => worker.stop({ graceMs: SHUTDOWN_GRACE_MS }), registration.stop, health.drain, () => nc.drain(), closeTracing], SHUTDOWN_GRACE_MS + 5000);
   await announceReady(log, nc, { queue: opts.queue, concurrency: env.WORKER_CONCURRENCY });
 }

@@ -378,7 +378,7 @@ describe("worker runtime against the real job-service and storage-service", () =
     await sleep(500);
     const info = await jsm.consumers.info("JOBS", "worker-image");
     expect(info.num_ack_pending).toBe(config.concurrency);
-    expect(worker.load()).toEqual({ inFlight: config.concurrency, concurrency: config.concurrency });
+    expect(worker.load()).toEqual({ inFlight: config.concurrency, concurrency: config.concurrency, working: config.concurrency, draining: false, pulling: true });
     const statuses = await Promise.all(jobs.map(async (j) => (await getJob(j)).status));
     expect(statuses.filter((s) => s === "running")).toHaveLength(config.concurrency);
     release();

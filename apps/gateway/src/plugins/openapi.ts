@@ -78,13 +78,25 @@ export const openapiPlugin = fp(async (app: FastifyInstance) => {
       security: [{ bearer: [] }],
     },
     transform,
-    transformObject: (document) => withDiscriminatorMappings(withoutUnusedSchemas(jsonSchemaTransformObject(document))),
+    transformObject: (document) => withDeepObjectQueries(withDiscriminatorMappings(withoutUnusedSchemas(jsonSchemaTransformObject(document)))),
   });
   await app.register(swaggerUi, { routePrefix: "/docs", staticCSP: docsCsp });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 });
 
 type OpenApiDocument = ReturnType<typeof jsonSchemaTransformObject>;
+
+/** A query parameter that is an object (GET /jobs's metadata) is sent as `name[key]=value`: OpenAPI's deepObject style. */
+function withDeepObjectQueries(document: OpenApiDocument): OpenApiDocument {
+  for (const item of Object.values((document as { paths?: Record<string, Record<string, { parameters?: { in: string; schema?: { type?: unknown } ; style?: string; explode?: boolean }[] }>> }).paths ?? {})) {
+    for (const operation of Object.values(item)) {
+      for (const param of operation?.parameters ?? []) {
+        if (param.in === "query" && param.schema?.type === "object") Object.assign(param, { style: "deepObject", explode: true });
+      }
+    }
+  }
+  return document;
+}
 
 /**
  * jsonSchemaTransformObject puts every schema with an id in both an input and an output form

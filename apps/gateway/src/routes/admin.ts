@@ -1,4 +1,4 @@
-import { AdminGrantBody, AdminUserPatch, Pagination, QueuesReply, RequeueReply, User, page, IdParams } from "@cutroom/contracts";
+import { AdminGrantBody, AdminUserPatch, CreatedWorkerToken, CreateWorkerTokenBody, Pagination, QueuesReply, RequeueReply, User, WorkerToken, page, IdParams } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -70,6 +70,49 @@ export async function adminRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClie
     },
     // Through auth-service, which checks the caller is still an admin before billing grants anything.
     async (req) => rpc.call("auth", "grantCredits", { user_id: req.params.id, ...req.body }, callCtx(req)),
+  );
+
+  // Worker tokens (ADR 040): for machines that lease jobs over HTTP, each scoped to job types.
+  app.post(
+    "/admin/worker-tokens",
+    {
+      schema: {
+        tags,
+        operationId: "createWorkerToken",
+        summary: "Make a worker token",
+        description: "For a machine that leases jobs of job_types over HTTP (/api/v1/worker). The secret is in this answer only; only its hash is kept.",
+        body: CreateWorkerTokenBody,
+        response: { 201: CreatedWorkerToken, ...errorResponses(...adminErrors, ...bodyErrors) },
+      },
+    },
+    async (req, reply) => {
+      const created = await rpc.call("auth", "createWorkerToken", req.body, callCtx(req));
+      return reply.code(201).send(created);
+    },
+  );
+
+  app.get(
+    "/admin/worker-tokens",
+    { schema: { tags, operationId: "listWorkerTokens", summary: "Every worker token, without its secret", response: { 200: z.object({ data: z.array(WorkerToken) }), ...errorResponses(...adminErrors) } } },
+    async (req) => rpc.call("auth", "listWorkerTokens", {}, callCtx(req)),
+  );
+
+  app.delete(
+    "/admin/worker-tokens/:id",
+    {
+      schema: {
+        tags,
+        operationId: "revokeWorkerToken",
+        summary: "Revoke a worker token",
+        description: "At once: its next request is 401. A job it holds goes back for another worker when its lease runs out.",
+        params: IdParams,
+        response: { 204: z.null(), ...errorResponses(...adminErrors, 404) },
+      },
+    },
+    async (req, reply) => {
+      await rpc.call("auth", "revokeWorkerToken", { token_id: req.params.id }, callCtx(req));
+      return reply.code(204).send(null);
+    },
   );
 
   app.get(

@@ -1,4 +1,4 @@
-import { CancelReply, CreateJobBody, CreateJobRequest, Estimate, EstimateJobRequest, IdempotencyKey, Job, JobTypeDescription, type JobTypeName, ListJobsQuery, describeJobType, jobTypes, page, IdParams } from "@cutroom/contracts";
+import { CancelReply, CreateJobBody, CreateJobRequest, CreateJobsBatchBody, JobsBatchReply, maxBatchJobs, Estimate, EstimateJobRequest, IdempotencyKey, Job, JobTypeDescription, type JobTypeName, ListJobsQuery, describeJobType, jobTypes, page, IdParams } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -60,6 +60,31 @@ export async function jobRoutes(base: FastifyInstance, { rpc, models = noGateway
   );
 
   app.post(
+    "/jobs/batch",
+    {
+      onRequest: app.authenticate,
+      config: { requestBudget: false },
+      schema: {
+        tags,
+        operationId: "createJobsBatch",
+        summary: `Enqueue 1 to ${maxBatchJobs} jobs together: all of them or none`,
+        description:
+          "Every job is checked first (422 naming jobs[i]); then the whole batch's credits are reserved (402 with required and available when short) and it takes one slot of the per-minute rate per job (429 when it does not fit), in one transaction: nothing is created or reserved unless all are. The jobs come back in the order asked. An Idempotency-Key replays the same jobs; another body under the same key is 409.",
+        headers: z.object({ "idempotency-key": IdempotencyKey.optional() }),
+        body: CreateJobsBatchBody,
+        response: { 202: JobsBatchReply, ...errorResponses(...authErrors, ...bodyErrors, 402, 404, 409, 429) },
+      },
+    },
+    async (req, reply) => {
+      const { jobs, created, rate } = await rpc.call("job", "createBatch", { body: req.body, idempotency_key: req.headers["idempotency-key"] }, callCtx(req));
+      if (rate) setRateHeaders(reply, rate);
+      if (!created) reply.header("idempotent-replayed", "true");
+      reply.code(202);
+      return { jobs };
+    },
+  );
+
+  app.post(
     "/jobs/estimate",
     {
       onRequest: app.authenticate,
@@ -78,8 +103,20 @@ export async function jobRoutes(base: FastifyInstance, { rpc, models = noGateway
     "/jobs",
     {
       onRequest: app.authenticate,
-      schema: { tags, operationId: "listJobs", summary: "The caller's jobs, newest first", querystring: ListJobsQuery, response: { 200: page(Job), ...errorResponses(...authErrors, 422) } },
+      // `metadata[key]=value` arrives as a key of its own: gathered into the object the schema checks.
+      preValidation: async (req) => {
+        req.query = gatherBracketed(req.query as Record<string, unknown>, "metadata") as typeof req.query;
+      },
+      schema: {
+        tags,
+        operationId: "listJobs",
+        summary: "The caller's jobs, newest first",
+        description: "Filters: status, type, project_id, display_name (part of it, any case), metadata[key]=value (repeatable; each top-level key of the job's metadata equal to the value).",
+        querystring: ListJobsQuery,
+        response: { 200: page(Job), ...errorResponses(...authErrors, 422) },
+      },
     },
+
     async (req) => rpc.call("job", "list", req.query, callCtx(req)),
   );
 
@@ -107,6 +144,21 @@ export async function jobRoutes(base: FastifyInstance, { rpc, models = noGateway
     },
     async (req) => rpc.call("job", "cancel", { job_id: req.params.id }, callCtx(req)),
   );
+}
+
+/** `{"name[a]": "1", "name[b]": "2"}` → `{name: {a: "1", b: "2"}}`; the other keys as they are. A repeated key keeps its last value. */
+function gatherBracketed(query: Record<string, unknown>, name: string): Record<string, unknown> {
+  const prefix = `${name}[`;
+  const keys = Object.keys(query).filter((k) => k.startsWith(prefix) && k.endsWith("]"));
+  if (keys.length === 0) return query;
+  const out: Record<string, unknown> = {};
+  const gathered: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(query)) {
+    if (!keys.includes(key)) out[key] = value;
+    else gathered[key.slice(prefix.length, -1)] = Array.isArray(value) ? value.at(-1) : value;
+  }
+  out[name] = gathered;
+  return out;
 }
 
 export function setRateHeaders(reply: FastifyReply, rate: { limit: number; remaining: number; reset: number }) {

@@ -87,7 +87,7 @@ describe("pipeline and project channels", () => {
   };
   const newJob = (projectId: string, status: Job["status"]): string => {
     const id = randomUUID();
-    jobs.set(id, { id, type: "image.generate", status, progress: 0, stage: null, stages: [], input: {}, result: null, error: null, credits: { amount: 1, state: "reserved" }, attempts: 1, provider_cost_usd: null, project_id: projectId, queue_position: null, queue_reason: null, created_at: now, updated_at: now, started_at: now, completed_at: null });
+    jobs.set(id, { id, type: "image.generate", status, progress: 0, stage: null, stages: [], input: {}, result: null, error: null, credits: { amount: 1, state: "reserved" }, attempts: 1, max_attempts: 3, next_attempt_at: null, priority: "normal", start_by: null, timeout_s: null, provider_cost_usd: null, project_id: projectId, queue_position: null, queue_reason: null, eta_seconds: null, display_name: null, metadata: {}, created_at: now, updated_at: now, started_at: now, completed_at: null });
     return id;
   };
 

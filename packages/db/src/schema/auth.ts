@@ -40,3 +40,16 @@ export const signingKeys = auth.table("signing_keys", {
   publicJwk: jsonb("public_jwk").notNull(),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
 });
+
+/** Worker tokens (ADR 040): machines that lease jobs over HTTP, each scoped to job types; only the secret's SHA-256 is kept. */
+export const workerTokens = auth.table("worker_tokens", {
+  id: uuid("id").primaryKey(),
+  name: text("name").notNull(),
+  jobTypes: text("job_types").array().notNull(),
+  tokenHash: text("token_hash").notNull().unique(),
+  createdBy: uuid("created_by").references(() => users.id, { onDelete: "set null" }),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+  /** Set when an admin revokes it: refused from the next request on. */
+  revokedAt: timestamp("revoked_at", { withTimezone: true }),
+});

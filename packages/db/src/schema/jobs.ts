@@ -45,6 +45,9 @@ export const jobs = jobsSchema.table(
     held: boolean("held").notNull().default(false),
     /** The order a user's held jobs get their slots in (a sequence: a batch's jobs share created_at). */
     queueOrder: bigint("queue_order", { mode: "number" }).default(sql`nextval('jobs.jobs_queue_order_seq')`),
+    /** The owner's name for the job and their free-form tags (issue 15): shown back, filtered on, never read by a worker. */
+    displayName: text("display_name"),
+    metadata: jsonb("metadata").$type<Record<string, unknown>>(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     startedAt: timestamp("started_at", { withTimezone: true }),
@@ -58,6 +61,8 @@ export const jobs = jobsSchema.table(
     index("jobs_pipeline_idx").on(t.pipelineId, t.pipelineStage, t.pipelineOrder),
     // A user's slots in use and jobs waiting for one, read under their lock at every creation and ending.
     index("jobs_user_active_idx").on(t.userId, t.held, t.queueOrder).where(sql`status in ('queued', 'running')`),
+    // A type's recent run times, for a queued job's eta (ADR 037).
+    index("jobs_type_succeeded_idx").on(t.type, t.completedAt).where(sql`status = 'succeeded'`),
   ],
 );
 
