@@ -28,7 +28,9 @@ import { settleCredits } from "./credits.ts";
 import { coalesce } from "./coalesce.ts";
 import { createCreationBatcher } from "./creation-batcher.ts";
 import { createQueueLines } from "./queue-lines.ts";
-import { dispatchJobs } from "./dispatch.ts";
+import { dispatchJob, dispatchJobs } from "./dispatch.ts";
+import { controlColumns, defaultJobControlSettings, lockDueRetry } from "./job-control.ts";
+import { endOverdue } from "./reconciler.ts";
 import {
   cancelJob,
   claimJob,
@@ -87,6 +89,25 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
   admission: ReturnType<typeof createAdmission>;
 } {
   const js = jetstream(nc);
+  const control = timing.control ?? defaultJobControlSettings;
+
+  /** A retry's dispatch when its backoff is over (the reconciler's pass does it when this process is gone). */
+  const dispatchWhenDue = (jobId: string, delayMs: number) =>
+    setTimeout(() => {
+      void db
+        .transaction(async (tx) => {
+          const row = await lockDueRetry(tx, jobId);
+          if (row) await dispatchJob(js, tx, row);
+        })
+        .catch((err) => log.warn({ err, job_id: jobId }, "could not dispatch a retry; the reconciler will"));
+    }, delayMs + 5).unref();
+
+  /** A claimed run's deadline: checked when it falls due here (the reconciler's pass checks it too). */
+  const watchDeadline = (timeoutS: number | null) => {
+    if (timeoutS === null) return;
+    setTimeout(() => void endOverdue({ db, js, log, events, nc }).catch((err) => log.warn({ err }, "could not end the jobs past their deadlines")), timeoutS * 1000 + 50).unref();
+  };
+
 
   /** A job whose models nobody can run is refused before anything is reserved (503, seed 000). */
   const requireProvider = (name: string, type: JobTypeDefinition, input: Record<string, unknown>) => {
@@ -222,6 +243,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       idempotencyKey: idempotency_key ?? null,
       requestHash: idempotency_key ? hash : null,
       tier: caller.tier,
+      ...controlColumns(body, caller, control),
       // Only when given: a column no job of a batch sets stays out of its insert (insertJobRows).
       ...(body.display_name !== undefined ? { displayName: body.display_name } : {}),
       ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
@@ -333,6 +355,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
           tier: caller.tier,
           displayName: item.display_name ?? null,
           metadata: item.metadata ?? null,
+          ...controlColumns(item, caller, control),
         },
         rate,
         ...(commitBy !== undefined ? { commitBy } : {}),
@@ -481,22 +504,35 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
         if (!row) return { run: false, reason: "not found" };
         return { run: false, reason: row.status === "running" ? "leased" : row.held && row.status === "queued" ? "held" : row.status };
       }
-      ctx.log.info({ job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
+      ctx.log.info({ job_id: claimed.id, message_job_id: job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
+      watchDeadline(claimed.timeoutS);
       // The jobs behind it move up: told at the next pass, with every other claim's meanwhile (ADR 037).
       lines.touch(claimed.queue);
       const [running, storage] = await Promise.all([
-        publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}`, ...inProject(claimed) }, claimed.lastEventSeq),
+        publishEvent(claimed.id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}`, ...inProject(claimed) }, claimed.lastEventSeq),
         storageAccess(claimed, ctx),
       ]);
       const { id, userId: user_id, type, input, attempts: attempt, projectId: project_id } = claimed;
       const last_event_seq = Math.max(claimed.lastEventSeq, running?.seq ?? 0);
       // A job enqueued before jobs carried a tier is held to the widest limits, which still bound it.
-      return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise"), project_id, last_event_seq, ...(storage ? { storage } : {}) } };
+      return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise"), project_id, last_event_seq, timeout_s: claimed.timeoutS, ...(storage ? { storage } : {}) } };
     },
 
     // The row and the credits first, the event last: a client that sees the ending finds it recorded.
     finish: async ({ job_id, dispatch, outcome, provider_cost_usd, last_event_seq = 0 }, ctx) => {
-      const finished = await finishJob(db, job_id, dispatch, outcome, provider_cost_usd);
+      const finished = await finishJob(db, job_id, dispatch, outcome, provider_cost_usd, control.retry);
+      if (finished?.retryInMs !== undefined && outcome.status === "failed") {
+        // Back queued until its backoff is over: the owner sees each retry, and its delay, as an event (ADR 039).
+        const seconds = Math.round(finished.retryInMs / 100) / 10;
+        await publishEvent(
+          job_id,
+          { type: "status", status: "queued", message: `attempt ${finished.attempts} of ${finished.maxAttempts} failed (${outcome.error.code}: ${outcome.error.message}); retrying in ${seconds} s`, ...inProject(finished) },
+          Math.max(finished.lastEventSeq, last_event_seq),
+        );
+        dispatchWhenDue(job_id, finished.retryInMs);
+        ctx.log.info({ job_id, attempt: finished.attempts, retry_in_ms: finished.retryInMs }, "job failed an attempt; retrying");
+        return { applied: true, status: "queued" as const };
+      }
       // The jobs its slot went to start now (after the commit that gave it to them).
       if (finished) void admission.started(finished.admitted).catch((err) => ctx.log.warn({ err, job_id }, "could not start the jobs waiting for this one's slot; the reconciler will"));
       let row: JobRow | null = finished ?? (await getJob(db, job_id));

@@ -1,6 +1,7 @@
 import { BaseEnv, DbEnv, loadEnv } from "@cutroom/runtime";
 import { ModelProviderName } from "@cutroom/models";
 import { z } from "zod";
+import type { JobControlSettings } from "./job-control.ts";
 
 const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -17,6 +18,16 @@ export const Env = BaseEnv.extend(DbEnv.shape).extend({
   QUEUE_PLACES_INTERVAL_MS: z.coerce.number().int().nonnegative().default(2000),
   /** The most job creations committed in one transaction (group commit, ADR 027): more amortises a commit over more jobs, fewer bounds one batch's time. */
   JOB_CREATE_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(64),
+  /** The delay before a failed job's first retry; each next one doubles (ADR 039). */
+  JOB_RETRY_BASE_MS: ms(1000),
+  /** The longest delay between two attempts. */
+  JOB_RETRY_MAX_MS: ms(60_000),
+  /** Up to this fraction of a retry's delay is added at random, so many jobs' retries spread out. */
+  JOB_RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.2),
+  /** Attempts in all for every job type; unset: each type's own (the job-type registry). */
+  JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).optional(),
+  /** How much sooner a high job (later a low one) is served than a normal one of the same age: a waiting job is never passed by jobs this much younger. */
+  JOB_PRIORITY_AGING_MS: ms(60_000),
   /** Which provider the workers run hosted models with: replicate, emulator or none (npm start sets it). Unset: decided from REPLICATE_API_TOKEN and MODEL_EMULATOR_URL as the workers decide. */
   MODEL_PROVIDER: ModelProviderName.optional(),
   /** Set when the workers use Replicate; job-service only looks whether it is set. */
@@ -42,6 +53,8 @@ export interface Timing {
   orphanGraceMs: number;
   /** How often queued jobs' changed places in their worker queue are told (ADR 037); 0 or absent: never. */
   queuePlacesIntervalMs?: number;
+  /** Retries and priorities (ADR 039); absent: defaultJobControlSettings. */
+  control?: JobControlSettings;
 }
 
 export const timingFrom = (env: Env): Timing => ({
@@ -51,4 +64,8 @@ export const timingFrom = (env: Env): Timing => ({
   dispatchGraceMs: 3000,
   orphanGraceMs: env.ORPHAN_RESERVATION_GRACE_MS,
   queuePlacesIntervalMs: env.QUEUE_PLACES_INTERVAL_MS,
+  control: {
+    retry: { baseMs: env.JOB_RETRY_BASE_MS, maxMs: env.JOB_RETRY_MAX_MS, jitter: env.JOB_RETRY_JITTER, ...(env.JOB_MAX_ATTEMPTS ? { maxAttempts: env.JOB_MAX_ATTEMPTS } : {}) },
+    agingMs: env.JOB_PRIORITY_AGING_MS,
+  },
 });

@@ -6,6 +6,7 @@ import { rpcTimedOut } from "@cutroom/runtime";
 import { applyEvent, type JobPatch } from "./apply-event.ts";
 import { lockLiveProjects } from "./project-store.ts";
 import { countCreated, countEnded, countStarted } from "./job-metrics.ts";
+import { requeueForRetry, type RetryPolicy } from "./job-control.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
 export type NewJob = typeof jobs.$inferInsert;
@@ -39,6 +40,11 @@ export function toJob(row: JobRow, place?: number | QueuePlace): Job {
     error: row.error ?? null,
     credits: { amount: row.credits, state: row.creditState },
     attempts: row.attempts,
+    max_attempts: row.maxAttempts,
+    next_attempt_at: row.status === "queued" ? (row.nextAttemptAt?.toISOString() ?? null) : null,
+    priority: row.priority,
+    start_by: row.startBy?.toISOString() ?? null,
+    timeout_s: row.timeoutS,
     provider_cost_usd: row.providerCostUsd,
     project_id: row.projectId,
     queue_position: line ? (at?.position ?? null) : null,
@@ -442,33 +448,42 @@ const fromNow = (ms: number) => sql`now() + make_interval(secs => ${ms / 1000})`
 const ago = (ms: number) => sql`now() - make_interval(secs => ${ms / 1000})`;
 
 /**
- * The one gate before work starts: a queued job, or a running one whose holder is gone, moves to
- * running under a fresh lease. The holder is gone when its lease ran out (it died) or when the very
- * dispatch it claimed comes back: JetStream redelivers a message only after a nak (a retry, a
- * shutdown) or a missed ack deadline. Null when the job is not claimable.
+ * The one gate before work starts. A running job whose holder is gone moves to running under a fresh
+ * lease: its lease ran out (it died), or the very message it was claimed by comes back (JetStream
+ * redelivers only after a nak, a shutdown or a missed ack deadline). Otherwise the message is a turn
+ * of its worker queue (ADR 039): the due queued job of that queue served first (lowest run_order, a
+ * high job's earlier by the aging interval) is claimed, the named job itself unless another is
+ * strictly ahead of it. One statement, as before. Null when nothing is claimable.
  */
 export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: number): Promise<JobRow | null> {
-  const [row] = await db
-    .update(jobs)
-    .set({
-      status: "running",
-      attempts: sql`${jobs.attempts} + 1`,
-      startedAt: sql`coalesce(${jobs.startedAt}, now())`,
-      leaseUntil: fromNow(leaseMs),
-      claimedDispatch: dispatch,
-      updatedAt: sql`now()`,
-    })
-    .where(
-      and(
-        eq(jobs.id, id),
-        or(
-          // A held job has no slot yet (ADR 031): whatever delivery names it, it does not start.
-          and(eq(jobs.status, "queued"), eq(jobs.held, false)),
-          and(eq(jobs.status, "running"), or(sql`coalesce(${jobs.leaseUntil}, '-infinity') < now()`, eq(jobs.claimedDispatch, dispatch))),
-        ),
-      ),
+  const claimable = sql`((j.status = 'queued' and not j.held and (j.next_attempt_at is null or j.next_attempt_at <= now()) and (j.start_by is null or j.start_by > now()))
+      or (j.status = 'running' and (coalesce(j.lease_until, '-infinity') < now() or (j.claimed_dispatch = ${dispatch} and coalesce(j.claimed_via, j.id) = ${id}::uuid))))`;
+  const rows = await db.execute<Record<string, unknown>>(sql`
+    with hint as (
+      select j.id, j.queue, j.run_order, j.status, ${claimable} as own from jobs.jobs j where j.id = ${id}::uuid
+    ), via as (
+      select j.id from jobs.jobs j where j.claimed_via = ${id}::uuid and j.claimed_dispatch = ${dispatch} and j.status = 'running'
+    ), better as (
+      select j.id from jobs.jobs j, hint h
+      where j.queue = h.queue and j.status = 'queued' and not j.held and j.id <> h.id
+        and (j.next_attempt_at is null or j.next_attempt_at <= now()) and (j.start_by is null or j.start_by > now())
+        -- Ahead of the message's own job; or any, when its job has been taken or ended (its message is then a turn
+        -- for the job it was skipped for). A held or not yet due job has no turn of its own: nothing is picked for it.
+        and ((h.own and h.status = 'queued' and j.run_order < h.run_order) or (not h.own and h.status <> 'queued'))
+      order by j.run_order, j.id limit 1
+      for update of j skip locked
+    ), pick as (
+      select coalesce((select id from via), (select id from hint where own and status = 'running'), (select id from better), (select id from hint where own)) as id
     )
-    .returning();
+    update jobs.jobs j set
+      status = 'running', attempts = j.attempts + 1, started_at = coalesce(j.started_at, now()),
+      lease_until = ${fromNow(leaseMs)}, claimed_dispatch = ${dispatch},
+      claimed_via = case when j.id = ${id}::uuid then null else ${id}::uuid end,
+      run_deadline = case when j.timeout_s is null then null else now() + make_interval(secs => j.timeout_s) end,
+      next_attempt_at = null, updated_at = now()
+    from pick where j.id = pick.id and ${claimable}
+    returning j.*`);
+  const [row] = decodeRows([...rows]);
   return row ? countStarted(row) : null;
 }
 
@@ -484,13 +499,21 @@ export async function finishJob(
   dispatch: number,
   outcome: FinishBody["outcome"],
   providerCostUsd?: number,
-): Promise<(JobRow & { admitted: JobRow[] }) | null> {
+  retry?: RetryPolicy,
+): Promise<(JobRow & { admitted: JobRow[]; retryInMs?: number }) | null> {
+  if (outcome.status === "failed" && outcome.retryable && retry) {
+    const requeued = await requeueForRetry(db, id, dispatch, outcome.error, retry, providerCostUsd);
+    if (requeued) return { ...requeued, admitted: [] };
+  }
   const capture = outcome.status === "succeeded";
   const patch = capture
     ? // Every stage done: a quick job's worker publishes no stage events, its result says it all (ADR 028).
       sql`result = ${JSON.stringify(outcome.result)}::jsonb, progress = 100, stage = null,
         stages = (select coalesce(jsonb_agg(s.e || '{"status":"done"}' order by s.i), '[]') from jsonb_array_elements(j.stages) with ordinality as s(e, i))`
-    : sql`error = ${JSON.stringify(outcome.error)}::jsonb`;
+    : outcome.retryable
+      ? // A retryable failure with no attempt left (ADR 039): the owner reads how many were made.
+        sql`error = jsonb_build_object('code', ${outcome.error.code}::text, 'message', ${outcome.error.message}::text || ' (after ' || j.attempts || ' attempts)')`
+      : sql`error = ${JSON.stringify(outcome.error)}::jsonb`;
   const refund = capture ? sql`0` : sql`coalesce(r.amount, 0)`;
   return db.transaction(async (tx) => {
     // One statement ends the row and settles its reservation (ADR 041), as settle() did in five: the row is
@@ -597,7 +620,8 @@ export function lockUndispatchedJobs(tx: Tx, graceMs: number, limit = 100) {
   return tx
     .select()
     .from(jobs)
-    .where(and(eq(jobs.status, "queued"), eq(jobs.held, false), isNull(jobs.dispatchedAt), sql`${jobs.createdAt} < ${ago(graceMs)}`))
+    // A retry waiting for its backoff is not dispatched before it is due (ADR 039).
+    .where(and(eq(jobs.status, "queued"), eq(jobs.held, false), isNull(jobs.dispatchedAt), sql`${jobs.createdAt} < ${ago(graceMs)}`, sql`(${jobs.nextAttemptAt} is null or ${jobs.nextAttemptAt} <= now())`))
     .orderBy(asc(jobs.createdAt))
     .limit(limit)
     .for("update", { skipLocked: true });

@@ -107,7 +107,7 @@ describe("job-service: claims, worker events and the reconciler, on real Postgre
     expect(await claim(job.id, "w1", 1)).toEqual({
       run: true,
       // last_event_seq: the queued event and the claim's own running event.
-      job: { id: job.id, user_id: user.user_id, type: "video.color-grade", input: job.input, attempt: 1, limits: jobLimits("free"), project_id: null, last_event_seq: 2 },
+      job: { id: job.id, user_id: user.user_id, type: "video.color-grade", input: job.input, attempt: 1, limits: jobLimits("free"), project_id: null, last_event_seq: 2, timeout_s: 3600 },
     });
     expect(await claim(job.id, "w2", 2)).toEqual({ run: false, reason: "leased" });
     expect(await row(job.id)).toMatchObject({ status: "running", attempts: 1, startedAt: expect.any(Date), leaseUntil: expect.any(Date) });

@@ -1,12 +1,14 @@
 import type { Db } from "@cutroom/db";
 import { orphanReservations, settle } from "@cutroom/ledger";
-import type { JobEventPublisher, Logger, RpcClient } from "@cutroom/runtime";
+import { subjects } from "@cutroom/contracts";
+import type { JobEventPublisher, Logger, NatsConnection, RpcClient } from "@cutroom/runtime";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { createAdmission } from "./admission.ts";
 import { settleCredits } from "./credits.ts";
 import { dispatchHeld, dispatchJob } from "./dispatch.ts";
 import { createEndingsAnnouncer } from "./endings.ts";
 import type { Timing } from "./env.ts";
+import { endOverdueJobs } from "./job-control.ts";
 import { lockOverdueJobs, lockUndispatchedJobs, lockUnsettledJobs } from "./job-store.ts";
 import type { PipelineEngine } from "./pipelines.ts";
 
@@ -21,6 +23,26 @@ export interface ReconcilerDeps {
   events?: JobEventPublisher;
   /** Advances pipelines whose advance was lost (ADR 025); absent: none are run here. */
   pipelines?: Pick<PipelineEngine, "reconcile">;
+  /** Where a timed-out run's cancel is published, so its worker stops; absent: the worker learns it at its finish. */
+  nc?: NatsConnection;
+}
+
+/**
+ * Fails the jobs past a deadline (ADR 039): EXPIRED for a queued job no worker started by its start_by,
+ * TIMEOUT for a run past its timeout_s, whose worker is told to stop as a cancel tells it. Credits are
+ * released in the ending's commit; the owner hears the ending, and their next waiting jobs start.
+ */
+export async function endOverdue(deps: Pick<ReconcilerDeps, "db" | "js" | "log" | "events" | "nc">): Promise<number> {
+  const { ended, admitted } = await endOverdueJobs(deps.db);
+  for (const row of ended) {
+    if (row.error?.code === "TIMEOUT") deps.nc?.publish(subjects.jobCancel(row.id), JSON.stringify({ job_id: row.id }));
+    deps.log.info({ job_id: row.id, code: row.error?.code }, "ended a job past its deadline");
+    await deps.events
+      ?.publish(row.id, { type: "error", status: "failed", error: row.error!, ...(row.projectId ? { project_id: row.projectId } : {}) }, { unlessEnded: true, floor: row.lastEventSeq })
+      .catch((err) => deps.log.warn({ err, job_id: row.id }, "could not publish a job event"));
+  }
+  if (admitted.length > 0) await createAdmission({ db: deps.db, js: deps.js, log: deps.log, ...(deps.events ? { events: deps.events } : {}) }).started(admitted);
+  return ended.length;
 }
 
 /**
@@ -56,8 +78,9 @@ export function startReconciler(deps: ReconcilerDeps): { stop: () => Promise<voi
   };
 }
 
-/** One pass: start held jobs that have a free slot, dispatch what never reached the broker, re-dispatch what it lost, settle what billing missed. */
-export async function reconcile({ db, js, jsm, rpc, log, timing, pipelines, events }: ReconcilerDeps): Promise<void> {
+/** One pass: end jobs past their deadlines, start held jobs that have a free slot, dispatch what never reached the broker, re-dispatch what it lost, settle what billing missed. */
+export async function reconcile({ db, js, jsm, rpc, log, timing, pipelines, events, nc }: ReconcilerDeps): Promise<void> {
+  await endOverdue({ db, js, log, ...(events ? { events } : {}), ...(nc ? { nc } : {}) });
   // Slots an ending left free without handing them on (ADR 031): their jobs are dispatched here.
   await createAdmission({ db, js, log, ...(events ? { events } : {}) }).sweep();
 

@@ -29,7 +29,7 @@ const { handlers, pipelines } = createJobService({ db, nc, rpc, events: createEv
 const server = serveRpc(nc, "job", handlers, log);
 const consumer = await startEventsConsumer({ db, nc, log, timing, pipelines });
 const jsm = await retrying(() => jetstreamManager(nc), "could not reach JetStream; trying again", { log });
-const reconciler = startReconciler({ db, js: jetstream(nc), jsm, rpc, log, timing, events: createEventPublisher(nc), pipelines });
+const reconciler = startReconciler({ db, nc, js: jetstream(nc), jsm, rpc, log, timing, events: createEventPublisher(nc), pipelines });
 // A server back with an empty store lost the streams: make them again, at the reconciler's pace (the
 // events consumer makes itself again once JOB_EVENTS is back).
 const streamKeeper = keepStreams(nc, { replicas: env.NATS_STREAM_REPLICAS, log, everyMs: timing.reconcileIntervalMs });

@@ -110,7 +110,23 @@ export interface JobTypeDefinition<S extends z.ZodType = z.ZodType> {
    * refuses the job (503 PROVIDER_UNAVAILABLE) when one of them cannot run.
    */
   models?: (input: z.output<S>) => readonly ModelUse[];
+  /** Retries and deadlines where the type differs from defaultJobControl (ADR 039). */
+  control?: Partial<JobControl>;
 }
+
+/** How a job of a type is retried and bounded in time (ADR 039); job-service's env may override some. */
+export interface JobControl {
+  /** Attempts in all, the first included. */
+  maxAttempts: number;
+  /** Seconds a job may wait queued before a worker starts it; then it fails EXPIRED. */
+  startWithinS: number;
+  /** Seconds one run may take; then it is canceled and fails TIMEOUT. */
+  timeoutS: number;
+}
+
+/** Local engines rarely fail twice the same way; a hosted model's network and provider may (seed 001: 1, 2, 4, 8 s apart). */
+export const defaultJobControl: JobControl = { maxAttempts: 3, startWithinS: 24 * 3600, timeoutS: 3600 };
+const hostedModel: Partial<JobControl> = { maxAttempts: 5, timeoutS: 1800 };
 
 /** One models catalog lookup: `jobType` is the catalog key (a job type, or a use such as prompt.enhance). */
 export interface ModelUse {
@@ -510,6 +526,7 @@ function composeWork(input: VideoComposeInput, media: InputMedia): JobWork {
 /** The job type registry: name → queue, input schema, stages, cost model, presets. */
 export const jobTypes = {
   "image.resize": define({
+    control: { timeoutS: 300 },
     queue: "image",
     title: "Resize / convert an image",
     description: "Resize with sharp to the given box and encode as jpeg, png, webp or avif.",
@@ -521,6 +538,7 @@ export const jobTypes = {
     fileKinds: { file_id: ["image"] },
   }),
   "image.thumbnail": define({
+    control: { timeoutS: 300 },
     queue: "image",
     title: "Thumbnail",
     description: "A small preview image (default 256×256 webp, cover).",
@@ -562,6 +580,7 @@ export const jobTypes = {
     fileKinds: { file_id: ["audio", "video"] },
   }),
   "text.generate": define({
+    control: hostedModel,
     queue: "image",
     title: "Generate text",
     description: "A language model's completion of the prompt, with an optional system prompt, max_tokens and temperature; the text is in the result, and optionally a .txt output file.",
@@ -577,6 +596,7 @@ export const jobTypes = {
     models: (input) => [{ jobType: "text.generate", quality: input.quality }],
   }),
   "text.scenes": define({
+    control: hostedModel,
     queue: "image",
     title: "Scene prompts for a music video",
     description:
@@ -592,6 +612,7 @@ export const jobTypes = {
     models: (input) => [{ jobType: "text.scenes", quality: input.quality }],
   }),
   "text.script-analysis": define({
+    control: hostedModel,
     queue: "image",
     title: "Screenplay breakdown",
     description:
@@ -609,6 +630,7 @@ export const jobTypes = {
     models: () => [{ jobType: "text.script-analysis", quality: "breakdown" }],
   }),
   "audio.tts": define({
+    control: hostedModel,
     queue: "audio",
     title: "Text to speech",
     description: "Speech from text (up to 5,000 characters) in a voice, at a speed, as wav or mp3: the local engine (espeak-ng) by default, the provider's voices (Kokoro) at high or premium quality.",
@@ -623,6 +645,7 @@ export const jobTypes = {
     models: (input) => [{ jobType: "audio.tts", quality: input.quality }],
   }),
   "image.generate": define({
+    control: hostedModel,
     queue: "image",
     title: "Generate images",
     description: "Text-to-image (and image-to-image from reference images) with a hosted model: Flux, SDXL or Wan, by quality; the prompt optionally enhanced by a language model first.",
@@ -647,6 +670,7 @@ export const jobTypes = {
     ],
   }),
   "video.generate": define({
+    control: hostedModel,
     queue: "video",
     title: "Generate a video",
     description: "Text-to-video, or image-to-video from a start image, with a hosted model (Wan 2.1) by quality; the prompt optionally enhanced by a language model first. The output is an H.264 mp4 of the asked length and aspect ratio.",
@@ -669,6 +693,7 @@ export const jobTypes = {
     ],
   }),
   "image.remove-background": define({
+    control: hostedModel,
     queue: "image",
     title: "Remove the background",
     description: "A PNG with alpha from any photo: the background-removal model, or a local chroma key for green-screen shots (method auto picks the key when the picture's border is mostly green).",
@@ -687,6 +712,7 @@ export const jobTypes = {
     models: (input) => [{ jobType: "image.remove-background", quality: input.method === "chroma_key" ? "green-screen" : input.quality }],
   }),
   "video.roto": define({
+    control: hostedModel,
     queue: "video",
     title: "Roto / track a subject",
     description:
@@ -704,6 +730,7 @@ export const jobTypes = {
     models: (input) => [{ jobType: "video.roto", quality: input.quality }],
   }),
   "model.rig": define({
+    control: hostedModel,
     queue: "video",
     title: "Auto-rig a 3D model",
     description: "A skeleton of the rig type fitted to an FBX or OBJ model, with joint size and IK/FK blend, by the rigging model of the catalog: a skinned GLB and the skeleton as JSON.",
@@ -717,6 +744,7 @@ export const jobTypes = {
     models: (input) => [{ jobType: "model.rig", quality: input.quality }],
   }),
   "video.lipsync": define({
+    control: hostedModel,
     queue: "video",
     title: "Lip-sync segments (pro-sync)",
     description:
@@ -853,6 +881,11 @@ export type JobInput<T extends JobTypeName> = z.output<(typeof jobTypes)[T]["inp
 
 export function getJobType(name: string): JobTypeDefinition | undefined {
   return Object.hasOwn(jobTypes, name) ? (jobTypes as Record<string, JobTypeDefinition>)[name] : undefined;
+}
+
+/** A type's retries and deadlines: its own where it has them, else defaultJobControl. */
+export function jobControl(name: string): JobControl {
+  return { ...defaultJobControl, ...getJobType(name)?.control };
 }
 
 /** One quality level of a model-backed job type, from the models catalog: what runs it, its price, whether it can run here. */

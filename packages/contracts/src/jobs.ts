@@ -22,12 +22,21 @@ export type JobMetadata = z.infer<typeof JobMetadata>;
 
 export const JobDisplayName = z.string().min(1).max(200).describe("a name of your own for the job, shown back on it; GET /jobs finds it by part of it");
 
+/** Within a worker queue, higher goes first; a waiting job's turn comes closer as it waits (ADR 039). */
+export const JobPriority = z.enum(["low", "normal", "high"]);
+export type JobPriority = z.infer<typeof JobPriority>;
+/** The tiers that may ask for `high` (others: 403 FORBIDDEN, details.reason "priority"). */
+export const highPriorityTiers: readonly string[] = ["pro", "enterprise"];
+
 export const CreateJobBody = z.object({
   type: z.string().min(1).max(100),
   input: z.record(z.string(), z.unknown()),
   project_id: Uuid.optional(),
   display_name: JobDisplayName.optional(),
   metadata: JobMetadata.optional(),
+  priority: JobPriority.optional().describe("low, normal (the default) or high (pro and enterprise tiers only; 403 otherwise): within a worker queue higher goes first, and a waiting job rises with its wait so low is never starved"),
+  start_within_s: z.number().int().min(1).max(30 * 24 * 3600).optional().describe("a job no worker started within this many seconds fails with code EXPIRED and its credits are released; default: its type's"),
+  timeout_s: z.number().int().min(1).max(24 * 3600).optional().describe("a run taking longer is canceled (its work killed) and the job fails with code TIMEOUT, credits released; default: its type's"),
 });
 export type CreateJobBody = z.infer<typeof CreateJobBody>;
 
@@ -68,6 +77,11 @@ export const Job = z
     error: JobError.nullable(),
     credits: z.object({ amount: z.number().int(), state: CreditState }),
     attempts: z.number().int(),
+    max_attempts: z.number().int().nullable().describe("the attempts it may take in all; a retryable failure (a provider's 5xx, a timeout) before the last puts it back queued"),
+    next_attempt_at: Timestamp.nullable().describe("while queued after a retryable failure: when its next attempt may start"),
+    priority: JobPriority,
+    start_by: Timestamp.nullable().describe("a queued job not started by then fails with code EXPIRED"),
+    timeout_s: z.number().int().nullable().describe("seconds one run may take before it is canceled with code TIMEOUT"),
     provider_cost_usd: z.number().nullable().describe("what the model provider charged for the job's runs, in USD, once it ended (0 for local engines and the emulator); null without model runs"),
     project_id: Uuid.nullable(),
     queue_position: z
@@ -233,6 +247,7 @@ export const ClaimReply = z.object({
         .describe("the job's last event seq job-service knows, the claim's own running event included: the worker's events go above it"),
       // Optional: absent when storage did not answer in time, or from a job-service of before (the worker then asks storage itself).
       storage: JobStorageAccess.optional().describe("signed access to the job's files, asked of storage-service by the claim (ADR 033)"),
+      timeout_s: z.number().int().positive().nullable().optional().describe("seconds this run may take; job-service cancels it past that (ADR 039)"),
     })
     .optional(),
 });
@@ -251,7 +266,12 @@ export const FinishBody = z.object({
     .describe("the seq of the worker's last event of the job: the terminal event goes above it, stored or not"),
   outcome: z.discriminatedUnion("status", [
     z.object({ status: z.literal("succeeded"), result: JobResult }),
-    z.object({ status: z.literal("failed"), error: JobError }),
+    z.object({
+      status: z.literal("failed"),
+      error: JobError,
+      // Optional: a worker of before retried by itself and reports only its last failure.
+      retryable: z.boolean().optional().describe("another attempt may succeed (a provider's 5xx, a network timeout): job-service puts the job back queued while it has attempts left"),
+    }),
   ]),
 });
 export const FinishReply = z.object({ applied: z.boolean(), status: JobStatus });

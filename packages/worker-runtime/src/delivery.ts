@@ -37,7 +37,7 @@ export interface DeliveryDeps {
 export type Outcome =
   | { kind: "dropped"; reason: string }
   | { kind: "succeeded"; result: JobResult; providerCostUsd: number | null }
-  | { kind: "failed"; error: JobError; cause?: unknown; providerCostUsd?: number | null }
+  | { kind: "failed"; error: JobError; cause?: unknown; providerCostUsd?: number | null; retryable?: boolean }
   | { kind: "retry"; delayMs: number; cause: unknown; notice?: string }
   | { kind: "canceled" }
   | { kind: "released" }
@@ -81,9 +81,6 @@ export const stoppingReason = () => new WorkerStopping("the worker is shutting d
 /** Delay before the next attempt after a transient failure: with a 1 s base 1 s, 4 s, 16 s, at most 30 s. */
 export const retryDelayMs = (attempt: number, baseMs: number) => Math.min(30_000, baseMs * 4 ** (attempt - 1));
 
-/** 500 → "0.5", 4000 → "4": what the owner reads must be the delay applied, not a rounding of it. */
-const seconds = (ms: number) => String(Math.round(ms / 100) / 10);
-
 /**
  * Handles one JetStream message from start to its single ack, nak or term. Never throws. `release`
  * gives back the delivery's working slot (see startWorker): called once its job only moves results
@@ -114,21 +111,35 @@ async function deliver(msg: JsMsg, deps: DeliveryDeps, release: () => void): Pro
   deps.running.add(controller);
   // The job's events and its ending go above every seq this delivery knows of (ADR 020).
   const seq = { last: 0 };
+  // The job the claim handed over: the message's, or the one its queue serves first (ADR 039).
+  const claimed = { jobId: dispatch.job_id, unwatch: () => {} };
   try {
-    const outcome = await runDelivery(msg, dispatch, controller.signal, deps, log, seq, release);
+    const outcome = await runDelivery(msg, dispatch, controller, deps, log, seq, release, claimed);
     release();
-    await settle(msg, dispatch.job_id, dispatch.dispatch, outcome, deps, log, seq);
+    await settle(msg, claimed.jobId, dispatch.dispatch, outcome, deps, log, seq);
+
   } catch (err) {
     log.error({ err }, "could not settle the delivery; giving it back");
     handBack(msg, deps.maxAttempts, log, retryDelayMs(msg.info.deliveryCount, deps.retryBaseMs));
   } finally {
     clearInterval(heartbeat);
     unwatch();
+    claimed.unwatch();
     deps.running.delete(controller);
   }
 }
 
-async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSignal, deps: DeliveryDeps, log: Logger, seq: { last: number }, release: () => void): Promise<Outcome> {
+async function runDelivery(
+  msg: JsMsg,
+  dispatch: JobDispatch,
+  controller: AbortController,
+  deps: DeliveryDeps,
+  log: Logger,
+  seq: { last: number },
+  release: () => void,
+  claimed: { jobId: string; unwatch: () => void },
+): Promise<Outcome> {
+  const signal = controller.signal;
   // The consumer redelivers without limit (see ensureWorkerConsumer), and a nak or term settles every
   // attempt up to the limit: a delivery past it means the earlier ones died unsettled (a killed worker,
   // a job that crashes its worker every time). Running it again could crash yet another worker.
@@ -145,7 +156,13 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
   if (!claim.run || !claim.job) return { kind: "dropped", reason: claim.reason ?? "the claim was refused" };
 
   const job = claim.job;
+  if (job.id !== dispatch.job_id) {
+    // Another job than the message's: its cancel (or timeout) must reach this run too.
+    claimed.jobId = job.id;
+    claimed.unwatch = deps.cancels.watch(job.id, controller);
+  }
   seq.last = job.last_event_seq ?? 0;
+
   const tmpDir = await mkdtemp(join(deps.tmpRoot, `job-${job.id}-`));
   // The model runs of this attempt, whatever its ending: a failed prediction is billed too.
   const usage: { runs: readonly ProviderRecord[] } = { runs: [] };
@@ -170,15 +187,11 @@ async function runDelivery(msg: JsMsg, dispatch: JobDispatch, signal: AbortSigna
     if (signal.aborted) return signal.reason instanceof JobCanceled ? { kind: "canceled" } : { kind: "released" };
     const providerCostUsd = totalCostUsd(usage.runs);
     if (isJobFailure(err)) return { kind: "failed", error: { code: err.code, message: err.message }, cause: err, providerCostUsd };
-    const attempt = msg.info.deliveryCount;
-    if (attempt < deps.maxAttempts) {
-      const delayMs = retryDelayMs(attempt, deps.retryBaseMs);
-      return { kind: "retry", delayMs, cause: err, notice: `attempt ${attempt} of ${deps.maxAttempts} failed; retrying in ${seconds(delayMs)} s` };
-    }
-    if (err instanceof RetryableFailure) return { kind: "failed", error: { code: err.code, message: `${err.message} (after ${attempt} attempts)` }, cause: err, providerCostUsd };
-    // The last attempt's cause, when it is one we can name to the owner (storage unreachable, say).
-    const cause = err instanceof TransferError ? `: ${err.message}` : "";
-    return { kind: "failed", error: { code: "WORKER_ERROR", message: `processing failed after ${attempt} attempts${cause}` }, cause: err };
+    // Another attempt may cure it (a provider's 5xx or timeout, a network error): job-service puts the
+    // job back queued while its type has attempts left, after a backoff (ADR 039). No worker waits.
+    const named = err instanceof RetryableFailure || err instanceof TransferError;
+    const code = err instanceof RetryableFailure ? err.code : "WORKER_ERROR";
+    return { kind: "failed", error: { code, message: named ? (err as Error).message : "processing failed" }, cause: err, providerCostUsd, retryable: true };
   } finally {
     await rm(tmpDir, { recursive: true, force: true }).catch((err) => log.warn({ err, tmpDir }, "could not remove the job's temp dir"));
   }
@@ -232,7 +245,7 @@ async function settle(msg: JsMsg, jobId: string, dispatch: number, outcome: Outc
       return;
     case "failed":
       log.warn({ err: outcome.cause, code: outcome.error.code }, "job failed");
-      await finish(deps, jobId, dispatch, { status: "failed", error: outcome.error }, outcome.providerCostUsd ?? null, seq.last);
+      await finish(deps, jobId, dispatch, { status: "failed", error: outcome.error, ...(outcome.retryable ? { retryable: true } : {}) }, outcome.providerCostUsd ?? null, seq.last);
       // No reason string: nats-server before 2.11 does not recognise "+TERM <reason>" as a term.
       msg.term();
       return;

@@ -47,7 +47,8 @@ export async function jobRoutes(base: FastifyInstance, { rpc, models = noGateway
         description: "Enqueue a job. Send an Idempotency-Key header to make retries safe. Limited per tier per minute (X-RateLimit-* headers).",
         headers: z.object({ "idempotency-key": IdempotencyKey.optional() }),
         body: documentedAs(CreateJobBody, CreateJobRequest),
-        response: { 202: Job, ...errorResponses(...authErrors, ...bodyErrors, 402, 409, 429) },
+        // 403: priority high on a tier that may not ask for it (ADR 039).
+        response: { 202: Job, ...errorResponses(...authErrors, ...bodyErrors, 402, 403, 409, 429) },
       },
     },
     async (req, reply) => {

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { findModel, findVersion, type ModelSpec } from "../models.ts";
 import type { PredictionService } from "../predictions.ts";
-import { invalid, notFound } from "../problems.ts";
+import { invalid, notFound, ProblemError } from "../problems.ts";
 import { WEBHOOK_EVENTS } from "../webhooks.ts";
 
 const CreateBody = z.object({
@@ -40,9 +40,24 @@ function parseInput(spec: ModelSpec, input: Record<string, unknown>): Record<str
   throw invalid("Input validation failed", fields.map((f) => `- ${f.field}: ${f.description}`).join("\n"), fields);
 }
 
+/**
+ * `[emulator:unavailable:N:<tag>]` in an input: the first N creations carrying that very marker answer
+ * 503, the next ones run, so a test sees a provider outage that retries outlast (ADR 039).
+ */
+const UNAVAILABLE_MARKER = /\[emulator:unavailable:(\d+)(?::[^\]]*)?\]/;
+
 /** Predictions: create (by model or by version), get, cancel, list; and the webhook signing secret. */
 export function predictionRoutes(app: FastifyInstance, predictions: PredictionService, publicUrl: () => string, webhookSecret: string) {
+  const refused = new Map<string, number>();
   const create = async (req: FastifyRequest, spec: ModelSpec, version: string, body: z.output<typeof CreateBody>) => {
+    const outage = UNAVAILABLE_MARKER.exec(JSON.stringify(body.input));
+    if (outage) {
+      const seen = refused.get(outage[0]) ?? 0;
+      if (seen < Number(outage[1])) {
+        refused.set(outage[0], seen + 1);
+        throw new ProblemError({ status: 503, title: "Service unavailable", detail: `emulated outage ${seen + 1} of ${outage[1]} (${outage[0]})` });
+      }
+    }
     const parsed = parseInput(spec, body.input);
     const webhook = body.webhook ? { url: body.webhook, events: body.webhook_events_filter } : undefined;
     const p = predictions.create(spec, version, body.input, parsed, webhook);

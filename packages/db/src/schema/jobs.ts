@@ -48,6 +48,21 @@ export const jobs = jobsSchema.table(
     /** The owner's name for the job and their free-form tags (issue 15): shown back, filtered on, never read by a worker. */
     displayName: text("display_name"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>(),
+    /** low, normal or high (ADR 039). */
+    priority: text("priority", { enum: ["low", "normal", "high"] }).notNull().default("normal"),
+    /** When the job is served as if it had been created: created_at moved earlier for high, later for low, by the aging interval (ADR 039). */
+    runOrder: timestamp("run_order", { withTimezone: true }).defaultNow(),
+    /** The attempts it may take (its type's, at creation); null: jobs of before retries were counted here. */
+    maxAttempts: integer("max_attempts"),
+    /** A retry waiting for its backoff: not dispatched nor claimed before then. */
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }),
+    /** A job no worker started by then fails EXPIRED. */
+    startBy: timestamp("start_by", { withTimezone: true }),
+    /** Seconds one run may take; the run's deadline is set at its claim. */
+    timeoutS: integer("timeout_s"),
+    runDeadline: timestamp("run_deadline", { withTimezone: true }),
+    /** The job whose message the running claim came by, when it is another job's (a claim picks by priority, ADR 039). */
+    claimedVia: uuid("claimed_via"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     startedAt: timestamp("started_at", { withTimezone: true }),
@@ -63,6 +78,12 @@ export const jobs = jobsSchema.table(
     index("jobs_user_active_idx").on(t.userId, t.held, t.queueOrder).where(sql`status in ('queued', 'running')`),
     // A type's recent run times, for a queued job's eta (ADR 037).
     index("jobs_type_succeeded_idx").on(t.type, t.completedAt).where(sql`status = 'succeeded'`),
+    // The claim's pick of the next job of a worker queue, and the reconciler's deadlines and due retries (ADR 039).
+    index("jobs_queue_run_order_idx").on(t.queue, t.runOrder).where(sql`status = 'queued' and not held`),
+    index("jobs_start_by_idx").on(t.startBy).where(sql`status = 'queued'`),
+    index("jobs_run_deadline_idx").on(t.runDeadline).where(sql`status = 'running'`),
+    index("jobs_claimed_via_idx").on(t.claimedVia).where(sql`status = 'running' and claimed_via is not null`),
+    index("jobs_next_attempt_idx").on(t.nextAttemptAt).where(sql`status = 'queued' and dispatched_at is null`),
   ],
 );
 
