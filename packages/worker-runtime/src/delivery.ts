@@ -117,7 +117,6 @@ async function deliver(msg: JsMsg, deps: DeliveryDeps, release: () => void): Pro
     const outcome = await runDelivery(msg, dispatch, controller, deps, log, seq, release, claimed);
     release();
     await settle(msg, claimed.jobId, dispatch.dispatch, outcome, deps, log, seq);
-
   } catch (err) {
     log.error({ err }, "could not settle the delivery; giving it back");
     handBack(msg, deps.maxAttempts, log, retryDelayMs(msg.info.deliveryCount, deps.retryBaseMs));
@@ -162,7 +161,6 @@ async function runDelivery(
     claimed.unwatch = deps.cancels.watch(job.id, controller);
   }
   seq.last = job.last_event_seq ?? 0;
-
   const tmpDir = await mkdtemp(join(deps.tmpRoot, `job-${job.id}-`));
   // The model runs of this attempt, whatever its ending: a failed prediction is billed too.
   const usage: { runs: readonly ProviderRecord[] } = { runs: [] };
