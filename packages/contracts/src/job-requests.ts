@@ -25,7 +25,11 @@ function unionOfTypes(prefix: string, extra: z.ZodRawShape) {
  * only: requests are still checked by CreateJobBody, then by the type's own input schema in
  * job-service, which is what names each problem in a 422.
  */
-export const CreateJobRequest = unionOfTypes("Create", { project_id: CreateJobBody.shape.project_id, display_name: CreateJobBody.shape.display_name, metadata: CreateJobBody.shape.metadata });
+export const CreateJobRequest = unionOfTypes("Create", { project_id: CreateJobBody.shape.project_id, display_name: CreateJobBody.shape.display_name, metadata: CreateJobBody.shape.metadata,
+  priority: CreateJobBody.shape.priority,
+  start_within_s: CreateJobBody.shape.start_within_s,
+  timeout_s: CreateJobBody.shape.timeout_s,
+});
 
 /** POST /jobs/estimate's body as the API document describes it (CreateJobRequest without project_id). */
 export const EstimateJobRequest = unionOfTypes("Estimate", {});
