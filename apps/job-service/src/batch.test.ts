@@ -162,4 +162,15 @@ describe("queue places and etas of dispatched jobs (ADR 037)", () => {
     expect(await claim(last)).toMatchObject({ run: true });
     expect(await get(last)).toMatchObject({ status: "running", queue_position: null, queue_reason: null, eta_seconds: null });
   });
+
+  it("places a high-priority job ahead of older normal ones, in the order claims take them (ADR 039)", async () => {
+    const user = await stack.newUser(100, "user", "enterprise");
+    const file = await stack.addFile(user, "ready", testImage);
+    const create = async (width: number, priority?: "high") =>
+      (await stack.client.call("job", "create", { body: { type: "image.resize", input: { file_id: file, width }, ...(priority ? { priority } : {}) } }, { caller: user })).job.id;
+    const normal = [await create(100), await create(101)];
+    const high = await create(102, "high");
+    const places = async () => Promise.all([...normal, high].map(async (job_id) => (await stack.client.call("job", "get", { job_id }, { caller: user })).queue_position));
+    await vi.waitFor(async () => expect(await places()).toEqual([2, 3, 1]), { timeout: 5000, interval: 50 });
+  });
 });

@@ -141,31 +141,36 @@ export const placeBucket = (position: number) => (position <= 3 ? position : Mat
 /** Seconds until a job finishes: the turns before its own (`turnsAhead`), then its own run, each the type's median. */
 const etaOf = (median: number | null, turnsAhead: number) => (median === null ? null : Math.ceil(median * (turnsAhead + 1)));
 
+/** The jobs of a worker queue a claim may take now (ADR 039): queued, not held, due, not expired. */
+const claimable = (j: string) => sql.raw(`${j}.status = 'queued' and not ${j}.held and (${j}.next_attempt_at is null or ${j}.next_attempt_at <= now()) and (${j}.start_by is null or ${j}.start_by > now())`);
+
 /**
- * Dispatched jobs' places in their worker queues: 1 + the unclaimed jobs dispatched there before
- * them (the JOBS stream sequence is the order workers get them in), and how many of the queue's jobs
- * run now, the queue's workers as far as the database sees them (at least 1).
+ * Dispatched jobs' places in their worker queues: 1 + the jobs a claim takes before them (lower
+ * run_order, ADR 039: a high job's earlier), and how many of the queue's jobs run now, the queue's
+ * workers as far as the database sees them (at least 1).
  */
 async function workerQueuePlaces(conn: Conn, rows: readonly JobRow[]): Promise<Map<string, { position: number; workers: number }>> {
   if (rows.length === 0) return new Map();
   const found = await conn.execute<{ id: string; place: number; workers: number }>(sql`
     select h.id,
-      (select count(*) from jobs.jobs w where w.queue = h.queue and w.status = 'queued' and not w.held and w.dispatched_at is not null and w.dispatch_seq < h.dispatch_seq)::int + 1 as place,
+      (select count(*) from jobs.jobs w where w.queue = h.queue and ${claimable("w")} and (w.run_order, w.id) < (h.run_order, h.id))::int + 1 as place,
       (select count(*) from jobs.jobs r where r.queue = h.queue and r.status = 'running')::int as workers
     from jobs.jobs h
     where h.id = any(${sql.param(rows.map((r) => r.id))}::uuid[]) and h.status = 'queued' and not h.held and h.dispatched_at is not null`);
   return new Map([...found].map((r) => [r.id, { position: Number(r.place), workers: Math.max(1, Number(r.workers)) }]));
 }
 
-/** A worker queue's unclaimed dispatched jobs in order, with their places; `waited`: dispatched more than `waitedMs` ago. */
+/** A worker queue's claimable jobs in the claim's order, with their places, those dispatched only; `waited`: dispatched more than `waitedMs` ago. */
 async function workerQueueLine(conn: Conn, queue: string, waitedMs: number) {
   const rows = await conn.execute<{ id: string; type: string; project_id: string | null; last_event_seq: number; place: number; waited: boolean; workers: number }>(sql`
-    select id, type, project_id, last_event_seq, row_number() over (order by dispatch_seq)::int as place,
-      dispatched_at < now() - make_interval(secs => ${waitedMs / 1000}) as waited,
-      (select count(*) from jobs.jobs r where r.queue = ${queue} and r.status = 'running')::int as workers
-    from jobs.jobs
-    where queue = ${queue} and status = 'queued' and not held and dispatched_at is not null
-    order by dispatch_seq limit ${TOLD_PER_QUEUE}`);
+    select * from (
+      select j.id, j.type, j.project_id, j.last_event_seq, j.dispatched_at, row_number() over (order by j.run_order, j.id)::int as place,
+        j.dispatched_at < now() - make_interval(secs => ${waitedMs / 1000}) as waited,
+        (select count(*) from jobs.jobs r where r.queue = ${queue} and r.status = 'running')::int as workers
+      from jobs.jobs j
+      where j.queue = ${queue} and ${claimable("j")}
+      order by j.run_order, j.id limit ${TOLD_PER_QUEUE}
+    ) line where dispatched_at is not null`);
   return [...rows].map((r) => ({
     id: r.id,
     type: r.type,
