@@ -28,6 +28,7 @@ import { promptRoutes } from "./routes/prompts.ts";
 import { storageProxy } from "./routes/storage-proxy.ts";
 import { tusExposedHeaders, uploadRoutes } from "./routes/uploads.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
+import { workerApiRoutes } from "./routes/worker-api.ts";
 import { workerRoutes } from "./routes/workers.ts";
 import { watchWorkerRegistry, type WorkerRegistry } from "./worker-registry.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
@@ -135,6 +136,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
       await api.register(promptRoutes, deps);
       await api.register(billingRoutes, deps);
       await api.register(adminRoutes, deps);
+      await api.register(workerApiRoutes, deps);
       await api.register(workerRoutes, { workers });
       await api.register(webhookRoutes, { nc: deps.nc, webhookSecret: deps.models?.webhookSecret });
     },
