@@ -28,7 +28,9 @@ import { settleCredits } from "./credits.ts";
 import { coalesce } from "./coalesce.ts";
 import { createCreationBatcher } from "./creation-batcher.ts";
 import { createQueueLines } from "./queue-lines.ts";
-import { dispatchJobs } from "./dispatch.ts";
+import { dispatchJob, dispatchJobs } from "./dispatch.ts";
+import { controlColumns, defaultJobControlSettings, lockDueRetry } from "./job-control.ts";
+import { endOverdue } from "./reconciler.ts";
 import {
   cancelJob,
   claimJob,
@@ -53,6 +55,7 @@ import { getLiveProject } from "./project-store.ts";
 import { createPipelineEngine, type PipelineEngine } from "./pipelines.ts";
 import { createProjectHandlers } from "./projects.ts";
 import { requestHash } from "./request-hash.ts";
+import { createWorkerLeaseHandlers } from "./worker-leases.ts";
 
 /**
  * A job is not committed later than this before its caller's deadline: room for the commit itself,
@@ -87,6 +90,25 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
   admission: ReturnType<typeof createAdmission>;
 } {
   const js = jetstream(nc);
+  const control = timing.control ?? defaultJobControlSettings;
+
+  /** A retry's dispatch when its backoff is over (the reconciler's pass does it when this process is gone). */
+  const dispatchWhenDue = (jobId: string, delayMs: number) =>
+    setTimeout(() => {
+      void db
+        .transaction(async (tx) => {
+          const row = await lockDueRetry(tx, jobId);
+          if (row) await dispatchJob(js, tx, row);
+        })
+        .catch((err) => log.warn({ err, job_id: jobId }, "could not dispatch a retry; the reconciler will"));
+    }, delayMs + 5).unref();
+
+  /** A claimed run's deadline: checked when it falls due here (the reconciler's pass checks it too). */
+  const watchDeadline = (timeoutS: number | null) => {
+    if (timeoutS === null) return;
+    setTimeout(() => void endOverdue({ db, js, log, events, nc }).catch((err) => log.warn({ err }, "could not end the jobs past their deadlines")), timeoutS * 1000 + 50).unref();
+  };
+
 
   /** A job whose models nobody can run is refused before anything is reserved (503, seed 000). */
   const requireProvider = (name: string, type: JobTypeDefinition, input: Record<string, unknown>) => {
@@ -115,19 +137,31 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
    * running event goes out, so its worker makes no call to storage of its own. Best effort: without it
    * (storage slow or down) the worker asks storage itself, as before, and fails or retries as it did.
    */
-  const storageAccess = async (row: JobRow, ctx: RpcContext) => {
+  const storageAccess = async (row: JobRow, ctx: RpcContext, outside = false) => {
     const fileIds = namedFiles(getJobType(row.type)?.fileFields ?? [], row.input).map((n) => n.fileId);
     try {
       return await rpc.call(
         "storage",
         "jobAccess",
-        { owner_id: row.userId, job_id: row.id, project_id: row.projectId, file_ids: [...new Set(fileIds.filter((id) => UUID.test(id)))] },
+        { owner_id: row.userId, job_id: row.id, project_id: row.projectId, file_ids: [...new Set(fileIds.filter((id) => UUID.test(id)))], ...(outside ? { public: true } : {}) },
         { requestId: ctx.requestId, deadline: Math.min(ctx.deadline ?? Number.POSITIVE_INFINITY, Date.now() + STORAGE_ACCESS_WAIT_MS) },
       );
     } catch (err) {
       ctx.log.warn({ err, job_id: row.id }, "storage did not sign the claimed job's access; its worker asks storage itself");
       return undefined;
     }
+  };
+
+  /** What a claim does once Postgres handed the job over, a NATS worker's or an HTTP lease's (ADR 040); `outside`: storage URLs for a worker outside. */
+  const startClaimed = async (claimed: JobRow, worker: string, ctx: RpcContext, outside = false) => {
+    watchDeadline(claimed.timeoutS);
+    // The jobs behind it move up: told at the next pass, with every other claim's meanwhile (ADR 037).
+    lines.touch(claimed.queue);
+    const [running, storage] = await Promise.all([
+      publishEvent(claimed.id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}`, ...inProject(claimed) }, claimed.lastEventSeq),
+      storageAccess(claimed, ctx, outside),
+    ]);
+    return { lastEventSeq: Math.max(claimed.lastEventSeq, running?.seq ?? 0), ...(storage ? { storage } : {}) };
   };
 
   /** `floor`: the row's last_event_seq, so the event goes above what watchers saw even when the broker lost the stored ones. */
@@ -222,6 +256,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       idempotencyKey: idempotency_key ?? null,
       requestHash: idempotency_key ? hash : null,
       tier: caller.tier,
+      ...controlColumns(body, caller, control),
       // Only when given: a column no job of a batch sets stays out of its insert (insertJobRows).
       ...(body.display_name !== undefined ? { displayName: body.display_name } : {}),
       ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
@@ -282,12 +317,15 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     };
 
     // All checked at once; the first refused in order is the one answered.
+    // Each a millisecond after the one before: the claim's order (run_order, ADR 039) keeps the batch's.
+    const startedAt = Date.now();
     const checked = await Promise.allSettled(
       body.jobs.map(async (item, i) => {
         try {
           const { type, input } = parseInput(item.type, item.input);
           requireProvider(item.type, type, input);
-          return { type, input, work: await sizeWork(inputFiles, type, input, caller) };
+          const columns = controlColumns(item, caller, control, startedAt + i);
+          return { type, input, columns, work: await sizeWork(inputFiles, type, input, caller) };
         } catch (err) {
           throw inBatch(err, i, "input");
         }
@@ -314,7 +352,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     if (commitBy !== undefined && Date.now() >= commitBy) throw rpcTimedOut("job");
     const rate = { bucket: "jobs.create", limit: rateBuckets["jobs.create"](tierLimits[caller.tier]) };
     const items: JobToCreate[] = body.jobs.map((item, i) => {
-      const { type, input, work } = (checked[i] as PromiseFulfilledResult<{ type: JobTypeDefinition; input: Record<string, unknown>; work: JobWork }>).value;
+      const { type, input, work, columns } = (checked[i] as PromiseFulfilledResult<{ type: JobTypeDefinition; input: Record<string, unknown>; work: JobWork; columns: ReturnType<typeof controlColumns> }>).value;
       const key = keyOf(i);
       return {
         job: {
@@ -333,6 +371,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
           tier: caller.tier,
           displayName: item.display_name ?? null,
           metadata: item.metadata ?? null,
+          ...columns,
         },
         rate,
         ...(commitBy !== undefined ? { commitBy } : {}),
@@ -464,6 +503,16 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
 
     ...createProjectHandlers({ db, rpc }, cancelUserJob, pipelines.cancel),
     ...createAdminJobHandlers({ db, js, create: (caller, body, idempotency_key, ctx) => createJob({ body, idempotency_key }, { ...ctx, caller }, undefined, false) }),
+    // Workers over HTTP (ADR 040): a lease is a claim, its ending this service's own finish.
+    ...createWorkerLeaseHandlers({
+      db,
+      rpc,
+      events,
+      leaseMs: timing.leaseMs,
+      started: startClaimed,
+      finish: (body, ctx) => handlers.finish(body, ctx),
+      inputFiles: (row) => namedFiles(getJobType(row.type)?.fileFields ?? [], row.input).map((n) => n.fileId),
+    }),
 
     // The same checks and number as create, so what a client is quoted is what it is charged.
     estimate: async ({ type: name, input }, ctx) => {
@@ -481,22 +530,28 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
         if (!row) return { run: false, reason: "not found" };
         return { run: false, reason: row.status === "running" ? "leased" : row.held && row.status === "queued" ? "held" : row.status };
       }
-      ctx.log.info({ job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
-      // The jobs behind it move up: told at the next pass, with every other claim's meanwhile (ADR 037).
-      lines.touch(claimed.queue);
-      const [running, storage] = await Promise.all([
-        publishEvent(job_id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}`, ...inProject(claimed) }, claimed.lastEventSeq),
-        storageAccess(claimed, ctx),
-      ]);
+      ctx.log.info({ job_id: claimed.id, message_job_id: job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
+      const { lastEventSeq: last_event_seq, storage } = await startClaimed(claimed, worker, ctx);
       const { id, userId: user_id, type, input, attempts: attempt, projectId: project_id } = claimed;
-      const last_event_seq = Math.max(claimed.lastEventSeq, running?.seq ?? 0);
       // A job enqueued before jobs carried a tier is held to the widest limits, which still bound it.
-      return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise"), project_id, last_event_seq, ...(storage ? { storage } : {}) } };
+      return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise"), project_id, last_event_seq, timeout_s: claimed.timeoutS, ...(storage ? { storage } : {}) } };
     },
 
     // The row and the credits first, the event last: a client that sees the ending finds it recorded.
     finish: async ({ job_id, dispatch, outcome, provider_cost_usd, last_event_seq = 0 }, ctx) => {
-      const finished = await finishJob(db, job_id, dispatch, outcome, provider_cost_usd);
+      const finished = await finishJob(db, job_id, dispatch, outcome, provider_cost_usd, control.retry);
+      if (finished?.retryInMs !== undefined && outcome.status === "failed") {
+        // Back queued until its backoff is over: the owner sees each retry, and its delay, as an event (ADR 039).
+        const seconds = Math.round(finished.retryInMs / 100) / 10;
+        await publishEvent(
+          job_id,
+          { type: "status", status: "queued", message: `attempt ${finished.attempts} of ${finished.maxAttempts} failed (${outcome.error.code}: ${outcome.error.message}); retrying in ${seconds} s`, ...inProject(finished) },
+          Math.max(finished.lastEventSeq, last_event_seq),
+        );
+        dispatchWhenDue(job_id, finished.retryInMs);
+        ctx.log.info({ job_id, attempt: finished.attempts, retry_in_ms: finished.retryInMs }, "job failed an attempt; retrying");
+        return { applied: true, status: "queued" as const };
+      }
       // The jobs its slot went to start now (after the commit that gave it to them).
       if (finished) void admission.started(finished.admitted).catch((err) => ctx.log.warn({ err, job_id }, "could not start the jobs waiting for this one's slot; the reconciler will"));
       let row: JobRow | null = finished ?? (await getJob(db, job_id));
@@ -514,7 +569,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       const event =
         outcome.status === "succeeded"
           ? ({ type: "result", status: "succeeded", result: outcome.result, ...inProject(row) } as const)
-          : ({ type: "error", status: "failed", error: outcome.error, ...inProject(row) } as const);
+          : ({ type: "error", status: "failed", error: row.error ?? outcome.error, ...inProject(row) } as const);
       // Above the worker's last event too: job-service may not have applied it when the broker lost it.
       await events.publish(job_id, event, { unlessEnded: true, floor: Math.max(row.lastEventSeq, last_event_seq) });
       ctx.log.info({ job_id, status: row.status, credits: row.creditState }, "job finished");
