@@ -187,9 +187,10 @@ async function runDelivery(
     if (isJobFailure(err)) return { kind: "failed", error: { code: err.code, message: err.message }, cause: err, providerCostUsd };
     // Another attempt may cure it (a provider's 5xx or timeout, a network error): job-service puts the
     // job back queued while its type has attempts left, after a backoff (ADR 039). No worker waits.
-    const named = err instanceof RetryableFailure || err instanceof TransferError;
     const code = err instanceof RetryableFailure ? err.code : "WORKER_ERROR";
-    return { kind: "failed", error: { code, message: named ? (err as Error).message : "processing failed" }, cause: err, providerCostUsd, retryable: true };
+    // The cause, when it is one we can name to the owner (storage unreachable, say); never an internal detail.
+    const message = err instanceof RetryableFailure ? err.message : err instanceof TransferError ? `processing failed: ${err.message}` : "processing failed";
+    return { kind: "failed", error: { code, message }, cause: err, providerCostUsd, retryable: true };
   } finally {
     await rm(tmpDir, { recursive: true, force: true }).catch((err) => log.warn({ err, tmpDir }, "could not remove the job's temp dir"));
   }

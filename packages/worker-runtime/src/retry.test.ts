@@ -67,10 +67,10 @@ describe("retry notices", () => {
       expect(Number(match![1])).toBe(i + 1);
       return Number(match![2]) * 1000;
     });
-    // job-service's default backoff: 1 s, then 2 s, each with up to a fifth more at random.
+    // job-service's backoff from the rig's base: 0.5 s, then 1 s, each with up to a fifth more at random.
     expect(announcedMs).toHaveLength(2);
-    expect(announcedMs[0]).toBeGreaterThanOrEqual(1000);
-    expect(announcedMs[1]).toBeGreaterThanOrEqual(2000);
+    expect(announcedMs[0]).toBeGreaterThanOrEqual(config.retryBaseMs);
+    expect(announcedMs[1]).toBeGreaterThanOrEqual(2 * config.retryBaseMs);
 
     const runs = attempts.get(jobId)!;
     expect(runs).toHaveLength(3);

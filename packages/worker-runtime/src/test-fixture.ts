@@ -33,7 +33,9 @@ export const imageHandlers = (handler: Handler) => Object.fromEntries(Object.ent
 export async function startWorkerRig(names: { db: string; tmpPrefix: string; worker: string }, config: WorkerConfig, handler: Handler): Promise<WorkerRig> {
   config.tmpDir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), names.tmpPrefix));
   const [db, nats] = await Promise.all([createMigratedDb(names.db), startTestNats()]);
-  const services = await startStack({ databaseUrl: db.url, natsUrl: nats.url, apps: ["billing-service", "storage-service", "job-service"], parentDir: process.env.CUTROOM_TEST_DIR });
+  // job-service decides retries (ADR 039): the rig's attempts and backoff are the config's.
+  const env = { JOB_MAX_ATTEMPTS: String(config.maxAttempts), JOB_RETRY_BASE_MS: String(config.retryBaseMs) };
+  const services = await startStack({ databaseUrl: db.url, natsUrl: nats.url, apps: ["billing-service", "storage-service", "job-service"], parentDir: process.env.CUTROOM_TEST_DIR, env });
   const nc = await nats.connect();
   const client = createRpcClient(nc, { timeoutMs: 5000 });
   const worker = await startWorker(await nats.connect(), silentLogger(), { name: names.worker, queue: "image", handlers: imageHandlers(handler) }, config);

@@ -251,7 +251,8 @@ describe("worker runtime against the real job-service and storage-service", () =
     const { events, last } = await terminalEvent(job.id);
     expect(last).toMatchObject({ type: "result", status: "succeeded", result: { attempt: 2 } });
     expect(calls.get(job.id)).toBe(2);
-    expect(events).toContainEqual(expect.objectContaining({ type: "log", level: "warn", message: expect.stringMatching(/attempt 1 of 2 failed; retrying/) }));
+    // job-service puts it back queued and says when it runs again (ADR 039).
+    expect(events).toContainEqual(expect.objectContaining({ type: "status", status: "queued", message: expect.stringMatching(/^attempt 1 of 2 failed \(WORKER_ERROR: processing failed\); retrying in/) }));
     expect(JSON.stringify(events)).not.toContain("connection reset");
     expect(await getJob(job)).toMatchObject({ status: "succeeded", attempts: 2, credits: { state: "captured" } });
     expect(await balance(job)).toEqual({ credits: CREDITS - 1, reserved: 0 });
@@ -297,7 +298,7 @@ describe("worker runtime against the real job-service and storage-service", () =
     expect(last).toMatchObject({
       type: "error",
       status: "failed",
-      error: { code: "WORKER_ERROR", message: `processing failed after ${config.maxAttempts} attempts: could not download the input file from storage (connection refused)` },
+      error: { code: "WORKER_ERROR", message: `processing failed: could not download the input file from storage (connection refused) (after ${config.maxAttempts} attempts)` },
     });
     await untilQueueEmpty();
   });
