@@ -272,9 +272,10 @@ export async function admitWaitingJobs(tx: Tx, userIds: readonly string[]): Prom
       select id, user_id, tier, row_number() over (partition by user_id order by queue_order, id) as place
       from jobs.jobs where user_id = any(${users}::uuid[]) and status = 'queued' and held
     ), active as (
-      -- Counted only for owners with a held job: most endings have none, and then this is one index probe (ADR 041).
       select user_id, count(*)::int as n from jobs.jobs
-      where user_id in (select user_id from waiting) and status in ('queued', 'running') and not held
+      where user_id = any(${users}::uuid[]) and status in ('queued', 'running') and not held
+        -- Counted only when a job waits (checked once): most endings have none, and then nothing is read (ADR 041).
+        and exists (select from waiting)
       group by user_id
     )
     update jobs.jobs j set held = false, updated_at = now()
@@ -610,7 +611,8 @@ export async function writeEventPatches(db: Db, patches: EventsPatch[], leaseMs:
       updated_at = now()
     from jsonb_to_recordset(${JSON.stringify(values)}::jsonb)
       as v(id uuid, was_seq integer, was_status text, last_event_seq integer, progress real, stage text, stages jsonb)
-    where j.id = v.id and j.last_event_seq = v.was_seq and j.status = v.was_status
+    -- The ids as an array too: the rows are found by their key, not by a scan joined to the recordset, whose size the planner cannot see (ADR 041).
+    where j.id = any(${sql.param(patches.map((p) => p.id))}::uuid[]) and j.id = v.id and j.last_event_seq = v.was_seq and j.status = v.was_status
     returning j.id, j.last_event_seq, j.pipeline_id, j.pipeline_stage`);
   return rows.map((r) => ({ id: r.id, lastEventSeq: r.last_event_seq, pipelineId: r.pipeline_id, pipelineStage: r.pipeline_stage }));
 }
