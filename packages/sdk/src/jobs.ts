@@ -1,7 +1,7 @@
 import { CutroomError } from "./errors.ts";
 import { type EventStreamOptions, followEvents, sleep } from "./events.ts";
 import { newIdempotencyKey, type Transport } from "./transport.ts";
-import type { CancelJobReply, CreateJobParams, Estimate, Job, JobEvent, JobPage, JobStatus, JobTypeDescription, JobTypeName, ListJobsParams } from "./types.ts";
+import type { CancelJobReply, CreateJobParams, Estimate, Job, JobEvent, JobPage, JobStatus, JobsBatchReply, JobTypeDescription, JobTypeName, ListJobsParams } from "./types.ts";
 
 export const terminalJobStatuses: readonly JobStatus[] = ["succeeded", "failed", "canceled"];
 export const isTerminalJobEvent = (e: JobEvent) => e.type === "result" || e.type === "error";
@@ -33,8 +33,17 @@ export class JobsApi {
    * create() for a type known only at run time (a CLI argument, a newer server's type): the input
    * is not checked here, the server answers 422 naming the fields it refuses.
    */
-  createUntyped(params: { type: string; input: Record<string, unknown>; project_id?: string }, opts: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<Job> {
+  createUntyped(params: { type: string; input: Record<string, unknown> } & Omit<CreateJobParams<JobTypeName>, "type" | "input">, opts: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<Job> {
     return this.create(params as CreateJobParams<JobTypeName>, opts);
+  }
+
+  /**
+   * Enqueues up to 100 jobs all together or none (202 {jobs} in the order given): one invalid input is
+   * a 422 naming `jobs[i]`, a balance short for the whole batch a 402, and nothing is created.
+   */
+  createBatch(jobs: CreateJobParams<JobTypeName>[], opts: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<JobsBatchReply> {
+    const key = opts.idempotencyKey ?? newIdempotencyKey();
+    return this.t.json("POST", "/jobs/batch", { json: { jobs }, headers: { "idempotency-key": key }, signal: opts.signal });
   }
 
   /** What a job would cost, without enqueueing it. */
@@ -46,8 +55,12 @@ export class JobsApi {
     return this.t.json("GET", `/jobs/${id}`, { signal: opts.signal });
   }
 
+  /** `metadata: {key: value}` finds jobs whose metadata has each key with exactly that value. */
   list(params: ListJobsParams = {}): Promise<JobPage> {
-    return this.t.json("GET", "/jobs", { query: params });
+    const { metadata, ...rest } = params;
+    const query: Record<string, string | number | boolean | undefined> = { ...rest };
+    for (const [key, value] of Object.entries(metadata ?? {})) query[`metadata[${key}]`] = value;
+    return this.t.json("GET", "/jobs", { query });
   }
 
   /** Cancels a queued or running job; its reserved credits come back (409 once it has ended). */

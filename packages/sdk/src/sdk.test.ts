@@ -149,6 +149,20 @@ describe("jobs", () => {
     await expect(sdk.jobs.create({ type: "image.thumbnail", input: { file_id: file.id, width: "big" } })).rejects.toMatchObject({ status: 422 });
   });
 
+  it("creates a batch with names and metadata, and finds its jobs by metadata and by part of the name", async () => {
+    const { sdk } = await signedIn();
+    const file = await sdk.files.upload(new Blob([await makePng(64, 64)], { type: "image/png" }), { filename: "in.png" });
+    const { jobs } = await sdk.jobs.createBatch([
+      { type: "image.thumbnail", input: { file_id: file.id }, display_name: "Hero shot", metadata: { scene: "intro", take: 2 } },
+      { type: "image.thumbnail", input: { file_id: file.id }, display_name: "Outro still", metadata: { scene: "outro" } },
+    ]);
+    expect(jobs.map((j) => j.display_name)).toEqual(["Hero shot", "Outro still"]);
+    const intro = await sdk.jobs.list({ metadata: { scene: "intro" } });
+    expect(intro.data.map((j) => j.id)).toEqual([jobs[0]!.id]);
+    expect((await sdk.jobs.list({ metadata: { scene: "intro", take: "3" } })).total).toBe(0);
+    expect((await sdk.jobs.list({ display_name: "outro" })).data.map((j) => j.id)).toEqual([jobs[1]!.id]);
+  });
+
   it("follows a job's events across a socket cut mid-stream: reconnects with since, no seq missed or repeated", async () => {
     const opened: string[] = [];
     let cut = false;

@@ -44,7 +44,9 @@ export type JobTypeName = C.JobTypeName;
 /** What `POST /jobs` takes as `input` for job type `T` (fields with defaults may be left out). */
 export type JobInput<T extends JobTypeName> = z.input<(typeof C.jobTypes)[T]["input"]>;
 /** A job to create: its type, that type's input, and optionally a project. */
-export type CreateJobParams<T extends JobTypeName> = { type: T; input: JobInput<T>; project_id?: string };
+/** The body of POST /jobs with `input` typed by the job type; the other fields as the contract has them. */
+export type CreateJobParams<T extends JobTypeName> = Omit<z.input<typeof C.CreateJobBody>, "type" | "input"> & { type: T; input: JobInput<T> };
+export type JobsBatchReply = z.infer<typeof C.JobsBatchReply>;
 
 export type Pipeline = z.infer<typeof C.Pipeline>;
 export type PipelineStatus = z.infer<typeof C.PipelineStatus>;
