@@ -106,6 +106,18 @@ describe("job control: retries, priorities and deadlines, on real Postgres and N
     await vi.waitFor(async () => expect((await events(job.id)).at(-1)).toMatchObject({ type: "error", status: "failed", error: { code: "EXPIRED" } }), { timeout: 5000, interval: 100 });
   });
 
+  it("does not expire a job waiting for its retry past start_within_s: a worker did start it", async () => {
+    const user = await stack.newUser(100, "user", "pro");
+    const job = await enqueue(user, { start_within_s: 1 });
+    await vi.waitFor(async () => expect((await row(job.id)).dispatchCount).toBe(1), { timeout: 10_000, interval: 50 });
+    await claim(job.id, 1);
+    expect(await fail(job.id, 1, true)).toEqual({ applied: true, status: "queued" });
+    // Past the start window, with reconciler passes in between: still queued for its retry, then run.
+    await sleep(1500);
+    expect(await row(job.id)).toMatchObject({ status: "queued", dispatchCount: 2 });
+    expect(await claim(job.id, 2)).toMatchObject({ run: true, job: { id: job.id, attempt: 2 } });
+  });
+
   it("cancels a run past timeout_s: its worker is told to stop, the job fails TIMEOUT and its credits are released", async () => {
     const user = await stack.newUser(100, "user", "pro");
     const job = await enqueue(user, { timeout_s: 1 });

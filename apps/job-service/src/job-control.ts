@@ -100,7 +100,7 @@ export async function lockDueRetry(tx: Parameters<Parameters<Db["transaction"]>[
 }
 
 /**
- * Ends jobs past a deadline: queued ones past start_by (EXPIRED) and running ones past their run's
+ * Ends jobs past a deadline: queued ones never started by their start_by (EXPIRED) and running ones past their run's
  * deadline (TIMEOUT), each with its credits released in the same commit and its owner's slot handed
  * on. Answers the ended rows and the jobs given their slots.
  */
@@ -108,7 +108,8 @@ export async function endOverdueJobs(db: Db, limit = 100): Promise<{ ended: JobR
   return db.transaction(async (tx) => {
     const found = await tx.execute<{ id: string; status: string; user_id: string }>(sql`
       select id, status, user_id from jobs.jobs
-      where (status = 'queued' and start_by < now()) or (status = 'running' and run_deadline < now())
+      -- A job waiting for its retry was started: its start window is behind it.
+      where (status = 'queued' and start_by < now() and started_at is null) or (status = 'running' and run_deadline < now())
       order by id limit ${limit} for update skip locked`);
     if (found.length === 0) return { ended: [], admitted: [] };
     const userIds = [...new Set([...found].map((r) => r.user_id))];

@@ -457,7 +457,7 @@ const ago = (ms: number) => sql`now() - make_interval(secs => ${ms / 1000})`;
  * strictly ahead of it. One statement, as before. Null when nothing is claimable.
  */
 export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: number): Promise<JobRow | null> {
-  const claimable = sql`((j.status = 'queued' and not j.held and (j.next_attempt_at is null or j.next_attempt_at <= now()) and (j.start_by is null or j.start_by > now()))
+  const claimable = sql`((j.status = 'queued' and not j.held and (j.next_attempt_at is null or j.next_attempt_at <= now()) and (j.start_by is null or j.start_by > now() or j.started_at is not null))
       or (j.status = 'running' and (coalesce(j.lease_until, '-infinity') < now() or (j.claimed_dispatch = ${dispatch} and coalesce(j.claimed_via, j.id) = ${id}::uuid))))`;
   const rows = await db.execute<Record<string, unknown>>(sql`
     with hint as (
@@ -467,7 +467,7 @@ export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: nu
     ), better as (
       select j.id from jobs.jobs j, hint h
       where j.queue = h.queue and j.status = 'queued' and not j.held and j.id <> h.id
-        and (j.next_attempt_at is null or j.next_attempt_at <= now()) and (j.start_by is null or j.start_by > now())
+        and (j.next_attempt_at is null or j.next_attempt_at <= now()) and (j.start_by is null or j.start_by > now() or j.started_at is not null)
         -- Ahead of the message's own job; or any, when its job has been taken or ended (its message is then a turn
         -- for the job it was skipped for). A held or not yet due job has no turn of its own: nothing is picked for it.
         and ((h.own and h.status = 'queued' and j.run_order < h.run_order) or (not h.own and h.status <> 'queued'))

@@ -89,7 +89,7 @@ export function createWorkerLeaseHandlers(deps: WorkerLeaseDeps): Handlers {
         with pick as (
           select j.id from jobs.jobs j
           where j.queue = any(${sql.param(queues)}::text[]) and j.type = any(${sql.param(job_types)}::text[])
-            and ((j.status = 'queued' and not j.held and (j.next_attempt_at is null or j.next_attempt_at <= now()) and (j.start_by is null or j.start_by > now()))
+            and ((j.status = 'queued' and not j.held and (j.next_attempt_at is null or j.next_attempt_at <= now()) and (j.start_by is null or j.start_by > now() or j.started_at is not null))
               or (j.status = 'running' and j.claimed_dispatch < 0 and exists (
                 select 1 from jobs.worker_leases l where l.job_id = j.id and l.dispatch = j.claimed_dispatch and l.expires_at < now())))
           order by j.run_order, j.id limit 1
