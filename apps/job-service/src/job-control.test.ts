@@ -29,7 +29,7 @@ describe("job control: retries, priorities and deadlines, on real Postgres and N
   const row = async (id: string) => (await getJob(stack.db.db, id))!;
   const events = async (id: string) => readJobEvents(await stack.nats.connect(), id);
   const fail = (job_id: string, dispatch: number, retryable: boolean) =>
-    stack.client.call("job", "finish", { job_id, dispatch, outcome: { status: "failed", error: { code: "PROVIDER_ERROR", message: "HTTP 503" }, retryable } });
+    stack.client.call("job", "finish", { job_id, dispatch, provider_cost_usd: 0.25, outcome: { status: "failed", error: { code: "PROVIDER_ERROR", message: "HTTP 503" }, retryable } });
 
   it("puts a job failing retryably back queued after a doubling backoff, and it succeeds on its third attempt", async () => {
     const user = await stack.newUser(100, "user", "pro");
@@ -44,7 +44,7 @@ describe("job control: retries, priorities and deadlines, on real Postgres and N
     await vi.waitFor(async () => expect((await row(job.id)).dispatchCount).toBe(3), { timeout: 10_000, interval: 50 });
     expect(await claim(job.id, 3)).toMatchObject({ run: true, job: { attempt: 3 } });
     const outcome = { status: "succeeded" as const, result: { files: [] } };
-    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 3, outcome })).toEqual({ applied: true, status: "succeeded" });
+    expect(await stack.client.call("job", "finish", { job_id: job.id, dispatch: 3, outcome, provider_cost_usd: 0.5 })).toEqual({ applied: true, status: "succeeded" });
 
     const all = await events(job.id);
     const at = (e: JobEvent) => Date.parse(e.timestamp);
@@ -54,7 +54,8 @@ describe("job control: retries, priorities and deadlines, on real Postgres and N
     // The next attempt starts no sooner than the backoff said: 300 ms, then 600 ms.
     expect(at(runs[1]!) - at(retries[0]!)).toBeGreaterThanOrEqual(300);
     expect(at(runs[2]!) - at(retries[1]!)).toBeGreaterThanOrEqual(600);
-    expect(await row(job.id)).toMatchObject({ status: "succeeded", attempts: 3, creditState: "captured" });
+    // What every attempt's model runs cost, the failed ones' included.
+    expect(await row(job.id)).toMatchObject({ status: "succeeded", attempts: 3, creditState: "captured", providerCostUsd: 1 });
   });
 
   it("fails a job at once on a failure no retry can cure, or on its last attempt, and releases its credits once", async () => {

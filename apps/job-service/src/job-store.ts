@@ -528,7 +528,8 @@ export async function finishJob(
             (select case s.kind when 'capture' then 'captured' else 'released' end from billing.ledger s where s.job_id = j.id and s.kind in ('capture', 'release')),
             (select ${capture ? "captured" : "released"}::text from billing.ledger r where r.job_id = j.id and r.kind = 'reserve'),
             'released'),
-          provider_cost_usd = coalesce(${providerCostUsd ?? null}::float8, j.provider_cost_usd),
+          -- Added to what earlier attempts' model runs cost (a retried job, ADR 039).
+          provider_cost_usd = case when ${providerCostUsd ?? null}::float8 is null then j.provider_cost_usd else coalesce(j.provider_cost_usd, 0) + ${providerCostUsd ?? null}::float8 end,
           completed_at = now(), updated_at = now()
         where j.id = ${id}::uuid and j.status = 'running' and j.claimed_dispatch = ${dispatch}
         returning j.*
