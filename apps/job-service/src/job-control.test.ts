@@ -68,6 +68,30 @@ describe("job control: retries, priorities and deadlines, on real Postgres and N
     expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
   });
 
+  it("serves the next job of the queue by a message whose own job another claim took while it waited, so no turn is lost", async () => {
+    const user = await stack.newUser(100, "user", "enterprise");
+    const first = await enqueue(user);
+    const second = await enqueue(user);
+    let claimed: Promise<unknown> | undefined;
+    await stack.db.db.transaction(async (tx) => {
+      // The second job's message is being claimed and serves the first job, ahead of it: not committed yet.
+      await tx.execute(sql`update jobs.jobs set status = 'running', attempts = attempts + 1, started_at = now(),
+        lease_until = now() + interval '1 minute', claimed_dispatch = 1, claimed_via = ${second.id}::uuid where id = ${first.id}::uuid`);
+      // Meanwhile the first job's own message comes: its claim waits for that row.
+      claimed = claim(first.id, 1);
+      await vi.waitFor(
+        async () => {
+          const [waiting] = await stack.db.db.execute<{ n: number }>(sql`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%with hint as%'`);
+          expect(waiting!.n).toBe(1);
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+    });
+    // Its turn goes to the second job, whose own message was spent on the first.
+    expect(await claimed).toMatchObject({ run: true, job: { id: second.id } });
+    expect(await row(second.id)).toMatchObject({ status: "running", claimedVia: first.id });
+  });
+
   it("serves a high-priority job before the normal ones queued ahead of it, by the first message its queue hands a worker", async () => {
     const user = await stack.newUser(100, "user", "enterprise");
     const normal = [await enqueue(user), await enqueue(user), await enqueue(user)];

@@ -141,7 +141,6 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
         return Array.from(outcomes, (o): CreateOutcome => o ?? { kind: "refused", error: new AppError("IDEMPOTENCY_CONFLICT", "part of this batch exists already") });
       }
 
-
       // The per-minute slot before the credits, as one by one: a 429 reserves nothing.
       const rated = new Map<string, { take: RateTake; at: number[] }>();
       items.forEach((item, i) => {
@@ -166,7 +165,6 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
         const first = rates.find((r) => r !== undefined);
         if (first && rates.some((r) => r && !r.allowed)) throw new AtomicRefusal({ kind: "rate-limited", rate: { ...first, allowed: false, remaining: first.allowed ? first.remaining + 1 : 0 } });
       }
-
 
       const toReserve = items.flatMap((_, i) => (open(i) ? [i] : []));
       // Before the plan spends it: a batch short of credits is told the whole batch's price against this.
@@ -459,7 +457,7 @@ const ago = (ms: number) => sql`now() - make_interval(secs => ${ms / 1000})`;
 export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: number): Promise<JobRow | null> {
   const claimable = sql`((j.status = 'queued' and not j.held and (j.next_attempt_at is null or j.next_attempt_at <= now()) and (j.start_by is null or j.start_by > now() or j.started_at is not null))
       or (j.status = 'running' and (coalesce(j.lease_until, '-infinity') < now() or (j.claimed_dispatch = ${dispatch} and coalesce(j.claimed_via, j.id) = ${id}::uuid))))`;
-  const rows = await db.execute<Record<string, unknown>>(sql`
+  const statement = sql`
     with hint as (
       select j.id, j.queue, j.run_order, j.status, ${claimable} as own from jobs.jobs j where j.id = ${id}::uuid
     ), via as (
@@ -483,7 +481,12 @@ export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: nu
       run_deadline = case when j.timeout_s is null then null else now() + make_interval(secs => j.timeout_s) end,
       next_attempt_at = null, updated_at = now()
     from pick where j.id = pick.id and ${claimable}
-    returning j.*`);
+    returning j.*`;
+  let rows = await db.execute<Record<string, unknown>>(statement);
+  // The message's own job may have been taken, while this statement waited for its lock, by another
+  // message's claim that served it first: this message is then the turn of that message's job. The
+  // statement read the queue before the wait, so it is run once more (READ COMMITTED: a fresh snapshot).
+  if (rows.length === 0) rows = await db.execute<Record<string, unknown>>(statement);
   const [row] = decodeRows([...rows]);
   return row ? countStarted(row) : null;
 }
