@@ -88,6 +88,8 @@ const services = await startServices({
     STORAGE_PUBLIC_URL: `${publicUrl}/storage`,
     STORAGE_URL_SECRET: keptSecret(data, "storage-url-secret", () => randomBytes(32).toString("hex")),
     LOG_LEVEL: env.LOG_LEVEL ?? "info",
+    // The gateway takes it; startServices gives every other process a free port of its own (logged).
+    ...(process.env.METRICS_PORT ? { METRICS_PORT: process.env.METRICS_PORT } : {}),
     ...modelEnv,
     ...(emulatorUrl ? { MODEL_EMULATOR_PORT: String(emulatorPort), MODEL_EMULATOR_HOST: "127.0.0.1", MODEL_EMULATOR_PUBLIC_URL: emulatorUrl, MODEL_EMULATOR_DIR: join(data, "model-emulator") } : {}),
   },

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { portFree, portOpen, stopChild } from "@cutroom/devstack";
@@ -57,7 +57,9 @@ describe("npm start", () => {
     const dataDir = mkdtempSync(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "npm-start-"));
     chmodSync(dataDir, 0o755); // Postgres runs as its own user when we are root
     dirs.push(dataDir);
-    const first = npmStart({ PORT: String(port), CUTROOM_DATA_DIR: dataDir });
+    let metricsPort = port + 5;
+    while (!(await portFree(metricsPort))) metricsPort++;
+    const first = npmStart({ PORT: String(port), CUTROOM_DATA_DIR: dataDir, METRICS_PORT: String(metricsPort) });
     running.push(first.child);
     const url = await first.up;
     expect(url).toBe(`http://127.0.0.1:${port}`);
@@ -83,6 +85,14 @@ describe("npm start", () => {
     expect(link.body.url.startsWith(`${url}/storage/`), link.body.url).toBe(true);
     const meta = await sharp(Buffer.from(await (await fetch(link.body.url)).arrayBuffer())).metadata();
     expect([meta.width, meta.height]).toEqual([50, 25]);
+
+    // METRICS_PORT is the gateway's; job-service serves its own on the port its log names, with the job counted.
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
+    const jobServiceLog = readFileSync(join(dataDir, "logs", "job-service.log"), "utf8");
+    const jobMetricsPort = /"port":(\d+)[^\n]*"metrics listener up"/.exec(jobServiceLog)?.[1];
+    expect(jobMetricsPort, "job-service logs its metrics port").toBeDefined();
+    expect(Number(jobMetricsPort)).not.toBe(metricsPort);
+    expect(await (await fetch(`http://127.0.0.1:${jobMetricsPort}/metrics`)).text()).toMatch(/^cutroom_jobs_created_total\{type="image\.resize"\} 1$/m);
 
     // Bound to localhost only: another address of this machine answers nothing.
     const external = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal);
