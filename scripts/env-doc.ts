@@ -198,8 +198,10 @@ export async function renderConfiguration(): Promise<string> {
   const workers: string[] = [];
   for (const app of apps) {
     const envFile = `apps/${app}/src/env.ts`;
+    const server = join(root, "apps", app, "src", "server.ts");
+    // A web app built to static files (the dashboard) runs in the browser: no process reads settings.
+    if (!existsSync(server) && existsSync(join(root, "apps", app, "index.html"))) continue;
     if (!existsSync(join(root, envFile))) {
-      const server = join(root, "apps", app, "src", "server.ts");
       if (existsSync(server) && readFileSync(server, "utf8").includes("runWorker")) workers.push(app);
       else throw new Error(`apps/${app} has no src/env.ts and is not a runWorker worker: where is its configuration?`);
       continue;
