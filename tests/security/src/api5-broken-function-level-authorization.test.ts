@@ -55,18 +55,68 @@ describe("API5 broken function level authorization: admin functions", () => {
 
   it("refuses every documented admin operation to an anonymous caller (401) and a user (403), and changes nothing", async () => {
     const { operations } = await getOperations(ctx.api);
-    const adminOps = operations.filter((o) => o.path.startsWith("/api/v1/admin/"));
-    expect(adminOps.map((o) => o.key).sort()).toEqual(["GET /api/v1/admin/stats", "GET /api/v1/admin/users", "PATCH /api/v1/admin/users/{id}", "POST /api/v1/admin/users/{id}/credits"]);
+    // Admin operations: those under /admin and those tagged admin elsewhere (the worker registry's).
+    const adminOps = operations.filter((o) => o.path.startsWith("/api/v1/admin/") || o.op.tags?.includes("admin"));
+    expect(adminOps.map((o) => o.key).sort()).toEqual([
+      "DELETE /api/v1/admin/worker-tokens/{id}",
+      "GET /api/v1/admin/queues",
+      "GET /api/v1/admin/stats",
+      "GET /api/v1/admin/users",
+      "GET /api/v1/admin/worker-tokens",
+      "GET /api/v1/workers",
+      "PATCH /api/v1/admin/users/{id}",
+      "POST /api/v1/admin/jobs/{id}/requeue",
+      "POST /api/v1/admin/users/{id}/credits",
+      "POST /api/v1/admin/worker-tokens",
+      "POST /api/v1/workers/{id}/drain",
+      "POST /api/v1/workers/{id}/resume",
+    ]);
+    const admin = await rootAdmin();
     const user = await ctx.api.signUp();
+    // Real targets, so that a refusal is not just a 404 in disguise: the caller's own account, an admin's worker token, a running worker.
+    const token = await ctx.api.post("/admin/worker-tokens", { name: "api5", job_types: ["image.resize"] }, admin.token);
+    expect(token.status).toBe(201);
+    // The worker shows in the registry with its first heartbeat.
+    let workersBefore = await ctx.api.get("/workers", admin.token);
+    for (let i = 0; i < 100 && workersBefore.body.workers.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      workersBefore = await ctx.api.get("/workers", admin.token);
+    }
+    expect(workersBefore.body.workers.length).toBeGreaterThan(0);
+    const workerId = workersBefore.body.workers[0].id as string;
+    const tokensBefore = (await ctx.api.get("/admin/worker-tokens", admin.token)).body.data;
+    const target = (path: string) => (path.includes("/worker-tokens/") ? token.body.id : path.includes("/workers/") ? workerId : path.includes("/jobs/") ? randomUUID() : user.user_id);
     // Aimed at the caller's own account: the most tempting target.
-    const bodies: Record<string, unknown> = { PATCH: { role: "admin", tier: "enterprise" }, POST: { amount: 1_000_000 } };
+    const bodies: Record<string, unknown> = {
+      "PATCH /api/v1/admin/users/{id}": { role: "admin", tier: "enterprise" },
+      "POST /api/v1/admin/users/{id}/credits": { amount: 1_000_000 },
+      "POST /api/v1/admin/worker-tokens": { name: "mine", job_types: ["image.resize"] },
+    };
     for (const o of adminOps) {
-      const path = fillPath(o.path, user.user_id);
-      const json = bodies[o.method];
+      const path = fillPath(o.path, target(o.path));
+      const json = bodies[o.key];
       expectEnvelope(await ctx.api.request(o.method, path, { json }), 401, "UNAUTHORIZED");
       expectEnvelope(await ctx.api.request(o.method, path, { json, token: user.token }), 403, "FORBIDDEN");
     }
     expect((await ctx.api.get("/auth/me", user.token)).body).toMatchObject({ role: "user", tier: "free", credits: 100 });
+    expect((await ctx.api.get("/admin/worker-tokens", admin.token)).body.data).toEqual(tokensBefore);
+    const workersAfter = (await ctx.api.get("/workers", admin.token)).body.workers as Array<{ id: string; status: string }>;
+    expect(workersAfter.find((w) => w.id === workerId)?.status).toBe(workersBefore.body.workers[0].status);
+    expect((await ctx.api.get("/jobs", user.token)).body.data).toEqual([]);
+  });
+
+  it("keeps the worker API (/api/v1/worker) to worker tokens: 401 anonymous, and for a user's or an admin's access token", async () => {
+    const { operations } = await getOperations(ctx.api);
+    const workerOps = operations.filter((o) => o.path.startsWith("/api/v1/worker/"));
+    expect(workerOps.map((o) => o.key)).toContain("POST /api/v1/worker/lease");
+    const admin = await rootAdmin();
+    const user = await ctx.api.signUp();
+    const bodies: Record<string, unknown> = { "POST /api/v1/worker/lease": { job_types: ["image.resize"], wait_s: 0 } };
+    for (const o of workerOps) {
+      const path = fillPath(o.path, randomUUID());
+      const json = bodies[o.key] ?? (o.method === "POST" ? {} : undefined);
+      for (const token of [undefined, user.token, admin.token]) expectEnvelope(await ctx.api.request(o.method, path, { json, token }), 401, "UNAUTHORIZED");
+    }
   });
 
   it("a demoted admin's token stops working: it cannot grant itself credits, and a refresh gives a user's token", async () => {
