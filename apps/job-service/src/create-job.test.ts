@@ -192,7 +192,7 @@ describe("job creation is one transaction: no reservation without a job, answere
     const { job } = await replica.create({ body: await resize(user) }, { requestId: randomUUID(), caller: user, log: silentLogger() });
     // The reconciler dispatches it after dispatchGraceMs; a worker claims it and running is stored.
     await vi.waitFor(async () => expect(await getJob(stack.db.db, job.id)).toMatchObject({ dispatchCount: 1 }), { timeout: 5000, interval: 50 });
-    expect(await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "w1" })).toMatchObject({ run: true });
+    expect(await stack.claimInTurn(job.id)).toMatchObject({ run: true, job: { id: job.id } });
     unstall();
     await sleep(500);
 

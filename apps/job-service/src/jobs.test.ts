@@ -333,7 +333,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
     const user = await stack.newUser(100);
     const project_id = (await stack.client.call("job", "createProject", { name: "claim" }, { caller: user })).id;
     const { job } = await create(user, { type: "image.resize", input: { file_id: await stack.addFile(user, "ready", testImage), width: 10 }, project_id });
-    expect(await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "w1" })).toMatchObject({ run: true, job: { id: job.id, project_id } });
+    expect(await stack.claimInTurn(job.id)).toMatchObject({ run: true, job: { id: job.id, project_id } });
   });
 
   it("shows job stats to admins only", async () => {
@@ -358,7 +358,7 @@ describe("job-service: enqueue and records, on real Postgres and NATS", () => {
   it("ends a job above the worker's last event after the broker lost its store, though the row never had that event", async () => {
     const user = await stack.newUser(100);
     const { job } = await create(user, { type: "image.resize", input: { file_id: await stack.addFile(user, "ready", testImage), width: 10 } });
-    const claim = await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "w1" });
+    const claim = await stack.claimInTurn(job.id);
     const worker = createEventPublisher(await stack.nats.connect());
     for (let i = 1; i <= 3; i++) await worker.publish(job.id, { type: "progress", progress: i * 10 }, { floor: claim.job!.last_event_seq! });
     const watched = await readJobEvents(stack.deps.nc, job.id);

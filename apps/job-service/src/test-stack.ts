@@ -67,6 +67,19 @@ export async function startJobStack(opts: { timing?: Partial<Timing>; lifecycle?
       const info = await jsm.streams.info("JOBS", { subjects_filter: subject });
       return info.state.subjects?.[subject] ?? 0;
     },
+    /**
+     * Claims a job as its queue's turns reach it: a dispatch message serves the queue's first job waiting
+     * (ADR 039), so jobs other tests left queued go first, each taken job's own message being the next turn.
+     */
+    claimInTurn: async (job_id: string, worker = "w1") => {
+      let via = job_id;
+      for (let turns = 0; turns < 200; turns++) {
+        const claim = await client.call("job", "claim", { job_id: via, dispatch: 1, worker });
+        if (!claim.run || claim.job?.id === job_id) return claim;
+        via = claim.job!.id;
+      }
+      throw new Error(`job ${job_id} was not served in 200 turns`);
+    },
     stop: async () => {
       for (const part of lifecycle) await part.stop();
       await nats.stop();
