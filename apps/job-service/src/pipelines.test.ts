@@ -42,7 +42,7 @@ describe("pipelines: storyboard runs of ordinary jobs, advanced by job-service",
 
   /** Plays the worker for one job: claims it and reports an output file of the kind its type makes. */
   const finishAs = async (owner: Caller, job: JobRow, status: "succeeded" | "failed" = "succeeded") => {
-    await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "test" });
+    await stack.claimInTurn(job.id, "test");
     if (status === "failed") {
       return stack.client.call("job", "finish", { job_id: job.id, dispatch: 1, outcome: { status: "failed", error: { code: "PROVIDER_ERROR", message: "the model fell over" } } });
     }
@@ -132,7 +132,7 @@ describe("pipelines: storyboard runs of ordinary jobs, advanced by job-service",
     const user = await stack.newUser(100);
     const created = await create(user);
     const [first] = await stageJobs(created.id, "images");
-    await stack.client.call("job", "claim", { job_id: first!.id, dispatch: 1, worker: "test" });
+    await stack.claimInTurn(first!.id, "test");
     const { pipeline, credits_refunded } = await stack.client.call("job", "cancelPipeline", { pipeline_id: created.id }, { caller: user });
     expect(credits_refunded).toBe(4);
     expect(pipeline).toMatchObject({ status: "canceled", credits: 0 });
@@ -165,7 +165,7 @@ describe("pipelines: storyboard runs of ordinary jobs, advanced by job-service",
     await waitStatus(user, atGate.id, "waiting_approval");
     const working = await create(user, { type: "storyboard", input: { ...input, prompt: "a man loses a hat" }, project_id: project.id });
     const [first] = await stageJobs(working.id, "images");
-    await stack.client.call("job", "claim", { job_id: first!.id, dispatch: 1, worker: "test" });
+    await stack.claimInTurn(first!.id, "test");
     // The gate's images were made and captured (4); the working run holds 4 more.
     expect(await stack.balance(user)).toMatchObject({ credits: 92, reserved: 4 });
 
@@ -199,7 +199,7 @@ describe("pipelines: storyboard runs of ordinary jobs, advanced by job-service",
     const created = await create(user);
     // Recorded as finish records it, without the finish handler that would advance the run.
     for (const job of await stageJobs(created.id, "images")) {
-      await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "test" });
+      await stack.claimInTurn(job.id, "test");
       const fileId = await stack.addFile(user, "ready", testImage);
       await finishJob(stack.db.db, job.id, 1, { status: "succeeded", result: { files: [{ file_id: fileId, filename: "a.png", content_type: "image/png", size: 1 }] } });
     }
