@@ -70,7 +70,7 @@ export async function workerApiRoutes(base: FastifyInstance, { rpc }: { rpc: Rpc
         operationId: "leaseJob",
         summary: "Lease the next job of the given types (long poll)",
         description:
-          "Waits up to wait_s for a queued job of one of job_types (each within the token's scope, else 403) and claims it for lease_s (at most the server's job lease). 200 with the lease; 204 when none came. The lease is the job's claim: renew it with heartbeats or events; once it runs out the job goes back for another worker, and this lease's calls answer 409 LEASE_LOST.",
+          "Waits up to wait_s for a queued job of one of job_types (each within the token's scope, else 403) and claims it for lease_s (at most the server's job lease). 200 with the lease; 204 when none came. The lease is the job's claim: renew it with heartbeats or events; once it runs out the job goes back for another worker, and the calls under this lease's links are refused with LEASE_LOST (documented on each of them; this call never answers it).",
         body: LeaseBody,
         response: { 200: WorkerLease, 204: z.null().describe("no job of these types came within wait_s"), ...errorResponses(...workerErrors, ...bodyErrors) },
       },
