@@ -84,7 +84,11 @@ describe("a job whose last delivery fails for want of job-service (a stand-in an
 
   it("takes the job out of the work queue when the last attempt's failure could not be reported", { timeout: 15_000 }, async () => {
     answers.claim = claimGranted;
-    answers.finish = () => ({ ok: false, error: { code: "INTERNAL", message: "internal error" } });
+    const reported: Record<string, unknown>[] = [];
+    answers.finish = (body) => {
+      reported.push(body);
+      return { ok: false, error: { code: "INTERNAL", message: "internal error" } };
+    };
     let runs = 0;
     behaviour = async () => {
       runs++;
@@ -93,7 +97,11 @@ describe("a job whose last delivery fails for want of job-service (a stand-in an
     await dispatch();
     await vi.waitFor(async () => expect(await queued(jsm)).toBe(0), { timeout: 8000, interval: 100 });
     expect(runs).toBe(config.maxAttempts);
-    expect(asked.finish).toBe(1);
+    // Each attempt's failure goes to job-service, which decides the retry (ADR 039); each report failed,
+    // so the first delivery was nak'ed back and the last one termed, leaving the job to the reconciler.
+    expect(asked.finish).toBe(config.maxAttempts);
+    expect(reported.map((b) => b.outcome)).toEqual(Array(config.maxAttempts).fill(expect.objectContaining({ status: "failed", retryable: true })));
+    expect((await jsm.consumers.info("JOBS", "worker-image")).num_ack_pending).toBe(0);
   });
 });
 
