@@ -54,7 +54,9 @@ describe("job-service's events consumer", () => {
     const row = async (id: string) => (await getJob(stack.db.db, id))!;
     const enqueueAndClaim = async (caller: Caller) => {
       const { job } = await stack.client.call("job", "create", { body: { type: "video.color-grade", input: { file_id: await stack.addFile(caller, "ready"), width: 64 } } }, { caller });
-      const claim = await stack.client.call("job", "claim", { job_id: job.id, dispatch: 1, worker: "w1" });
+      // Earlier cases left their jobs queued: the claim serves them first, in the queue's turns (ADR 039).
+      const claim = await stack.claimInTurn(job.id);
+      expect(claim).toMatchObject({ run: true, job: { id: job.id } });
       return { id: job.id, floor: claim.job!.last_event_seq! };
     };
     // What nats-server back with an empty store looks like: the stream made anew, with nothing in it.
