@@ -29,10 +29,12 @@ const req = request({ port, host: "127.0.0.1", path: "/x", method: "POST", agent
 });
 req.on("error", (err) => { if (!answered) console.log("no answer: " + err.message); });
 req.on("socket", (socket) => socket.on("connect", () => {
+  const busy = (ms) => { const until = Date.now() + ms; while (Date.now() < until) {} };
   req.write("x".repeat(65536));
-  const until = Date.now() + 300;
-  while (Date.now() < until) {}
-  req.end("x".repeat(size - 65536));
+  busy(300);
+  req.write("x".repeat(65536));
+  busy(100);
+  req.end("x".repeat(size - 2 * 65536));
 }));`;
 
 function sendLate(port: number, bodyBytes: number): Promise<string> {
