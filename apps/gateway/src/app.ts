@@ -31,6 +31,7 @@ import { webhookRoutes } from "./routes/webhooks.ts";
 import { workerApiRoutes } from "./routes/worker-api.ts";
 import { workerRoutes } from "./routes/workers.ts";
 import { watchWorkerRegistry, type WorkerRegistry } from "./worker-registry.ts";
+import { httpWorkerRecorder } from "./http-worker-registry.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
 import { createConnectionLimit } from "./realtime/connection-limit.ts";
 import type { EventHub } from "./realtime/event-hub.ts";
@@ -68,6 +69,8 @@ export interface GatewayDeps {
   dashboardDir?: string;
   /** A worker silent this long is gone in GET /workers (WORKER_GONE_AFTER_MS); absent: 30 s. */
   workerGoneAfterMs?: number;
+  /** How often a worker over HTTP is put in the registry while it calls (ADR 040). */
+  workerHeartbeatMs?: number;
 }
 
 /** Response headers a browser client may read: request ids, rate limits, idempotent replays. */
@@ -136,7 +139,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
       await api.register(promptRoutes, deps);
       await api.register(billingRoutes, deps);
       await api.register(adminRoutes, deps);
-      await api.register(workerApiRoutes, deps);
+      await api.register(workerApiRoutes, { ...deps, httpWorkers: httpWorkerRecorder(deps.nc, deps.log, { heartbeatMs: deps.workerHeartbeatMs ?? 5000 }) });
       await api.register(workerRoutes, { workers });
       await api.register(webhookRoutes, { nc: deps.nc, webhookSecret: deps.models?.webhookSecret });
     },

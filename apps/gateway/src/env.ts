@@ -50,6 +50,8 @@ export const Env = BaseEnv.extend({
   DASHBOARD_DIR: z.string().min(1).default(fileURLToPath(new URL("../../dashboard/dist", import.meta.url))),
   /** A worker instance with no heartbeat for this long, in ms, is gone in GET /api/v1/workers (listed for an hour after); two missed heartbeats already read as unhealthy. */
   WORKER_GONE_AFTER_MS: z.coerce.number().int().min(500).default(30_000),
+  /** How often, in ms, the gateway puts a worker over HTTP in the registry while it calls (at most once per interval); one silent two intervals reads as unhealthy. */
+  WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
   /** How long POST /api/v1/prompts/enhance waits for the language model, in ms (then 502 PROVIDER_ERROR; the worker cancels the prediction). */
   PROMPT_ENHANCE_TIMEOUT_MS: z.coerce.number().int().min(2000).max(600_000).default(60_000),
 });

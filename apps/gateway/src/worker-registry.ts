@@ -105,6 +105,9 @@ export function watchWorkerRegistry(nc: NatsConnection, log: Logger, opts: { gon
     async control(id, action) {
       const known = byId(id);
       if (!known) throw new AppError("NOT_FOUND", `no worker instance ${id}`);
+      // A worker over HTTP has no control subject: nothing would make its next lease call wait.
+      if (known.kind === "http")
+        throw new AppError("CONFLICT", `worker instance ${id} works over HTTP: it cannot be told to ${action}; stop it calling POST /api/v1/worker/lease, or revoke its worker token`);
       let reply: RpcReply;
       try {
         const msg = await nc.request(workerControlSubject(known.kind, id), JSON.stringify({ action }), { timeout: CONTROL_TIMEOUT_MS });

@@ -116,6 +116,8 @@ describe("NATS permissions", () => {
     }
     expect(mayPublish("gateway", "$JS.API.CONSUMER.CREATE.KV_workers.KV_WATCHER_1")).toBe(true);
     expect(mayPublish("gateway", "$KV.workers.worker-image-host-1-abcdef")).toBe(false);
+    // Workers over HTTP are the gateway's to record, under http. only.
+    expect(mayPublish("gateway", "$KV.workers.http.0f4e-render-box-7")).toBe(true);
     const control = "workers.control.worker-video.worker-video-host-1-abcdef";
     expect(whoPublishes(control)).toEqual(["gateway"]);
     expect(natsUserNames.filter((a) => maySubscribe(a, control))).toEqual(["worker-video"]);

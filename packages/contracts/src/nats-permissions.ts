@@ -2,7 +2,7 @@ import { tokenCutoffsBucket } from "./auth.ts";
 import type { Queue } from "./job-types.ts";
 import type { RpcMethod, RpcService } from "./rpc.ts";
 import { consumers, serviceNames, streams, subjects, workerNames, type WorkerName } from "./subjects.ts";
-import { workerControlSubject, workerRegistryBucket } from "./workers.ts";
+import { httpWorkerKeyPrefix, workerControlSubject, workerRegistryBucket } from "./workers.ts";
 
 /**
  * Who may publish and subscribe to what on NATS: one NATS user per app, so that reaching the
@@ -130,6 +130,9 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       jsApi("CONSUMER.DELETE", WORKERS_STREAM, "*"),
       `$JS.FC.${WORKERS_STREAM}.>`,
       workerControlSubject("*", "*"),
+      // Records the workers over HTTP it hears from (kind http, under their own keys), making the bucket if no NATS worker has yet.
+      jsApi("STREAM.CREATE", WORKERS_STREAM),
+      `$KV.${workerRegistryBucket}.${httpWorkerKeyPrefix}>`,
     ],
     // Live events come through its JetStream consumer (to its inbox), never straight off jobs.events.>:
     // the broker forwards there even a publish the stream refused.

@@ -14,6 +14,12 @@ export const workerControlSubject = (kind: string, id: string) => `workers.contr
 
 /** A worker instance's id as a subject token and KV key: its instance id with anything but letters, digits, - and _ replaced. */
 export const workerRegistryId = (instanceId: string) => instanceId.replace(/[^A-Za-z0-9_-]/g, "_");
+/** The registry keys of workers over HTTP (kind http, put by the gateway): `http.` and a workerRegistryId. */
+export const httpWorkerKeyPrefix = "http.";
+
+/** A NATS worker's app name, or http: an external worker over the worker API (ADR 040), recorded by the gateway on its calls. */
+export const WorkerKind = z.enum([...workerNames, "http"]);
+export type WorkerKind = z.infer<typeof WorkerKind>;
 
 export const WorkerState = z.enum(["running", "draining", "stopped"]);
 export type WorkerState = z.infer<typeof WorkerState>;
@@ -21,7 +27,7 @@ export type WorkerState = z.infer<typeof WorkerState>;
 /** What a worker puts in the registry each heartbeat: who it is, what it takes, how loaded it is. */
 export const WorkerHeartbeat = z.object({
   id: z.string(),
-  kind: z.enum(workerNames),
+  kind: WorkerKind,
   queue: z.string(),
   job_types: z.array(z.string()),
   concurrency: z.number().int(),
@@ -51,7 +57,7 @@ export type WorkerStatus = z.infer<typeof WorkerStatus>;
 /** One worker instance as GET /api/v1/workers lists it. */
 export const WorkerInstance = z.object({
   id: z.string(),
-  kind: z.enum(workerNames),
+  kind: WorkerKind,
   queue: z.string(),
   status: WorkerStatus.describe(
     "healthy; unhealthy (two heartbeats missed, or its pulls from JetStream failing); draining (takes no new jobs, finishes its own); gone (no heartbeat for longer than the gateway's WORKER_GONE_AFTER_MS, or stopped; listed for an hour)",
@@ -88,7 +94,7 @@ export type WorkerControlBody = z.infer<typeof WorkerControlBody>;
 export const WorkerHealthUpdate = z.object({
   type: z.literal("worker_health"),
   worker_id: z.string(),
-  kind: z.enum(workerNames),
+  kind: WorkerKind,
   status: WorkerStatus,
   load: z.number().int().min(0).max(100),
   active_jobs: z.number().int(),

@@ -1,12 +1,13 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { makePng } from "./media.ts";
 import { signUpAdmin, useStack } from "./stack.ts";
 import { eventsOf, expectGapFree, watchJob } from "./watch.ts";
 
 // No NATS image worker: every image job here is run by the Python worker over HTTP (ADR 040).
-const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "gateway"] });
+// Short registry intervals, so a worker over HTTP that stops calling reads as gone within the test.
+const ctx = useStack({ apps: ["auth-service", "billing-service", "storage-service", "job-service", "gateway"], env: { WORKER_GONE_AFTER_MS: "2000", WORKER_HEARTBEAT_MS: "200" } });
 const workerScript = fileURLToPath(new URL("../../../examples/python-worker/worker.py", import.meta.url));
 
 /** Runs examples/python-worker/worker.py --once against the stack; its exit status and output. */
@@ -115,5 +116,41 @@ describe("workers over HTTP", () => {
     const revoked = await ctx.api.post("/worker/lease", { job_types: ["image.thumbnail"] }, worker.token);
     expect(revoked.status).toBe(401);
     expect(revoked.body.error.code).toBe("UNAUTHORIZED");
+  });
+
+  it("lists a worker over HTTP in GET /workers from its calls: healthy with its token's job types and live lease, gone once it stops calling; no drain", async () => {
+    const { admin, worker, user, fileId } = await setup();
+    const jobId = await thumbnail(user.token, fileId);
+    const call = (path: string, body: unknown) =>
+      fetch(`${ctx.stack.url}/api/v1${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${worker.token}`, "content-type": "application/json", "cutroom-worker-instance": "render-box-7" },
+        body: JSON.stringify(body),
+      });
+    const leased = await call("/worker/lease", { job_types: ["image.thumbnail"], lease_s: 30, wait_s: 10 });
+    expect(leased.status).toBe(200);
+    const lease = (await leased.json()) as { lease_id: string; job: { id: string } };
+    expect(lease.job.id).toBe(jobId);
+
+    const listed = async () => ((await ctx.api.get("/workers", admin.token)).body.workers as { id: string; kind: string }[]).find((w) => w.kind === "http" && w.id.includes(worker.id));
+    // It heartbeats its lease as a worker running a job does: each call counts as its registry heartbeat.
+    await vi.waitFor(
+      async () => {
+        expect((await call(`/worker/leases/${lease.lease_id}/heartbeat`, {})).status).toBe(200);
+        expect(await listed()).toMatchObject({ status: "healthy", kind: "http", host: "render-box-7", job_types: ["image.thumbnail"], in_flight: 1 });
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    const instance = (await listed())!;
+    const all = (await ctx.api.get("/workers", admin.token)).body;
+    expect(all.job_types["image.thumbnail"].healthy_instances).toBeGreaterThanOrEqual(1);
+
+    const drain = await ctx.api.post(`/workers/${instance.id}/drain`, {}, admin.token);
+    expect(drain.status).toBe(409);
+    expect(drain.body.error.message).toContain("over HTTP");
+
+    // It fails the job and goes silent.
+    expect((await call(`/worker/leases/${lease.lease_id}/fail`, { error: { code: "NOPE", message: "test worker gives up" }, retryable: false })).status).toBe(200);
+    await vi.waitFor(async () => expect(await listed()).toMatchObject({ status: "gone", in_flight: 0, jobs_failed_last_hour: 1 }), { timeout: 15_000, interval: 100 });
   });
 });

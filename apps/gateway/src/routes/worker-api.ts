@@ -22,6 +22,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { callCtx } from "../context.ts";
 import { bearerToken } from "../plugins/auth.ts";
+import { type HttpWorkerRecorder, workerInstanceHeader } from "../http-worker-registry.ts";
 import { bodyErrors, errorResponses } from "../plugins/openapi.ts";
 
 declare module "fastify" {
@@ -45,7 +46,7 @@ const leaseErrors = [...workerErrors, 404, 409] as const;
  * jobs of its token's types, reports as it runs, moves files through signed URLs and ends the job. A
  * user's access token is refused here, and a worker token everywhere else (it is not a JWT).
  */
-export async function workerApiRoutes(base: FastifyInstance, { rpc }: { rpc: RpcClient }) {
+export async function workerApiRoutes(base: FastifyInstance, { rpc, httpWorkers }: { rpc: RpcClient; httpWorkers?: HttpWorkerRecorder }) {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const tags = ["workers over HTTP"];
   app.decorateRequest("worker", null);
@@ -57,6 +58,17 @@ export async function workerApiRoutes(base: FastifyInstance, { rpc }: { rpc: Rpc
     req.worker = await rpc.call("auth", "verifyWorkerToken", { token }, { requestId: req.id });
   });
   const worker = (req: FastifyRequest) => req.worker!;
+  // Who is calling, for the worker registry (kind http): the header names the instance, else the lease body or its lease does.
+  const caller = (req: FastifyRequest, leaseName?: string) => {
+    const header = req.headers[workerInstanceHeader];
+    const named = typeof header === "string" && header.trim() ? header.trim().slice(0, 100) : undefined;
+    const leaseId = (req.params as { lease_id?: string } | undefined)?.lease_id;
+    return { worker: worker(req), instance: named ?? leaseName ?? (leaseId ? httpWorkers?.instanceOf(leaseId) : undefined), ip: req.ip };
+  };
+  // Every authenticated call under a lease counts as the instance's heartbeat; the lease route notes its own.
+  app.addHook("preHandler", async (req) => {
+    if (httpWorkers && req.worker && (req.params as { lease_id?: string } | undefined)?.lease_id) httpWorkers.seen(caller(req));
+  });
   const links = (leaseId: string) => {
     const at = `/api/v1/worker/leases/${leaseId}`;
     return { heartbeat: `${at}/heartbeat`, events: `${at}/events`, inputs: `${at}/inputs/{file_id}`, outputs: `${at}/outputs`, complete: `${at}/complete`, fail: `${at}/fail` };
@@ -78,9 +90,15 @@ export async function workerApiRoutes(base: FastifyInstance, { rpc }: { rpc: Rpc
     async (req, reply) => {
       const { job_types, lease_s, wait_s, worker: name } = req.body;
       const until = Date.now() + wait_s * 1000;
+      const who = caller(req, name);
       for (;;) {
+        // Each poll of a long wait counts: an idle worker waiting for jobs stays healthy.
+        httpWorkers?.seen(who);
         const { lease } = await rpc.call("job", "workerLease", { job_types, ...(lease_s !== undefined ? { lease_s } : {}), ...(name ? { name } : {}), worker: worker(req) }, callCtx(req));
-        if (lease) return { ...lease, links: links(lease.lease_id) };
+        if (lease) {
+          httpWorkers?.leased(who, lease.lease_id, lease.expires_at);
+          return { ...lease, links: links(lease.lease_id) };
+        }
         // A client that went away is not handed a job it would only hold until its lease ran out.
         if (Date.now() + LEASE_POLL_MS > until || req.raw.socket.destroyed) break;
         await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
@@ -94,7 +112,11 @@ export async function workerApiRoutes(base: FastifyInstance, { rpc }: { rpc: Rpc
     {
       schema: { tags, operationId: "renewLease", summary: "Renew a lease", params: LeaseParams, body: HeartbeatBody, response: { 200: LeaseState, ...errorResponses(...leaseErrors, ...bodyErrors) } },
     },
-    async (req) => rpc.call("job", "workerHeartbeat", { lease_id: req.params.lease_id, worker: worker(req), ...(req.body.lease_s !== undefined ? { lease_s: req.body.lease_s } : {}) }, callCtx(req)),
+    async (req) => {
+      const state = await rpc.call("job", "workerHeartbeat", { lease_id: req.params.lease_id, worker: worker(req), ...(req.body.lease_s !== undefined ? { lease_s: req.body.lease_s } : {}) }, callCtx(req));
+      httpWorkers?.renewed(state.lease_id, state.expires_at);
+      return state;
+    },
   );
 
   app.post(
@@ -161,7 +183,11 @@ export async function workerApiRoutes(base: FastifyInstance, { rpc }: { rpc: Rpc
         response: { 200: FinishedLease, ...errorResponses(...leaseErrors, ...bodyErrors) },
       },
     },
-    async (req) => rpc.call("job", "workerFinish", { lease_id: req.params.lease_id, worker: worker(req), outcome: { status: "succeeded", result: req.body.result } }, callCtx(req)),
+    async (req) => {
+      const done = await rpc.call("job", "workerFinish", { lease_id: req.params.lease_id, worker: worker(req), outcome: { status: "succeeded", result: req.body.result } }, callCtx(req));
+      httpWorkers?.finished(req.params.lease_id, true);
+      return done;
+    },
   );
 
   app.post(
@@ -177,7 +203,15 @@ export async function workerApiRoutes(base: FastifyInstance, { rpc }: { rpc: Rpc
         response: { 200: FinishedLease, ...errorResponses(...leaseErrors, ...bodyErrors) },
       },
     },
-    async (req) =>
-      rpc.call("job", "workerFinish", { lease_id: req.params.lease_id, worker: worker(req), outcome: { status: "failed", error: req.body.error, ...(req.body.retryable !== undefined ? { retryable: req.body.retryable } : {}) } }, callCtx(req)),
+    async (req) => {
+      const done = await rpc.call(
+        "job",
+        "workerFinish",
+        { lease_id: req.params.lease_id, worker: worker(req), outcome: { status: "failed", error: req.body.error, ...(req.body.retryable !== undefined ? { retryable: req.body.retryable } : {}) } },
+        callCtx(req),
+      );
+      httpWorkers?.finished(req.params.lease_id, false);
+      return done;
+    },
   );
 }

@@ -1,0 +1,167 @@
+import { httpWorkerKeyPrefix, workerRegistryBucket, workerRegistryId, workerRegistryKeepMs, type WorkerHeartbeat, type WorkerIdentity } from "@cutroom/contracts";
+import type { Logger, NatsConnection } from "@cutroom/runtime";
+import { StorageType } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+
+/** The request header an HTTP worker may name its instance with (docs/WORKER-API.md). */
+export const workerInstanceHeader = "cutroom-worker-instance";
+
+export interface HttpWorkerSeen {
+  worker: WorkerIdentity;
+  /** The Cutroom-Worker-Instance header, else the lease body's worker name, else the one its lease was taken with. */
+  instance: string | undefined;
+  /** The client's address: its host when it names no instance. */
+  ip: string;
+}
+
+export interface HttpWorkerRecorder {
+  /** Notes a call; puts the instance's heartbeat when the last put is a heartbeat interval old. */
+  seen: (call: HttpWorkerSeen) => void;
+  /** A lease was handed to the instance (in_flight counts it until it ends or runs out). */
+  leased: (call: HttpWorkerSeen, leaseId: string, expiresAt: string) => void;
+  /** A lease was renewed to expiresAt. */
+  renewed: (leaseId: string, expiresAt: string) => void;
+  /** A lease ended with the job: succeeded or failed. */
+  finished: (leaseId: string, ok: boolean) => void;
+  /** The instance name a lease was taken with, for calls under it that name none. */
+  instanceOf: (leaseId: string) => string | undefined;
+}
+
+interface Seen {
+  id: string;
+  worker: WorkerIdentity;
+  host: string;
+  started_at: string;
+  lastPut: number;
+  leases: Map<string, { expiresAt: number; since: number }>;
+  durations: number[];
+  ended: { at: number; ok: boolean }[];
+  pending?: NodeJS.Timeout | undefined;
+}
+
+const RECENT_DURATIONS = 30;
+const HOUR_MS = 60 * 60_000;
+
+/**
+ * Records workers over HTTP (ADR 040) in the worker registry (ADR 038) as kind http, from the calls
+ * they make: the gateway puts each instance's heartbeat for it, throttled in memory to one put per
+ * `heartbeatMs` however many calls come. Its jobs in hand are the leases this gateway handed it and
+ * saw neither end nor run out. An instance that stops calling stops being put, and the registry's
+ * readers judge it unhealthy, then gone, as any other.
+ */
+export function httpWorkerRecorder(nc: NatsConnection, log: Logger, opts: { heartbeatMs: number }): HttpWorkerRecorder {
+  const instances = new Map<string, Seen>();
+  const leaseOwner = new Map<string, { id: string; instance: string | undefined }>();
+  let kv: Promise<KV> | undefined;
+  let failing = false;
+  // Same config as the workers ask for: whoever comes first makes the bucket.
+  const bucket = () => (kv ??= new Kvm(nc).create(workerRegistryBucket, { history: 1, ttl: workerRegistryKeepMs, storage: StorageType.Memory }));
+
+  // Under http. in the bucket: the gateway may put there and nowhere a NATS worker puts (nats-permissions.ts).
+  const idOf = (call: HttpWorkerSeen) => `${httpWorkerKeyPrefix}${workerRegistryId(`${call.worker.token_id}${call.instance ? `-${call.instance}` : ""}`)}`;
+  const heartbeat = (s: Seen, now: number): WorkerHeartbeat => {
+    for (const [leaseId, l] of s.leases) if (l.expiresAt <= now) s.leases.delete(leaseId);
+    s.ended = s.ended.filter((e) => now - e.at < HOUR_MS);
+    return {
+      id: s.id,
+      kind: "http",
+      queue: "http",
+      job_types: s.worker.job_types,
+      // No slots to count: an HTTP worker takes what it leases, so its load is 100% while it holds a job.
+      concurrency: s.leases.size,
+      // The protocol carries no version: unknown until it does.
+      version: "unknown",
+      host: s.host,
+      pid: 0,
+      started_at: s.started_at,
+      heartbeat_ms: opts.heartbeatMs,
+      state: "running",
+      pulling: true,
+      in_flight: s.leases.size,
+      free_slots: 0,
+      recent_durations_ms: s.durations,
+      jobs_done_last_hour: s.ended.length,
+      jobs_failed_last_hour: s.ended.filter((e) => !e.ok).length,
+      sent_at: new Date(now).toISOString(),
+    };
+  };
+  const put = (s: Seen, now: number) => {
+    s.lastPut = now;
+    const hb = heartbeat(s, now);
+    bucket()
+      .then((b) => b.put(s.id, JSON.stringify(hb)))
+      .then(() => {
+        if (failing) log.info("http worker heartbeats stored again");
+        failing = false;
+      })
+      .catch((err) => {
+        kv = undefined;
+        if (!failing) log.warn({ err }, "could not store an http worker's heartbeat; trying again on its next call");
+        failing = true;
+      });
+  };
+  const touch = (call: HttpWorkerSeen) => {
+    const id = idOf(call);
+    const now = Date.now();
+    let s = instances.get(id);
+    if (!s) {
+      s = { id, worker: call.worker, host: call.instance ?? call.ip, started_at: new Date(now).toISOString(), lastPut: 0, leases: new Map(), durations: [], ended: [] };
+      instances.set(id, s);
+    }
+    // The token's scope as verified on this call: a changed token shows on the next put.
+    s.worker = call.worker;
+    return { s, now };
+  };
+  const maybePut = (s: Seen, now: number) => {
+    if (now - s.lastPut >= opts.heartbeatMs) put(s, now);
+  };
+  // A lease taken or ended changes its jobs in hand: put once the interval allows, not only on its next call.
+  const putSoon = (s: Seen, now: number) => {
+    if (now - s.lastPut >= opts.heartbeatMs) return put(s, now);
+    if (s.pending) return;
+    s.pending = setTimeout(() => {
+      s.pending = undefined;
+      put(s, Date.now());
+    }, s.lastPut + opts.heartbeatMs - now);
+    s.pending.unref();
+  };
+
+  // Forgets instances silent past the bucket's max_age, so a fleet of short-lived names does not grow the maps.
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [id, s] of instances) if (now - s.lastPut > workerRegistryKeepMs && ![...s.leases.values()].some((l) => l.expiresAt > now)) instances.delete(id);
+    for (const [leaseId, o] of leaseOwner) if (!instances.get(o.id)?.leases.has(leaseId)) leaseOwner.delete(leaseId);
+  }, 60_000);
+  sweep.unref();
+
+  return {
+    seen(call) {
+      const { s, now } = touch(call);
+      maybePut(s, now);
+    },
+    leased(call, leaseId, expiresAt) {
+      const { s, now } = touch(call);
+      s.leases.set(leaseId, { expiresAt: Date.parse(expiresAt), since: now });
+      leaseOwner.set(leaseId, { id: s.id, instance: call.instance });
+      putSoon(s, now);
+    },
+    renewed(leaseId, expiresAt) {
+      const o = leaseOwner.get(leaseId);
+      const l = o && instances.get(o.id)?.leases.get(leaseId);
+      if (l) l.expiresAt = Date.parse(expiresAt);
+    },
+    finished(leaseId, ok) {
+      const o = leaseOwner.get(leaseId);
+      leaseOwner.delete(leaseId);
+      const s = o && instances.get(o.id);
+      const l = s?.leases.get(leaseId);
+      if (!s || !l) return;
+      s.leases.delete(leaseId);
+      const now = Date.now();
+      s.durations = [...s.durations, now - l.since].slice(-RECENT_DURATIONS);
+      s.ended.push({ at: now, ok });
+      putSoon(s, now);
+    },
+    instanceOf: (leaseId) => leaseOwner.get(leaseId)?.instance,
+  };
+}
