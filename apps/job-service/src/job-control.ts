@@ -1,4 +1,4 @@
-import { highPriorityTiers, jobControl, AppError, type Caller, type JobError, type JobPriority } from "@cutroom/contracts";
+import { defaultJobControl, highPriorityTiers, jobControl, AppError, type Caller, type JobError, type JobPriority } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
 import { lockAccounts, settle } from "@cutroom/ledger";
@@ -100,17 +100,22 @@ export async function lockDueRetry(tx: Parameters<Parameters<Db["transaction"]>[
 }
 
 /**
- * Ends jobs past a deadline: queued ones never started by their start_by (EXPIRED) and running ones past their run's
- * deadline (TIMEOUT), each with its credits released in the same commit and its owner's slot handed
- * on. Answers the ended rows and the jobs given their slots.
+ * Ends jobs past a deadline: queued ones never started by their start_by (EXPIRED), running ones past their run's
+ * deadline (TIMEOUT), and running ones whose lease over HTTP (ADR 040) ran out on their last attempt (WORKER_LOST:
+ * without this, a job whose worker dies every time would be leased again without end). Each with its credits
+ * released in the same commit and its owner's slot handed on. Answers the ended rows and the jobs given their slots.
  */
 export async function endOverdueJobs(db: Db, limit = 100): Promise<{ ended: JobRow[]; admitted: JobRow[] }> {
   return db.transaction(async (tx) => {
-    const found = await tx.execute<{ id: string; status: string; user_id: string }>(sql`
-      select id, status, user_id from jobs.jobs
+    const found = await tx.execute<{ id: string; status: string; user_id: string; timed_out: boolean; attempts: number; max_attempts: number }>(sql`
+      select j.id, j.status, j.user_id, coalesce(j.run_deadline < now(), false) as timed_out, j.attempts, coalesce(j.max_attempts, ${defaultJobControl.maxAttempts}) as max_attempts
+      from jobs.jobs j
       -- A job waiting for its retry was started: its start window is behind it.
-      where (status = 'queued' and start_by < now() and started_at is null) or (status = 'running' and run_deadline < now())
-      order by id limit ${limit} for update skip locked`);
+      where (j.status = 'queued' and j.start_by < now() and j.started_at is null) or (j.status = 'running' and j.run_deadline < now())
+        -- Its lease (a negative dispatch) ran out and no attempt is left for the next lease to take it (worker-leases.ts).
+        or (j.status = 'running' and j.claimed_dispatch < 0 and j.attempts >= coalesce(j.max_attempts, ${defaultJobControl.maxAttempts})
+          and exists (select 1 from jobs.worker_leases l where l.job_id = j.id and l.dispatch = j.claimed_dispatch and l.expires_at < now()))
+      order by j.id limit ${limit} for update of j skip locked`);
     if (found.length === 0) return { ended: [], admitted: [] };
     const userIds = [...new Set([...found].map((r) => r.user_id))];
     await lockAccounts(tx, userIds);
@@ -119,7 +124,9 @@ export async function endOverdueJobs(db: Db, limit = 100): Promise<{ ended: JobR
       const error: JobError =
         f.status === "queued"
           ? { code: "EXPIRED", message: "no worker started the job before its start_within_s ran out" }
-          : { code: "TIMEOUT", message: "the run took longer than the job's timeout_s and was canceled" };
+          : f.timed_out
+            ? { code: "TIMEOUT", message: "the run took longer than the job's timeout_s and was canceled" }
+            : { code: "WORKER_LOST", message: `no worker finished this job in ${f.attempts} attempts: the lease of attempt ${f.attempts} of ${f.max_attempts} ran out (its worker over HTTP stopped renewing it)` };
       const [row] = await tx
         .update(jobs)
         .set({ status: "failed", error, creditState: "released", completedAt: sql`now()`, updatedAt: sql`now()` })

@@ -29,14 +29,15 @@ export interface ReconcilerDeps {
 
 /**
  * Fails the jobs past a deadline (ADR 039): EXPIRED for a queued job no worker started by its start_by,
- * TIMEOUT for a run past its timeout_s, whose worker is told to stop as a cancel tells it. Credits are
+ * TIMEOUT for a run past its timeout_s, whose worker is told to stop as a cancel tells it; WORKER_LOST for a
+ * job whose lease over HTTP ran out on its last attempt (ADR 040). Credits are
  * released in the ending's commit; the owner hears the ending, and their next waiting jobs start.
  */
 export async function endOverdue(deps: Pick<ReconcilerDeps, "db" | "js" | "log" | "events" | "nc">): Promise<number> {
   const { ended, admitted } = await endOverdueJobs(deps.db);
   for (const row of ended) {
     if (row.error?.code === "TIMEOUT") deps.nc?.publish(subjects.jobCancel(row.id), JSON.stringify({ job_id: row.id }));
-    deps.log.info({ job_id: row.id, code: row.error?.code }, "ended a job past its deadline");
+    deps.log.info({ job_id: row.id, code: row.error?.code, attempts: row.attempts }, row.error?.code === "WORKER_LOST" ? "failed a job whose lease ran out on its last attempt" : "ended a job past its deadline");
     await deps.events
       ?.publish(row.id, { type: "error", status: "failed", error: row.error!, ...(row.projectId ? { project_id: row.projectId } : {}) }, { unlessEnded: true, floor: row.lastEventSeq })
       .catch((err) => deps.log.warn({ err, job_id: row.id }, "could not publish a job event"));

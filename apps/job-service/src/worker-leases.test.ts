@@ -66,6 +66,26 @@ describe("job-service: HTTP workers' leases share the claim with NATS workers (A
     expect(await row(job.id)).toMatchObject({ status: "failed", creditState: "released", error: { code: "NOPE" } });
   });
 
+  it("fails a job whose lease ran out on its last attempt as WORKER_LOST, its credits released once, instead of leasing it again", async () => {
+    const user = await stack.newUser(100, "user", "pro");
+    const job = await enqueue(user, "image.resize");
+    expect((await stack.balance(user)).reserved).toBe(job.credits.amount);
+    // Three leases (the type's attempts), each left to run out as a worker that dies does.
+    for (const attempt of [1, 2, 3]) {
+      const got = await vi.waitFor(async () => (await lease("image.resize", 1))!, { timeout: 5000, interval: 100 });
+      expect(got.job).toMatchObject({ id: job.id, attempt });
+      expect(await stack.client.call("job", "workerInFlight", { worker, name: worker.name })).toEqual({ in_flight: 1 });
+      await sleep(timing.leaseMs + 100);
+    }
+    expect(await lease("image.resize")).toBeNull();
+    await vi.waitFor(async () => expect(await row(job.id)).toMatchObject({ status: "failed", attempts: 3, creditState: "released", error: { code: "WORKER_LOST" } }), { timeout: 5000, interval: 100 });
+    expect((await row(job.id)).error!.message).toContain("attempt 3 of 3");
+    expect(await stack.client.call("job", "workerInFlight", { worker })).toEqual({ in_flight: 0 });
+    // Released once: the balance is what it was before the reservation, and stays so over more reconciler passes.
+    await sleep(timing.reconcileIntervalMs * 3);
+    expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });
+  });
+
   it("lets a NATS worker take over the job of an HTTP lease that ran out, as a dead NATS worker's", async () => {
     const user = await stack.newUser(100, "user", "pro");
     const job = await enqueue(user, "image.thumbnail");

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { AppError, getJobType, jobLimits, type JobStorageAccess, type WorkerIdentity } from "@cutroom/contracts";
+import { AppError, defaultJobControl, getJobType, jobLimits, type JobStorageAccess, type WorkerIdentity } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
 import type { JobEventPublisher, RpcClient, RpcContext, RpcHandlers } from "@cutroom/runtime";
 import { countStarted } from "./job-metrics.ts";
@@ -19,7 +19,7 @@ export interface WorkerLeaseDeps {
   inputFiles: (row: JobRow) => string[];
 }
 
-type Handlers = Pick<RpcHandlers<"job">, "workerLease" | "workerHeartbeat" | "workerEvents" | "workerInput" | "workerOutput" | "workerConfirmOutput" | "workerFinish">;
+type Handlers = Pick<RpcHandlers<"job">, "workerLease" | "workerHeartbeat" | "workerEvents" | "workerInput" | "workerOutput" | "workerConfirmOutput" | "workerFinish" | "workerInFlight">;
 
 /** A lease that is still the job's claim: the job runs under the lease's dispatch and its lease has not run out. */
 interface LiveLease {
@@ -84,13 +84,14 @@ export function createWorkerLeaseHandlers(deps: WorkerLeaseDeps): Handlers {
       const leaseMs = leaseMsOf(lease_s);
       const workerName = name ?? worker.name;
       // One statement: the job served first of these types (run_order, as a NATS claim's queue turn) that is
-      // queued and due, or running under an HTTP lease that ran out; claimed, and the lease recorded with it.
+      // queued and due, or running under an HTTP lease that ran out with attempts left (one that ran out on its
+      // last attempt is the reconciler's to fail, WORKER_LOST); claimed, and the lease recorded with it.
       const rows = await db.execute<{ id: string }>(sql`
         with pick as (
           select j.id from jobs.jobs j
           where j.queue = any(${sql.param(queues)}::text[]) and j.type = any(${sql.param(job_types)}::text[])
             and ((j.status = 'queued' and not j.held and (j.next_attempt_at is null or j.next_attempt_at <= now()) and (j.start_by is null or j.start_by > now() or j.started_at is not null))
-              or (j.status = 'running' and j.claimed_dispatch < 0 and exists (
+              or (j.status = 'running' and j.claimed_dispatch < 0 and j.attempts < coalesce(j.max_attempts, ${defaultJobControl.maxAttempts}) and exists (
                 select 1 from jobs.worker_leases l where l.job_id = j.id and l.dispatch = j.claimed_dispatch and l.expires_at < now())))
           order by j.run_order, j.id limit 1
           for update of j skip locked
@@ -168,6 +169,15 @@ export function createWorkerLeaseHandlers(deps: WorkerLeaseDeps): Handlers {
       const lease = await liveLease(lease_id, worker);
       await requireOutputsOf(db, lease.job.id, [file_id], ["pending", "receiving", "uploaded", "ready"]);
       return rpc.call("storage", "confirmOutput", { owner_id: lease.job.userId, file_id });
+    },
+
+    // Live: the lease is still its job's claim and has not run out. The instance's leases are found through the running
+    // jobs (jobs_status_idx), not by scanning every lease ever taken.
+    workerInFlight: async ({ worker, name }) => {
+      const [row] = await db.execute<{ n: number }>(sql`
+        select count(*)::int as n from jobs.jobs j join jobs.worker_leases l on l.job_id = j.id and l.dispatch = j.claimed_dispatch
+        where j.status = 'running' and j.claimed_dispatch < 0 and l.token_id = ${worker.token_id}::uuid and l.worker = ${name ?? worker.name} and l.expires_at > now()`);
+      return { in_flight: row?.n ?? 0 };
     },
 
     workerFinish: async ({ lease_id, worker, outcome }, ctx) => {

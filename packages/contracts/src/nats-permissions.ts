@@ -100,7 +100,7 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       ...calls("job", ["pipelineTypes", "createPipeline", "getPipeline", "listPipelines", "approvePipeline", "cancelPipeline"]),
       // Workers over HTTP (ADR 040): their tokens (admins'; verified per request) and their leases.
       ...calls("auth", ["createWorkerToken", "listWorkerTokens", "revokeWorkerToken", "verifyWorkerToken"]),
-      ...calls("job", ["workerLease", "workerHeartbeat", "workerEvents", "workerInput", "workerOutput", "workerConfirmOutput", "workerFinish"]),
+      ...calls("job", ["workerLease", "workerHeartbeat", "workerEvents", "workerInput", "workerOutput", "workerConfirmOutput", "workerFinish", "workerInFlight"]),
       ...Object.keys(workerQueues).map((w) => subjects.rpc(w, "health")),
       ...[...serviceNames, ...workerNames].map((name) => subjects.instanceHealth(name)),
       ...calls("models", ["enhancePrompt"]),

@@ -158,6 +158,8 @@ export const rpc = {
     workerOutput: method(workerRpc.output, UploadTicket),
     workerConfirmOutput: method(workerRpc.confirmOutput, FileObject),
     workerFinish: method(workerRpc.finish, FinishedLease),
+    // The registry's in_flight of a worker over HTTP, counted in Postgres so that every gateway puts the same figure.
+    workerInFlight: method(workerRpc.inFlight, z.object({ in_flight: z.number().int() })),
     // Pipelines (ADR 025): runs of stages of ordinary jobs, advanced by job-service.
     pipelineTypes: method(Empty, z.object({ data: z.array(PipelineTypeDescription) })),
     // `idempotency_key` as on create: the same key and request give the same run, `replayed` (a run made before).

@@ -103,4 +103,6 @@ export const workerRpc = {
   output: z.object({ ...leased, filename: Filename, content_type: ContentType }),
   confirmOutput: z.object({ ...leased, file_id: Uuid }),
   finish: z.object({ ...leased, outcome: z.discriminatedUnion("status", [z.object({ status: z.literal("succeeded"), result: LeaseResult }), z.object({ status: z.literal("failed"), error: JobError, retryable: z.boolean().optional() })]) }),
+  /** An instance's live leases, for the worker registry: those leased under this name (the token's name when none). */
+  inFlight: z.object({ worker: WorkerIdentity, name: z.string().max(100).optional() }),
 };
