@@ -139,7 +139,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
       await api.register(promptRoutes, deps);
       await api.register(billingRoutes, deps);
       await api.register(adminRoutes, deps);
-      await api.register(workerApiRoutes, { ...deps, httpWorkers: httpWorkerRecorder(deps.nc, deps.log, { heartbeatMs: deps.workerHeartbeatMs ?? 5000 }) });
+      await api.register(workerApiRoutes, { ...deps, workers, httpWorkers: httpWorkerRecorder(deps.nc, deps.rpc, deps.log, { heartbeatMs: deps.workerHeartbeatMs ?? 5000 }) });
       await api.register(workerRoutes, { workers });
       await api.register(webhookRoutes, { nc: deps.nc, webhookSecret: deps.models?.webhookSecret });
     },

@@ -1,7 +1,7 @@
-import { httpWorkerKeyPrefix, workerRegistryBucket, workerRegistryId, workerRegistryKeepMs, type WorkerHeartbeat, type WorkerIdentity } from "@cutroom/contracts";
-import type { Logger, NatsConnection } from "@cutroom/runtime";
-import { StorageType } from "@nats-io/jetstream";
-import { Kvm, type KV } from "@nats-io/kv";
+import { httpWorkerKeyPrefix, WorkerHeartbeat, workerRegistryBucket, workerRegistryId, workerRegistryKeepMs, type WorkerIdentity } from "@cutroom/contracts";
+import type { Logger, NatsConnection, RpcClient } from "@cutroom/runtime";
+import { JetStreamApiCodes, JetStreamApiError, StorageType } from "@nats-io/jetstream";
+import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 
 /** The request header an HTTP worker may name its instance with (docs/WORKER-API.md). */
 export const workerInstanceHeader = "cutroom-worker-instance";
@@ -30,6 +30,8 @@ export interface HttpWorkerRecorder {
 interface Seen {
   id: string;
   worker: WorkerIdentity;
+  /** Its instance name, as its leases are recorded under (the token's name when none): what in_flight is counted by. */
+  instance: string | undefined;
   host: string;
   started_at: string;
   lastPut: number;
@@ -41,15 +43,55 @@ interface Seen {
 
 const RECENT_DURATIONS = 30;
 const HOUR_MS = 60 * 60_000;
+// Writes that lose the compare-and-set to another gateway's read again; more than a few in a row means something else is wrong.
+const CAS_TRIES = 5;
+
+/** An HTTP worker instance's registry id and key: under http. (where the gateway may put), its token id and its instance name. */
+export const httpWorkerId = (call: Pick<HttpWorkerSeen, "worker" | "instance">) =>
+  `${httpWorkerKeyPrefix}${workerRegistryId(`${call.worker.token_id}${call.instance ? `-${call.instance}` : ""}`)}`;
+
+/**
+ * Writes an HTTP worker's registry record by compare-and-set on its revision. `next` is given the stored record,
+ * so what one gateway set there (draining) is carried by every replica's later puts: none overwrites a record it
+ * did not read. `next` answering undefined writes nothing. Answers what was written.
+ */
+export async function updateHttpWorkerRecord(kv: KV, id: string, next: (stored: WorkerHeartbeat | undefined) => WorkerHeartbeat | undefined): Promise<WorkerHeartbeat | undefined> {
+  for (let tries = 1; ; tries++) {
+    const entry = await kv.get(id);
+    const live = entry?.operation === "PUT" ? entry : undefined;
+    const stored = live ? WorkerHeartbeat.safeParse(safeJson(live)) : undefined;
+    const hb = next(stored?.success ? stored.data : undefined);
+    if (!hb) return undefined;
+    try {
+      if (live) await kv.update(id, JSON.stringify(hb), live.revision);
+      else await kv.create(id, JSON.stringify(hb));
+      return hb;
+    } catch (err) {
+      // Another replica wrote it since the read: read again.
+      const conflict = err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+      if (!conflict || tries >= CAS_TRIES) throw err;
+    }
+  }
+}
+
+function safeJson(e: KvEntry): unknown {
+  try {
+    return e.json();
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Records workers over HTTP (ADR 040) in the worker registry (ADR 038) as kind http, from the calls
  * they make: the gateway puts each instance's heartbeat for it, throttled in memory to one put per
- * `heartbeatMs` however many calls come. Its jobs in hand are the leases this gateway handed it and
- * saw neither end nor run out. An instance that stops calling stops being put, and the registry's
- * readers judge it unhealthy, then gone, as any other.
+ * `heartbeatMs` however many calls come. What every replica must agree on comes from shared state:
+ * its jobs in hand are its live leases in Postgres (job.workerInFlight), and its state (draining,
+ * set by POST /workers/{id}/drain) is the stored record's, kept by a compare-and-set write. An
+ * instance that stops calling stops being put, and the registry's readers judge it unhealthy, then
+ * gone, as any other.
  */
-export function httpWorkerRecorder(nc: NatsConnection, log: Logger, opts: { heartbeatMs: number }): HttpWorkerRecorder {
+export function httpWorkerRecorder(nc: NatsConnection, rpc: Pick<RpcClient, "call">, log: Logger, opts: { heartbeatMs: number }): HttpWorkerRecorder {
   const instances = new Map<string, Seen>();
   const leaseOwner = new Map<string, { id: string; instance: string | undefined }>();
   let kv: Promise<KV> | undefined;
@@ -58,8 +100,8 @@ export function httpWorkerRecorder(nc: NatsConnection, log: Logger, opts: { hear
   const bucket = () => (kv ??= new Kvm(nc).create(workerRegistryBucket, { history: 1, ttl: workerRegistryKeepMs, storage: StorageType.Memory }));
 
   // Under http. in the bucket: the gateway may put there and nowhere a NATS worker puts (nats-permissions.ts).
-  const idOf = (call: HttpWorkerSeen) => `${httpWorkerKeyPrefix}${workerRegistryId(`${call.worker.token_id}${call.instance ? `-${call.instance}` : ""}`)}`;
-  const heartbeat = (s: Seen, now: number): WorkerHeartbeat => {
+  const idOf = httpWorkerId;
+  const heartbeat = (s: Seen, now: number, inFlight: number, stored: WorkerHeartbeat | undefined): WorkerHeartbeat => {
     for (const [leaseId, l] of s.leases) if (l.expiresAt <= now) s.leases.delete(leaseId);
     s.ended = s.ended.filter((e) => now - e.at < HOUR_MS);
     return {
@@ -68,16 +110,18 @@ export function httpWorkerRecorder(nc: NatsConnection, log: Logger, opts: { hear
       queue: "http",
       job_types: s.worker.job_types,
       // No slots to count: an HTTP worker takes what it leases, so its load is 100% while it holds a job.
-      concurrency: s.leases.size,
+      concurrency: inFlight,
       // The protocol carries no version: unknown until it does.
       version: "unknown",
       host: s.host,
       pid: 0,
-      started_at: s.started_at,
+      // The first replica's: the instance started when any gateway first heard it.
+      started_at: stored?.started_at ?? s.started_at,
       heartbeat_ms: opts.heartbeatMs,
-      state: "running",
+      // Draining until resumed, whichever replica drained it.
+      state: stored?.state === "draining" ? "draining" : "running",
       pulling: true,
-      in_flight: s.leases.size,
+      in_flight: inFlight,
       free_slots: 0,
       recent_durations_ms: s.durations,
       jobs_done_last_hour: s.ended.length,
@@ -85,11 +129,19 @@ export function httpWorkerRecorder(nc: NatsConnection, log: Logger, opts: { hear
       sent_at: new Date(now).toISOString(),
     };
   };
+  // Its leases as Postgres holds them, so that every replica puts the same figure; this replica's count if job-service does not answer.
+  const inFlightOf = (s: Seen) =>
+    rpc.call("job", "workerInFlight", { worker: s.worker, ...(s.instance ? { name: s.instance } : {}) }).then(
+      (r) => r.in_flight,
+      (err) => {
+        log.warn({ err, worker_id: s.id }, "could not count an http worker's leases; putting this gateway's count");
+        return [...s.leases.values()].filter((l) => l.expiresAt > Date.now()).length;
+      },
+    );
   const put = (s: Seen, now: number) => {
     s.lastPut = now;
-    const hb = heartbeat(s, now);
-    bucket()
-      .then((b) => b.put(s.id, JSON.stringify(hb)))
+    Promise.all([bucket(), inFlightOf(s)])
+      .then(([b, inFlight]) => updateHttpWorkerRecord(b, s.id, (stored) => heartbeat(s, Date.now(), inFlight, stored)))
       .then(() => {
         if (failing) log.info("http worker heartbeats stored again");
         failing = false;
@@ -105,7 +157,7 @@ export function httpWorkerRecorder(nc: NatsConnection, log: Logger, opts: { hear
     const now = Date.now();
     let s = instances.get(id);
     if (!s) {
-      s = { id, worker: call.worker, host: call.instance ?? call.ip, started_at: new Date(now).toISOString(), lastPut: 0, leases: new Map(), durations: [], ended: [] };
+      s = { id, worker: call.worker, instance: call.instance, host: call.instance ?? call.ip, started_at: new Date(now).toISOString(), lastPut: 0, leases: new Map(), durations: [], ended: [] };
       instances.set(id, s);
     }
     // The token's scope as verified on this call: a changed token shows on the next put.

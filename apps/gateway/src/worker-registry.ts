@@ -1,14 +1,17 @@
 import { AppError, RpcReply, WorkerHeartbeat, workerControlSubject, workerInstance, workerRegistryBucket, workerRegistryKeepMs, type WorkerControlBody, type WorkerHealthUpdate, type WorkerInstance } from "@cutroom/contracts";
 import type { Logger, NatsConnection } from "@cutroom/runtime";
 import { Kvm, type KvEntry } from "@nats-io/kv";
+import { updateHttpWorkerRecord } from "./http-worker-registry.ts";
 
 export interface WorkerRegistry {
   /** Every instance the registry holds, judged now: healthy, unhealthy, draining or gone. */
   list: () => WorkerInstance[];
   /** One instance judged now; undefined for an id the registry does not hold. */
   get: (id: string) => WorkerInstance | undefined;
-  /** Asks the instance to drain or resume over its control subject and answers it as it is after. */
+  /** Asks the instance to drain or resume over its control subject (a worker over HTTP: sets its stored state) and answers it as it is after. */
   control: (id: string, action: WorkerControlBody["action"]) => Promise<WorkerInstance>;
+  /** Whether the instance's record says draining, whatever its health: a worker over HTTP is then given no job. */
+  draining: (id: string) => boolean;
   /** Called with each change of an instance's status, load or jobs in hand; returns the unsubscribe. */
   onChange: (listener: (update: WorkerHealthUpdate) => void) => () => void;
   stop: () => Promise<void>;
@@ -102,12 +105,20 @@ export function watchWorkerRegistry(nc: NatsConnection, log: Logger, opts: { gon
   return {
     list: () => [...beats.values()].map(judge).sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id)),
     get: byId,
+    draining: (id) => beats.get(id)?.state === "draining",
     async control(id, action) {
       const known = byId(id);
       if (!known) throw new AppError("NOT_FOUND", `no worker instance ${id}`);
-      // A worker over HTTP has no control subject: nothing would make its next lease call wait.
-      if (known.kind === "http")
-        throw new AppError("CONFLICT", `worker instance ${id} works over HTTP: it cannot be told to ${action}; stop it calling POST /api/v1/worker/lease, or revoke its worker token`);
+      // A worker over HTTP hears nothing: its state is set in its record, which every gateway's lease route reads.
+      if (known.kind === "http") {
+        const kv = await new Kvm(nc).open(workerRegistryBucket);
+        const state = action === "drain" ? "draining" : "running";
+        const hb = await updateHttpWorkerRecord(kv, id, (stored) => stored && { ...stored, state });
+        if (!hb) throw new AppError("NOT_FOUND", `no worker instance ${id}`);
+        log.info({ worker_id: id, action }, "worker over HTTP told to drain or resume");
+        apply(hb);
+        return judge(beats.get(id) ?? hb);
+      }
       let reply: RpcReply;
       try {
         const msg = await nc.request(workerControlSubject(known.kind, id), JSON.stringify({ action }), { timeout: CONTROL_TIMEOUT_MS });

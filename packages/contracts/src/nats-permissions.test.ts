@@ -118,6 +118,8 @@ describe("NATS permissions", () => {
     expect(mayPublish("gateway", "$KV.workers.worker-image-host-1-abcdef")).toBe(false);
     // Workers over HTTP are the gateway's to record, under http. only.
     expect(mayPublish("gateway", "$KV.workers.http.0f4e-render-box-7")).toBe(true);
+    // It reads an HTTP worker's record before writing it (a drain set by another replica is kept).
+    expect(mayPublish("gateway", "$JS.API.DIRECT.GET.KV_workers.$KV.workers.http.0f4e-render-box-7")).toBe(true);
     const control = "workers.control.worker-video.worker-video-host-1-abcdef";
     expect(whoPublishes(control)).toEqual(["gateway"]);
     expect(natsUserNames.filter((a) => maySubscribe(a, control))).toEqual(["worker-video"]);

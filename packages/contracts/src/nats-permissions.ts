@@ -133,6 +133,9 @@ export const natsPermissions: Record<NatsUserName, NatsPermissions> = {
       // Records the workers over HTTP it hears from (kind http, under their own keys), making the bucket if no NATS worker has yet.
       jsApi("STREAM.CREATE", WORKERS_STREAM),
       `$KV.${workerRegistryBucket}.${httpWorkerKeyPrefix}>`,
+      // Reads an HTTP worker's record before each write (compare-and-set), so that every replica keeps a drain.
+      jsApi("STREAM.MSG.GET", WORKERS_STREAM),
+      jsApi("DIRECT.GET", WORKERS_STREAM, ">"),
     ],
     // Live events come through its JetStream consumer (to its inbox), never straight off jobs.events.>:
     // the broker forwards there even a publish the stream refused.

@@ -7,11 +7,12 @@ export type { Stack };
 export const ADMIN_EMAIL = "admin@e2e.cutroom.test";
 
 /** The whole product as separate processes, on a database of this test file's own. */
-export async function startStack(opts: { apps?: readonly AppName[]; env?: Record<string, string> } = {}): Promise<Stack> {
+export async function startStack(opts: { apps?: readonly AppName[]; env?: Record<string, string>; instances?: Partial<Record<AppName, number>> } = {}): Promise<Stack> {
   const db = await createTestDatabase("e2e");
   const stack = await startDevStack({
     databaseUrl: db.url,
     apps: opts.apps,
+    ...(opts.instances ? { instances: opts.instances } : {}),
     parentDir: process.env.CUTROOM_TEST_DIR,
     env: {
       // Every test client is 127.0.0.1: per-address sign-in limits would count the whole file as one user.

@@ -22,7 +22,8 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { callCtx } from "../context.ts";
 import { bearerToken } from "../plugins/auth.ts";
-import { type HttpWorkerRecorder, workerInstanceHeader } from "../http-worker-registry.ts";
+import { type HttpWorkerRecorder, httpWorkerId, workerInstanceHeader } from "../http-worker-registry.ts";
+import type { WorkerRegistry } from "../worker-registry.ts";
 import { bodyErrors, errorResponses } from "../plugins/openapi.ts";
 
 declare module "fastify" {
@@ -46,7 +47,7 @@ const leaseErrors = [...workerErrors, 404, 409] as const;
  * jobs of its token's types, reports as it runs, moves files through signed URLs and ends the job. A
  * user's access token is refused here, and a worker token everywhere else (it is not a JWT).
  */
-export async function workerApiRoutes(base: FastifyInstance, { rpc, httpWorkers }: { rpc: RpcClient; httpWorkers?: HttpWorkerRecorder }) {
+export async function workerApiRoutes(base: FastifyInstance, { rpc, httpWorkers, workers }: { rpc: RpcClient; httpWorkers?: HttpWorkerRecorder; workers?: Pick<WorkerRegistry, "draining"> }) {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const tags = ["workers over HTTP"];
   app.decorateRequest("worker", null);
@@ -82,7 +83,7 @@ export async function workerApiRoutes(base: FastifyInstance, { rpc, httpWorkers 
         operationId: "leaseJob",
         summary: "Lease the next job of the given types (long poll)",
         description:
-          "Waits up to wait_s for a queued job of one of job_types (each within the token's scope, else 403) and claims it for lease_s (at most the server's job lease). 200 with the lease; 204 when none came. The lease is the job's claim: renew it with heartbeats or events; once it runs out the job goes back for another worker, and the calls under this lease's links are refused with LEASE_LOST (documented on each of them; this call never answers it).",
+          "Waits up to wait_s for a queued job of one of job_types (each within the token's scope, else 403) and claims it for lease_s (at most the server's job lease). 200 with the lease; 204 when none came, and at once while an admin has drained this worker instance (POST /workers/{id}/drain; its leases in hand keep working). The lease is the job's claim: renew it with heartbeats or events; once it runs out the job goes back for another worker, and the calls under this lease's links are refused with LEASE_LOST (documented on each of them; this call never answers it).",
         body: LeaseBody,
         response: { 200: WorkerLease, 204: z.null().describe("no job of these types came within wait_s"), ...errorResponses(...workerErrors, ...bodyErrors) },
       },
@@ -91,10 +92,19 @@ export async function workerApiRoutes(base: FastifyInstance, { rpc, httpWorkers 
       const { job_types, lease_s, wait_s, worker: name } = req.body;
       const until = Date.now() + wait_s * 1000;
       const who = caller(req, name);
+      const id = httpWorkerId(who);
       for (;;) {
         // Each poll of a long wait counts: an idle worker waiting for jobs stays healthy.
         httpWorkers?.seen(who);
-        const { lease } = await rpc.call("job", "workerLease", { job_types, ...(lease_s !== undefined ? { lease_s } : {}), ...(name ? { name } : {}), worker: worker(req) }, callCtx(req));
+        // Drained (in its registry record, shared by every gateway): no job, and no long poll to hold either.
+        if (workers?.draining(id)) break;
+        // The lease is recorded under the instance's name, the one in_flight is counted by (job.workerInFlight).
+        const { lease } = await rpc.call(
+          "job",
+          "workerLease",
+          { job_types, ...(lease_s !== undefined ? { lease_s } : {}), ...(who.instance ? { name: who.instance } : {}), worker: worker(req) },
+          callCtx(req),
+        );
         if (lease) {
           httpWorkers?.leased(who, lease.lease_id, lease.expires_at);
           return { ...lease, links: links(lease.lease_id) };

@@ -50,8 +50,8 @@ export async function workerRoutes(base: FastifyInstance, { workers }: { workers
           summary: action === "drain" ? "Stop a worker instance taking jobs; it finishes those in hand" : "Let a drained worker instance take jobs again",
           description:
             action === "drain"
-              ? "The instance pulls no more jobs from its queue (another instance takes them) and finishes those it holds; its status is draining until resumed. Sent to the instance over NATS: 409 when it does not answer (gone), 404 for an id the registry does not hold."
-              : "The instance pulls jobs again. 409 when it does not answer (gone), 404 for an id the registry does not hold.",
+              ? "The instance pulls no more jobs from its queue (another instance takes them) and finishes those it holds; its status is draining until resumed. A NATS worker is told over NATS: 409 when it does not answer (gone). A worker over HTTP (kind http) is marked in its registry record, which every gateway reads: its lease calls answer 204 at once while its leases in hand keep working. 404 for an id the registry does not hold."
+              : "The instance takes jobs again (a worker over HTTP: its lease calls serve jobs again). 409 when a NATS worker does not answer (gone), 404 for an id the registry does not hold.",
           params,
           response: { 200: WorkerInstance, ...errorResponses(...adminErrors, 404, 409) },
         },
