@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import type { Readable } from "node:stream";
+import { pipeline, Transform, type Readable } from "node:stream";
 import { fileTypeFromBuffer } from "file-type";
 import { AppError, downloadUrlSeconds, kindOf, toPage, type Caller, type FileObject, type InputUrl, type MediaFacts } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
@@ -28,7 +28,7 @@ import {
 } from "./files.ts";
 import { createImportHandlers, defaultImportOptions, type ImportOptions } from "./import.ts";
 import { acceptsContent, storedContentType } from "./media-check.ts";
-import { createMediaProbe, UnmeasurableMedia, type MediaProbe, type ProbeSource } from "./probe.ts";
+import { createMediaProbe, imageHeadBytes, UnmeasurableMedia, type MediaProbe, type ProbeSource } from "./probe.ts";
 import { checkQuota, storageUsage } from "./quota.ts";
 import { createResumableHandlers, type ResumableDeps } from "./resumable.ts";
 import type { Signer } from "./signed-token.ts";
@@ -265,17 +265,45 @@ export function createOutputReceiver(deps: StorageDeps): OutputReceiver {
     if (!claims.job) throw new AppError("FORBIDDEN", "this link names no job");
     const row = await receiveOutputFile(deps.db, { id: outputFileId(claims.job, filename), ownerId: claims.key, jobId: claims.job, projectId: claims.prj ?? null, filename, contentType });
     if (!row) throw new AppError("CONFLICT", "this output belongs to another user", { job_id: claims.job });
+    const kind = kindOf(contentType);
+    // An image is measured from its header: kept as it streams in, rather than read back from the driver.
+    const kept = kind === "image" ? keepHead(body, imageHeadBytes) : undefined;
     let size: number;
     try {
-      size = await deps.driver.putStream(row.storageKey, body, { maxBytes: Number.POSITIVE_INFINITY, contentType });
+      size = await deps.driver.putStream(row.storageKey, kept?.body ?? body, { maxBytes: Number.POSITIVE_INFINITY, contentType });
     } catch (err) {
       await moveFile(deps.db, row.id, "receiving", "pending");
       throw err;
     }
+    const source = probeSource(deps.driver, row.storageKey);
     // Our own output: left unmeasured rather than refused when the probe cannot read it (as confirmOutput).
-    const media = await probeOf(deps)(kindOf(contentType), probeSource(deps.driver, row.storageKey)).catch(() => undefined);
+    const media = await probeOf(deps)(kind, kept ? { ...source, head: async (n) => kept.head(n) ?? source.head(n) } : source).catch(() => undefined);
     return toFileObject(await markReady(deps.db, row.id, size, undefined, media));
   };
+}
+
+/**
+ * The body passed through, its first `max` bytes kept on the way. `head(n)` is undefined when fewer than
+ * `n` bytes were kept of a longer body; ask it once the body has ended.
+ */
+function keepHead(body: Readable, max: number): { body: Readable; head: (n: number) => Buffer | undefined } {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let total = 0;
+  const through = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      total += chunk.length;
+      if (kept < max) {
+        const part = chunk.subarray(0, max - kept);
+        chunks.push(part);
+        kept += part.length;
+      }
+      done(null, chunk);
+    },
+  });
+  // Either side failing fails both, as when the driver read the body itself.
+  pipeline(body, through, () => {});
+  return { body: through, head: (n) => (kept >= n || kept === total ? Buffer.concat(chunks, kept).subarray(0, n) : undefined) };
 }
 
 export type IngestReceiver = (token: string, body: Readable, contentLength?: number) => Promise<FileObject>;

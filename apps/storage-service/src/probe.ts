@@ -25,7 +25,7 @@ export class UnmeasurableMedia extends Error {
 export const defaultProbeTimeoutMs = 15_000;
 
 // A JPEG's size comes after its EXIF, ICC and XMP segments, which can run to hundreds of kB.
-const imageHeadBytes = 1024 * 1024;
+export const imageHeadBytes = 1024 * 1024;
 // EXIF orientations 5–8 turn the picture a quarter: it is shown (and resized by the worker) with its sides swapped.
 const quarterTurns = new Set([5, 6, 7, 8]);
 // Formats ffprobe reads as a video that are really a still image.

@@ -26,15 +26,24 @@ export class FsDriver implements StorageDriver {
 
   async putStream(key: string, body: Readable, { maxBytes }: { maxBytes: number }): Promise<number> {
     const target = this.pathOf(key);
-    await mkdir(this.tmpDir, { recursive: true });
     // A temp file renamed into place: readers never see half an object, a failed upload leaves nothing.
     const tmp = join(this.tmpDir, randomUUID());
     const counter = limitBytes(maxBytes);
+    // The folders are made only when missing (ENOENT), not before every object: a worker's outputs are many and small.
+    const file = await open(tmp, "w").catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+      await mkdir(this.tmpDir, { recursive: true });
+      return open(tmp, "w");
+    });
     try {
-      await pipeline(body, counter, createWriteStream(tmp));
-      await mkdir(dirname(target), { recursive: true });
-      await rename(tmp, target);
+      await pipeline(body, counter, file.createWriteStream());
+      await rename(tmp, target).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== "ENOENT") throw err;
+        await mkdir(dirname(target), { recursive: true });
+        await rename(tmp, target);
+      });
     } catch (err) {
+      await file.close().catch(() => {});
       await rm(tmp, { force: true });
       throw err;
     }
@@ -44,8 +53,9 @@ export class FsDriver implements StorageDriver {
   async readHead(key: string, n: number): Promise<Buffer> {
     const file = await open(this.pathOf(key), "r");
     try {
-      const buf = Buffer.alloc(n);
-      const { bytesRead } = await file.read(buf, 0, n, 0);
+      // No bigger than the file: a probe asks for 1 MiB, and a buffer that size per small file kept the GC busy.
+      const buf = Buffer.allocUnsafe(Math.min(n, (await file.stat()).size));
+      const { bytesRead } = await file.read(buf, 0, buf.length, 0);
       return buf.subarray(0, bytesRead);
     } finally {
       await file.close();
