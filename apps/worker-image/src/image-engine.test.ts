@@ -19,7 +19,8 @@ const alive = (pid: number) => {
 const limits = jobLimits("enterprise");
 
 describe("the image engine (sharp in child processes)", () => {
-  const engine = createImageEngine();
+  // Every resize goes to a child here, however small.
+  const engine = createImageEngine({ inlineMaxPixels: 0 });
   let dir: string;
   let photo: string;
   beforeAll(async () => {
@@ -69,4 +70,38 @@ describe("the image engine (sharp in child processes)", () => {
     expect(Date.now() - started).toBeLessThan(2000);
     expect(busy.filter(alive)).toEqual([]);
   }, 30_000);
+});
+
+describe("the image engine with a small image", () => {
+  const engine = createImageEngine();
+  let dir: string;
+  let photo: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "engine-inline-"));
+    photo = join(dir, "photo.png");
+    await sharp({ create: { width: 64, height: 48, channels: 3, background: "#3366cc" } }).png().toFile(photo);
+  });
+  afterAll(async () => {
+    engine.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("makes a thumbnail in its own process, starting no child", async () => {
+    const out = await engine.resize(photo, join(dir, "thumb.webp"), { width: 32, height: 32, fit: "inside", format: "webp", quality: 75, limits }, new AbortController().signal);
+    expect(out).toMatchObject({ width: 32, height: 24, format: "webp" });
+    expect((await sharp(out.path).metadata()).format).toBe("webp");
+    expect(engine.pids()).toEqual([]);
+  });
+
+  it("still resizes to a large output in a child process", async () => {
+    const out = await engine.resize(photo, join(dir, "big.png"), { width: 640, height: 480, fit: "fill", format: "png", quality: 75, limits }, new AbortController().signal);
+    expect(out).toMatchObject({ width: 640, height: 480 });
+    expect(engine.pids()).toHaveLength(1);
+  }, 30_000);
+
+  it("refuses a canceled job before resizing", async () => {
+    const controller = new AbortController();
+    controller.abort(new Error("canceled"));
+    await expect(engine.resize(photo, join(dir, "never.png"), { width: 16, fit: "cover", format: "png", quality: 75, limits }, controller.signal)).rejects.toThrow("canceled");
+  });
 });

@@ -38,6 +38,11 @@ export const extensions: Record<ImageFormat, string> = { jpeg: "jpg", png: "png"
  * An input or output past the job's limits is refused from the header alone (LIMIT_EXCEEDED).
  */
 export async function resizeImage(inputPath: string, outputPath: string, opts: ResizeOptions): Promise<ResizedImage> {
+  return (await resizeSmallImage(inputPath, outputPath, opts, Number.POSITIVE_INFINITY))!;
+}
+
+/** As resizeImage, when neither the input nor the output has more than `maxPixels`; else undefined, nothing decoded. */
+export async function resizeSmallImage(inputPath: string, outputPath: string, opts: ResizeOptions, maxPixels: number): Promise<ResizedImage | undefined> {
   let meta: Metadata;
   try {
     // The header alone; with a pixel limit sharp would refuse here as if the image were damaged.
@@ -50,6 +55,7 @@ export async function resizeImage(inputPath: string, outputPath: string, opts: R
   if (!src.width || !src.height) throw new JobFailure("INVALID_MEDIA", "the input image has no size");
   const out = resizedSize(src, opts);
   checkLimits(opts.limits, { input_pixels: src.width * src.height, output_pixels: out.width * out.height });
+  if (Math.max(src.width * src.height, out.width * out.height) > maxPixels) return undefined;
   // sharp's own pixel limit as well: it guards the decode itself.
   const image = sharp(inputPath, { failOn: "error", limitInputPixels: opts.limits.max_input_pixels });
   const info = await image

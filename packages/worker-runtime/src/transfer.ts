@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from "node:fs";
-import { stat } from "node:fs/promises";
+import { open, stat, writeFile } from "node:fs/promises";
 import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
@@ -30,7 +30,7 @@ const direct = createStorageReplicas([]);
  * One request to storage: the connection first (a dead replica passed over for the next, see
  * StorageReplicas), then the body, from `open` so nothing of it is spent on a replica that was down.
  */
-async function send(storage: StorageReplicas, url: string, opts: { method: string; headers?: OutgoingHttpHeaders; open?: () => Readable; signal: AbortSignal }, what: string): Promise<IncomingMessage> {
+async function send(storage: StorageReplicas, url: string, opts: { method: string; headers?: OutgoingHttpHeaders; open?: () => Readable; bytes?: Buffer; signal: AbortSignal }, what: string): Promise<IncomingMessage> {
   const failed = (err: unknown) => {
     if (opts.signal.aborted) return err;
     return new TransferError(`could not ${what} storage (${why(err)})`, { cause: err });
@@ -41,13 +41,18 @@ async function send(storage: StorageReplicas, url: string, opts: { method: strin
   return new Promise((resolve, reject) => {
     req.once("response", resolve);
     req.on("error", (err) => reject(failed(err)));
+    // A small body goes whole: headers and bytes in one write.
+    if (opts.bytes) return void req.end(opts.bytes);
     if (!opts.open) return void req.end();
     // A failed read of the file fails the request too, and is answered above.
     pipeline(opts.open(), req).catch(() => {});
   });
 }
 
-/** Streams a signed GET URL into a file, never holding the whole body in memory. Returns its size. */
+// Bodies up to this size are held whole rather than streamed: one write each way, no stream pipeline (ADR 042).
+const SMALL_BODY_BYTES = 256 * 1024;
+
+/** Streams a signed GET URL into a file, holding in memory no more than a small body. Returns its size. */
 export async function downloadToFile(url: string, path: string, signal: AbortSignal, storage: StorageReplicas = direct): Promise<number> {
   const res = await send(storage, url, { method: "GET", signal }, "download the input file from");
   const status = res.statusCode ?? 500;
@@ -55,8 +60,34 @@ export async function downloadToFile(url: string, path: string, signal: AbortSig
     res.resume();
     throw Object.assign(new TransferError(`could not download the input file from storage (HTTP ${status})`), { status });
   }
+  const length = Number(res.headers["content-length"]);
+  if (length <= SMALL_BODY_BYTES) {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res) {
+      chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+    await writeFile(path, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), { signal });
+    return size;
+  }
   await pipeline(res, createWriteStream(path), { signal });
   return (await stat(path)).size;
+}
+
+/** A file's size, and its bytes when it is small enough to send whole (SMALL_BODY_BYTES). */
+async function readIfSmall(path: string): Promise<{ size: number; bytes?: Buffer }> {
+  const file = await open(path, "r");
+  try {
+    const { size } = await file.stat();
+    if (size > SMALL_BODY_BYTES) return { size };
+    const bytes = Buffer.allocUnsafe(size);
+    const { bytesRead } = await file.read(bytes, 0, size, 0);
+    // Changed while we read: streamed from its start instead.
+    return bytesRead === size ? { size, bytes } : { size };
+  } finally {
+    await file.close();
+  }
 }
 
 /**
@@ -71,11 +102,11 @@ export async function uploadFile(
   signal: AbortSignal,
   storage: StorageReplicas = direct,
 ): Promise<number> {
-  const { size } = await stat(path);
+  const { size, bytes } = await readIfSmall(path);
   const res = await send(
     storage,
     ticket.upload_url,
-    { method: ticket.method, headers: { "content-type": contentType, ...ticket.headers, "content-length": String(size) }, open: () => createReadStream(path), signal },
+    { method: ticket.method, headers: { "content-type": contentType, ...ticket.headers, "content-length": String(size) }, open: () => createReadStream(path), bytes, signal },
     "upload the output file to",
   );
   res.resume();
@@ -89,8 +120,8 @@ export async function uploadFile(
  * one request: the answer is the ready file, checked against its contract.
  */
 export async function putOutputFile(url: string, path: string, contentType: string, signal: AbortSignal, storage: StorageReplicas = direct): Promise<FileObject> {
-  const { size } = await stat(path);
-  const res = await send(storage, url, { method: "PUT", headers: { "content-type": contentType, "content-length": String(size) }, open: () => createReadStream(path), signal }, "upload the output file to");
+  const { size, bytes } = await readIfSmall(path);
+  const res = await send(storage, url, { method: "PUT", headers: { "content-type": contentType, "content-length": String(size) }, open: () => createReadStream(path), bytes, signal }, "upload the output file to");
   const chunks: Buffer[] = [];
   for await (const chunk of res) chunks.push(chunk as Buffer);
   if ((res.statusCode ?? 500) >= 300) throw new TransferError(`could not upload the output file to storage (HTTP ${res.statusCode})`);
