@@ -1,7 +1,7 @@
 import { CancelReply, CreateJobBody, CreateJobRequest, CreateJobsBatchBody, JobsBatchReply, maxBatchJobs, Estimate, EstimateJobRequest, IdempotencyKey, Job, JobTypeDescription, type JobTypeName, ListJobsQuery, describeJobType, jobTypes, page, IdParams } from "@cutroom/contracts";
 import type { RpcClient } from "@cutroom/runtime";
-import type { FastifyInstance, FastifyReply } from "fastify";
-import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import type { FastifyInstance, FastifyReply, FastifySerializerCompiler } from "fastify";
+import { serializerCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { canRun, listModelLevels } from "@cutroom/models";
 import { callCtx } from "../context.ts";
@@ -40,6 +40,7 @@ export async function jobRoutes(base: FastifyInstance, { rpc, models = noGateway
       onRequest: app.authenticate,
       // Its own per-minute limit, exact across replicas, is taken as the job commits (ADR 027).
       config: { requestBudget: false },
+      serializerCompiler: writtenAsParsed(202),
       schema: {
         tags,
         operationId: "createJob",
@@ -65,6 +66,7 @@ export async function jobRoutes(base: FastifyInstance, { rpc, models = noGateway
     {
       onRequest: app.authenticate,
       config: { requestBudget: false },
+      serializerCompiler: writtenAsParsed(202),
       schema: {
         tags,
         operationId: "createJobsBatch",
@@ -145,6 +147,16 @@ export async function jobRoutes(base: FastifyInstance, { rpc, models = noGateway
     },
     async (req) => rpc.call("job", "cancel", { job_id: req.params.id }, callCtx(req)),
   );
+}
+
+/**
+ * A route's serializers where its `status` answer is what the RPC client already parsed with the
+ * same contract (ADR 032): written as it is, not checked by zod a second time (ADR 044). Its other
+ * answers (the error envelopes) go through the schema as everywhere.
+ */
+function writtenAsParsed<T>(status: number): FastifySerializerCompiler<T> {
+  const code = String(status);
+  return (route) => (route.httpStatus === code ? (data: unknown) => JSON.stringify(data) : serializerCompiler(route as Parameters<typeof serializerCompiler>[0]));
 }
 
 /** `{"name[a]": "1", "name[b]": "2"}` → `{name: {a: "1", b: "2"}}`; the other keys as they are. A repeated key keeps its last value. */
