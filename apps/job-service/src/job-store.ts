@@ -1,5 +1,5 @@
 import { AppError, tierLimits, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
-import { and, asc, desc, eq, getTableColumns, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
+import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
 import { heldReserves, lockAccounts, planReservations, takeRates, writeReservations, type RateDecision, type RateTake } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
@@ -265,7 +265,7 @@ function decodeRows(raw: readonly Record<string, unknown>[]): JobRow[] {
  */
 export async function admitWaitingJobs(tx: Tx, userIds: readonly string[]): Promise<JobRow[]> {
   const users = sql.param([...new Set(userIds)]);
-  const rows = await tx.execute<Record<string, unknown>>(sql`
+  const rows = await executePrepared<Record<string, unknown>>(tx, sql`
     with waiting as (
       select id, user_id, tier, row_number() over (partition by user_id order by queue_order, id) as place
       from jobs.jobs where user_id = any(${users}::uuid[]) and status = 'queued' and held
@@ -305,7 +305,7 @@ export async function usersWithFreeSlots(db: Db, limit = 100): Promise<string[]>
 export async function queuePositions(conn: Conn, rows: readonly JobRow[]): Promise<Map<string, number>> {
   const ids = rows.filter((r) => r.held && r.status === "queued").map((r) => r.id);
   if (ids.length === 0) return new Map();
-  const found = await conn.execute<{ id: string; place: number }>(sql`
+  const found = await executePrepared<{ id: string; place: number }>(conn, sql`
     select h.id, (select count(*) from jobs.jobs w
                   where w.user_id = h.user_id and w.status = 'queued' and w.held and (w.queue_order, w.id) <= (h.queue_order, h.id))::int as place
     from jobs.jobs h where h.id = any(${sql.param(ids)}::uuid[])`);
@@ -314,7 +314,7 @@ export async function queuePositions(conn: Conn, rows: readonly JobRow[]): Promi
 
 /** A user's held jobs in order, with their places: their queued events say where they stand. */
 export async function waitingJobs(conn: Conn, userId: string, limit = 100): Promise<(Pick<JobRow, "id" | "projectId" | "lastEventSeq"> & { position: number })[]> {
-  const rows = await conn.execute<{ id: string; project_id: string | null; last_event_seq: number; place: number }>(sql`
+  const rows = await executePrepared<{ id: string; project_id: string | null; last_event_seq: number; place: number }>(conn, sql`
     select id, project_id, last_event_seq, row_number() over (order by queue_order, id)::int as place
     from jobs.jobs where user_id = ${userId} and status = 'queued' and held
     order by queue_order, id limit ${limit}`);
@@ -422,7 +422,7 @@ export async function markDispatched(db: Conn, id: string, dispatch: number, seq
 /** markDispatched for many jobs in one statement, of one text whatever their number (arrays, ADR 034). */
 export async function markDispatchedMany(db: Conn, marks: readonly { id: string; dispatch: number; seq: number }[]): Promise<void> {
   if (marks.length === 0) return;
-  await db.execute(sql`
+  await executePrepared(db, sql`
     update jobs.jobs j set dispatch_count = v.dispatch, dispatch_seq = v.seq, dispatched_at = now()
     from unnest(${sql.param(marks.map((m) => m.id))}::uuid[], ${sql.param(marks.map((m) => m.dispatch))}::int[], ${sql.param(marks.map((m) => String(m.seq)))}::text[]::bigint[]) as v(id, dispatch, seq)
     where j.id = v.id and j.dispatch_count < v.dispatch`);
@@ -482,11 +482,11 @@ export async function claimJob(db: Db, id: string, dispatch: number, leaseMs: nu
       next_attempt_at = null, updated_at = now()
     from pick where j.id = pick.id and ${claimable}
     returning j.*`;
-  let rows = await db.execute<Record<string, unknown>>(statement);
+  let rows = await executePrepared<Record<string, unknown>>(db, statement);
   // The message's own job may have been taken, while this statement waited for its lock, by another
   // message's claim that served it first: this message is then the turn of that message's job. The
   // statement read the queue before the wait, so it is run once more (READ COMMITTED: a fresh snapshot).
-  if (rows.length === 0) rows = await db.execute<Record<string, unknown>>(statement);
+  if (rows.length === 0) rows = await executePrepared<Record<string, unknown>>(db, statement);
   const [row] = decodeRows([...rows]);
   return row ? countStarted(row) : null;
 }
@@ -524,7 +524,7 @@ export async function finishJob(
     // locked first, then the account (the order the reconciler's settles take). Any settle of a job follows
     // its ending, which this row's lock makes ours alone; ledger_job_settle_uq refuses a second one anyway.
     // credit_state is what the ledger says after it: a settle already made, else this one, else none held.
-    const ended = await tx.execute<Record<string, unknown>>(sql`
+    const ended = await executePrepared<Record<string, unknown>>(tx, sql`
       with ended as (
         update jobs.jobs j set status = ${outcome.status}, ${patch},
           credit_state = coalesce(
@@ -576,9 +576,13 @@ export async function applyEventToJob(db: Db, event: JobEvent, leaseMs: number):
 }
 
 /** The rows a batch of events may change, as they are now; unlocked, since writeEventPatches checks that nothing moved since. */
-export function readEventTargets(db: Db, ids: string[]): Promise<Pick<JobRow, "id" | "status" | "stages" | "lastEventSeq">[]> {
-  // An array parameter: one statement text whatever the batch's size (ADR 034).
-  return db.select({ id: jobs.id, status: jobs.status, stages: jobs.stages, lastEventSeq: jobs.lastEventSeq }).from(jobs).where(sql`${jobs.id} = any(${sql.param(ids)}::uuid[])`);
+export async function readEventTargets(db: Db, ids: string[]): Promise<Pick<JobRow, "id" | "status" | "stages" | "lastEventSeq">[]> {
+  // An array parameter: one statement text whatever the batch's size (ADR 034), prepared (ADR 043).
+  const rows = await executePrepared<{ id: string; status: JobRow["status"]; stages: JobRow["stages"]; last_event_seq: number }>(
+    db,
+    sql`select id, status, stages, last_event_seq from jobs.jobs where id = any(${sql.param(ids)}::uuid[])`,
+  );
+  return rows.map((r) => ({ id: r.id, status: r.status, stages: r.stages, lastEventSeq: r.last_event_seq }));
 }
 
 /** What a batch of events changes in one job: the events' patches folded onto the row as it was read. */
@@ -605,7 +609,7 @@ export async function writeEventPatches(db: Db, patches: EventsPatch[], leaseMs:
     stage: patch.stage ?? null,
     stages: patch.stages ?? null,
   }));
-  const rows = await db.execute<{ id: string; last_event_seq: number; pipeline_id: string | null; pipeline_stage: string | null }>(sql`
+  const rows = await executePrepared<{ id: string; last_event_seq: number; pipeline_id: string | null; pipeline_stage: string | null }>(db, sql`
     update jobs.jobs as j set
       last_event_seq = v.last_event_seq,
       progress = coalesce(v.progress, j.progress),

@@ -1,5 +1,5 @@
 import { tierLimits } from "@cutroom/contracts";
-import { sqlTag as sql, type Db } from "@cutroom/db";
+import { executePrepared, sqlTag as sql, type Db } from "@cutroom/db";
 import type { JobEventPublisher, Logger } from "@cutroom/runtime";
 import { queuePositions, type Conn, type JobRow, type QueuePlace } from "./job-store.ts";
 
@@ -29,7 +29,7 @@ export function createQueueLines(deps: { db: Db; events: JobEventPublisher; log:
     // A type with no run yet is read again each time: its first success should show at once.
     const stale = [...new Set(types)].filter((t) => (runTimes.get(t)?.seconds == null ? 0 : runTimes.get(t)!.at) < now - RUN_TIME_TTL_MS);
     if (stale.length > 0) {
-      const rows = await deps.db.execute<{ type: string; median: number | null }>(sql`
+      const rows = await executePrepared<{ type: string; median: number | null }>(deps.db, sql`
         select t.type, percentile_cont(0.5) within group (order by r.secs) as median
         from unnest(${sql.param(stale)}::text[]) as t(type)
         left join lateral (
@@ -151,7 +151,7 @@ const claimable = (j: string) => sql.raw(`${j}.status = 'queued' and not ${j}.he
  */
 async function workerQueuePlaces(conn: Conn, rows: readonly JobRow[]): Promise<Map<string, { position: number; workers: number }>> {
   if (rows.length === 0) return new Map();
-  const found = await conn.execute<{ id: string; place: number; workers: number }>(sql`
+  const found = await executePrepared<{ id: string; place: number; workers: number }>(conn, sql`
     select h.id,
       (select count(*) from jobs.jobs w where w.queue = h.queue and ${claimable("w")} and (w.run_order, w.id) < (h.run_order, h.id))::int + 1 as place,
       (select count(*) from jobs.jobs r where r.queue = h.queue and r.status = 'running')::int as workers
@@ -162,7 +162,7 @@ async function workerQueuePlaces(conn: Conn, rows: readonly JobRow[]): Promise<M
 
 /** A worker queue's claimable jobs in the claim's order, with their places, those dispatched only; `waited`: dispatched more than `waitedMs` ago. */
 async function workerQueueLine(conn: Conn, queue: string, waitedMs: number) {
-  const rows = await conn.execute<{ id: string; type: string; project_id: string | null; last_event_seq: number; place: number; waited: boolean; workers: number }>(sql`
+  const rows = await executePrepared<{ id: string; type: string; project_id: string | null; last_event_seq: number; place: number; waited: boolean; workers: number }>(conn, sql`
     select * from (
       select j.id, j.type, j.project_id, j.last_event_seq, j.dispatched_at, row_number() over (order by j.run_order, j.id)::int as place,
         j.dispatched_at < now() - make_interval(secs => ${waitedMs / 1000}) as waited,

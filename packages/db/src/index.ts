@@ -1,3 +1,4 @@
+import type { SQL } from "drizzle-orm";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
@@ -27,6 +28,24 @@ export function createDb(url: string, opts: { max?: number } = {}): DbHandle {
 
 /** The postgres.js client under a Drizzle `db`: hot paths send it plain SQL, prepared once per connection, without Drizzle's query building. */
 export const clientOf = (db: Db): postgres.Sql => (db as Db & { $client: postgres.Sql }).$client;
+
+/** A Drizzle `db` or one of its transactions. */
+export type DbOrTx = Db | Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+/**
+ * Runs a Drizzle `sql` query as a named prepared statement of the connection under `conn` (the pool's,
+ * or the transaction's own): Postgres parses it once per connection, and each call is one round trip.
+ * Drizzle's `execute` sends an unnamed statement, which Postgres parses, analyses and plans on every
+ * call, and postgres.js first waits for its parameters' description: two round trips (ADR 043).
+ * Answers the rows as `execute` does. Only for a text that does not change with the values (array
+ * parameters, no `sql.raw` of values): postgres.js keeps every statement it prepared while the
+ * connection lives.
+ */
+export function executePrepared<T extends Record<string, unknown>>(conn: DbOrTx, query: SQL): Promise<postgres.RowList<T[]>> {
+  const inner = conn as unknown as { dialect: { sqlToQuery: (q: SQL) => { sql: string; params: unknown[] } }; session: { client: postgres.Sql } };
+  const { sql: text, params } = inner.dialect.sqlToQuery(query);
+  return inner.session.client.unsafe<T[]>(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+}
 
 export const migrationsFolder = fileURLToPath(new URL("../drizzle", import.meta.url));
 
