@@ -238,6 +238,17 @@ describe("operators", () => {
     expect(drain.code).toBe(1);
     if (registry) expect(drain.error).toMatchObject({ code: "NOT_FOUND" });
     else expect(drain.error).toMatchObject({ code: "NOT_AVAILABLE", message: expect.stringContaining("workers drain is not available on this server") });
+    if (!registry) return;
+    // The image worker drained, then resumed: the registry's status follows each command.
+    const id = workers!.json.workers[0].id as string;
+    const drained = await cutroom(admin.home, ["workers", "drain", id, "--json"]);
+    expect(drained.code, drained.stderr).toBe(0);
+    expect(drained.json).toMatchObject({ id, status: "draining" });
+    const resumed = await cutroom(admin.home, ["workers", "resume", id]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(new RegExp(`^resumed worker ${id}`));
+    const after = await cutroom(admin.home, ["workers", "list", "--json"]);
+    expect(after.json.workers.find((w: { id: string }) => w.id === id).status).not.toBe("draining");
   });
 
   it("requeues a failed job once: a new job reserves its credits again, a second ask answers the same job, and only a failed job may be requeued", async () => {

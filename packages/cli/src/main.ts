@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { adminCommand, creditsGrant, migrate, queues, tierSet, workersDrain, workersList } from "./commands/ops.ts";
+import { adminCommand, creditsGrant, migrate, queues, tierSet, workersControl, workersList } from "./commands/ops.ts";
 import { download, upload } from "./commands/files.ts";
 import * as jobs from "./commands/jobs.ts";
 import { login, logout, whoami } from "./commands/session.ts";
@@ -72,7 +72,8 @@ const commands: Command[] = [
   { words: ["credits", "grant"], args: ["email|user-id", "n"], options: ["note"], usage: "credits grant <email|user-id> <n> [--note text]   admin: give credits", run: (c, a, v) => creditsGrant(c, a, v) },
   { words: ["tier", "set"], args: ["email|user-id", "tier"], options: [], usage: "tier set <email|user-id> <free|pro|enterprise>   admin: change a user's tier", run: (c, a) => tierSet(c, a) },
   { words: ["workers", "list"], args: [], options: [], usage: "workers list                              admin: worker processes and their load", run: (c) => workersList(c) },
-  { words: ["workers", "drain"], args: ["worker-id"], options: [], usage: "workers drain <worker-id>                 admin: stop a worker taking jobs (servers with a worker registry)", run: (c, a) => workersDrain(c, a) },
+  { words: ["workers", "drain"], args: ["worker-id"], options: [], usage: "workers drain <worker-id>                 admin: stop a worker taking jobs (servers with a worker registry)", run: (c, a) => workersControl(c, "drain", a) },
+  { words: ["workers", "resume"], args: ["worker-id"], options: [], usage: "workers resume <worker-id>                admin: let a drained worker take jobs again", run: (c, a) => workersControl(c, "resume", a) },
   { words: ["queues"], args: [], options: [], usage: "queues                                    admin: each worker queue's queued, held, running and broker-pending jobs", run: (c) => queues(c) },
 ];
 

@@ -45,6 +45,11 @@ export class AdminApi {
     return this.t.json("POST", `/workers/${encodeURIComponent(id)}/drain`, { json: {} });
   }
 
+  /** Lets a drained worker take jobs again (the undo of drainWorker). */
+  resumeWorker(id: string): Promise<Record<string, unknown>> {
+    return this.t.json("POST", `/workers/${encodeURIComponent(id)}/resume`, { json: {} });
+  }
+
   /** GET /health: every dependency, service and worker kind; with an admin's token each process as `instances`. Answers a 503's report too. */
   health(): Promise<Health> {
     return this.t.json("GET", "/health", { root: true, okStatuses: [503] });

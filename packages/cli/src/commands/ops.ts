@@ -113,14 +113,15 @@ export async function workersList(ctx: Ctx) {
   );
 }
 
-export async function workersDrain(ctx: Ctx, args: string[]) {
+/** `workers drain` and `workers resume`: one admin call on one worker instance. */
+export async function workersControl(ctx: Ctx, action: "drain" | "resume", args: string[]) {
   const sdk = await ctx.admin();
   try {
-    const reply = await sdk.admin.drainWorker(args[0]!);
-    ctx.out.result(reply, (r) => `draining worker ${args[0]}: ${JSON.stringify(r)}`);
+    const reply = action === "drain" ? await sdk.admin.drainWorker(args[0]!) : await sdk.admin.resumeWorker(args[0]!);
+    ctx.out.result(reply, (r) => `${action === "drain" ? "draining" : "resumed"} worker ${args[0]}: ${JSON.stringify(r)}`);
   } catch (err) {
     if (!isMissingRoute(err)) throw err;
-    throw new CliError("NOT_AVAILABLE", `workers drain is not available on this server (${ctx.api} has no POST /api/v1/workers/{id}/drain)`);
+    throw new CliError("NOT_AVAILABLE", `workers ${action} is not available on this server (${ctx.api} has no POST /api/v1/workers/{id}/${action})`);
   }
 }
 
