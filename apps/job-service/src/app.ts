@@ -42,7 +42,6 @@ import {
   jobStats,
   KeyTaken,
   listJobs,
-  queuePositions,
   toJob,
   type CreateOutcome,
   type JobRow,
@@ -177,23 +176,19 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
    * event goes only first: one that stalls past that may find the worker's `running` stored already,
    * and is then dropped.
    */
-  const announce = (created: JobRow[]) => {
+  const announce = (created: JobRow[], places: ReadonlyMap<string, number>) => {
     // Taken now, before the creating calls resume and forget them: each job's queued event and dispatch go in its request's trace.
     const traces = tracing.on ? new Map(created.map((r) => [r.id, creationTraces.get(r.id)!] as const).filter(([, t]) => t)) : undefined;
     // A held job waits for a concurrent-job slot (ADR 031): its queued event says where it stands, and it is not dispatched.
     const rows = created.filter((r) => !r.held);
-    const held = created.filter((r) => r.held);
-    const places = held.length > 0 ? queuePositions(db, held).catch(() => new Map<string, number>()) : Promise.resolve(new Map<string, number>());
-    void places
-      .then((at) =>
-        Promise.all(
-          created.map((row) =>
-            withTrace(traces?.get(row.id), () =>
-              events.publish(row.id, { type: "status", status: "queued", ...(row.held ? { queue_position: at.get(row.id) ?? null, queue_reason: "concurrency_limit" as const } : {}), ...inProject(row) }, { first: true }),
-            ).catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event")),
-          ),
-        ),
-      )
+    // A held job's place is the one its admission counted in the creating transaction (no read after it, ADR 044).
+    void Promise.all(
+      created.map((row) =>
+        withTrace(traces?.get(row.id), () =>
+          events.publish(row.id, { type: "status", status: "queued", ...(row.held ? { queue_position: places.get(row.id) ?? null, queue_reason: "concurrency_limit" as const } : {}), ...inProject(row) }, { first: true }),
+        ).catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event")),
+      ),
+    )
       .then(() => (rows.length > 0 ? dispatchJobs(js, db, rows, traces) : []))
       .then((failed) => {
         for (const queue of new Set(rows.map((r) => r.queue))) lines.touch(queue);

@@ -14,15 +14,16 @@ interface Waiting {
  *
  * A job whose account another transaction holds, and every job of a batch that failed before its
  * commit (a job's insert refused, a lock wait past the earliest deadline), is created on its own,
- * beside the batches: one job's trouble stays its own. `created` sees each batch's new jobs once committed.
+ * beside the batches: one job's trouble stays its own. `created` sees each batch's new jobs once
+ * committed, with each held job's place among its owner's waiting jobs at its commit (ADR 031).
  */
-export function createCreationBatcher(db: Db, opts: { maxBatch: number; created: (rows: JobRow[]) => void }) {
+export function createCreationBatcher(db: Db, opts: { maxBatch: number; created: (rows: JobRow[], places: ReadonlyMap<string, number>) => void }) {
   let queue: Waiting[] = [];
   let busy = false;
 
   const alone = (w: Waiting) =>
     insertReservedJobs(db, [w.item]).then(([outcome]) => {
-      if (outcome!.kind === "created") opts.created([outcome!.row]);
+      if (outcome!.kind === "created") opts.created([outcome!.row], placesOf([outcome!]));
       w.resolve(outcome!);
     }, w.reject);
 
@@ -41,14 +42,18 @@ export function createCreationBatcher(db: Db, opts: { maxBatch: number; created:
       return;
     }
     const rows: JobRow[] = [];
+    const created: CreateOutcome[] = [];
     for (const [i, outcome] of outcomes.entries()) {
       if (outcome.kind === "alone") void alone(batch[i]!);
       else {
-        if (outcome.kind === "created") rows.push(outcome.row);
+        if (outcome.kind === "created") {
+          rows.push(outcome.row);
+          created.push(outcome);
+        }
         batch[i]!.resolve(outcome);
       }
     }
-    if (rows.length > 0) opts.created(rows);
+    if (rows.length > 0) opts.created(rows, placesOf(created));
   };
 
   const drain = async () => {
@@ -69,7 +74,7 @@ export function createCreationBatcher(db: Db, opts: { maxBatch: number; created:
     createAll: async (items: readonly JobToCreate[]): Promise<CreateOutcome[]> => {
       const outcomes = await insertReservedJobs(db, items, { atomic: true });
       const rows = outcomes.flatMap((o) => (o.kind === "created" ? [o.row] : []));
-      if (rows.length > 0) opts.created(rows);
+      if (rows.length > 0) opts.created(rows, placesOf(outcomes));
       return outcomes;
     },
     create: (item: JobToCreate): Promise<CreateOutcome> =>
@@ -78,4 +83,11 @@ export function createCreationBatcher(db: Db, opts: { maxBatch: number; created:
         if (!busy) void drain();
       }),
   };
+}
+
+/** The held jobs' places, as their creation's admission counted them: what their 202 said too. */
+function placesOf(outcomes: readonly CreateOutcome[]): Map<string, number> {
+  const places = new Map<string, number>();
+  for (const o of outcomes) if (o.kind === "created" && o.position) places.set(o.row.id, o.position);
+  return places;
 }

@@ -112,7 +112,7 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
         commitBy === Infinity
           ? undefined
           : // SET takes no parameters; set_config(…, true) is its SET LOCAL. Both end with the transaction.
-            tx.execute(sql`select set_config('lock_timeout', ${`${Math.max(1, left())}ms`}, true), set_config('statement_timeout', ${`${Math.max(1, left())}ms`}, true)`);
+            executePrepared(tx, sql`select set_config('lock_timeout', ${`${Math.max(1, left())}ms`}, true), set_config('statement_timeout', ${`${Math.max(1, left())}ms`}, true)`);
       const keyedIds = items.flatMap((item) => (item.job.idempotencyKey ? [item.job.id] : []));
       const inProjects = items.filter((item) => item.job.projectId);
       // A keyed job's id comes from (user, key): a retry finds its job by id, under the account lock.
@@ -227,7 +227,7 @@ const concurrencyLimit = (tier: JobRow["tier"] | undefined) => tierLimits[tier ?
 
 /** Per user: the jobs holding a concurrent-job slot (queued with one, or running) and those waiting for one. */
 async function slotsInUse(conn: Conn, userIds: readonly string[]): Promise<Map<string, { active: number; waiting: number }>> {
-  const rows = await conn.execute<{ user_id: string; active: number; waiting: number }>(sql`
+  const rows = await executePrepared<{ user_id: string; active: number; waiting: number }>(conn, sql`
     select user_id, count(*) filter (where not held)::int as active, count(*) filter (where held)::int as waiting
     from jobs.jobs where user_id = any(${sql.param([...new Set(userIds)])}::uuid[]) and status in ('queued', 'running')
     group by user_id`);
@@ -330,7 +330,8 @@ async function insertJobRows(tx: Tx, rows: readonly NewJob[]): Promise<JobRow[]>
   const given = jobColumns.filter(([key]) => rows.some((r) => r[key as keyof NewJob] !== undefined));
   const names = sql.raw(given.map(([, col]) => `"${col.name}"`).join(", "));
   const json = JSON.stringify(rows.map((r) => Object.fromEntries(given.map(([key, col]) => [col.name, r[key as keyof NewJob] ?? null]))));
-  const inserted = await tx.execute<Record<string, unknown>>(sql`
+  // Prepared (ADR 044): one text per set of columns given, of which there are few.
+  const inserted = await executePrepared<Record<string, unknown>>(tx, sql`
     insert into jobs.jobs (${names})
     select ${names} from json_populate_recordset(null::jobs.jobs, ${json}::json)
     on conflict do nothing
@@ -386,7 +387,7 @@ export async function getJobsByIdempotencyKeys(db: Db, keys: readonly { userId: 
 /** The jobs among `ids`, read whole only when there are any (a keyed batch's retries). */
 async function existingJobs(conn: Conn, ids: readonly string[]): Promise<JobRow[]> {
   if (ids.length === 0) return [];
-  const hits = await conn.execute<{ id: string }>(sql`select id from jobs.jobs where id = any(${sql.param([...ids])}::uuid[])`);
+  const hits = await executePrepared<{ id: string }>(conn, sql`select id from jobs.jobs where id = any(${sql.param([...ids])}::uuid[])`);
   return hits.length === 0 ? [] : conn.select().from(jobs).where(inArray(jobs.id, [...hits].map((h) => h.id)));
 }
 

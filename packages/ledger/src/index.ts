@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { AppError, type LedgerKind } from "@cutroom/contracts";
-import { and, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
+import { and, eq, executePrepared, inArray, sqlTag as sql, type Db } from "@cutroom/db";
 import { accounts, ledger } from "@cutroom/db/billing";
 
 /**
@@ -30,7 +30,8 @@ export async function append(tx: Tx, userId: string, kind: LedgerKind, amount: n
  */
 export async function lockAccounts(tx: Tx, userIds: readonly string[], opts: { skipLocked?: boolean } = {}) {
   // Plain SQL with one array parameter: a query built per batch should not cost more than it reads.
-  const rows = await tx.execute<{ user_id: string; available: number; reserved: number }>(sql`
+  // Prepared: one round trip, and pipelined with the statements sent beside it (ADR 044).
+  const rows = await executePrepared<{ user_id: string; available: number; reserved: number }>(tx, sql`
     select user_id, available, reserved from billing.accounts
     where user_id = any(${sql.param([...new Set(userIds)])}::uuid[])
     order by user_id
@@ -52,7 +53,7 @@ export type ReserveOutcome = { ok: true; balance: number } | { ok: false; error:
 /** The jobs among `jobIds` that hold a reserve already. */
 export async function heldReserves(tx: Tx, jobIds: readonly string[]): Promise<Set<string>> {
   if (jobIds.length === 0) return new Set();
-  const rows = await tx.execute<{ job_id: string }>(sql`select job_id from billing.ledger where kind = 'reserve' and job_id = any(${sql.param([...jobIds])}::uuid[])`);
+  const rows = await executePrepared<{ job_id: string }>(tx, sql`select job_id from billing.ledger where kind = 'reserve' and job_id = any(${sql.param([...jobIds])}::uuid[])`);
   return new Set([...rows].map((r) => r.job_id));
 }
 
@@ -91,11 +92,11 @@ export async function writeReservations(tx: Tx, plan: ReturnType<typeof planRese
   if (plan.rows.length === 0) return;
   const { rows, accounts: changed } = plan;
   await Promise.all([
-    tx.execute(sql`
+    executePrepared(tx, sql`
       insert into billing.ledger (id, user_id, kind, amount, job_id, note)
       select * from unnest(${sql.param(rows.map((r) => r.id))}::uuid[], ${sql.param(rows.map((r) => r.userId))}::uuid[], ${sql.param(rows.map((r) => r.kind))}::text[],
         ${sql.param(rows.map((r) => r.amount))}::int[], ${sql.param(rows.map((r) => r.jobId ?? null))}::uuid[], ${sql.param(rows.map((r) => r.note ?? null))}::text[])`),
-    tx.execute(sql`
+    executePrepared(tx, sql`
       update billing.accounts a set available = v.available, reserved = v.reserved, updated_at = now()
       from unnest(${sql.param(changed.map((a) => a.userId))}::uuid[], ${sql.param(changed.map((a) => a.available))}::int[], ${sql.param(changed.map((a) => a.reserved))}::int[])
         as v(user_id, available, reserved)

@@ -1,4 +1,4 @@
-import { sqlTag as sql, type Db } from "@cutroom/db";
+import { executePrepared, sqlTag as sql, type Db } from "@cutroom/db";
 import type { Tx } from "./index.ts";
 
 /** What a caller is told about one unit of a window: allowed or not, and the X-RateLimit-* figures. */
@@ -34,7 +34,7 @@ export async function takeRates(conn: Db | Tx, takes: readonly RateTake[], now =
   const ordered = [...windows].sort((a, b) => (a.key === b.key ? cmp(a.bucket, b.bucket) : cmp(a.key, b.key)));
   // Arrays, not a values list: one statement text whatever the number of windows (ADR 034). The
   // window starts go as text: postgres.js has no serializer for a timestamptz[] parameter.
-  const rows = await conn.execute<{ user_id: string; bucket: string; count: number }>(sql`
+  const rows = await executePrepared<{ user_id: string; bucket: string; count: number }>(conn, sql`
     insert into billing.rate_windows (user_id, bucket, window_start, count)
     select * from unnest(${sql.param(ordered.map((w) => w.key))}::uuid[], ${sql.param(ordered.map((w) => w.bucket))}::text[],
       ${sql.param(ordered.map((w) => w.windowStart.toISOString()))}::text[]::timestamptz[], ${sql.param(ordered.map((w) => w.units))}::int[])
