@@ -1,12 +1,22 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { defineConfig } from "vitest/config";
+
+const root = import.meta.dirname;
+const dirs = ["packages", "apps", "tests"].flatMap((d) => readdirSync(join(root, d)).map((n) => `${d}/${n}`)).concat("scripts");
+// What vitest itself would take as a folder's config (apps/dashboard has only a vite.config.ts).
+const configOf = (dir: string) => ["vitest.config.ts", "vite.config.ts"].map((f) => `${dir}/${f}`).find((f) => existsSync(join(root, f)));
+const nameOf = (dir: string) => (existsSync(join(root, dir, "package.json")) ? (JSON.parse(readFileSync(join(root, dir, "package.json"), "utf8")) as { name: string }).name : dir);
 
 export default defineConfig({
   test: {
-    projects: ["packages/*", "apps/*", "tests/*", "scripts"],
+    // A folder with its own vitest.config.ts sets its own timeouts; every other one takes this file's
+    // (a bare folder project would get vitest's 5 s, too short for ffmpeg or sharp while other files run).
+    projects: dirs.map((dir) => configOf(dir) ?? { extends: true, root: dir, test: { name: nameOf(dir) } }),
     // Files run side by side: most of their time is spent waiting on processes and timers, not on the CPU,
     // and each has its own database, NATS and ports. Vitest's default (cores − 1) would be one at a time on 2 cores.
     // This is the one limit for every project: a project's own `fileParallelism` does not change it.
-    maxWorkers: 3,
+    maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 120_000,
   },

@@ -40,7 +40,7 @@ const handedOut = new Set<number>();
  * flaky EADDRINUSE at start). Checked by binding it.
  */
 export async function freePort(): Promise<number> {
-  const [low, high] = [10_000, ephemeralLow() - 1];
+  const [low, high] = portSlice(10_000, ephemeralLow() - 1);
   for (let i = 0; i < 200; i++) {
     const port = low + Math.floor(Math.random() * (high - low));
     if (handedOut.has(port) || !(await portFree(port))) continue;
@@ -48,6 +48,20 @@ export async function freePort(): Promise<number> {
     return port;
   }
   throw new Error(`no free port found between ${low} and ${high}`);
+}
+
+/**
+ * Test files run side by side in vitest workers (processes), each with its own `handedOut`: a port
+ * one worker picked but had not bound yet looked free to another (seen as EADDRINUSE). Each worker
+ * (VITEST_POOL_ID 1..8) takes its own slice of the range; other processes take the whole range.
+ */
+function portSlice(low: number, high: number): [number, number] {
+  const id = Number(process.env.VITEST_POOL_ID);
+  if (!Number.isInteger(id) || id < 1) return [low, high];
+  const slices = 8;
+  const size = Math.floor((high - low) / slices);
+  const i = (id - 1) % slices;
+  return [low + i * size, low + (i + 1) * size];
 }
 
 function ephemeralLow(): number {
