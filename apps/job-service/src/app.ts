@@ -181,14 +181,19 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     const traces = tracing.on ? new Map(created.map((r) => [r.id, creationTraces.get(r.id)!] as const).filter(([, t]) => t)) : undefined;
     // A held job waits for a concurrent-job slot (ADR 031): its queued event says where it stands, and it is not dispatched.
     const rows = created.filter((r) => !r.held);
-    // A held job's place is the one its admission counted in the creating transaction (no read after it, ADR 044).
-    void Promise.all(
-      created.map((row) =>
-        withTrace(traces?.get(row.id), () =>
-          events.publish(row.id, { type: "status", status: "queued", ...(row.held ? { queue_position: places.get(row.id) ?? null, queue_reason: "concurrency_limit" as const } : {}), ...inProject(row) }, { first: true }),
-        ).catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event")),
-      ),
-    )
+    // After the write of this turn's NATS messages (deferred to an immediate, ADR 034), so the creating
+    // calls' answers leave first: a lone request's reply waits neither for its queued event's publish
+    // nor behind it. A held job's place is the one its admission counted (ADR 044).
+    void new Promise((next) => setImmediate(() => setImmediate(next)))
+      .then(() =>
+        Promise.all(
+          created.map((row) =>
+            withTrace(traces?.get(row.id), () =>
+              events.publish(row.id, { type: "status", status: "queued", ...(row.held ? { queue_position: places.get(row.id) ?? null, queue_reason: "concurrency_limit" as const } : {}), ...inProject(row) }, { first: true }),
+            ).catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event")),
+          ),
+        ),
+      )
       .then(() => (rows.length > 0 ? dispatchJobs(js, db, rows, traces) : []))
       .then((failed) => {
         for (const queue of new Set(rows.map((r) => r.queue))) lines.touch(queue);
