@@ -85,15 +85,16 @@ export const retryDelayMs = (attempt: number, baseMs: number) => Math.min(30_000
  * Handles one JetStream message from start to its single ack, nak or term. Never throws. `release`
  * gives back the delivery's working slot (see startWorker): called once its job only moves results
  * (its first upload starts) or has ended, before the finish is reported; calling it again does nothing.
+ * `reporting` is called once the attempt has ended and only its report and settle remain (ADR 045).
  */
-export function handleDelivery(msg: JsMsg, deps: DeliveryDeps, release: () => void = () => {}): Promise<void> {
-  if (!tracing.on) return deliver(msg, deps, release);
+export function handleDelivery(msg: JsMsg, deps: DeliveryDeps, release: () => void = () => {}, reporting: () => void = () => {}): Promise<void> {
+  if (!tracing.on) return deliver(msg, deps, release, reporting);
   // The delivery's span, child of its dispatch's publish span: the job's trace goes on here (ADR 036).
   const type = msg.subject.split(".").slice(3).join(".");
-  return inSpan(`process ${type}`, { kind: SpanKind.CONSUMER, parent: extractTrace(msg.headers), attributes: { "messaging.system": "nats", "messaging.destination.name": msg.subject, "cutroom.delivery": msg.info.deliveryCount } }, () => deliver(msg, deps, release));
+  return inSpan(`process ${type}`, { kind: SpanKind.CONSUMER, parent: extractTrace(msg.headers), attributes: { "messaging.system": "nats", "messaging.destination.name": msg.subject, "cutroom.delivery": msg.info.deliveryCount } }, () => deliver(msg, deps, release, reporting));
 }
 
-async function deliver(msg: JsMsg, deps: DeliveryDeps, release: () => void): Promise<void> {
+async function deliver(msg: JsMsg, deps: DeliveryDeps, release: () => void, reporting: () => void): Promise<void> {
   let dispatch: JobDispatch;
   try {
     dispatch = JobDispatch.parse(msg.json());
@@ -116,6 +117,7 @@ async function deliver(msg: JsMsg, deps: DeliveryDeps, release: () => void): Pro
   try {
     const outcome = await runDelivery(msg, dispatch, controller, deps, log, seq, release, claimed);
     release();
+    reporting();
     await settle(msg, claimed.jobId, dispatch.dispatch, outcome, deps, log, seq);
   } catch (err) {
     log.error({ err }, "could not settle the delivery; giving it back");

@@ -10,7 +10,7 @@ export const WorkerEnv = BaseEnv.extend({
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
   /** The version this instance reports in GET /api/v1/workers (a deploy sets its release); default: the worker runtime's package version. */
   WORKER_VERSION: z.string().min(1).default(packageVersion),
-  /** Jobs this process works on at once; a job that is uploading its outputs or reporting its end gives its slot to the next, so it holds at most twice this many JetStream messages unacked. */
+  /** Jobs this process works on at once; a job that is uploading its outputs or reporting its end gives its slot to the next, so it holds at most four times this many JetStream messages unacked. */
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(availableParallelism()),
   /** How long JetStream waits for an ack before redelivering; a running job heartbeats every third of it. */
   JOB_ACK_WAIT_MS: z.coerce.number().int().min(1000).default(30_000),

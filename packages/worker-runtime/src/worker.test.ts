@@ -532,4 +532,60 @@ describe("worker runtime against the real job-service and storage-service", () =
       await single.stop({ graceMs: 0 });
     }
   });
+
+  it("starts its next job while one job uploads and another waits on job-service to record its end, with concurrency 1", { timeout: 60_000 }, async () => {
+    // Stopped already when the whole file runs; run alone, the rig's worker would take these jobs.
+    await worker.stop({ graceMs: 0 });
+    // The worker's connection holds every finish it sends until told, as a busy job-service would.
+    const conn = await nats.connect();
+    const finishSubject = subjects.rpc("job", "finish");
+    const heldFinishes: (() => void)[] = [];
+    let holding = true;
+    const holdingFinishes = new Proxy(conn, {
+      get(target, key) {
+        if (key === "publish") {
+          return (...args: Parameters<NatsConnection["publish"]>) => {
+            if (holding && args[0] === finishSubject) heldFinishes.push(() => target.publish(...args));
+            else target.publish(...args);
+          };
+        }
+        const value = Reflect.get(target, key);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    // A long RPC timeout: the held finish must still be waiting, not given up, when the third job is pulled.
+    const single = await startWorker(holdingFinishes, silentLogger(), { name: "worker-reporting", queue: "image", handlers }, { ...config, concurrency: 1, rpcTimeoutMs: 30_000 });
+    let thirdStarted!: () => void;
+    const started = new Promise<void>((resolve) => (thirdStarted = resolve));
+    try {
+      let finishesHeldAtThird = 0;
+      const uploading = await enqueue(async (ctx) => {
+        const input = await ctx.fetchInput(ctx.input.file_id);
+        const uploaded = ctx.prepareOutput("first.png", "image/png").upload(input.path);
+        await started;
+        return { files: [await uploaded] };
+      });
+      const reporting = await enqueue(async () => ({ files: [] }));
+      const third = await enqueue(async () => {
+        finishesHeldAtThird = heldFinishes.length;
+        thirdStarted();
+        return { files: [] };
+      });
+      await vi.waitFor(() => expect(calls.get(third.id)).toBe(1), { timeout: 15_000, interval: 50 });
+      expect(finishesHeldAtThird).toBe(1);
+      holding = false;
+      for (const send of heldFinishes.splice(0)) send();
+      const ends = await Promise.all([uploading, reporting, third].map((j) => terminalEvent(j.id)));
+      for (const { events, last } of ends) {
+        expect(last).toMatchObject({ type: "result", status: "succeeded" });
+        expect(claimsOf(events)).toEqual([`attempt 1 on worker-reporting-${process.pid}`]);
+      }
+      expect([calls.get(uploading.id), calls.get(reporting.id), calls.get(third.id)]).toEqual([1, 1, 1]);
+    } finally {
+      holding = false;
+      for (const send of heldFinishes.splice(0)) send();
+      thirdStarted();
+      await single.stop({ graceMs: 0 });
+    }
+  });
 });

@@ -76,8 +76,10 @@ export const nextPullRetryMs = (previousMs: number) => (previousMs === 0 ? 1000 
  * `handleDelivery`, which settles it exactly once. A message is pulled only for a free working slot,
  * of which there are `concurrency`. A job gives its slot back as its first upload starts (or when it
  * ends), so the next job's pull, claim and work overlap this one's upload, confirm and finish, which
- * only wait (ADR 028). Jobs that gave their slot back count against a second `concurrency`: at most
- * twice as many messages are held as slots.
+ * only wait (ADR 028). Jobs working or uploading are at most twice `concurrency`; jobs whose attempt
+ * has ended and which only wait on their finish and settle count apart, at most twice `concurrency`
+ * too (ADR 045), so a finish's round trip never keeps a slot idle. At most four times as many
+ * messages are held as slots.
  */
 export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerOptions, config: WorkerConfig): Promise<Worker> {
   assertHandlers(opts.queue, opts.handlers);
@@ -111,14 +113,17 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
   };
   const inFlight = new Set<Promise<void>>();
   let working = 0;
-  const maxHeld = config.concurrency * 2;
+  // Deliveries whose attempt ended: only their finish and ack remain.
+  let reporting = 0;
+  const maxMoving = config.concurrency * 2;
+  const maxReporting = config.concurrency * 2;
   let stopping = false;
   let wake = () => {};
   // Lets a loop waiting for a free slot see the stop at once, not when a job ends.
   const stopRequested = new Promise<void>((resolve) => (wake = resolve));
   // Set by a loop waiting for room; a slot given back or a delivery settled calls it.
   let roomChanged = () => {};
-  const room = () => Math.min(config.concurrency - working, maxHeld - inFlight.size);
+  const room = () => Math.min(config.concurrency - working, maxMoving - (inFlight.size - reporting), maxReporting - reporting);
   let batch: ConsumerMessages | undefined;
   let draining = false;
   let pulling = true;
@@ -151,8 +156,16 @@ export async function startWorker(nc: NatsConnection, log: Logger, opts: WorkerO
             working--;
             roomChanged();
           };
-          const p: Promise<void> = handleDelivery(msg, deps, release).finally(() => {
+          let reported = false;
+          const report = () => {
+            if (reported) return;
+            reported = true;
+            reporting++;
+            roomChanged();
+          };
+          const p: Promise<void> = handleDelivery(msg, deps, release, report).finally(() => {
             release();
+            if (reported) reporting--;
             inFlight.delete(p);
             roomChanged();
           });
