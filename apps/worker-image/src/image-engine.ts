@@ -32,6 +32,11 @@ export interface ImageEngine {
 // 512×512: decoded and encoded in a few milliseconds, so a cancel waits no longer than that (ADR 042).
 const INLINE_MAX_PIXELS = 512 * 512;
 
+/** A span per engine operation when tracing is on (ADR 036). */
+function traced<T>(op: EngineOp, run: () => Promise<T>): Promise<T> {
+  return tracing.on ? inSpan(`sharp ${op}`, { attributes: { "cutroom.engine.op": op } }, run) : run();
+}
+
 /**
  * A small pool of sharp processes, one per job in flight, kept warm between jobs (sharp loads once).
  * Idle processes beyond `maxIdle` are ended. Small resizes (`inlineMaxPixels`, 0: none) run in this process.
@@ -58,9 +63,9 @@ export function createImageEngine(opts: { maxIdle?: number; inlineMaxPixels?: nu
     return child;
   };
 
-  /** Runs one operation in an idle process (or a new one); an abort kills that process. A span per operation when tracing is on (ADR 036). */
+  /** Runs one operation in an idle process (or a new one), in its span; an abort kills that process. */
   const call = <K extends EngineOp>(op: K, args: Parameters<Ops[K]>, signal: AbortSignal): Promise<Awaited<ReturnType<Ops[K]>>> =>
-    tracing.on ? inSpan(`sharp ${op}`, { attributes: { "cutroom.engine.op": op } }, () => callChild(op, args, signal)) : callChild(op, args, signal);
+    traced(op, () => callChild(op, args, signal));
 
   const callChild = async <K extends EngineOp>(op: K, args: Parameters<Ops[K]>, signal: AbortSignal): Promise<Awaited<ReturnType<Ops[K]>>> => {
     signal.throwIfAborted();
@@ -99,16 +104,18 @@ export function createImageEngine(opts: { maxIdle?: number; inlineMaxPixels?: nu
   };
 
   return {
-    async resize(inputPath, outputPath, resizeOpts, signal) {
-      signal.throwIfAborted();
-      // A thumbnail's whole resize costs less than the messages to a child and back (ADR 042).
-      const small = inlineMaxPixels > 0 ? await resizeSmallImage(inputPath, outputPath, resizeOpts, inlineMaxPixels) : undefined;
-      if (small) {
+    // One `sharp resize` span whether the resize runs here or in a child.
+    resize: (inputPath, outputPath, resizeOpts, signal) =>
+      traced("resize", async () => {
         signal.throwIfAborted();
-        return small;
-      }
-      return call("resize", [inputPath, outputPath, resizeOpts], signal);
-    },
+        // A thumbnail's whole resize costs less than the messages to a child and back (ADR 042).
+        const small = inlineMaxPixels > 0 ? await resizeSmallImage(inputPath, outputPath, resizeOpts, inlineMaxPixels) : undefined;
+        if (small) {
+          signal.throwIfAborted();
+          return small;
+        }
+        return callChild("resize", [inputPath, outputPath, resizeOpts], signal);
+      }),
     inspectBorder: (inputPath, limits, signal) => call("inspectBorder", [inputPath, limits], signal),
     chromaKey: (inputPath, outputPath, opts, signal) => call("chromaKey", [inputPath, outputPath, opts], signal),
     toAlphaPng: (inputPath, outputPath, opts, signal) => call("toAlphaPng", [inputPath, outputPath, opts], signal),
