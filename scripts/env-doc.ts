@@ -28,6 +28,8 @@ const testVariables: Record<string, string | { setByNpmTest: true }> = {
   DOCKER_HOST: "Docker's own setting: where its engine listens (`unix://…` or `tcp://…`). Unset, npm test asks /var/run/docker.sock, then rootless Docker's and Docker Desktop's sockets.",
   DATABASE_URL: { setByNpmTest: true },
   CUTROOM_TEST_DIR: { setByNpmTest: true },
+  // Set by vitest in each of its worker processes: which slice of free ports that worker hands out.
+  VITEST_POOL_ID: { setByNpmTest: true },
 };
 
 export interface Variable {
