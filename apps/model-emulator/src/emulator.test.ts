@@ -354,4 +354,4 @@ it("boots from src/server.ts with its env and tells the parent it is ready over 
     child.kill("SIGTERM");
     await once(child, "exit");
   }
-});
+}, 90_000); // a cold tsx boot beside another test file's stack can outlast the default 30 s
