@@ -1,6 +1,6 @@
 import { kindOf, type FileKind, type MediaFacts } from "@cutroom/contracts";
 import { executePrepared, sqlTag as sql, type Db } from "@cutroom/db";
-import type { files } from "@cutroom/db/storage";
+import type { FileMediaColumns, FileSqlRow } from "@cutroom/db/storage";
 import { coalesce } from "./coalesce.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -36,20 +36,7 @@ export type InputFileReader = ReturnType<typeof createInputFileReader>;
 
 async function readFiles(db: Db, ids: string[]): Promise<Map<string, { ownerId: string; file: InputFile }>> {
   // Prepared: one round trip (an unprepared statement with parameters costs two, ADR 044).
-  const rows = await executePrepared<{
-    id: string;
-    owner_id: string;
-    status: (typeof files.$inferSelect)["status"];
-    content_type: string;
-    width: number | null;
-    height: number | null;
-    duration_seconds: number | null;
-    frame_rate: number | null;
-    video_codec: string | null;
-    audio_codec: string | null;
-    has_audio: boolean | null;
-    has_alpha: boolean | null;
-  }>(db, sql`
+  const rows = await executePrepared<Pick<FileSqlRow, "id" | "owner_id" | "status" | "content_type"> & FileMediaColumns>(db, sql`
     select id, owner_id, status, content_type, width, height, duration_seconds, frame_rate, video_codec, audio_codec, has_audio, has_alpha
     from storage.files where id = any(${sql.param(ids)}::uuid[])`);
   return new Map(

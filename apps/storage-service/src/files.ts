@@ -1,9 +1,8 @@
 import { kindOf, toFileMetadata, type FileCategory, type FileKind, type FileMetadata, type FileObject, type Folder, type MediaFacts } from "@cutroom/contracts";
 import { and, asc, clientOf, count, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
-import { files } from "@cutroom/db/storage";
+import { fileRowOf, files, type FileRow, type FileSqlRow } from "@cutroom/db/storage";
 
-/** The rows of storage.files, as plain queries. */
-export type FileRow = typeof files.$inferSelect;
+export type { FileRow };
 
 export const storageKey = (ownerId: string, fileId: string) => `${ownerId}/${fileId}`;
 /** The file a storage key belongs to (its last part), to find the row by primary key. */
@@ -37,84 +36,32 @@ type OutputFile = { id: string; ownerId: string; jobId: string; projectId: strin
 
 // Plain SQL on the worker's path: Drizzle's query building cost more CPU than the statement (ADR 033).
 async function putOutputRow(db: Db, f: OutputFile, status: "pending" | "receiving"): Promise<FileRow | undefined> {
-  const [row] = await clientOf(db)<SqlFileRow[]>`
+  const [row] = await clientOf(db)<FileSqlRow[]>`
     insert into storage.files (id, owner_id, project_id, job_id, folder, filename, content_type, storage_key, status)
     values (${f.id}, ${f.ownerId}, ${f.projectId}, ${f.jobId}, 'output', ${f.filename}, ${f.contentType}, ${storageKey(f.ownerId, f.id)}, ${status})
     on conflict (id) do update set content_type = excluded.content_type, status = excluded.status, size = 0, confirmed_at = null
     where storage.files.owner_id = excluded.owner_id
     returning *`;
-  return row && fromSql(row);
+  return row && fileRowOf(row);
 }
 
 export async function getFileRow(db: Db, id: string): Promise<FileRow | undefined> {
-  const [row] = await clientOf(db)<SqlFileRow[]>`select * from storage.files where id = ${id}`;
-  return row && fromSql(row);
+  const [row] = await clientOf(db)<FileSqlRow[]>`select * from storage.files where id = ${id}`;
+  return row && fileRowOf(row);
 }
 
 /** The file when `ownerId` owns it; another user's file is simply not there. */
 export async function getOwnedFile(db: Db, ownerId: string, id: string): Promise<FileRow | undefined> {
-  const [row] = await clientOf(db)<SqlFileRow[]>`select * from storage.files where id = ${id} and owner_id = ${ownerId}`;
-  return row && fromSql(row);
+  const [row] = await clientOf(db)<FileSqlRow[]>`select * from storage.files where id = ${id} and owner_id = ${ownerId}`;
+  return row && fileRowOf(row);
 }
 
 /** The owner's ready files among `ids` (a job's inputs); another user's, or one not ready, is not there. */
 export async function getReadyFiles(db: Db, ownerId: string, ids: readonly string[]): Promise<FileRow[]> {
-  const rows = await clientOf(db)<SqlFileRow[]>`
+  const rows = await clientOf(db)<FileSqlRow[]>`
     select * from storage.files where id = any(${ids as string[]}::uuid[]) and owner_id = ${ownerId} and status = 'ready'`;
-  return rows.map(fromSql);
+  return rows.map(fileRowOf);
 }
-
-/** A row of storage.files as postgres.js gives it under Drizzle's parsers: snake_case, int8 and timestamps as text. */
-type SqlFileRow = {
-  id: string;
-  owner_id: string;
-  project_id: string | null;
-  job_id: string | null;
-  folder: FileRow["folder"];
-  filename: string;
-  content_type: string;
-  declared_size: string | null;
-  size: string;
-  status: FileRow["status"];
-  storage_key: string;
-  created_at: string;
-  confirmed_at: string | null;
-  width: number | null;
-  height: number | null;
-  duration_seconds: number | null;
-  frame_rate: number | null;
-  video_codec: string | null;
-  audio_codec: string | null;
-  has_audio: boolean | null;
-  has_alpha: boolean | null;
-};
-
-function fromSql(r: SqlFileRow): FileRow {
-  return {
-    id: r.id,
-    ownerId: r.owner_id,
-    projectId: r.project_id,
-    jobId: r.job_id,
-    folder: r.folder,
-    filename: r.filename,
-    contentType: r.content_type,
-    declaredSize: r.declared_size === null ? null : Number(r.declared_size),
-    size: Number(r.size),
-    status: r.status,
-    storageKey: r.storage_key,
-    createdAt: new Date(r.created_at),
-    confirmedAt: r.confirmed_at === null ? null : new Date(r.confirmed_at),
-    width: r.width,
-    height: r.height,
-    durationSeconds: r.duration_seconds,
-    frameRate: r.frame_rate,
-    videoCodec: r.video_codec,
-    audioCodec: r.audio_codec,
-    hasAudio: r.has_audio,
-    hasAlpha: r.has_alpha,
-  };
-}
-
 
 export async function listReadyFiles(
   db: Db,
@@ -201,15 +148,15 @@ export async function claimIngest(db: Db, id: string): Promise<FileRow | undefin
  * a second PUT, or one after confirm, finds the row in another state. Undefined then.
  */
 export async function claimSignedPut(db: Db, key: string): Promise<FileRow | undefined> {
-  const [row] = await clientOf(db)<SqlFileRow[]>`
+  const [row] = await clientOf(db)<FileSqlRow[]>`
     update storage.files set status = 'receiving' where id = ${fileIdOfKey(key)} and storage_key = ${key} and status = 'pending' returning *`;
-  return row && fromSql(row);
+  return row && fileRowOf(row);
 }
 
 /** `from` → `to` as a conditional update: of two calls racing for the row, exactly one moves it. Undefined when it was not in `from`. */
 export async function moveFile(db: Db, id: string, from: FileRow["status"], to: FileRow["status"]): Promise<FileRow | undefined> {
-  const [row] = await clientOf(db)<SqlFileRow[]>`update storage.files set status = ${to} where id = ${id} and status = ${from} returning *`;
-  return row && fromSql(row);
+  const [row] = await clientOf(db)<FileSqlRow[]>`update storage.files set status = ${to} where id = ${id} and status = ${from} returning *`;
+  return row && fileRowOf(row);
 }
 
 /** receiving → pending: the PUT failed part-way, so the ingest or signed URL may be tried again. */
@@ -239,8 +186,8 @@ export async function markReady(db: Db, id: string, size: number, contentType?: 
     : {};
   const q = clientOf(db);
   const patch = { status: "ready", size, confirmed_at: new Date().toISOString(), ...(contentType ? { content_type: contentType } : {}), ...facts };
-  const [row] = await q<SqlFileRow[]>`update storage.files set ${q(patch)} where id = ${id} and status in ('pending', 'receiving', 'uploaded') returning *`;
-  return row ? fromSql(row) : (await getFileRow(db, id))!;
+  const [row] = await q<FileSqlRow[]>`update storage.files set ${q(patch)} where id = ${id} and status in ('pending', 'receiving', 'uploaded') returning *`;
+  return row ? fileRowOf(row) : (await getFileRow(db, id))!;
 }
 
 export async function markRejected(db: Db, id: string): Promise<void> {

@@ -36,6 +36,65 @@ export const files = storage.table(
   ],
 );
 
+/** A row of storage.files, as Drizzle's queries answer it. */
+export type FileRow = typeof files.$inferSelect;
+
+/** A file's media facts as plain SQL answers them: the columns carry the contracts' MediaFacts names. */
+export type FileMediaColumns = {
+  width: number | null;
+  height: number | null;
+  duration_seconds: number | null;
+  frame_rate: number | null;
+  video_codec: string | null;
+  audio_codec: string | null;
+  has_audio: boolean | null;
+  has_alpha: boolean | null;
+};
+
+/** A row of storage.files as plain SQL answers it (postgres.js under Drizzle's parsers): snake_case, int8 and timestamps as text. */
+export type FileSqlRow = FileMediaColumns & {
+  id: string;
+  owner_id: string;
+  project_id: string | null;
+  job_id: string | null;
+  folder: FileRow["folder"];
+  filename: string;
+  content_type: string;
+  declared_size: string | null;
+  size: string;
+  status: FileRow["status"];
+  storage_key: string;
+  created_at: string;
+  confirmed_at: string | null;
+};
+
+/** A row from plain SQL (the hot paths' statements) as Drizzle's queries would have answered it. */
+export function fileRowOf(r: FileSqlRow): FileRow {
+  return {
+    id: r.id,
+    ownerId: r.owner_id,
+    projectId: r.project_id,
+    jobId: r.job_id,
+    folder: r.folder,
+    filename: r.filename,
+    contentType: r.content_type,
+    declaredSize: r.declared_size === null ? null : Number(r.declared_size),
+    size: Number(r.size),
+    status: r.status,
+    storageKey: r.storage_key,
+    createdAt: new Date(r.created_at),
+    confirmedAt: r.confirmed_at === null ? null : new Date(r.confirmed_at),
+    width: r.width,
+    height: r.height,
+    durationSeconds: r.duration_seconds,
+    frameRate: r.frame_rate,
+    videoCodec: r.video_codec,
+    audioCodec: r.audio_codec,
+    hasAudio: r.has_audio,
+    hasAlpha: r.has_alpha,
+  };
+}
+
 /**
  * A resumable upload (seed 004's chunked upload, or tus): its bytes go to a multipart upload of the
  * driver (S3's own, or a part directory on fs) until complete makes them the file `file_id`.
