@@ -236,26 +236,11 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       throw err;
     }
 
-    // Every retry of one keyed request addresses the same job, so it can hold one reservation only.
-    const id = idempotency_key ? jobIdFor(caller.user_id, idempotency_key) : randomUUID();
-    const credits = type.cost.estimate(input, work);
     const commitBy = ctx.deadline === undefined ? undefined : ctx.deadline - COMMIT_MARGIN_MS;
     // A caller that has stopped waiting gets no job: not worth a rate slot either.
     if (commitBy !== undefined && Date.now() >= commitBy) throw rpcTimedOut("job");
     const job: JobToCreate["job"] = {
-      id,
-      userId: caller.user_id,
-      projectId: body.project_id ?? null,
-      type: body.type,
-      queue: type.queue,
-      status: "queued",
-      stages: type.stages.map((name) => ({ name, status: "pending" })),
-      input,
-      credits,
-      creditState: "reserved",
-      idempotencyKey: idempotency_key ?? null,
-      requestHash: idempotency_key ? hash : null,
-      tier: caller.tier,
+      ...newJobRow(caller, body, type, input, work, idempotency_key, hash),
       ...controlColumns(body, caller, control),
       // Only when given: a column no job of a batch sets stays out of its insert (insertJobRows).
       ...(body.display_name !== undefined ? { displayName: body.display_name } : {}),
@@ -265,7 +250,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     // The per-minute slot is taken in the job's transaction, after the checks: a 422 or an idempotent replay costs none.
     const rate = rateSlot ? { bucket: "jobs.create", limit: rateBuckets["jobs.create"](tierLimits[caller.tier]) } : undefined;
     const trace = currentTrace();
-    if (trace) creationTraces.set(id, trace);
+    if (trace) creationTraces.set(job.id, trace);
     let outcome: CreateOutcome;
     try {
       outcome = await batcher.create({ job, ...(rate ? { rate } : {}), ...(commitBy !== undefined ? { commitBy } : {}) });
@@ -276,7 +261,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       if (!winner) throw new Error(`job insert conflicted but no job holds key ${idempotency_key}`);
       return replay(winner, hash);
     } finally {
-      if (trace) creationTraces.delete(id);
+      if (trace) creationTraces.delete(job.id);
     }
     switch (outcome.kind) {
       case "created":
@@ -356,19 +341,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       const key = keyOf(i);
       return {
         job: {
-          id: key ? jobIdFor(caller.user_id, key) : randomUUID(),
-          userId: caller.user_id,
-          projectId: item.project_id ?? null,
-          type: item.type,
-          queue: type.queue,
-          status: "queued",
-          stages: type.stages.map((name) => ({ name, status: "pending" })),
-          input,
-          credits: type.cost.estimate(input, work),
-          creditState: "reserved",
-          idempotencyKey: key ?? null,
-          requestHash: key ? hash : null,
-          tier: caller.tier,
+          ...newJobRow(caller, item, type, input, work, key, hash),
           displayName: item.display_name ?? null,
           metadata: item.metadata ?? null,
           ...columns,
@@ -619,6 +592,36 @@ function inBatch(err: unknown, i: number, within?: string): unknown {
 }
 
 /** The answer to a repeated idempotency key: the same job for the same request, 409 for another. */
+/**
+ * A new job's row: queued with its type's stages and the estimated credits reserved. Its id comes from
+ * the idempotency key, so every retry of one keyed request addresses the same job and holds one reservation only.
+ */
+function newJobRow(
+  caller: Caller,
+  request: { type: string; project_id?: string | undefined },
+  type: JobTypeDefinition,
+  input: Record<string, unknown>,
+  work: JobWork,
+  key: string | undefined,
+  hash: string,
+): JobToCreate["job"] {
+  return {
+    id: key ? jobIdFor(caller.user_id, key) : randomUUID(),
+    userId: caller.user_id,
+    projectId: request.project_id ?? null,
+    type: request.type,
+    queue: type.queue,
+    status: "queued",
+    stages: type.stages.map((name) => ({ name, status: "pending" })),
+    input,
+    credits: type.cost.estimate(input, work),
+    creditState: "reserved",
+    idempotencyKey: key ?? null,
+    requestHash: key ? hash : null,
+    tier: caller.tier,
+  };
+}
+
 function replay(row: JobRow, hash: string) {
   if (row.requestHash !== hash) {
     throw new AppError("IDEMPOTENCY_CONFLICT", "this idempotency key was already used with a different request");
