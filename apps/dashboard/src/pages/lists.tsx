@@ -1,4 +1,5 @@
 import type { JobPage, PipelinePage } from "@cutroom/sdk";
+import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { cutroom, describeError } from "../api.ts";
 import { Link } from "../router.tsx";
@@ -28,61 +29,71 @@ export function Lists() {
         </p>
       )}
       {jobs && jobs.data.length > 0 && (
-        <table id="jobs">
-          <thead>
-            <tr>
-              <th>type</th>
-              <th>status</th>
-              <th>progress</th>
-              <th>credits</th>
-              <th>created</th>
-            </tr>
-          </thead>
-          <tbody>
-            {jobs.data.map((j) => (
-              <tr key={j.id}>
-                <td>
-                  <Link to={`/jobs/${j.id}`}>{j.type}</Link>
-                </td>
-                <td class={`status-${j.status}`}>{j.status}</td>
-                <td>{Math.round(j.progress)}%</td>
-                <td>{j.credits.amount}</td>
-                <td>{when(j.created_at)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <RunTable
+          id="jobs"
+          rows={jobs.data.map((j) => ({ id: j.id, to: `/jobs/${j.id}`, label: j.type, status: j.status, progress: j.progress, credits: j.credits.amount, created_at: j.created_at }))}
+        />
       )}
       <h1>Pipelines {pipelines && <span class="muted">({pipelines.total})</span>}</h1>
       {pipelines && pipelines.data.length === 0 && <p class="muted">No pipeline runs yet (POST /api/v1/pipelines starts one).</p>}
       {pipelines && pipelines.data.length > 0 && (
-        <table id="pipelines">
-          <thead>
-            <tr>
-              <th>type</th>
-              <th>status</th>
-              <th>progress</th>
-              <th>credits</th>
-              <th>created</th>
-            </tr>
-          </thead>
-          <tbody>
-            {pipelines.data.map((p) => (
-              <tr key={p.id}>
-                <td>
-                  <Link to={`/pipelines/${p.id}`}>
-                    {p.type} <span class="muted">{p.flavor}</span>
-                  </Link>
-                </td>
-                <td class={`status-${p.status}`}>{p.status}</td>
-                <td>{Math.round(p.progress)}%</td>
-                <td>{p.credits}</td>
-                <td>{when(p.created_at)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <RunTable
+          id="pipelines"
+          rows={pipelines.data.map((p) => ({
+            id: p.id,
+            to: `/pipelines/${p.id}`,
+            label: (
+              <>
+                {p.type} <span class="muted">{p.flavor}</span>
+              </>
+            ),
+            status: p.status,
+            progress: p.progress,
+            credits: p.credits,
+            created_at: p.created_at,
+          }))}
+        />
       )}
     </div>
+  );
+}
+
+/** One row of the jobs or the pipelines table: a job and a pipeline run show the same columns. */
+interface RunRow {
+  id: string;
+  to: string;
+  label: ComponentChildren;
+  status: string;
+  progress: number;
+  credits: number;
+  created_at: string;
+}
+
+const RUN_COLUMNS = ["type", "status", "progress", "credits", "created"];
+
+function RunTable({ id, rows }: { id: string; rows: RunRow[] }) {
+  return (
+    <table id={id}>
+      <thead>
+        <tr>
+          {RUN_COLUMNS.map((c) => (
+            <th key={c}>{c}</th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((r) => (
+          <tr key={r.id}>
+            <td>
+              <Link to={r.to}>{r.label}</Link>
+            </td>
+            <td class={`status-${r.status}`}>{r.status}</td>
+            <td>{Math.round(r.progress)}%</td>
+            <td>{r.credits}</td>
+            <td>{when(r.created_at)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
