@@ -98,6 +98,10 @@ describe("job control: retries, priorities and deadlines, on real Postgres and N
     const normal = [await enqueue(user), await enqueue(user), await enqueue(user)];
     const high = await enqueue(user, { priority: "high" });
     expect(high).toMatchObject({ priority: "high" });
+    // Settled as a worker finds them (as in the aging test below): a claim skips a row another write holds.
+    for (const job of [...normal, high]) {
+      await vi.waitFor(async () => expect(await row(job.id)).toMatchObject({ dispatchCount: 1, lastEventSeq: 1 }), { timeout: 10_000, interval: 50 });
+    }
     // The first normal job's message: the claim hands over the high one, which is ahead of it.
     expect(await claim(normal[0]!.id, 1)).toMatchObject({ run: true, job: { id: high.id } });
     expect(await row(high.id)).toMatchObject({ status: "running", claimedVia: normal[0]!.id });
