@@ -1,4 +1,4 @@
-import { httpWorkerKeyPrefix, WorkerHeartbeat, workerRegistryBucket, workerRegistryId, workerRegistryKeepMs, type WorkerIdentity } from "@cutroom/contracts";
+import { httpWorkerKeyPrefix, type RpcRes, WorkerHeartbeat, workerRegistryBucket, workerRegistryId, workerRegistryKeepMs, type WorkerIdentity } from "@cutroom/contracts";
 import type { Logger, NatsConnection, RpcClient } from "@cutroom/runtime";
 import { JetStreamApiCodes, JetStreamApiError, StorageType } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
@@ -42,6 +42,7 @@ interface Seen {
 }
 
 const RECENT_DURATIONS = 30;
+type LeaseCounts = RpcRes<"job", "workerInFlight">;
 const HOUR_MS = 60 * 60_000;
 // Writes that lose the compare-and-set to another gateway's read again; more than a few in a row means something else is wrong.
 const CAS_TRIES = 5;
@@ -101,9 +102,8 @@ export function httpWorkerRecorder(nc: NatsConnection, rpc: Pick<RpcClient, "cal
 
   // Under http. in the bucket: the gateway may put there and nowhere a NATS worker puts (nats-permissions.ts).
   const idOf = httpWorkerId;
-  const heartbeat = (s: Seen, now: number, inFlight: number, stored: WorkerHeartbeat | undefined): WorkerHeartbeat => {
-    for (const [leaseId, l] of s.leases) if (l.expiresAt <= now) s.leases.delete(leaseId);
-    s.ended = s.ended.filter((e) => now - e.at < HOUR_MS);
+  const heartbeat = (s: Seen, now: number, counts: LeaseCounts, stored: WorkerHeartbeat | undefined): WorkerHeartbeat => {
+    const inFlight = counts.in_flight;
     return {
       id: s.id,
       kind: "http",
@@ -123,25 +123,25 @@ export function httpWorkerRecorder(nc: NatsConnection, rpc: Pick<RpcClient, "cal
       pulling: true,
       in_flight: inFlight,
       free_slots: 0,
-      recent_durations_ms: s.durations,
-      jobs_done_last_hour: s.ended.length,
-      jobs_failed_last_hour: s.ended.filter((e) => !e.ok).length,
+      recent_durations_ms: counts.recent_durations_ms,
+      jobs_done_last_hour: counts.done_last_hour,
+      jobs_failed_last_hour: counts.failed_last_hour,
       sent_at: new Date(now).toISOString(),
     };
   };
-  // Its leases as Postgres holds them, so that every replica puts the same figure; this replica's count if job-service does not answer.
-  const inFlightOf = (s: Seen) =>
-    rpc.call("job", "workerInFlight", { worker: s.worker, ...(s.instance ? { name: s.instance } : {}) }).then(
-      (r) => r.in_flight,
-      (err) => {
-        log.warn({ err, worker_id: s.id }, "could not count an http worker's leases; putting this gateway's count");
-        return [...s.leases.values()].filter((l) => l.expiresAt > Date.now()).length;
-      },
-    );
+  // Its leases and last hour as Postgres holds them, so that every replica puts the same figures; this replica's own if job-service does not answer.
+  const countsOf = (s: Seen): Promise<LeaseCounts> =>
+    rpc.call("job", "workerInFlight", { worker: s.worker, ...(s.instance ? { name: s.instance } : {}) }).catch((err) => {
+      log.warn({ err, worker_id: s.id }, "could not count an http worker's leases; putting this gateway's counts");
+      const now = Date.now();
+      for (const [leaseId, l] of s.leases) if (l.expiresAt <= now) s.leases.delete(leaseId);
+      s.ended = s.ended.filter((e) => now - e.at < HOUR_MS);
+      return { in_flight: s.leases.size, done_last_hour: s.ended.length, failed_last_hour: s.ended.filter((e) => !e.ok).length, recent_durations_ms: s.durations };
+    });
   const put = (s: Seen, now: number) => {
     s.lastPut = now;
-    Promise.all([bucket(), inFlightOf(s)])
-      .then(([b, inFlight]) => updateHttpWorkerRecord(b, s.id, (stored) => heartbeat(s, Date.now(), inFlight, stored)))
+    Promise.all([bucket(), countsOf(s)])
+      .then(([b, counts]) => updateHttpWorkerRecord(b, s.id, (stored) => heartbeat(s, Date.now(), counts, stored)))
       .then(() => {
         if (failing) log.info("http worker heartbeats stored again");
         failing = false;

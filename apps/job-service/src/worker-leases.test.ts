@@ -70,17 +70,24 @@ describe("job-service: HTTP workers' leases share the claim with NATS workers (A
     const user = await stack.newUser(100, "user", "pro");
     const job = await enqueue(user, "image.resize");
     expect((await stack.balance(user)).reserved).toBe(job.credits.amount);
+    const before = await stack.client.call("job", "workerInFlight", { worker });
     // Three leases (the type's attempts), each left to run out as a worker that dies does.
     for (const attempt of [1, 2, 3]) {
       const got = await vi.waitFor(async () => (await lease("image.resize", 1))!, { timeout: 5000, interval: 100 });
       expect(got.job).toMatchObject({ id: job.id, attempt });
-      expect(await stack.client.call("job", "workerInFlight", { worker, name: worker.name })).toEqual({ in_flight: 1 });
+      expect(await stack.client.call("job", "workerInFlight", { worker, name: worker.name })).toMatchObject({ in_flight: 1 });
       await sleep(timing.leaseMs + 100);
     }
     expect(await lease("image.resize")).toBeNull();
     await vi.waitFor(async () => expect(await row(job.id)).toMatchObject({ status: "failed", attempts: 3, creditState: "released", error: { code: "WORKER_LOST" } }), { timeout: 5000, interval: 100 });
     expect((await row(job.id)).error!.message).toContain("attempt 3 of 3");
-    expect(await stack.client.call("job", "workerInFlight", { worker })).toEqual({ in_flight: 0 });
+    // The registry's last hour, from Postgres: one more job ended, failed, under this worker's leases.
+    expect(await stack.client.call("job", "workerInFlight", { worker })).toMatchObject({
+      in_flight: 0,
+      done_last_hour: before.done_last_hour + 1,
+      failed_last_hour: before.failed_last_hour + 1,
+      recent_durations_ms: expect.arrayContaining([expect.any(Number)]),
+    });
     // Released once: the balance is what it was before the reservation, and stays so over more reconciler passes.
     await sleep(timing.reconcileIntervalMs * 3);
     expect(await stack.balance(user)).toMatchObject({ credits: 100, reserved: 0 });

@@ -177,7 +177,19 @@ export function createWorkerLeaseHandlers(deps: WorkerLeaseDeps): Handlers {
       const [row] = await db.execute<{ n: number }>(sql`
         select count(*)::int as n from jobs.jobs j join jobs.worker_leases l on l.job_id = j.id and l.dispatch = j.claimed_dispatch
         where j.status = 'running' and j.claimed_dispatch < 0 and l.token_id = ${worker.token_id}::uuid and l.worker = ${name ?? worker.name} and l.expires_at > now()`);
-      return { in_flight: row?.n ?? 0 };
+      // Jobs its leases ended in the last hour (a lease ended its job when the job's claim is still that lease's).
+      const ended = await db.execute<{ status: string; ms: number }>(sql`
+        select j.status, (extract(epoch from (j.completed_at - l.created_at)) * 1000)::int as ms
+        from jobs.worker_leases l join jobs.jobs j on j.id = l.job_id and j.claimed_dispatch = l.dispatch
+        where l.token_id = ${worker.token_id}::uuid and l.worker = ${name ?? worker.name} and l.created_at > now() - interval '1 hour'
+          and j.status in ('succeeded', 'failed') and j.completed_at > now() - interval '1 hour'
+        order by j.completed_at`);
+      return {
+        in_flight: row?.n ?? 0,
+        done_last_hour: ended.length,
+        failed_last_hour: ended.filter((e) => e.status === "failed").length,
+        recent_durations_ms: ended.slice(-30).map((e) => Math.max(0, e.ms)),
+      };
     },
 
     workerFinish: async ({ lease_id, worker, outcome }, ctx) => {

@@ -158,8 +158,11 @@ export const rpc = {
     workerOutput: method(workerRpc.output, UploadTicket),
     workerConfirmOutput: method(workerRpc.confirmOutput, FileObject),
     workerFinish: method(workerRpc.finish, FinishedLease),
-    // The registry's in_flight of a worker over HTTP, counted in Postgres so that every gateway puts the same figure.
-    workerInFlight: method(workerRpc.inFlight, z.object({ in_flight: z.number().int() })),
+    // The registry's in_flight and last hour of a worker over HTTP, counted in Postgres so that every gateway puts the same figures.
+    workerInFlight: method(
+      workerRpc.inFlight,
+      z.object({ in_flight: z.number().int(), done_last_hour: z.number().int(), failed_last_hour: z.number().int(), recent_durations_ms: z.array(z.number().int()) }),
+    ),
     // Pipelines (ADR 025): runs of stages of ordinary jobs, advanced by job-service.
     pipelineTypes: method(Empty, z.object({ data: z.array(PipelineTypeDescription) })),
     // `idempotency_key` as on create: the same key and request give the same run, `replayed` (a run made before).

@@ -223,11 +223,12 @@ describe("workers over HTTP", () => {
       expect(done.status, JSON.stringify(done.body)).toBe(200);
       expect((await ctx.api.get(`/jobs/${l.job.id}`, l.job.id === j0 ? user.token : u1.token)).body).toMatchObject({ status: "succeeded", credits: { state: "captured" } });
     }
-    // Still draining through its calls; its jobs in hand are none now.
+    // Still draining through its calls; its jobs in hand are none now, and its last hour counts both jobs it
+    // ended, one through each gateway (from Postgres: each gateway alone had seen one).
     await vi.waitFor(
       async () => {
         expect((await ctx.api.post("/worker/lease", { job_types: ["image.thumbnail"], wait_s: 0 }, worker.token, as("box-a"))).status).toBe(204);
-        for (const gw of gateways) expect(await boxA(gw)).toMatchObject({ status: "draining", in_flight: 0 });
+        for (const gw of gateways) expect(await boxA(gw)).toMatchObject({ status: "draining", in_flight: 0, jobs_done_last_hour: 2, jobs_failed_last_hour: 0 });
       },
       { timeout: 10_000, interval: 100 },
     );
