@@ -1,7 +1,7 @@
 // `npm test`: starts throwaway Postgres, NATS and S3 (local binaries and s3rver, or containers where Docker is), runs every test, stops them.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { chooseTestServerMode, startTestServers, testServerEnv } from "@cutroom/devstack";
 
 const root = join(import.meta.dirname, "..");
@@ -37,9 +37,10 @@ const child = spawn(vitest, ["run", ...reporters, ...args], { cwd: root, env, st
 const code: number = await new Promise((resolve) => child.once("exit", (c, sig) => resolve(c ?? (sig ? 1 : 0))));
 
 await servers.stop();
+// The service logs first and the verdict last, so the end of a failed run's output names what failed.
+if (code !== 0) printServiceLogs(runDir);
 printSummary(report);
 if (code === 0 && !process.env.CUTROOM_KEEP_TEST_DATA) rmSync(runDir, { recursive: true, force: true });
-if (code !== 0) printServiceLogs(runDir);
 process.exit(code);
 
 function fail(err: Error): never {
@@ -57,12 +58,30 @@ function printServiceLogs(dir: string) {
   console.error(`\nservice logs and data kept in ${dir}`);
 }
 
-/** One plain closing line, the same whatever the runner prints: `tests: N passed, N failed, N skipped`. */
+interface Report {
+  numPassedTests: number;
+  numFailedTests: number;
+  numPendingTests: number;
+  numTodoTests: number;
+  testResults: { name: string; message?: string; assertionResults: { fullName: string; status: string; failureMessages: string[] }[] }[];
+}
+
+/** Each failed test with its first error line, then one plain closing line: `tests: N passed, N failed, N skipped`. */
 function printSummary(file: string) {
   try {
-    const r = JSON.parse(readFileSync(file, "utf8")) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests: number };
+    const r = JSON.parse(readFileSync(file, "utf8")) as Report;
+    for (const f of r.testResults) {
+      const where = relative(root, f.name);
+      const failed = f.assertionResults.filter((a) => a.status === "failed");
+      if (failed.length === 0 && f.message) console.log(`FAILED ${where}: ${firstLine(f.message)}`);
+      for (const a of failed) console.log(`FAILED ${where} > ${a.fullName}: ${firstLine(a.failureMessages[0] ?? "")}`);
+    }
     console.log(`\ntests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
   } catch {
     console.log("\ntests: no report (vitest did not finish)");
   }
+}
+
+function firstLine(text: string): string {
+  return (text.split("\n").find((l) => l.trim()) ?? "").trim().slice(0, 300);
 }

@@ -152,7 +152,10 @@ describe("a job whose worker stops during its last delivery (the real job-servic
         { timeout: 20_000, interval: 100 },
       );
       expect(last).toMatchObject({ type: "result", status: "succeeded", result: { run: 3 } });
-      expect(dispatches).toEqual([1, 2]);
+      // Dispatched again once by the hand-back; on a loaded machine the reconciler may re-dispatch a
+      // queued job the next worker has not taken yet, which the claim refuses: the job still runs once more.
+      expect(dispatches.slice(0, 2)).toEqual([1, 2]);
+      expect(runs).toBe(3);
       expect(await client.call("job", "get", { job_id: job.id }, { caller: owner })).toMatchObject({ status: "succeeded", attempts: 3 });
     } finally {
       await first.stop({ graceMs: 0 });
