@@ -22,6 +22,7 @@ const testVariables: Record<string, string | { setByNpmTest: true }> = {
   LOG_LEVEL: "pino level of the services the tests start (their logs are printed after a failed run).",
   TEST_LOG_LEVEL: "pino level of the loggers the tests create in their own process (e.g. the worker loop under test).",
   CUTROOM_KEEP_TEST_DATA: "Set to anything to keep each run's servers' data and service logs under `.data/test-<pid>`, even when every test passed.",
+  CUTROOM_NODE_ARGS: "Node flags, space-separated, for every app process a stack starts (npm start, npm test, npm run bench), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` for a CPU profile of each.",
   PG_BIN: "Postgres server binaries (initdb, postgres); default the newest /usr/lib/postgresql/<v>/bin.",
   CUTROOM_TEST_SERVERS:
     "Where the test servers come from: `embedded` (local Postgres, nats-server and s3rver), `containers` (Postgres, a 3-node NATS JetStream cluster and SeaweedFS, which checks signatures, through testcontainers) or `auto`: containers when a Docker engine answers. The run's first line says which.",

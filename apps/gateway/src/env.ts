@@ -52,6 +52,8 @@ export const Env = BaseEnv.extend({
   WORKER_GONE_AFTER_MS: z.coerce.number().int().min(500).default(30_000),
   /** How often, in ms, the gateway puts a worker over HTTP in the registry while it calls (at most once per interval); one silent two intervals reads as unhealthy. */
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
+  /** How long the gateway's start waits, in ms, to follow the job events stream (job-service creates it) before it listens anyway; watchers of a job then get its live events once the stream is there. */
+  JOB_EVENTS_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   /** How long POST /api/v1/prompts/enhance waits for the language model, in ms (then 502 PROVIDER_ERROR; the worker cancels the prediction). */
   PROMPT_ENHANCE_TIMEOUT_MS: z.coerce.number().int().min(2000).max(600_000).default(60_000),
 });

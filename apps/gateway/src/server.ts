@@ -20,7 +20,7 @@ await verifier.refresh().catch((err) => log.warn({ err: (err as Error).message }
 
 const hub = createEventHub(nc, log);
 // Watchers that start before the hub follows the stream could miss what is stored meanwhile; JetStream not up yet must not hold the gateway back for long.
-if (!(await Promise.race([hub.ready.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 10_000).unref())]))) log.warn("not following job events yet: live watchers get events once JetStream answers");
+if (!(await Promise.race([hub.ready.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), env.JOB_EVENTS_WAIT_MS).unref())]))) log.warn("not following job events yet: live watchers get events once JetStream answers");
 const app = await buildApp({ rpc, nc, verifier, hub, log, storage: createStorageReplicas(env.STORAGE_INTERNAL_URL, { connectTimeoutMs: env.STORAGE_CONNECT_TIMEOUT_MS }), bodyLimit: env.BODY_LIMIT_BYTES, trustProxy: env.TRUST_PROXY, metricsToken: env.METRICS_TOKEN, corsOrigins: env.CORS_ORIGINS, requestTimeoutMs: env.REQUEST_TIMEOUT_MS, idleTimeoutMs: env.REQUEST_IDLE_TIMEOUT_MS, maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER, requestBudget: createRequestBudget({ free: env.RATE_LIMIT_FREE_PER_MINUTE, pro: env.RATE_LIMIT_PRO_PER_MINUTE, enterprise: env.RATE_LIMIT_ENTERPRISE_PER_MINUTE }), models: gatewayModels(env), promptEnhanceTimeoutMs: env.PROMPT_ENHANCE_TIMEOUT_MS, dashboardDir: env.DASHBOARD_DIR, workerGoneAfterMs: env.WORKER_GONE_AFTER_MS, workerHeartbeatMs: env.WORKER_HEARTBEAT_MS });
 await app.listen({ port: env.PORT, host: env.HOST });
 

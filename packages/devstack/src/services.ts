@@ -3,6 +3,7 @@ import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 import type { NatsLogin } from "./nats-auth.ts";
+import { bundleApps } from "./bundle.ts";
 import { stopChild } from "./servers.ts";
 import { RestartBudget, exitReason, giveUpMessage, type SuperviseOptions } from "./supervise.ts";
 import { freePort } from "./wait.ts";
@@ -41,6 +42,12 @@ const listenPorts: Partial<Record<AppName, string[]>> = {
 const ownPort = (app: AppName, i: number, variable: string) => i > 1 || (variable === "METRICS_PORT" && app !== "gateway");
 
 const startTimeoutMs = 60_000;
+/**
+ * Node flags for every app process, from CUTROOM_NODE_ARGS (space-separated): a profile of each
+ * (`--cpu-prof --cpu-prof-dir=/tmp/prof`) is how docs/PERFORMANCE.md's figures were taken apart.
+ * Node refuses such flags in NODE_OPTIONS.
+ */
+const nodeArgs = (process.env.CUTROOM_NODE_ARGS ?? "").split(" ").filter(Boolean);
 
 export interface ServiceSet {
   /** The current process of each instance (a restart replaces it). */
@@ -79,7 +86,7 @@ interface Instance {
 }
 
 /**
- * Runs each app as its own process (`node --import tsx src/server.ts`), as in production.
+ * Runs each app as its own process (its source bundled into one file, see bundleApps), as in production.
  * A service counts as started when it announces `ready` over the IPC channel. Output goes to `logDir/<instance>.log`,
  * and to `echo` when given (npm start prints it). With `supervise`, an instance that exits without
  * being asked to is restarted with backoff; the first start still fails fast.
@@ -105,6 +112,7 @@ export async function startServices(opts: {
   const children = new Map<InstanceName, ChildProcess>();
 
   const apps = opts.apps ?? allApps;
+  const bundles = await bundleApps(opts.root, apps);
   for (const app of apps) {
     for (let i = 1; i <= (opts.instances?.[app] ?? 1); i++) {
       const name: InstanceName = i === 1 ? app : `${app}-${i}`;
@@ -127,7 +135,7 @@ export async function startServices(opts: {
 
   /** Spawns the instance's process; resolves once it announces ready, rejects if it exits or times out first. */
   const spawnInstance = (inst: Instance, restartOnEarlyExit: boolean): Promise<ChildProcess> => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
+    const child = spawn(process.execPath, ["--enable-source-maps", ...nodeArgs, bundles[inst.app]!], {
       cwd: join(opts.root, "apps", inst.app),
       env: { ...process.env, ...opts.env, ...inst.ownEnv, ...inst.extraEnv },
       stdio: ["ignore", "pipe", "pipe", "ipc"],

@@ -91,6 +91,8 @@ export async function startStack(opts: {
       ...(natsCluster ? { NATS_STREAM_REPLICAS: String(natsCluster.replicas) } : {}),
       ...modelStackEnv({ emulatorUrl, webhookBaseUrl: hasGateway ? url : undefined, webhookSecret: newWebhookSecret() }),
       ...(emulatorPort ? { MODEL_EMULATOR_PORT: String(emulatorPort), MODEL_EMULATOR_HOST: "127.0.0.1", MODEL_EMULATOR_PUBLIC_URL: emulatorUrl!, MODEL_EMULATOR_DIR: join(dir, "model-emulator") } : {}),
+      // No job-service, no job events stream: the gateway need not wait for one (10 s by default).
+      ...(apps.includes("job-service") ? {} : { JOB_EVENTS_WAIT_MS: "0" }),
       ...opts.env,
     },
   }).catch(async (err) => {

@@ -1,0 +1,42 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, expect, it } from "vitest";
+import { bundleApps } from "./bundle.ts";
+
+const root = mkdtempSync(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "bundle-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function write(path: string, text: string) {
+  mkdirSync(join(root, path, ".."), { recursive: true });
+  writeFileSync(join(root, path), text);
+}
+
+it("runs an app as one file whose modules still find the files beside their sources, and names it by its content", async () => {
+  // A package module that reads a file next to its source, as the migrations, catalogs and the dashboard are found.
+  write("packages/p/data.txt", "beside the package\n");
+  write(
+    "packages/p/src/where.ts",
+    [
+      `import { readFileSync } from "node:fs";`,
+      `export const where = { url: import.meta.url, dirname: import.meta.dirname, filename: import.meta.filename };`,
+      `export const data: string = readFileSync(new URL("../data.txt", import.meta.url), "utf8").trim();`,
+    ].join("\n"),
+  );
+  write("apps/demo/src/server.ts", `import { where, data } from "../../../packages/p/src/where.ts";\nconsole.log(JSON.stringify({ ...where, data, own: import.meta.dirname }));\n`);
+
+  const first = await bundleApps(root, ["demo"]);
+  const out = JSON.parse(execFileSync(process.execPath, [first.demo!], { encoding: "utf8" })) as Record<string, string>;
+  const source = join(root, "packages", "p", "src", "where.ts");
+  expect(out).toEqual({ url: pathToFileURL(source).href, dirname: join(root, "packages", "p", "src"), filename: source, data: "beside the package", own: join(root, "apps", "demo", "src") });
+  expect(first.demo).toMatch(/[/\\]\.data[/\\]bundles[/\\]demo\.[0-9a-f]{16}\.mjs$/);
+
+  // The same code is the same file; a change is a new one.
+  expect((await bundleApps(root, ["demo"])).demo).toBe(first.demo);
+  write("apps/demo/src/server.ts", `console.log("changed");\n`);
+  const changed = (await bundleApps(root, ["demo"])).demo!;
+  expect(changed).not.toBe(first.demo);
+  expect(execFileSync(process.execPath, [changed], { encoding: "utf8" }).trim()).toBe("changed");
+});
