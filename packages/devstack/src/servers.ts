@@ -251,7 +251,12 @@ export async function startNatsCluster(opts: { dir: string; logins?: NatsLogins;
     nodes[i] = node;
     void node.exited.then(() => nodes[i] === node && (nodes[i] = undefined));
   };
-  const healthy = async (i: number) => (await fetch(`http://127.0.0.1:${ports[i]!.monitor}/healthz`).catch(() => undefined))?.ok ?? false;
+  // True once healthy; otherwise throws what the node said, which a timed-out wait then reports.
+  const healthy = async (i: number) => {
+    const res = await fetch(`http://127.0.0.1:${ports[i]!.monitor}/healthz`).catch(() => undefined);
+    if (res?.ok) return true;
+    throw new Error(res ? `node ${i}'s /healthz: ${res.status} ${(await res.text()).slice(0, 300)}` : `node ${i} does not answer`);
+  };
   const stopAll = () => Promise.all(nodes.map((n) => n?.stop()));
   try {
     await Promise.all(ports.map((_, i) => startNode(i)));

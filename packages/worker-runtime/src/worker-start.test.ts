@@ -54,7 +54,9 @@ describe("startWorker on a NATS cluster short of its quorum", () => {
       expect(failure).toBeUndefined();
       expect(worker).toBeUndefined();
 
-      await Promise.all([cluster.startNode(1), cluster.startNode(2)]);
+      // One after the other: the first restores the quorum, the second joins a cluster that has one.
+      await cluster.startNode(1);
+      await cluster.startNode(2);
       // A cluster on a busy machine takes its time to elect leaders again: generous bounds, the point is that it starts at all.
       await vi.waitFor(() => expect(worker ?? failure).toBeDefined(), { timeout: 60_000, interval: 100 });
       expect(failure).toBeUndefined();
