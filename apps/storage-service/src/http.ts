@@ -58,6 +58,9 @@ export function buildHttp(log: Logger, routes: Routes[], { corsOrigins = "*" }: 
   return app;
 }
 
+// Objects up to this size are read whole and sent in one piece, no stream per download (ADR 047).
+const WHOLE_BODY_BYTES = 256 * 1024;
+
 /** The fs driver's signed URLs: `PUT` stores an upload (once per ticket, see `receive`), `GET` serves a download (with single byte ranges). */
 export const blobRoutes =
   (driver: FsDriver, receive: SignedPutReceiver): Routes =>
@@ -77,21 +80,24 @@ export const blobRoutes =
 
     app.get<{ Params: { token: string } }>("/storage/blob/:token", async (req, reply) => {
       const claims = driver.verify(req.params.token, "get");
-      const size = await driver.size(claims.key);
-      if (size === undefined) throw new AppError("NOT_FOUND", "object not found");
+      const object = await driver.readIfSmall(claims.key, WHOLE_BODY_BYTES);
+      if (!object) throw new AppError("NOT_FOUND", "object not found");
+      const { size, bytes } = object;
       reply.header("content-type", claims.ct ?? "application/octet-stream");
       reply.header("content-disposition", contentDisposition(claims.fn ?? claims.key.split("/").pop()!));
       reply.header("accept-ranges", "bytes");
       const range = parseRange(req.headers.range, size);
       if (range === "unsatisfiable") {
-        return reply.status(416).header("content-range", `bytes */${size}`).send({ error: { code: "BAD_REQUEST", message: "range not satisfiable", request_id: req.id } });
+        // The envelope is JSON, not the object's type (which fastify would refuse to send an object as: a 500).
+        reply.removeHeader("content-disposition");
+        return reply.status(416).header("content-range", `bytes */${size}`).type("application/json; charset=utf-8").send({ error: { code: "BAD_REQUEST", message: "range not satisfiable", request_id: req.id } });
       }
       if (range) {
         reply.status(206).header("content-range", `bytes ${range.start}-${range.end}/${size}`).header("content-length", range.end - range.start + 1);
-        return reply.send(driver.openRead(claims.key, range));
+        return reply.send(bytes ? bytes.subarray(range.start, range.end + 1) : driver.openRead(claims.key, range));
       }
       reply.header("content-length", size);
-      return reply.send(size === 0 ? "" : driver.openRead(claims.key));
+      return reply.send(bytes ?? driver.openRead(claims.key));
     });
   };
 

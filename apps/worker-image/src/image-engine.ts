@@ -4,7 +4,7 @@ import { inSpan, tracing } from "@cutroom/runtime";
 import { JobFailure } from "@cutroom/worker-runtime";
 import type { BorderReport, KeyedImage } from "./chroma-key.ts";
 import type { EngineOp, EngineRequest, engineOps } from "./engine-process.ts";
-import { resizeSmallImage, type ResizedImage, type ResizeOptions } from "./resize.ts";
+import { resizeSmallBytes, resizeSmallImage, type ResizedBytes, type ResizedImage, type ResizeOptions } from "./resize.ts";
 
 type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { failure: boolean; code?: string; message: string } };
 type Ops = typeof engineOps;
@@ -15,6 +15,8 @@ export interface ImageEngine {
    * image of at most `inlineMaxPixels` in and out is resized here instead, done sooner than a message round trip.
    */
   resize(inputPath: string, outputPath: string, opts: ResizeOptions, signal: AbortSignal): Promise<ResizedImage>;
+  /** An image of at most `inlineMaxPixels` in and out resized here from bytes to bytes; undefined (nothing decoded) when it is larger: use resize. */
+  resizeBytes(input: Buffer, opts: ResizeOptions, signal: AbortSignal): Promise<ResizedBytes | undefined>;
   /** How much of the picture's border is screen green (chroma-key.ts), in a child process like resize. */
   inspectBorder(inputPath: string, limits: JobLimits, signal: AbortSignal): Promise<BorderReport>;
   /** A green screen keyed out into an RGBA PNG (chroma-key.ts). */
@@ -115,6 +117,13 @@ export function createImageEngine(opts: { maxIdle?: number; inlineMaxPixels?: nu
           return small;
         }
         return callChild("resize", [inputPath, outputPath, resizeOpts], signal);
+      }),
+    resizeBytes: (input, resizeOpts, signal) =>
+      traced("resize", async () => {
+        signal.throwIfAborted();
+        const small = inlineMaxPixels > 0 ? await resizeSmallBytes(input, resizeOpts, inlineMaxPixels) : undefined;
+        signal.throwIfAborted();
+        return small;
       }),
     inspectBorder: (inputPath, limits, signal) => call("inspectBorder", [inputPath, limits], signal),
     chromaKey: (inputPath, outputPath, opts, signal) => call("chromaKey", [inputPath, outputPath, opts], signal),

@@ -4,7 +4,7 @@ import { inSpan, tracing, type JobEventPublisher, type Logger, type RpcClient, t
 import { JobFailure } from "./job-failure.ts";
 import { createJobModels, type ModelService } from "./models.ts";
 import { createProgressReporter } from "./progress.ts";
-import { downloadToFile, putOutputFile, TransferError, uploadFile } from "./transfer.ts";
+import { downloadToFile, downloadToMemory, putOutputFile, TransferError, uploadFile } from "./transfer.ts";
 import type { JobContext } from "./types.ts";
 
 export interface JobContextDeps {
@@ -16,7 +16,8 @@ export interface JobContextDeps {
   input: unknown;
   limits: JobLimits;
   signal: AbortSignal;
-  tmpDir: string;
+  /** The job's temp dir, made on the first call (see JobContext.tmpDir). */
+  tmpDir: () => string;
   models: ModelService;
   /** storage-service's replicas, which transfers fail over between; absent: each URL as it is. */
   storage?: StorageReplicas;
@@ -47,7 +48,7 @@ function replaces(next: JobEventInput, earlier: JobEventInput): boolean {
  * the final event goes out; `succeeded`: the handler returned, so stage and progress events are dropped if none went out yet.
  */
 export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close: (succeeded: boolean) => Promise<void> } {
-  const { rpc, events, logger, job, definition, signal, tmpDir } = deps;
+  const { rpc, events, logger, job, definition, signal } = deps;
   let currentStage: string | undefined;
 
   // Above what the claim said the job reached, even when the broker has lost the stored events.
@@ -86,7 +87,9 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
     input: deps.input,
     limits: deps.limits,
     signal,
-    tmpDir,
+    get tmpDir() {
+      return deps.tmpDir();
+    },
     logger,
     log: {
       info(message) {
@@ -116,7 +119,7 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
 
     async fetchInput(fileId) {
       const download = async (file: InputUrl) => {
-        const path = join(tmpDir, `input-${fileId}${safeExtension(file.filename)}`);
+        const path = join(deps.tmpDir(), `input-${fileId}${safeExtension(file.filename)}`);
         const size = await downloadToFile(file.url, path, signal, deps.storage);
         if (size !== file.size) throw new Error(`input ${fileId} arrived with ${size} of ${file.size} bytes`);
         return { path, filename: file.filename, contentType: file.content_type, size };
@@ -138,14 +141,29 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
       return download(file);
     },
 
+    async readInput(fileId, maxBytes) {
+      // Only with the claim's URL, whose size says up front whether the file is small enough.
+      const given = deps.access?.inputs[fileId];
+      if (!given || given.size > maxBytes || !fresh(given.expires_at)) return undefined;
+      try {
+        const bytes = await downloadToMemory(given.url, maxBytes, signal, deps.storage);
+        if (bytes.length !== given.size) throw new Error(`input ${fileId} arrived with ${bytes.length} of ${given.size} bytes`);
+        return { bytes, filename: given.filename, contentType: given.content_type, size: bytes.length };
+      } catch (err) {
+        // Gone since the claim: fetchInput asks storage, whose answer fails the job with the reason.
+        if (err instanceof TransferError && (err.status === 404 || err.status === 403)) return undefined;
+        throw err;
+      }
+    },
+
     prepareOutput(filename, contentType, opts) {
       // The claim's output URL stores and records the file in one PUT; a provider's bytes (`check`) are confirmed as before.
       const outputUrl = opts?.check ? undefined : deps.access?.output_url;
       if (outputUrl && fresh(deps.access!.expires_at)) {
         return {
-          async upload(localPath) {
+          async upload(source) {
             deps.onUpload?.();
-            const file = await putOutputFile(`${outputUrl}?filename=${encodeURIComponent(filename)}`, localPath, contentType, signal, deps.storage);
+            const file = await putOutputFile(`${outputUrl}?filename=${encodeURIComponent(filename)}`, source, contentType, signal, deps.storage);
             return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };
           },
         };
@@ -162,12 +180,12 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
       const early = askTicket();
       early.catch(() => {});
       return {
-        async upload(localPath) {
+        async upload(source) {
           deps.onUpload?.();
           let ticket = await early;
           // The same file id each time (one per job and name), so a second ask only signs a fresh URL.
           if (Date.parse(ticket.expires_at) - Date.now() < TICKET_MARGIN_MS) ticket = await askTicket();
-          await uploadFile(ticket, localPath, contentType, signal, deps.storage);
+          await uploadFile(ticket, source, contentType, signal, deps.storage);
           const file = await rpc.call("storage", "confirmOutput", { owner_id: job.userId, file_id: ticket.file_id, ...(opts?.check ? { check: true } : {}) });
           return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };
         },
@@ -178,7 +196,9 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
     // Assigned below: it uploads through this very context.
     models: undefined as unknown as JobContext["models"],
   };
-  ctx.models = createJobModels({ service: deps.models, tmpDir, signal, progress: ctx.progress, uploadOutput: ctx.uploadOutput, log: ctx.log });
+  ctx.models = createJobModels({ service: deps.models, get tmpDir() {
+    return deps.tmpDir();
+  }, signal, progress: ctx.progress, uploadOutput: ctx.uploadOutput, log: ctx.log });
   const close = async (succeeded: boolean) => {
     await progress.stop();
     // A job done before anything of it was announced: the result says every stage is done and progress

@@ -1,4 +1,4 @@
-import { copyFile, readFile } from "node:fs/promises";
+import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jobLimits, jobTypes } from "@cutroom/contracts";
 import { createJobModels, noModels, type ModelService } from "./models.ts";
@@ -24,9 +24,9 @@ export function localJobContext<I>(type: keyof typeof jobTypes, input: Record<st
   const { dir, file } = opts;
   const uploads: { path: string; filename: string; contentType: string }[] = [];
   const controller = new AbortController();
-  const uploadOutput = async (localPath: string, filename: string, contentType: string): Promise<ResultFile> => {
+  const uploadOutput = async (source: string | Buffer, filename: string, contentType: string): Promise<ResultFile> => {
     const kept = join(dir, `uploaded-${++uploaded}-${filename}`);
-    await copyFile(localPath, kept);
+    await (typeof source === "string" ? copyFile(source, kept) : writeFile(kept, source));
     uploads.push({ path: kept, filename, contentType });
     return { file_id: crypto.randomUUID(), filename, content_type: contentType, size: 0 };
   };
@@ -45,8 +45,10 @@ export function localJobContext<I>(type: keyof typeof jobTypes, input: Record<st
       if (!file) throw new Error(`${type} reads no files`);
       return { path: file.path, filename: file.filename, contentType: file.contentType, size: (await readFile(file.path)).byteLength };
     },
+    // As the runtime without a claim's URL: the handler falls back to fetchInput.
+    readInput: async () => undefined,
     uploadOutput,
-    prepareOutput: (filename: string, contentType: string) => ({ upload: (localPath: string) => uploadOutput(localPath, filename, contentType) }),
+    prepareOutput: (filename: string, contentType: string) => ({ upload: (source: string | Buffer) => uploadOutput(source, filename, contentType) }),
     models: createJobModels({ service: opts.service ?? noModels(), tmpDir: dir, signal: controller.signal, progress: () => {}, uploadOutput, log }),
   } satisfies JobContext<I>;
   return { ctx, uploads };

@@ -52,31 +52,54 @@ async function send(storage: StorageReplicas, url: string, opts: { method: strin
 // Bodies up to this size are held whole rather than streamed: one write each way, no stream pipeline (ADR 042).
 const SMALL_BODY_BYTES = 256 * 1024;
 
-/** Streams a signed GET URL into a file, holding in memory no more than a small body. Returns its size. */
-export async function downloadToFile(url: string, path: string, signal: AbortSignal, storage: StorageReplicas = direct): Promise<number> {
+/** A signed GET's answer, once storage said 2xx; a TransferError (with storage's status) otherwise. */
+async function download(url: string, signal: AbortSignal, storage: StorageReplicas): Promise<IncomingMessage> {
   const res = await send(storage, url, { method: "GET", signal }, "download the input file from");
   const status = res.statusCode ?? 500;
   if (status < 200 || status >= 300) {
     res.resume();
     throw Object.assign(new TransferError(`could not download the input file from storage (HTTP ${status})`), { status });
   }
-  const length = Number(res.headers["content-length"]);
-  if (length <= SMALL_BODY_BYTES) {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res) {
-      chunks.push(chunk as Buffer);
-      size += (chunk as Buffer).length;
-    }
-    await writeFile(path, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), { signal });
-    return size;
+  return res;
+}
+
+/** The whole body, in the chunks it came in as one buffer. */
+async function readWhole(res: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+/** Streams a signed GET URL into a file, holding in memory no more than a small body. Returns its size. */
+export async function downloadToFile(url: string, path: string, signal: AbortSignal, storage: StorageReplicas = direct): Promise<number> {
+  const res = await download(url, signal, storage);
+  if (Number(res.headers["content-length"]) <= SMALL_BODY_BYTES) {
+    const bytes = await readWhole(res);
+    await writeFile(path, bytes, { signal });
+    return bytes.length;
   }
   await pipeline(res, createWriteStream(path), { signal });
   return (await stat(path)).size;
 }
 
-/** A file's size, and its bytes when it is small enough to send whole (SMALL_BODY_BYTES). */
-async function readIfSmall(path: string): Promise<{ size: number; bytes?: Buffer }> {
+/** A signed GET URL's body in memory, for a file known to be small (JobContext.readInput); larger than `maxBytes` is a TransferError. */
+export async function downloadToMemory(url: string, maxBytes: number, signal: AbortSignal, storage: StorageReplicas = direct): Promise<Buffer> {
+  const res = await download(url, signal, storage);
+  if (!(Number(res.headers["content-length"]) <= maxBytes)) {
+    res.destroy();
+    throw new TransferError("the input file from storage is larger than it was said to be");
+  }
+  return readWhole(res);
+}
+
+/** A body to send: bytes held in memory as they are; a file's size, and its bytes when it is small enough to send whole (SMALL_BODY_BYTES). */
+async function bodyOf(source: string | Buffer): Promise<{ size: number; bytes?: Buffer }> {
+  if (typeof source !== "string") return { size: source.length, bytes: source };
+  const path = source;
   const file = await open(path, "r");
   try {
     const { size } = await file.stat();
@@ -91,22 +114,22 @@ async function readIfSmall(path: string): Promise<{ size: number; bytes?: Buffer
 }
 
 /**
- * Streams a file to a signed PUT URL. Content-Length is sent explicitly: S3 presigned PUTs
+ * Streams a file (or sends bytes held in memory) to a signed PUT URL. Content-Length is sent explicitly: S3 presigned PUTs
  * refuse chunked bodies. The file is opened once a replica took the connection, so a retry on
  * the next one reads it from its start. Returns the size sent.
  */
 export async function uploadFile(
   ticket: { upload_url: string; method: string; headers: Record<string, string> },
-  path: string,
+  source: string | Buffer,
   contentType: string,
   signal: AbortSignal,
   storage: StorageReplicas = direct,
 ): Promise<number> {
-  const { size, bytes } = await readIfSmall(path);
+  const { size, bytes } = await bodyOf(source);
   const res = await send(
     storage,
     ticket.upload_url,
-    { method: ticket.method, headers: { "content-type": contentType, ...ticket.headers, "content-length": String(size) }, open: () => createReadStream(path), bytes, signal },
+    { method: ticket.method, headers: { "content-type": contentType, ...ticket.headers, "content-length": String(size) }, open: () => createReadStream(source as string), bytes, signal },
     "upload the output file to",
   );
   res.resume();
@@ -116,12 +139,12 @@ export async function uploadFile(
 }
 
 /**
- * Streams a job's output to its storage access's output URL (ADR 033), which stores and records it in
+ * Streams a job's output (a file, or bytes held in memory) to its storage access's output URL (ADR 033), which stores and records it in
  * one request: the answer is the ready file, checked against its contract.
  */
-export async function putOutputFile(url: string, path: string, contentType: string, signal: AbortSignal, storage: StorageReplicas = direct): Promise<FileObject> {
-  const { size, bytes } = await readIfSmall(path);
-  const res = await send(storage, url, { method: "PUT", headers: { "content-type": contentType, "content-length": String(size) }, open: () => createReadStream(path), bytes, signal }, "upload the output file to");
+export async function putOutputFile(url: string, source: string | Buffer, contentType: string, signal: AbortSignal, storage: StorageReplicas = direct): Promise<FileObject> {
+  const { size, bytes } = await bodyOf(source);
+  const res = await send(storage, url, { method: "PUT", headers: { "content-type": contentType, "content-length": String(size) }, open: () => createReadStream(source as string), bytes, signal }, "upload the output file to");
   const chunks: Buffer[] = [];
   for await (const chunk of res) chunks.push(chunk as Buffer);
   if ((res.statusCode ?? 500) >= 300) throw new TransferError(`could not upload the output file to storage (HTTP ${res.statusCode})`);

@@ -13,6 +13,14 @@ export interface InputFile {
   size: number;
 }
 
+/** A small job input held in memory (JobContext.readInput): no file is written for it. */
+export interface InputBytes {
+  bytes: Buffer;
+  filename: string;
+  contentType: string;
+  size: number;
+}
+
 /** What a handler returns: the files it uploaded plus any measurements worth showing. */
 export interface JobOutput {
   files: ResultFile[];
@@ -29,7 +37,10 @@ export interface JobContext<I = unknown> {
   limits: JobLimits;
   /** Aborted when the job is canceled or the worker must give it up; pass it to every await. */
   signal: AbortSignal;
-  /** A directory of this run's own, removed when the job ends however it ends. */
+  /**
+   * A directory of this run's own, removed when the job ends however it ends. It is made the first time
+   * it is read (or an input is fetched into it): a job that works in memory never touches the disk.
+   */
   tmpDir: string;
   /** Log lines the job's owner sees as `log` events; they also go to the worker's own log. */
   log: { info: (message: string) => void; warn: (message: string) => void };
@@ -41,6 +52,11 @@ export interface JobContext<I = unknown> {
   stage: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
   /** Downloads one of the owner's files into `tmpDir` through a short-lived signed URL. */
   fetchInput: (fileId: string) => Promise<InputFile>;
+  /**
+   * One of the owner's files in memory when it has at most `maxBytes` (its size is known from the
+   * claim); otherwise, or when the claim brought no URL for it, undefined: use fetchInput.
+   */
+  readInput: (fileId: string, maxBytes: number) => Promise<InputBytes | undefined>;
   /**
    * Uploads a local file as an output of this job and returns it as a result file. `check`: storage
    * checks the bytes as it checks a user's upload (real type, measurable media); for files the
@@ -58,7 +74,8 @@ export interface JobContext<I = unknown> {
 
 /** An output whose upload ticket is on its way (JobContext.prepareOutput). */
 export interface PreparedOutput {
-  upload: (localPath: string) => Promise<ResultFile>;
+  /** Sends a local file, or bytes held in memory. */
+  upload: (source: string | Buffer) => Promise<ResultFile>;
 }
 
 export type JobHandler<T extends JobTypeName = JobTypeName> = (ctx: JobContext<JobInput<T>>) => Promise<JobOutput>;

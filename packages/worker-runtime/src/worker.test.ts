@@ -146,6 +146,37 @@ describe("worker runtime against the real job-service and storage-service", () =
     expect(asked.filter((m) => m !== "createUpload" && m !== "confirmUpload" && m !== "getFile" && m !== "downloadUrl")).toEqual(["jobAccess"]);
   });
 
+  it("runs a job in memory without making a temp dir: a small input read whole, bytes uploaded as the output", async () => {
+    const seen: { bytes?: string; filename?: string; tmpDuring?: string[]; tooSmall?: unknown } = {};
+    const job = await enqueue(async (ctx) => {
+      const input = await ctx.readInput(ctx.input.file_id, 1024);
+      // Past the bound given, nothing is read: the handler takes the file's way.
+      seen.tooSmall = await ctx.readInput(ctx.input.file_id, PIXEL.length - 1);
+      seen.bytes = input?.bytes.toString("hex");
+      seen.filename = input?.filename;
+      seen.tmpDuring = await tmpLeft();
+      return { files: [await ctx.prepareOutput("copy.png", "image/png").upload(Buffer.concat([input!.bytes]))] };
+    });
+    const { last } = await terminalEvent(job.id);
+    expect(last).toMatchObject({ type: "result", status: "succeeded", result: { files: [{ filename: "copy.png", size: PIXEL.length }] } });
+    expect(seen).toEqual({ bytes: PIXEL.toString("hex"), filename: "pixel.png", tmpDuring: [], tooSmall: undefined });
+    const fileId = (last as Extract<JobEvent, { type: "result" }>).result.files[0]!.file_id;
+    const { url } = await client.call("storage", "downloadUrl", { file_id: fileId }, { caller: job.owner });
+    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(PIXEL)).toBe(true);
+
+    // A job that asks for its temp dir gets one, and it is gone once the job ends.
+    let made = "";
+    const other = await enqueue(async (ctx) => {
+      made = ctx.tmpDir;
+      await writeFile(join(made, "scratch"), "x");
+      expect(await tmpLeft()).toEqual([made.split("/").pop()]);
+      return { files: [] };
+    });
+    expect((await terminalEvent(other.id)).last).toMatchObject({ type: "result", status: "succeeded" });
+    expect(made).toContain(other.id);
+    await vi.waitFor(async () => expect(await tmpLeft()).toEqual([]));
+  });
+
   it("announces a stage still running once the event delay has passed, and a stage that ended before it by its end only", async () => {
     const job = await enqueue(async (ctx) => {
       await ctx.stage("fetch", async () => {});

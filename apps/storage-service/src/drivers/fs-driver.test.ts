@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,5 +43,42 @@ describe("fs driver signed URLs", () => {
     const put = await driver.presignPut(key, { contentType: "image/png", size: 10, expiresInSec: 60, audience: "client" });
     expect(get).toMatch(/^https:\/\/api\.example\.com\/storage\/blob\/[^/]+$/);
     expect(put.url).toMatch(/^https:\/\/api\.example\.com\/storage\/blob\/[^/]+$/);
+  });
+});
+
+describe("fs driver data plane downloads", () => {
+  it("serves a small object whole and a large one streamed, each with single byte ranges, 416 past the end and 404 once gone", async () => {
+    const dir = mkdtempSync(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "storage-"));
+    const port = await freePort();
+    const driver = new FsDriver({ dir, publicUrl: `http://127.0.0.1:${port}/storage`, internalUrl: `http://127.0.0.1:${port}`, signer: createSigner(randomBytes(32).toString("hex")) });
+    const http = buildHttp(silentLogger(), [blobRoutes(driver, (key, body, maxBytes) => driver.putStream(key, body, { maxBytes }))]);
+    await http.listen({ port, host: "127.0.0.1" });
+    try {
+      // Below and above the size sent in one piece (256 KiB).
+      for (const size of [10, 300 * 1024]) {
+        const key = `0b7c7e5e-6f4e-4a57-9d0e-3c1f1a2b3c4d/${randomUUID()}`;
+        const bytes = randomBytes(size);
+        const put = await driver.presignPut(key, { contentType: "application/octet-stream", expiresInSec: 60, audience: "worker" });
+        expect((await fetch(put.url, { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: bytes })).status).toBe(200);
+        const url = await driver.presignGet(key, { expiresInSec: 60, filename: "f.bin", contentType: "application/octet-stream", audience: "worker" });
+
+        const whole = await fetch(url);
+        expect([whole.status, whole.headers.get("content-length"), Buffer.from(await whole.arrayBuffer()).equals(bytes)]).toEqual([200, String(size), true]);
+        const part = await fetch(url, { headers: { range: "bytes=2-5" } });
+        expect([part.status, part.headers.get("content-range"), Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(2, 6))]).toEqual([206, `bytes 2-5/${size}`, true]);
+        const tail = await fetch(url, { headers: { range: "bytes=-3" } });
+        expect(Buffer.from(await tail.arrayBuffer()).equals(bytes.subarray(size - 3))).toBe(true);
+        const past = await fetch(url, { headers: { range: `bytes=${size}-` } });
+        expect([past.status, past.headers.get("content-range")]).toEqual([416, `bytes */${size}`]);
+        expect(await past.json()).toMatchObject({ error: { code: "BAD_REQUEST", message: "range not satisfiable" } });
+
+        await driver.delete(key);
+        const gone = await fetch(url);
+        expect([gone.status, ((await gone.json()) as { error: { code: string } }).error.code]).toEqual([404, "NOT_FOUND"]);
+      }
+    } finally {
+      await http.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -169,6 +169,28 @@ export class FsDriver implements StorageDriver {
     return this.opts.signer.verify(token, op);
   }
 
+  /**
+   * An object's size and, when it has at most `maxBytes`, its bytes, from one open (a stat, a read);
+   * undefined when there is no such object. The data plane sends a small object whole (ADR 047).
+   */
+  async readIfSmall(key: string, maxBytes: number): Promise<{ size: number; bytes?: Buffer } | undefined> {
+    const file = await open(this.pathOf(key), "r").catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return undefined;
+      throw err;
+    });
+    if (!file) return undefined;
+    try {
+      const { size } = await file.stat();
+      if (size > maxBytes) return { size };
+      const bytes = Buffer.allocUnsafe(size);
+      const { bytesRead } = await file.read(bytes, 0, size, 0);
+      // Replaced while we read: streamed instead.
+      return bytesRead === size ? { size, bytes } : { size };
+    } finally {
+      await file.close();
+    }
+  }
+
   /** A stream of bytes `start..end` (inclusive) of an object, for the data plane's GET. */
   openRead(key: string, range?: { start: number; end: number }): ReadStream {
     return createReadStream(this.pathOf(key), range);
