@@ -17,6 +17,9 @@ interface Run {
   acceptedMs: number;
   /** The terminal event came in the snapshot: the job had ended before the socket was open. */
   inSnapshot: boolean;
+  /** Wall-clock ms (epoch, sub-ms) of sending POST /jobs and of the terminal event's arrival, to place the row's own times between. */
+  sentAt: number;
+  endAt: number;
   jobId: string;
 }
 
@@ -59,18 +62,31 @@ async function runOne(baseUrl: string, creator: Creator, side: "cutroom" | "peer
   clearTimeout(timer);
   ws.close();
   if (!end!.ok) throw new Error(`${side} job ${body.id} did not succeed: ${end!.what}`);
-  return { totalMs: end!.at - sent, acceptedMs: accepted - sent, inSnapshot: end!.inSnapshot, jobId: body.id };
+  const wall = (t: number) => performance.timeOrigin + t;
+  return { totalMs: end!.at - sent, acceptedMs: accepted - sent, inSnapshot: end!.inSnapshot, jobId: body.id, sentAt: wall(sent), endAt: wall(end!.at) };
 }
 
-/** Median ms from the row's creation to its start, and from its start to its end. */
-async function medianPhases(sql: postgres.Sql, table: string, runs: Run[]): Promise<string> {
-  const [row] = await sql.unsafe<{ waited: number; ran: number }[]>(
-    `select percentile_cont(0.5) within group (order by extract(epoch from started_at - created_at) * 1000) as waited,
-            percentile_cont(0.5) within group (order by extract(epoch from completed_at - started_at) * 1000) as ran
+/**
+ * Median ms of each phase, from the client's send and the terminal event's arrival and the row's own
+ * times (one machine, one clock): sent → created, created → started (for Cutroom through its dispatch
+ * mark), started → completed, completed → the terminal event at the client.
+ */
+async function medianPhases(sql: postgres.Sql, table: string, runs: Run[], dispatched: boolean): Promise<string> {
+  const rows = await sql.unsafe<{ id: string; created: number; dispatched: number | null; started: number; completed: number }[]>(
+    `select id, extract(epoch from created_at) * 1000 as created, ${dispatched ? "extract(epoch from dispatched_at) * 1000" : "null"} as dispatched,
+            extract(epoch from started_at) * 1000 as started, extract(epoch from completed_at) * 1000 as completed
        from ${table} where id = any($1::uuid[])`,
     [runs.map((r) => r.jobId)],
   );
-  return `created → started ${Number(row!.waited).toFixed(1)} ms, started → completed ${Number(row!.ran).toFixed(1)} ms`;
+  const byId = new Map(runs.map((r) => [r.jobId, r]));
+  const phase = (f: (r: (typeof rows)[number], run: Run) => number) => median(rows.map((r) => f(r, byId.get(r.id)!))).toFixed(1);
+  const n = (v: unknown) => Number(v);
+  return [
+    `sent → created ${phase((r, run) => n(r.created) - run.sentAt)} ms`,
+    dispatched ? `created → dispatched ${phase((r) => n(r.dispatched) - n(r.created))} ms, dispatched → started ${phase((r) => n(r.started) - n(r.dispatched))} ms` : `created → started ${phase((r) => n(r.started) - n(r.created))} ms`,
+    `started → completed ${phase((r) => n(r.completed) - n(r.started))} ms`,
+    `completed → terminal event at the client ${phase((r, run) => run.endAt - n(r.completed))} ms`,
+  ].join(", ");
 }
 
 export const tinyJobs: Benchmark = {
@@ -96,7 +112,7 @@ export const tinyJobs: Benchmark = {
         runs.peer.push(p);
       }
       const sql = postgres(stack.databaseUrl, { max: 1, onnotice: () => {} });
-      phases = { cutroom: await medianPhases(sql, "jobs.jobs", runs.cutroom), peer: await medianPhases(peer.sql, "peer_jobs", runs.peer) };
+      phases = { cutroom: await medianPhases(sql, "jobs.jobs", runs.cutroom, true), peer: await medianPhases(peer.sql, "peer_jobs", runs.peer, false) };
       await sql.end();
     } finally {
       await peer.stop();
@@ -115,7 +131,7 @@ export const tinyJobs: Benchmark = {
         "peer: the Fastify + BullMQ API of the job-creation benchmark, plus a BullMQ Worker process (sharp: read the input file from local disk, fit into 32×32, write the output to local disk, update the row) and WS /ws/jobs/:id on the API relaying QueueEvents after a snapshot of the row. It does not fetch the input or store the output through a storage service (no file record, no signed URLs), record or replay events, reserve or capture credits, or claim the job (BullMQ's lock is the only guard against a second run)",
         `${JOBS} image.thumbnail jobs a side after ${WARMUP} warm-up, one at a time, alternating Cutroom and peer; worker concurrency ${CONCURRENCY} on both; p99 of ${JOBS} samples is the second slowest`,
         `timed from sending POST /jobs to the terminal event on the job's WebSocket (Cutroom: result; peer: completed), the socket opened right after the 202 (token in the Authorization header); the job had already ended when the snapshot came in ${runs.cutroom.filter((r) => r.inSnapshot).length} Cutroom and ${runs.peer.filter((r) => r.inSnapshot).length} peer runs`,
-        `medians by phase from each side's job rows (created_at → started_at → completed_at), Cutroom: ${phases.cutroom}; peer: ${phases.peer}`,
+        `medians by phase from each side's job rows (created_at → started_at → completed_at) and the client's clock, Cutroom: ${phases.cutroom}; peer: ${phases.peer}`,
       ],
     };
   },

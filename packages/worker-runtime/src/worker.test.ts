@@ -104,6 +104,8 @@ describe("worker runtime against the real job-service and storage-service", () =
     // Stages of a few milliseconds publish nothing (ADR 028): the result says they are done, and so does the row.
     expect(events.filter((e) => e.type === "stage" || e.type === "progress")).toEqual([]);
     expect(events.map((e) => e.type)).toEqual(["status", "status", "log", "result"]);
+    // Queued first: the dispatch goes out without waiting for the queued event's ack, never ahead of it in the job's events.
+    expect(events.filter((e) => e.type === "status").map((e) => (e as { status: string }).status)).toEqual(["queued", "running"]);
     expect(events).toContainEqual(expect.objectContaining({ type: "log", message: "fetched" }));
     expect(claimsOf(events)).toEqual([`attempt 1 on worker-test-${process.pid}`]);
 
