@@ -16,6 +16,8 @@ export const Env = BaseEnv.extend(DbEnv.shape).extend({
   ORPHAN_RESERVATION_GRACE_MS: ms(60_000),
   /** How often a worker queue's waiting jobs hear their changed places (ADR 037): at most one queued event per job per interval, only after waiting that long; 0: only GET shows places. */
   QUEUE_PLACES_INTERVAL_MS: z.coerce.number().int().nonnegative().default(2000),
+  /** How long, in ms, the job events arriving together wait for more before they are written to the jobs' rows as one batch (0: only those of one event-loop turn). Watchers get events from the broker, not from the rows; a row shows an event this much later. */
+  JOB_EVENTS_BATCH_MS: z.coerce.number().int().min(0).max(1000).default(20),
   /** The most job creations committed in one transaction (group commit, ADR 027): more amortises a commit over more jobs, fewer bounds one batch's time. */
   JOB_CREATE_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(64),
   /** The delay before a failed job's first retry; each next one doubles (ADR 039). */
@@ -55,6 +57,8 @@ export interface Timing {
   queuePlacesIntervalMs?: number;
   /** Retries and priorities (ADR 039); absent: defaultJobControlSettings. */
   control?: JobControlSettings;
+  /** How long arriving job events wait for more before a batch is written (ADR 048); 0 or absent: one event-loop turn. */
+  eventsBatchMs?: number;
 }
 
 export const timingFrom = (env: Env): Timing => ({
@@ -64,6 +68,7 @@ export const timingFrom = (env: Env): Timing => ({
   dispatchGraceMs: 3000,
   orphanGraceMs: env.ORPHAN_RESERVATION_GRACE_MS,
   queuePlacesIntervalMs: env.QUEUE_PLACES_INTERVAL_MS,
+  eventsBatchMs: env.JOB_EVENTS_BATCH_MS,
   control: {
     retry: { baseMs: env.JOB_RETRY_BASE_MS, maxMs: env.JOB_RETRY_MAX_MS, jitter: env.JOB_RETRY_JITTER, ...(env.JOB_MAX_ATTEMPTS ? { maxAttempts: env.JOB_MAX_ATTEMPTS } : {}) },
     agingMs: env.JOB_PRIORITY_AGING_MS,
