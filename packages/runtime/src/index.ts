@@ -9,3 +9,4 @@ export * from "./stream-publish.ts";
 export * from "./storage-replicas.ts";
 export * from "./metrics.ts";
 export * from "./tracing.ts";
+export { readIfSmall } from "./small-files.ts";

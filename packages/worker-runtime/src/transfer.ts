@@ -1,10 +1,10 @@
 import { createReadStream, createWriteStream } from "node:fs";
-import { open, stat, writeFile } from "node:fs/promises";
+import { stat, writeFile } from "node:fs/promises";
 import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import { FileObject } from "@cutroom/contracts";
-import { createStorageReplicas, type StorageReplicas } from "@cutroom/runtime";
+import { createStorageReplicas, readIfSmall, type StorageReplicas } from "@cutroom/runtime";
 
 /**
  * A transfer to or from storage failed. Its message is safe to show the job's owner (no internal
@@ -97,21 +97,8 @@ export async function downloadToMemory(url: string, maxBytes: number, signal: Ab
 }
 
 /** A body to send: bytes held in memory as they are; a file's size, and its bytes when it is small enough to send whole (SMALL_BODY_BYTES). */
-async function bodyOf(source: string | Buffer): Promise<{ size: number; bytes?: Buffer }> {
-  if (typeof source !== "string") return { size: source.length, bytes: source };
-  const path = source;
-  const file = await open(path, "r");
-  try {
-    const { size } = await file.stat();
-    if (size > SMALL_BODY_BYTES) return { size };
-    const bytes = Buffer.allocUnsafe(size);
-    const { bytesRead } = await file.read(bytes, 0, size, 0);
-    // Changed while we read: streamed from its start instead.
-    return bytesRead === size ? { size, bytes } : { size };
-  } finally {
-    await file.close();
-  }
-}
+const bodyOf = (source: string | Buffer): Promise<{ size: number; bytes?: Buffer }> =>
+  typeof source === "string" ? readIfSmall(source, SMALL_BODY_BYTES) : Promise.resolve({ size: source.length, bytes: source });
 
 /**
  * Streams a file (or sends bytes held in memory) to a signed PUT URL. Content-Length is sent explicitly: S3 presigned PUTs

@@ -10,8 +10,8 @@ import { describe, expect, it } from "vitest";
 import { describeDriverContract } from "./driver-contract.ts";
 import { FsDriver } from "./fs-driver.ts";
 
-// The fs driver's signed URLs are served by this service's own data plane, so it runs here too.
-describeDriverContract("fs", async () => {
+/** An fs driver in a folder of its own, with this service's data plane serving its signed URLs. */
+async function startDataPlane() {
   const dir = mkdtempSync(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "storage-"));
   const port = await freePort();
   const driver = new FsDriver({ dir, publicUrl: `http://127.0.0.1:${port}/storage`, internalUrl: `http://127.0.0.1:${port}`, signer: createSigner(randomBytes(32).toString("hex")) });
@@ -25,7 +25,10 @@ describeDriverContract("fs", async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+}
+
+// The fs driver's signed URLs are served by this service's own data plane, so it runs here too.
+describeDriverContract("fs", startDataPlane);
 
 describe("fs driver signed URLs", () => {
   const driver = new FsDriver({ dir: tmpdir(), publicUrl: "https://api.example.com/storage", internalUrl: "http://storage-1:8001", signer: createSigner(randomBytes(32).toString("hex")) });
@@ -48,11 +51,7 @@ describe("fs driver signed URLs", () => {
 
 describe("fs driver data plane downloads", () => {
   it("serves a small object whole and a large one streamed, each with single byte ranges, 416 past the end and 404 once gone", async () => {
-    const dir = mkdtempSync(join(process.env.CUTROOM_TEST_DIR ?? tmpdir(), "storage-"));
-    const port = await freePort();
-    const driver = new FsDriver({ dir, publicUrl: `http://127.0.0.1:${port}/storage`, internalUrl: `http://127.0.0.1:${port}`, signer: createSigner(randomBytes(32).toString("hex")) });
-    const http = buildHttp(silentLogger(), [blobRoutes(driver, (key, body, maxBytes) => driver.putStream(key, body, { maxBytes }))]);
-    await http.listen({ port, host: "127.0.0.1" });
+    const { driver, close } = await startDataPlane();
     try {
       // Below and above the size sent in one piece (256 KiB).
       for (const size of [10, 300 * 1024]) {
@@ -77,8 +76,7 @@ describe("fs driver data plane downloads", () => {
         expect([gone.status, ((await gone.json()) as { error: { code: string } }).error.code]).toEqual([404, "NOT_FOUND"]);
       }
     } finally {
-      await http.close();
-      rmSync(dir, { recursive: true, force: true });
+      await close();
     }
   });
 });

@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import { AppError } from "@cutroom/contracts";
+import { readIfSmall } from "@cutroom/runtime";
 import type { Signer, TokenClaims } from "../signed-token.ts";
 import { assertSafeKey, exactBytes, limitBytes, type Audience, type StorageDriver } from "./driver.ts";
 
@@ -174,21 +175,10 @@ export class FsDriver implements StorageDriver {
    * undefined when there is no such object. The data plane sends a small object whole (ADR 047).
    */
   async readIfSmall(key: string, maxBytes: number): Promise<{ size: number; bytes?: Buffer } | undefined> {
-    const file = await open(this.pathOf(key), "r").catch((err: NodeJS.ErrnoException) => {
+    return readIfSmall(this.pathOf(key), maxBytes).catch((err: NodeJS.ErrnoException) => {
       if (err.code === "ENOENT") return undefined;
       throw err;
     });
-    if (!file) return undefined;
-    try {
-      const { size } = await file.stat();
-      if (size > maxBytes) return { size };
-      const bytes = Buffer.allocUnsafe(size);
-      const { bytesRead } = await file.read(bytes, 0, size, 0);
-      // Replaced while we read: streamed instead.
-      return bytesRead === size ? { size, bytes } : { size };
-    } finally {
-      await file.close();
-    }
   }
 
   /** A stream of bytes `start..end` (inclusive) of an object, for the data plane's GET. */

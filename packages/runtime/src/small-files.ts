@@ -1,0 +1,19 @@
+import { open } from "node:fs/promises";
+
+/**
+ * A file's size and, when it has at most `maxBytes`, its bytes, from one open (a stat and a read): a
+ * small file is then sent whole, with no stream per transfer (ADR 042, 047). A file that changed size
+ * while it was read comes without its bytes (stream it instead). Throws as `open` does (ENOENT).
+ */
+export async function readIfSmall(path: string, maxBytes: number): Promise<{ size: number; bytes?: Buffer }> {
+  const file = await open(path, "r");
+  try {
+    const { size } = await file.stat();
+    if (size > maxBytes) return { size };
+    const bytes = Buffer.allocUnsafe(size);
+    const { bytesRead } = await file.read(bytes, 0, size, 0);
+    return bytesRead === size ? { size, bytes } : { size };
+  } finally {
+    await file.close();
+  }
+}
