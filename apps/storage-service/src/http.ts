@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { PassThrough } from "node:stream";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { AppError, errorStatus, type ErrorCode, type ErrorEnvelope } from "@cutroom/contracts";
-import type { Logger } from "@cutroom/runtime";
+import { SMALL_FILE_BYTES, type Logger } from "@cutroom/runtime";
 import type { IngestReceiver, OutputReceiver, SignedPutReceiver } from "./app.ts";
 import type { createUploadReceivers } from "./resumable.ts";
 import { contentDisposition } from "./drivers/driver.ts";
@@ -58,9 +58,6 @@ export function buildHttp(log: Logger, routes: Routes[], { corsOrigins = "*" }: 
   return app;
 }
 
-// Objects up to this size are read whole and sent in one piece, no stream per download (ADR 047).
-const WHOLE_BODY_BYTES = 256 * 1024;
-
 /** The fs driver's signed URLs: `PUT` stores an upload (once per ticket, see `receive`), `GET` serves a download (with single byte ranges). */
 export const blobRoutes =
   (driver: FsDriver, receive: SignedPutReceiver): Routes =>
@@ -80,7 +77,7 @@ export const blobRoutes =
 
     app.get<{ Params: { token: string } }>("/storage/blob/:token", async (req, reply) => {
       const claims = driver.verify(req.params.token, "get");
-      const object = await driver.readIfSmall(claims.key, WHOLE_BODY_BYTES);
+      const object = await driver.readIfSmall(claims.key, SMALL_FILE_BYTES);
       if (!object) throw new AppError("NOT_FOUND", "object not found");
       const { size, bytes } = object;
       reply.header("content-type", claims.ct ?? "application/octet-stream");

@@ -9,4 +9,4 @@ export * from "./stream-publish.ts";
 export * from "./storage-replicas.ts";
 export * from "./metrics.ts";
 export * from "./tracing.ts";
-export { readIfSmall } from "./small-files.ts";
+export { readIfSmall, SMALL_FILE_BYTES } from "./small-files.ts";

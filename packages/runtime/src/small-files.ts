@@ -1,5 +1,8 @@
 import { open } from "node:fs/promises";
 
+/** Files and bodies up to this size move whole, in one read or write, with no stream (ADR 042, 047). */
+export const SMALL_FILE_BYTES = 256 * 1024;
+
 /**
  * A file's size and, when it has at most `maxBytes`, its bytes, from one open (a stat and a read): a
  * small file is then sent whole, with no stream per transfer (ADR 042, 047). A file that changed size

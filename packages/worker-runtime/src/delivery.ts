@@ -165,7 +165,7 @@ async function runDelivery(
     claimed.unwatch = deps.cancels.watch(job.id, controller);
   }
   seq.last = job.last_event_seq ?? 0;
-  const tmpDir = jobDir(join(deps.tmpRoot, `job-${job.id}-${randomBytes(6).toString("hex")}`));
+  const tmpDir = jobDir(deps.tmpRoot, job.id);
   // The model runs of this attempt, whatever its ending: a failed prediction is billed too.
   const usage: { runs: readonly ProviderRecord[] } = { runs: [] };
   try {
@@ -203,18 +203,19 @@ async function runDelivery(
 /**
  * A job's temp dir, made the first time `get` is called: a tiny job that works in memory (readInput,
  * an upload of bytes) never creates, fills and removes a folder, which on ext4 cost more CPU than its
- * resize (ADR 047). Named up front, unique by its random part; made with one synchronous mkdir.
+ * resize (ADR 047). Unique by its random part; made with one synchronous mkdir.
  */
-function jobDir(path: string): { path: string; made: boolean; get: () => string } {
+function jobDir(root: string, jobId: string): { path: string; made: boolean; get: () => string } {
   const dir = {
-    path,
+    path: "",
     made: false,
     get: () => {
       if (!dir.made) {
-        mkdirSync(path, { recursive: true, mode: 0o700 });
+        dir.path = join(root, `job-${jobId}-${randomBytes(6).toString("hex")}`);
+        mkdirSync(dir.path, { recursive: true, mode: 0o700 });
         dir.made = true;
       }
-      return path;
+      return dir.path;
     },
   };
   return dir;

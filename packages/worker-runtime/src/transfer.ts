@@ -4,7 +4,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import { FileObject } from "@cutroom/contracts";
-import { createStorageReplicas, readIfSmall, type StorageReplicas } from "@cutroom/runtime";
+import { createStorageReplicas, readIfSmall, SMALL_FILE_BYTES, type StorageReplicas } from "@cutroom/runtime";
 
 /**
  * A transfer to or from storage failed. Its message is safe to show the job's owner (no internal
@@ -49,9 +49,6 @@ async function send(storage: StorageReplicas, url: string, opts: { method: strin
   });
 }
 
-// Bodies up to this size are held whole rather than streamed: one write each way, no stream pipeline (ADR 042).
-const SMALL_BODY_BYTES = 256 * 1024;
-
 /** A signed GET's answer, once storage said 2xx; a TransferError (with storage's status) otherwise. */
 async function download(url: string, signal: AbortSignal, storage: StorageReplicas): Promise<IncomingMessage> {
   const res = await send(storage, url, { method: "GET", signal }, "download the input file from");
@@ -77,7 +74,7 @@ async function readWhole(res: IncomingMessage): Promise<Buffer> {
 /** Streams a signed GET URL into a file, holding in memory no more than a small body. Returns its size. */
 export async function downloadToFile(url: string, path: string, signal: AbortSignal, storage: StorageReplicas = direct): Promise<number> {
   const res = await download(url, signal, storage);
-  if (Number(res.headers["content-length"]) <= SMALL_BODY_BYTES) {
+  if (Number(res.headers["content-length"]) <= SMALL_FILE_BYTES) {
     const bytes = await readWhole(res);
     await writeFile(path, bytes, { signal });
     return bytes.length;
@@ -96,9 +93,9 @@ export async function downloadToMemory(url: string, maxBytes: number, signal: Ab
   return readWhole(res);
 }
 
-/** A body to send: bytes held in memory as they are; a file's size, and its bytes when it is small enough to send whole (SMALL_BODY_BYTES). */
+/** A body to send: bytes held in memory as they are; a file's size, and its bytes when it is small enough to send whole (SMALL_FILE_BYTES). */
 const bodyOf = (source: string | Buffer): Promise<{ size: number; bytes?: Buffer }> =>
-  typeof source === "string" ? readIfSmall(source, SMALL_BODY_BYTES) : Promise.resolve({ size: source.length, bytes: source });
+  typeof source === "string" ? readIfSmall(source, SMALL_FILE_BYTES) : Promise.resolve({ size: source.length, bytes: source });
 
 /**
  * Streams a file (or sends bytes held in memory) to a signed PUT URL. Content-Length is sent explicitly: S3 presigned PUTs
