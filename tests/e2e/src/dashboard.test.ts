@@ -78,8 +78,19 @@ describe.skipIf(skip)("the dashboard in a browser", () => {
     await page.click("#uploaded a");
     await page.waitForURL("**/dashboard/new?file_id=*");
     await page.waitForSelector("#job-type option[value='image.thumbnail']", { state: "attached" });
+    // Every frame of the new type's form shows its own defaults: the heights the page rendered are recorded
+    // as the DOM changes (a render with the last type's values, fixed later, once failed this test).
+    await page.evaluate(() => {
+      const seen: string[] = [];
+      (window as any).heightsSeen = seen;
+      new MutationObserver(() => {
+        const height = document.querySelector<HTMLInputElement>("#field-height");
+        if (height) seen.push(height.value);
+      }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+    });
     await page.selectOption("#job-type", "image.thumbnail");
     await page.waitForSelector("#field-width");
+    expect([...new Set(await page.evaluate(() => (window as any).heightsSeen as string[]))]).toEqual(["256"]);
     const fileId = new URL(page.url()).searchParams.get("file_id");
     expect(await page.inputValue("#field-file_id")).toBe(fileId);
     // Fields and defaults come from the type's input JSON Schema.

@@ -9,7 +9,9 @@ export function NewJob({ query }: { query: URLSearchParams }) {
   const [types, setTypes] = useState<JobTypeDescription[]>([]);
   const [files, setFiles] = useState<FileObject[]>([]);
   const [typeName, setTypeName] = useState(query.get("type") ?? "");
-  const [values, setValues] = useState<FormValues>({});
+  // What the user typed, for the type it was typed in: a newly picked type renders with its own defaults
+  // from its first frame (derived below, not set by an effect after a render with the last type's values).
+  const [edited, setEdited] = useState<{ type: string; values: FormValues } | null>(null);
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
 
@@ -26,11 +28,10 @@ export function NewJob({ query }: { query: URLSearchParams }) {
   const type = types.find((t) => t.type === typeName);
   const schema = type?.input_schema as JsonSchema | undefined;
   // A new type starts from its defaults, with the file the upload page passed along.
-  useEffect(() => {
-    if (!schema) return;
-    const fileId = query.get("file_id");
-    setValues(initialValues(schema, fileId && schema.properties?.file_id ? { file_id: fileId } : {}));
-  }, [type]);
+  const fileId = query.get("file_id");
+  const values =
+    edited?.type === typeName ? edited.values : schema ? initialValues(schema, fileId && schema.properties?.file_id ? { file_id: fileId } : {}) : {};
+  const setValues = (next: FormValues) => setEdited({ type: typeName, values: next });
 
   const submit = async (e: Event) => {
     e.preventDefault();
