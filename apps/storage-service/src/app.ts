@@ -3,7 +3,7 @@ import { pipeline, Transform, type Readable } from "node:stream";
 import { fileTypeFromBuffer } from "file-type";
 import { AppError, downloadUrlSeconds, kindOf, toPage, type Caller, type FileObject, type InputUrl, type MediaFacts } from "@cutroom/contracts";
 import { sqlTag as sql, type Db } from "@cutroom/db";
-import { runChecks, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
+import { runChecks, SMALL_FILE_BYTES, type RpcContext, type RpcHandlers } from "@cutroom/runtime";
 import type { Audience, StorageDriver } from "./drivers/driver.ts";
 import {
   claimIngest,
@@ -251,33 +251,43 @@ export function createSignedPutReceiver(deps: StorageDeps): SignedPutReceiver {
   };
 }
 
-export type OutputReceiver = (token: string, filename: string, contentType: string, body: Readable) => Promise<FileObject>;
+export type OutputReceiver = (token: string, filename: string, contentType: string, body: Readable, length?: number) => Promise<FileObject>;
 
 /**
  * The data plane's `PUT /storage/output/:token?filename=<name>` (ADR 033): a job's output stored and
  * recorded in one request, what createOutput, the signed PUT and confirmOutput did in three. The row is
  * the one (job, filename) always names, claimed as the bytes arrive; they are measured as confirmOutput
  * measures them, and the answer is the ready file. A PUT that fails keeps nothing and leaves the row pending.
+ * A body whose declared `length` is at most SMALL_FILE_BYTES is taken whole and stored in one write (ADR 049).
  */
 export function createOutputReceiver(deps: StorageDeps): OutputReceiver {
-  return async (token, filename, contentType, body) => {
+  return async (token, filename, contentType, body, length) => {
     const claims = deps.signer.verify(token, "output");
     if (!claims.job) throw new AppError("FORBIDDEN", "this link names no job");
     const row = await receiveOutputFile(deps.db, { id: outputFileId(claims.job, filename), ownerId: claims.key, jobId: claims.job, projectId: claims.prj ?? null, filename, contentType });
     if (!row) throw new AppError("CONFLICT", "this output belongs to another user", { job_id: claims.job });
     const kind = kindOf(contentType);
-    // An image is measured from its header: kept as it streams in, rather than read back from the driver.
-    const kept = kind === "image" ? keepHead(body, imageHeadBytes) : undefined;
+    const source = probeSource(deps.driver, row.storageKey);
     let size: number;
+    let head: ((n: number) => Buffer | undefined) | undefined;
     try {
-      size = await deps.driver.putStream(row.storageKey, kept?.body ?? body, { maxBytes: Number.POSITIVE_INFINITY, contentType });
+      if (length !== undefined && length <= SMALL_FILE_BYTES) {
+        const bytes = Buffer.concat(await body.toArray());
+        await deps.driver.putBytes(row.storageKey, bytes, { contentType });
+        size = bytes.length;
+        head = (n) => bytes.subarray(0, n);
+      } else {
+        // An image is measured from its header: kept as it streams in, rather than read back from the driver.
+        const kept = kind === "image" ? keepHead(body, imageHeadBytes) : undefined;
+        size = await deps.driver.putStream(row.storageKey, kept?.body ?? body, { maxBytes: Number.POSITIVE_INFINITY, contentType });
+        head = kept?.head;
+      }
     } catch (err) {
       await moveFile(deps.db, row.id, "receiving", "pending");
       throw err;
     }
-    const source = probeSource(deps.driver, row.storageKey);
     // Our own output: left unmeasured rather than refused when the probe cannot read it (as confirmOutput).
-    const media = await probeOf(deps)(kind, kept ? { ...source, head: async (n) => kept.head(n) ?? source.head(n) } : source).catch(() => undefined);
+    const media = await probeOf(deps)(kind, head ? { ...source, head: async (n) => head(n) ?? source.head(n) } : source).catch(() => undefined);
     return toFileObject(await markReady(deps.db, row.id, size, undefined, media));
   };
 }

@@ -107,7 +107,7 @@ export const outputRoutes =
       if (!filename || filename.length > 1024) throw new AppError("BAD_REQUEST", "the upload needs a filename of 1 to 1024 characters");
       const type = req.headers["content-type"]?.split(";")[0]?.trim().toLowerCase();
       if (!type) throw new AppError("BAD_REQUEST", "the upload needs a content-type");
-      const file = await receive(req.params.token, filename, type, bodyOf(req));
+      const file = await receive(req.params.token, filename, type, bodyOf(req), contentLength(req));
       return reply.status(200).send(file);
     });
   };

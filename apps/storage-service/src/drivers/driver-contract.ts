@@ -85,6 +85,17 @@ export function describeDriverContract(
       expect((await probe(await driver.localSource(key), { timeoutMs: 10_000 })).duration).toBeCloseTo(1.5, 2);
     });
 
+    it("stores a small body held in memory whole, replacing what the key held, and serves it back", async () => {
+      const key = newKey();
+      await driver.putBytes(key, randomBytes(3000), { contentType: "image/webp" });
+      const bytes = randomBytes(2345);
+      await driver.putBytes(key, bytes, { contentType: "image/webp" });
+      expect(await driver.size(key)).toBe(bytes.length);
+      const { res, bytes: back } = await download(await driver.presignGet(key, { expiresInSec: 60, filename: "out.webp", contentType: "image/webp" }));
+      expect(res.status).toBe(200);
+      expect(back.equals(bytes)).toBe(true);
+    });
+
     it("reads the first bytes of an object, or all of a shorter one", async () => {
       const bytes = randomBytes(5000);
       const key = newKey();

@@ -12,6 +12,8 @@ export interface StorageDriver {
   readonly name: "fs" | "s3";
   /** Stores a stream under `key` and returns its size; past `maxBytes` it throws PAYLOAD_TOO_LARGE and leaves nothing behind. */
   putStream(key: string, body: Readable, opts: { maxBytes: number; contentType?: string }): Promise<number>;
+  /** Stores bytes already in memory under `key` (a small body, at most SMALL_FILE_BYTES: ADR 049), whole or not at all. */
+  putBytes(key: string, bytes: Buffer, opts?: { contentType?: string }): Promise<void>;
   /** Up to the first `n` bytes of an object (fewer when it is shorter). */
   readHead(key: string, n: number): Promise<Buffer>;
   /** The object's size, or undefined when there is none. */

@@ -78,6 +78,11 @@ export class S3Driver implements StorageDriver {
     return counter.bytes();
   }
 
+  async putBytes(key: string, bytes: Buffer, { contentType }: { contentType?: string } = {}): Promise<void> {
+    assertSafeKey(key);
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentType: contentType, ContentLength: bytes.length }));
+  }
+
   async readHead(key: string, n: number): Promise<Buffer> {
     assertSafeKey(key);
     try {
