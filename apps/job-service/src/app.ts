@@ -512,7 +512,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
 
     // The row and the credits first, the event last: a client that sees the ending finds it recorded.
     finish: async ({ job_id, dispatch, outcome, provider_cost_usd, last_event_seq = 0 }, ctx) => {
-      const finished = await finishJob(db, job_id, dispatch, outcome, provider_cost_usd, control.retry);
+      const { ended: finished, admitted } = await finishJob(db, job_id, dispatch, outcome, provider_cost_usd, control.retry);
       if (finished?.retryInMs !== undefined && outcome.status === "failed") {
         // Back queued until its backoff is over: the owner sees each retry, and its delay, as an event (ADR 039).
         const seconds = Math.round(finished.retryInMs / 100) / 10;
@@ -526,7 +526,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
         return { applied: true, status: "queued" as const };
       }
       // The jobs its slot went to start now (after the commit that gave it to them).
-      if (finished) void admission.started(finished.admitted).catch((err) => ctx.log.warn({ err, job_id }, "could not start the jobs waiting for this one's slot; the reconciler will"));
+      if (admitted.length > 0) void admission.started(admitted).catch((err) => ctx.log.warn({ err, job_id }, "could not start the jobs waiting for this one's slot; the reconciler will"));
       let row: JobRow | null = finished ?? (await getJob(db, job_id));
       if (!row) throw new AppError("NOT_FOUND", "job not found");
       // Not ours to finish (canceled meanwhile), unless this is a retry of a report already recorded.

@@ -1,5 +1,5 @@
 import { AppError, tierLimits, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
-import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, isNull, or, sqlTag as sql, type Db } from "@cutroom/db";
+import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, isNull, or, sqlTag as sql, transactionInOneTrip, type Db, type SQL } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
 import { heldReserves, lockAccounts, planReservations, takeRates, writeReservations, type RateDecision, type RateTake } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
@@ -264,14 +264,18 @@ function decodeRows(raw: readonly Record<string, unknown>[]): JobRow[] {
  * as job creation does, after the change that freed a slot: the count it reads is then current.
  */
 export async function admitWaitingJobs(tx: Tx, userIds: readonly string[]): Promise<JobRow[]> {
-  const users = sql.param([...new Set(userIds)]);
-  const rows = await executePrepared<Record<string, unknown>>(tx, sql`
+  return decodeRows([...(await executePrepared<Record<string, unknown>>(tx, admission(sql`${sql.param([...new Set(userIds)])}::uuid[]`)))]);
+}
+
+/** The statement of admitWaitingJobs, for the users in `users` (an expression of a uuid[]). */
+function admission(users: SQL) {
+  return sql`
     with waiting as (
       select id, user_id, tier, row_number() over (partition by user_id order by queue_order, id) as place
-      from jobs.jobs where user_id = any(${users}::uuid[]) and status = 'queued' and held
+      from jobs.jobs where user_id = any(${users}) and status = 'queued' and held
     ), active as (
       select user_id, count(*)::int as n from jobs.jobs
-      where user_id = any(${users}::uuid[]) and status in ('queued', 'running') and not held
+      where user_id = any(${users}) and status in ('queued', 'running') and not held
         -- Counted only when a job waits (checked once): most endings have none, and then nothing is read (ADR 041).
         and exists (select from waiting)
       group by user_id
@@ -280,8 +284,7 @@ export async function admitWaitingJobs(tx: Tx, userIds: readonly string[]): Prom
     from waiting w left join active a on a.user_id = w.user_id
     where j.id = w.id and j.held and j.status = 'queued'
       and coalesce(a.n, 0) + w.place <= (${concurrencyLimits}::jsonb ->> coalesce(w.tier, 'enterprise'))::int
-    returning j.*`);
-  return decodeRows([...rows]);
+    returning j.*`;
 }
 
 /** admitWaitingJobs in a transaction of its own, under the users' account locks (both statements in one round trip). */
@@ -505,10 +508,10 @@ export async function finishJob(
   outcome: FinishBody["outcome"],
   providerCostUsd?: number,
   retry?: RetryPolicy,
-): Promise<(JobRow & { admitted: JobRow[]; retryInMs?: number }) | null> {
+): Promise<{ ended: (JobRow & { retryInMs?: number }) | null; admitted: JobRow[] }> {
   if (outcome.status === "failed" && outcome.retryable && retry) {
     const requeued = await requeueForRetry(db, id, dispatch, outcome.error, retry, providerCostUsd);
-    if (requeued) return { ...requeued, admitted: [] };
+    if (requeued) return { ended: requeued, admitted: [] };
   }
   const capture = outcome.status === "succeeded";
   const patch = capture
@@ -520,44 +523,47 @@ export async function finishJob(
         sql`error = jsonb_build_object('code', ${outcome.error.code}::text, 'message', ${outcome.error.message}::text || ' (after ' || j.attempts || ' attempts)')`
       : sql`error = ${JSON.stringify(outcome.error)}::jsonb`;
   const refund = capture ? sql`0` : sql`coalesce(r.amount, 0)`;
-  return db.transaction(async (tx) => {
-    // One statement ends the row and settles its reservation (ADR 041), as settle() did in five: the row is
-    // locked first, then the account (the order the reconciler's settles take). Any settle of a job follows
-    // its ending, which this row's lock makes ours alone; ledger_job_settle_uq refuses a second one anyway.
-    // credit_state is what the ledger says after it: a settle already made, else this one, else none held.
-    const ended = await executePrepared<Record<string, unknown>>(tx, sql`
-      with ended as (
-        update jobs.jobs j set status = ${outcome.status}, ${patch},
-          credit_state = coalesce(
-            (select case s.kind when 'capture' then 'captured' else 'released' end from billing.ledger s where s.job_id = j.id and s.kind in ('capture', 'release')),
-            (select ${capture ? "captured" : "released"}::text from billing.ledger r where r.job_id = j.id and r.kind = 'reserve'),
-            'released'),
-          -- Added to what earlier attempts' model runs cost (a retried job, ADR 039).
-          provider_cost_usd = case when ${providerCostUsd ?? null}::float8 is null then j.provider_cost_usd else coalesce(j.provider_cost_usd, 0) + ${providerCostUsd ?? null}::float8 end,
-          completed_at = now(), updated_at = now()
-        where j.id = ${id}::uuid and j.status = 'running' and j.claimed_dispatch = ${dispatch}
-        returning j.*
-      ), reserve as (
-        select r.user_id, -r.amount as amount from ended e join billing.ledger r on r.job_id = e.id and r.kind = 'reserve'
-        where not exists (select 1 from billing.ledger s where s.job_id = e.id and s.kind in ('capture', 'release'))
-      ), account as (
-        -- The owner's account, locked even with nothing to settle: the admission below counts under it.
-        update billing.accounts a set available = a.available + ${refund}, reserved = a.reserved - coalesce(r.amount, 0), updated_at = now()
-        from ended e left join reserve r on r.user_id = e.user_id
-        where a.user_id = e.user_id
-        returning a.user_id
-      ), settled as (
-        insert into billing.ledger (id, user_id, kind, amount, job_id, note)
-        select gen_random_uuid(), r.user_id, ${capture ? "capture" : "release"}, ${refund}, ${id}::uuid, ${capture ? sql`'captured ' || r.amount` : sql`null`}
-        from reserve r join account using (user_id)
-      )
-      select * from ended`);
-    const [row] = decodeRows([...ended]);
-    if (!row) return null;
-    // The slot it held goes to its owner's next waiting job in the same commit (ADR 031); the account is locked above.
-    const admitted = await admitWaitingJobs(tx, [row.userId]);
-    return { ...row, admitted };
-  }).then(countEnded);
+  // One statement ends the row and settles its reservation (ADR 041), as settle() did in five: the row is
+  // locked first, then the account (the order the reconciler's settles take). Any settle of a job follows
+  // its ending, which this row's lock makes ours alone; ledger_job_settle_uq refuses a second one anyway.
+  // credit_state is what the ledger says after it: a settle already made, else this one, else none held.
+  const end = sql`
+    with ended as (
+      update jobs.jobs j set status = ${outcome.status}, ${patch},
+        credit_state = coalesce(
+          (select case s.kind when 'capture' then 'captured' else 'released' end from billing.ledger s where s.job_id = j.id and s.kind in ('capture', 'release')),
+          (select ${capture ? "captured" : "released"}::text from billing.ledger r where r.job_id = j.id and r.kind = 'reserve'),
+          'released'),
+        -- Added to what earlier attempts' model runs cost (a retried job, ADR 039).
+        provider_cost_usd = case when ${providerCostUsd ?? null}::float8 is null then j.provider_cost_usd else coalesce(j.provider_cost_usd, 0) + ${providerCostUsd ?? null}::float8 end,
+        completed_at = now(), updated_at = now()
+      where j.id = ${id}::uuid and j.status = 'running' and j.claimed_dispatch = ${dispatch}
+      returning j.*
+    ), reserve as (
+      select r.user_id, -r.amount as amount from ended e join billing.ledger r on r.job_id = e.id and r.kind = 'reserve'
+      where not exists (select 1 from billing.ledger s where s.job_id = e.id and s.kind in ('capture', 'release'))
+    ), account as (
+      update billing.accounts a set available = a.available + ${refund}, reserved = a.reserved - coalesce(r.amount, 0), updated_at = now()
+      from ended e left join reserve r on r.user_id = e.user_id
+      where a.user_id = e.user_id
+      returning a.user_id
+    ), settled as (
+      insert into billing.ledger (id, user_id, kind, amount, job_id, note)
+      select gen_random_uuid(), r.user_id, ${capture ? "capture" : "release"}, ${refund}, ${id}::uuid, ${capture ? sql`'captured ' || r.amount` : sql`null`}
+      from reserve r join account using (user_id)
+    )
+    select * from ended`;
+  // The slot it held goes to its owner's next waiting job in the same commit (ADR 031), counted under the
+  // owner's account lock (the ending took it; taken here when nothing ended, a finish repeated). All in one
+  // round trip with the begin and the commit (ADR 050): nothing here waits for an answer of the one before.
+  const owner = sql`array(select user_id from jobs.jobs where id = ${id}::uuid)`;
+  const [ended, , admitted] = await transactionInOneTrip(db, [
+    end,
+    sql`select user_id from billing.accounts where user_id = any(${owner}) for update`,
+    admission(owner),
+  ]);
+  const [row] = decodeRows([...ended!]);
+  return { ended: row ? countEnded(row) : null, admitted: decodeRows([...admitted!]) };
 }
 
 /** Applies one job event to its row (see applyEvent); an event from a running job's worker extends its lease. */

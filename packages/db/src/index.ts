@@ -47,6 +47,38 @@ export function executePrepared<T extends Record<string, unknown>>(conn: DbOrTx,
   return inner.session.client.unsafe<T[]>(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
 }
 
+/**
+ * Statements run as one transaction in one round trip (ADR 050): `begin`, each statement (a named
+ * prepared one, as executePrepared), and `commit` are written together on one connection of the pool,
+ * where `db.transaction` waits for the `begin`, then each statement, then the `commit`. Only for
+ * statements that need nothing from the ones before them but what Postgres itself carries between
+ * them (rows and locks they wrote). Answers each statement's rows, in order. A statement that fails
+ * aborts the transaction (the ones after it fail, the `commit` rolls back) and its error is thrown.
+ */
+export async function transactionInOneTrip(db: Db, statements: readonly SQL[]): Promise<postgres.RowList<Record<string, unknown>[]>[]> {
+  const inner = db as unknown as { dialect: { sqlToQuery: (q: SQL) => { sql: string; params: unknown[] } } };
+  const texts = statements.map((s) => inner.dialect.sqlToQuery(s));
+  const conn = await clientOf(db).reserve();
+  try {
+    const sent = [
+      conn.unsafe("begin"),
+      ...texts.map(({ sql: text, params }) => conn.unsafe<Record<string, unknown>[]>(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })),
+      conn.unsafe("commit"),
+    ];
+    const settled = await Promise.allSettled(sent);
+    // The first failure is the cause; those after it say only that the transaction was aborted.
+    const failed = settled.find((s) => s.status === "rejected");
+    if (failed) {
+      // A commit after a failure has rolled back already; one that failed itself may not have.
+      await conn.unsafe("rollback").catch(() => {});
+      throw failed.reason;
+    }
+    return settled.slice(1, -1).map((s) => (s as PromiseFulfilledResult<postgres.RowList<Record<string, unknown>[]>>).value);
+  } finally {
+    conn.release();
+  }
+}
+
 export const migrationsFolder = fileURLToPath(new URL("../drizzle", import.meta.url));
 
 /**
@@ -64,4 +96,5 @@ export async function runMigrations(url: string): Promise<void> {
   }
 }
 
+export type { SQL } from "drizzle-orm";
 export { sql as sqlTag, eq, and, or, desc, asc, inArray, count, isNull, gt, lt, getTableColumns } from "drizzle-orm";

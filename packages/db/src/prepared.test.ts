@@ -1,6 +1,6 @@
 import { createTestDatabase } from "@cutroom/devstack";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDb, executePrepared, sqlTag as sql, type DbHandle } from "./index.ts";
+import { createDb, executePrepared, sqlTag as sql, transactionInOneTrip, type DbHandle } from "./index.ts";
 
 describe("executePrepared (ADR 043)", () => {
   let test: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -37,5 +37,31 @@ describe("executePrepared (ADR 043)", () => {
       }),
     ).rejects.toThrow("roll back");
     expect([...(await executePrepared(db, sql`select count(*)::int as n from prepared_rows`))]).toEqual([{ n: 0 }]);
+  });
+
+  it("runs statements as one transaction in one round trip: each sees the ones before, a failure rolls them all back (ADR 050)", async () => {
+    const { db, sql: client } = handle;
+    await db.execute(sql`create table if not exists trip_rows (id int primary key)`);
+    const [inserted, counted] = await transactionInOneTrip(db, [
+      sql`insert into trip_rows (id) values (${10}), (${11}) returning id`,
+      sql`select count(*)::int as n from trip_rows`,
+    ]);
+    expect([...inserted!].map((r) => r.id)).toEqual([10, 11]);
+    expect([...counted!]).toEqual([{ n: 2 }]);
+
+    // The second statement fails (a duplicate key): the first one's row is not kept, and the error is the cause.
+    await expect(transactionInOneTrip(db, [sql`insert into trip_rows (id) values (${12})`, sql`insert into trip_rows (id) values (${10})`, sql`select 1`])).rejects.toMatchObject({
+      code: "23505",
+    });
+    expect([...(await executePrepared(db, sql`select id from trip_rows order by id`))].map((r) => r.id)).toEqual([10, 11]);
+    // The connection it used is back in the pool and usable (not left in the aborted transaction), and
+    // what the first call wrote was committed: another connection sees it.
+    expect([...(await client`select 1 as ok`)]).toEqual([{ ok: 1 }]);
+    const other = createDb(test.url, { max: 1 });
+    try {
+      expect([...(await other.sql`select count(*)::int as n from trip_rows`)]).toEqual([{ n: 2 }]);
+    } finally {
+      await other.close();
+    }
   });
 });
