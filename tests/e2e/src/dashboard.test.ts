@@ -12,6 +12,8 @@ import { signUpAdmin, useStack } from "./stack.ts";
  */
 // The callbacks given to $eval and waitForFunction run in the page; this package has no DOM types.
 declare const document: any;
+declare const window: any;
+declare const MutationObserver: any;
 
 const CHROMIUM = "/usr/bin/chromium";
 const skip = process.env.CUTROOM_BROWSER_SKIP ?? (existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (Debian: apt-get install -y chromium)`);
@@ -82,15 +84,15 @@ describe.skipIf(skip)("the dashboard in a browser", () => {
     // as the DOM changes (a render with the last type's values, fixed later, once failed this test).
     await page.evaluate(() => {
       const seen: string[] = [];
-      (window as any).heightsSeen = seen;
+      window.heightsSeen = seen;
       new MutationObserver(() => {
-        const height = document.querySelector<HTMLInputElement>("#field-height");
+        const height = document.querySelector("#field-height");
         if (height) seen.push(height.value);
       }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
     });
     await page.selectOption("#job-type", "image.thumbnail");
     await page.waitForSelector("#field-width");
-    expect([...new Set(await page.evaluate(() => (window as any).heightsSeen as string[]))]).toEqual(["256"]);
+    expect([...new Set(await page.evaluate(() => window.heightsSeen as string[]))]).toEqual(["256"]);
     const fileId = new URL(page.url()).searchParams.get("file_id");
     expect(await page.inputValue("#field-file_id")).toBe(fileId);
     // Fields and defaults come from the type's input JSON Schema.
