@@ -39,11 +39,17 @@ const handedOut = new Set<number>();
  * that range, where an outgoing connection may take it before our server binds it (seen as a
  * flaky EADDRINUSE at start). Checked by binding it.
  */
+/**
+ * The ports at or above 10,000 that fetch refuses to reach ("bad port", the Fetch standard's port
+ * blocking list): a stack given one answered every client's request with `TypeError: fetch failed`.
+ */
+export const FETCH_BLOCKED_PORTS: ReadonlySet<number> = new Set([10080]);
+
 export async function freePort(): Promise<number> {
   const [low, high] = portSlice(10_000, ephemeralLow() - 1);
   for (let i = 0; i < 200; i++) {
     const port = low + Math.floor(Math.random() * (high - low));
-    if (handedOut.has(port) || !(await portFree(port))) continue;
+    if (handedOut.has(port) || FETCH_BLOCKED_PORTS.has(port) || !(await portFree(port))) continue;
     handedOut.add(port);
     return port;
   }
