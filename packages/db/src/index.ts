@@ -42,10 +42,18 @@ export type DbOrTx = Db | Parameters<Parameters<Db["transaction"]>[0]>[0];
  * connection lives.
  */
 export function executePrepared<T extends Record<string, unknown>>(conn: DbOrTx, query: SQL): Promise<postgres.RowList<T[]>> {
-  const inner = conn as unknown as { dialect: { sqlToQuery: (q: SQL) => { sql: string; params: unknown[] } }; session: { client: postgres.Sql } };
-  const { sql: text, params } = inner.dialect.sqlToQuery(query);
-  return inner.session.client.unsafe<T[]>(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+  const client = (conn as unknown as { session: { client: postgres.Sql } }).session.client;
+  return runPrepared<T>(client, queryOf(conn, query));
 }
+
+type Query = { sql: string; params: unknown[] };
+
+/** The text and parameters Drizzle's Postgres dialect makes of a `sql` query. */
+const queryOf = (conn: DbOrTx, query: SQL): Query =>
+  (conn as unknown as { dialect: { sqlToQuery: (q: SQL) => Query } }).dialect.sqlToQuery(query);
+
+const runPrepared = <T extends Record<string, unknown>>(client: postgres.Sql | postgres.ReservedSql, { sql: text, params }: Query) =>
+  client.unsafe<T[]>(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
 
 /**
  * Statements run as one transaction in one round trip (ADR 050): `begin`, each statement (a named
@@ -56,13 +64,12 @@ export function executePrepared<T extends Record<string, unknown>>(conn: DbOrTx,
  * aborts the transaction (the ones after it fail, the `commit` rolls back) and its error is thrown.
  */
 export async function transactionInOneTrip(db: Db, statements: readonly SQL[]): Promise<postgres.RowList<Record<string, unknown>[]>[]> {
-  const inner = db as unknown as { dialect: { sqlToQuery: (q: SQL) => { sql: string; params: unknown[] } } };
-  const texts = statements.map((s) => inner.dialect.sqlToQuery(s));
+  const queries = statements.map((s) => queryOf(db, s));
   const conn = await clientOf(db).reserve();
   try {
     const sent = [
       conn.unsafe("begin"),
-      ...texts.map(({ sql: text, params }) => conn.unsafe<Record<string, unknown>[]>(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })),
+      ...queries.map((q) => runPrepared<Record<string, unknown>>(conn, q)),
       conn.unsafe("commit"),
     ];
     const settled = await Promise.allSettled(sent);
