@@ -441,3 +441,25 @@ export interface Benchmark {
   timeoutMs?: number;
   run: (ctx: BenchContext) => Promise<BenchResult>;
 }
+
+/**
+ * With `CUTROOM_BENCH_STATEMENTS=1`, the benchmark Postgres loads pg_stat_statements and a benchmark
+ * can list what each statement cost per unit of work: `reset` before the part measured, `report`
+ * after it. Not set, both do nothing. A count of statements per job does not move with the machine's
+ * speed as its CPU figures do.
+ */
+export const countStatements = process.env.CUTROOM_BENCH_STATEMENTS === "1";
+
+export async function resetStatements(sql: postgres.Sql): Promise<void> {
+  if (!countStatements) return;
+  await sql.unsafe("create extension if not exists pg_stat_statements");
+  await sql.unsafe("select pg_stat_statements_reset()");
+}
+
+export async function reportStatements(sql: postgres.Sql, units: number, log: (line: string) => void): Promise<void> {
+  if (!countStatements) return;
+  const rows = await sql.unsafe<{ calls: number; total: number; query: string }[]>(
+    "select calls::int, total_exec_time::float8 as total, query from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database()) order by calls desc limit 25",
+  );
+  for (const r of rows) log(`  ${(r.calls / units).toFixed(2).padStart(6)} per unit, ${(r.total / r.calls).toFixed(3)} ms each: ${r.query.replace(/\s+/g, " ").slice(0, 140)}`);
+}

@@ -10,7 +10,7 @@ import { ensureTools, freePort, makeAdmin, startPostgres, startStack, type Serve
 import { colorGradeWallTime } from "./color-grade-wall-time.ts";
 import { editJobsWallTime } from "./edit-jobs-wall-time.ts";
 import { jobCreation } from "./job-creation.ts";
-import { createApi, createDatabase, formatTable, type Benchmark } from "./lib.ts";
+import { countStatements, createApi, createDatabase, formatTable, type Benchmark } from "./lib.ts";
 import { ensureRedis, stopPeerStacks } from "./peer-stack.ts";
 import { tinyJobs } from "./tiny-jobs.ts";
 import { uploadMemory } from "./upload-memory.ts";
@@ -57,7 +57,7 @@ let failed = false;
 try {
   const { pgBin } = ensureTools();
   ensureRedis(log);
-  pg = await startPostgres({ pgBin, dataDir: join(runDir, "pg"), port: await freePort(), database: "cutroom", fast: true });
+  pg = await startPostgres({ pgBin, dataDir: join(runDir, "pg"), port: await freePort(), database: "cutroom", fast: true, statements: countStatements });
   for (const bench of selected) {
     console.log(`## ${bench.title} (${bench.name})`);
     const started = Date.now();

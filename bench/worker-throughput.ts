@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import postgres from "postgres";
 import { createJobRequest, cutroomCreators, peerCreators } from "./job-creation.ts";
-import { cpuPerUnit, cpuSpent, cpuTimeByProcess, cpuTotal, makePng, runLoad, sleep, type Benchmark } from "./lib.ts";
+import { cpuPerUnit, cpuSpent, cpuTimeByProcess, cpuTotal, makePng, reportStatements, resetStatements, runLoad, sleep, type Benchmark } from "./lib.ts";
 import { startPeerStack } from "./peer-stack.ts";
 
 const BACKLOG = 2_000;
@@ -98,7 +98,9 @@ export const workerThroughput: Benchmark = {
     let cutroom: Drain;
     try {
       // The worker's process takes jobs as soon as it is connected, before it says it is ready.
+      await resetStatements(sql);
       cutroom = await drain(jobsTable(sql, "jobs.jobs"), BACKLOG, async () => void (await stack.services.start("worker-image")));
+      await reportStatements(sql, cutroom.jobs, log);
     } finally {
       await sql.end();
     }

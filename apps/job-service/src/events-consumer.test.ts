@@ -50,6 +50,24 @@ describe("job-service's events consumer", () => {
     }
   });
 
+  it("acks the events job-service publishes itself (statuses, endings) without writing their job's row", { timeout: 30_000 }, async () => {
+    const caller = await stack.newUser();
+    const { job } = await stack.client.call("job", "create", { body: { type: "video.color-grade", input: { file_id: await stack.addFile(caller, "ready"), width: 64 } } }, { caller });
+    const before = (await getJob(stack.db.db, job.id))!;
+    const status = await stack.deps.events.publish(job.id, { type: "status", status: "queued", message: "still waiting" });
+    expect(status!.seq).toBeGreaterThan(1);
+    // Handled once the consumer's ack floor passed the event's stream sequence.
+    const stored = await stack.jsm.streams.getMessage(streams.jobEvents.name, { last_by_subj: `jobs.events.${job.id}` });
+    await vi.waitFor(async () => expect((await stack.jsm.consumers.info(streams.jobEvents.name, "job-service")).ack_floor.stream_seq).toBeGreaterThanOrEqual(stored!.seq), { timeout: 5000, interval: 50 });
+    // The claim, the finish and admissions write what those events mean; the row is as it was.
+    const after = (await getJob(stack.db.db, job.id))!;
+    expect(after.lastEventSeq).toBe(before.lastEventSeq);
+    expect(after.updatedAt).toEqual(before.updatedAt);
+    // A worker's event is applied as ever.
+    await stack.deps.events.publish(job.id, { type: "stage", stage: "grade", status: "running" });
+    await vi.waitFor(async () => expect(await stageOf(job.id)).toBe("running"), { timeout: 5000, interval: 50 });
+  });
+
   describe("after the broker lost the stored events of a running job", () => {
     const row = async (id: string) => (await getJob(stack.db.db, id))!;
     const enqueueAndClaim = async (caller: Caller) => {

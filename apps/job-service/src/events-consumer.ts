@@ -10,6 +10,8 @@ import type { PipelineEngine } from "./pipelines.ts";
 const durable = "job-service";
 // Most events applied with one read and one write (ADR 028); more waiting make the next batch.
 const MAX_BATCH = 500;
+/** The events only job-service publishes: statuses (queued, running) and endings. Workers publish stages, progress and logs. */
+const OWN_EVENTS: ReadonlySet<JobEvent["type"]> = new Set(["status", "result", "error"]);
 
 export interface EventsConsumerDeps {
   db: Db;
@@ -112,6 +114,12 @@ async function applyBatch(deps: EventsConsumerDeps, msgs: JsMsg[]): Promise<void
     } catch (err) {
       deps.log.warn({ err, subject: msg.subject }, "dropping a message that is not a job event");
       msg.term("not a job event");
+      continue;
+    }
+    // job-service published it and wrote what it means to the row itself (the claim, the finish, an
+    // admission), and hands its seq on in the claim's reply and the finish's floor: nothing to apply.
+    if (OWN_EVENTS.has(event.type)) {
+      msg.ack();
       continue;
     }
     byJob.set(event.job_id, [...(byJob.get(event.job_id) ?? []), { event, msg }]);

@@ -222,6 +222,8 @@ const insufficientForBatch = (required: number, available: number, jobs: number)
 const jobColumns = Object.entries(getTableColumns(jobs));
 
 /** Each tier's concurrent-job limit, as one SQL parameter; a job of before tiers counts as enterprise. */
+/** The most jobs any tier runs at once: no admission releases more of a user's held jobs than this. */
+const MOST_CONCURRENT_JOBS = Math.max(...Object.values(tierLimits).map((l) => l.concurrentJobs));
 const concurrencyLimits = JSON.stringify(Object.fromEntries(Object.entries(tierLimits).map(([tier, l]) => [tier, l.concurrentJobs])));
 const concurrencyLimit = (tier: JobRow["tier"] | undefined) => tierLimits[tier ?? "enterprise"].concurrentJobs;
 
@@ -268,11 +270,18 @@ export async function admitWaitingJobs(tx: Tx, userIds: readonly string[]): Prom
 }
 
 /** The statement of admitWaitingJobs, for the users in `users` (an expression of a uuid[]). */
-function admission(users: SQL) {
+export function admission(users: SQL) {
   return sql`
     with waiting as (
-      select id, user_id, tier, row_number() over (partition by user_id order by queue_order, id) as place
-      from jobs.jobs where user_id = any(${users}) and status = 'queued' and held
+      -- Each user's first held jobs only, from the index in line order: no slot admits more than a
+      -- tier's limit, and a user may have thousands waiting (each ending read them all before).
+      select w.id, w.user_id, w.tier, w.place
+      from (select distinct unnest(${users}) as user_id) u
+      cross join lateral (
+        select id, user_id, tier, row_number() over (order by queue_order, id) as place
+        from jobs.jobs where user_id = u.user_id and status = 'queued' and held
+        order by queue_order, id limit ${MOST_CONCURRENT_JOBS}
+      ) w
     ), active as (
       select user_id, count(*)::int as n from jobs.jobs
       where user_id = any(${users}) and status in ('queued', 'running') and not held
@@ -426,10 +435,18 @@ export async function markDispatched(db: Conn, id: string, dispatch: number, seq
 /** markDispatched for many jobs in one statement, of one text whatever their number (arrays, ADR 034). */
 export async function markDispatchedMany(db: Conn, marks: readonly { id: string; dispatch: number; seq: number }[]): Promise<void> {
   if (marks.length === 0) return;
-  await executePrepared(db, sql`
+  await executePrepared(db, dispatchMarks(marks));
+}
+
+/**
+ * The statement of markDispatchedMany. The rows are found by `id = any(…)`: joined to the `unnest` alone,
+ * a generic plan expects a hundred marks and reads the whole table to hash it.
+ */
+export function dispatchMarks(marks: readonly { id: string; dispatch: number; seq: number }[]) {
+  return sql`
     update jobs.jobs j set dispatch_count = v.dispatch, dispatch_seq = v.seq, dispatched_at = now()
     from unnest(${sql.param(marks.map((m) => m.id))}::uuid[], ${sql.param(marks.map((m) => m.dispatch))}::int[], ${sql.param(marks.map((m) => String(m.seq)))}::text[]::bigint[]) as v(id, dispatch, seq)
-    where j.id = v.id and j.dispatch_count < v.dispatch`);
+    where j.id = any(${sql.param(marks.map((m) => m.id))}::uuid[]) and j.id = v.id and j.dispatch_count < v.dispatch`;
 }
 
 /** Cancels a queued or running job of the user; null when there is none in those states. */

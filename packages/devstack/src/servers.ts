@@ -39,7 +39,7 @@ export function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM
  * A Postgres server of our own in `dataDir` (initialised on first use, kept after),
  * listening on 127.0.0.1:`port`, with trust auth for the local `postgres` user.
  */
-export async function startPostgres(opts: { pgBin: string; dataDir: string; port: number; database: string; fast?: boolean; log?: (l: string) => void; logFile?: string }): Promise<Server> {
+export async function startPostgres(opts: { pgBin: string; dataDir: string; port: number; database: string; fast?: boolean; statements?: boolean; log?: (l: string) => void; logFile?: string }): Promise<Server> {
   const { pgBin, dataDir, port } = opts;
   const socketDir = join(dataDir, "..", `pg-socket-${port}`);
   mkdirSync(socketDir, { recursive: true });
@@ -58,6 +58,8 @@ export async function startPostgres(opts: { pgBin: string; dataDir: string; port
   }
   const settings = ["-p", String(port), "-k", socketDir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"];
   if (opts.fast) settings.push("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off");
+  // pg_stat_statements loaded (Debian's postgresql-15 has it): a benchmark can count each statement per job.
+  if (opts.statements) settings.push("-c", "shared_preload_libraries=pg_stat_statements");
   const [cmd, args] = asPostgres(join(pgBin, "postgres"), ["-D", dataDir, ...settings]);
   const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
   const exited = exitOf(child);
