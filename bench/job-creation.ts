@@ -1,6 +1,7 @@
+import postgres from "postgres";
 import { randomUUID } from "node:crypto";
 import { availableParallelism } from "node:os";
-import { combineLoads, cpuPerUnit, cpuSpent, cpuTimeByProcess, cpuTotal, cutroomCreators, makePng, median, runLoad, type Benchmark, type Creator, type LoadResult } from "./lib.ts";
+import { combineLoads, cpuPerUnit, cpuSpent, cpuTimeByProcess, cpuTotal, cutroomCreators, makePng, median, reportStatements, resetStatements, runLoad, type Benchmark, type Creator, type LoadResult } from "./lib.ts";
 import { startPeerStack, type PeerStack } from "./peer-stack.ts";
 
 // The other benchmarks import them from here.
@@ -66,10 +67,17 @@ export const jobCreation: Benchmark = {
     try {
       await load("cutroom", WARMUP, ROUND_MS);
       await load("peer", WARMUP, ROUND_MS);
-      // Rounds alternate, so a busy spell of the machine falls on both sides.
-      for (let round = 0; round < ROUNDS; round++) {
-        await measure("cutroom");
-        await measure("peer");
+      const sql = postgres(stack.databaseUrl, { max: 1, onnotice: () => {} });
+      try {
+        await resetStatements(sql);
+        // Rounds alternate, so a busy spell of the machine falls on both sides.
+        for (let round = 0; round < ROUNDS; round++) {
+          await measure("cutroom");
+          await measure("peer");
+        }
+        await reportStatements(sql, combineLoads(runs.cutroom).requests, log);
+      } finally {
+        await sql.end();
       }
       // Without a queue in front: what one request costs on an idle stack.
       alone = { cutroom: await load("cutroom", ALONE_REQUESTS, ROUND_MS, 1), peer: await load("peer", ALONE_REQUESTS, ROUND_MS, 1) };

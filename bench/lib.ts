@@ -462,4 +462,9 @@ export async function reportStatements(sql: postgres.Sql, units: number, log: (l
     "select calls::int, total_exec_time::float8 as total, query from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database()) order by calls desc limit 25",
   );
   for (const r of rows) log(`  ${(r.calls / units).toFixed(2).padStart(6)} per unit, ${(r.total / r.calls).toFixed(3)} ms each: ${r.query.replace(/\s+/g, " ").slice(0, 140)}`);
+  // Whole-table reads since the database was made (a plan that lost its index shows here).
+  const scans = await sql.unsafe<{ name: string; seq_scan: number; seq_tup_read: number; idx_scan: number; live: number }[]>(
+    "select schemaname || '.' || relname as name, seq_scan::int, seq_tup_read::float8 as seq_tup_read, coalesce(idx_scan, 0)::int as idx_scan, n_live_tup::int as live from pg_stat_user_tables where seq_scan > 0 order by seq_tup_read desc limit 8",
+  );
+  for (const t of scans) log(`  ${t.name}: ${t.seq_scan} whole-table scans reading ${t.seq_tup_read} rows, ${t.idx_scan} index scans, ${t.live} rows live`);
 }
