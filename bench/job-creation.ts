@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import { randomUUID } from "node:crypto";
 import { availableParallelism } from "node:os";
-import { combineLoads, cpuPerUnit, cpuSpent, cpuTimeByProcess, cpuTotal, cutroomCreators, makePng, median, reportStatements, resetStatements, runLoad, type Benchmark, type Creator, type LoadResult } from "./lib.ts";
+import { combineLoads, cpuPerUnit, cpuSpent, cpuTimeByProcess, cpuTotal, cutroomCreators, makePng, median, analyze, reportStatements, resetStatements, runLoad, type Benchmark, type Creator, type LoadResult } from "./lib.ts";
 import { startPeerStack, type PeerStack } from "./peer-stack.ts";
 
 // The other benchmarks import them from here.
@@ -69,6 +69,8 @@ export const jobCreation: Benchmark = {
       await load("peer", WARMUP, ROUND_MS);
       const sql = postgres(stack.databaseUrl, { max: 1, onnotice: () => {} });
       try {
+        // Statistics current on both sides, as autovacuum keeps them in a running deployment (ADR 051).
+        await Promise.all([analyze(sql), analyze(peer.sql)]);
         await resetStatements(sql);
         // Rounds alternate, so a busy spell of the machine falls on both sides.
         for (let round = 0; round < ROUNDS; round++) {

@@ -450,6 +450,15 @@ export interface Benchmark {
  */
 export const countStatements = process.env.CUTROOM_BENCH_STATEMENTS === "1";
 
+/**
+ * Brings the planner's statistics up to date. A benchmark's tables grow from empty in seconds, and a
+ * statement prepared while its table was nearly empty keeps a plan that reads the whole table (ADR 051)
+ * until autovacuum's next analyze, a minute away by default: a running deployment's tables have them.
+ */
+export async function analyze(sql: postgres.Sql): Promise<void> {
+  await sql.unsafe("analyze");
+}
+
 export async function resetStatements(sql: postgres.Sql): Promise<void> {
   if (!countStatements) return;
   await sql.unsafe("create extension if not exists pg_stat_statements");

@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import postgres from "postgres";
 import { createJobRequest, cutroomCreators, peerCreators } from "./job-creation.ts";
-import { cpuPerUnit, cpuSpent, cpuTimeByProcess, cpuTotal, makePng, reportStatements, resetStatements, runLoad, sleep, type Benchmark } from "./lib.ts";
+import { cpuPerUnit, cpuSpent, cpuTimeByProcess, cpuTotal, analyze, makePng, reportStatements, resetStatements, runLoad, sleep, type Benchmark } from "./lib.ts";
 import { startPeerStack } from "./peer-stack.ts";
 
 const BACKLOG = 2_000;
@@ -98,6 +98,8 @@ export const workerThroughput: Benchmark = {
     let cutroom: Drain;
     try {
       // The worker's process takes jobs as soon as it is connected, before it says it is ready.
+      // Statistics current, as autovacuum keeps them in a running deployment (ADR 051); the peer's too, below.
+      await analyze(sql);
       await resetStatements(sql);
       cutroom = await drain(jobsTable(sql, "jobs.jobs"), BACKLOG, async () => void (await stack.services.start("worker-image")));
       await reportStatements(sql, cutroom.jobs, log);
@@ -113,6 +115,7 @@ export const workerThroughput: Benchmark = {
       const peerMade = await create(peer.url, (i) => createJobRequest(peerUsers[i % USERS]!));
       if (peerMade.errors > 0) throw new Error(`peer job creation failed: ${peerMade.firstError}`);
       log(`peer: ${BACKLOG} jobs queued in ${(peerMade.elapsedMs / 1000).toFixed(1)} s; starting its worker`);
+      await analyze(peer.sql);
       other = await drain(jobsTable(peer.sql, "peer_jobs"), BACKLOG, async () => (await peer.startWorker({ run: false })).run);
     } finally {
       await peer.stop();

@@ -57,7 +57,7 @@ export async function startPostgres(opts: { pgBin: string; dataDir: string; port
     }
   }
   const settings = ["-p", String(port), "-k", socketDir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"];
-  if (opts.fast) settings.push("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "autovacuum_naptime=1");
+  if (opts.fast) settings.push("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off");
   // pg_stat_statements loaded (Debian's postgresql-15 has it): a benchmark can count each statement per job.
   if (opts.statements) settings.push("-c", "shared_preload_libraries=pg_stat_statements");
   const [cmd, args] = asPostgres(join(pgBin, "postgres"), ["-D", dataDir, ...settings]);
