@@ -46,7 +46,7 @@ const handedOut = new Set<number>();
 export const FETCH_BLOCKED_PORTS: ReadonlySet<number> = new Set([10080]);
 
 export async function freePort(): Promise<number> {
-  const [low, high] = portSlice(10_000, ephemeralLow() - 1);
+  const [low, high] = portRange();
   for (let i = 0; i < 200; i++) {
     const port = low + Math.floor(Math.random() * (high - low));
     if (handedOut.has(port) || FETCH_BLOCKED_PORTS.has(port) || !(await portFree(port))) continue;
@@ -55,6 +55,9 @@ export async function freePort(): Promise<number> {
   }
   throw new Error(`no free port found between ${low} and ${high}`);
 }
+
+/** The ports freePort draws from, [low, high): above 10000, below the kernel's ephemeral ones, in this vitest worker's slice. */
+export const portRange = (): [number, number] => portSlice(10_000, ephemeralLow() - 1);
 
 /**
  * Test files run side by side in vitest workers (processes), each with its own `handedOut`: a port
