@@ -1,5 +1,5 @@
 import { AppError, tierLimits, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
-import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, isNull, or, sqlTag as sql, transactionInOneTrip, type Db, type SQL } from "@cutroom/db";
+import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, isNull, or, sqlTag as sql, transactionInOneTrip, transactionPipelined, type Db, type SQL } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
 import { heldReserves, lockAccounts, planReservations, takeRates, writeReservations, type RateDecision, type RateTake } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
@@ -104,7 +104,8 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
   const left = () => Math.floor(commitBy - Date.now());
   if (left() <= 0) throw rpcTimedOut("job");
   try {
-    return countCreated(await db.transaction(async (tx) => {
+    // Its begin goes with the first statements (ADR 052): a creation waits on one round trip fewer.
+    return countCreated(await transactionPipelined(db, async (tx) => {
       // Statements that need no answer of another go out together (postgres.js pipelines them on the
       // transaction's connection); the server still runs them in order, so the timeouts are set
       // first and the reads after them see what the account locks hold still.

@@ -1,5 +1,5 @@
 import type { SQL } from "drizzle-orm";
-import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import { drizzle, PostgresJsSession, PostgresJsTransaction, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { fileURLToPath } from "node:url";
@@ -81,6 +81,38 @@ export async function transactionInOneTrip(db: Db, statements: readonly SQL[]): 
       throw failed.reason;
     }
     return settled.slice(1, -1).map((s) => (s as PromiseFulfilledResult<postgres.RowList<Record<string, unknown>[]>>).value);
+  } finally {
+    conn.release();
+  }
+}
+
+/** A Drizzle transaction, as `db.transaction` hands its callback one. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+/**
+ * `db.transaction`, with its `begin` written together with the callback's first statements (ADR 052):
+ * postgres.js waits for the `begin` to be answered before it runs the callback, one round trip of
+ * nothing. The callback's statements follow the `begin` on one connection of the pool, in order; a
+ * failure of any (the `begin`'s too) rolls back and is thrown; else the transaction commits. No
+ * savepoints: `tx.transaction` inside it is not supported.
+ */
+export async function transactionPipelined<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const inner = db as unknown as { dialect: ConstructorParameters<typeof PostgresJsSession>[1]; session: { schema: ConstructorParameters<typeof PostgresJsSession>[2]; options: ConstructorParameters<typeof PostgresJsSession>[3] } };
+  const conn = await clientOf(db).reserve();
+  try {
+    // postgres.js sends a query when it is awaited: execute() sends the begin now, ahead of what fn sends.
+    const begun = conn.unsafe("begin").execute();
+    const session = new PostgresJsSession(conn, inner.dialect, inner.session.schema, inner.session.options);
+    const tx = new PostgresJsTransaction(inner.dialect, session as never, inner.session.schema) as unknown as Tx;
+    let result: T;
+    try {
+      [, result] = await Promise.all([begun, fn(tx)]);
+    } catch (err) {
+      await conn.unsafe("rollback").catch(() => {});
+      throw err;
+    }
+    await conn.unsafe("commit");
+    return result;
   } finally {
     conn.release();
   }

@@ -1,6 +1,6 @@
 import { createTestDatabase } from "@cutroom/devstack";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDb, executePrepared, sqlTag as sql, transactionInOneTrip, type DbHandle } from "./index.ts";
+import { createDb, executePrepared, sqlTag as sql, transactionInOneTrip, transactionPipelined, type DbHandle } from "./index.ts";
 
 describe("executePrepared (ADR 043)", () => {
   let test: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -60,6 +60,38 @@ describe("executePrepared (ADR 043)", () => {
     const other = createDb(test.url, { max: 1 });
     try {
       expect([...(await other.sql`select count(*)::int as n from trip_rows`)]).toEqual([{ n: 2 }]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("runs a callback's statements in one transaction opened with them, committing at its end and rolling back on a throw or a failed statement (ADR 052)", async () => {
+    const { db, sql: client } = handle;
+    await db.execute(sql`create table if not exists piped_rows (id int primary key)`);
+    const txids = await transactionPipelined(db, async (tx) => {
+      const [a, b] = await Promise.all([
+        executePrepared<{ id: string }>(tx, sql`select txid_current()::text as id`),
+        tx.execute<{ id: string }>(sql`select txid_current()::text as id`),
+        executePrepared(tx, sql`insert into piped_rows (id) values (${1})`),
+      ]);
+      await tx.execute(sql`insert into piped_rows (id) values (${2})`);
+      return [a[0]!.id, b[0]!.id];
+    });
+    // One transaction: the same id for both (each statement on its own would have had its own).
+    expect(txids[0]).toBe(txids[1]);
+    const other = createDb(test.url, { max: 1 });
+    try {
+      expect([...(await other.sql`select id from piped_rows order by id`)].map((r) => r.id)).toEqual([1, 2]);
+      await expect(
+        transactionPipelined(db, async (tx) => {
+          await executePrepared(tx, sql`insert into piped_rows (id) values (${3})`);
+          throw new Error("roll back");
+        }),
+      ).rejects.toThrow("roll back");
+      await expect(transactionPipelined(db, async (tx) => void (await Promise.all([executePrepared(tx, sql`insert into piped_rows (id) values (${4})`), executePrepared(tx, sql`insert into piped_rows (id) values (${1})`)])))).rejects.toMatchObject({ code: "23505" });
+      expect([...(await other.sql`select id from piped_rows order by id`)].map((r) => r.id)).toEqual([1, 2]);
+      // The pool's connection is not left inside a transaction.
+      expect([...(await client`select txid_current_if_assigned() is null as idle`)]).toEqual([{ idle: true }]);
     } finally {
       await other.close();
     }
