@@ -52,8 +52,13 @@ type Query = { sql: string; params: unknown[] };
 const queryOf = (conn: DbOrTx, query: SQL): Query =>
   (conn as unknown as { dialect: { sqlToQuery: (q: SQL) => Query } }).dialect.sqlToQuery(query);
 
+/**
+ * Sent at once (`execute`): postgres.js sends a query only when it is first awaited, so a statement
+ * asked for first but awaited after others (a Promise.all whose other members awaited their own at
+ * once) went after them, and a setting meant for them (a transaction's lock_timeout) did not apply.
+ */
 const runPrepared = <T extends Record<string, unknown>>(client: postgres.Sql | postgres.ReservedSql, { sql: text, params }: Query) =>
-  client.unsafe<T[]>(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+  client.unsafe<T[]>(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }).execute();
 
 /**
  * Statements run as one transaction in one round trip (ADR 050): `begin`, each statement (a named
@@ -67,10 +72,11 @@ export async function transactionInOneTrip(db: Db, statements: readonly SQL[]): 
   const queries = statements.map((s) => queryOf(db, s));
   const conn = await clientOf(db).reserve();
   try {
+    // Each sent as it is made (execute), so in this order.
     const sent = [
-      conn.unsafe("begin"),
+      conn.unsafe("begin").execute(),
       ...queries.map((q) => runPrepared<Record<string, unknown>>(conn, q)),
-      conn.unsafe("commit"),
+      conn.unsafe("commit").execute(),
     ];
     const settled = await Promise.allSettled(sent);
     // The first failure is the cause; those after it say only that the transaction was aborted.

@@ -39,6 +39,18 @@ describe("executePrepared (ADR 043)", () => {
     expect([...(await executePrepared(db, sql`select count(*)::int as n from prepared_rows`))]).toEqual([{ n: 0 }]);
   });
 
+  it("sends statements in the order they were asked for, also when an earlier one is awaited after later ones", async () => {
+    const { db } = handle;
+    const seen = await db.transaction(async (tx) => {
+      // As job creation does: a setting asked for first, statements of helpers (which await at once) after it, all awaited together.
+      const setting = executePrepared(tx, sql`select set_config('cutroom.order', ${"set first"}, true)`);
+      const read = (async () => (await executePrepared<{ v: string | null }>(tx, sql`select current_setting('cutroom.order', true) as v`))[0]!.v)();
+      const [, v] = await Promise.all([setting, read]);
+      return v;
+    });
+    expect(seen).toBe("set first");
+  });
+
   it("runs statements as one transaction in one round trip: each sees the ones before, a failure rolls them all back (ADR 050)", async () => {
     const { db, sql: client } = handle;
     await db.execute(sql`create table if not exists trip_rows (id int primary key)`);
