@@ -1,5 +1,5 @@
 import { AppError, tierLimits, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
-import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, isNull, or, sqlTag as sql, transactionInOneTrip, transactionPipelined, type Db, type SQL } from "@cutroom/db";
+import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, isNull, or, sqlTag as sql, transactionInOneTrip, transactionPipelined, type Db, type SQL, type Tx } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
 import { heldReserves, lockAccounts, planReservations, takeRates, writeReservations, type RateDecision, type RateTake } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
@@ -10,7 +10,7 @@ import { requeueForRetry, type RetryPolicy } from "./job-control.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
 export type NewJob = typeof jobs.$inferInsert;
-export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+export type { Tx };
 /** The pool or an open transaction: the reconciler calls these with the rows it has locked. */
 export type Conn = Db | Tx;
 
@@ -222,9 +222,9 @@ const insufficientForBatch = (required: number, available: number, jobs: number)
 
 const jobColumns = Object.entries(getTableColumns(jobs));
 
-/** Each tier's concurrent-job limit, as one SQL parameter; a job of before tiers counts as enterprise. */
 /** The most jobs any tier runs at once: no admission releases more of a user's held jobs than this. */
 const MOST_CONCURRENT_JOBS = Math.max(...Object.values(tierLimits).map((l) => l.concurrentJobs));
+/** Each tier's concurrent-job limit, as one SQL parameter; a job of before tiers counts as enterprise. */
 const concurrencyLimits = JSON.stringify(Object.fromEntries(Object.entries(tierLimits).map(([tier, l]) => [tier, l.concurrentJobs])));
 const concurrencyLimit = (tier: JobRow["tier"] | undefined) => tierLimits[tier ?? "enterprise"].concurrentJobs;
 

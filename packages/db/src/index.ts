@@ -29,8 +29,11 @@ export function createDb(url: string, opts: { max?: number } = {}): DbHandle {
 /** The postgres.js client under a Drizzle `db`: hot paths send it plain SQL, prepared once per connection, without Drizzle's query building. */
 export const clientOf = (db: Db): postgres.Sql => (db as Db & { $client: postgres.Sql }).$client;
 
+/** A Drizzle transaction, as `db.transaction` hands its callback one. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
 /** A Drizzle `db` or one of its transactions. */
-export type DbOrTx = Db | Parameters<Parameters<Db["transaction"]>[0]>[0];
+export type DbOrTx = Db | Tx;
 
 /**
  * Runs a Drizzle `sql` query as a named prepared statement of the connection under `conn` (the pool's,
@@ -91,9 +94,6 @@ export async function transactionInOneTrip(db: Db, statements: readonly SQL[]): 
     conn.release();
   }
 }
-
-/** A Drizzle transaction, as `db.transaction` hands its callback one. */
-export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 /**
  * `db.transaction`, with its `begin` written together with the callback's first statements (ADR 052):

@@ -35,15 +35,16 @@ export function portOpen(port: number, host = "127.0.0.1"): Promise<boolean> {
 const handedOut = new Set<number>();
 
 /**
- * A free TCP port below the kernel's ephemeral range: a port the OS picks (listen on 0) comes from
- * that range, where an outgoing connection may take it before our server binds it (seen as a
- * flaky EADDRINUSE at start). Checked by binding it.
- */
-/**
  * The ports at or above 10,000 that fetch refuses to reach ("bad port", the Fetch standard's port
  * blocking list): a stack given one answered every client's request with `TypeError: fetch failed`.
  */
 export const FETCH_BLOCKED_PORTS: ReadonlySet<number> = new Set([10080]);
+
+/**
+ * A free TCP port below the kernel's ephemeral range: a port the OS picks (listen on 0) comes from
+ * that range, where an outgoing connection may take it before our server binds it (seen as a
+ * flaky EADDRINUSE at start). Checked by binding it.
+ */
 
 export async function freePort(): Promise<number> {
   const [low, high] = portRange();

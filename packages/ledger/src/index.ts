@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { AppError, type LedgerKind } from "@cutroom/contracts";
-import { and, eq, executePrepared, inArray, sqlTag as sql, type Db } from "@cutroom/db";
+import { and, eq, executePrepared, inArray, sqlTag as sql, type Db, type Tx } from "@cutroom/db";
 import { accounts, ledger } from "@cutroom/db/billing";
 
 /**
  * Every move of credits runs inside a transaction the caller opens, so job-service can reserve a
  * job's credits and insert the job in one commit (ADR 019) while billing-service opens its own.
  */
-export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+export type { Tx };
 /** The pool or an open transaction. */
 export type Conn = Db | Tx;
 
