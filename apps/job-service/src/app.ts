@@ -170,11 +170,13 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
   };
 
   /**
-   * The queued events, then the first dispatches, of a batch just committed, after the answers: the
+   * The queued events and the first dispatches of a batch just committed, after the answers: the
    * committed row is the job, and a broker that stalls (a leader election) must not turn it into a
-   * 503. Whatever fails here, the reconciler dispatches the job after dispatchGraceMs. So a queued
-   * event goes only first: one that stalls past that may find the worker's `running` stored already,
-   * and is then dropped.
+   * 503. Whatever fails here, the reconciler dispatches the job after dispatchGraceMs. The dispatches
+   * do not wait for the queued events' acks (ADR 054): the `running` a claim publishes waits behind its
+   * job's queued event in this process's publisher, so the queued event is still stored first. A
+   * queued event goes only first: one that stalls past that (or a claim answered by another replica)
+   * may find `running` stored already, and is then dropped.
    */
   const announce = (created: JobRow[], places: ReadonlyMap<string, number>) => {
     // Taken now, before the creating calls resume and forget them: each job's queued event and dispatch go in its request's trace.
@@ -185,16 +187,13 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     // calls' answers leave first: a lone request's reply waits neither for its queued event's publish
     // nor behind it. A held job's place is the one its admission counted (ADR 044).
     void new Promise((next) => setImmediate(() => setImmediate(next)))
-      .then(() =>
-        Promise.all(
-          created.map((row) =>
-            withTrace(traces?.get(row.id), () =>
-              events.publish(row.id, { type: "status", status: "queued", ...(row.held ? { queue_position: places.get(row.id) ?? null, queue_reason: "concurrency_limit" as const } : {}), ...inProject(row) }, { first: true }),
-            ).catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event")),
-          ),
-        ),
-      )
-      .then(() => (rows.length > 0 ? dispatchJobs(js, db, rows, traces) : []))
+      .then(() => {
+        for (const row of created) {
+          const queued = { type: "status", status: "queued", ...(row.held ? { queue_position: places.get(row.id) ?? null, queue_reason: "concurrency_limit" as const } : {}), ...inProject(row) } as const;
+          withTrace(traces?.get(row.id), () => events.publish(row.id, queued, { first: true })).catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event"));
+        }
+        return rows.length > 0 ? dispatchJobs(js, db, rows, traces) : [];
+      })
       .then((failed) => {
         for (const queue of new Set(rows.map((r) => r.queue))) lines.touch(queue);
         for (const [i, err] of failed.entries()) if (err) log.warn({ err, job_id: rows[i]!.id }, "could not dispatch the job; the reconciler will");
