@@ -115,6 +115,29 @@ describe("group commit: concurrent creations share a transaction, each with its 
     expect(await stack.balance(other)).toMatchObject({ credits: 96, reserved: 4 });
   });
 
+  it("counts only the jobs a batch creates against the rate window: a replay in it takes no slot, at the limit as below it", async () => {
+    // The free tier's 10 a minute: 9 taken, one of them keyed; then one batch of its replay, a new job and one more.
+    const user = await stack.newUser(100);
+    const body = await resize(user);
+    const key = `k-${randomUUID()}`;
+    const first = await stack.client.call("job", "create", { body, idempotency_key: key }, { caller: user });
+    for (let i = 0; i < 8; i++) await stack.client.call("job", "create", { body }, { caller: user });
+    const answers = await behindAHeldBatch(() =>
+      Promise.allSettled([
+        stack.client.call("job", "create", { body, idempotency_key: key }, { caller: user }),
+        stack.client.call("job", "create", { body }, { caller: user }),
+        stack.client.call("job", "create", { body }, { caller: user }),
+      ]),
+    );
+    const [replay, tenth, eleventh] = answers;
+    expect(replay).toMatchObject({ status: "fulfilled", value: { created: false, job: { id: first.job.id } } });
+    expect(tenth).toMatchObject({ status: "fulfilled", value: { created: true, rate: { limit: 10, remaining: 0 } } });
+    expect(eleventh).toMatchObject({ status: "rejected", reason: { code: "RATE_LIMITED" } });
+    // The window holds what was counted: ten creations and the refused eleventh, not the replay.
+    const [window] = await stack.db.sql`select sum(count)::int as n from billing.rate_windows where user_id = ${user.user_id} and bucket = 'jobs.create'`;
+    expect(window!.n).toBe(11);
+  });
+
   it("creates a job whose account another transaction holds on its own, without holding up the rest of its batch", async () => {
     const locked = await stack.newUser(100);
     const free = await stack.newUser(100);
