@@ -99,8 +99,8 @@ export async function transactionInOneTrip(db: Db, statements: readonly SQL[]): 
  * `db.transaction`, with its `begin` written together with the callback's first statements (ADR 052):
  * postgres.js waits for the `begin` to be answered before it runs the callback, one round trip of
  * nothing. The callback's statements follow the `begin` on one connection of the pool, in order; a
- * failure of any (the `begin`'s too) rolls back and is thrown; else the transaction commits. No
- * savepoints: `tx.transaction` inside it is not supported.
+ * failure of any (the `begin`'s too) rolls back and is thrown, also one the callback caught; else the
+ * transaction commits. No savepoints: `tx.transaction` inside it is not supported.
  */
 export async function transactionPipelined<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const inner = db as unknown as { dialect: ConstructorParameters<typeof PostgresJsSession>[1]; session: { schema: ConstructorParameters<typeof PostgresJsSession>[2]; options: ConstructorParameters<typeof PostgresJsSession>[3] } };
@@ -110,15 +110,19 @@ export async function transactionPipelined<T>(db: Db, fn: (tx: Tx) => Promise<T>
     const begun = conn.unsafe("begin").execute();
     const session = new PostgresJsSession(conn, inner.dialect, inner.session.schema, inner.session.options);
     const tx = new PostgresJsTransaction(inner.dialect, session as never, inner.session.schema) as unknown as Tx;
-    let result: T;
-    try {
-      [, result] = await Promise.all([begun, fn(tx)]);
-    } catch (err) {
+    // Both settled before anything else goes out: a failed begin must not release the connection while
+    // fn still sends statements on it. The begin's failure first: fn's then follow from it.
+    const [begin, done] = await Promise.allSettled([begun, fn(tx)]);
+    const failed = begin.status === "rejected" ? begin : done.status === "rejected" ? done : undefined;
+    if (failed) {
       await conn.unsafe("rollback").catch(() => {});
-      throw err;
+      throw failed.reason;
     }
-    await conn.unsafe("commit");
-    return result;
+    // Postgres answers the commit of a transaction a failed statement aborted with ROLLBACK, not an
+    // error: a failure fn caught must not pass for a commit.
+    const ended = await conn.unsafe("commit");
+    if (ended.command !== "COMMIT") throw new Error(`the transaction was rolled back (${ended.command}): one of its statements failed`);
+    return (done as PromiseFulfilledResult<T>).value;
   } finally {
     conn.release();
   }

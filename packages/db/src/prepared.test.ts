@@ -102,6 +102,16 @@ describe("executePrepared (ADR 043)", () => {
       ).rejects.toThrow("roll back");
       await expect(transactionPipelined(db, async (tx) => void (await Promise.all([executePrepared(tx, sql`insert into piped_rows (id) values (${4})`), executePrepared(tx, sql`insert into piped_rows (id) values (${1})`)])))).rejects.toMatchObject({ code: "23505" });
       expect([...(await other.sql`select id from piped_rows order by id`)].map((r) => r.id)).toEqual([1, 2]);
+      // A failed statement the callback caught still rolls everything back, and says so: Postgres answers
+      // the commit of such a transaction with ROLLBACK, not an error, and it must not pass for a commit.
+      await expect(
+        transactionPipelined(db, async (tx) => {
+          await executePrepared(tx, sql`insert into piped_rows (id) values (${5})`);
+          await executePrepared(tx, sql`insert into piped_rows (id) values (${1})`).catch(() => {});
+          return "done";
+        }),
+      ).rejects.toThrow(/rolled back/);
+      expect([...(await other.sql`select id from piped_rows order by id`)].map((r) => r.id)).toEqual([1, 2]);
       // The pool's connection is not left inside a transaction.
       expect([...(await client`select txid_current_if_assigned() is null as idle`)]).toEqual([{ idle: true }]);
     } finally {
