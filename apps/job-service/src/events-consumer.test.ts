@@ -1,6 +1,9 @@
 import { streams, type Caller } from "@cutroom/contracts";
 import { createEventPublisher, ensureStreams, readJobEvents } from "@cutroom/runtime";
+import { randomUUID } from "node:crypto";
+import { silentLogger } from "@cutroom/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createJobHandlers } from "./app.ts";
 import { getJob } from "./job-store.ts";
 import { startJobStack, type JobStack } from "./test-stack.ts";
 
@@ -50,7 +53,7 @@ describe("job-service's events consumer", () => {
     }
   });
 
-  it("acks the events job-service publishes itself (statuses, endings) without writing their job's row", { timeout: 30_000 }, async () => {
+  it("takes only the seq of the events job-service publishes itself (statuses, endings) onto their job's row", { timeout: 30_000 }, async () => {
     const caller = await stack.newUser();
     const { job } = await stack.client.call("job", "create", { body: { type: "video.color-grade", input: { file_id: await stack.addFile(caller, "ready"), width: 64 } } }, { caller });
     const before = (await getJob(stack.db.db, job.id))!;
@@ -59,10 +62,12 @@ describe("job-service's events consumer", () => {
     // Handled once the consumer's ack floor passed the event's stream sequence.
     const stored = await stack.jsm.streams.getMessage(streams.jobEvents.name, { last_by_subj: `jobs.events.${job.id}` });
     await vi.waitFor(async () => expect((await stack.jsm.consumers.info(streams.jobEvents.name, "job-service")).ack_floor.stream_seq).toBeGreaterThanOrEqual(stored!.seq), { timeout: 5000, interval: 50 });
-    // The claim, the finish and admissions write what those events mean; the row is as it was.
+    // The claim, the finish and admissions write what those events mean; the row keeps all but the seq,
+    // the floor of later publishers (below: a cancel after the broker lost the events).
     const after = (await getJob(stack.db.db, job.id))!;
-    expect(after.lastEventSeq).toBe(before.lastEventSeq);
-    expect(after.updatedAt).toEqual(before.updatedAt);
+    const meaning = (r: typeof before) => ({ status: r.status, stage: r.stage, stages: r.stages, progress: r.progress, error: r.error, result: r.result });
+    expect(meaning(after)).toEqual(meaning(before));
+    expect(after.lastEventSeq).toBe(status!.seq);
     // A worker's event is applied as ever.
     await stack.deps.events.publish(job.id, { type: "stage", stage: "grade", status: "running" });
     await vi.waitFor(async () => expect(await stageOf(job.id)).toBe("running"), { timeout: 5000, interval: 50 });
@@ -107,6 +112,18 @@ describe("job-service's events consumer", () => {
         [5, "stage"],
         [6, "result"],
       ]);
+    });
+
+    it("publishes a cancel from another replica above the claim's running event, with no worker event between", { timeout: 30_000 }, async () => {
+      const caller = await stack.newUser();
+      const job = await enqueueAndClaim(caller);
+      // The running event's seq reaches the row through the events consumer.
+      await vi.waitFor(async () => expect((await row(job.id)).lastEventSeq).toBe(job.floor), { timeout: 5000, interval: 50 });
+      await loseStore();
+      // Another replica: its own publisher, which never saw this job's events, numbers from the row.
+      const other = createJobHandlers({ ...stack.deps, events: createEventPublisher(await stack.nats.connect()) });
+      await other.cancel({ job_id: job.id }, { requestId: randomUUID(), caller, log: silentLogger() });
+      expect(await readJobEvents(stack.deps.nc, job.id)).toEqual([expect.objectContaining({ seq: job.floor + 1, type: "error", status: "canceled" })]);
     });
 
     it("publishes a cancel above the events job-service applied", { timeout: 30_000 }, async () => {

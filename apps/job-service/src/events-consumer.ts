@@ -4,7 +4,7 @@ import { retrying, type Logger, type NatsConnection } from "@cutroom/runtime";
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { Timing } from "./env.ts";
 import { foldEvents } from "./apply-event.ts";
-import { applyEventToJob, readEventTargets, writeEventPatches, type EventsPatch } from "./job-store.ts";
+import { applyEventToJob, raiseEventSeqs, readEventTargets, writeEventPatches, type EventsPatch } from "./job-store.ts";
 import type { PipelineEngine } from "./pipelines.ts";
 
 const durable = "job-service";
@@ -102,6 +102,7 @@ function createBatcher(deps: EventsConsumerDeps) {
  */
 async function applyBatch(deps: EventsConsumerDeps, msgs: JsMsg[]): Promise<void> {
   const byJob = new Map<string, { event: JobEvent; msg: JsMsg }[]>();
+  const own = new Map<string, { seq: number; msgs: JsMsg[] }>();
   for (const msg of msgs) {
     // JOB_EVENTS carries pipelines' events too (ADR 026); the durable has no filter, as nats-server 2.9 cannot change one on an existing consumer.
     if (!msg.subject.startsWith(subjects.jobEvents(""))) {
@@ -117,12 +118,24 @@ async function applyBatch(deps: EventsConsumerDeps, msgs: JsMsg[]): Promise<void
       continue;
     }
     // job-service published it and wrote what it means to the row itself (the claim, the finish, an
-    // admission), and hands its seq on in the claim's reply and the finish's floor: nothing to apply.
+    // admission): only its seq goes to the row, the floor of later publishers (raiseEventSeqs).
     if (OWN_EVENTS.has(event.type)) {
-      msg.ack();
+      const seen = own.get(event.job_id) ?? { seq: 0, msgs: [] };
+      seen.seq = Math.max(seen.seq, event.seq);
+      seen.msgs.push(msg);
+      own.set(event.job_id, seen);
       continue;
     }
     byJob.set(event.job_id, [...(byJob.get(event.job_id) ?? []), { event, msg }]);
+  }
+  if (own.size > 0) {
+    try {
+      await raiseEventSeqs(deps.db, [...own].map(([id, { seq }]) => ({ id, seq })));
+      for (const { msgs } of own.values()) for (const msg of msgs) msg.ack();
+    } catch (err) {
+      deps.log.warn({ err, events: own.size }, "could not record the seqs of job-service's own events; retrying");
+      for (const { msgs } of own.values()) for (const msg of msgs) msg.nak(1000);
+    }
   }
   if (byJob.size === 0) return;
 

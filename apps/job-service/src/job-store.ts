@@ -600,6 +600,21 @@ export async function applyEventToJob(db: Db, event: JobEvent, leaseMs: number):
   });
 }
 
+/**
+ * Raises each job's last_event_seq to the seq of an event job-service published itself (a status, an
+ * ending), where the row is behind it: the row is the floor other publishers number from when the
+ * broker lost the stored events (a cancel or an admission on a replica that never saw them). Only
+ * that column; the event's meaning is written by the claim, finish or admission that published it.
+ */
+export async function raiseEventSeqs(db: Db, seqs: readonly { id: string; seq: number }[]): Promise<void> {
+  if (seqs.length === 0) return;
+  const ordered = [...seqs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  await executePrepared(db, sql`
+    update jobs.jobs j set last_event_seq = v.seq
+    from unnest(${sql.param(ordered.map((s) => s.id))}::uuid[], ${sql.param(ordered.map((s) => s.seq))}::int[]) as v(id, seq)
+    where j.id = v.id and j.last_event_seq < v.seq`);
+}
+
 /** The rows a batch of events may change, as they are now; unlocked, since writeEventPatches checks that nothing moved since. */
 export async function readEventTargets(db: Db, ids: string[]): Promise<Pick<JobRow, "id" | "status" | "stages" | "lastEventSeq">[]> {
   // An array parameter: one statement text whatever the batch's size (ADR 034), prepared (ADR 043).
