@@ -3,7 +3,7 @@ import { sqlTag as sql } from "@cutroom/db";
 import { createRpcClient, readJobEvents, serveRpc } from "@cutroom/runtime";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createJobService } from "./app.ts";
-import { getJob } from "./job-store.ts";
+import { getJob, queuePositions } from "./job-store.ts";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
 const timing = { leaseMs: 5000, reconcileIntervalMs: 100, redispatchAfterMs: 60_000, dispatchGraceMs: 300 };
@@ -122,4 +122,19 @@ describe("job-service: concurrent jobs per tier (ADR 031), on real Postgres and 
     }
     await nc.drain();
   });
+
+  it("gives a job read as held but admitted since no place in the held line (a list racing an admission answered place 0, a 500)", async () => {
+    const caller = await stack.newUser(10, "user", "free");
+    const first = await enqueue(caller);
+    const second = await enqueue(caller);
+    const read = (await getJob(stack.db.db, second.id))!;
+    expect(read).toMatchObject({ held: true, status: "queued" });
+    expect(await queuePositions(stack.db.db, [read])).toEqual(new Map([[second.id, 1]]));
+    // Admitted between the read of the row and the count of its place (the first job ended meanwhile).
+    await stack.db.db.execute(sql`update jobs.jobs set held = false where id = ${second.id}`);
+    expect(await queuePositions(stack.db.db, [read])).toEqual(new Map());
+    // Out of the way of the cases after it: queued jobs are claimed in their queue's turns.
+    for (const job_id of [first.id, second.id]) await stack.client.call("job", "cancel", { job_id }, { caller });
+  });
+
 });

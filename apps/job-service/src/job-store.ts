@@ -314,14 +314,18 @@ export async function usersWithFreeSlots(db: Db, limit = 100): Promise<string[]>
   return [...rows].map((r) => r.user_id);
 }
 
-/** Held jobs' places among their owners' waiting jobs (1 starts next), by id. */
+/**
+ * Held jobs' places among their owners' waiting jobs (1 starts next), by id. Only jobs still held when
+ * counted: one admitted since its row was read has no place in that line (it counted 0 there, which
+ * the Job contract refuses: a list racing an admission answered 500).
+ */
 export async function queuePositions(conn: Conn, rows: readonly JobRow[]): Promise<Map<string, number>> {
   const ids = rows.filter((r) => r.held && r.status === "queued").map((r) => r.id);
   if (ids.length === 0) return new Map();
   const found = await executePrepared<{ id: string; place: number }>(conn, sql`
     select h.id, (select count(*) from jobs.jobs w
                   where w.user_id = h.user_id and w.status = 'queued' and w.held and (w.queue_order, w.id) <= (h.queue_order, h.id))::int as place
-    from jobs.jobs h where h.id = any(${sql.param(ids)}::uuid[])`);
+    from jobs.jobs h where h.id = any(${sql.param(ids)}::uuid[]) and h.status = 'queued' and h.held`);
   return new Map([...found].map((r) => [r.id, Number(r.place)]));
 }
 
