@@ -45,7 +45,6 @@ export const FETCH_BLOCKED_PORTS: ReadonlySet<number> = new Set([10080]);
  * that range, where an outgoing connection may take it before our server binds it (seen as a
  * flaky EADDRINUSE at start). Checked by binding it.
  */
-
 export async function freePort(): Promise<number> {
   const [low, high] = portRange();
   for (let i = 0; i < 200; i++) {
