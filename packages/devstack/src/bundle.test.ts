@@ -40,3 +40,14 @@ it("runs an app as one file whose modules still find the files beside their sour
   expect(changed).not.toBe(first.demo);
   expect(execFileSync(process.execPath, [changed], { encoding: "utf8" }).trim()).toBe("changed");
 });
+
+it("builds again when any module an app imports changed, not only its entry, and when a bundle was removed", async () => {
+  write("packages/q/src/word.ts", `export const word = "first";\n`);
+  write("apps/words/src/server.ts", `import { word } from "../../../packages/q/src/word.ts";\nconsole.log(word);\n`);
+  const run = async () => execFileSync(process.execPath, [(await bundleApps(root, ["words"])).words!], { encoding: "utf8" }).trim();
+  expect(await run()).toBe("first");
+  write("packages/q/src/word.ts", `export const word = "second";\n`);
+  expect(await run()).toBe("second");
+  rmSync(join(root, ".data", "bundles"), { recursive: true, force: true });
+  expect(await run()).toBe("second");
+});
