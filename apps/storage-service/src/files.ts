@@ -1,8 +1,15 @@
 import { kindOf, toFileMetadata, type FileCategory, type FileKind, type FileMetadata, type FileObject, type Folder, type MediaFacts } from "@cutroom/contracts";
-import { and, asc, clientOf, count, desc, eq, inArray, sqlTag as sql, type Db } from "@cutroom/db";
+import { and, asc, clientOf, count, desc, eq, inArray, sqlTag as sql, type Db, type DbOptions } from "@cutroom/db";
 import { fileRowOf, files, type FileRow, type FileSqlRow } from "@cutroom/db/storage";
 
 export type { FileRow };
+
+/**
+ * storage-service's pool: every statement plans with the table as it is (ADR 055). Its statements find
+ * rows by key, and `storage.files` gains a row per job output: a plan made while the table was nearly
+ * empty read it whole at every job's lookups until the next analyze.
+ */
+export const storageDbOptions: DbOptions = { customPlans: true };
 
 export const storageKey = (ownerId: string, fileId: string) => `${ownerId}/${fileId}`;
 /** The file a storage key belongs to (its last part), to find the row by primary key. */

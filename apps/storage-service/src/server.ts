@@ -5,6 +5,7 @@ import { createIngestReceiver, createOutputReceiver, createSignedPutReceiver, cr
 import { FsDriver } from "./drivers/fs-driver.ts";
 import { S3Driver } from "./drivers/s3-driver.ts";
 import { readEnv } from "./env.ts";
+import { storageDbOptions } from "./files.ts";
 import { createMediaProbe } from "./probe.ts";
 import { blobRoutes, buildHttp, ingestRoutes, outputRoutes, uploadRoutes } from "./http.ts";
 import { createUploadReceivers, sweepUploads } from "./resumable.ts";
@@ -15,7 +16,7 @@ const log = createLogger("storage-service", env.LOG_LEVEL);
 const closeTracing = await startTracing(env, "storage-service", log);
 
 await runMigrations(env.DATABASE_URL);
-const { db, close: closeDb } = createDb(env.DATABASE_URL);
+const { db, close: closeDb } = createDb(env.DATABASE_URL, storageDbOptions);
 if (!env.STORAGE_URL_SECRET) log.warn("STORAGE_URL_SECRET is not set: signed URLs will not survive a restart or work across replicas");
 const signer = createSigner(env.STORAGE_URL_SECRET ?? randomBytes(32).toString("hex"));
 const driver =

@@ -19,9 +19,27 @@ export interface DbHandle {
  */
 export const reconnectBackoff = (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1);
 
+export interface DbOptions {
+  /** Connections in the pool (10). */
+  max?: number;
+  /**
+   * Plan every execution of a prepared statement with the table as it is now (Postgres's
+   * `plan_cache_mode = force_custom_plan`) instead of reusing the generic plan made from the
+   * statistics of when the statement was prepared: for a service whose statements are simple lookups
+   * (planning them costs nothing measurable) on a table that grows quickly from empty (ADR 055).
+   */
+  customPlans?: boolean;
+}
+
 /** One pool per process; `max` stays small because every service holds its own. */
-export function createDb(url: string, opts: { max?: number } = {}): DbHandle {
-  const sql = postgres(url, { max: opts.max ?? 10, onnotice: () => {}, backoff: reconnectBackoff, connect_timeout: 10 });
+export function createDb(url: string, opts: DbOptions = {}): DbHandle {
+  const sql = postgres(url, {
+    max: opts.max ?? 10,
+    onnotice: () => {},
+    backoff: reconnectBackoff,
+    connect_timeout: 10,
+    ...(opts.customPlans ? { connection: { plan_cache_mode: "force_custom_plan" } } : {}),
+  });
   const db = drizzle(sql);
   return { db, sql, close: () => sql.end({ timeout: 5 }) };
 }
