@@ -1,5 +1,5 @@
 import { basename, extname, join } from "node:path";
-import type { JobHandlers } from "@cutroom/worker-runtime";
+import { outputFacts, type JobHandlers } from "@cutroom/worker-runtime";
 import { cleanupAudio } from "./audio-cleanup.ts";
 import { mixHandler } from "./audio-mix.ts";
 import { textToSpeech } from "./tts.ts";
@@ -21,7 +21,7 @@ export function createAudioHandlers(): JobHandlers {
 
       const name = `${basename(input.filename, extname(input.filename)) || "audio"}-cleaned.${options.format}`;
       const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, name, contentTypes[options.format]));
-      return { files: [file], ...cleaned };
+      return { files: [file], duration: outputFacts(file).duration, ...cleaned };
     },
     "audio.tts": textToSpeech,
   };

@@ -47,8 +47,8 @@ export interface CleanupRun {
   onProgress?: (percent: number) => void;
 }
 
+/** What cleanupAudio measures itself; the output's length comes from storage's measurement (ADR 056). */
 export interface CleanupResult {
-  duration: number | null;
   /** Integrated loudness of the output, LUFS. */
   loudness_lufs: number | null;
   /** RMS of the quietest 50 ms, dBFS, after and before (the output is also louder or quieter overall). */
@@ -99,9 +99,7 @@ export async function cleanupAudio(run: CleanupRun): Promise<CleanupResult> {
   );
 
   const after = await measureAudio(run.outputPath, {}, signal);
-  const out = await probe(run.outputPath);
   return {
-    duration: out.duration,
     loudness_lufs: rounded(after.loudnessLufs),
     noise_floor_db: rounded(after.rmsTroughDb),
     input_noise_floor_db: rounded(before.rmsTroughDb),

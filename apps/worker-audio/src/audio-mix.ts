@@ -1,6 +1,6 @@
 import { basename, extname, join } from "node:path";
 import type { AudioMixInput, JobLimits } from "@cutroom/contracts";
-import { JobFailure, checkLimits, type JobContext, type JobOutput } from "@cutroom/worker-runtime";
+import { JobFailure, checkLimits, outputFacts, type JobContext, type JobOutput } from "@cutroom/worker-runtime";
 import { loudnormFilter, measureAudio, parseLoudnorm, probe, runFfmpegArgs, type LoudnormMeasurement } from "@cutroom/worker-runtime/ffmpeg";
 
 const SAMPLE_RATE = 48_000;
@@ -85,8 +85,8 @@ export interface MixRun {
   onProgress?: (percent: number) => void;
 }
 
+/** What mixAudio measures of its output itself; its length comes from storage's measurement (ADR 056). */
 export interface MixResult {
-  duration: number | null;
   /** Integrated loudness of the output, LUFS. */
   loudness_lufs: number | null;
 }
@@ -97,8 +97,8 @@ export async function mixAudio(run: MixRun): Promise<MixResult> {
   const plan = await planMix(run);
   const { stderr } = await runFfmpegArgs(mixMeasureArgs(plan), { signal, durationSec: plan.durationSec, onProgress: (p) => onProgress(p * 0.4) });
   await runFfmpegArgs(mixFfmpegArgs(plan, run.outputPath, parseLoudnorm(stderr)), { signal, durationSec: plan.durationSec, onProgress: (p) => onProgress(40 + p * 0.6) });
-  const [out, after] = await Promise.all([probe(run.outputPath, { signal }), measureAudio(run.outputPath, {}, signal)]);
-  return { duration: out.duration, loudness_lufs: Number.isFinite(after.loudnessLufs) ? Math.round(after.loudnessLufs * 10) / 10 : null };
+  const after = await measureAudio(run.outputPath, {}, signal);
+  return { loudness_lufs: Number.isFinite(after.loudnessLufs) ? Math.round(after.loudnessLufs * 10) / 10 : null };
 }
 
 const contentTypes = { wav: "audio/wav", mp3: "audio/mpeg", m4a: "audio/mp4" } as const;
@@ -122,5 +122,5 @@ export async function mixHandler(ctx: JobContext<AudioMixInput>): Promise<JobOut
   );
   const first = files.get(tracks[0]!.file_id)!.filename;
   const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, `${basename(first, extname(first)) || "audio"}-mix.${format}`, contentTypes[format]));
-  return { files: [file], ...mixed };
+  return { files: [file], duration: outputFacts(file).duration, ...mixed };
 }

@@ -1,5 +1,5 @@
 import { basename, extname, join } from "node:path";
-import type { JobHandlers } from "@cutroom/worker-runtime";
+import { outputFacts, type JobHandlers } from "@cutroom/worker-runtime";
 import { colorGrade } from "./color-grade.ts";
 import { composeVideo } from "./compose.ts";
 import { generateVideo } from "./generate-video.ts";
@@ -29,7 +29,7 @@ export function createVideoHandlers(): JobHandlers {
       );
 
       const outputPath = join(ctx.tmpDir, "graded.mp4");
-      const graded = await ctx.stage("grade", () =>
+      await ctx.stage("grade", () =>
         colorGrade({
           inputPath: video.path,
           outputPath,
@@ -43,7 +43,8 @@ export function createVideoHandlers(): JobHandlers {
 
       const name = `${basename(video.filename, extname(video.filename)) || "video"}-graded.mp4`;
       const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, name, "video/mp4"));
-      return { files: [file], ...graded };
+      const { duration, width, height, codec } = outputFacts(file);
+      return { files: [file], duration, width, height, codec };
     },
   };
 }

@@ -77,15 +77,8 @@ export interface ColorGradeRun {
   onProgress?: (percent: number) => void;
 }
 
-export interface ColorGradeResult {
-  duration: number | null;
-  width: number | null;
-  height: number | null;
-  codec: string | null;
-}
-
 /** Grades a video into an H.264/AAC mp4 at `outputPath`, keeping its audio. */
-export async function colorGrade(run: ColorGradeRun): Promise<ColorGradeResult> {
+export async function colorGrade(run: ColorGradeRun): Promise<void> {
   const info = await probe(run.inputPath).catch((err: Error) => {
     throw new JobFailure("INVALID_MEDIA", "the input is not a readable video file", { cause: err });
   });
@@ -126,7 +119,4 @@ export async function colorGrade(run: ColorGradeRun): Promise<ColorGradeResult> 
     { signal: run.signal, onProgress: run.onProgress, durationSec: expectedDuration },
   );
 
-  const out = await probe(run.outputPath);
-  const outVideo = out.streams.find((s) => s.type === "video");
-  return { duration: out.duration, width: outVideo?.width ?? null, height: outVideo?.height ?? null, codec: outVideo?.codec ?? null };
 }

@@ -1,7 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { composeClipSeconds, composeFrame, composedSeconds, type JobLimits, type VideoComposeInput } from "@cutroom/contracts";
-import { JobFailure, checkLimits, type JobContext, type JobOutput } from "@cutroom/worker-runtime";
+import { JobFailure, checkLimits, outputFacts, type JobContext, type JobOutput } from "@cutroom/worker-runtime";
 import { loudnormFilter, measureAudio, parseLoudnorm, probe, runFfmpegArgs, type LoudnormMeasurement, type ProbeResult } from "@cutroom/worker-runtime/ffmpeg";
 import { stem, videoStreamOf } from "./media.ts";
 
@@ -294,11 +294,8 @@ export interface ComposeRun {
   onProgress?: (percent: number) => void;
 }
 
+/** What compose measures of its output itself; its length and size come from storage's measurement (ADR 056). */
 export interface ComposeResult {
-  duration: number | null;
-  width: number | null;
-  height: number | null;
-  fps: number | null;
   loudness_lufs: number | null;
 }
 
@@ -330,16 +327,8 @@ export async function compose(run: ComposeRun): Promise<ComposeResult> {
   const measured = parseLoudnorm(stderr);
   await runFfmpegArgs(composeFfmpegArgs(plan, run.outputPath, measured), { signal, durationSec: plan.durationSec, onProgress: (p) => onProgress(10 + p * 0.9) });
 
-  const out = await probe(run.outputPath, { signal });
-  const video = out.streams.find((s) => s.type === "video");
   const { loudnessLufs } = await measureAudio(run.outputPath, {}, signal);
-  return {
-    duration: out.duration,
-    width: video?.width ?? null,
-    height: video?.height ?? null,
-    fps: video?.fps ?? null,
-    loudness_lufs: Number.isFinite(loudnessLufs) ? Math.round(loudnessLufs * 10) / 10 : null,
-  };
+  return { loudness_lufs: Number.isFinite(loudnessLufs) ? Math.round(loudnessLufs * 10) / 10 : null };
 }
 
 /** The video.compose handler: fetch every file the input names, compose, upload the mp4. */
@@ -366,5 +355,6 @@ export async function composeVideo(ctx: JobContext<ComposeOptions>): Promise<Job
   );
   const name = `${stem(files.get(clips[0]!.file_id)!.filename, "video")}-composed.mp4`;
   const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, name, "video/mp4"));
-  return { files: [file], ...composed };
+  const { duration, width, height, fps } = outputFacts(file);
+  return { files: [file], duration, width, height, fps, ...composed };
 }

@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { fitFrame, transcodeCodec, type VideoFormat, type VideoTranscodeInput } from "@cutroom/contracts";
-import type { JobContext, JobOutput } from "@cutroom/worker-runtime";
-import { probe, runFfmpegArgs } from "@cutroom/worker-runtime/ffmpeg";
-import { stem, videoStreamOf } from "./media.ts";
+import { outputFacts, type JobContext, type JobOutput } from "@cutroom/worker-runtime";
+import { runFfmpegArgs } from "@cutroom/worker-runtime/ffmpeg";
+import { stem } from "./media.ts";
 import { measureVideo } from "./video-input.ts";
 
 export const transcodeOutputs: Record<VideoFormat, { ext: string; contentType: string; muxer: string }> = {
@@ -54,13 +54,11 @@ export async function transcodeHandler(ctx: JobContext<VideoTranscodeInput>): Pr
   });
   const mux = transcodeOutputs[input.format];
   const outputPath = join(ctx.tmpDir, `transcoded.${mux.ext}`);
-  const written = await ctx.stage("transcode", async () => {
+  await ctx.stage("transcode", async () => {
     const args = transcodeFfmpegArgs(input, { ...measured.frame, hasAudio: measured.audio !== undefined }, source.path, outputPath);
     await runFfmpegArgs(args, { signal: ctx.signal, durationSec: measured.duration, onProgress: (p) => ctx.progress(5 + p * 0.9) });
-    const info = await probe(outputPath, { signal: ctx.signal });
-    const video = videoStreamOf(info);
-    return { duration: info.duration, codec: video?.codec ?? null, width: video?.width ?? null, height: video?.height ?? null, fps: video?.fps ?? null, has_audio: info.streams.some((s) => s.type === "audio") };
   });
   const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, `${stem(source.filename, "video")}-${transcodeCodec(input)}.${mux.ext}`, mux.contentType));
-  return { files: [file], format: input.format, ...written };
+  const { duration, codec, width, height, fps, has_audio } = outputFacts(file);
+  return { files: [file], format: input.format, duration, codec, width, height, fps, has_audio };
 }

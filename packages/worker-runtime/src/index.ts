@@ -7,4 +7,5 @@ export { createReplicateProvider, outputUrls, ProviderError, type ModelProvider,
 export { createJobModels, noModels, totalCostUsd, type JobModels, type ModelFile, type ModelRunRequest, type ModelRunResult, type ModelService, type ProviderRecord } from "./models.ts";
 export { createModelService } from "./model-service.ts";
 export { cleanEnhancedPrompt, enhancePrompt, enhancePromptDetailed, promptStrategy, promptWordBudgets, type EnhancePromptRequest, type PromptEnhancement } from "./prompt-enhance.ts";
-export type { InputBytes, InputFile, JobContext, JobHandler, JobHandlers, JobOutput, PreparedOutput, ResultFile } from "./types.ts";
+export { outputFacts } from "./job-context.ts";
+export type { InputBytes, InputFile, JobContext, JobHandler, JobHandlers, JobOutput, PreparedOutput, ResultFile, StoredOutput } from "./types.ts";

@@ -1,11 +1,11 @@
 import { extname, join } from "node:path";
-import { isAppError, type JobEventInput, type InputUrl, type JobLimits, type JobStorageAccess, type JobTypeDefinition } from "@cutroom/contracts";
+import { isAppError, type FileObject, type JobEventInput, type InputUrl, type JobLimits, type JobStorageAccess, type JobTypeDefinition } from "@cutroom/contracts";
 import { inSpan, tracing, type JobEventPublisher, type Logger, type RpcClient, type StorageReplicas } from "@cutroom/runtime";
 import { JobFailure } from "./job-failure.ts";
 import { createJobModels, type ModelService } from "./models.ts";
 import { createProgressReporter } from "./progress.ts";
 import { downloadToFile, downloadToMemory, putOutputFile, TransferError, uploadFile } from "./transfer.ts";
-import type { JobContext } from "./types.ts";
+import type { JobContext, StoredOutput } from "./types.ts";
 
 export interface JobContextDeps {
   rpc: RpcClient;
@@ -163,8 +163,7 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
         return {
           async upload(source) {
             deps.onUpload?.();
-            const file = await putOutputFile(`${outputUrl}?filename=${encodeURIComponent(filename)}`, source, contentType, signal, deps.storage);
-            return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };
+            return storedOutput(await putOutputFile(`${outputUrl}?filename=${encodeURIComponent(filename)}`, source, contentType, signal, deps.storage));
           },
         };
       }
@@ -186,8 +185,7 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
           // The same file id each time (one per job and name), so a second ask only signs a fresh URL.
           if (Date.parse(ticket.expires_at) - Date.now() < TICKET_MARGIN_MS) ticket = await askTicket();
           await uploadFile(ticket, source, contentType, signal, deps.storage);
-          const file = await rpc.call("storage", "confirmOutput", { owner_id: job.userId, file_id: ticket.file_id, ...(opts?.check ? { check: true } : {}) });
-          return { file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size };
+          return storedOutput(await rpc.call("storage", "confirmOutput", { owner_id: job.userId, file_id: ticket.file_id, ...(opts?.check ? { check: true } : {}) }));
         },
       };
     },
@@ -211,6 +209,25 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
 }
 
 /** A signed URL with more than the margin left: one about to expire is asked for again. */
+/**
+ * An uploaded output's facts under the names job results give them, from what storage measured as the
+ * bytes arrived (ADR 056): null where it measured nothing (not media, or not measurable in time).
+ */
+export function outputFacts(file: StoredOutput) {
+  const m = file.media;
+  return {
+    duration: m?.duration_seconds ?? null,
+    width: m?.width ?? null,
+    height: m?.height ?? null,
+    fps: m?.frame_rate ?? null,
+    codec: m?.video_codec ?? null,
+    has_audio: m?.has_audio ?? null,
+  };
+}
+
+/** Storage's answer to an output's upload as the handler gets it: the result file and what storage measured. */
+const storedOutput = (file: FileObject): StoredOutput => ({ file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size, ...(file.media ? { media: file.media } : {}) });
+
 const fresh = (expiresAt: string) => Date.parse(expiresAt) - Date.now() >= TICKET_MARGIN_MS;
 
 /** Keeps the input's extension (ffmpeg and sharp sniff by it) but nothing else from a user-chosen name. */

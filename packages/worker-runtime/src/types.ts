@@ -1,9 +1,17 @@
-import type { JobInput, JobLimits, JobTypeName, ResultFile as ResultFileSchema } from "@cutroom/contracts";
+import type { JobInput, JobLimits, JobTypeName, MediaFacts, ResultFile as ResultFileSchema } from "@cutroom/contracts";
 import type { Logger } from "@cutroom/runtime";
 import type { z } from "zod";
 import type { JobModels } from "./models.ts";
 
 export type ResultFile = z.output<typeof ResultFileSchema>;
+
+/**
+ * An output as storage recorded it: a result file, and what storage measured of it as it arrived
+ * (`media`, absent when storage could not measure it). A handler reports its output's length, size or
+ * codec from `media` rather than probing the file again (ADR 056); the job's result keeps a file's
+ * four fields only (JobResult), so `media` may stay on the file it returns.
+ */
+export type StoredOutput = ResultFile & { media?: MediaFacts };
 
 /** A job input downloaded into the job's temp dir. */
 export interface InputFile {
@@ -62,7 +70,7 @@ export interface JobContext<I = unknown> {
    * checks the bytes as it checks a user's upload (real type, measurable media); for files the
    * worker did not make itself, such as a provider's outputs.
    */
-  uploadOutput: (localPath: string, filename: string, contentType: string, opts?: { check?: boolean }) => Promise<ResultFile>;
+  uploadOutput: (localPath: string, filename: string, contentType: string, opts?: { check?: boolean }) => Promise<StoredOutput>;
   /**
    * uploadOutput in two steps, for a name known before the bytes: storage's upload ticket is asked for
    * now, while the job makes the file, and `upload` then only sends and confirms it.
@@ -75,7 +83,7 @@ export interface JobContext<I = unknown> {
 /** An output whose upload ticket is on its way (JobContext.prepareOutput). */
 export interface PreparedOutput {
   /** Sends a local file, or bytes held in memory. */
-  upload: (source: string | Buffer) => Promise<ResultFile>;
+  upload: (source: string | Buffer) => Promise<StoredOutput>;
 }
 
 export type JobHandler<T extends JobTypeName = JobTypeName> = (ctx: JobContext<JobInput<T>>) => Promise<JobOutput>;

@@ -124,6 +124,8 @@ describe("video.compose and audio.mix, end to end", () => {
     expect(Math.abs(info.duration! - 4)).toBeLessThan(0.08);
     const video = info.streams.find((s) => s.type === "video")!;
     expect(video).toMatchObject({ codec: "h264", width: 160, height: 120, fps: 25 });
+    // The result says what the file is (storage's measurement of it, ADR 056).
+    expect(final.result).toMatchObject({ duration: info.duration, width: 160, height: 120, fps: 25, loudness_lufs: expect.any(Number) });
     expect(info.streams.find((s) => s.type === "audio")?.codec).toBe("aac");
     expect(Math.abs((await measureAudio(out)).loudnessLufs - -20)).toBeLessThan(1.5);
 
@@ -165,7 +167,9 @@ describe("video.compose and audio.mix, end to end", () => {
     const final = await run(u.token, "audio.mix", { tracks: [{ file_id: a }, { file_id: b, start: 2.5, volume: 0.8 }], format: "wav" });
     expect(final.result.files[0]).toMatchObject({ content_type: "audio/wav" });
     const out = await downloadTo(u.token, final.result.files[0].file_id, "mix.wav");
-    expect(Math.abs((await probe(out)).duration! - 4)).toBeLessThan(0.05);
+    const mixed = await probe(out);
+    expect(Math.abs(mixed.duration! - 4)).toBeLessThan(0.05);
+    expect(final.result).toMatchObject({ duration: mixed.duration, loudness_lufs: expect.any(Number) });
     expect(Math.abs((await measureAudio(out)).loudnessLufs - -16)).toBeLessThan(1);
   });
 });

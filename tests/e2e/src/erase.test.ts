@@ -182,6 +182,8 @@ describe("transcode and thumbnails, end to end", () => {
     expect(info.streams.find((s) => s.type === "video")).toMatchObject({ codec: "vp9", width: 96, height: 72 });
     expect(info.streams.find((s) => s.type === "audio")?.codec).toBe("opus");
     expect(info.duration).toBeCloseTo(3, 0);
+    // The result says what the file is (storage's measurement of it, ADR 056).
+    expect(final.result).toMatchObject({ format: "webm", codec: "vp9", width: 96, height: 72, duration: info.duration, has_audio: true });
   });
 
   it("refuses a codec the container cannot hold with a 422 naming the field", async () => {

@@ -58,6 +58,8 @@ describe("media jobs, end to end", () => {
     expect(video.codec_name).toBe("h264");
     expect(probe.streams.some((s: { codec_type: string }) => s.codec_type === "audio")).toBe(true);
     expect(Number(probe.format.duration)).toBeCloseTo(6, 0);
+    // The result says what the file is (storage's measurement of it, ADR 056).
+    expect(run.final.result).toMatchObject({ codec: "h264", width: 320, height: 240, duration: Number(probe.format.duration) });
     const [r0, g0, b0] = meanColour(clip, "mp4");
     const [r1, g1, b1] = meanColour(out, "mp4");
     expect(r1 + g1 + b1).toBeGreaterThan(r0 + g0 + b0); // brighter (exposure +0.5)
@@ -75,6 +77,8 @@ describe("media jobs, end to end", () => {
     const snrBefore = rmsDb(noisy, "wav", 0.3, 1.7) - rmsDb(noisy, "wav", 2.3, 3.7);
     const snrAfter = rmsDb(clean, "wav", 0.3, 1.7) - rmsDb(clean, "wav", 2.3, 3.7);
     expect(snrAfter - snrBefore).toBeGreaterThan(6);
+    expect(run.final.result.duration).toBe(Number(ffprobe(clean, "wav").format.duration));
+    expect(run.final.result.loudness_lufs).toEqual(expect.any(Number));
   });
 
   it("refuses at enqueue (422 naming the field) a job whose input is not an image, reserving nothing", async () => {
