@@ -46,7 +46,9 @@ async function putOutputRow(db: Db, f: OutputFile, status: "pending" | "receivin
   const [row] = await clientOf(db)<FileSqlRow[]>`
     insert into storage.files (id, owner_id, project_id, job_id, folder, filename, content_type, storage_key, status)
     values (${f.id}, ${f.ownerId}, ${f.projectId}, ${f.jobId}, 'output', ${f.filename}, ${f.contentType}, ${storageKey(f.ownerId, f.id)}, ${status})
-    on conflict (id) do update set content_type = excluded.content_type, status = excluded.status, size = 0, confirmed_at = null
+    on conflict (id) do update set content_type = excluded.content_type, status = excluded.status, size = 0, confirmed_at = null,
+      -- A re-run's bytes are measured anew: what the last run's measured is not theirs (ADR 056).
+      width = null, height = null, duration_seconds = null, frame_rate = null, video_codec = null, audio_codec = null, has_audio = null, has_alpha = null
     where storage.files.owner_id = excluded.owner_id
     returning *`;
   return row && fileRowOf(row);

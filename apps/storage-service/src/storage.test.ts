@@ -418,6 +418,22 @@ describe("storage-service with the fs driver", () => {
     await expect(system("confirmOutput", { owner_id: randomUUID(), file_id: first.file_id })).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 
+  it("forgets a re-run output's measurements when its new bytes cannot be measured, rather than showing the last run's", async () => {
+    const owner = newUser();
+    const system = as(s.rpc, null);
+    const output = { owner_id: owner.user_id, job_id: randomUUID(), filename: "graded.mp4", content_type: "video/mp4" };
+    const first: UploadTicket = await system("createOutput", output);
+    await put(first, mp4);
+    expect(await system("confirmOutput", { owner_id: owner.user_id, file_id: first.file_id })).toMatchObject({ media: { width: 64, height: 64 } });
+
+    const again: UploadTicket = await system("createOutput", output);
+    const garbled = Buffer.from("not a video: the re-run's encoder wrote nothing ffprobe reads");
+    await put(again, garbled);
+    const rerun: FileObject = await system("confirmOutput", { owner_id: owner.user_id, file_id: again.file_id });
+    expect(rerun).toMatchObject({ status: "ready", size: garbled.length });
+    expect(rerun.media).toBeUndefined();
+  });
+
   it("signs a claimed job's ready inputs and an output URL whose PUT stores and records the output, once per name", async () => {
     const owner = newUser();
     const system = as(s.rpc, null);
