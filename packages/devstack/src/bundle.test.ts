@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -41,13 +41,29 @@ it("runs an app as one file whose modules still find the files beside their sour
   expect(execFileSync(process.execPath, [changed], { encoding: "utf8" }).trim()).toBe("changed");
 });
 
-it("builds again when any module an app imports changed, not only its entry, and when a bundle was removed", async () => {
+it("builds again when any module an app imports changed (not only its entry), when a bundle was removed, or when a build setting changed, and only then", async () => {
   write("packages/q/src/word.ts", `export const word = "first";\n`);
   write("apps/words/src/server.ts", `import { word } from "../../../packages/q/src/word.ts";\nconsole.log(word);\n`);
   const run = async () => execFileSync(process.execPath, [(await bundleApps(root, ["words"])).words!], { encoding: "utf8" }).trim();
   expect(await run()).toBe("first");
   write("packages/q/src/word.ts", `export const word = "second";\n`);
   expect(await run()).toBe("second");
-  rmSync(join(root, ".data", "bundles"), { recursive: true, force: true });
+  // The bundle removed, its record of sources left: built again, not a path to nothing.
+  rmSync((await bundleApps(root, ["words"])).words!);
   expect(await run()).toBe("second");
+  // Each build rewrites its record of what it read; a reuse leaves it alone.
+  const record = () => {
+    const dir = join(root, ".data", "bundles");
+    return readdirSync(dir).filter((f) => f.startsWith("sources.")).map((f) => statSync(join(dir, f)).mtimeMs).sort().join();
+  };
+  const settled = record();
+  await bundleApps(root, ["words"]);
+  expect(record()).toBe(settled);
+  // A setting that decides the build (a package's exports, the TypeScript options) builds again.
+  for (const setting of ["packages/q/package.json", "tsconfig.json"]) {
+    const was = record();
+    write(setting, `{}\n`);
+    await bundleApps(root, ["words"]);
+    expect(record(), setting).not.toBe(was);
+  }
 });

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -18,9 +18,11 @@ import { build, type Plugin } from "esbuild";
  * node_modules from there): stacks started together share a file, and a change to the code is a new one.
  * Returns each app's bundle path.
  *
- * A build remembers the source files it read (their size and modification time) beside the bundles; a
- * stack whose apps' sources are all as they were reuses the bundles without building (a build of the
- * nine apps is 0.6 s of CPU, and `npm test` starts some sixty stacks).
+ * A build remembers the source files it read (their size and modification time, taken before it read
+ * them) and the files that decide how it builds (this one, the TypeScript settings, the workspace's
+ * package.json files and lockfile) beside the bundles; a stack for which all of them are as they were
+ * reuses the bundles without building (a build of the nine apps is 0.6 s of CPU, and `npm test` starts
+ * some sixty stacks).
  */
 export async function bundleApps(root: string, apps: readonly string[]): Promise<Record<string, string>> {
   const outDir = join(root, ".data", "bundles");
@@ -28,6 +30,8 @@ export async function bundleApps(root: string, apps: readonly string[]): Promise
   const manifest = join(outDir, `sources.${createHash("sha256").update(apps.join(",")).digest("hex").slice(0, 16)}.json`);
   const built = unchanged(manifest);
   if (built) return built;
+  // Each stamp taken before its file is read: a file saved during the build is seen as changed next time.
+  const stamps = new Map(buildSettings(root).map((f) => [f, stamp(f)]));
   const result = await build({
     entryPoints: Object.fromEntries(apps.map((app) => [app, join(root, "apps", app, "src", "server.ts")])),
     outdir: outDir,
@@ -41,7 +45,7 @@ export async function bundleApps(root: string, apps: readonly string[]): Promise
     logLevel: "silent",
     metafile: true,
     absWorkingDir: root,
-    plugins: [packagesOutside, ownImportMeta],
+    plugins: [packagesOutside, ownImportMeta(stamps)],
   });
   const paths: Record<string, string> = {};
   for (const file of result.outputFiles) {
@@ -55,11 +59,21 @@ export async function bundleApps(root: string, apps: readonly string[]): Promise
     }
     paths[app] = path;
   }
-  const sources: Sources = Object.fromEntries(Object.keys(result.metafile.inputs).map((f) => [join(root, f), stamp(join(root, f))]));
+  for (const input of Object.keys(result.metafile.inputs)) if (!stamps.has(join(root, input))) stamps.set(join(root, input), stamp(join(root, input)));
+  const sources: Sources = Object.fromEntries(stamps);
   const tmp = `${manifest}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify({ sources, paths }));
   renameSync(tmp, manifest);
   return paths;
+}
+
+/** Files that decide what a build makes besides the sources it reads: a change to any of them builds again. */
+function buildSettings(root: string): string[] {
+  const files = [import.meta.filename, ...["tsconfig.json", "tsconfig.base.json", "package.json", "package-lock.json"].map((f) => join(root, f))];
+  for (const dir of ["apps", "packages"].map((d) => join(root, d)).filter((d) => existsSync(d))) {
+    for (const name of readdirSync(dir)) files.push(join(dir, name, "package.json"), join(dir, name, "tsconfig.json"));
+  }
+  return files;
 }
 
 /** A source file's size and modification time, or null when it is gone. */
@@ -91,11 +105,12 @@ const packagesOutside: Plugin = {
   },
 };
 
-/** A workspace module's `import.meta.url`, `dirname` and `filename` as they are when it runs from its source. */
-const ownImportMeta: Plugin = {
+/** A workspace module's `import.meta.url`, `dirname` and `filename` as they are when it runs from its source; each file's stamp into `stamps` before it is read. */
+const ownImportMeta = (stamps: Map<string, Stamp>): Plugin => ({
   name: "own-import-meta",
   setup(b) {
     b.onLoad({ filter: /\.ts$/ }, async (args) => {
+      stamps.set(args.path, stamp(args.path));
       const source = await readFile(args.path, "utf8");
       const contents = source
         .replaceAll("import.meta.url", JSON.stringify(pathToFileURL(args.path).href))
@@ -104,4 +119,4 @@ const ownImportMeta: Plugin = {
       return { contents, loader: "ts" };
     });
   },
-};
+});
