@@ -208,7 +208,6 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
   return { ctx, close };
 }
 
-/** A signed URL with more than the margin left: one about to expire is asked for again. */
 /**
  * An uploaded output's facts under the names job results give them, from what storage measured as the
  * bytes arrived (ADR 056): null where it measured nothing (not media, or not measurable in time).
@@ -228,6 +227,7 @@ export function outputFacts(file: StoredOutput) {
 /** Storage's answer to an output's upload as the handler gets it: the result file and what storage measured. */
 const storedOutput = (file: FileObject): StoredOutput => ({ file_id: file.id, filename: file.filename, content_type: file.content_type, size: file.size, ...(file.media ? { media: file.media } : {}) });
 
+/** A signed URL with more than the margin left: one about to expire is asked for again. */
 const fresh = (expiresAt: string) => Date.parse(expiresAt) - Date.now() >= TICKET_MARGIN_MS;
 
 /** Keeps the input's extension (ffmpeg and sharp sniff by it) but nothing else from a user-chosen name. */
