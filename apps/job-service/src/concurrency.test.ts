@@ -136,5 +136,4 @@ describe("job-service: concurrent jobs per tier (ADR 031), on real Postgres and 
     // Out of the way of the cases after it: queued jobs are claimed in their queue's turns.
     for (const job_id of [first.id, second.id]) await stack.client.call("job", "cancel", { job_id }, { caller });
   });
-
 });

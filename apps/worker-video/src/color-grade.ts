@@ -118,5 +118,4 @@ export async function colorGrade(run: ColorGradeRun): Promise<void> {
     },
     { signal: run.signal, onProgress: run.onProgress, durationSec: expectedDuration },
   );
-
 }

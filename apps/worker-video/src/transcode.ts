@@ -59,6 +59,5 @@ export async function transcodeHandler(ctx: JobContext<VideoTranscodeInput>): Pr
     await runFfmpegArgs(args, { signal: ctx.signal, durationSec: measured.duration, onProgress: (p) => ctx.progress(5 + p * 0.9) });
   });
   const file = await ctx.stage("upload", () => ctx.uploadOutput(outputPath, `${stem(source.filename, "video")}-${transcodeCodec(input)}.${mux.ext}`, mux.contentType));
-  const { duration, codec, width, height, fps, has_audio } = outputFacts(file);
-  return { files: [file], format: input.format, duration, codec, width, height, fps, has_audio };
+  return { files: [file], format: input.format, ...outputFacts(file) };
 }
