@@ -9,7 +9,7 @@ import { admitWaitingJobsNow, usersWithFreeSlots, waitingJobs, type JobRow } fro
  * and dispatched, and the jobs still waiting hear their new places. Nothing here is the record: a
  * publish or dispatch that fails is done by the reconciler (undispatched jobs), and GET shows the place.
  */
-export function createAdmission(deps: { db: Db; js: JetStreamClient; events?: JobEventPublisher; log: Logger }) {
+export function createAdmission(deps: { db: Db; js: JetStreamClient; events?: JobEventPublisher; log: Logger; dispatched?: (rows: readonly JobRow[]) => void }) {
   const inProject = (row: Pick<JobRow, "projectId">) => (row.projectId ? { project_id: row.projectId } : {});
 
   /**
@@ -38,6 +38,7 @@ export function createAdmission(deps: { db: Db; js: JetStreamClient; events?: Jo
           .catch((err) => deps.log.warn({ err, job_id: row.id }, "could not publish a job event")),
       ),
     );
+    deps.dispatched?.(rows);
     const failed = await dispatchJobs(deps.js, deps.db, rows);
     for (const [i, err] of failed.entries()) if (err) deps.log.warn({ err, job_id: rows[i]!.id }, "could not dispatch the job; the reconciler will");
     await tellPlaces(rows.map((r) => r.userId));

@@ -136,29 +136,31 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
    * running event goes out, so its worker makes no call to storage of its own. Best effort: without it
    * (storage slow or down) the worker asks storage itself, as before, and fails or retries as it did.
    */
-  const storageAccess = async (row: JobRow, ctx: RpcContext, outside = false) => {
-    const fileIds = namedFiles(getJobType(row.type)?.fileFields ?? [], row.input).map((n) => n.fileId);
+  const storageAccess = async (jobId: string, key: AccessKey, ctx: RpcContext, outside = false) => {
     try {
       return await rpc.call(
         "storage",
         "jobAccess",
-        { owner_id: row.userId, job_id: row.id, project_id: row.projectId, file_ids: [...new Set(fileIds.filter((id) => UUID.test(id)))], ...(outside ? { public: true } : {}) },
+        { owner_id: key.userId, job_id: jobId, project_id: key.projectId, file_ids: key.fileIds, ...(outside ? { public: true } : {}) },
         { requestId: ctx.requestId, deadline: Math.min(ctx.deadline ?? Number.POSITIVE_INFINITY, Date.now() + STORAGE_ACCESS_WAIT_MS) },
       );
     } catch (err) {
-      ctx.log.warn({ err, job_id: row.id }, "storage did not sign the claimed job's access; its worker asks storage itself");
+      ctx.log.warn({ err, job_id: jobId }, "storage did not sign the claimed job's access; its worker asks storage itself");
       return undefined;
     }
   };
 
-  /** What a claim does once Postgres handed the job over, a NATS worker's or an HTTP lease's (ADR 040); `outside`: storage URLs for a worker outside. */
-  const startClaimed = async (claimed: JobRow, worker: string, ctx: RpcContext, outside = false) => {
+  /**
+   * What a claim does once Postgres handed the job over, a NATS worker's or an HTTP lease's (ADR 040); `outside`: storage URLs for a worker outside.
+   * `early`: the access asked while Postgres handed the job over (ADR 057), for this job's owner, project and files.
+   */
+  const startClaimed = async (claimed: JobRow, worker: string, ctx: RpcContext, outside = false, early?: ReturnType<typeof storageAccess>) => {
     watchDeadline(claimed.timeoutS);
     // The jobs behind it move up: told at the next pass, with every other claim's meanwhile (ADR 037).
     lines.touch(claimed.queue);
     const [running, storage] = await Promise.all([
       publishEvent(claimed.id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}`, ...inProject(claimed) }, claimed.lastEventSeq),
-      storageAccess(claimed, ctx, outside),
+      early ?? storageAccess(claimed.id, accessKeyOf(claimed), ctx, outside),
     ]);
     return { lastEventSeq: Math.max(claimed.lastEventSeq, running?.seq ?? 0), ...(storage ? { storage } : {}) };
   };
@@ -192,6 +194,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
           const queued = { type: "status", status: "queued", ...(row.held ? { queue_position: places.get(row.id) ?? null, queue_reason: "concurrency_limit" as const } : {}), ...inProject(row) } as const;
           withTrace(traces?.get(row.id), () => events.publish(row.id, queued, { first: true })).catch((err) => log.warn({ err, job_id: row.id }, "could not publish a job event"));
         }
+        dispatched.note(rows);
         return rows.length > 0 ? dispatchJobs(js, db, rows, traces) : [];
       })
       .then((failed) => {
@@ -201,7 +204,9 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       .catch((err) => log.warn({ err, job_ids: rows.map((r) => r.id) }, "could not record the jobs' dispatch; the reconciler will"));
   };
 
-  const admission = createAdmission({ db, js, events, log });
+  // The owner, project and files of the jobs this process dispatched lately: their claims ask storage early (ADR 057).
+  const dispatched = recentAccessKeys(RECENT_DISPATCHES);
+  const admission = createAdmission({ db, js, events, log, dispatched: dispatched.note });
   const lines = createQueueLines({ db, events, log, intervalMs: timing.queuePlacesIntervalMs ?? 0 });
   // Each job being created's request trace, by job id, until its batch commits (tracing on only; ADR 036).
   const creationTraces = new Map<string, TraceContext>();
@@ -483,7 +488,7 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       leaseMs: timing.leaseMs,
       started: startClaimed,
       finish: (body, ctx) => handlers.finish(body, ctx),
-      inputFiles: (row) => namedFiles(getJobType(row.type)?.fileFields ?? [], row.input).map((n) => n.fileId),
+      inputFiles: (row) => accessKeyOf(row).fileIds,
     }),
 
     // The same checks and number as create, so what a client is quoted is what it is charged.
@@ -496,6 +501,10 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
     },
 
     claim: async ({ job_id, dispatch, worker }, ctx) => {
+      // Storage signs the job's access while Postgres hands it over, from what this process dispatched
+      // (ADR 057); used only for the job claimed, with the owner, project and files of its row.
+      const expected = dispatched.take(job_id);
+      const early = expected && storageAccess(job_id, expected, ctx);
       const claimed = await claimJob(db, job_id, dispatch, timing.leaseMs);
       if (!claimed) {
         const row = await getJob(db, job_id);
@@ -503,7 +512,8 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
         return { run: false, reason: row.status === "running" ? "leased" : row.held && row.status === "queued" ? "held" : row.status };
       }
       ctx.log.info({ job_id: claimed.id, message_job_id: job_id, dispatch, worker, attempt: claimed.attempts }, "job claimed");
-      const { lastEventSeq: last_event_seq, storage } = await startClaimed(claimed, worker, ctx);
+      const mine = early && claimed.id === job_id && sameAccess(accessKeyOf(claimed), expected) ? early : undefined;
+      const { lastEventSeq: last_event_seq, storage } = await startClaimed(claimed, worker, ctx, false, mine);
       const { id, userId: user_id, type, input, attempts: attempt, projectId: project_id } = claimed;
       // A job enqueued before jobs carried a tier is held to the widest limits, which still bound it.
       return { run: true, job: { id, user_id, type, input, attempt, limits: jobLimits(claimed.tier ?? "enterprise"), project_id, last_event_seq, timeout_s: claimed.timeoutS, ...(storage ? { storage } : {}) } };
@@ -560,6 +570,40 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
 // A claim waits this long at most for storage's signatures; then its worker asks storage itself (ADR 033).
 const STORAGE_ACCESS_WAIT_MS = 1000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The jobs a process remembers having dispatched, for their claims (ADR 057): some minutes of a busy queue. */
+const RECENT_DISPATCHES = 10_000;
+
+/** Whom and what storage signs a job's access for (ADR 033): its owner, its project and the files its input names. */
+interface AccessKey {
+  userId: string;
+  projectId: string | null;
+  fileIds: string[];
+}
+
+function accessKeyOf(row: Pick<JobRow, "userId" | "projectId" | "type" | "input">): AccessKey {
+  const fileIds = namedFiles(getJobType(row.type)?.fileFields ?? [], row.input).map((n) => n.fileId);
+  return { userId: row.userId, projectId: row.projectId, fileIds: [...new Set(fileIds.filter((id) => UUID.test(id)))] };
+}
+
+const sameAccess = (a: AccessKey, b: AccessKey) => a.userId === b.userId && a.projectId === b.projectId && a.fileIds.join() === b.fileIds.join();
+
+/** The access keys of the last `limit` jobs noted, each taken once; the oldest forgotten first. */
+function recentAccessKeys(limit: number) {
+  const keys = new Map<string, AccessKey>();
+  return {
+    note(rows: readonly JobRow[]) {
+      for (const row of rows) {
+        keys.set(row.id, accessKeyOf(row));
+        if (keys.size > limit) keys.delete(keys.keys().next().value!);
+      }
+    },
+    take(jobId: string): AccessKey | undefined {
+      const key = keys.get(jobId);
+      keys.delete(jobId);
+      return key;
+    },
+  };
+}
 
 export const createJobHandlers = (deps: JobDeps): RpcHandlers<"job"> => createJobService(deps).handlers;
 

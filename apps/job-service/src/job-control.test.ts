@@ -22,8 +22,8 @@ describe("job control: retries, priorities and deadlines, on real Postgres and N
     await stack.db.db.execute(sql`update jobs.jobs set status = 'canceled', completed_at = now() where status in ('queued', 'running')`);
   });
 
-  const enqueue = async (caller: Caller, extra: Record<string, unknown> = {}) => {
-    const { job } = await stack.client.call("job", "create", { body: { type: "image.resize", input: { file_id: await stack.addFile(caller, "ready", testImage), width: 64 }, ...extra } }, { caller });
+  const enqueue = async (caller: Caller, extra: Record<string, unknown> = {}, fileId?: string) => {
+    const { job } = await stack.client.call("job", "create", { body: { type: "image.resize", input: { file_id: fileId ?? (await stack.addFile(caller, "ready", testImage)), width: 64 }, ...extra } }, { caller });
     return job;
   };
   const claim = (job_id: string, dispatch = 1) => stack.client.call("job", "claim", { job_id, dispatch, worker: "w1" });
@@ -96,14 +96,23 @@ describe("job control: retries, priorities and deadlines, on real Postgres and N
   it("serves a high-priority job before the normal ones queued ahead of it, by the first message its queue hands a worker", async () => {
     const user = await stack.newUser(100, "user", "enterprise");
     const normal = [await enqueue(user), await enqueue(user), await enqueue(user)];
-    const high = await enqueue(user, { priority: "high" });
+    // Of the same file as the first: the job's own access differs only in the job its output goes to.
+    const high = await enqueue(user, { priority: "high" }, normal[0]!.input.file_id as string);
     expect(high).toMatchObject({ priority: "high" });
     // Settled as a worker finds them (as in the aging test below): a claim skips a row another write holds.
     for (const job of [...normal, high]) {
       await vi.waitFor(async () => expect(await row(job.id)).toMatchObject({ dispatchCount: 1 }), { timeout: 10_000, interval: 50 });
     }
+    // What the claims ask storage to sign: the access a claim asks early, for its message's job (ADR 057), must not go to another job.
+    const asked: { job_id: string; file_ids: string[] }[] = [];
+    const nc = await stack.nats.connect();
+    nc.subscribe(subjects.rpc("storage", "jobAccess"), { callback: (_err, msg) => void asked.push(msg.json<{ body: { job_id: string; file_ids: string[] } }>().body) });
+    await nc.flush();
     // The first normal job's message: the claim hands over the high one, which is ahead of it.
     expect(await claim(normal[0]!.id, 1)).toMatchObject({ run: true, job: { id: high.id } });
+    await vi.waitFor(() => expect(asked.map((a) => a.job_id)).toContain(high.id), { timeout: 5000, interval: 20 });
+    expect(asked.find((a) => a.job_id === high.id)?.file_ids).toEqual([normal[0]!.input.file_id]);
+    await nc.close();
     expect(await row(high.id)).toMatchObject({ status: "running", claimedVia: normal[0]!.id });
     // The high job's own message later is a turn for the first normal job.
     expect(await claim(high.id, 1)).toMatchObject({ run: true, job: { id: normal[0]!.id } });
