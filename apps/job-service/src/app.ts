@@ -132,35 +132,39 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
   const inProject = (row: Pick<JobRow, "projectId">) => (row.projectId ? { project_id: row.projectId } : {});
 
   /**
-   * A claimed job's signed storage access (ADR 033): its inputs' URLs and its output URL, asked while its
-   * running event goes out, so its worker makes no call to storage of its own. Best effort: without it
-   * (storage slow or down) the worker asks storage itself, as before, and fails or retries as it did.
+   * A claimed job's signed storage access (ADR 033): its inputs' URLs and its output URL, so its worker
+   * makes no call to storage of its own. Asked beside the claim statement when this process dispatched
+   * the job (ADR 057), else once the claim handed it over, while its running event goes out.
    */
-  const storageAccess = async (jobId: string, key: AccessKey, ctx: RpcContext, outside = false) => {
+  const askStorageAccess = (jobId: string, key: AccessKey, ctx: RpcContext, outside = false) =>
+    rpc.call(
+      "storage",
+      "jobAccess",
+      { owner_id: key.userId, job_id: jobId, project_id: key.projectId, file_ids: key.fileIds, ...(outside ? { public: true } : {}) },
+      { requestId: ctx.requestId, deadline: Math.min(ctx.deadline ?? Number.POSITIVE_INFINITY, Date.now() + STORAGE_ACCESS_WAIT_MS) },
+    );
+
+  /** Best effort: without the access (storage slow or down) the worker asks storage itself, as before, and fails or retries as it did. */
+  const storageAccess = async (claimed: JobRow, asked: ReturnType<typeof askStorageAccess>, ctx: RpcContext) => {
     try {
-      return await rpc.call(
-        "storage",
-        "jobAccess",
-        { owner_id: key.userId, job_id: jobId, project_id: key.projectId, file_ids: key.fileIds, ...(outside ? { public: true } : {}) },
-        { requestId: ctx.requestId, deadline: Math.min(ctx.deadline ?? Number.POSITIVE_INFINITY, Date.now() + STORAGE_ACCESS_WAIT_MS) },
-      );
+      return await asked;
     } catch (err) {
-      ctx.log.warn({ err, job_id: jobId }, "storage did not sign the claimed job's access; its worker asks storage itself");
+      ctx.log.warn({ err, job_id: claimed.id }, "storage did not sign the claimed job's access; its worker asks storage itself");
       return undefined;
     }
   };
 
   /**
    * What a claim does once Postgres handed the job over, a NATS worker's or an HTTP lease's (ADR 040); `outside`: storage URLs for a worker outside.
-   * `early`: the access asked while Postgres handed the job over (ADR 057), for this job's owner, project and files.
+   * `early`: the access a NATS worker's claim asked beside its statement (ADR 057), for this job's owner, project and files.
    */
-  const startClaimed = async (claimed: JobRow, worker: string, ctx: RpcContext, outside = false, early?: ReturnType<typeof storageAccess>) => {
+  const startClaimed = async (claimed: JobRow, worker: string, ctx: RpcContext, outside = false, early?: ReturnType<typeof askStorageAccess>) => {
     watchDeadline(claimed.timeoutS);
     // The jobs behind it move up: told at the next pass, with every other claim's meanwhile (ADR 037).
     lines.touch(claimed.queue);
     const [running, storage] = await Promise.all([
       publishEvent(claimed.id, { type: "status", status: "running", message: `attempt ${claimed.attempts} on ${worker}`, ...inProject(claimed) }, claimed.lastEventSeq),
-      early ?? storageAccess(claimed.id, accessKeyOf(claimed), ctx, outside),
+      storageAccess(claimed, early ?? askStorageAccess(claimed.id, accessKeyOf(claimed), ctx, outside), ctx),
     ]);
     return { lastEventSeq: Math.max(claimed.lastEventSeq, running?.seq ?? 0), ...(storage ? { storage } : {}) };
   };
@@ -504,7 +508,9 @@ export function createJobService({ db, nc, rpc, events, log, timing, models = { 
       // Storage signs the job's access while Postgres hands it over, from what this process dispatched
       // (ADR 057); used only for the job claimed, with the owner, project and files of its row.
       const expected = dispatched.take(job_id);
-      const early = expected && storageAccess(job_id, expected, ctx);
+      const early = expected && askStorageAccess(job_id, expected, ctx);
+      // One dropped (the claim handed over another job, or none) fails unheard: storage is asked again, or nothing is claimed.
+      early?.catch(() => undefined);
       const claimed = await claimJob(db, job_id, dispatch, timing.leaseMs);
       if (!claimed) {
         const row = await getJob(db, job_id);

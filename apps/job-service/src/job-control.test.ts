@@ -106,13 +106,17 @@ describe("job control: retries, priorities and deadlines, on real Postgres and N
     // What the claims ask storage to sign: the access a claim asks early, for its message's job (ADR 057), must not go to another job.
     const asked: { job_id: string; file_ids: string[] }[] = [];
     const nc = await stack.nats.connect();
-    nc.subscribe(subjects.rpc("storage", "jobAccess"), { callback: (_err, msg) => void asked.push(msg.json<{ body: { job_id: string; file_ids: string[] } }>().body) });
-    await nc.flush();
-    // The first normal job's message: the claim hands over the high one, which is ahead of it.
-    expect(await claim(normal[0]!.id, 1)).toMatchObject({ run: true, job: { id: high.id } });
-    await vi.waitFor(() => expect(asked.map((a) => a.job_id)).toContain(high.id), { timeout: 5000, interval: 20 });
-    expect(asked.find((a) => a.job_id === high.id)?.file_ids).toEqual([normal[0]!.input.file_id]);
-    await nc.close();
+    try {
+      nc.subscribe(subjects.rpc("storage", "jobAccess"), { callback: (_err, msg) => void asked.push(msg.json<{ body: { job_id: string; file_ids: string[] } }>().body) });
+      await nc.flush();
+      // The first normal job's message: the claim hands over the high one, which is ahead of it.
+      expect(await claim(normal[0]!.id, 1)).toMatchObject({ run: true, job: { id: high.id } });
+      // Asked early for the message's job, then for the job handed over, of the same file.
+      await vi.waitFor(() => expect(asked.map((a) => a.job_id)).toEqual([normal[0]!.id, high.id]), { timeout: 5000, interval: 20 });
+      expect(asked.map((a) => a.file_ids)).toEqual([[normal[0]!.input.file_id], [normal[0]!.input.file_id]]);
+    } finally {
+      await nc.close();
+    }
     expect(await row(high.id)).toMatchObject({ status: "running", claimedVia: normal[0]!.id });
     // The high job's own message later is a turn for the first normal job.
     expect(await claim(high.id, 1)).toMatchObject({ run: true, job: { id: normal[0]!.id } });
