@@ -18,6 +18,7 @@ import {
   listReadyFiles,
   markReady,
   markRejected,
+  mediaOf,
   moveFile,
   projectFileRows,
   receiveOutputFile,
@@ -157,18 +158,14 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
     inputUrl: async ({ owner_id, file_id, public: outside }) => {
       const row = await getOwnedFile(db, owner_id, file_id);
       if (row?.status !== "ready") throw new AppError("NOT_FOUND", "input file not found", { file_id });
-      const { url, expires_at } = await signedDownload(driver, row, outside ? "client" : "worker");
-      return { url, expires_at, filename: row.filename, content_type: row.contentType, size: row.size };
+      return inputUrlOf(driver, row, outside);
     },
 
     // One call for a claimed job (ADR 033): a missing or unready input is left out, and the worker's own inputUrl then says why.
     jobAccess: async ({ owner_id, job_id, project_id, file_ids, public: outside }) => {
       const rows = file_ids.length === 0 ? [] : await getReadyFiles(db, owner_id, file_ids);
       const inputs: Record<string, InputUrl> = {};
-      for (const row of rows) {
-        const { url, expires_at } = await signedDownload(driver, row, outside ? "client" : "worker");
-        inputs[row.id] = { url, expires_at, filename: row.filename, content_type: row.contentType, size: row.size };
-      }
+      for (const row of rows) inputs[row.id] = await inputUrlOf(driver, row, outside);
       // Only where our data plane receives worker uploads itself (fs); an S3 worker PUTs to S3 and confirms after.
       // A worker outside (ADR 040) cannot reach the data plane's own address: it takes output tickets.
       if (driver.name !== "fs" || outside) return { inputs, expires_at: expiresAt() };
@@ -406,6 +403,16 @@ async function uploadTicket(driver: StorageDriver, row: FileRow, size?: number, 
 async function signedDownload(driver: StorageDriver, row: FileRow, audience: Audience = "client", expiresInSec = urlTtlSec) {
   const url = await driver.presignGet(row.storageKey, { expiresInSec, filename: row.filename, contentType: row.contentType, audience });
   return { url, expires_at: expiresAt(expiresInSec), expires_in: expiresInSec };
+}
+
+/**
+ * A job's input as a worker gets it: a signed GET for the worker (or, outside, through the public address),
+ * with what the worker checks the download against and what storage measured of it (ADR 058).
+ */
+async function inputUrlOf(driver: StorageDriver, row: FileRow, outside = false): Promise<InputUrl> {
+  const { url, expires_at } = await signedDownload(driver, row, outside ? "client" : "worker");
+  const media = mediaOf(row);
+  return { url, expires_at, filename: row.filename, content_type: row.contentType, size: row.size, ...(media ? { media } : {}) };
 }
 
 const expiresAt = (seconds = urlTtlSec) => new Date(Date.now() + seconds * 1000).toISOString();

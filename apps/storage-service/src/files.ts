@@ -232,6 +232,9 @@ export function toFileObject(row: FileRow): FileObject {
   };
 }
 
+/** The measured facts of a file, undefined when it was never measured. */
+export const mediaOf = (row: FileRow): MediaFacts | undefined => (measured(row) ? mediaFields(row).media : undefined);
+
 /** The measured facts, shown as `media` and as `metadata` (seed 000's names: duration, fps). */
 function mediaFields(row: FileRow): { media: MediaFacts; metadata: FileMetadata } {
   const facts: MediaFacts = {

@@ -390,6 +390,9 @@ describe("storage-service with the fs driver", () => {
     const system = as(s.rpc, null);
     const input = await system("inputUrl", { owner_id: owner.user_id, file_id: file.id });
     expect(input).toMatchObject({ filename: "f.bin", content_type: "video/mp4", size: mp4.length });
+    // What storage measured at upload comes with it (ADR 058): the worker need not probe the file again.
+    expect(input.media).toMatchObject({ width: 64, height: 64, duration_seconds: expect.closeTo(1, 1), has_audio: false });
+    expect(input.media).toEqual((await as(s.rpc, owner)("getFile", { file_id: file.id })).media);
     expect(sha256(Buffer.from(await (await fetch(input.url)).arrayBuffer()))).toBe(sha256(mp4));
     await expect(system("inputUrl", { owner_id: randomUUID(), file_id: file.id })).rejects.toMatchObject({ code: "NOT_FOUND" });
     const pending: UploadTicket = await as(s.rpc, owner)("createUpload", { filename: "p.png", content_type: "image/png", size: 10, max_bytes: 100 });
@@ -445,7 +448,7 @@ describe("storage-service with the fs driver", () => {
     const access = await system("jobAccess", { owner_id: owner.user_id, job_id: job, project_id: project, file_ids: [file.id, pending.file_id, theirs.id] });
     // Only the owner's ready file: the worker asks inputUrl for the others, which says why.
     expect(Object.keys(access.inputs)).toEqual([file.id]);
-    expect(access.inputs[file.id]).toMatchObject({ filename: "f.bin", content_type: "video/mp4", size: mp4.length });
+    expect(access.inputs[file.id]).toMatchObject({ filename: "f.bin", content_type: "video/mp4", size: mp4.length, media: { width: 64, height: 64, has_audio: false } });
     expect(sha256(Buffer.from(await (await fetch(access.inputs[file.id]!.url)).arrayBuffer()))).toBe(sha256(mp4));
 
     const putOutput = (name: string, body: Buffer, type = "image/png") => fetch(`${access.output_url}?filename=${encodeURIComponent(name)}`, { method: "PUT", headers: { "content-type": type }, body });

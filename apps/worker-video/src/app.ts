@@ -32,6 +32,7 @@ export function createVideoHandlers(): JobHandlers {
       await ctx.stage("grade", () =>
         colorGrade({
           inputPath: video.path,
+          ...(video.media ? { inputMedia: video.media } : {}),
           outputPath,
           lutPath: lut?.path,
           options,

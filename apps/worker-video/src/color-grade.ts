@@ -1,7 +1,8 @@
-import { colorGradePresets, type JobInput, type JobLimits } from "@cutroom/contracts";
-import { JobFailure, checkLimits } from "@cutroom/worker-runtime";
-import { probe, runFfmpeg, type ProbeResult } from "@cutroom/worker-runtime/ffmpeg";
+import { colorGradePresets, type JobInput, type JobLimits, type MediaFacts } from "@cutroom/contracts";
+import { JobFailure } from "@cutroom/worker-runtime";
+import { runFfmpeg } from "@cutroom/worker-runtime/ffmpeg";
 import { assertCubeLut } from "./cube-lut.ts";
+import { measureVideo } from "./video-input.ts";
 
 export type GradeOptions = Omit<JobInput<"video.color-grade">, "file_id" | "lut_file_id">;
 
@@ -58,16 +59,10 @@ export function gradeFilters(grade: Grade, lutPath?: string): string[] {
   return filters;
 }
 
-// Formats ffprobe reads as a "video" that is really a still image or a text file.
-const stillFormats = /^(image2|tty|.*_pipe)$/;
-
-function videoStream(info: ProbeResult) {
-  if (stillFormats.test(info.format)) return undefined;
-  return info.streams.find((s) => s.type === "video" && !s.attached_pic);
-}
-
 export interface ColorGradeRun {
   inputPath: string;
+  /** What storage measured of the input (ADR 058): taken instead of probing it when it says all a grade needs. */
+  inputMedia?: MediaFacts;
   outputPath: string;
   lutPath?: string;
   options: GradeOptions;
@@ -79,31 +74,23 @@ export interface ColorGradeRun {
 
 /** Grades a video into an H.264/AAC mp4 at `outputPath`, keeping its audio. */
 export async function colorGrade(run: ColorGradeRun): Promise<void> {
-  const info = await probe(run.inputPath).catch((err: Error) => {
-    throw new JobFailure("INVALID_MEDIA", "the input is not a readable video file", { cause: err });
-  });
-  const video = videoStream(info);
-  if (!video) throw new JobFailure("INVALID_MEDIA", "the input has no video stream");
-  if (info.duration === null) throw new JobFailure("INVALID_MEDIA", "the video's length cannot be measured");
-  const frame = (video.width ?? 0) * (video.height ?? 0);
-  checkLimits(run.limits, { input_pixels: frame, output_pixels: frame, media_seconds: info.duration });
-  const hasAudio = info.streams.some((s) => s.type === "audio");
+  const { duration, fps, audio } = await measureVideo({ path: run.inputPath, media: run.inputMedia }, run.limits, run.signal);
+  const hasAudio = audio !== undefined;
   if (run.lutPath !== undefined) await assertCubeLut(run.lutPath);
 
   const videoFilters = gradeFilters(combineGrade(run.options), run.lutPath);
   const audioFilters: string[] = [];
-  let expectedDuration = info.duration ?? 0;
+  let expectedDuration = duration;
   if (run.options.frame_range) {
     // Frames start..end-1, counted from 0 (end exclusive, like ffmpeg's trim); audio is cut to the same times.
     const [start, end] = run.options.frame_range.split("-").map(Number) as [number, number];
-    const fps = video.fps ?? 25;
     const [from, to] = [start / fps, end / fps];
-    if (info.duration !== null && from >= info.duration) {
-      throw new JobFailure("INVALID_INPUT", `frame_range starts at frame ${start}, but the video has only about ${Math.round(info.duration * fps)} frames`);
+    if (from >= duration) {
+      throw new JobFailure("INVALID_INPUT", `frame_range starts at frame ${start}, but the video has only about ${Math.round(duration * fps)} frames`);
     }
     videoFilters.unshift(`trim=start_frame=${start}:end_frame=${end}`, "setpts=PTS-STARTPTS");
     audioFilters.push(`atrim=start=${from}:end=${to}`, "asetpts=PTS-STARTPTS");
-    expectedDuration = Math.min(to, info.duration ?? to) - from;
+    expectedDuration = Math.min(to, duration) - from;
   }
 
   await runFfmpeg(

@@ -14,7 +14,7 @@ export async function detectTextHandler(ctx: JobContext<VideoDetectTextInput>): 
   const { input } = ctx;
   const { source, measured } = await ctx.stage("fetch", async () => {
     const source = await ctx.fetchInput(input.file_id);
-    return { source, measured: await measureVideo(source.path, ctx.limits, ctx.signal) };
+    return { source, measured: await measureVideo(source, ctx.limits, ctx.signal) };
   });
   const found = await ctx.stage("detect", async () => {
     const workDir = join(ctx.tmpDir, "samples");
@@ -48,7 +48,7 @@ export async function eraseHandler(ctx: JobContext<VideoEraseInput>): Promise<Jo
   const detect = eraseDetects(input);
   const { source, measured } = await ctx.stage("fetch", async () => {
     const source = await ctx.fetchInput(input.file_id);
-    return { source, measured: await measureVideo(source.path, ctx.limits, ctx.signal) };
+    return { source, measured: await measureVideo(source, ctx.limits, ctx.signal) };
   });
   const given = input.regions.filter((r) => r.type === "erasure").map((r): Erasure => ({ start_time: r.start_time, end_time: Math.min(r.end_time, measured.duration), bbox: r.bbox, source: "given" }));
   const protections: EraseRegion[] = input.regions.filter((r) => r.type === "protection");

@@ -58,7 +58,7 @@ export async function thumbnailsHandler(ctx: JobContext<VideoThumbnailsInput>): 
   const { input } = ctx;
   const { source, measured } = await ctx.stage("fetch", async () => {
     const source = await ctx.fetchInput(input.file_id);
-    return { source, measured: await measureVideo(source.path, ctx.limits, ctx.signal, 0) };
+    return { source, measured: await measureVideo(source, ctx.limits, ctx.signal, 0) };
   });
   if (input.mode === "single" && input.time !== undefined && input.time >= measured.duration) {
     throw new JobFailure("INVALID_INPUT", `time ${input.time} s is past the end of the video (${Math.round(measured.duration * 1000) / 1000} s)`);

@@ -50,7 +50,7 @@ export async function transcodeHandler(ctx: JobContext<VideoTranscodeInput>): Pr
   const { input } = ctx;
   const { source, measured } = await ctx.stage("fetch", async () => {
     const source = await ctx.fetchInput(input.file_id);
-    return { source, measured: await measureVideo(source.path, ctx.limits, ctx.signal) };
+    return { source, measured: await measureVideo(source, ctx.limits, ctx.signal) };
   });
   const mux = transcodeOutputs[input.format];
   const outputPath = join(ctx.tmpDir, `transcoded.${mux.ext}`);

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Pagination, Tier, Timestamp, Uuid, tierLimits } from "./common.ts";
+import { MediaFacts } from "./files.ts";
 
 export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "canceled"]);
 export type JobStatus = z.infer<typeof JobStatus>;
@@ -206,7 +207,14 @@ export const JobDispatch = z.object({
 export type JobDispatch = z.infer<typeof JobDispatch>;
 
 /** A signed download URL of one input file, with what the worker checks the download against. */
-export const InputUrl = z.object({ url: z.string(), expires_at: z.string(), filename: z.string(), content_type: z.string(), size: z.number().int() });
+export const InputUrl = z.object({
+  url: z.string(),
+  expires_at: z.string(),
+  filename: z.string(),
+  content_type: z.string(),
+  size: z.number().int(),
+  media: MediaFacts.optional().describe("what storage measured when it stored the file (ADR 058); absent where it measured nothing"),
+});
 export type InputUrl = z.infer<typeof InputUrl>;
 
 /**

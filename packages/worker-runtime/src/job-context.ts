@@ -122,7 +122,7 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
         const path = join(deps.tmpDir(), `input-${fileId}${safeExtension(file.filename)}`);
         const size = await downloadToFile(file.url, path, signal, deps.storage);
         if (size !== file.size) throw new Error(`input ${fileId} arrived with ${size} of ${file.size} bytes`);
-        return { path, filename: file.filename, contentType: file.content_type, size };
+        return { path, filename: file.filename, contentType: file.content_type, size, ...(file.media ? { media: file.media } : {}) };
       };
       // The URL the claim brought (ADR 033), unless it is about to expire.
       const given = deps.access?.inputs[fileId];
@@ -148,7 +148,7 @@ export function createJobContext(deps: JobContextDeps): { ctx: JobContext; close
       try {
         const bytes = await downloadToMemory(given.url, maxBytes, signal, deps.storage);
         if (bytes.length !== given.size) throw new Error(`input ${fileId} arrived with ${bytes.length} of ${given.size} bytes`);
-        return { bytes, filename: given.filename, contentType: given.content_type, size: bytes.length };
+        return { bytes, filename: given.filename, contentType: given.content_type, size: bytes.length, ...(given.media ? { media: given.media } : {}) };
       } catch (err) {
         // Gone since the claim: fetchInput asks storage, whose answer fails the job with the reason.
         if (err instanceof TransferError && (err.status === 404 || err.status === 403)) return undefined;

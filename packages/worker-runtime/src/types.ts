@@ -19,6 +19,8 @@ export interface InputFile {
   filename: string;
   contentType: string;
   size: number;
+  /** What storage measured when it stored the file (ADR 058), when it did: a handler may take it instead of probing. */
+  media?: MediaFacts;
 }
 
 /** A small job input held in memory (JobContext.readInput): no file is written for it. */
@@ -27,6 +29,7 @@ export interface InputBytes {
   filename: string;
   contentType: string;
   size: number;
+  media?: MediaFacts;
 }
 
 /** What a handler returns: the files it uploaded plus any measurements worth showing. */
