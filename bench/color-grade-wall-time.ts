@@ -45,7 +45,7 @@ export const colorGradeWallTime: Benchmark = {
       rows: [{ measure: `wall time, median of ${RUNS}`, cutroom: median(whole.map((w) => w.wallMs)) / 1000, peer: median(direct) / 1000, unit: "s" }],
       notes: [
         `a ${CLIP.seconds} s ${CLIP.size} testsrc2 + sine clip (H.264/AAC, ${(readFileSync(clip).byteLength / 1024 ** 2).toFixed(1)} MiB), preset ${PRESET}; the direct run uses the worker's own filter graph (gradeFilters(combineGrade(…)) from apps/worker-video) and its encoder arguments`,
-        `Cutroom from sending POST /jobs to the terminal event on WS /ws/jobs/{id}; medians by phase from the events' timestamps: ${["queued → running", "fetch", "grade", "upload", "upload → result"].map(phase).join(", ")}; ${phase("everything but grade")} (the grade stage holds ffmpeg and its two ffprobes)`,
+        `Cutroom from sending POST /jobs to the terminal event on WS /ws/jobs/{id}; medians by phase from the events' timestamps: ${["queued → running", "fetch", "grade", "upload", "upload → result"].map(phase).join(", ")}; ${phase("everything but grade")} (the grade stage holds ffmpeg, and an ffprobe of the input only when storage did not measure it, ADR 058)`,
       ],
     };
   },
