@@ -168,7 +168,7 @@ export const editJobsWallTime: Benchmark = {
       rows,
       notes: [
         `a ${CLIP.seconds} s ${CLIP.size} testsrc2 + sine clip (H.264/AAC) and two tones (3 s at 300 Hz, 2 s at 900 Hz, WAV); compose: two trims of the clip crossfaded, a boxed text overlay and a tone mixed, loudness normalised; erase: one given box (no detection), delogo; transcode: mp4 at most 320 wide, crf 28; thumbnails: a 6-frame contact sheet; audio.mix: the two tones, the second from 1 s at half volume; lipsync: mode dub, two segments`,
-        "the peer runs each handler's ffmpeg commands, built by the handler's own exported builders (composeFfmpegArgs and its measuring pass, eraseFfmpegArgs, transcodeFfmpegArgs, thumbnailsFfmpegArgs, mixFfmpegArgs and its measuring pass, segmentAudioArgs and assembleArgs), with the same ffmpeg module; it skips what the job adds: upload and download through storage, ffprobe of inputs and output, the queue, events",
+        "the peer runs each handler's ffmpeg commands, built by the handler's own exported builders (composeFfmpegArgs and its measuring pass, eraseFfmpegArgs, transcodeFfmpegArgs, thumbnailsFfmpegArgs, mixFfmpegArgs and its measuring pass, segmentAudioArgs and assembleArgs), with the same ffmpeg module; it skips what the job adds: upload and download through storage, storage's ffprobe of the output (and the ffprobe of the inputs that compose, lipsync and audio.mix make; the video types take the input's from storage, ADR 058), the queue, events",
         "Cutroom from sending POST /jobs to the terminal event on WS /ws/jobs/{id}",
       ],
     };

@@ -27,7 +27,13 @@ describe("measureVideo", () => {
 
   it("holds storage's facts to the job's limits as it holds a probe's", async () => {
     const long = { ...stored, duration_seconds: jobLimits("free").max_media_seconds + 1 };
-    await expect(measureVideo({ path: missing, media: long }, jobLimits("free"))).rejects.toMatchObject({ code: "LIMIT_EXCEEDED" });
+    await expect(measureVideo({ path: missing, media: long }, jobLimits("free"))).rejects.toMatchObject({ code: "LIMIT_EXCEEDED", message: expect.stringContaining("the input lasts") });
+    const wide = { ...stored, width: 16384, height: 8192 };
+    await expect(measureVideo({ path: missing, media: wide }, jobLimits("free"))).rejects.toMatchObject({ code: "LIMIT_EXCEEDED", message: expect.stringContaining("the input picture") });
+    // 6000×6000 may be read on the free tier but not written: a job that makes no frame of its size (thumbnails) may take it.
+    const big = { ...stored, width: 6000, height: 6000 };
+    await expect(measureVideo({ path: missing, media: big }, jobLimits("free"))).rejects.toMatchObject({ code: "LIMIT_EXCEEDED", message: expect.stringContaining("the output picture") });
+    expect(await measureVideo({ path: missing, media: big }, jobLimits("free"), undefined, 0)).toMatchObject({ frame: { width: 6000, height: 6000 } });
   });
 
   it("probes the file when storage's facts are not a video's whole story", async () => {
@@ -38,7 +44,7 @@ describe("measureVideo", () => {
       // An image's facts, or ones recorded before sound and codecs were.
       { ...stored, duration_seconds: null, frame_rate: null },
       { width: 320, height: 240, duration_seconds: 2, frame_rate: 25 },
-      { ...stored, audio_codec: undefined },
+      { ...stored, has_audio: null, audio_codec: null },
     ];
     for (const media of partial) {
       expect(await measureVideo({ path: clip, media }, jobLimits("free"))).toEqual({ frame: { width: 160, height: 120 }, duration: expect.closeTo(1, 1), fps: 10, audio: undefined });

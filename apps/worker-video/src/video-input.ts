@@ -23,11 +23,12 @@ export async function measureVideo(input: Pick<InputFile, "path" | "media">, lim
   return measured;
 }
 
-/** Storage's facts, when they describe a video whole: its frame, its length, whether it has sound and in what codec. */
-export function fromStorage(media: MediaFacts | undefined): MeasuredVideo | undefined {
+/**
+ * Storage's facts, when they describe a video whole: its frame, its length, whether it has sound and in
+ * what codec (recorded together; a file measured before they were has has_audio null, and is probed).
+ */
+function fromStorage(media: MediaFacts | undefined): MeasuredVideo | undefined {
   if (!media?.width || !media.height || !media.duration_seconds || typeof media.has_audio !== "boolean") return undefined;
-  // Measured before codecs were recorded: the codec of its sound is not known (null means ffprobe could not name it).
-  if (media.has_audio && media.audio_codec === undefined) return undefined;
   return {
     frame: { width: media.width, height: media.height },
     duration: media.duration_seconds,

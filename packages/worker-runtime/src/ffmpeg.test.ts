@@ -138,6 +138,12 @@ describe("probe", () => {
     expect(info.streams.find((s) => s.type === "audio")).toMatchObject({ codec: "aac", sample_rate: 44100, channels: 1 });
   });
 
+  it("says an unknown frame rate (null) of a clip whose one frame lasts a day, rather than 0", async () => {
+    const slow = join(dir, "slow.mp4");
+    await runFfmpegArgs(["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=red:s=16x16:r=1/100000", "-frames:v", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", slow]);
+    expect((await probe(slow)).streams.find((s) => s.type === "video")).toMatchObject({ width: 16, height: 16, fps: null });
+  });
+
   it("rejects a file that is not media", async () => {
     const junk = join(dir, "upload.bin");
     await writeFile(junk, Buffer.from("PK\u0003\u0004 certainly not a video ".repeat(50)));

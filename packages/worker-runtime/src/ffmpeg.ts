@@ -129,7 +129,8 @@ const num = (v: unknown): number | null => {
 const alphaFormat = /^(yuva|gbrap|ya\d|rgba|bgra|argb|abgr|rgba64|bgra64)/;
 const rate = (r: string | undefined): number | null => {
   const [a, b] = (r ?? "").split("/").map(Number);
-  return a && b ? Math.round((a / b) * 1000) / 1000 : null;
+  // A rate that rounds to 0 (one frame in hours) is no rate anyone can use: unknown, not 0, which MediaFacts refuses.
+  return a && b ? Math.round((a / b) * 1000) / 1000 || null : null;
 };
 
 export interface ProbeOptions {

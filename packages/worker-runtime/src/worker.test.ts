@@ -9,7 +9,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { serveWorkerHealth } from "./health.ts";
 import { JobFailure, RetryableFailure, checkLimits } from "./job-failure.ts";
-import type { JobContext, JobOutput } from "./types.ts";
+import type { InputFile, JobContext, JobOutput } from "./types.ts";
 import { downloadToFile } from "./transfer.ts";
 import { imageHandlers, PIXEL, pixelOwner, startWorkerRig, type WorkerRig } from "./test-fixture.ts";
 import { startWorker, type Worker, type WorkerConfig } from "./worker.ts";
@@ -132,14 +132,19 @@ describe("worker runtime against the real job-service and storage-service", () =
     const asked: string[] = [];
     const sub = nc.subscribe(subjects.rpc("storage", "*"), { callback: (_err, msg) => void asked.push(msg.subject.split(".").pop()!) });
     await nc.flush();
+    let fetched: InputFile | undefined;
     const job = await enqueue(async (ctx) => {
       const input = await ctx.fetchInput(ctx.input.file_id);
+      fetched = input;
       const out = join(ctx.tmpDir, "out.png");
       await writeFile(out, await readFile(input.path));
       return { files: [await ctx.prepareOutput("small.png", "image/png").upload(out)] };
     });
     const { last } = await terminalEvent(job.id);
     sub.unsubscribe();
+    // With what storage measured of it when it was stored (ADR 058): a handler need not probe it again.
+    expect(fetched?.media).toEqual((await client.call("storage", "getFile", { file_id: job.fileId }, { caller: job.owner })).media);
+    expect(fetched?.media).toMatchObject({ width: 1, height: 1 });
     expect(last).toMatchObject({ type: "result", status: "succeeded", result: { files: [{ filename: "small.png", content_type: "image/png", size: PIXEL.length }] } });
     const fileId = (last as Extract<JobEvent, { type: "result" }>).result.files[0]!.file_id;
     expect(await client.call("storage", "getFile", { file_id: fileId }, { caller: job.owner })).toMatchObject({ folder: "output", job_id: job.id, status: "ready", media: { width: 1, height: 1 } });
