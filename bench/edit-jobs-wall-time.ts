@@ -89,7 +89,9 @@ const cases: EditCase[] = [
     input: (ids) => ({ tracks: [{ file_id: ids.low, start: 0, volume: 1 }, { file_id: ids.high, start: 1, volume: 0.5 }] }),
     direct: (m, out) =>
       timed(async () => {
-        const plan = await planMix({ options: AudioMixInput.parse(cases[4]!.input(m.ids)), paths: [m.low, m.high], limits });
+        // The tracks' lengths as storage measured them, as the handler gets them (ADR 058): no probe by hand either.
+        const tone = (seconds: number) => ({ width: null, height: null, duration_seconds: seconds, frame_rate: null, video_codec: null, audio_codec: "pcm_s16le", has_audio: true, has_alpha: null });
+        const plan = await planMix({ options: AudioMixInput.parse(cases[4]!.input(m.ids)), paths: [m.low, m.high], media: [tone(3), tone(2)], limits });
         const { stderr } = await runFfmpegArgs(mixMeasureArgs(plan));
         await runFfmpegArgs(mixFfmpegArgs(plan, out, parseLoudnorm(stderr)));
       }),
@@ -168,7 +170,7 @@ export const editJobsWallTime: Benchmark = {
       rows,
       notes: [
         `a ${CLIP.seconds} s ${CLIP.size} testsrc2 + sine clip (H.264/AAC) and two tones (3 s at 300 Hz, 2 s at 900 Hz, WAV); compose: two trims of the clip crossfaded, a boxed text overlay and a tone mixed, loudness normalised; erase: one given box (no detection), delogo; transcode: mp4 at most 320 wide, crf 28; thumbnails: a 6-frame contact sheet; audio.mix: the two tones, the second from 1 s at half volume; lipsync: mode dub, two segments`,
-        "the peer runs each handler's ffmpeg commands, built by the handler's own exported builders (composeFfmpegArgs and its measuring pass, eraseFfmpegArgs, transcodeFfmpegArgs, thumbnailsFfmpegArgs, mixFfmpegArgs and its measuring pass, segmentAudioArgs and assembleArgs), with the same ffmpeg module; it skips what the job adds: upload and download through storage, storage's ffprobe of the output (and the ffprobe of the inputs that compose, lipsync and audio.mix make; the video types take the input's from storage, ADR 058), the queue, events",
+        "the peer runs each handler's ffmpeg commands, built by the handler's own exported builders (composeFfmpegArgs and its measuring pass, eraseFfmpegArgs, transcodeFfmpegArgs, thumbnailsFfmpegArgs, mixFfmpegArgs and its measuring pass, segmentAudioArgs and assembleArgs), with the same ffmpeg module; it skips what the job adds: upload and download through storage, storage's ffprobe of the output (and the ffprobe of the inputs that compose and lipsync make; the video types and audio.mix take the input's facts from storage, ADR 058, and so does the by-hand audio.mix), the queue, events",
         "Cutroom from sending POST /jobs to the terminal event on WS /ws/jobs/{id}",
       ],
     };

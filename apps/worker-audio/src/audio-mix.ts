@@ -1,5 +1,5 @@
 import { basename, extname, join } from "node:path";
-import type { AudioMixInput, JobLimits } from "@cutroom/contracts";
+import type { AudioMixInput, JobLimits, MediaFacts } from "@cutroom/contracts";
 import { JobFailure, checkLimits, outputFacts, type JobContext, type JobOutput } from "@cutroom/worker-runtime";
 import { loudnormFilter, measureAudio, parseLoudnorm, probe, runFfmpegArgs, type LoudnormMeasurement } from "@cutroom/worker-runtime/ffmpeg";
 
@@ -57,17 +57,16 @@ export function mixFfmpegArgs(plan: MixPlan, outputPath: string, measured?: Loud
   return ["-y", ...inputArgs(plan), "-filter_complex", graph, "-map", "[mix]", ...encoders[plan.options.format], outputPath];
 }
 
-/** Probes the tracks and places them: what the handler and the benchmark both start from. */
-export async function planMix(run: { options: AudioMixInput; paths: string[]; limits: JobLimits; signal?: AbortSignal }): Promise<MixPlan> {
+/**
+ * Measures the tracks and places them: what the handler and the benchmark both start from. A track's
+ * length is what storage measured of its file (`media`, in the order of `paths`) when that says it has
+ * sound (ADR 058); else ffprobe's.
+ */
+export async function planMix(run: { options: AudioMixInput; paths: string[]; media?: readonly (MediaFacts | undefined)[]; limits: JobLimits; signal?: AbortSignal }): Promise<MixPlan> {
   const tracks = await Promise.all(
     run.paths.map(async (path, i): Promise<MixTrack> => {
-      const info = await probe(path, { signal: run.signal }).catch((err: Error) => {
-        throw new JobFailure("INVALID_MEDIA", `tracks[${i}] is not a readable audio file`, { cause: err });
-      });
-      if (!info.streams.some((s) => s.type === "audio")) throw new JobFailure("INVALID_MEDIA", `tracks[${i}] has no audio stream`);
-      if (info.duration === null) throw new JobFailure("INVALID_MEDIA", `tracks[${i}]: the audio's length cannot be measured`);
       const track = run.options.tracks[i]!;
-      return { path, start: track.start, volume: track.volume, seconds: info.duration };
+      return { path, start: track.start, volume: track.volume, seconds: await trackSeconds(path, i, run.media?.[i], run.signal) };
     }),
   );
   const durationSec = Math.max(...tracks.map((t) => t.start + t.seconds));
@@ -75,10 +74,22 @@ export async function planMix(run: { options: AudioMixInput; paths: string[]; li
   return { options: run.options, tracks, durationSec };
 }
 
+async function trackSeconds(path: string, i: number, media: MediaFacts | undefined, signal?: AbortSignal): Promise<number> {
+  if (media?.has_audio === true && media.duration_seconds != null) return media.duration_seconds;
+  const info = await probe(path, signal ? { signal } : {}).catch((err: Error) => {
+    throw new JobFailure("INVALID_MEDIA", `tracks[${i}] is not a readable audio file`, { cause: err });
+  });
+  if (!info.streams.some((s) => s.type === "audio")) throw new JobFailure("INVALID_MEDIA", `tracks[${i}] has no audio stream`);
+  if (info.duration === null) throw new JobFailure("INVALID_MEDIA", `tracks[${i}]: the audio's length cannot be measured`);
+  return info.duration;
+}
+
 export interface MixRun {
   options: AudioMixInput;
   /** Local paths, in the order of the input's tracks. */
   paths: string[];
+  /** What storage measured of each track's file, in the same order (ADR 058). */
+  media?: readonly (MediaFacts | undefined)[];
   outputPath: string;
   limits: JobLimits;
   signal?: AbortSignal;
@@ -114,6 +125,7 @@ export async function mixHandler(ctx: JobContext<AudioMixInput>): Promise<JobOut
     mixAudio({
       options: ctx.input,
       paths: tracks.map((t) => files.get(t.file_id)!.path),
+      media: tracks.map((t) => files.get(t.file_id)!.media),
       outputPath,
       limits: ctx.limits,
       signal: ctx.signal,
