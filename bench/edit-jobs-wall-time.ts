@@ -91,7 +91,7 @@ const cases: EditCase[] = [
       timed(async () => {
         // The tracks' lengths as storage measured them, as the handler gets them (ADR 058): no probe by hand either.
         const tone = (seconds: number) => ({ width: null, height: null, duration_seconds: seconds, frame_rate: null, video_codec: null, audio_codec: "pcm_s16le", has_audio: true, has_alpha: null });
-        const plan = await planMix({ options: AudioMixInput.parse(cases[4]!.input(m.ids)), paths: [m.low, m.high], media: [tone(3), tone(2)], limits });
+        const plan = await planMix({ options: AudioMixInput.parse(cases[4]!.input(m.ids)), inputs: [{ path: m.low, media: tone(3) }, { path: m.high, media: tone(2) }], limits });
         const { stderr } = await runFfmpegArgs(mixMeasureArgs(plan));
         await runFfmpegArgs(mixFfmpegArgs(plan, out, parseLoudnorm(stderr)));
       }),

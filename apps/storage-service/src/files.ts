@@ -1,4 +1,4 @@
-import { kindOf, toFileMetadata, type FileCategory, type FileKind, type FileMetadata, type FileObject, type Folder, type MediaFacts } from "@cutroom/contracts";
+import { kindOf, toFileMetadata, type FileCategory, type FileKind, type FileObject, type Folder, type MediaFacts } from "@cutroom/contracts";
 import { and, asc, clientOf, count, desc, eq, inArray, sqlTag as sql, type Db, type DbOptions } from "@cutroom/db";
 import { fileRowOf, files, type FileRow, type FileSqlRow } from "@cutroom/db/storage";
 
@@ -216,6 +216,7 @@ export async function fileStats(db: Db): Promise<{ total_files: number; total_by
 }
 
 export function toFileObject(row: FileRow): FileObject {
+  const media = mediaOf(row);
   return {
     id: row.id,
     filename: row.filename,
@@ -228,16 +229,15 @@ export function toFileObject(row: FileRow): FileObject {
     project_id: row.projectId,
     job_id: row.jobId,
     created_at: row.createdAt.toISOString(),
-    ...(measured(row) ? mediaFields(row) : {}),
+    // The measured facts, shown as `media` and as `metadata` (seed 000's names: duration, fps).
+    ...(media ? { media, metadata: toFileMetadata(media) } : {}),
   };
 }
 
 /** The measured facts of a file, undefined when it was never measured. */
-export const mediaOf = (row: FileRow): MediaFacts | undefined => (measured(row) ? mediaFields(row).media : undefined);
-
-/** The measured facts, shown as `media` and as `metadata` (seed 000's names: duration, fps). */
-function mediaFields(row: FileRow): { media: MediaFacts; metadata: FileMetadata } {
-  const facts: MediaFacts = {
+export function mediaOf(row: FileRow): MediaFacts | undefined {
+  if (row.width === null && row.durationSeconds === null) return undefined;
+  return {
     width: row.width,
     height: row.height,
     duration_seconds: row.durationSeconds,
@@ -247,7 +247,5 @@ function mediaFields(row: FileRow): { media: MediaFacts; metadata: FileMetadata 
     has_audio: row.hasAudio,
     has_alpha: row.hasAlpha,
   };
-  return { media: facts, metadata: toFileMetadata(facts) };
 }
 
-const measured = (row: FileRow) => row.width !== null || row.durationSeconds !== null;

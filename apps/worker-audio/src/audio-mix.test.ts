@@ -46,20 +46,20 @@ describe("audio.mix with ffmpeg", () => {
 
   it("places each track by the length storage measured of it, reading no file, and probes one whose facts say no sound", async () => {
     const options = AudioMixInput.parse({ tracks: [{ file_id: id() }, { file_id: id(), start: 2.5, volume: 0.7 }], format: "m4a" });
-    const missing = [join(dir, "gone-1.wav"), join(dir, "gone-2.mp3")];
+    const [gone1, gone2] = [join(dir, "gone-1.wav"), join(dir, "gone-2.mp3")];
     const heard = { width: null, height: null, duration_seconds: 3, frame_rate: null, video_codec: null, audio_codec: "pcm_s16le", has_audio: true, has_alpha: null };
-    const plan = await planMix({ options, paths: missing, media: [heard, { ...heard, duration_seconds: 1.25 }], limits: jobLimits("free") });
+    const plan = await planMix({ options, inputs: [{ path: gone1, media: heard }, { path: gone2, media: { ...heard, duration_seconds: 1.25 } }], limits: jobLimits("free") });
     expect(plan.tracks.map((t) => t.seconds)).toEqual([3, 1.25]);
     expect(plan.durationSec).toBe(3.75);
     // Facts that give no sound (or none at all) send the track to ffprobe, which says what is wrong with it.
-    await expect(planMix({ options, paths: missing, media: [heard, { ...heard, has_audio: false }], limits: jobLimits("free") })).rejects.toMatchObject({ code: "INVALID_MEDIA", message: expect.stringContaining("tracks[1]") });
-    await expect(planMix({ options, paths: [missing[0]!, loud], media: [heard, undefined], limits: jobLimits("free") })).resolves.toMatchObject({ tracks: [{ seconds: 3 }, { seconds: expect.closeTo(2, 1) }] });
+    await expect(planMix({ options, inputs: [{ path: gone1, media: heard }, { path: gone2, media: { ...heard, has_audio: false } }], limits: jobLimits("free") })).rejects.toMatchObject({ code: "INVALID_MEDIA", message: expect.stringContaining("tracks[1]") });
+    await expect(planMix({ options, inputs: [{ path: gone1, media: heard }, { path: loud }], limits: jobLimits("free") })).resolves.toMatchObject({ tracks: [{ seconds: 3 }, { seconds: expect.closeTo(2, 1) }] });
   });
 
   it("lasts until the latest end on the timeline, at -16 LUFS", { timeout: 30_000 }, async () => {
     const outputPath = join(dir, "mix.m4a");
     const options = AudioMixInput.parse({ tracks: [{ file_id: id() }, { file_id: id(), start: 2.5, volume: 0.7 }], format: "m4a" });
-    const result = await mixAudio({ options, paths: [quiet, loud], outputPath, limits: jobLimits("free") });
+    const result = await mixAudio({ options, inputs: [{ path: quiet }, { path: loud }], outputPath, limits: jobLimits("free") });
 
     const info = await probe(outputPath);
     expect(info.duration).toBeGreaterThan(4.45);

@@ -1,6 +1,6 @@
 import { basename, extname, join } from "node:path";
 import type { AudioMixInput, JobLimits, MediaFacts } from "@cutroom/contracts";
-import { JobFailure, checkLimits, outputFacts, type JobContext, type JobOutput } from "@cutroom/worker-runtime";
+import { JobFailure, checkLimits, outputFacts, type InputFile, type JobContext, type JobOutput } from "@cutroom/worker-runtime";
 import { loudnormFilter, measureAudio, parseLoudnorm, probe, runFfmpegArgs, type LoudnormMeasurement } from "@cutroom/worker-runtime/ffmpeg";
 
 const SAMPLE_RATE = 48_000;
@@ -59,14 +59,13 @@ export function mixFfmpegArgs(plan: MixPlan, outputPath: string, measured?: Loud
 
 /**
  * Measures the tracks and places them: what the handler and the benchmark both start from. A track's
- * length is what storage measured of its file (`media`, in the order of `paths`) when that says it has
- * sound (ADR 058); else ffprobe's.
+ * length is what storage measured of its file (`media`) when that says it has sound (ADR 058); else ffprobe's.
  */
-export async function planMix(run: { options: AudioMixInput; paths: string[]; media?: readonly (MediaFacts | undefined)[]; limits: JobLimits; signal?: AbortSignal }): Promise<MixPlan> {
+export async function planMix(run: { options: AudioMixInput; inputs: readonly MixInput[]; limits: JobLimits; signal?: AbortSignal }): Promise<MixPlan> {
   const tracks = await Promise.all(
-    run.paths.map(async (path, i): Promise<MixTrack> => {
+    run.inputs.map(async ({ path, media }, i): Promise<MixTrack> => {
       const track = run.options.tracks[i]!;
-      return { path, start: track.start, volume: track.volume, seconds: await trackSeconds(path, i, run.media?.[i], run.signal) };
+      return { path, start: track.start, volume: track.volume, seconds: await trackSeconds(path, i, media, run.signal) };
     }),
   );
   const durationSec = Math.max(...tracks.map((t) => t.start + t.seconds));
@@ -84,12 +83,13 @@ async function trackSeconds(path: string, i: number, media: MediaFacts | undefin
   return info.duration;
 }
 
+/** A track's local file, with what storage measured of it (ADR 058). */
+export type MixInput = Pick<InputFile, "path" | "media">;
+
 export interface MixRun {
   options: AudioMixInput;
-  /** Local paths, in the order of the input's tracks. */
-  paths: string[];
-  /** What storage measured of each track's file, in the same order (ADR 058). */
-  media?: readonly (MediaFacts | undefined)[];
+  /** The tracks' files, in the order of the input's tracks. */
+  inputs: readonly MixInput[];
   outputPath: string;
   limits: JobLimits;
   signal?: AbortSignal;
@@ -124,8 +124,7 @@ export async function mixHandler(ctx: JobContext<AudioMixInput>): Promise<JobOut
   const mixed = await ctx.stage("mix", () =>
     mixAudio({
       options: ctx.input,
-      paths: tracks.map((t) => files.get(t.file_id)!.path),
-      media: tracks.map((t) => files.get(t.file_id)!.media),
+      inputs: tracks.map((t) => files.get(t.file_id)!),
       outputPath,
       limits: ctx.limits,
       signal: ctx.signal,

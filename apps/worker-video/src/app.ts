@@ -31,8 +31,7 @@ export function createVideoHandlers(): JobHandlers {
       const outputPath = join(ctx.tmpDir, "graded.mp4");
       await ctx.stage("grade", () =>
         colorGrade({
-          inputPath: video.path,
-          ...(video.media ? { inputMedia: video.media } : {}),
+          input: video,
           outputPath,
           lutPath: lut?.path,
           options,

@@ -30,10 +30,10 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 const options = (o: Record<string, unknown> = {}): GradeOptions => VideoColorGradeInput.parse({ file_id: crypto.randomUUID(), ...o });
 
-async function grade(o: Record<string, unknown> = {}, extra: { inputPath?: string; lutPath?: string; limits?: JobLimits } = {}) {
+async function grade(o: Record<string, unknown> = {}, extra: { input?: { path: string }; lutPath?: string; limits?: JobLimits } = {}) {
   const outputPath = join(dir, `graded-${++n}.mp4`);
   const progress: number[] = [];
-  await colorGrade({ inputPath: clip, outputPath, options: options(o), limits: jobLimits("free"), onProgress: (p) => progress.push(p), ...extra });
+  await colorGrade({ input: { path: clip }, outputPath, options: options(o), limits: jobLimits("free"), onProgress: (p) => progress.push(p), ...extra });
   return { outputPath, progress };
 }
 
@@ -138,9 +138,9 @@ describe("video.color-grade", () => {
     const junk = join(dir, "upload.mp4");
     await writeFile(junk, Buffer.alloc(4096, 7));
 
-    for (const inputPath of [audio, text, junk]) {
-      const err = await grade({}, { inputPath }).catch((e: unknown) => e);
-      expect(isJobFailure(err) && err.code, inputPath).toBe("INVALID_MEDIA");
+    for (const path of [audio, text, junk]) {
+      const err = await grade({}, { input: { path } }).catch((e: unknown) => e);
+      expect(isJobFailure(err) && err.code, path).toBe("INVALID_MEDIA");
     }
   });
 });

@@ -1,5 +1,5 @@
-import { colorGradePresets, type JobInput, type JobLimits, type MediaFacts } from "@cutroom/contracts";
-import { JobFailure } from "@cutroom/worker-runtime";
+import { colorGradePresets, type JobInput, type JobLimits } from "@cutroom/contracts";
+import { JobFailure, type InputFile } from "@cutroom/worker-runtime";
 import { runFfmpeg } from "@cutroom/worker-runtime/ffmpeg";
 import { assertCubeLut } from "./cube-lut.ts";
 import { measureVideo } from "./video-input.ts";
@@ -60,9 +60,8 @@ export function gradeFilters(grade: Grade, lutPath?: string): string[] {
 }
 
 export interface ColorGradeRun {
-  inputPath: string;
-  /** What storage measured of the input (ADR 058): taken instead of probing it when it says all a grade needs. */
-  inputMedia?: MediaFacts;
+  /** The video, with what storage measured of it (ADR 058): taken instead of probing it when it says all a grade needs. */
+  input: Pick<InputFile, "path" | "media">;
   outputPath: string;
   lutPath?: string;
   options: GradeOptions;
@@ -74,7 +73,7 @@ export interface ColorGradeRun {
 
 /** Grades a video into an H.264/AAC mp4 at `outputPath`, keeping its audio. */
 export async function colorGrade(run: ColorGradeRun): Promise<void> {
-  const { duration, fps, audio } = await measureVideo({ path: run.inputPath, media: run.inputMedia }, run.limits, run.signal);
+  const { duration, fps, audio } = await measureVideo(run.input, run.limits, run.signal);
   const hasAudio = audio !== undefined;
   if (run.lutPath !== undefined) await assertCubeLut(run.lutPath);
 
@@ -95,7 +94,7 @@ export async function colorGrade(run: ColorGradeRun): Promise<void> {
 
   await runFfmpeg(
     (cmd) => {
-      cmd.input(run.inputPath).videoFilters(videoFilters).videoCodec("libx264");
+      cmd.input(run.input.path).videoFilters(videoFilters).videoCodec("libx264");
       cmd.outputOptions(["-map", "0:v:0", "-preset", "fast", "-crf", "18", "-movflags", "+faststart"]);
       if (hasAudio) {
         cmd.outputOptions(["-map", "0:a:0"]).audioCodec("aac").audioBitrate("192k");
