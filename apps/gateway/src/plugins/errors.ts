@@ -84,22 +84,32 @@ export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: F
   return reply.code(err.statusCode ?? 400).type("application/json").send(envelope(new AppError("BAD_REQUEST", message), req.id));
 }
 
+/** How long a refused connection keeps reading what its client still sends before it is cut. */
+const LINGER_MS = 2_000;
+const lingering = new WeakSet<Socket>();
+
 /**
  * Requests Node's HTTP parser refuses before any route sees them (a request line and headers past
  * 16 KB, a malformed head, a request that took too long) in the envelope, with Node's status
- * (Fastify's `clientErrorHandler`). The connection then closes, as Node's own handler does.
+ * (Fastify's `clientErrorHandler`). The connection then closes, but lingers: closing with the rest
+ * of the request unread would make the kernel reset the connection, and a client still sending would
+ * lose the answer (seen as EPIPE). So the answer goes with a FIN, what still arrives is dropped, and
+ * the socket is cut after LINGER_MS, or at once when the client closes (nginx's lingering close).
  */
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
-  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  if (err.code === "ECONNRESET" || socket.destroyed) return socket.destroy();
+  if (lingering.has(socket)) return; // the parser refuses each piece that still arrives
+  lingering.add(socket);
   const [status, reason, message] =
     err.code === "HPE_HEADER_OVERFLOW"
       ? [431, "Request Header Fields Too Large", "the request line and headers are larger than 16 KB"]
       : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
         ? [408, "Request Timeout", "the request took too long to arrive"]
         : [400, "Bad Request", "the request is not valid HTTP"];
+  if (!socket.writable) return socket.destroy();
   const body = JSON.stringify(envelope(new AppError("BAD_REQUEST", message), randomUUID()));
-  if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-  }
-  socket.destroy(err);
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  const cut = setTimeout(() => socket.destroy(), LINGER_MS);
+  socket.once("close", () => clearTimeout(cut));
+  socket.resume();
 }
