@@ -4,10 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { streams } from "@cutroom/contracts";
 import { createNatsLogins, freePort, portOpen, startNats, stopChild, waitFor, type NatsLogins } from "@cutroom/devstack";
-import { jetstreamManager, RetentionPolicy } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, RetentionPolicy } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "./logger.ts";
-import { connectNats, ensureStreams, waitForStreams, type NatsConnection } from "./nats.ts";
+import { connectNats, ensureStreams, keepStreams, waitForStreams, type NatsConnection } from "./nats.ts";
 import { createRpcClient, serveRpc } from "./rpc.ts";
 
 const log = createLogger("test", "silent");
@@ -161,6 +161,32 @@ describe("the JetStream streams", () => {
     }
     // Its limits are still brought up to date: only the replicas are left alone.
     expect((await jsm.streams.info(streams.jobEvents.name)).config.max_age).toBe(24 * 60 * 60 * 1_000_000_000);
+  });
+
+  it("makes a deleted stream again once it has stayed missing for the settle, and the new stream delivers what it stores", { timeout: 30_000 }, async () => {
+    // nats-server 2.9 removes a deleted stream's directory after it stops listing the stream: one made
+    // again at once can lose its first block to that removal and never deliver what it acked.
+    const own = await startNats({ storeDir: join(dir, "keep"), port: await freePort() });
+    stops.push(own.stop);
+    const nc = await connectNats(own.url, "test", log);
+    conns.push(nc);
+    await ensureStreams(nc);
+    const jsm = await jetstreamManager(nc);
+    const { lines, log: warnings } = capturedLog();
+    const keeper = keepStreams(nc, { everyMs: 50, settleMs: 700, log: warnings });
+    stops.push(keeper.stop);
+
+    await jsm.streams.delete(streams.jobs.name);
+    const deletedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 400));
+    await expect(jsm.streams.info(streams.jobs.name)).rejects.toThrow(/not found/);
+    await waitFor("JOBS made again", () => jsm.streams.info(streams.jobs.name), 5_000, 25);
+    expect(Date.now() - deletedAt).toBeGreaterThanOrEqual(700);
+    expect(lines).toContainEqual(expect.objectContaining({ streams: [streams.jobs.name], msg: "re-created JetStream streams the broker had lost" }));
+
+    const subject = `${streams.jobs.subjects[0]!.replace(/>$/, "")}test.probe`;
+    const ack = await jetstream(nc).publish(subject, "after");
+    expect((await jsm.streams.getMessage(streams.jobs.name, { seq: ack.seq }))?.string()).toBe("after");
   });
 
   it("waits for JetStream to come up, creating the streams then, instead of failing", { timeout: 30_000 }, async () => {

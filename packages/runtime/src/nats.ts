@@ -117,15 +117,20 @@ const updatable = ["subjects", "duplicate_window", "max_age", "discard"] as cons
  * stream is made with its final count and an operator changes it (`nats stream edit`), not a start.
  * Returns the names of the streams it created.
  */
-export async function syncStreams(nc: NatsConnection, opts: Pick<StreamOptions, "replicas" | "log"> = {}): Promise<string[]> {
+export async function syncStreams(
+  nc: NatsConnection,
+  opts: Pick<StreamOptions, "replicas" | "log"> & { mayCreate?: (name: string) => boolean; found?: (name: string) => void } = {},
+): Promise<string[]> {
   const jsm = await jetstreamManager(nc);
   const created: string[] = [];
   for (const cfg of streamConfigs(opts.replicas ?? 1)) {
     let current: StreamConfig;
     try {
       current = (await jsm.streams.info(cfg.name)).config;
+      opts.found?.(cfg.name);
     } catch (err) {
       if (!isNotFound(err)) throw err;
+      if (opts.mayCreate && !opts.mayCreate(cfg.name)) continue;
       try {
         await jsm.streams.add(cfg);
       } catch (addErr) {
@@ -159,24 +164,42 @@ export async function ensureStreams(nc: NatsConnection, opts: StreamOptions = {}
 }
 
 /**
- * For job-service: re-creates the streams the broker lost (a server back with an empty store) while
- * the process runs, every `everyMs` and at once after a reconnect. Consumers on them make themselves again.
+ * How long a stream must have been missing before keepStreams makes it again. nats-server 2.9 drops a
+ * deleted stream from its account before it removes the stream's directory: a stream of the same name
+ * made in between writes its first block there, the removal takes it, and the new stream acks
+ * messages it can never deliver ("error looking up message for consumer": jobs stayed queued forever).
  */
-export function keepStreams(nc: NatsConnection, opts: StreamOptions & { everyMs: number }): { stop: () => Promise<void> } {
+export const STREAM_SETTLE_MS = 1_000;
+
+/**
+ * For job-service: re-creates the streams the broker lost (a server back with an empty store, or a
+ * stream deleted by hand) while the process runs, every `everyMs` and at once after a reconnect, once
+ * a stream has been missing for STREAM_SETTLE_MS. Consumers on them make themselves again.
+ */
+export function keepStreams(nc: NatsConnection, opts: StreamOptions & { everyMs: number; settleMs?: number }): { stop: () => Promise<void> } {
+  const settleMs = opts.settleMs ?? STREAM_SETTLE_MS;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
+  // When each stream found missing was first found so; a stream found again is forgotten.
+  const missingSince = new Map<string, number>();
+  const mayCreate = (name: string) => {
+    if (!missingSince.has(name)) missingSince.set(name, Date.now());
+    return Date.now() - missingSince.get(name)! >= settleMs;
+  };
   const check = () => {
     clearTimeout(timer);
     current = current
       .then(async () => {
         if (stopped) return;
-        const created = await syncStreams(nc, opts);
+        const created = await syncStreams(nc, { ...opts, mayCreate, found: (name) => missingSince.delete(name) });
+        for (const name of created) missingSince.delete(name);
         if (created.length > 0) opts.log?.warn({ streams: created }, "re-created JetStream streams the broker had lost");
       })
       .catch((err) => opts.log?.warn({ err }, "could not check the JetStream streams; trying again"))
       .finally(() => {
-        if (!stopped) timer = setTimeout(check, opts.everyMs);
+        // A stream waiting out its settle is looked at again when the settle is over, not a whole interval later.
+        if (!stopped) timer = setTimeout(check, missingSince.size > 0 ? Math.min(opts.everyMs, settleMs) : opts.everyMs);
       });
   };
   timer = setTimeout(check, opts.everyMs);
