@@ -179,11 +179,17 @@ describe("the JetStream streams", () => {
     await jsm.streams.delete(streams.jobs.name);
     const deletedAt = Date.now();
     await new Promise((r) => setTimeout(r, 400));
-    await expect(jsm.streams.info(streams.jobs.name)).rejects.toThrow(/not found/);
+    // Judged by when the answer came, so a stalled test process cannot fail it: an answer within the
+    // settle (less the delete's own round trip) must still say "not found".
+    const found = await jsm.streams.info(streams.jobs.name).then(
+      () => true,
+      (e: Error) => (/not found/.test(e.message) ? false : Promise.reject(e)),
+    );
+    if (Date.now() - deletedAt < 650) expect(found).toBe(false);
     // The keeper says so once its pass is over, which can be after the stream shows again.
     const said = (l: Record<string, unknown>) => l.msg === "re-created JetStream streams the broker had lost";
     await waitFor("JOBS made again", async () => lines.some(said), 5_000, 25);
-    expect(Date.now() - deletedAt).toBeGreaterThanOrEqual(700);
+    expect(Date.now() - deletedAt).toBeGreaterThanOrEqual(650);
     expect(lines.filter(said)).toEqual([expect.objectContaining({ streams: [streams.jobs.name] })]);
     expect((await jsm.streams.info(streams.jobs.name)).config.name).toBe(streams.jobs.name);
 
