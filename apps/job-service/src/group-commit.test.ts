@@ -4,6 +4,7 @@ import { orphanReservations } from "@cutroom/ledger";
 import { silentLogger } from "@cutroom/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createJobHandlers } from "./app.ts";
+import { jobIdFor } from "./job-id.ts";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
 describe("group commit: concurrent creations share a transaction, each with its own answer (ADR 027)", () => {
@@ -167,5 +168,28 @@ describe("group commit: concurrent creations share a transaction, each with its 
     await holding;
     expect(await waiting).toMatchObject({ created: true });
     expect(await stack.balance(locked)).toMatchObject({ credits: 99, reserved: 1 });
+  });
+
+  it("never reserves twice for one job: a reserve already on the ledger for a new job's id refuses its creation, charging nothing (ADR 059)", async () => {
+    // A state the creation cannot reach (a reserve commits only with its job's row), made by hand:
+    // the ledger's one-reserve-per-job index is what keeps it from charging the job a second time.
+    const user = await stack.newUser(10);
+    const others = await stack.newUser(10);
+    const key = `reserved-${randomUUID()}`;
+    const id = jobIdFor(user.user_id, key);
+    await stack.db.sql`insert into billing.ledger (id, user_id, kind, amount, job_id) values (${randomUUID()}, ${user.user_id}, 'reserve', -1, ${id})`;
+    const [body, otherBody] = [await resize(user), await resize(others)];
+    const [mine, theirs] = await behindAHeldBatch(() =>
+      Promise.allSettled([
+        stack.client.call("job", "create", { body, idempotency_key: key }, { caller: user }),
+        stack.client.call("job", "create", { body: otherBody }, { caller: others }),
+      ]),
+    );
+    expect(mine.status).toBe("rejected");
+    expect(theirs).toMatchObject({ status: "fulfilled", value: { created: true } });
+    expect((await ledgerOf(user)).filter((e) => e.kind === "reserve")).toHaveLength(1);
+    expect(await stack.balance(user)).toMatchObject({ credits: 10, reserved: 0 });
+    const [row] = await stack.db.sql`select count(*)::int as n from jobs.jobs where id = ${id}`;
+    expect(row!.n).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 import { AppError, tierLimits, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
 import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, isNull, or, sqlTag as sql, transactionInOneTrip, transactionPipelined, type Db, type SQL, type Tx } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
-import { heldReserves, lockAccounts, planReservations, takeRates, writeReservations, type RateDecision, type RateTake } from "@cutroom/ledger";
+import { lockAccounts, planReservations, takeRates, writeReservations, type RateDecision, type RateTake } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
 import { applyEvent, type JobPatch } from "./apply-event.ts";
 import { lockLiveProjects } from "./project-store.ts";
@@ -118,12 +118,11 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
       const inProjects = items.filter((item) => item.job.projectId);
       // A keyed job's id comes from (user, key): a retry finds its job by id, under the account lock.
       // The slots are read after the account locks, which every admission holds (ADR 031): the count is current.
-      const [, locked, existing, live, held, slots] = await Promise.all([
+      const [, locked, existing, live, slots] = await Promise.all([
         timeouts,
         lockAccounts(tx, items.map((i) => i.job.userId), opts),
         existingJobs(tx, keyedIds),
         inProjects.length > 0 ? lockLiveProjects(tx, inProjects.map((item) => ({ userId: item.job.userId, id: item.job.projectId! }))) : new Set<string>(),
-        heldReserves(tx, items.map((i) => i.job.id)),
         slotsInUse(tx, items.map((i) => i.job.userId)),
       ]);
       const outcomes: (CreateOutcome | undefined)[] = new Array(items.length);
@@ -167,13 +166,16 @@ export async function insertReservedJobs(db: Db, items: readonly JobToCreate[], 
         if (first && rates.some((r) => r && !r.allowed)) throw new AtomicRefusal({ kind: "rate-limited", rate: { ...first, allowed: false, remaining: first.allowed ? first.remaining + 1 : 0 } });
       }
 
+      // None of these jobs holds a reserve (ADR 059): it has no row (a keyed one was looked up above
+      // under its account's lock, any other has a new id), and a reserve commits only with its job's
+      // row. Should that ever not hold, ledger_job_reserve_uq refuses the second reserve: the batch
+      // rolls back and charges nothing.
       const toReserve = items.flatMap((_, i) => (open(i) ? [i] : []));
       // Before the plan spends it: a batch short of credits is told the whole batch's price against this.
       const availableBefore = new Map([...locked.values()].map((a) => [a.userId, a.available]));
       const plan = planReservations(
         locked,
         toReserve.map((i) => ({ userId: items[i]!.job.userId, jobId: items[i]!.job.id, amount: items[i]!.job.credits })),
-        held,
       );
       const toInsert = toReserve.filter((i, n) => {
         const r = plan.outcomes[n]!;

@@ -41,7 +41,7 @@ export async function lockAccounts(tx: Tx, userIds: readonly string[], opts: { s
 
 export type LockedAccounts = Awaited<ReturnType<typeof lockAccounts>>;
 
-/** One job's reservation in `reserveMany`. */
+/** One job's reservation in `planReservations`. */
 export interface Reservation {
   userId: string;
   jobId: string;
@@ -50,21 +50,14 @@ export interface Reservation {
 
 export type ReserveOutcome = { ok: true; balance: number } | { ok: false; error: AppError };
 
-/** The jobs among `jobIds` that hold a reserve already. */
-export async function heldReserves(tx: Tx, jobIds: readonly string[]): Promise<Set<string>> {
-  if (jobIds.length === 0) return new Set();
-  const rows = await executePrepared<{ job_id: string }>(tx, sql`select job_id from billing.ledger where kind = 'reserve' and job_id = any(${sql.param([...jobIds])}::uuid[])`);
-  return new Set([...rows].map((r) => r.job_id));
-}
-
 /**
  * `reserve` for many jobs at once, decided in memory: each job is held or refused on its own (402
  * for one leaves the others), in the order given, against the accounts locked by `lockAccounts`
- * (which it keeps current) and the reserves `held` already (idempotent per job, as `reserve`).
+ * (which it keeps current). The jobs must hold no reserve yet; one listed twice is reserved once.
  * `writeReservations` then records it in two statements, however many jobs.
  */
-export function planReservations(locked: LockedAccounts, items: readonly Reservation[], held: ReadonlySet<string>) {
-  const taken = new Set(held);
+export function planReservations(locked: LockedAccounts, items: readonly Reservation[]) {
+  const taken = new Set<string>();
   const rows: (typeof ledger.$inferInsert)[] = [];
   const changed = new Set<string>();
   const outcomes = items.map((item): ReserveOutcome => {
@@ -102,13 +95,6 @@ export async function writeReservations(tx: Tx, plan: ReturnType<typeof planRese
         as v(user_id, available, reserved)
       where a.user_id = v.user_id`),
   ]);
-}
-
-/** `reserve` for many jobs: `planReservations` on the reserves held now, then `writeReservations`. */
-export async function reserveMany(tx: Tx, locked: LockedAccounts, items: readonly Reservation[]): Promise<ReserveOutcome[]> {
-  const plan = planReservations(locked, items, await heldReserves(tx, items.map((i) => i.jobId)));
-  await writeReservations(tx, plan);
-  return plan.outcomes;
 }
 
 const insufficient = (required: number, available: number) =>
