@@ -304,16 +304,35 @@ export function admitWaitingJobsNow(db: Db, userIds: readonly string[]): Promise
   return db.transaction(async (tx) => (await Promise.all([lockAccounts(tx, userIds), admitWaitingJobs(tx, userIds)]))[1]);
 }
 
-/** Users with a held job and a free slot: an ending whose admission was lost (a crash between a cancel and its admission). */
+/**
+ * Users with a held job and a free slot: an ending whose admission was lost (a crash between a cancel
+ * and its admission). The reconciler asks at every pass, so it reads a few index entries per user with
+ * held jobs, not every held job: the users one by one from the index (each step the next user_id with
+ * a held job), each one's first job in line, and at most a tier's limit of its jobs holding a slot.
+ * The first job's tier decides, as admission (admitWaitingJobs) decides for it; that admission is exact.
+ */
 export async function usersWithFreeSlots(db: Db, limit = 100): Promise<string[]> {
-  const rows = await db.execute<{ user_id: string }>(sql`
-    select h.user_id from jobs.jobs h
-    where h.status = 'queued' and h.held
-    group by h.user_id
-    having (select count(*) from jobs.jobs a where a.user_id = h.user_id and a.status in ('queued', 'running') and not a.held)
-      < min((${concurrencyLimits}::jsonb ->> coalesce(h.tier, 'enterprise'))::int)
-    limit ${limit}`);
-  return [...rows].map((r) => r.user_id);
+  return [...(await db.execute<{ user_id: string }>(freeSlotsSweep(limit)))].map((r) => r.user_id);
+}
+
+/** The statement of usersWithFreeSlots. */
+export function freeSlotsSweep(limit: number) {
+  return sql`
+    with recursive waiting(user_id) as (
+      (select user_id from jobs.jobs where status = 'queued' and held order by user_id limit 1)
+      union all
+      select (select j.user_id from jobs.jobs j where j.status = 'queued' and j.held and j.user_id > w.user_id order by j.user_id limit 1)
+      from waiting w where w.user_id is not null
+    )
+    select w.user_id from waiting w
+    cross join lateral (
+      select f.tier from jobs.jobs f where f.user_id = w.user_id and f.status = 'queued' and f.held order by f.queue_order, f.id limit 1
+    ) first
+    where w.user_id is not null
+      and (select count(*) from (
+            select from jobs.jobs a where a.user_id = w.user_id and a.status in ('queued', 'running') and not a.held limit ${MOST_CONCURRENT_JOBS}
+          ) slots) < (${concurrencyLimits}::jsonb ->> coalesce(first.tier, 'enterprise'))::int
+    limit ${limit}`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { clientOf, sqlTag as sql, type SQL } from "@cutroom/db";
 import { PgDialect } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { admission, dispatchMarks } from "./job-store.ts";
+import { admission, dispatchMarks, freeSlotsSweep, usersWithFreeSlots } from "./job-store.ts";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
 const dialect = new PgDialect();
@@ -56,5 +56,28 @@ describe("job-service's statements on a long line of waiting jobs, on real Postg
 
     expect(await jobsRowsRead(stack, admission(sql`${sql.param([user.user_id])}::uuid[]`))).toBeLessThan(50);
     expect(await jobsRowsRead(stack, dispatchMarks([{ id: running.id, dispatch: 2, seq: 1 }]))).toBeLessThan(50);
+  });
+
+  it("the reconciler's search for a free slot a lost admission left reads a few rows per user, not every job waiting, and finds that user", async () => {
+    const user = await stack.newUser(1000, "user", "free");
+    const other = await stack.newUser(1000, "user", "free");
+    const file_id = await stack.addFile(user, "ready", testImage);
+    const otherFile = await stack.addFile(other, "ready", testImage);
+    const create = async (caller: typeof user, id: string) => (await stack.client.call("job", "create", { body: { type: "image.thumbnail", input: { file_id: id } } }, { caller })).job;
+    const running = await create(user, file_id);
+    const held = await create(user, file_id);
+    await create(other, otherFile);
+    await create(other, otherFile);
+    await stack.db.db.execute(sql`
+      insert into jobs.jobs
+      select (jsonb_populate_record(null::jobs.jobs, to_jsonb(j) || jsonb_build_object('id', gen_random_uuid(), 'idempotency_key', null, 'queue_order', j.queue_order + g))).*
+      from jobs.jobs j, generate_series(1, 600) g where j.id = ${held.id}`);
+    await stack.db.db.execute(sql`analyze jobs.jobs`);
+
+    expect(await jobsRowsRead(stack, freeSlotsSweep(100))).toBeLessThan(50);
+    expect(await usersWithFreeSlots(stack.db.db)).toEqual([]);
+    // As a cancel that committed just before its process died, before its admission.
+    await stack.db.db.execute(sql`update jobs.jobs set status = 'canceled', completed_at = now() where id = ${running.id}`);
+    expect(await usersWithFreeSlots(stack.db.db)).toEqual([user.user_id]);
   });
 });
