@@ -1,6 +1,7 @@
 import { clientOf, sqlTag as sql, type SQL } from "@cutroom/db";
 import { PgDialect } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { endedSince } from "./endings.ts";
 import { admission, dispatchMarks, freeSlotsSweep, usersWithFreeSlots } from "./job-store.ts";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
@@ -11,24 +12,41 @@ interface PlanNode {
   "Index Name"?: string;
   "Actual Rows": number;
   "Actual Loops": number;
+  "Rows Removed by Filter"?: number;
   Plans?: PlanNode[];
 }
 
 /**
- * The most rows any one scan of jobs.jobs handed up when `query` ran (then rolled back), planned as
- * job-service's prepared statements end up planned: generically, without the values in view.
+ * The most rows any one scan of jobs.jobs read when `query` ran (then rolled back), planned as
+ * job-service's prepared statements end up planned: generically, without the values in view. So it is
+ * prepared and executed by name: an explain of the statement given its values plans with them in view.
  */
+/** A value as a SQL literal, for a test's own statement. */
+const literal = (v: unknown): string => {
+  if (v === null || v === undefined) return "null";
+  if (Array.isArray(v)) return `array[${v.map(literal).join(", ")}]`;
+  if (typeof v === "number") return String(v);
+  return `'${(v instanceof Date ? v.toISOString() : String(v)).replaceAll("'", "''")}'`;
+};
+
 async function jobsRowsRead(stack: JobStack, query: SQL): Promise<number> {
   const { sql: text, params } = dialect.sqlToQuery(query);
   const conn = await clientOf(stack.db.db).reserve();
   try {
     await conn.unsafe("begin");
     await conn.unsafe("set local plan_cache_mode = force_generic_plan");
-    const [row] = await conn.unsafe(`explain (analyze, format json) ${text}`, params as never[]);
-    const walk = (n: PlanNode): number => Math.max(n["Relation Name"] === "jobs" || n["Index Name"]?.startsWith("jobs_") ? n["Actual Rows"] * n["Actual Loops"] : 0, ...(n.Plans ?? []).map(walk));
+    await conn.unsafe(`prepare planned as ${text}`).simple();
+    const [{ types }] = await conn.unsafe<{ types: string[] }[]>("select parameter_types::text[] as types from pg_prepared_statements where name = 'planned'");
+    // EXECUTE inside EXPLAIN takes no protocol parameters: its values go as literals of the statement's types.
+    const args = params.length === 0 ? "" : `(${params.map((p, i) => `${literal(p)}::${types[i]}`).join(", ")})`;
+    const [row] = await conn.unsafe(`explain (analyze, format json) execute planned${args}`);
+    // A scan's rows read: those it handed up and those its filter dropped.
+    const read = (n: PlanNode) => (n["Actual Rows"] + (n["Rows Removed by Filter"] ?? 0)) * n["Actual Loops"];
+    const walk = (n: PlanNode): number => Math.max(n["Relation Name"] === "jobs" || n["Index Name"]?.startsWith("jobs_") ? read(n) : 0, ...(n.Plans ?? []).map(walk));
     return walk((row!["QUERY PLAN"] as { Plan: PlanNode }[])[0]!.Plan);
   } finally {
     await conn.unsafe("rollback");
+    await conn.unsafe("deallocate planned").catch(() => undefined);
     conn.release();
   }
 }
@@ -79,5 +97,24 @@ describe("job-service's statements on a long line of waiting jobs, on real Postg
     // As a cancel that committed just before its process died, before its admission.
     await stack.db.db.execute(sql`update jobs.jobs set status = 'canceled', completed_at = now() where id = ${running.id}`);
     expect(await usersWithFreeSlots(stack.db.db)).toEqual([user.user_id]);
+  });
+
+  it("the reconciler's look for endings since its last pass reads the new ones, not every job that ever ended", async () => {
+    const user = await stack.newUser(1000);
+    const file_id = await stack.addFile(user, "ready", testImage);
+    const job = (await stack.client.call("job", "create", { body: { type: "image.thumbnail", input: { file_id } } }, { caller: user })).job;
+    // 800 jobs that ended an hour ago, and 3 that ended a minute ago.
+    await stack.db.db.execute(sql`
+      insert into jobs.jobs
+      select (jsonb_populate_record(null::jobs.jobs, to_jsonb(j) || jsonb_build_object('id', gen_random_uuid(), 'idempotency_key', null, 'status', 'succeeded',
+        'completed_at', now() - case when g <= 800 then interval '1 hour' else interval '1 minute' end))).*
+      from jobs.jobs j, generate_series(1, 803) g where j.id = ${job.id}`);
+    await stack.db.db.execute(sql`analyze jobs.jobs`);
+    const since = new Date(Date.now() - 10 * 60_000);
+    const found = await endedSince(stack.db.db, since, 1000);
+    // Those 3, and any ending of the tests before; none of an hour ago.
+    expect(found.filter((r) => r.completedAt! > new Date(Date.now() - 5 * 60_000)).length).toBeGreaterThanOrEqual(3);
+    expect(found.every((r) => r.completedAt! > since)).toBe(true);
+    expect(await jobsRowsRead(stack, endedSince(stack.db.db, since, 1000).getSQL())).toBeLessThan(50);
   });
 });

@@ -84,6 +84,8 @@ export const jobs = jobsSchema.table(
     index("jobs_run_deadline_idx").on(t.runDeadline).where(sql`status = 'running'`),
     index("jobs_claimed_via_idx").on(t.claimedVia).where(sql`status = 'running' and claimed_via is not null`),
     index("jobs_next_attempt_idx").on(t.nextAttemptAt).where(sql`status = 'queued' and dispatched_at is null`),
+    // The reconciler's endings announced since its last pass: new ones only, however many jobs ever ended.
+    index("jobs_ended_idx").on(t.completedAt).where(sql`status in ('succeeded', 'failed', 'canceled')`),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE INDEX "jobs_ended_idx" ON "jobs"."jobs" USING btree ("completed_at") WHERE status in ('succeeded', 'failed', 'canceled');
