@@ -1,5 +1,5 @@
 import { AppError, tierLimits, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
-import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, isNull, or, sqlTag as sql, transactionInOneTrip, transactionPipelined, type Db, type SQL, type Tx } from "@cutroom/db";
+import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, or, sqlTag as sql, transactionInOneTrip, transactionPipelined, type Db, type SQL, type Tx } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
 import { lockAccounts, planReservations, takeRates, writeReservations, type RateDecision, type RateTake } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
@@ -696,7 +696,8 @@ export function lockUndispatchedJobs(tx: Tx, graceMs: number, limit = 100) {
     .select()
     .from(jobs)
     // A retry waiting for its backoff is not dispatched before it is due (ADR 039).
-    .where(and(eq(jobs.status, "queued"), eq(jobs.held, false), isNull(jobs.dispatchedAt), sql`${jobs.createdAt} < ${ago(graceMs)}`, sql`(${jobs.nextAttemptAt} is null or ${jobs.nextAttemptAt} <= now())`))
+    // jobs_undispatched_idx's condition written out: a generic plan cannot match a partial index to parameters.
+    .where(and(sql`${jobs.status} = 'queued' and not ${jobs.held} and ${jobs.dispatchedAt} is null`, sql`${jobs.createdAt} < ${ago(graceMs)}`, sql`(${jobs.nextAttemptAt} is null or ${jobs.nextAttemptAt} <= now())`))
     .orderBy(asc(jobs.createdAt))
     .limit(limit)
     .for("update", { skipLocked: true });
@@ -723,7 +724,8 @@ export function lockUnsettledJobs(tx: Tx, graceMs: number, limit = 100) {
   return tx
     .select()
     .from(jobs)
-    .where(and(inArray(jobs.status, ["succeeded", "failed", "canceled"]), eq(jobs.creditState, "reserved"), sql`${jobs.completedAt} < ${ago(graceMs)}`))
+    // jobs_unsettled_idx's condition written out, as above.
+    .where(and(sql`${jobs.status} in ('succeeded', 'failed', 'canceled') and ${jobs.creditState} = 'reserved'`, sql`${jobs.completedAt} < ${ago(graceMs)}`))
     .orderBy(asc(jobs.completedAt))
     .limit(limit)
     .for("update", { skipLocked: true });

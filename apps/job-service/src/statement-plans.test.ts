@@ -2,7 +2,7 @@ import { clientOf, sqlTag as sql, type SQL } from "@cutroom/db";
 import { PgDialect } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { endedSince } from "./endings.ts";
-import { admission, dispatchMarks, freeSlotsSweep, usersWithFreeSlots } from "./job-store.ts";
+import { admission, dispatchMarks, freeSlotsSweep, lockOverdueJobs, lockUndispatchedJobs, lockUnsettledJobs, usersWithFreeSlots } from "./job-store.ts";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
 const dialect = new PgDialect();
@@ -36,7 +36,8 @@ async function jobsRowsRead(stack: JobStack, query: SQL): Promise<number> {
     await conn.unsafe("begin");
     await conn.unsafe("set local plan_cache_mode = force_generic_plan");
     await conn.unsafe(`prepare planned as ${text}`).simple();
-    const [{ types }] = await conn.unsafe<{ types: string[] }[]>("select parameter_types::text[] as types from pg_prepared_statements where name = 'planned'");
+    const [prepared] = await conn.unsafe<{ types: string[] }[]>("select parameter_types::text[] as types from pg_prepared_statements where name = 'planned'");
+    const types = prepared!.types;
     // EXECUTE inside EXPLAIN takes no protocol parameters: its values go as literals of the statement's types.
     const args = params.length === 0 ? "" : `(${params.map((p, i) => `${literal(p)}::${types[i]}`).join(", ")})`;
     const [row] = await conn.unsafe(`explain (analyze, format json) execute planned${args}`);
@@ -99,14 +100,14 @@ describe("job-service's statements on a long line of waiting jobs, on real Postg
     expect(await usersWithFreeSlots(stack.db.db)).toEqual([user.user_id]);
   });
 
-  it("the reconciler's look for endings since its last pass reads the new ones, not every job that ever ended", async () => {
+  it("the reconciler's passes read the jobs they may act on: endings since the last pass, unsettled and undispatched jobs, not every job waiting or ended", async () => {
     const user = await stack.newUser(1000);
     const file_id = await stack.addFile(user, "ready", testImage);
     const job = (await stack.client.call("job", "create", { body: { type: "image.thumbnail", input: { file_id } } }, { caller: user })).job;
     // 800 jobs that ended an hour ago, and 3 that ended a minute ago.
     await stack.db.db.execute(sql`
       insert into jobs.jobs
-      select (jsonb_populate_record(null::jobs.jobs, to_jsonb(j) || jsonb_build_object('id', gen_random_uuid(), 'idempotency_key', null, 'status', 'succeeded',
+      select (jsonb_populate_record(null::jobs.jobs, to_jsonb(j) || jsonb_build_object('id', gen_random_uuid(), 'idempotency_key', null, 'status', 'succeeded', 'credit_state', 'captured',
         'completed_at', now() - case when g <= 800 then interval '1 hour' else interval '1 minute' end))).*
       from jobs.jobs j, generate_series(1, 803) g where j.id = ${job.id}`);
     await stack.db.db.execute(sql`analyze jobs.jobs`);
@@ -116,5 +117,10 @@ describe("job-service's statements on a long line of waiting jobs, on real Postg
     expect(found.filter((r) => r.completedAt! > new Date(Date.now() - 5 * 60_000)).length).toBeGreaterThanOrEqual(3);
     expect(found.every((r) => r.completedAt! > since)).toBe(true);
     expect(await jobsRowsRead(stack, endedSince(stack.db.db, since, 1000).getSQL())).toBeLessThan(50);
+    // The reconciler's other passes over every job: each reads what it may act on.
+    const tx = stack.db.db as unknown as Parameters<typeof lockUnsettledJobs>[0];
+    for (const pass of [lockUnsettledJobs(tx, 1000), lockUndispatchedJobs(tx, 1000), lockOverdueJobs(tx, 60_000)]) {
+      expect(await jobsRowsRead(stack, pass.getSQL())).toBeLessThan(50);
+    }
   });
 });

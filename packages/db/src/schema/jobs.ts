@@ -86,6 +86,10 @@ export const jobs = jobsSchema.table(
     index("jobs_next_attempt_idx").on(t.nextAttemptAt).where(sql`status = 'queued' and dispatched_at is null`),
     // The reconciler's endings announced since its last pass: new ones only, however many jobs ever ended.
     index("jobs_ended_idx").on(t.completedAt).where(sql`status in ('succeeded', 'failed', 'canceled')`),
+    // The reconciler's jobs to dispatch again and credits to settle: the few it may act on, not every job
+    // waiting or ended. Empty but for a moment in a healthy stack.
+    index("jobs_undispatched_idx").on(t.createdAt).where(sql`status = 'queued' and not held and dispatched_at is null`),
+    index("jobs_unsettled_idx").on(t.completedAt).where(sql`status in ('succeeded', 'failed', 'canceled') and credit_state = 'reserved'`),
   ],
 );
 

@@ -1,0 +1,2 @@
+CREATE INDEX "jobs_undispatched_idx" ON "jobs"."jobs" USING btree ("created_at") WHERE status = 'queued' and not held and dispatched_at is null;--> statement-breakpoint
+CREATE INDEX "jobs_unsettled_idx" ON "jobs"."jobs" USING btree ("completed_at") WHERE status in ('succeeded', 'failed', 'canceled') and credit_state = 'reserved';
