@@ -105,9 +105,9 @@ export async function lockDueRetry(tx: Parameters<Parameters<Db["transaction"]>[
  * without this, a job whose worker dies every time would be leased again without end). Each with its credits
  * released in the same commit and its owner's slot handed on. Answers the ended rows and the jobs given their slots.
  */
-export async function endOverdueJobs(db: Db, limit = 100): Promise<{ ended: JobRow[]; admitted: JobRow[] }> {
-  return db.transaction(async (tx) => {
-    const found = await tx.execute<{ id: string; status: string; user_id: string; timed_out: boolean; attempts: number; max_attempts: number }>(sql`
+/** The statement of endOverdueJobs' search: the jobs past a deadline, locked for this replica. */
+export function overdueJobs(limit: number) {
+  return sql`
       select j.id, j.status, j.user_id, coalesce(j.run_deadline < now(), false) as timed_out, j.attempts, coalesce(j.max_attempts, ${defaultJobControl.maxAttempts}) as max_attempts
       from jobs.jobs j
       -- A job waiting for its retry was started: its start window is behind it.
@@ -115,7 +115,12 @@ export async function endOverdueJobs(db: Db, limit = 100): Promise<{ ended: JobR
         -- Its lease (a negative dispatch) ran out and no attempt is left for the next lease to take it (worker-leases.ts).
         or (j.status = 'running' and j.claimed_dispatch < 0 and j.attempts >= coalesce(j.max_attempts, ${defaultJobControl.maxAttempts})
           and exists (select 1 from jobs.worker_leases l where l.job_id = j.id and l.dispatch = j.claimed_dispatch and l.expires_at < now()))
-      order by j.id limit ${limit} for update of j skip locked`);
+      order by j.id limit ${limit} for update of j skip locked`;
+}
+
+export async function endOverdueJobs(db: Db, limit = 100): Promise<{ ended: JobRow[]; admitted: JobRow[] }> {
+  return db.transaction(async (tx) => {
+    const found = await tx.execute<{ id: string; status: string; user_id: string; timed_out: boolean; attempts: number; max_attempts: number }>(overdueJobs(limit));
     if (found.length === 0) return { ended: [], admitted: [] };
     const userIds = [...new Set([...found].map((r) => r.user_id))];
     await lockAccounts(tx, userIds);

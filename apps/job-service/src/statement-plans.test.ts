@@ -2,6 +2,7 @@ import { clientOf, sqlTag as sql, type SQL } from "@cutroom/db";
 import { PgDialect } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { endedSince } from "./endings.ts";
+import { overdueJobs } from "./job-control.ts";
 import { admission, dispatchMarks, freeSlotsSweep, lockOverdueJobs, lockUndispatchedJobs, lockUnsettledJobs, usersWithFreeSlots } from "./job-store.ts";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
@@ -119,8 +120,8 @@ describe("job-service's statements on a long line of waiting jobs, on real Postg
     expect(await jobsRowsRead(stack, endedSince(stack.db.db, since, 1000).getSQL())).toBeLessThan(50);
     // The reconciler's other passes over every job: each reads what it may act on.
     const tx = stack.db.db as unknown as Parameters<typeof lockUnsettledJobs>[0];
-    for (const pass of [lockUnsettledJobs(tx, 1000), lockUndispatchedJobs(tx, 1000), lockOverdueJobs(tx, 60_000)]) {
-      expect(await jobsRowsRead(stack, pass.getSQL())).toBeLessThan(50);
+    for (const pass of [lockUnsettledJobs(tx, 1000).getSQL(), lockUndispatchedJobs(tx, 1000).getSQL(), lockOverdueJobs(tx, 60_000).getSQL(), overdueJobs(100)]) {
+      expect(await jobsRowsRead(stack, pass)).toBeLessThan(50);
     }
   });
 });
