@@ -99,12 +99,6 @@ export async function lockDueRetry(tx: Parameters<Parameters<Db["transaction"]>[
   return row ?? null;
 }
 
-/**
- * Ends jobs past a deadline: queued ones never started by their start_by (EXPIRED), running ones past their run's
- * deadline (TIMEOUT), and running ones whose lease over HTTP (ADR 040) ran out on their last attempt (WORKER_LOST:
- * without this, a job whose worker dies every time would be leased again without end). Each with its credits
- * released in the same commit and its owner's slot handed on. Answers the ended rows and the jobs given their slots.
- */
 /** The statement of endOverdueJobs' search: the jobs past a deadline, locked for this replica. */
 export function overdueJobs(limit: number) {
   return sql`
@@ -118,6 +112,12 @@ export function overdueJobs(limit: number) {
       order by j.id limit ${limit} for update of j skip locked`;
 }
 
+/**
+ * Ends jobs past a deadline: queued ones never started by their start_by (EXPIRED), running ones past their run's
+ * deadline (TIMEOUT), and running ones whose lease over HTTP (ADR 040) ran out on their last attempt (WORKER_LOST:
+ * without this, a job whose worker dies every time would be leased again without end). Each with its credits
+ * released in the same commit and its owner's slot handed on. Answers the ended rows and the jobs given their slots.
+ */
 export async function endOverdueJobs(db: Db, limit = 100): Promise<{ ended: JobRow[]; admitted: JobRow[] }> {
   return db.transaction(async (tx) => {
     const found = await tx.execute<{ id: string; status: string; user_id: string; timed_out: boolean; attempts: number; max_attempts: number }>(overdueJobs(limit));
