@@ -91,11 +91,12 @@ export async function stalePipelineIds(db: Db, graceMs: number, limit = 100): Pr
 }
 
 /** Runs that ended after `after` and at least `graceMs` ago, oldest first: whose pipeline_completed must be on the stream. */
-export async function endedPipelines(db: Db, after: Date, graceMs: number, limit = 500): Promise<PipelineRow[]> {
+export function endedPipelines(db: Db, after: Date, graceMs: number, limit = 500) {
   return db
     .select()
     .from(pipelines)
-    .where(and(inArray(pipelines.status, ["succeeded", "failed", "canceled"]), sql`${pipelines.completedAt} > ${after.toISOString()}`, sql`${pipelines.completedAt} < now() - make_interval(secs => ${graceMs / 1000})`))
+    // pipelines_ended_idx's condition written out: a generic plan cannot match a partial index to parameters.
+    .where(and(sql`${pipelines.status} in ('succeeded', 'failed', 'canceled')`, sql`${pipelines.completedAt} > ${after.toISOString()}`, sql`${pipelines.completedAt} < now() - make_interval(secs => ${graceMs / 1000})`))
     .orderBy(asc(pipelines.completedAt))
     .limit(limit);
 }
@@ -106,11 +107,16 @@ export async function endedPipelines(db: Db, after: Date, graceMs: number, limit
  * itself: taken here, they would be missing from the credits its cancel (or a project delete) answers.
  */
 export async function orphanedPipelineJobs(db: Db, graceMs: number, limit = 100): Promise<{ jobId: string; userId: string; pipelineId: string }[]> {
-  const rows = await db.execute<{ job_id: string; user_id: string; pipeline_id: string }>(sql`
-    select j.id as job_id, j.user_id, j.pipeline_id from jobs.jobs j join jobs.pipelines p on p.id = j.pipeline_id
-    where j.status in ('queued', 'running') and p.status in ('failed', 'canceled') and p.completed_at < now() - make_interval(secs => ${graceMs / 1000})
-    limit ${limit}`);
+  const rows = await db.execute<{ job_id: string; user_id: string; pipeline_id: string }>(orphanedPipelineJobsSearch(graceMs, limit));
   return [...rows].map((r) => ({ jobId: r.job_id, userId: r.user_id, pipelineId: r.pipeline_id }));
+}
+
+/** The statement of orphanedPipelineJobs: from the pipelines' live jobs (jobs_pipeline_live_idx), not every ended run or every live job. */
+export function orphanedPipelineJobsSearch(graceMs: number, limit: number) {
+  return sql`
+    select j.id as job_id, j.user_id, j.pipeline_id from jobs.jobs j join jobs.pipelines p on p.id = j.pipeline_id
+    where j.pipeline_id is not null and j.status in ('queued', 'running') and p.status in ('failed', 'canceled') and p.completed_at < now() - make_interval(secs => ${graceMs / 1000})
+    limit ${limit}`;
 }
 
 /** A stage's output file ids: every file of its succeeded jobs, in job order. */

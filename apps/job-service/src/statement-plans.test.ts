@@ -2,6 +2,7 @@ import { clientOf, sqlTag as sql, type SQL } from "@cutroom/db";
 import { PgDialect } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { endedSince } from "./endings.ts";
+import { endedPipelines, orphanedPipelineJobsSearch } from "./pipeline-store.ts";
 import { overdueJobs } from "./job-control.ts";
 import { admission, dispatchMarks, freeSlotsSweep, lockOverdueJobs, lockUndispatchedJobs, lockUnsettledJobs, usersWithFreeSlots } from "./job-store.ts";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
@@ -18,10 +19,14 @@ interface PlanNode {
 }
 
 /**
- * The most rows any one scan of jobs.jobs read when `query` ran (then rolled back), planned as
+ * The most rows any one scan of jobs.jobs or jobs.pipelines read when `query` ran (then rolled back), planned as
  * job-service's prepared statements end up planned: generically, without the values in view. So it is
  * prepared and executed by name: an explain of the statement given its values plans with them in view.
  */
+/** A scan of jobs.jobs or jobs.pipelines, by the table or by one of their indexes. */
+const isJobsTable = (n: PlanNode) =>
+  n["Relation Name"] === "jobs" || n["Relation Name"] === "pipelines" || /^(jobs|pipelines)_/.test(n["Index Name"] ?? "");
+
 /** A value as a SQL literal, for a test's own statement. */
 const literal = (v: unknown): string => {
   if (v === null || v === undefined) return "null";
@@ -44,7 +49,7 @@ async function jobsRowsRead(stack: JobStack, query: SQL): Promise<number> {
     const [row] = await conn.unsafe(`explain (analyze, format json) execute planned${args}`);
     // A scan's rows read: those it handed up and those its filter dropped.
     const read = (n: PlanNode) => (n["Actual Rows"] + (n["Rows Removed by Filter"] ?? 0)) * n["Actual Loops"];
-    const walk = (n: PlanNode): number => Math.max(n["Relation Name"] === "jobs" || n["Index Name"]?.startsWith("jobs_") ? read(n) : 0, ...(n.Plans ?? []).map(walk));
+    const walk = (n: PlanNode): number => Math.max(isJobsTable(n) ? read(n) : 0, ...(n.Plans ?? []).map(walk));
     return walk((row!["QUERY PLAN"] as { Plan: PlanNode }[])[0]!.Plan);
   } finally {
     await conn.unsafe("rollback");
@@ -101,27 +106,33 @@ describe("job-service's statements on a long line of waiting jobs, on real Postg
     expect(await usersWithFreeSlots(stack.db.db)).toEqual([user.user_id]);
   });
 
-  it("the reconciler's passes read the jobs they may act on: endings since the last pass, unsettled and undispatched jobs, not every job waiting or ended", async () => {
+  it("the reconciler's passes read the jobs and runs they may act on: endings since the last pass, unsettled, undispatched and orphaned jobs, not every job or run waiting or ended", async () => {
     const user = await stack.newUser(1000);
     const file_id = await stack.addFile(user, "ready", testImage);
     const job = (await stack.client.call("job", "create", { body: { type: "image.thumbnail", input: { file_id } } }, { caller: user })).job;
-    // 800 jobs that ended an hour ago, and 3 that ended a minute ago.
+    // 800 pipeline runs that ended an hour ago, half of them failed; 800 jobs of theirs that ended then, and 3 that ended a minute ago.
+    await stack.db.db.execute(sql`
+      insert into jobs.pipelines (id, user_id, type, flavor, input, params, tier, status, stages, estimate, completed_at)
+      select gen_random_uuid(), ${user.user_id}, 'product.video', 'default', '{}', '{}', 'pro', case when g % 2 = 0 then 'failed' else 'succeeded' end, '[]',
+        '{"credits": 0, "eta_seconds": null}', now() - interval '1 hour'
+      from generate_series(1, 800) g`);
     await stack.db.db.execute(sql`
       insert into jobs.jobs
       select (jsonb_populate_record(null::jobs.jobs, to_jsonb(j) || jsonb_build_object('id', gen_random_uuid(), 'idempotency_key', null, 'status', 'succeeded', 'credit_state', 'captured',
-        'completed_at', now() - case when g <= 800 then interval '1 hour' else interval '1 minute' end))).*
-      from jobs.jobs j, generate_series(1, 803) g where j.id = ${job.id}`);
-    await stack.db.db.execute(sql`analyze jobs.jobs`);
+        'pipeline_id', p.id, 'completed_at', now() - case when g <= 800 then interval '1 hour' else interval '1 minute' end))).*
+      from jobs.jobs j, (select id, row_number() over (order by id) as n from jobs.pipelines) p, generate_series(1, 803) g
+      where j.id = ${job.id} and p.n = 1 + g % 800`);
+    await stack.db.db.execute(sql`analyze jobs.jobs; analyze jobs.pipelines`);
     const since = new Date(Date.now() - 10 * 60_000);
     const found = await endedSince(stack.db.db, since, 1000);
     // Those 3, and any ending of the tests before; none of an hour ago.
     expect(found.filter((r) => r.completedAt! > new Date(Date.now() - 5 * 60_000)).length).toBeGreaterThanOrEqual(3);
     expect(found.every((r) => r.completedAt! > since)).toBe(true);
     expect(await jobsRowsRead(stack, endedSince(stack.db.db, since, 1000).getSQL())).toBeLessThan(50);
-    // The reconciler's other passes over every job: each reads what it may act on.
+    // The reconciler's other passes over every job and run: each reads what it may act on.
     const tx = stack.db.db as unknown as Parameters<typeof lockUnsettledJobs>[0];
-    for (const pass of [lockUnsettledJobs(tx, 1000).getSQL(), lockUndispatchedJobs(tx, 1000).getSQL(), lockOverdueJobs(tx, 60_000).getSQL(), overdueJobs(100)]) {
-      expect(await jobsRowsRead(stack, pass)).toBeLessThan(50);
-    }
+    const passes = [lockUnsettledJobs(tx, 1000).getSQL(), lockUndispatchedJobs(tx, 1000).getSQL(), lockOverdueJobs(tx, 60_000).getSQL(), overdueJobs(100)];
+    passes.push(endedPipelines(stack.db.db, since, 1000).getSQL(), orphanedPipelineJobsSearch(1000, 100));
+    for (const pass of passes) expect(await jobsRowsRead(stack, pass)).toBeLessThan(50);
   });
 });

@@ -90,6 +90,8 @@ export const jobs = jobsSchema.table(
     // waiting or ended. Empty but for a moment in a healthy stack.
     index("jobs_undispatched_idx").on(t.createdAt).where(sql`status = 'queued' and not held and dispatched_at is null`),
     index("jobs_unsettled_idx").on(t.completedAt).where(sql`status in ('succeeded', 'failed', 'canceled') and credit_state = 'reserved'`),
+    // The reconciler's look for a pipeline's jobs left running after their run ended: only pipelines' live jobs.
+    index("jobs_pipeline_live_idx").on(t.pipelineId).where(sql`pipeline_id is not null and status in ('queued', 'running')`),
   ],
 );
 
@@ -139,6 +141,8 @@ export const pipelines = jobsSchema.table(
     index("pipelines_user_created_idx").on(t.userId, t.createdAt),
     // The reconciler's look for runs left behind by a crash.
     index("pipelines_active_idx").on(t.updatedAt).where(sql`status in ('queued', 'running')`),
+    // The reconciler's runs ended since its last pass, as jobs_ended_idx is for jobs.
+    index("pipelines_ended_idx").on(t.completedAt).where(sql`status in ('succeeded', 'failed', 'canceled')`),
   ],
 );
 

@@ -1,0 +1,2 @@
+CREATE INDEX "jobs_pipeline_live_idx" ON "jobs"."jobs" USING btree ("pipeline_id") WHERE pipeline_id is not null and status in ('queued', 'running');--> statement-breakpoint
+CREATE INDEX "pipelines_ended_idx" ON "jobs"."pipelines" USING btree ("completed_at") WHERE status in ('succeeded', 'failed', 'canceled');
