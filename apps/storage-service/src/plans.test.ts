@@ -3,6 +3,7 @@ import { clientOf, createDb } from "@cutroom/db";
 import { createMigratedDb } from "@cutroom/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { getReadyFiles, storageDbOptions } from "./files.ts";
+import { staleTickets } from "./uploads.ts";
 
 // ADR 055: storage.files gains a row per job output, from empty on a new install and in every benchmark.
 const base = await createMigratedDb("plans");
@@ -39,4 +40,28 @@ it("finds a job's input files by key after storage.files grew from nearly empty,
   const plan = await lookupPlanAfterGrowth();
   expect(plan).toMatch(/Index Scan/);
   expect(plan).not.toMatch(/Seq Scan/);
+});
+
+it("sweeps the signed-URL tickets never confirmed from the few inputs still waiting, not from every file stored", async () => {
+  const { db, sql, close } = createDb(base.url, { ...storageDbOptions, max: 1 });
+  try {
+    await clientOf(base.db)`
+      insert into storage.files (id, owner_id, folder, filename, content_type, storage_key, status, created_at)
+      select gen_random_uuid(), gen_random_uuid(), 'input', 'a.png', 'image/png', 'r' || n, 'ready', now() - interval '2 days' from generate_series(1, 3000) n`;
+    const stale = randomUUID();
+    await clientOf(base.db)`
+      insert into storage.files (id, owner_id, folder, filename, content_type, storage_key, status, created_at)
+      values (${stale}, ${owner}, 'input', 'b.png', 'image/png', ${`${owner}/${stale}`}, 'pending', now() - interval '2 days')`;
+    await clientOf(base.db)`analyze storage.files`;
+    const before = new Date(Date.now() - 24 * 60 * 60 * 1000);
+    expect((await staleTickets(db, before, 100)).map((f) => f.id)).toEqual([stale]);
+    // As storage-service's pool plans it (each statement with its values, ADR 055).
+    const { sql: text, params } = staleTickets(db, before, 100).toSQL();
+    const plan = (await sql.unsafe(`explain ${text}`, params as never[])).map((r) => Object.values(r)[0]).join("\n");
+    expect(plan).toMatch(/files_unconfirmed_idx/);
+    expect(plan).not.toMatch(/Seq Scan on files/);
+  } finally {
+    await close();
+    await clientOf(base.db)`delete from storage.files where id <> ${id}`;
+  }
 });

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { bigint, boolean, doublePrecision, index, integer, jsonb, pgSchema, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 export const storage = pgSchema("storage");
@@ -33,6 +34,8 @@ export const files = storage.table(
   (t) => [
     index("files_owner_idx").on(t.ownerId, t.folder, t.createdAt),
     index("files_project_idx").on(t.projectId, t.createdAt),
+    // The sweep's signed-URL tickets never confirmed: the few inputs still waiting, not every file stored.
+    index("files_unconfirmed_idx").on(t.createdAt).where(sql`folder = 'input' and status in ('pending', 'uploaded')`),
   ],
 );
 

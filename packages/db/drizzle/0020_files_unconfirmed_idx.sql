@@ -1,0 +1,1 @@
+CREATE INDEX "files_unconfirmed_idx" ON "storage"."files" USING btree ("created_at") WHERE folder = 'input' and status in ('pending', 'uploaded');
