@@ -18,11 +18,6 @@ interface PlanNode {
   Plans?: PlanNode[];
 }
 
-/**
- * The most rows any one scan of jobs.jobs or jobs.pipelines read when `query` ran (then rolled back), planned as
- * job-service's prepared statements end up planned: generically, without the values in view. So it is
- * prepared and executed by name: an explain of the statement given its values plans with them in view.
- */
 /** A scan of jobs.jobs or jobs.pipelines, by the table or by one of their indexes. */
 const isJobsTable = (n: PlanNode) =>
   n["Relation Name"] === "jobs" || n["Relation Name"] === "pipelines" || /^(jobs|pipelines)_/.test(n["Index Name"] ?? "");
@@ -35,6 +30,11 @@ const literal = (v: unknown): string => {
   return `'${(v instanceof Date ? v.toISOString() : String(v)).replaceAll("'", "''")}'`;
 };
 
+/**
+ * The most rows any one scan of jobs.jobs or jobs.pipelines read when `query` ran (then rolled back), planned as
+ * job-service's prepared statements end up planned: generically, without the values in view. So it is
+ * prepared and executed by name: an explain of the statement given its values plans with them in view.
+ */
 async function jobsRowsRead(stack: JobStack, query: SQL): Promise<number> {
   const { sql: text, params } = dialect.sqlToQuery(query);
   const conn = await clientOf(stack.db.db).reserve();
