@@ -21,6 +21,11 @@ describe("startNatsCluster", () => {
       expect(cluster.replicas).toBe(3);
       const jsm = await jetstreamManager(nc);
       await jsm.streams.add({ name: "CHAOS", subjects: ["chaos.>"], num_replicas: 3 });
+      // The create answers before the followers are current; current() waits for them.
+      await cluster.current();
+      const made = (await jsm.streams.info("CHAOS")).cluster!;
+      expect(made.leader).toBeTruthy();
+      expect(made.replicas?.map((r) => r.current)).toEqual([true, true]);
       const js = jetstream(nc);
       await js.publish("chaos.a", "before");
       // Stop the stream's leader, the node that matters most.
