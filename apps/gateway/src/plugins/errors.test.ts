@@ -13,6 +13,12 @@ beforeAll(async () => {
 });
 afterAll(() => app.close());
 
+/** An HTTP answer as read off the socket: its status, and its body as JSON (null if none came). */
+function parsed(answer: string): { status: number; body: any } {
+  const [top, body] = answer.split("\r\n\r\n");
+  return { status: Number(top?.split(" ")[1]), body: body ? JSON.parse(body) : null };
+}
+
 /** Sends `head` as it is and resolves with the whole answer (or what came of it before the connection broke). */
 function raw(head: string): Promise<{ status: number; body: any }> {
   return new Promise((resolve) => {
@@ -21,10 +27,7 @@ function raw(head: string): Promise<{ status: number; body: any }> {
     socket.on("data", (d) => {
       answer += d.toString();
     });
-    socket.on("close", () => {
-      const [top, body] = answer.split("\r\n\r\n");
-      resolve({ status: Number(top?.split(" ")[1]), body: body ? JSON.parse(body) : null });
-    });
+    socket.on("close", () => resolve(parsed(answer)));
     socket.on("error", () => {});
   });
 }
@@ -43,8 +46,8 @@ function slowThenRead(head: string): Promise<{ status: number; body: any } | str
     });
     socket.on("error", (err) => resolve(`no answer: ${err.message}`));
     socket.on("close", () => {
-      const [top, body] = answer.split("\r\n\r\n");
-      resolve(body ? { status: Number(top?.split(" ")[1]), body: JSON.parse(body) } : `no answer: "${answer}"`);
+      const got = parsed(answer);
+      resolve(got.body === null ? `no answer: "${answer}"` : got);
     });
     const send = async () => {
       for (let at = 0; at < head.length; at += 64 * 1024) {
