@@ -467,13 +467,22 @@ export async function resetStatements(sql: postgres.Sql): Promise<void> {
 
 export async function reportStatements(sql: postgres.Sql, units: number, log: (line: string) => void): Promise<void> {
   if (!countStatements) return;
-  const rows = await sql.unsafe<{ calls: number; total: number; query: string }[]>(
-    "select calls::int, total_exec_time::float8 as total, query from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database()) order by calls desc limit 25",
+  // Plans counts the statement's planning (track_planning): a prepared statement on its generic plan is planned once per connection.
+  const rows = await sql.unsafe<{ calls: number; total: number; plans: number; plan: number; query: string }[]>(
+    "select calls::int, total_exec_time::float8 as total, plans::int, total_plan_time::float8 as plan, query from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database()) order by calls desc limit 25",
   );
-  for (const r of rows) log(`  ${(r.calls / units).toFixed(2).padStart(6)} per unit, ${(r.total / r.calls).toFixed(3)} ms each: ${r.query.replace(/\s+/g, " ").slice(0, 140)}`);
+  for (const r of rows)
+    log(
+      `  ${(r.calls / units).toFixed(2).padStart(6)} per unit, ${(r.total / r.calls).toFixed(3)} ms each, planned ${r.plans} times (${(r.plans ? r.plan / r.plans : 0).toFixed(3)} ms each): ${r.query.replace(/\s+/g, " ").slice(0, 120)}`,
+    );
   // Whole-table reads since the database was made (a plan that lost its index shows here).
   const scans = await sql.unsafe<{ name: string; seq_scan: number; seq_tup_read: number; idx_scan: number; live: number }[]>(
     "select schemaname || '.' || relname as name, seq_scan::int, seq_tup_read::float8 as seq_tup_read, coalesce(idx_scan, 0)::int as idx_scan, n_live_tup::int as live from pg_stat_user_tables where seq_scan > 0 order by seq_tup_read desc limit 8",
   );
   for (const t of scans) log(`  ${t.name}: ${t.seq_scan} whole-table scans reading ${t.seq_tup_read} rows, ${t.idx_scan} index scans, ${t.live} rows live`);
+  // Row updates, and how many were HOT (no index entry written: no indexed column changed, and the page had room).
+  const updates = await sql.unsafe<{ name: string; upd: number; hot: number }[]>(
+    "select schemaname || '.' || relname as name, n_tup_upd::int as upd, n_tup_hot_upd::int as hot from pg_stat_user_tables where n_tup_upd > 0 order by n_tup_upd desc limit 6",
+  );
+  for (const t of updates) log(`  ${t.name}: ${(t.upd / units).toFixed(2)} row updates per unit, ${t.hot} of ${t.upd} HOT`);
 }

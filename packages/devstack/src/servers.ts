@@ -59,7 +59,7 @@ export async function startPostgres(opts: { pgBin: string; dataDir: string; port
   const settings = ["-p", String(port), "-k", socketDir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"];
   if (opts.fast) settings.push("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off");
   // pg_stat_statements loaded (Debian's postgresql-15 has it): a benchmark can count each statement per job.
-  if (opts.statements) settings.push("-c", "shared_preload_libraries=pg_stat_statements");
+  if (opts.statements) settings.push("-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track_planning=on");
   const [cmd, args] = asPostgres(join(pgBin, "postgres"), ["-D", dataDir, ...settings]);
   const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
   const exited = exitOf(child);
@@ -268,8 +268,9 @@ export async function startNatsCluster(opts: { dir: string; logins?: NatsLogins;
   const stopAll = () => Promise.all(nodes.map((n) => n?.stop()));
   // /healthz answers 200 once the node's JetStream is current with the cluster's meta leader, and
   // each stream and consumer it holds a replica of is current with that one's leader.
-  const current = () =>
-    waitFor("the NATS cluster's JetStream", async () => (await Promise.all(ports.map((_, i) => !nodes[i] || healthy(i)))).every(Boolean), 60_000, 200);
+  const current = async () => {
+    await waitFor("the NATS cluster's JetStream", async () => (await Promise.all(ports.map((_, i) => !nodes[i] || healthy(i)))).every(Boolean), 60_000, 200);
+  };
   try {
     await Promise.all(ports.map((_, i) => startNode(i)));
     await current();
