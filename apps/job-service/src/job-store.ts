@@ -1,5 +1,5 @@
 import { AppError, tierLimits, type FinishBody, type Job, type JobError, type JobEvent, type ListJobsQuery } from "@cutroom/contracts";
-import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, or, sqlTag as sql, transactionInOneTrip, transactionPipelined, type Db, type SQL, type Tx } from "@cutroom/db";
+import { and, asc, desc, eq, executePrepared, getTableColumns, inArray, or, sqlTag as sql, transactionInOneTrip, transactionPipelined, type Db, type DbOptions, type SQL, type Tx } from "@cutroom/db";
 import { jobs } from "@cutroom/db/jobs";
 import { lockAccounts, planReservations, takeRates, writeReservations, type RateDecision, type RateTake } from "@cutroom/ledger";
 import { rpcTimedOut } from "@cutroom/runtime";
@@ -7,6 +7,13 @@ import { applyEvent, type JobPatch } from "./apply-event.ts";
 import { lockLiveProjects } from "./project-store.ts";
 import { countCreated, countEnded, countStarted } from "./job-metrics.ts";
 import { requeueForRetry, type RetryPolicy } from "./job-control.ts";
+
+/**
+ * job-service's pool: each statement keeps its generic plan (ADR 060). Its hot and reconciler statements
+ * are written for it (states as literals where a partial index needs them) and `statement-plans.test.ts`
+ * checks what those plans read; Postgres's default planned the admission anew at every job's end.
+ */
+export const jobDbOptions: DbOptions = { plans: "generic" };
 
 export type JobRow = typeof jobs.$inferSelect;
 export type NewJob = typeof jobs.$inferInsert;

@@ -6,6 +6,7 @@ import { consumers, loadPipelineTypes, Queue, streams } from "@cutroom/contracts
 import { createJobService } from "./app.ts";
 import { readEnv, timingFrom } from "./env.ts";
 import { startEventsConsumer } from "./events-consumer.ts";
+import { jobDbOptions } from "./job-store.ts";
 import { startReconciler } from "./reconciler.ts";
 
 const env = readEnv();
@@ -16,7 +17,7 @@ const models = { catalog: loadCatalog({ overrideFile: env.MODEL_CATALOG_FILE }),
 log.info({ provider: models.provider }, "models: jobs needing a provider are refused without one");
 
 await runMigrations(env.DATABASE_URL);
-const { db, close: closeDb } = createDb(env.DATABASE_URL);
+const { db, close: closeDb } = createDb(env.DATABASE_URL, jobDbOptions);
 const nc = await connectNats(env, "job-service", log);
 // Retries until JetStream is up; NATS_STREAM_REPLICAS counts only for a stream made now.
 await ensureStreams(nc, { replicas: env.NATS_STREAM_REPLICAS, log });

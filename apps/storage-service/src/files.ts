@@ -9,7 +9,7 @@ export type { FileRow };
  * rows by key, and `storage.files` gains a row per job output: a plan made while the table was nearly
  * empty read it whole at every job's lookups until the next analyze.
  */
-export const storageDbOptions: DbOptions = { customPlans: true };
+export const storageDbOptions: DbOptions = { plans: "custom" };
 
 export const storageKey = (ownerId: string, fileId: string) => `${ownerId}/${fileId}`;
 /** The file a storage key belongs to (its last part), to find the row by primary key. */

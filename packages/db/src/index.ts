@@ -23,12 +23,16 @@ export interface DbOptions {
   /** Connections in the pool (10). */
   max?: number;
   /**
-   * Plan every execution of a prepared statement with the table as it is now (Postgres's
-   * `plan_cache_mode = force_custom_plan`) instead of reusing the generic plan made from the
-   * statistics of when the statement was prepared: for a service whose statements are simple lookups
-   * (planning them costs nothing measurable) on a table that grows quickly from empty (ADR 055).
+   * How Postgres plans the pool's prepared statements (`plan_cache_mode`); its default when unset
+   * (after five runs, a generic plan when its estimated cost is no higher than the custom plans').
+   * - `custom`: every execution planned with the table as it is now, for a service whose statements
+   *   are simple lookups (planning them costs nothing measurable) on a table that grows quickly from
+   *   empty (ADR 055).
+   * - `generic`: planned once per connection and kept until the table's statistics change, for a
+   *   service whose statements are written and tested for the generic plan (ADR 060): the default kept
+   *   planning each run of a statement whose array parameters make its generic estimate look dearer.
    */
-  customPlans?: boolean;
+  plans?: "custom" | "generic";
 }
 
 /** One pool per process; `max` stays small because every service holds its own. */
@@ -38,7 +42,7 @@ export function createDb(url: string, opts: DbOptions = {}): DbHandle {
     onnotice: () => {},
     backoff: reconnectBackoff,
     connect_timeout: 10,
-    ...(opts.customPlans ? { connection: { plan_cache_mode: "force_custom_plan" } } : {}),
+    ...(opts.plans ? { connection: { plan_cache_mode: `force_${opts.plans}_plan` } } : {}),
   });
   const db = drizzle(sql);
   return { db, sql, close: () => sql.end({ timeout: 5 }) };
