@@ -73,6 +73,12 @@ describe("job control: retries, priorities and deadlines, on real Postgres and N
     const user = await stack.newUser(100, "user", "enterprise");
     const first = await enqueue(user);
     const second = await enqueue(user);
+    // Settled first: a dispatch mark or a queued event's seq still to be written to the first job's row
+    // would wait behind the transaction below, each holding one of the few connections the stack's
+    // services share with this test, and the claim (or the test's own look) then found none free.
+    for (const job of [first, second]) {
+      await vi.waitFor(async () => expect(await row(job.id)).toMatchObject({ dispatchCount: 1, lastEventSeq: 1 }), { timeout: 10_000, interval: 50 });
+    }
     let claimed: Promise<unknown> | undefined;
     await stack.db.db.transaction(async (tx) => {
       // The second job's message is being claimed and serves the first job, ahead of it: not committed yet.
