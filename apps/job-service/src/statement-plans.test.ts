@@ -1,4 +1,4 @@
-import { clientOf, createDb, executePrepared, sqlTag as sql, type SQL } from "@cutroom/db";
+import { clientOf, createDb, executePrepared, planCacheMode, sqlTag as sql, type SQL } from "@cutroom/db";
 import { PgDialect } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { endedSince } from "./endings.ts";
@@ -40,7 +40,8 @@ async function jobsRowsRead(stack: JobStack, query: SQL): Promise<number> {
   const conn = await clientOf(stack.db.db).reserve();
   try {
     await conn.unsafe("begin");
-    await conn.unsafe("set local plan_cache_mode = force_generic_plan");
+    // As job-service's own pool plans (jobDbOptions): the statement is explained as the service runs it.
+    await conn.unsafe(`set local plan_cache_mode = ${planCacheMode(jobDbOptions.plans)}`);
     await conn.unsafe(`prepare planned as ${text}`).simple();
     const [prepared] = await conn.unsafe<{ types: string[] }[]>("select parameter_types::text[] as types from pg_prepared_statements where name = 'planned'");
     const types = prepared!.types;

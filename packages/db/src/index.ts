@@ -35,6 +35,9 @@ export interface DbOptions {
   plans?: "custom" | "generic";
 }
 
+/** Postgres's `plan_cache_mode` for a pool's `plans` option: its default, `auto`, when none is given. */
+export const planCacheMode = (plans: DbOptions["plans"]) => (plans ? `force_${plans}_plan` : "auto");
+
 /** One pool per process; `max` stays small because every service holds its own. */
 export function createDb(url: string, opts: DbOptions = {}): DbHandle {
   const sql = postgres(url, {
@@ -42,7 +45,7 @@ export function createDb(url: string, opts: DbOptions = {}): DbHandle {
     onnotice: () => {},
     backoff: reconnectBackoff,
     connect_timeout: 10,
-    ...(opts.plans ? { connection: { plan_cache_mode: `force_${opts.plans}_plan` } } : {}),
+    ...(opts.plans ? { connection: { plan_cache_mode: planCacheMode(opts.plans) } } : {}),
   });
   const db = drizzle(sql);
   return { db, sql, close: () => sql.end({ timeout: 5 }) };

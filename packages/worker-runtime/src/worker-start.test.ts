@@ -29,7 +29,7 @@ beforeAll(async () => {
   nc = await connectNats(cluster.url, "worker-start-test", silentLogger());
   await ensureStreams(nc, { replicas: 3 });
   // Stopping two nodes the moment the streams are made left JOB_EVENTS' new group without a leader
-  // once they were back (one run in four on a loaded machine): the streams' replicas first.
+  // once they were back (two runs in six on a loaded machine): the streams' replicas first.
   await cluster.current();
 });
 afterAll(async () => {
