@@ -28,6 +28,8 @@ export interface ResumableUploadOptions {
 
 const MiB = 1024 * 1024;
 const CHUNK_RETRIES = 3;
+/** The reason pause() aborts a run with: that run's error is not the upload's. */
+const PAUSED = new DOMException("upload paused", "AbortError");
 
 /**
  * A chunked upload (`POST chunked-upload/init`, `…/chunk/{id}`, `…/complete/{id}`) that can be
@@ -74,7 +76,7 @@ export class ResumableUpload {
   pause(): void {
     if (this.settled || this.isPaused) return;
     this.isPaused = true;
-    this.controller?.abort(new DOMException("upload paused", "AbortError"));
+    this.controller?.abort(PAUSED);
   }
 
   /** Goes on from what the server has: its status lists the missing chunks. */
@@ -111,7 +113,8 @@ export class ResumableUpload {
         }
       },
       (err) => {
-        if (!controller.signal.aborted || !this.isPaused) this.fail(err);
+        // A run cut by pause() ends quietly, even when resume() has been called since: the next run goes on.
+        if (controller.signal.reason !== PAUSED) this.fail(err);
       },
     );
   }

@@ -119,6 +119,29 @@ describe("files", () => {
     const stored = new Uint8Array(await (await sdk.files.download(done.file_id)).arrayBuffer());
     expect(sha256(stored)).toBe(sha256(bytes));
   });
+
+  it("completes an upload resumed before its paused chunks have wound down (a pause and a resume back to back)", async () => {
+    const { sdk } = await signedIn();
+    const bytes = new Uint8Array(randomBytes(11 * MiB));
+    let toggled = false;
+    const upload = sdk.files.uploadResumable(new Blob([bytes]), {
+      filename: "toggle.bin",
+      chunkSize: 5 * MiB,
+      concurrency: 1,
+      onProgress: (p) => {
+        if (p.loaded === 5 * MiB && !toggled) {
+          toggled = true;
+          upload.pause();
+          upload.resume();
+        }
+      },
+    });
+    const done = await upload.done;
+    expect(toggled).toBe(true);
+    expect(done).toMatchObject({ filename: "toggle.bin", file_size: bytes.length });
+    const stored = new Uint8Array(await (await sdk.files.download(done.file_id)).arrayBuffer());
+    expect(sha256(stored)).toBe(sha256(bytes));
+  });
 });
 
 describe("jobs", () => {
