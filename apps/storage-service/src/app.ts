@@ -21,8 +21,9 @@ import {
   mediaOf,
   moveFile,
   projectFileRows,
-  receiveOutputFile,
+  putReadyOutput,
   releaseIngest,
+  storageKey,
   toFileObject,
   upsertOutputFile,
   type FileRow,
@@ -252,40 +253,42 @@ export type OutputReceiver = (token: string, filename: string, contentType: stri
 
 /**
  * The data plane's `PUT /storage/output/:token?filename=<name>` (ADR 033): a job's output stored and
- * recorded in one request, what createOutput, the signed PUT and confirmOutput did in three. The row is
- * the one (job, filename) always names, claimed as the bytes arrive; they are measured as confirmOutput
- * measures them, and the answer is the ready file. A PUT that fails keeps nothing and leaves the row pending.
- * A body whose declared `length` is at most SMALL_FILE_BYTES is taken whole and stored in one write (ADR 049).
+ * recorded in one request, what createOutput, the signed PUT and confirmOutput did in three. The bytes
+ * go first, under the key the (job, filename) row always has; they are measured as confirmOutput
+ * measures them; then one statement records the row ready (ADR 061), and the answer is the ready file.
+ * A PUT that fails keeps nothing and leaves the row as it was. A body whose declared `length` is at
+ * most SMALL_FILE_BYTES is taken whole and stored in one write (ADR 049).
  */
 export function createOutputReceiver(deps: StorageDeps): OutputReceiver {
   return async (token, filename, contentType, body, length) => {
     const claims = deps.signer.verify(token, "output");
     if (!claims.job) throw new AppError("FORBIDDEN", "this link names no job");
-    const row = await receiveOutputFile(deps.db, { id: outputFileId(claims.job, filename), ownerId: claims.key, jobId: claims.job, projectId: claims.prj ?? null, filename, contentType });
-    if (!row) throw new AppError("CONFLICT", "this output belongs to another user", { job_id: claims.job });
+    const output = { id: outputFileId(claims.job, filename), ownerId: claims.key, jobId: claims.job, projectId: claims.prj ?? null, filename, contentType };
+    const key = storageKey(output.ownerId, output.id);
     const kind = kindOf(contentType);
-    const source = probeSource(deps.driver, row.storageKey);
+    const source = probeSource(deps.driver, key);
     let size: number;
     let head: ((n: number) => Buffer | undefined) | undefined;
-    try {
-      if (length !== undefined && length <= SMALL_FILE_BYTES) {
-        const bytes = Buffer.concat(await body.toArray());
-        await deps.driver.putBytes(row.storageKey, bytes, { contentType });
-        size = bytes.length;
-        head = (n) => bytes.subarray(0, n);
-      } else {
-        // An image is measured from its header: kept as it streams in, rather than read back from the driver.
-        const kept = kind === "image" ? keepHead(body, imageHeadBytes) : undefined;
-        size = await deps.driver.putStream(row.storageKey, kept?.body ?? body, { maxBytes: Number.POSITIVE_INFINITY, contentType });
-        head = kept?.head;
-      }
-    } catch (err) {
-      await moveFile(deps.db, row.id, "receiving", "pending");
-      throw err;
+    if (length !== undefined && length <= SMALL_FILE_BYTES) {
+      const bytes = Buffer.concat(await body.toArray());
+      await deps.driver.putBytes(key, bytes, { contentType });
+      size = bytes.length;
+      head = (n) => bytes.subarray(0, n);
+    } else {
+      // An image is measured from its header: kept as it streams in, rather than read back from the driver.
+      const kept = kind === "image" ? keepHead(body, imageHeadBytes) : undefined;
+      size = await deps.driver.putStream(key, kept?.body ?? body, { maxBytes: Number.POSITIVE_INFINITY, contentType });
+      head = kept?.head;
     }
     // Our own output: left unmeasured rather than refused when the probe cannot read it (as confirmOutput).
     const media = await probeOf(deps)(kind, head ? { ...source, head: async (n) => head(n) ?? source.head(n) } : source).catch(() => undefined);
-    return toFileObject(await markReady(deps.db, row.id, size, undefined, media));
+    const row = await putReadyOutput(deps.db, output, size, media);
+    if (!row) {
+      // The key is under this owner's name: another user's bytes were never touched, and ours go.
+      await deps.driver.delete(key).catch(() => {});
+      throw new AppError("CONFLICT", "this output belongs to another user", { job_id: claims.job });
+    }
+    return toFileObject(row);
   };
 }
 

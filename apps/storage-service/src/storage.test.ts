@@ -472,6 +472,31 @@ describe("storage-service with the fs driver", () => {
     expect(((await noName.json()) as ErrorEnvelope).error.code).toBe("BAD_REQUEST");
   });
 
+  it("records nothing of a job output whose PUT is cut part-way, and takes the same output again whole", async () => {
+    const owner = newUser();
+    const job = randomUUID();
+    const access = await as(s.rpc, null)("jobAccess", { owner_id: owner.user_id, job_id: job, file_ids: [] });
+    const url = `${access.output_url}?filename=cut.bin`;
+    const id = outputFileId(job, "cut.bin");
+    const bytes = randomBytes(2 * 1024 * 1024);
+    const req = request(url, { method: "PUT", headers: { "content-type": "application/octet-stream", "content-length": String(bytes.length) } });
+    req.on("error", () => {});
+    req.write(bytes.subarray(0, 1024 * 1024));
+    while (inFlight().length === 0) await sleep(10);
+    req.destroy();
+    const deadline = Date.now() + 5000;
+    while (inFlight().length > 0 && Date.now() < deadline) await sleep(20);
+    expect(inFlight()).toEqual([]);
+    // No row at all (the row is written once its bytes are stored, ADR 061), and no bytes.
+    await expect(as(s.rpc, owner)("getFile", { file_id: id })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    expect(await s.driver.size(`${owner.user_id}/${id}`)).toBeUndefined();
+
+    const res = await fetch(url, { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: bytes });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ id, status: "ready", size: bytes.length, job_id: job });
+    expect(await as(s.rpc, owner)("getFile", { file_id: id })).toMatchObject({ status: "ready", size: bytes.length });
+  });
+
   it("does not let the owner confirm a job's output that the worker is still writing", async () => {
     const owner = newUser();
     const ticket: UploadTicket = await as(s.rpc, null)("createOutput", { owner_id: owner.user_id, job_id: randomUUID(), filename: "out.png", content_type: "image/png" });
