@@ -1,7 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineConfig } from "vitest/config";
-import LongestFirst from "./scripts/test-order.ts";
 
 const root = import.meta.dirname;
 const dirs = ["packages", "apps", "tests"].flatMap((d) => readdirSync(join(root, d)).map((n) => `${d}/${n}`)).concat("scripts");
@@ -21,8 +20,6 @@ export default defineConfig({
     // fixed: a stream made again at once lost its first block to nats-server's delayed removal (ADR 021),
     // and the gateway cut a refused request's connection before its client could read the 431.
     maxWorkers: 2,
-    // The longest files first (tests/durations.json), so that both workers end at about the same time.
-    sequence: { sequencer: LongestFirst },
     testTimeout: 30_000,
     hookTimeout: 120_000,
   },
