@@ -97,6 +97,18 @@ describe("storage-service with the fs driver", () => {
     return existsSync(tmp) ? readdirSync(tmp).map((f) => join(tmp, f)) : [];
   };
 
+  /** A PUT of `bytes` that its client drops after the first MiB has reached storage; resolves once storage let go of it. */
+  async function abandonPut(url: string, headers: Record<string, string>, bytes: Buffer) {
+    const req = request(url, { method: "PUT", headers: { ...headers, "content-length": String(bytes.length) } });
+    req.on("error", () => {});
+    req.write(bytes.subarray(0, 1024 * 1024));
+    while (inFlight().length === 0) await sleep(10);
+    req.destroy();
+    const deadline = Date.now() + 5000;
+    while (inFlight().length > 0 && Date.now() < deadline) await sleep(20);
+    expect(inFlight()).toEqual([]);
+  }
+
   /** createUpload → PUT → confirmUpload, as a client does it. */
   const upload = async (caller: Caller, bytes: Buffer, contentType: string, extra: Record<string, unknown> = {}) => {
     const call = as(s.rpc, caller);
@@ -155,14 +167,7 @@ describe("storage-service with the fs driver", () => {
     const call = as(s.rpc, newUser());
     const bytes = randomBytes(2 * 1024 * 1024);
     const ticket = await call("createUpload", { filename: "a.bin", content_type: "application/octet-stream", size: bytes.length, max_bytes: 10_000_000 });
-    const req = request(ticket.upload_url, { method: "PUT", headers: { ...ticket.headers, "content-length": String(bytes.length) } });
-    req.on("error", () => {});
-    req.write(bytes.subarray(0, 1024 * 1024));
-    while (inFlight().length === 0) await sleep(10);
-    req.destroy();
-    const deadline = Date.now() + 5000;
-    while (inFlight().length > 0 && Date.now() < deadline) await sleep(20);
-    expect(inFlight()).toEqual([]);
+    await abandonPut(ticket.upload_url, ticket.headers, bytes);
     await expect(call("confirmUpload", { file_id: ticket.file_id })).rejects.toMatchObject({ code: "INVALID_STATE" });
 
     expect((await put(ticket, bytes)).status).toBe(200);
@@ -479,14 +484,7 @@ describe("storage-service with the fs driver", () => {
     const url = `${access.output_url}?filename=cut.bin`;
     const id = outputFileId(job, "cut.bin");
     const bytes = randomBytes(2 * 1024 * 1024);
-    const req = request(url, { method: "PUT", headers: { "content-type": "application/octet-stream", "content-length": String(bytes.length) } });
-    req.on("error", () => {});
-    req.write(bytes.subarray(0, 1024 * 1024));
-    while (inFlight().length === 0) await sleep(10);
-    req.destroy();
-    const deadline = Date.now() + 5000;
-    while (inFlight().length > 0 && Date.now() < deadline) await sleep(20);
-    expect(inFlight()).toEqual([]);
+    await abandonPut(url, { "content-type": "application/octet-stream" }, bytes);
     // No row at all (the row is written once its bytes are stored, ADR 061), and no bytes.
     await expect(as(s.rpc, owner)("getFile", { file_id: id })).rejects.toMatchObject({ code: "NOT_FOUND" });
     expect(await s.driver.size(`${owner.user_id}/${id}`)).toBeUndefined();
