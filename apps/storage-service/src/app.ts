@@ -21,11 +21,10 @@ import {
   mediaOf,
   moveFile,
   projectFileRows,
-  putReadyOutput,
+  putOutputFile,
   releaseIngest,
   storageKey,
   toFileObject,
-  upsertOutputFile,
   type FileRow,
 } from "./files.ts";
 import { createImportHandlers, defaultImportOptions, type ImportOptions } from "./import.ts";
@@ -175,14 +174,14 @@ export function createStorageHandlers(deps: StorageDeps): RpcHandlers<"storage">
     },
 
     createOutput: async ({ owner_id, job_id, filename, content_type, project_id, public: outside }) => {
-      const row = await upsertOutputFile(db, {
+      const row = await putOutputFile(db, {
         id: outputFileId(job_id, filename),
         ownerId: owner_id,
         jobId: job_id,
         projectId: project_id ?? null,
         filename,
         contentType: content_type,
-      });
+      }, { status: "pending" });
       if (!row) throw new AppError("CONFLICT", "this output belongs to another user", { job_id });
       return uploadTicket(driver, row, undefined, outside ? "client" : "worker");
     },
@@ -282,7 +281,7 @@ export function createOutputReceiver(deps: StorageDeps): OutputReceiver {
     }
     // Our own output: left unmeasured rather than refused when the probe cannot read it (as confirmOutput).
     const media = await probeOf(deps)(kind, head ? { ...source, head: async (n) => head(n) ?? source.head(n) } : source).catch(() => undefined);
-    const row = await putReadyOutput(deps.db, output, size, media);
+    const row = await putOutputFile(deps.db, output, { status: "ready", size, media });
     if (!row) {
       // The key is under this owner's name: another user's bytes were never touched, and ours go.
       await deps.driver.delete(key).catch(() => {});

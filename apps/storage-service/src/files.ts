@@ -29,36 +29,26 @@ export async function insertPendingFile(
 type OutputFile = { id: string; ownerId: string; jobId: string; projectId: string | null; filename: string; contentType: string };
 
 /**
- * A job's output file to be uploaded (createOutput): the same (job, filename) always lands on the same
- * row, put back to pending for the new bytes. Another user's row is left alone: undefined.
+ * A job's output row: the same (job, filename) always lands on the same row. `pending` for bytes still
+ * to come (createOutput); `ready` for bytes stored already, with their size and measurements, in one
+ * statement (the output PUT, ADR 061). Either way a re-run's row forgets the last run's measurements
+ * (ADR 056). Another user's row is left alone: undefined.
  */
-export async function upsertOutputFile(db: Db, f: OutputFile): Promise<FileRow | undefined> {
+export async function putOutputFile(
+  db: Db,
+  f: OutputFile,
+  state: { status: "pending" } | { status: "ready"; size: number; media: MediaFacts | undefined },
+): Promise<FileRow | undefined> {
+  const ready = state.status === "ready" ? state : undefined;
+  const m = ready?.media;
   // Plain SQL on the worker's path: Drizzle's query building cost more CPU than the statement (ADR 033).
-  const [row] = await clientOf(db)<FileSqlRow[]>`
-    insert into storage.files (id, owner_id, project_id, job_id, folder, filename, content_type, storage_key, status)
-    values (${f.id}, ${f.ownerId}, ${f.projectId}, ${f.jobId}, 'output', ${f.filename}, ${f.contentType}, ${storageKey(f.ownerId, f.id)}, 'pending')
-    on conflict (id) do update set content_type = excluded.content_type, status = excluded.status, size = 0, confirmed_at = null,
-      -- A re-run's bytes are measured anew: what the last run's measured is not theirs (ADR 056).
-      width = null, height = null, duration_seconds = null, frame_rate = null, video_codec = null, audio_codec = null, has_audio = null, has_alpha = null
-    where storage.files.owner_id = excluded.owner_id
-    returning *`;
-  return row && fileRowOf(row);
-}
-
-/**
- * A job's output whose bytes are stored already, recorded ready in one statement (ADR 061): the same
- * (job, filename) always lands on the same row, its size and measurements those of the new bytes (a
- * re-run's replace the last run's, ADR 056). Another user's row is left alone: undefined.
- */
-export async function putReadyOutput(db: Db, f: OutputFile, size: number, media: MediaFacts | undefined): Promise<FileRow | undefined> {
-  const m = media;
   const [row] = await clientOf(db)<FileSqlRow[]>`
     insert into storage.files (id, owner_id, project_id, job_id, folder, filename, content_type, storage_key, status, size, confirmed_at,
       width, height, duration_seconds, frame_rate, video_codec, audio_codec, has_audio, has_alpha)
-    values (${f.id}, ${f.ownerId}, ${f.projectId}, ${f.jobId}, 'output', ${f.filename}, ${f.contentType}, ${storageKey(f.ownerId, f.id)}, 'ready', ${size}, now(),
-      ${m?.width ?? null}, ${m?.height ?? null}, ${m?.duration_seconds ?? null}, ${m?.frame_rate ?? null}, ${m?.video_codec ?? null}, ${m?.audio_codec ?? null},
-      ${m?.has_audio ?? null}, ${m?.has_alpha ?? null})
-    on conflict (id) do update set content_type = excluded.content_type, status = 'ready', size = excluded.size, confirmed_at = excluded.confirmed_at,
+    values (${f.id}, ${f.ownerId}, ${f.projectId}, ${f.jobId}, 'output', ${f.filename}, ${f.contentType}, ${storageKey(f.ownerId, f.id)}, ${state.status},
+      ${ready?.size ?? 0}, case when ${ready !== undefined} then now() end, ${m?.width ?? null}, ${m?.height ?? null}, ${m?.duration_seconds ?? null}, ${m?.frame_rate ?? null},
+      ${m?.video_codec ?? null}, ${m?.audio_codec ?? null}, ${m?.has_audio ?? null}, ${m?.has_alpha ?? null})
+    on conflict (id) do update set content_type = excluded.content_type, status = excluded.status, size = excluded.size, confirmed_at = excluded.confirmed_at,
       width = excluded.width, height = excluded.height, duration_seconds = excluded.duration_seconds, frame_rate = excluded.frame_rate,
       video_codec = excluded.video_codec, audio_codec = excluded.audio_codec, has_audio = excluded.has_audio, has_alpha = excluded.has_alpha
     where storage.files.owner_id = excluded.owner_id

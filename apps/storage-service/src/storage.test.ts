@@ -493,6 +493,12 @@ describe("storage-service with the fs driver", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ id, status: "ready", size: bytes.length, job_id: job });
     expect(await as(s.rpc, owner)("getFile", { file_id: id })).toMatchObject({ status: "ready", size: bytes.length });
+    // Confirmed when recorded ready; a createOutput of the same name puts it back to pending, unconfirmed.
+    const confirmed = async () => (await s.db.sql<{ yes: boolean }[]>`select confirmed_at is not null as yes from storage.files where id = ${id}`)[0]!.yes;
+    expect(await confirmed()).toBe(true);
+    await as(s.rpc, null)("createOutput", { owner_id: owner.user_id, job_id: job, filename: "cut.bin", content_type: "application/octet-stream" });
+    expect(await as(s.rpc, owner)("getFile", { file_id: id })).toMatchObject({ status: "pending", size: 0 });
+    expect(await confirmed()).toBe(false);
   });
 
   it("does not let the owner confirm a job's output that the worker is still writing", async () => {
