@@ -4,7 +4,10 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { getJob } from "./job-store.ts";
 import { startJobStack, testImage, type JobStack } from "./test-stack.ts";
 
-const timing = { leaseMs: 800, reconcileIntervalMs: 100, redispatchAfterMs: 400, dispatchGraceMs: 300 };
+// The job lease is 4 s, so that a lease a test holds outlasts the test's own steps on a loaded machine;
+// a lease meant to run out asks for 1 s (SHORT_LEASE_S) and is waited out.
+const timing = { leaseMs: 4000, reconcileIntervalMs: 100, redispatchAfterMs: 400, dispatchGraceMs: 300 };
+const SHORT_LEASE_S = 1;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("job-service: HTTP workers' leases share the claim with NATS workers (ADR 040)", () => {
@@ -39,8 +42,10 @@ describe("job-service: HTTP workers' leases share the claim with NATS workers (A
   it("never lets a NATS worker run a job an HTTP worker leased, nor leases one a NATS worker claimed", async () => {
     const user = await stack.newUser(100, "user", "pro");
     const leased = await enqueue(user, "image.thumbnail");
-    const got = await nextLease("image.thumbnail");
+    const got = await nextLease("image.thumbnail", 3600);
     expect(got).toMatchObject({ job: { id: leased.id, type: "image.thumbnail", attempt: 1, stages: ["fetch", "process", "upload"] } });
+    // Held to the job lease, however long was asked.
+    expect(Date.parse(got.expires_at) - Date.now()).toBeLessThanOrEqual(timing.leaseMs);
     // The job's own message reaches a NATS worker: the claim refuses it, and a stale finish does nothing.
     expect(await claim(leased.id)).toEqual({ run: false, reason: "leased" });
     const outcome = { status: "succeeded" as const, result: { files: [] } };
@@ -52,15 +57,16 @@ describe("job-service: HTTP workers' leases share the claim with NATS workers (A
 
     expect(await stack.client.call("job", "workerFinish", { lease_id: got.lease_id, worker, outcome })).toEqual({ job_id: leased.id, status: "succeeded", applied: true });
     expect(await row(leased.id)).toMatchObject({ status: "succeeded", creditState: "captured" });
+    // The NATS worker's job ends too, so that no later test's lease finds it once its claim runs out.
+    expect(await stack.client.call("job", "finish", { job_id: claimed.id, dispatch: 1, outcome })).toMatchObject({ applied: true, status: "succeeded" });
   });
 
   it("gives a lease that ran out to the next lease and refuses the old lease's heartbeat, events and completion with LEASE_LOST", async () => {
     const user = await stack.newUser(100, "user", "pro");
     const job = await enqueue(user, "image.resize");
-    const first = await nextLease("image.resize", 1);
-    // Held to the job lease (800 ms here), however long was asked.
-    expect(Date.parse(first.expires_at) - Date.now()).toBeLessThanOrEqual(timing.leaseMs);
-    await sleep(timing.leaseMs + 100);
+    const first = await nextLease("image.resize", SHORT_LEASE_S);
+    expect(Date.parse(first.expires_at) - Date.now()).toBeLessThanOrEqual(SHORT_LEASE_S * 1000);
+    await sleep(SHORT_LEASE_S * 1000 + 100);
     const second = await nextLease("image.resize");
     expect(second.job).toMatchObject({ id: job.id, attempt: 2 });
 
@@ -84,10 +90,10 @@ describe("job-service: HTTP workers' leases share the claim with NATS workers (A
     const before = await stack.client.call("job", "workerInFlight", { worker });
     // Three leases (the type's attempts), each left to run out as a worker that dies does.
     for (const attempt of [1, 2, 3]) {
-      const got = await nextLease("image.resize", 1);
+      const got = await nextLease("image.resize", SHORT_LEASE_S);
       expect(got.job).toMatchObject({ id: job.id, attempt });
       expect(await stack.client.call("job", "workerInFlight", { worker, name: worker.name })).toMatchObject({ in_flight: 1 });
-      await sleep(timing.leaseMs + 100);
+      await sleep(SHORT_LEASE_S * 1000 + 100);
     }
     expect(await lease("image.resize")).toBeNull();
     await vi.waitFor(async () => expect(await row(job.id)).toMatchObject({ status: "failed", attempts: 3, creditState: "released", error: { code: "WORKER_LOST" } }), { timeout: 5000, interval: 100 });
@@ -119,7 +125,8 @@ describe("job-service: HTTP workers' leases share the claim with NATS workers (A
         expect(reply.run).toBe(true);
         return reply;
       },
-      { timeout: 5000, interval: 100 },
+      // The lease runs out a job lease after its last renewal (the events above).
+      { timeout: timing.leaseMs + 5000, interval: 100 },
     );
     expect(taken.job).toMatchObject({ id: job.id, attempt: 2 });
     await expect(stack.client.call("job", "workerFinish", { lease_id: held.lease_id, worker, outcome: { status: "succeeded", result: { files: [] } } })).rejects.toMatchObject({ code: "LEASE_LOST" });
