@@ -105,9 +105,10 @@ const services = await startServices({
 running.push({ stop: services.stopAll });
 
 const exposed = env.HOST === "127.0.0.1" || env.HOST === "localhost" || env.HOST === "::1" ? "this machine only; HOST=0.0.0.0 to expose" : `bound to ${env.HOST}`;
-console.log(`\nCutroom is up: ${publicUrl}   (API /api/v1, docs /docs, health /health; ${exposed})`);
-console.log(modelsBanner(modelEnv));
-console.log(`logs in ${join(data, "logs")}; Ctrl-C stops everything.\n`);
+// One write: whoever reads up to "Cutroom is up" (a script, a test) has the lines under it as well.
+console.log(
+  [`\nCutroom is up: ${publicUrl}   (API /api/v1, docs /docs, health /health; ${exposed})`, modelsBanner(modelEnv), `logs in ${join(data, "logs")}; Ctrl-C stops everything.\n`].join("\n"),
+);
 
 process.on("SIGINT", () => stop("stopping…", 0));
 process.on("SIGTERM", () => stop("stopping…", 0));
