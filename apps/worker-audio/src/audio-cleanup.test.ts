@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AudioCleanupInput, jobLimits, type JobLimits } from "@cutroom/contracts";
@@ -89,10 +89,14 @@ describe("audio.cleanup", () => {
   });
 
   it("refuses audio longer than the job's limit with LIMIT_EXCEEDED before running ffmpeg", async () => {
-    const started = Date.now();
-    const err = await clean({}, noisy, { ...jobLimits("free"), max_media_seconds: 5 }).catch((e: unknown) => e);
+    const outputPath = join(dir, `refused-${++n}.wav`);
+    const progress: number[] = [];
+    const options = AudioCleanupInput.parse({ file_id: crypto.randomUUID() });
+    const err = await cleanupAudio({ inputPath: noisy, outputPath, options, limits: { ...jobLimits("free"), max_media_seconds: 5 }, onProgress: (p) => progress.push(p) }).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: "JobFailure", code: "LIMIT_EXCEEDED", retryable: false, message: "the input lasts 8 s; at most 5 s may be processed on the free tier" });
-    expect(Date.now() - started).toBeLessThan(1000);
+    // No ffmpeg pass ran: none made the output or reported progress.
+    await expect(access(outputPath)).rejects.toThrow();
+    expect(progress).toEqual([]);
   });
 
   it("fails with INVALID_MEDIA for a video without sound and for a file that is not media", async () => {

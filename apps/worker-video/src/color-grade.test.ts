@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VideoColorGradeInput, jobLimits, type JobLimits } from "@cutroom/contracts";
@@ -122,12 +122,19 @@ describe("video.color-grade", () => {
   });
 
   it("refuses a video longer, or with bigger frames, than the job's limits with LIMIT_EXCEEDED before running ffmpeg", async () => {
-    const started = Date.now();
-    const long = await grade({}, { limits: { ...jobLimits("free"), max_media_seconds: 1 } }).catch((e: unknown) => e);
+    // ffmpeg never started: it would have made the output file and reported progress.
+    const refused = async (limits: JobLimits) => {
+      const outputPath = join(dir, `refused-${++n}.mp4`);
+      const progress: number[] = [];
+      const err = await colorGrade({ input: { path: clip }, outputPath, options: options(), limits, onProgress: (p) => progress.push(p) }).catch((e: unknown) => e);
+      await expect(access(outputPath)).rejects.toThrow();
+      expect(progress).toEqual([]);
+      return err;
+    };
+    const long = await refused({ ...jobLimits("free"), max_media_seconds: 1 });
     expect(long).toMatchObject({ name: "JobFailure", code: "LIMIT_EXCEEDED", retryable: false, message: "the input lasts 2 s; at most 1 s may be processed on the free tier" });
-    const big = await grade({}, { limits: { ...jobLimits("pro"), max_output_pixels: 320 * 240 - 1 } }).catch((e: unknown) => e);
+    const big = await refused({ ...jobLimits("pro"), max_output_pixels: 320 * 240 - 1 });
     expect(big).toMatchObject({ code: "LIMIT_EXCEEDED", message: expect.stringContaining("pro tier") });
-    expect(Date.now() - started).toBeLessThan(1500);
   });
 
   it("fails with INVALID_MEDIA for audio-only files and for files that are not media", async () => {

@@ -15,7 +15,8 @@ describe("rpc client", () => {
     const client = createRpcClient(await nats.connect(), { timeoutMs: 5000 });
     const started = Date.now();
     await expect(client.call("billing", "health", {})).rejects.toMatchObject({ code: "SERVICE_UNAVAILABLE", status: 503 });
-    expect(Date.now() - started).toBeLessThan(1000);
+    // Not after the call's 5 s timeout: the broker's no-responders answer ends it.
+    expect(Date.now() - started).toBeLessThan(2500);
   });
 
   it("answers SERVICE_UNAVAILABLE after the timeout when a service hangs", async () => {

@@ -16,10 +16,11 @@ afterAll(async () => cluster?.stop());
 it("loses nothing, charges once and keeps every live stream whole while processes die", async () => {
   const client = await prepareClient(cluster.gateways[0]!, cluster.databaseUrl);
   // Back to steady within the stated time: every job a fault slowed has ended 30 s after it struck.
-  // 2 jobs a second: the cluster's 17 apps, 3 NATS nodes, Postgres and ffmpeg runs share 2 cores here; at 3 a
-  // second a slower machine of that size fell behind before any fault (its audio jobs queued longer
-  // with every minute), so no recovery time could hold.
-  const report = await runChaos({ cluster, ...client, perSecond: 2, faults: shortFaults, baselineMs: 5000, downMs: 2000, settleMs: 5000, drainMs: 60_000, recoverWithinMs: 30_000 });
+  // 1.5 jobs a second: the cluster's 17 apps, 3 NATS nodes, Postgres and ffmpeg runs share 2 cores here.
+  // At 3 a second a slower machine of that size fell behind before any fault (its audio jobs queued
+  // longer with every minute), so no recovery time could hold; at 2 its slowest recovery came within
+  // 2.2 s of the bound (docs/RELIABILITY.md).
+  const report = await runChaos({ cluster, ...client, perSecond: 1.5, faults: shortFaults, baselineMs: 5000, downMs: 2000, settleMs: 5000, drainMs: 60_000, recoverWithinMs: 30_000 });
   console.log(reportTable(report));
   writeFileSync(join(cluster.dir, "report.json"), JSON.stringify(report, null, 2));
   expect(report.failures).toEqual([]);
