@@ -106,9 +106,11 @@ describe("files", () => {
       },
     });
     void upload.done.then(() => (settled = true));
-    await expect.poll(() => upload.paused && progress.some((p) => p.loaded === 5 * MiB)).toBe(true);
+    // Polled for as long as a loaded machine may take to send a chunk (expect.poll's own limit is 1 s).
+    const waiting = { timeout: 15_000, interval: 50 };
+    await expect.poll(() => upload.paused && progress.some((p) => p.loaded === 5 * MiB), waiting).toBe(true);
     // Paused: the server holds the first chunk only, and the upload stays open.
-    await expect.poll(async () => (await sdk.files.uploadStatus(upload.uploadId!)).missing).toEqual([1, 2]);
+    await expect.poll(async () => (await sdk.files.uploadStatus(upload.uploadId!)).missing, waiting).toEqual([1, 2]);
     expect(settled).toBe(false);
 
     upload.resume();
