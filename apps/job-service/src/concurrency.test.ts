@@ -80,7 +80,7 @@ describe("job-service: concurrent jobs per tier (ADR 031), on real Postgres and 
     await vi.waitFor(async () => {
       const events = await readJobEvents(await stack.nats.connect(), jobs[4]!.id);
       expect(events.map((e) => (e.type === "status" ? e.queue_position : undefined))).toEqual([2, 1]);
-    });
+    }, { timeout: 10_000, interval: 50 });
   });
 
   it("hands on a slot whose ending was recorded without its hand-over (a crash between them): the reconciler dispatches the waiting job", async () => {

@@ -30,6 +30,8 @@ interface Enqueued {
 const TYPE = "image.resize";
 const CREDITS = 10;
 const config: WorkerConfig = { concurrency: 3, ackWaitMs: 1500, maxAttempts: 2, retryBaseMs: 1000, tmpDir: "", rpcTimeoutMs: 2000 };
+// What a test waits for (a handler called, a temp dir gone): vi.waitFor gives up after 1 s by default, less than a loaded machine may take.
+const waiting = { timeout: 10_000, interval: 50 };
 
 let rig: WorkerRig;
 let nats: WorkerRig["nats"];
@@ -181,7 +183,7 @@ describe("worker runtime against the real job-service and storage-service", () =
     });
     expect((await terminalEvent(other.id)).last).toMatchObject({ type: "result", status: "succeeded" });
     expect(made).toContain(other.id);
-    await vi.waitFor(async () => expect(await tmpLeft()).toEqual([]));
+    await vi.waitFor(async () => expect(await tmpLeft()).toEqual([]), waiting);
   });
 
   it("announces a stage still running once the event delay has passed, and a stage that ended before it by its end only", async () => {
@@ -349,13 +351,13 @@ describe("worker runtime against the real job-service and storage-service", () =
       abortedAt = Date.now();
       throw ctx.signal.reason;
     });
-    await vi.waitFor(() => expect(calls.get(job.id)).toBe(1));
+    await vi.waitFor(() => expect(calls.get(job.id)).toBe(1), waiting);
     const canceledAt = Date.now();
     expect(await client.call("job", "cancel", { job_id: job.id }, { caller: job.owner })).toMatchObject({ credits_refunded: 1 });
-    await vi.waitFor(() => expect(abortedAt).toBeGreaterThan(0));
+    await vi.waitFor(() => expect(abortedAt).toBeGreaterThan(0), waiting);
     expect(abortedAt - canceledAt).toBeLessThan(1000);
     await untilQueueEmpty();
-    await vi.waitFor(async () => expect(await tmpLeft()).toEqual([]));
+    await vi.waitFor(async () => expect(await tmpLeft()).toEqual([]), waiting);
     await sleep(config.ackWaitMs + 500);
     expect(calls.get(job.id)).toBe(1);
     // Queued and claimed, then job-service's own cancel: nothing from the worker after it.
@@ -413,7 +415,7 @@ describe("worker runtime against the real job-service and storage-service", () =
         }),
       ),
     );
-    await vi.waitFor(() => expect(running).toBe(config.concurrency));
+    await vi.waitFor(() => expect(running).toBe(config.concurrency), waiting);
     await sleep(500);
     const info = await jsm.consumers.info("JOBS", "worker-image");
     expect(info.num_ack_pending).toBe(config.concurrency);
@@ -499,7 +501,7 @@ describe("worker runtime against the real job-service and storage-service", () =
       }
       return { files: [], second: true };
     });
-    await vi.waitFor(() => expect([calls.get(quick.id), calls.get(stubborn.id)]).toEqual([1, 1]));
+    await vi.waitFor(() => expect([calls.get(quick.id), calls.get(stubborn.id)]).toEqual([1, 1]), waiting);
     await worker.stop({ graceMs: 1000 });
     expect((await terminalEvent(quick.id)).last.type).toBe("result");
     expect((await readJobEvents(nc, stubborn.id)).filter(isTerminalEvent)).toEqual([]);
@@ -523,7 +525,7 @@ describe("worker runtime against the real job-service and storage-service", () =
       if (calls.get(ctx.job.id) === 1) await sleep(20_000, undefined, { signal: ctx.signal });
       return { files: [], second: true };
     });
-    await vi.waitFor(() => expect(calls.get(long.id)).toBe(1));
+    await vi.waitFor(() => expect(calls.get(long.id)).toBe(1), waiting);
     const started = Date.now();
     await single.stop({ graceMs: 500 });
     expect(Date.now() - started).toBeLessThan(3000);
